@@ -1,0 +1,439 @@
+"""The book: the one place that orders events and applies them to state.
+
+The pure engine works out what an event does (:mod:`backflush.engine`); the book checks what
+only the whole book can know (ids already seen, closed periods, the close order), applies the
+effects, retries queued shortages when stock arrives, and keeps a log of what changed so a
+store can write exactly that in the same transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from backflush.domain.model import (
+    Account,
+    Close,
+    Entry,
+    Event,
+    Kind,
+    Line,
+    MasterData,
+    Movement,
+    PeriodResult,
+    Policy,
+    Reversal,
+    Settings,
+    Shortage,
+    ShortageEntry,
+    next_period,
+    period_bounds,
+    period_of,
+)
+from backflush.domain.money import ZERO, fmt, round_money
+from backflush.engine import close as closing
+from backflush.engine.flush import Context, Effects, PostingError, flush
+from backflush.engine.standards import Standards
+
+Key = tuple[Account, str]
+
+
+class ConflictError(PostingError):
+    """An event id already recorded with different content."""
+
+
+def fingerprint(event: Event) -> str:
+    """Canonical content of an event, without its id: equal content, equal fingerprint."""
+    body: dict[str, str] = {"type": event.type}
+    for f in dataclasses.fields(event):
+        if f.name == "id":
+            continue
+        value = getattr(event, f.name)
+        if value is None or value == "":
+            continue
+        if isinstance(value, Decimal):
+            body[f.name] = fmt(value)
+        elif isinstance(value, dt.date):
+            body[f.name] = value.isoformat()
+        else:
+            body[f.name] = str(value)
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(slots=True)
+class Recorded:
+    """An applied event and what it did, kept so it can be recognised again or reversed."""
+
+    event: Event
+    fingerprint: str
+    entries: list[Entry] = field(default_factory=list)
+    movements: list[Movement] = field(default_factory=list)
+    statistics: list[tuple[str, Decimal]] = field(default_factory=list)
+    reversed_by: str = ""
+
+
+@dataclass(slots=True)
+class Changes:
+    """What the book changed since the last :meth:`Book.take_changes`."""
+
+    events: list[Recorded] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    #: (event the movement belongs to, event that caused it, movement)
+    movements: list[tuple[str, str, Movement]] = field(default_factory=list)
+    shortages: dict[tuple[str, str, str], ShortageEntry] = field(default_factory=dict)
+    cleared: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    closes: list[PeriodResult] = field(default_factory=list)
+    reversed: list[tuple[str, str]] = field(default_factory=list)
+    balances: set[Key] = field(default_factory=set)
+    activity: set[tuple[str, Key]] = field(default_factory=set)
+    statistics: set[tuple[str, str]] = field(default_factory=set)
+    quantities: set[str] = field(default_factory=set)
+    unsold_conversion: set[Key] = field(default_factory=set)
+
+
+def shortage_key(entry: ShortageEntry) -> tuple[str, str, str]:
+    return (entry.event, entry.item, entry.kind)
+
+
+class Book:
+    def __init__(self, settings: Settings, master: MasterData) -> None:
+        self.settings = settings
+        self.master = master
+        self.standards = Standards(settings, master)
+        self.balances: dict[Key, Decimal] = {}
+        self.activity: dict[str, dict[Key, Decimal]] = {}
+        self.statistics: dict[str, dict[str, Decimal]] = {}
+        self.on_hand: dict[str, Decimal] = {}
+        self.in_process: dict[str, Decimal] = {}
+        self.shortages: dict[tuple[str, str, str], ShortageEntry] = {}
+        self.cleared_by: dict[tuple[str, str, str], str] = {}
+        self.closed: dict[str, PeriodResult] = {}
+        self.unsold_conversion: dict[Key, Decimal] = {}
+        self.recorded: dict[str, Recorded] = {}
+        self.journal: list[Entry] = []
+        self.keep_journal = True
+        #: Looks up recorded events the book has not loaded (a store's history); None: all loaded.
+        self.history: Callable[[Iterable[str]], dict[str, Recorded]] | None = None
+        self.changes = Changes()
+
+    # ------------------------------------------------------------ queries
+
+    @property
+    def last_closed(self) -> str | None:
+        return max(self.closed) if self.closed else None
+
+    def quantity(self, item: str) -> Decimal:
+        return self.on_hand.get(item, ZERO)
+
+    def open_shortages(self) -> list[ShortageEntry]:
+        return [s for s in self.shortages.values() if s.open > 0 and s.kind == "shortage"]
+
+    def periods(self) -> list[str]:
+        return sorted(set(self.activity) | set(self.statistics) | set(self.closed))
+
+    def period_variances(self, period: str) -> dict[str, Decimal]:
+        if period in self.closed:
+            return dict(self.closed[period].variances)
+        return closing.variances(self.activity.get(period, {}), self.statistics.get(period, {}))
+
+    def account_balances(self) -> dict[str, Decimal]:
+        totals: dict[str, Decimal] = {}
+        for (account, _), value in self.balances.items():
+            totals[account.value] = totals.get(account.value, ZERO) + value
+        return totals
+
+    def off_book(self) -> dict[str, Decimal]:
+        """Standard value of stock held off the books, per item: material not yet recognised
+        (policies without a purchase trigger) and conversion not yet allocated to units on hand
+        (goods costed only at sale), less what a close has inventoried."""
+        found: dict[str, Decimal] = {}
+        for item_id in sorted(set(self.on_hand) | set(self.in_process)):
+            item = self.master.items[item_id]
+            if item.kind is Kind.PHANTOM:
+                continue
+            value = ZERO
+            for account, _, amount in self.standards.holding(item_id, dt.date.max):
+                if account is Account.ACCOUNTS_PAYABLE:
+                    value += amount * (
+                        self.on_hand.get(item_id, ZERO) + self.in_process.get(item_id, ZERO)
+                    )
+                elif account is Account.CONVERSION_ALLOCATED:
+                    value += amount * self.on_hand.get(item_id, ZERO)
+            if value:
+                found[item_id] = round_money(value, self.settings.currency, self.settings.rounding)
+        inventoried = sum(self.unsold_conversion.values(), ZERO)
+        if inventoried:
+            found["(conversion inventoried at close)"] = -inventoried
+        return found
+
+    # ------------------------------------------------------------ posting
+
+    def post(self, event: Event) -> bool:
+        """Apply one event; False when the same event was applied before (a no-op)."""
+        return self.post_many([event])[0]
+
+    def post_many(self, events: Iterable[Event]) -> list[bool]:
+        events = list(events)
+        self._load_history(events)
+        return [self._post(event) for event in events]
+
+    def _load_history(self, events: list[Event]) -> None:
+        if self.history is None:
+            return
+        wanted = {e.id for e in events} | {e.reverses for e in events if isinstance(e, Reversal)}
+        missing = [i for i in wanted if i not in self.recorded]
+        if missing:
+            self.recorded.update(self.history(missing))
+
+    def _post(self, event: Event) -> bool:
+        print_ = fingerprint(event)
+        seen = self.recorded.get(event.id)
+        if seen is not None:
+            if seen.fingerprint != print_:
+                raise ConflictError(
+                    f"event {event.id}: id already recorded with different content "
+                    f"(recorded {seen.fingerprint}, received {print_})"
+                )
+            return False
+        self._check_open(event)
+        record = Recorded(event, print_)
+        if isinstance(event, Close):
+            self._close(event, record)
+        elif isinstance(event, Reversal):
+            self._reverse(event, record)
+        else:
+            ctx = Context(self.settings, self.standards, self.quantity)
+            self._apply(record, flush(event, ctx))
+        self.recorded[event.id] = record
+        self.changes.events.append(record)
+        return True
+
+    def _check_open(self, event: Event) -> None:
+        last = self.last_closed
+        if last is not None and event.date <= period_bounds(last)[1]:
+            raise PostingError(
+                f"event {event.id}: dated {event.date.isoformat()} in period "
+                f"{period_of(event.date)}, which is closed (last closed period {last})"
+            )
+
+    def _apply(self, record: Recorded, effects: Effects) -> None:
+        event = record.event
+        for entry in effects.entries:
+            self._post_entry(entry, record)
+        for name, value in effects.memo:
+            self._add_statistic(period_of(event.date), name, value, record)
+        arrivals: list[str] = []
+        for movement in effects.movements:
+            self._move(event.id, event.id, movement, record)
+            if movement.on_hand > 0:
+                arrivals.append(movement.item)
+        for shortage in effects.shortages:
+            key = shortage_key(shortage)
+            previous = self.shortages.get(key)
+            if previous is not None:  # the same event short twice of one item: one entry
+                shortage = dataclasses.replace(
+                    shortage,
+                    quantity=previous.quantity + shortage.quantity,
+                    open=previous.open + shortage.open,
+                )
+            self.shortages[key] = shortage
+            self.changes.shortages[key] = shortage
+        for item in dict.fromkeys(arrivals):
+            self._retry(item, event.id)
+
+    def _post_entry(self, entry: Entry, record: Recorded | None) -> None:
+        period = entry.period
+        activity = self.activity.setdefault(period, {})
+        for line in entry.lines:
+            key = (line.account, line.element)
+            self.balances[key] = self.balances.get(key, ZERO) + line.amount
+            activity[key] = activity.get(key, ZERO) + line.amount
+            self.changes.balances.add(key)
+            self.changes.activity.add((period, key))
+        if record is not None:
+            record.entries.append(entry)
+        if self.keep_journal:
+            self.journal.append(entry)
+        self.changes.entries.append(entry)
+
+    def _add_statistic(self, period: str, key: str, value: Decimal, record: Recorded) -> None:
+        stats = self.statistics.setdefault(period, {})
+        stats[key] = stats.get(key, ZERO) + value
+        record.statistics.append((key, value))
+        self.changes.statistics.add((period, key))
+
+    def _move(self, owner: str, cause: str, movement: Movement, record: Recorded) -> None:
+        if movement.on_hand:
+            self.on_hand[movement.item] = self.quantity(movement.item) + movement.on_hand
+        if movement.in_process:
+            self.in_process[movement.item] = (
+                self.in_process.get(movement.item, ZERO) + movement.in_process
+            )
+        record.movements.append(movement)
+        self.changes.movements.append((owner, cause, movement))
+        self.changes.quantities.add(movement.item)
+
+    def _retry(self, item: str, cause: str) -> None:
+        """Stock of ``item`` arrived: clear queued consumption, oldest first."""
+        for key, entry in list(self.shortages.items()):
+            available = self.quantity(item)
+            if available <= 0:
+                return
+            if entry.item != item or entry.kind != "shortage" or entry.open <= 0:
+                continue
+            take = min(available, entry.open)
+            owner = self.recorded.get(entry.event)
+            if owner is None and self.history is not None:
+                self.recorded.update(self.history([entry.event]))
+                owner = self.recorded.get(entry.event)
+            if owner is None:
+                raise PostingError(f"queued shortage of event {entry.event} has no recorded event")
+            movement = Movement(item, -take, take if entry.into_process else ZERO)
+            self._move(entry.event, cause, movement, owner)
+            updated = dataclasses.replace(entry, open=entry.open - take)
+            self.shortages[key] = updated
+            self.changes.shortages[key] = updated
+            if updated.open == 0:
+                self.cleared_by[key] = cause
+                self.changes.cleared[key] = cause
+
+    # ------------------------------------------------------------ reversal
+
+    def _reverse(self, event: Reversal, record: Recorded) -> None:
+        original = self.recorded.get(event.reverses)
+        if original is None:
+            raise PostingError(f"event {event.id}: reverses unknown event {event.reverses!r}")
+        if isinstance(original.event, (Close, Reversal)):
+            raise PostingError(
+                f"event {event.id}: a {original.event.type} cannot be reversed "
+                f"(reopen a period instead)"
+            )
+        if original.reversed_by:
+            raise PostingError(
+                f"event {event.id}: event {event.reverses} was already reversed by "
+                f"{original.reversed_by}"
+            )
+        net: dict[str, list[Decimal]] = {}
+        for m in original.movements:
+            on_hand, in_process = net.setdefault(m.item, [ZERO, ZERO])
+            net[m.item] = [on_hand - m.on_hand, in_process - m.in_process]
+        effects = Effects()
+        for item, (on_hand, in_process) in net.items():
+            if on_hand < 0 and self.quantity(item) + on_hand < 0:
+                if self.settings.shortage is not Shortage.ALLOW:
+                    raise PostingError(
+                        f"event {event.id}: reversing {event.reverses} takes back {-on_hand} of "
+                        f"{item!r} but only {self.quantity(item)} is on hand"
+                    )
+                short = -(self.quantity(item) + on_hand)
+                effects.shortages.append(
+                    ShortageEntry(event.id, event.date, item, short, ZERO, "negative_stock")
+                )
+            if on_hand or in_process:
+                effects.movements.append(Movement(item, on_hand, in_process))
+        for entry in original.entries:
+            lines = tuple(dataclasses.replace(line, amount=-line.amount) for line in entry.lines)
+            effects.entries.append(
+                Entry(event.date, event.id, f"reversal of {event.reverses}: {entry.memo}", lines)
+            )
+        effects.memo.extend((key, -value) for key, value in original.statistics)
+        # Consumption still waiting in the queue never happened: it is dropped, not reversed.
+        for key, shortage in list(self.shortages.items()):
+            if shortage.event == event.reverses and shortage.open > 0:
+                dropped = dataclasses.replace(shortage, open=ZERO)
+                self.shortages[key] = dropped
+                self.changes.shortages[key] = dropped
+                self.cleared_by[key] = event.id
+                self.changes.cleared[key] = event.id
+        original.reversed_by = event.id
+        self.changes.reversed.append((event.reverses, event.id))
+        self._apply(record, effects)
+
+    # ------------------------------------------------------------ close
+
+    def _close(self, event: Close, record: Recorded) -> None:
+        period = event.period
+        last = period_bounds(period)[1]
+        if event.date < last:
+            raise PostingError(
+                f"event {event.id}: close of {period} dated {event.date.isoformat()}, "
+                f"before the period ends on {last.isoformat()}"
+            )
+        if period in self.closed:
+            raise PostingError(f"event {event.id}: period {period} is already closed")
+        latest = self.last_closed
+        if latest is not None and period < latest:
+            raise PostingError(f"event {event.id}: period {period} is before {latest}, closed")
+        if latest is not None and period != next_period(latest):
+            raise PostingError(
+                f"event {event.id}: period {next_period(latest)} is still open; "
+                "close periods in order"
+            )
+        earlier = [p for p in self.periods() if p < period and p not in self.closed]
+        if earlier:
+            raise PostingError(
+                f"event {event.id}: period {earlier[0]} is still open; close periods in order"
+            )
+        adjustment = self._unsold_conversion_entry(period, last, event.id)
+        if adjustment is not None:
+            self._post_entry(adjustment, record)
+        found = closing.variances(self.activity.get(period, {}), self.statistics.get(period, {}))
+        disposal = closing.disposal(self.settings, self.balances, last, event.id, period)
+        if disposal is not None:
+            self._post_entry(disposal, record)
+        self.activity.setdefault(period, {})
+        result = PeriodResult(
+            period,
+            event.id,
+            tuple(found.items()),
+            tuple(sorted((k, v) for k, v in self.account_balances().items() if v)),
+        )
+        self.closed[period] = result
+        self.changes.closes.append(result)
+
+    def _unsold_conversion_entry(self, period: str, date: dt.date, event: str) -> Entry | None:
+        """Inventory the standard conversion of finished units on hand that were costed only
+        at sale (the GAAP adjustment of purchase+sale and sale); posts the change since the
+        last close, so nothing is allocated twice."""
+        if not self.settings.inventory_unsold_conversion:
+            return None
+        target: dict[Key, Decimal] = {}
+        for item_id, quantity in self.on_hand.items():
+            item = self.master.items[item_id]
+            if item.kind is not Kind.FINISHED or self.standards.policy(item_id) not in (
+                Policy.PURCHASE_SALE,
+                Policy.SALE,
+            ):
+                continue
+            for account, element, amount in self.standards.holding(item_id, date):
+                if account is Account.CONVERSION_ALLOCATED and quantity:
+                    key = (Account.FINISHED_GOODS, element)
+                    target[key] = target.get(key, ZERO) + quantity * amount
+        lines: list[Line] = []
+        for key in sorted(set(target) | set(self.unsold_conversion)):
+            wanted = round_money(
+                target.get(key, ZERO), self.settings.currency, self.settings.rounding
+            )
+            delta = wanted - self.unsold_conversion.get(key, ZERO)
+            if delta:
+                lines.append(Line(key[0], delta, key[1]))
+                lines.append(Line(Account.CONVERSION_ALLOCATED, -delta, key[1]))
+                self.unsold_conversion[key] = wanted
+                self.changes.unsold_conversion.add(key)
+        if not lines:
+            return None
+        memo = f"close {period}: conversion of unsold finished units inventoried"
+        return Entry(date, event, memo, tuple(lines))
+
+    # ------------------------------------------------------------ changes
+
+    def take_changes(self) -> Changes:
+        changes, self.changes = self.changes, Changes()
+        return changes
+
+    def entries(self) -> Iterator[Entry]:
+        return iter(self.journal)

@@ -1,0 +1,346 @@
+"""Immutable values of the book: settings, master data, events and journal entries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from backflush.domain.money import ZERO
+
+
+class Account(StrEnum):
+    """Stable account keys of the chart (DESIGN §4.1)."""
+
+    ACCOUNTS_PAYABLE = "accounts_payable"
+    ACCRUED_CONVERSION = "accrued_conversion"
+    RAW_IN_PROCESS = "raw_in_process"
+    MATERIALS = "materials"
+    WORK_IN_PROCESS = "work_in_process"
+    FINISHED_GOODS = "finished_goods"
+    COGS = "cogs"
+    CONVERSION_CONTROL = "conversion_control"
+    CONVERSION_ALLOCATED = "conversion_allocated"
+    PURCHASE_PRICE_VARIANCE = "purchase_price_variance"
+    MATERIAL_USAGE_VARIANCE = "material_usage_variance"
+    CONVERSION_VARIANCE = "conversion_variance"
+    CONVERSION_SPENDING_VARIANCE = "conversion_spending_variance"
+    CONVERSION_EFFICIENCY_VARIANCE = "conversion_efficiency_variance"
+    REVALUATION_VARIANCE = "revaluation_variance"
+    INVENTORY_ADJUSTMENT = "inventory_adjustment"
+    ROUNDING_VARIANCE = "rounding_variance"
+    SALES = "sales"
+    ACCOUNTS_RECEIVABLE = "accounts_receivable"
+
+
+INVENTORY_ACCOUNTS = (
+    Account.RAW_IN_PROCESS,
+    Account.MATERIALS,
+    Account.WORK_IN_PROCESS,
+    Account.FINISHED_GOODS,
+)
+VARIANCE_ACCOUNTS = (
+    Account.PURCHASE_PRICE_VARIANCE,
+    Account.MATERIAL_USAGE_VARIANCE,
+    Account.CONVERSION_VARIANCE,
+    Account.REVALUATION_VARIANCE,
+    Account.INVENTORY_ADJUSTMENT,
+    Account.ROUNDING_VARIANCE,
+)
+
+
+class Policy(StrEnum):
+    """Trigger points (DESIGN §3.1)."""
+
+    PURCHASE_COMPLETION = "purchase+completion"
+    PURCHASE_SALE = "purchase+sale"
+    COMPLETION = "completion"
+    SALE = "sale"
+    SEQUENTIAL = "sequential"
+
+    @property
+    def costs_purchases(self) -> bool:
+        """Purchases are posted (materials are on the books from receipt)."""
+        return self in (Policy.PURCHASE_COMPLETION, Policy.PURCHASE_SALE, Policy.SEQUENTIAL)
+
+    @property
+    def costs_completions(self) -> bool:
+        """Completed goods are posted to finished goods at standard."""
+        return self in (Policy.PURCHASE_COMPLETION, Policy.COMPLETION, Policy.SEQUENTIAL)
+
+
+class Disposition(StrEnum):
+    COGS = "cogs"
+    KEEP = "keep"
+    NONE = "none"
+
+
+class Shortage(StrEnum):
+    QUEUE = "queue"
+    ALLOW = "allow"
+    REJECT = "reject"
+
+
+class CountVariance(StrEnum):
+    """Where a cycle count difference goes."""
+
+    USAGE = "usage"
+    ADJUSTMENT = "adjustment"
+
+
+class Kind(StrEnum):
+    MATERIAL = "material"
+    SUBASSEMBLY = "subassembly"
+    PHANTOM = "phantom"
+    FINISHED = "finished"
+
+
+class Flush(StrEnum):
+    BACKWARD = "backward"
+    FORWARD = "forward"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    name: str
+    currency: str = "USD"
+    triggers: Policy = Policy.PURCHASE_COMPLETION
+    disposition: Disposition = Disposition.COGS
+    inventory_unsold_conversion: bool = False
+    shortage: Shortage = Shortage.QUEUE
+    rounding: str = "half-even"
+    count_variance: CountVariance = CountVariance.USAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: str
+    kind: Kind
+    uom: str = "EA"
+    flush: Flush = Flush.BACKWARD
+    #: Per-unit standard of a purchased material; None for made items (rolled up from the BOM).
+    material_cost: Decimal | None = None
+    #: Per-unit standard conversion by element; the element "" is conversion given as one figure.
+    conversion: tuple[tuple[str, Decimal], ...] = ()
+    policy: Policy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BomLine:
+    component: str
+    quantity: Decimal
+    scrap: Decimal = ZERO
+    #: None: the component item's default flush method.
+    flush: Flush | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bom:
+    item: str
+    lines: tuple[BomLine, ...]
+    effective_from: dt.date = dt.date.min
+
+
+@dataclass(frozen=True, slots=True)
+class MasterData:
+    items: dict[str, Item]
+    boms: dict[str, tuple[Bom, ...]]  # per parent, sorted by effective_from
+
+    def bom_on(self, item: str, on: dt.date) -> Bom | None:
+        """The BOM version of ``item`` effective on ``on``."""
+        found = None
+        for bom in self.boms.get(item, ()):
+            if bom.effective_from <= on:
+                found = bom
+        return found
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    date: dt.date
+
+    type = "event"
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase(Event):
+    item: str
+    quantity: Decimal
+    unit_cost: Decimal
+    type = "purchase"
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion(Event):
+    amount: Decimal
+    element: str = ""
+    type = "conversion"
+
+
+@dataclass(frozen=True, slots=True)
+class Completion(Event):
+    item: str
+    quantity: Decimal
+    scrapped: Decimal = ZERO
+    type = "completion"
+
+
+@dataclass(frozen=True, slots=True)
+class Sale(Event):
+    item: str
+    quantity: Decimal
+    unit_price: Decimal | None = None
+    type = "sale"
+
+
+@dataclass(frozen=True, slots=True)
+class Scrap(Event):
+    """Stock of ``item`` scrapped outside a completion (a component dropped, damaged, expired)."""
+
+    item: str
+    quantity: Decimal
+    type = "scrap"
+
+
+@dataclass(frozen=True, slots=True)
+class Issue(Event):
+    """Explicit issue of a component to production (``manual`` lines): stock -> in process."""
+
+    item: str
+    quantity: Decimal
+    type = "issue"
+
+
+@dataclass(frozen=True, slots=True)
+class Release(Event):
+    """Release of ``quantity`` of ``item`` to production: its ``forward`` lines are consumed."""
+
+    item: str
+    quantity: Decimal
+    type = "release"
+
+
+@dataclass(frozen=True, slots=True)
+class Count(Event):
+    """A physical count: ``quantity`` is what is on hand."""
+
+    item: str
+    quantity: Decimal
+    type = "count"
+
+
+@dataclass(frozen=True, slots=True)
+class Reversal(Event):
+    reverses: str
+    reason: str = ""
+    type = "reversal"
+
+
+@dataclass(frozen=True, slots=True)
+class Close(Event):
+    period: str
+    type = "close"
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        Purchase,
+        Conversion,
+        Completion,
+        Sale,
+        Scrap,
+        Issue,
+        Release,
+        Count,
+        Reversal,
+        Close,
+    )
+}
+
+
+def period_of(day: dt.date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def period_bounds(period: str) -> tuple[dt.date, dt.date]:
+    year, month = (int(part) for part in period.split("-"))
+    first = dt.date(year, month, 1)
+    following = dt.date(year + month // 12, month % 12 + 1, 1)
+    return first, following - dt.timedelta(days=1)
+
+
+def next_period(period: str) -> str:
+    return period_of(period_bounds(period)[1] + dt.timedelta(days=1))
+
+
+# ---------------------------------------------------------------- journal
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One journal line. ``amount`` is signed: debit positive, credit negative."""
+
+    account: Account
+    amount: Decimal
+    element: str = ""
+    item: str = ""
+
+    @property
+    def debit(self) -> Decimal:
+        return self.amount if self.amount > 0 else ZERO
+
+    @property
+    def credit(self) -> Decimal:
+        return -self.amount if self.amount < 0 else ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    date: dt.date
+    event: str
+    memo: str
+    lines: tuple[Line, ...]
+
+    @property
+    def period(self) -> str:
+        return period_of(self.date)
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """A change of on-hand (and in-process) quantity of one item."""
+
+    item: str
+    on_hand: Decimal = ZERO
+    in_process: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class ShortageEntry:
+    """Consumption that waits for stock (shortage policy ``queue``), or a negative-stock flag."""
+
+    event: str
+    date: dt.date
+    item: str
+    quantity: Decimal
+    open: Decimal
+    kind: str = "shortage"  # shortage | negative_stock
+    #: Release consumption goes to in-process stock when it is finally picked.
+    into_process: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodResult:
+    """What a close found: variances before disposal and the balances it left."""
+
+    period: str
+    close_event: str
+    variances: tuple[tuple[str, Decimal], ...]
+    balances: tuple[tuple[str, Decimal], ...] = field(default=())

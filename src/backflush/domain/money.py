@@ -1,0 +1,52 @@
+"""Exact decimal arithmetic for money and quantities.
+
+Every amount in backflush is a ``Decimal``. Money is rounded to the currency's minor unit only
+when a journal line is made; unit standards and quantities keep their full precision.
+"""
+
+from __future__ import annotations
+
+import decimal
+from decimal import Decimal
+
+ZERO = Decimal(0)
+
+#: Context for formatting and quantizing. Engine arithmetic uses Python's default context
+#: (28 significant digits), far wider than any product of a plant's quantity and unit cost.
+CONTEXT = decimal.Context(prec=50, rounding=decimal.ROUND_HALF_EVEN)
+
+#: ISO 4217 minor units for currencies whose minor unit is not 2.
+_MINOR_UNITS: dict[str, int] = {
+    "BHD": 3, "BIF": 0, "CLF": 4, "CLP": 0, "DJF": 0, "GNF": 0, "IQD": 3, "ISK": 0, "JOD": 3,
+    "JPY": 0, "KMF": 0, "KRW": 0, "KWD": 3, "LYD": 3, "OMR": 3, "PYG": 0, "RWF": 0, "TND": 3,
+    "UGX": 0, "UYI": 0, "UYW": 4, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+}  # fmt: skip
+
+ROUNDING_MODES = {"half-even": decimal.ROUND_HALF_EVEN, "half-up": decimal.ROUND_HALF_UP}
+
+
+def minor_units(currency: str) -> int:
+    """Digits after the decimal point for ``currency`` (ISO 4217; 2 unless listed)."""
+    return _MINOR_UNITS.get(currency.upper(), 2)
+
+
+def quantum(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-minor_units(currency))
+
+
+def round_money(amount: Decimal, currency: str, rounding: str = "half-even") -> Decimal:
+    return amount.quantize(quantum(currency), rounding=ROUNDING_MODES[rounding], context=CONTEXT)
+
+
+def decimals(value: Decimal) -> int:
+    """Number of digits after the decimal point that ``value`` really uses (1.50 -> 1)."""
+    exponent = value.normalize(CONTEXT).as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+def fmt(value: Decimal) -> str:
+    """Canonical decimal string: no exponent, no trailing zeros, '-0' shown as '0'."""
+    if value == 0:
+        return "0"
+    return format(value.normalize(CONTEXT), "f")

@@ -1,0 +1,344 @@
+"""Flush: one event and the book's policy in, journal entries and stock movements out.
+
+Pure functions over a read-only view of stock. Nothing here changes state; the book applies the
+:class:`Effects` only when the whole event has been worked out without error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from backflush.domain.model import (
+    Account,
+    Completion,
+    Conversion,
+    Count,
+    CountVariance,
+    Entry,
+    Event,
+    Flush,
+    Issue,
+    Kind,
+    Line,
+    Movement,
+    Purchase,
+    Release,
+    Sale,
+    Scrap,
+    Settings,
+    Shortage,
+    ShortageEntry,
+)
+from backflush.domain.money import ZERO, round_money
+from backflush.engine.standards import Holding, Standards, without_conversion
+
+
+class PostingError(ValueError):
+    """An event the rules refuse (shortage under ``reject``, wrong kind of item, ...)."""
+
+
+@dataclass(slots=True)
+class Effects:
+    entries: list[Entry] = field(default_factory=list)
+    movements: list[Movement] = field(default_factory=list)
+    shortages: list[ShortageEntry] = field(default_factory=list)
+    #: Period statistics kept outside the journal, e.g. the price difference of purchases that
+    #: a policy does not post.
+    memo: list[tuple[str, Decimal]] = field(default_factory=list)
+
+
+class EntryBuilder:
+    """Collects unrounded amounts, then rounds each line once; the residue is never lost."""
+
+    def __init__(self, date: dt.date, event: str, memo: str) -> None:
+        self.date, self.event, self.memo = date, event, memo
+        self.parts: dict[tuple[Account, str, str], Decimal] = {}
+
+    def add(self, account: Account, amount: Decimal, element: str = "", item: str = "") -> None:
+        key = (account, element, item)
+        self.parts[key] = self.parts.get(key, ZERO) + amount
+
+    def add_holding(self, holding: Holding, quantity: Decimal, sign: int = -1) -> Decimal:
+        """Move ``quantity`` units out of (sign -1) or into (+1) where they sit; returns value."""
+        total = ZERO
+        for account, element, amount in holding:
+            self.add(account, sign * quantity * amount, element)
+            total += quantity * amount
+        return total
+
+    def build(self, settings: Settings, plug: Account = Account.ROUNDING_VARIANCE) -> Entry | None:
+        rounded: dict[tuple[Account, str, str], Decimal] = {}
+        for key, amount in self.parts.items():
+            rounded[key] = round_money(amount, settings.currency, settings.rounding)
+        residue = -sum(rounded.values(), ZERO)
+        if residue:
+            plug_key = (plug, "", "")
+            rounded[plug_key] = rounded.get(plug_key, ZERO) + residue
+        lines = tuple(Line(a, amount, e, i) for (a, e, i), amount in rounded.items() if amount)
+        return Entry(self.date, self.event, self.memo, lines) if lines else None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    settings: Settings
+    standards: Standards
+    on_hand: Callable[[str], Decimal]
+
+
+def flush(event: Event, ctx: Context) -> Effects:
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        raise PostingError(f"event {event.id}: {event.type} events are applied by the book")
+    effects = Effects()
+    handler(event, ctx, effects)
+    return effects
+
+
+def _emit(
+    effects: Effects, ctx: Context, builder: EntryBuilder, plug: Account | None = None
+) -> None:
+    entry = builder.build(ctx.settings, plug or Account.ROUNDING_VARIANCE)
+    if entry is not None:
+        effects.entries.append(entry)
+
+
+def _take(
+    ctx: Context,
+    effects: Effects,
+    event: Event,
+    item: str,
+    quantity: Decimal,
+    *,
+    queueable: bool,
+    into_process: bool = False,
+    pending: dict[str, Decimal] | None = None,
+) -> None:
+    """Take ``quantity`` of ``item`` out of stock under the book's shortage policy."""
+    if quantity <= 0:
+        raise PostingError(f"event {event.id}: quantity to take of {item!r} must be positive")
+    taken_before = pending.get(item, ZERO) if pending is not None else ZERO
+    available = ctx.on_hand(item) - taken_before
+    moved = quantity
+    if quantity > available:
+        policy = ctx.settings.shortage
+        short = quantity - max(available, ZERO)
+        if policy is Shortage.REJECT or (policy is Shortage.QUEUE and not queueable):
+            raise PostingError(
+                f"event {event.id}: needs {quantity} of {item!r} but only "
+                f"{max(available, ZERO)} is on hand (shortage policy {policy.value})"
+            )
+        if policy is Shortage.QUEUE:
+            moved = quantity - short
+            effects.shortages.append(
+                ShortageEntry(event.id, event.date, item, short, short, "shortage", into_process)
+            )
+        else:
+            effects.shortages.append(
+                ShortageEntry(event.id, event.date, item, short, ZERO, "negative_stock")
+            )
+    if pending is not None:
+        pending[item] = taken_before + quantity
+    if moved:
+        effects.movements.append(Movement(item, -moved, moved if into_process else ZERO))
+
+
+def _require_kind(event: Event, item: str, ctx: Context, kinds: Iterable[Kind], verb: str) -> None:
+    kind = ctx.standards.master.items[item].kind
+    if kind not in kinds:
+        expected = " or ".join(k.value for k in kinds)
+        raise PostingError(
+            f"event {event.id}: {item!r} is a {kind.value}; {verb} takes a {expected}"
+        )
+
+
+def _purchase(event: Purchase, ctx: Context, effects: Effects) -> None:
+    _require_kind(event, event.item, ctx, (Kind.MATERIAL,), "a purchase")
+    effects.movements.append(Movement(event.item, event.quantity))
+    standard = ctx.standards.unit_cost(event.item, event.date).total
+    if not ctx.standards.policy(event.item).costs_purchases:
+        effects.memo.append(
+            ("purchase_price_unrecorded", event.quantity * (event.unit_cost - standard))
+        )
+        return
+    builder = EntryBuilder(event.date, event.id, f"purchase {event.quantity} {event.item}")
+    builder.add_holding(ctx.standards.holding(event.item, event.date), event.quantity, +1)
+    builder.add(Account.ACCOUNTS_PAYABLE, -event.quantity * event.unit_cost)
+    _emit(effects, ctx, builder, plug=Account.PURCHASE_PRICE_VARIANCE)
+
+
+def _conversion(event: Conversion, ctx: Context, effects: Effects) -> None:
+    builder = EntryBuilder(event.date, event.id, f"conversion {event.element or 'costs'}")
+    builder.add(Account.CONVERSION_CONTROL, event.amount, event.element)
+    builder.add(Account.ACCRUED_CONVERSION, -event.amount)
+    _emit(effects, ctx, builder)
+
+
+def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
+    _require_kind(event, event.item, ctx, (Kind.FINISHED, Kind.SUBASSEMBLY), "a completion")
+    std = ctx.standards
+    cost = std.unit_cost(event.item, event.date)
+    good, scrapped = event.quantity, event.scrapped
+    made = good + scrapped
+    if made <= 0:
+        raise PostingError(f"event {event.id}: a completion needs a positive quantity")
+    pending: dict[str, Decimal] = {}
+    for req in cost.requirements:
+        need = made * req.quantity
+        if req.flush is Flush.BACKWARD:
+            _take(ctx, effects, event, req.component, need, queueable=True, pending=pending)
+        else:  # issued or released earlier: consumed out of in-process stock
+            effects.movements.append(Movement(req.component, ZERO, -need))
+    if good:
+        effects.movements.append(Movement(event.item, good))
+
+    holding = std.holding(event.item, event.date)
+    memo = f"completion {good} {event.item}" + (f" ({scrapped} scrapped)" if scrapped else "")
+    if std.sequential:
+        _sequential_completion(event, ctx, effects, holding, memo)
+        return
+    builder = EntryBuilder(event.date, event.id, memo)
+    costed = holding[0][0] is Account.FINISHED_GOODS
+    for req in cost.requirements:
+        parts = std.holding(req.component, event.date)
+        if costed and good:
+            builder.add_holding(parts, good * req.quantity)
+        if scrapped:
+            value = builder.add_holding(without_conversion(parts), scrapped * req.quantity)
+            builder.add(Account.MATERIAL_USAGE_VARIANCE, value, item=event.item)
+    if costed and good:
+        if not cost.requirements:  # material standard given without a BOM: pooled in RIP
+            builder.add(Account.RAW_IN_PROCESS, -good * cost.material)
+        for element, amount in cost.conversion:
+            builder.add(Account.CONVERSION_ALLOCATED, -good * amount, element)
+        builder.add(Account.FINISHED_GOODS, good * cost.total, item=event.item)
+    if scrapped and not cost.requirements:
+        builder.add(Account.RAW_IN_PROCESS, -scrapped * cost.material)
+        builder.add(Account.MATERIAL_USAGE_VARIANCE, scrapped * cost.material, item=event.item)
+    _emit(effects, ctx, builder)
+
+
+def _sequential_completion(
+    event: Completion,
+    ctx: Context,
+    effects: Effects,
+    holding: Holding,
+    memo: str,
+) -> None:
+    """Traditional costing: materials to WIP, conversion applied to WIP, WIP to stock."""
+    std = ctx.standards
+    cost = std.unit_cost(event.item, event.date)
+    made = event.quantity + event.scrapped
+    issue = EntryBuilder(event.date, event.id, f"issue to WIP for {event.item}")
+    for req in cost.requirements:
+        if req.flush is Flush.BACKWARD:
+            value = issue.add_holding(std.holding(req.component, event.date), made * req.quantity)
+            issue.add(Account.WORK_IN_PROCESS, value, item=event.item)
+    if not cost.requirements:
+        issue.add(Account.MATERIALS, -made * cost.material)
+        issue.add(Account.WORK_IN_PROCESS, made * cost.material, item=event.item)
+    _emit(effects, ctx, issue)
+    applied = EntryBuilder(event.date, event.id, f"conversion applied to {event.item}")
+    for element, amount in cost.conversion:
+        applied.add(Account.CONVERSION_ALLOCATED, -event.quantity * amount, element)
+        applied.add(Account.WORK_IN_PROCESS, event.quantity * amount, item=event.item)
+    _emit(effects, ctx, applied)
+    done = EntryBuilder(event.date, event.id, memo)
+    if event.quantity:
+        done.add_holding(holding, event.quantity, +1)
+    if event.scrapped:
+        done.add(Account.MATERIAL_USAGE_VARIANCE, event.scrapped * cost.material, item=event.item)
+    done.add(
+        Account.WORK_IN_PROCESS, -(event.quantity * cost.total + event.scrapped * cost.material)
+    )
+    _emit(effects, ctx, done)
+
+
+def _sale(event: Sale, ctx: Context, effects: Effects) -> None:
+    _require_kind(
+        event, event.item, ctx, (Kind.FINISHED, Kind.SUBASSEMBLY, Kind.MATERIAL), "a sale"
+    )
+    _take(ctx, effects, event, event.item, event.quantity, queueable=False)
+    cost = ctx.standards.unit_cost(event.item, event.date)
+    builder = EntryBuilder(event.date, event.id, f"sale {event.quantity} {event.item}")
+    builder.add_holding(ctx.standards.holding(event.item, event.date), event.quantity)
+    builder.add(Account.COGS, event.quantity * cost.total, item=event.item)
+    _emit(effects, ctx, builder)
+    if event.unit_price is not None:
+        revenue = EntryBuilder(event.date, event.id, f"revenue {event.quantity} {event.item}")
+        revenue.add(Account.ACCOUNTS_RECEIVABLE, event.quantity * event.unit_price)
+        revenue.add(Account.SALES, -event.quantity * event.unit_price, item=event.item)
+        _emit(effects, ctx, revenue)
+
+
+def _scrap(event: Scrap, ctx: Context, effects: Effects) -> None:
+    _require_kind(event, event.item, ctx, _STOCKED, "a scrap report")
+    _take(ctx, effects, event, event.item, event.quantity, queueable=False)
+    builder = EntryBuilder(event.date, event.id, f"scrap {event.quantity} {event.item}")
+    value = builder.add_holding(
+        without_conversion(ctx.standards.holding(event.item, event.date)), event.quantity
+    )
+    builder.add(Account.MATERIAL_USAGE_VARIANCE, value, item=event.item)
+    _emit(effects, ctx, builder)
+
+
+def _count(event: Count, ctx: Context, effects: Effects) -> None:
+    _require_kind(event, event.item, ctx, _STOCKED, "a count")
+    if event.quantity < 0:
+        raise PostingError(f"event {event.id}: a counted quantity cannot be negative")
+    difference = event.quantity - ctx.on_hand(event.item)
+    if not difference:
+        return
+    effects.movements.append(Movement(event.item, difference))
+    builder = EntryBuilder(event.date, event.id, f"count {event.item}: {difference:+}")
+    holding = without_conversion(ctx.standards.holding(event.item, event.date))
+    value = builder.add_holding(holding, difference, +1)
+    counter = (
+        Account.MATERIAL_USAGE_VARIANCE
+        if ctx.settings.count_variance is CountVariance.USAGE
+        else Account.INVENTORY_ADJUSTMENT
+    )
+    builder.add(counter, -value, item=event.item)
+    _emit(effects, ctx, builder)
+
+
+def _issue(event: Issue, ctx: Context, effects: Effects) -> None:
+    _require_kind(event, event.item, ctx, _STOCKED, "an issue")
+    _take(ctx, effects, event, event.item, event.quantity, queueable=False, into_process=True)
+    if ctx.standards.sequential:
+        builder = EntryBuilder(event.date, event.id, f"issue {event.quantity} {event.item}")
+        value = builder.add_holding(ctx.standards.holding(event.item, event.date), event.quantity)
+        builder.add(Account.WORK_IN_PROCESS, value)
+        _emit(effects, ctx, builder)
+
+
+def _release(event: Release, ctx: Context, effects: Effects) -> None:
+    _require_kind(event, event.item, ctx, (Kind.FINISHED, Kind.SUBASSEMBLY), "a release")
+    cost = ctx.standards.unit_cost(event.item, event.date)
+    builder = EntryBuilder(event.date, event.id, f"release {event.quantity} {event.item}")
+    pending: dict[str, Decimal] = {}
+    for req in cost.requirements:
+        if req.flush is Flush.FORWARD:
+            need = event.quantity * req.quantity
+            _take(ctx, effects, event, req.component, need, queueable=True, into_process=True,
+                  pending=pending)  # fmt: skip
+            if ctx.standards.sequential:
+                value = builder.add_holding(ctx.standards.holding(req.component, event.date), need)
+                builder.add(Account.WORK_IN_PROCESS, value, item=event.item)
+    _emit(effects, ctx, builder)
+
+
+_STOCKED = (Kind.MATERIAL, Kind.SUBASSEMBLY, Kind.FINISHED)
+
+_HANDLERS: dict[type[Event], Callable[[Event, Context, Effects], None]] = {
+    Purchase: _purchase,  # type: ignore[dict-item]
+    Conversion: _conversion,  # type: ignore[dict-item]
+    Completion: _completion,  # type: ignore[dict-item]
+    Sale: _sale,  # type: ignore[dict-item]
+    Scrap: _scrap,  # type: ignore[dict-item]
+    Count: _count,  # type: ignore[dict-item]
+    Issue: _issue,  # type: ignore[dict-item]
+    Release: _release,  # type: ignore[dict-item]
+}

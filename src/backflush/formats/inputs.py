@@ -1,0 +1,421 @@
+"""Validation at the edge: raw mappings (YAML, JSON, CLI flags) into domain values.
+
+Every problem is reported with where it was found (file, line, event id) and what was expected.
+The core never sees unvalidated input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from backflush.domain import model as m
+from backflush.domain.money import decimals, minor_units
+from backflush.engine.standards import StandardError, Standards
+
+#: Digits allowed after the point in quantities, unit costs and prices
+#: (money totals: the currency's minor units).
+QUANTITY_DECIMALS = 6
+PRICE_DECIMALS = 6
+
+_DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
+class InputError(ValueError):
+    """Input that cannot be accepted; ``problems`` each name where and what was expected."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def to_decimal(value: Any) -> Decimal:
+    """Exact decimal from a string, an int or a Decimal; floats are refused (they are inexact)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a decimal number, got a boolean")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"expected a finite decimal number, got {value}")
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        raise ValueError("expected a decimal number written as a string, got a binary float")
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        if _DECIMAL_TEXT.match(text):
+            try:
+                return Decimal(text)
+            except InvalidOperation:  # pragma: no cover - the pattern admits only valid text
+                pass
+        raise ValueError(f'expected a decimal number such as "12.50", got {value!r}')
+    raise ValueError(f"expected a decimal number, got {type(value).__name__}")
+
+
+Dec = Annotated[Decimal, BeforeValidator(to_decimal)]
+Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s].*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BookModel(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    triggers: m.Policy = m.Policy.PURCHASE_COMPLETION
+    disposition: m.Disposition = m.Disposition.COGS
+    inventory_unsold_conversion: bool = False
+    shortage: m.Shortage = m.Shortage.QUEUE
+    rounding: Literal["half-even", "half-up"] = "half-even"
+    count_variance: m.CountVariance = m.CountVariance.USAGE
+
+    def to_domain(self) -> m.Settings:
+        return m.Settings(
+            name=self.name,
+            currency=self.currency,
+            triggers=self.triggers,
+            disposition=self.disposition,
+            inventory_unsold_conversion=self.inventory_unsold_conversion,
+            shortage=self.shortage,
+            rounding=self.rounding,
+            count_variance=self.count_variance,
+        )
+
+
+class StandardCostModel(_Strict):
+    material: Dec | None = None
+    conversion: Dec | dict[Annotated[str, Field(min_length=1)], Dec] | None = None
+
+
+class ItemModel(_Strict):
+    id: Identifier
+    kind: m.Kind
+    uom: str = "EA"
+    flush: m.Flush = m.Flush.BACKWARD
+    standard_cost: Dec | StandardCostModel | None = None
+    triggers: m.Policy | None = None
+
+
+class BomLineModel(_Strict):
+    component: Identifier
+    quantity: Dec
+    scrap: Dec = Decimal(0)
+    flush: m.Flush | None = None
+
+
+class BomModel(_Strict):
+    item: Identifier
+    effective_from: dt.date | None = None
+    lines: Annotated[list[BomLineModel], Field(min_length=1)]
+
+
+class _EventModel(_Strict):
+    id: Identifier | None = None
+    date: dt.date
+
+
+class PurchaseModel(_EventModel):
+    type: Literal["purchase"]
+    item: Identifier
+    quantity: Dec
+    unit_cost: Dec
+
+
+class ConversionModel(_EventModel):
+    type: Literal["conversion"]
+    amount: Dec
+    element: str = ""
+
+
+class CompletionModel(_EventModel):
+    type: Literal["completion"]
+    item: Identifier
+    quantity: Dec
+    scrapped: Dec = Decimal(0)
+
+
+class SaleModel(_EventModel):
+    type: Literal["sale"]
+    item: Identifier
+    quantity: Dec
+    unit_price: Dec | None = None
+
+
+class ScrapModel(_EventModel):
+    type: Literal["scrap"]
+    item: Identifier
+    quantity: Dec
+
+
+class IssueModel(_EventModel):
+    type: Literal["issue"]
+    item: Identifier
+    quantity: Dec
+
+
+class ReleaseModel(_EventModel):
+    type: Literal["release"]
+    item: Identifier
+    quantity: Dec
+
+
+class CountModel(_EventModel):
+    type: Literal["count"]
+    item: Identifier
+    quantity: Dec
+
+
+class ReversalModel(_EventModel):
+    type: Literal["reversal"]
+    reverses: Identifier
+    reason: str = ""
+
+
+class CloseModel(_EventModel):
+    type: Literal["close"]
+    period: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+
+
+EventModel = Annotated[
+    PurchaseModel
+    | ConversionModel
+    | CompletionModel
+    | SaleModel
+    | ScrapModel
+    | IssueModel
+    | ReleaseModel
+    | CountModel
+    | ReversalModel
+    | CloseModel,
+    Field(discriminator="type"),
+]
+
+
+class _EventEnvelope(BaseModel):
+    event: EventModel
+
+
+def describe(error: ValidationError, skip: int = 0) -> list[str]:
+    """Pydantic errors as 'field: message' lines (``skip`` leading location parts dropped)."""
+    found = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"][skip:]) or "(value)"
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "union_tag_invalid":
+            message = "unknown event type; expected one of " + ", ".join(sorted(m.EVENT_TYPES))
+        elif problem["type"] == "extra_forbidden":
+            message = "unknown field"
+        found.append(f"{location}: {message}")
+    return found
+
+
+# ---------------------------------------------------------------- master data
+
+
+def build_master(
+    items: Iterable[tuple[str, Mapping[str, Any]]],
+    boms: Iterable[tuple[str, Mapping[str, Any]]],
+    settings: m.Settings,
+) -> m.MasterData:
+    """Master data from raw mappings, each with a description of where it came from."""
+    problems: list[str] = []
+    parsed_items: dict[str, m.Item] = {}
+    for where, raw in items:
+        try:
+            model = ItemModel.model_validate(raw)
+        except ValidationError as error:
+            problems += [f"{where}: item {raw.get('id', '?')}: {p}" for p in describe(error)]
+            continue
+        if model.id in parsed_items:
+            problems.append(f"{where}: item {model.id}: duplicate item id")
+            continue
+        item = _item(model, settings, where, problems)
+        if item is not None:
+            parsed_items[model.id] = item
+    versions: dict[str, list[m.Bom]] = {}
+    for where, raw in boms:
+        try:
+            bom_model = BomModel.model_validate(raw)
+        except ValidationError as error:
+            problems += [f"{where}: BOM of {raw.get('item', '?')}: {p}" for p in describe(error)]
+            continue
+        bom = _bom(bom_model, parsed_items, where, problems)
+        if bom is not None:
+            versions.setdefault(bom.item, []).append(bom)
+    ordered: dict[str, tuple[m.Bom, ...]] = {}
+    for parent, found in versions.items():
+        found.sort(key=lambda b: b.effective_from)
+        for earlier, later in itertools.pairwise(found):
+            if earlier.effective_from == later.effective_from:
+                problems.append(
+                    f"BOM of {parent}: two versions effective from {later.effective_from}"
+                )
+        ordered[parent] = tuple(found)
+    if problems:
+        raise InputError(problems)
+    master = m.MasterData(parsed_items, ordered)
+    check_standards(master, settings)
+    return master
+
+
+def _item(model: ItemModel, settings: m.Settings, where: str, problems: list[str]) -> m.Item | None:
+    here = f"{where}: item {model.id}"
+    cost = model.standard_cost
+    material: Decimal | None = None
+    conversion: tuple[tuple[str, Decimal], ...] = ()
+    if isinstance(cost, Decimal):
+        if model.kind is not m.Kind.MATERIAL:
+            problems.append(
+                f"{here}: standard_cost: a made item's standard is "
+                "{material: ..., conversion: ...}; its material is rolled up from its BOM"
+            )
+            return None
+        material = cost
+    elif cost is not None:
+        material = cost.material
+        if isinstance(cost.conversion, Decimal):
+            conversion = (("", cost.conversion),)
+        elif cost.conversion:
+            conversion = tuple(cost.conversion.items())
+        if model.kind is m.Kind.MATERIAL and conversion:
+            problems.append(f"{here}: standard_cost.conversion: a purchased material has none")
+    for field_name, value in [
+        ("material", material),
+        *((f"conversion.{e or ''}".rstrip("."), v) for e, v in conversion),
+    ]:
+        if value is not None and value < 0:
+            problems.append(
+                f"{here}: standard_cost.{field_name}: expected zero or more, got {value}"
+            )
+        if value is not None and decimals(value) > PRICE_DECIMALS:
+            problems.append(
+                f"{here}: standard_cost.{field_name}: "
+                f"at most {PRICE_DECIMALS} decimals, got {value}"
+            )
+    if model.kind is m.Kind.MATERIAL and material is None:
+        problems.append(f"{here}: missing standard: a material needs standard_cost")
+    policy = model.triggers
+    if policy is not None and (policy is m.Policy.SEQUENTIAL) != (
+        settings.triggers is m.Policy.SEQUENTIAL
+    ):
+        problems.append(
+            f"{here}: triggers: {policy.value} cannot be mixed with the book's "
+            f"{settings.triggers.value}; sequential costing is a whole-book comparison"
+        )
+    return m.Item(model.id, model.kind, model.uom, model.flush, material, conversion, policy)
+
+
+def _bom(
+    model: BomModel, items: Mapping[str, m.Item], where: str, problems: list[str]
+) -> m.Bom | None:
+    here = f"{where}: BOM of {model.item}"
+    before = len(problems)
+    parent = items.get(model.item)
+    if parent is None:
+        problems.append(f"{here}: unknown item {model.item!r}")
+    elif parent.kind is m.Kind.MATERIAL:
+        problems.append(f"{here}: {model.item} is a purchased material; only made items have BOMs")
+    lines = []
+    for n, line in enumerate(model.lines, 1):
+        at = f"{here}: line {n}"
+        if line.component not in items:
+            problems.append(f"{at}: component: unknown item {line.component!r}")
+        if line.quantity <= 0:
+            problems.append(f"{at}: quantity: expected more than zero, got {line.quantity}")
+        if decimals(line.quantity) > QUANTITY_DECIMALS:
+            problems.append(f"{at}: quantity: at most {QUANTITY_DECIMALS} decimals")
+        if not 0 <= line.scrap < 1:
+            problems.append(
+                f"{at}: scrap: expected a factor from 0 up to 1 (0.02 = 2%), got {line.scrap}"
+            )
+        lines.append(m.BomLine(line.component, line.quantity, line.scrap, line.flush))
+    if len(problems) > before:
+        return None
+    return m.Bom(model.item, tuple(lines), model.effective_from or dt.date.min)
+
+
+def check_standards(master: m.MasterData, settings: m.Settings) -> None:
+    """Roll up every item on every BOM version date: cycles and missing standards surface here."""
+    standards = Standards(settings, master)
+    dates = {dt.date.min} | {b.effective_from for v in master.boms.values() for b in v}
+    problems = []
+    for item_id, item in master.items.items():
+        if item.kind is m.Kind.PHANTOM and not master.boms.get(item_id):
+            problems.append(f"item {item_id}: a phantom needs a BOM")
+            continue
+        for on in sorted(dates):
+            try:
+                standards.unit_cost(item_id, on)
+            except StandardError as error:
+                if str(error) not in problems:
+                    problems.append(str(error))
+                break
+    if problems:
+        raise InputError(problems)
+
+
+# ---------------------------------------------------------------- events
+
+
+def build_event(
+    raw: Mapping[str, Any],
+    master: m.MasterData,
+    settings: m.Settings,
+    *,
+    where: str,
+    default_id: str | None = None,
+) -> m.Event:
+    """One event from a raw mapping; raises InputError naming ``where``, the id and the field."""
+    label = f"{where}: event {raw.get('id') or default_id or '?'}"
+    try:
+        model = _EventEnvelope.model_validate({"event": dict(raw)}).event
+    except ValidationError as error:
+        raise InputError([f"{label}: {p}" for p in describe(error, skip=2)]) from None
+    event_id = model.id or default_id
+    if event_id is None:
+        raise InputError([f"{label}: id: required"])
+    problems: list[str] = []
+    values = model.model_dump(exclude={"type", "id"})
+    item = values.get("item")
+    if item is not None:
+        known = master.items.get(item)
+        if known is None:
+            problems.append(f"{label}: item: unknown item {item!r}")
+        elif known.kind is m.Kind.PHANTOM:
+            problems.append(f"{label}: item: {item} is a phantom, never stocked or reported")
+    money = minor_units(settings.currency)
+    for name, value in values.items():
+        if not isinstance(value, Decimal):
+            continue
+        if name == "amount":
+            if value <= 0:
+                problems.append(f"{label}: amount: expected more than zero, got {value}")
+            if decimals(value) > money:
+                problems.append(
+                    f"{label}: amount: {value} has more decimals than {settings.currency} "
+                    f"allows ({money})"
+                )
+            continue
+        limit = PRICE_DECIMALS if name.startswith("unit_") else QUANTITY_DECIMALS
+        if decimals(value) > limit:
+            problems.append(f"{label}: {name}: {value} has more than {limit} decimals")
+        if name in ("unit_cost", "unit_price", "scrapped") or (
+            name == "quantity" and model.type in ("count", "completion")
+        ):
+            if value < 0:
+                problems.append(f"{label}: {name}: expected zero or more, got {value}")
+        elif value <= 0:
+            problems.append(f"{label}: {name}: expected more than zero, got {value}")
+    if model.type == "completion" and not problems and values["quantity"] + values["scrapped"] <= 0:
+        problems.append(f"{label}: quantity: a completion needs good or scrapped units")
+    if problems:
+        raise InputError(problems)
+    cls = m.EVENT_TYPES[model.type]
+    return cls(id=event_id, **values)

@@ -1,0 +1,149 @@
+"""Scenario files (DESIGN §4.1): one YAML file holds a whole small book."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from backflush.domain import model as m
+from backflush.formats.inputs import BookModel, InputError, build_event, build_master, describe
+
+LINE = "__line__"
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with exact decimals and the line number of every mapping."""
+
+
+def _decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise yaml.constructor.ConstructorError(
+            None, None, f"expected a finite decimal number, got {text!r}", node.start_mark
+        )
+    return value
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping",
+                node.start_mark,
+                f"duplicate key {key!r}",
+                key_node.start_mark,
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    mapping[LINE] = node.start_mark.line + 1
+    return mapping
+
+
+_Loader.add_constructor("tag:yaml.org,2002:float", _decimal)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(error, "problem", None) or str(error)
+        raise InputError([f"{where}: malformed YAML: {problem}"]) from None
+
+
+def strip_lines(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: strip_lines(v) for k, v in value.items() if k != LINE}
+    if isinstance(value, list):
+        return [strip_lines(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    settings: m.Settings
+    master: m.MasterData
+    events: tuple[m.Event, ...]
+
+
+def default_id(position: int) -> str:
+    """Id of the ``position``-th event (1-based) of a file that gives none."""
+    return f"e{position}"
+
+
+def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
+    data = load_yaml(text, source)
+    if not isinstance(data, dict):
+        raise InputError([f"{source}: expected a mapping with book, items, boms and events"])
+    unknown = sorted(set(data) - {"book", "items", "boms", "events", LINE})
+    if unknown:
+        raise InputError([f"{source}: unknown section(s) {', '.join(map(str, unknown))}; "
+                          "expected book, items, boms, events"])  # fmt: skip
+
+    def at(raw: Any) -> str:
+        return f"{source}:{raw[LINE]}" if isinstance(raw, dict) and LINE in raw else source
+
+    book_raw = data.get("book")
+    if not isinstance(book_raw, dict):
+        raise InputError([f"{source}: book: expected a mapping with name, currency, triggers, ..."])
+    try:
+        settings = BookModel.model_validate(strip_lines(book_raw)).to_domain()
+    except ValidationError as error:
+        raise InputError([f"{at(book_raw)}: book.{p}" for p in describe(error)]) from None
+
+    items = _section(data, "items", source)
+    boms = _section(data, "boms", source, required=False)
+    master = build_master(
+        [(at(raw), strip_lines(raw)) for raw in items],
+        [(at(raw), strip_lines(raw)) for raw in boms],
+        settings,
+    )
+    events: list[m.Event] = []
+    problems: list[str] = []
+    for position, raw in enumerate(_section(data, "events", source, required=False), 1):
+        try:
+            events.append(
+                build_event(
+                    strip_lines(raw),
+                    master,
+                    settings,
+                    where=at(raw),
+                    default_id=default_id(position),
+                )
+            )
+        except InputError as error:
+            problems += error.problems
+    if problems:
+        raise InputError(problems)
+    return Scenario(settings, master, tuple(events))
+
+
+def _section(data: Mapping[str, Any], name: str, source: str, required: bool = True) -> list[Any]:
+    value = data.get(name)
+    if value is None and not required:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise InputError([f"{source}: {name}: expected a list of mappings"])
+    return value
+
+
+def read_scenario(path: Path) -> Scenario:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise InputError([f"{path}: cannot read: {error.strerror}"]) from None
+    return parse_scenario(text, str(path))

@@ -1,0 +1,101 @@
+"""The JSON document of DESIGN §4.1: balances, entries, periods, quantities, exceptions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from backflush.book import Book
+from backflush.domain.model import Account, Entry, Line
+from backflush.domain.money import ZERO, fmt, quantum
+
+
+def money(value: Decimal, currency: str) -> str:
+    """Money as a string with the currency's minor units ("12.50", "-3.00", "0.00")."""
+    return str((value + 0).quantize(quantum(currency)))
+
+
+def line_document(line: Line, currency: str) -> dict[str, str]:
+    found = {
+        "account": line.account.value,
+        "debit": money(line.debit, currency),
+        "credit": money(line.credit, currency),
+    }
+    if line.element:
+        found["element"] = line.element
+    if line.item:
+        found["item"] = line.item
+    return found
+
+
+def entry_document(entry: Entry, currency: str) -> dict[str, Any]:
+    return {
+        "date": entry.date.isoformat(),
+        "event": entry.event,
+        "memo": entry.memo,
+        "lines": [line_document(line, currency) for line in entry.lines],
+    }
+
+
+def gross_margin(activity: dict[tuple[Account, str], Decimal]) -> Decimal:
+    def total(account: Account) -> Decimal:
+        return sum((v for (a, _), v in activity.items() if a is account), ZERO)
+
+    return -total(Account.SALES) - total(Account.COGS)
+
+
+def periods_document(book: Book) -> list[dict[str, Any]]:
+    currency = book.settings.currency
+    found = []
+    for period in book.periods():
+        result = book.closed.get(period)
+        entry: dict[str, Any] = {
+            "period": period,
+            "variances": {k: money(v, currency) for k, v in book.period_variances(period).items()},
+            "closed": result is not None,
+            "gross_margin": money(gross_margin(book.activity.get(period, {})), currency),
+        }
+        if result is not None:
+            entry["close_event"] = result.close_event
+            entry["balances_at_close"] = {k: money(v, currency) for k, v in result.balances}
+        found.append(entry)
+    return found
+
+
+def document(book: Book, entries: Iterable[Entry] | None = None) -> dict[str, Any]:
+    """The whole book as one JSON-ready document (decimal strings, signed balances)."""
+    currency = book.settings.currency
+    balances = book.account_balances()
+    return {
+        "book": {
+            "name": book.settings.name,
+            "currency": currency,
+            "triggers": book.settings.triggers.value,
+            "disposition": book.settings.disposition.value,
+            "shortage": book.settings.shortage.value,
+        },
+        "balances": {k: money(v, currency) for k, v in sorted(balances.items()) if v},
+        "entries": [
+            entry_document(e, currency) for e in (book.entries() if entries is None else entries)
+        ],
+        "periods": periods_document(book),
+        "quantities": {k: fmt(v) for k, v in sorted(book.on_hand.items())},
+        "in_process": {k: fmt(v) for k, v in sorted(book.in_process.items()) if v},
+        "off_book": {k: money(v, currency) for k, v in book.off_book().items()},
+        "exceptions": [
+            {
+                "event": s.event,
+                "date": s.date.isoformat(),
+                "kind": s.kind,
+                "item": s.item,
+                "quantity": fmt(s.quantity),
+                "open": fmt(s.open),
+                "status": "open"
+                if s.open > 0
+                else ("flagged" if s.kind == "negative_stock" else "cleared"),
+                **({"cleared_by": book.cleared_by[k]} if k in book.cleared_by else {}),
+            }
+            for k, s in book.shortages.items()
+        ],
+    }

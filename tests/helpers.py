@@ -1,0 +1,38 @@
+"""Shared test helpers: the worked examples and how to compare their expected answers."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLES.glob("*.yaml"))
+
+
+def expected(name: str) -> dict[str, Any]:
+    return json.loads((EXAMPLES / f"{name}.expect.json").read_text(), parse_float=Decimal)
+
+
+def assert_matches_expected(name: str, document: dict[str, Any]) -> None:
+    """Compare a §4.1 document with NAME.expect.json: listed balances exactly (a listed "0"
+    means zero or absent), variances and extra figures of each period, quantities."""
+    want = expected(name)
+    balances = {k: Decimal(v) for k, v in document["balances"].items()}
+    for account, value in want["balances"].items():
+        assert balances.get(account, Decimal(0)) == Decimal(value), (name, account)
+    periods = {p["period"]: p for p in document["periods"]}
+    for period, figures in want["periods"].items():
+        got = periods[period]
+        assert got["closed"] is True
+        for key, value in figures["variances"].items():
+            assert Decimal(got["variances"].get(key, "0")) == Decimal(value), (name, period, key)
+        for account, value in figures.get("balances_at_close", {}).items():
+            at_close = got["balances_at_close"].get(account, "0")
+            assert Decimal(at_close) == Decimal(value), (name, period, account)
+        if "gross_margin" in figures:
+            assert Decimal(got["gross_margin"]) == Decimal(figures["gross_margin"]), (name, period)
+    for item, quantity in want["quantities"].items():
+        assert Decimal(document["quantities"].get(item, "0")) == Decimal(quantity), (name, item)

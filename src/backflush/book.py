@@ -267,8 +267,7 @@ class Book:
         self.changes.statistics.add((period, key))
 
     def _move(self, owner: str, cause: str, movement: Movement, record: Recorded) -> None:
-        if movement.on_hand:
-            self.on_hand[movement.item] = self.quantity(movement.item) + movement.on_hand
+        self.on_hand[movement.item] = self.quantity(movement.item) + movement.on_hand
         if movement.in_process:
             self.in_process[movement.item] = (
                 self.in_process.get(movement.item, ZERO) + movement.in_process

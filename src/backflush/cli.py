@@ -1,0 +1,374 @@
+"""The command line: thin verbs over the scenario runner and the persistent book."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from backflush.domain import model as m
+from backflush.domain.model import period_bounds
+from backflush.engine.flush import PostingError
+from backflush.engine.standards import StandardError
+from backflush.formats.inputs import InputError, build_event
+from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
+from backflush.reports import tables
+from backflush.reports.document import document
+from backflush.run import run_scenario
+from backflush.store.repository import Store, StoreError, database_url
+
+app = typer.Typer(
+    name="backflush",
+    help="Backflush costing: standard costs flushed at trigger points, variances at close.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_DB = "backflush.db"
+DEMO_DB = "backflush-demo.db"
+DbOption = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        envvar="BACKFLUSH_DB",
+        help="SQLAlchemy URL or SQLite file path (postgresql://user@host/db for PostgreSQL).",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the JSON document instead.")]
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Run ``action``; turn the errors a user can fix into a clear message and exit code."""
+    try:
+        return action()
+    except InputError as error:
+        fail("input refused, nothing was written:\n  " + "\n  ".join(error.problems), 2)
+    except (PostingError, StandardError) as error:
+        fail(f"{error}\nnothing was written", 2)
+    except StoreError as error:
+        fail(str(error))
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=1) + "\n")
+
+
+# ---------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Run a scenario file in memory and print its period report."""
+
+    def go() -> None:
+        scenario = read_scenario(file)
+        book = run_scenario(scenario)
+        if as_json:
+            print_json(document(book))
+        else:
+            out.print(tables.period_report(book, book.journal, len(scenario.events)))
+
+    guarded(go)
+
+
+# ---------------------------------------------------------------- the persistent book
+
+
+@app.command()
+def init(
+    db: DbOption = DEFAULT_DB,
+    name: Annotated[str, typer.Option(help="Name of the book.")] = "Plant",
+    currency: Annotated[str, typer.Option(help="ISO 4217 code.")] = "USD",
+    triggers: Annotated[
+        m.Policy, typer.Option(help="Trigger points.")
+    ] = m.Policy.PURCHASE_COMPLETION,
+    disposition: Annotated[m.Disposition, typer.Option()] = m.Disposition.COGS,
+    shortage: Annotated[m.Shortage, typer.Option()] = m.Shortage.QUEUE,
+    inventory_unsold_conversion: Annotated[bool, typer.Option()] = False,
+    settings_from: Annotated[
+        Path | None, typer.Option(help="Take the settings from a scenario file's book section.")
+    ] = None,
+) -> None:
+    """Create a book (or bring an existing one's schema up to date)."""
+
+    def go() -> None:
+        if settings_from is not None:
+            settings = read_scenario(settings_from).settings
+        else:
+            settings = m.Settings(
+                name=name,
+                currency=currency.upper(),
+                triggers=triggers,
+                disposition=disposition,
+                shortage=shortage,
+                inventory_unsold_conversion=inventory_unsold_conversion,
+            )
+        store = Store(db)
+        created = store.init(settings)
+        what = "created" if created else "already there, schema up to date"
+        out.print(f"book [bold]{settings.name}[/] at {store.url}: {what}")
+
+    guarded(go)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Import a scenario's master data and events into the book (one transaction)."""
+
+    def go() -> None:
+        store = Store(db)
+        scenario = read_scenario(file)
+        applied = _import(store, scenario)
+        _print_applied(scenario.events, applied)
+
+    guarded(go)
+
+
+def _import(store: Store, scenario: Scenario) -> list[bool]:
+    total = len(scenario.events)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=total < 5000,
+    ) as progress:
+        task = progress.add_task("posting events", total=total)
+        return store.import_scenario(
+            scenario.settings,
+            scenario.master,
+            scenario.events,
+            on_progress=lambda n: progress.update(task, advance=n),
+        )
+
+
+def _print_applied(events: Sequence[m.Event], applied: Sequence[bool]) -> None:
+    new = sum(applied)
+    out.print(f"{new} event(s) applied, {len(applied) - new} already recorded (no change)")
+
+
+EventType = StrEnum(  # type: ignore[misc]
+    "EventType", [(name, name) for name in m.EVENT_TYPES if name != "close"]
+)
+
+
+@app.command()
+def post(
+    db: DbOption = DEFAULT_DB,
+    file: Annotated[
+        str | None,
+        typer.Option("--file", "-f", help="JSON lines of events, '-' for standard input."),
+    ] = None,
+    type_: Annotated[EventType | None, typer.Option("--type", help="Event type.")] = None,
+    date: Annotated[str | None, typer.Option(help="YYYY-MM-DD.")] = None,
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="Idempotency key (generated when omitted).")
+    ] = None,
+    item: Annotated[str | None, typer.Option()] = None,
+    quantity: Annotated[str | None, typer.Option()] = None,
+    unit_cost: Annotated[str | None, typer.Option()] = None,
+    unit_price: Annotated[str | None, typer.Option()] = None,
+    amount: Annotated[str | None, typer.Option()] = None,
+    element: Annotated[str | None, typer.Option()] = None,
+    scrapped: Annotated[str | None, typer.Option()] = None,
+    reverses: Annotated[str | None, typer.Option()] = None,
+    reason: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Post one event from flags, or many from JSON lines, in one transaction."""
+
+    def go() -> None:
+        store = Store(db)
+        settings = store.settings()
+        master = store.master()
+        if file is not None:
+            if type_ is not None:
+                fail("give either --file or --type with its fields, not both", 2)
+            events = list(_events_from_lines(file, master, settings))
+        elif type_ is not None:
+            raw: dict[str, Any] = {
+                "type": type_.value,
+                "date": date,
+                "item": item,
+                "quantity": quantity,
+                "unit_cost": unit_cost,
+                "unit_price": unit_price,
+                "amount": amount,
+                "element": element,
+                "scrapped": scrapped,
+                "reverses": reverses,
+                "reason": reason,
+            }
+            raw = {k: v for k, v in raw.items() if v is not None}
+            given_id = event_id or f"cli-{uuid.uuid4()}"
+            events = [build_event(raw, master, settings, where="command line", default_id=given_id)]
+        else:
+            fail("nothing to post: give --type and the event's fields, or --file", 2)
+        applied = store.post(events)
+        if as_json:
+            print_json([{"id": e.id, "applied": a} for e, a in zip(events, applied, strict=True)])
+        elif len(events) == 1:
+            state = "applied" if applied[0] else "already recorded with the same content: no change"
+            out.print(f"event {events[0].id}: {state}")
+        else:
+            _print_applied(events, applied)
+
+    guarded(go)
+
+
+def _events_from_lines(
+    source: str, master: m.MasterData, settings: m.Settings
+) -> Iterator[m.Event]:
+    name = "<stdin>" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as error:
+        raise InputError([f"{name}: cannot read: {error.strerror}"]) from None
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            raw = json.loads(line, parse_float=Decimal)
+        except json.JSONDecodeError as error:
+            problems.append(f"{where}: malformed JSON: {error.msg} at column {error.colno}")
+            continue
+        if not isinstance(raw, dict):
+            problems.append(f"{where}: expected a JSON object per line")
+            continue
+        try:
+            yield build_event(raw, master, settings, where=where)
+        except InputError as error:
+            problems += error.problems
+    if problems:
+        raise InputError(problems)
+
+
+@app.command()
+def close(
+    period: Annotated[str, typer.Argument(help="YYYY-MM.", show_default=False)],
+    db: DbOption = DEFAULT_DB,
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="Idempotency key (default close-PERIOD).")
+    ] = None,
+) -> None:
+    """Close a period: variances, disposal, lock."""
+
+    def go() -> None:
+        store = Store(db)
+        settings, master = store.settings(), store.master()
+        try:
+            end = period_bounds(period)[1]
+        except ValueError:
+            fail(f"period: expected YYYY-MM, got {period!r}", 2)
+        raw = {"type": "close", "period": period, "date": end.isoformat()}
+        event = build_event(
+            raw, master, settings, where="command line", default_id=event_id or f"close-{period}"
+        )
+        applied = store.post([event])[0]
+        book = store.load()
+        out.print(tables.variances_table(book))
+        if not applied:
+            out.print(f"period {period} was already closed by {event.id}: no change")
+
+    guarded(go)
+
+
+class ReportKind(StrEnum):
+    summary = "summary"
+    trial_balance = "trial-balance"
+    valuation = "valuation"
+    variances = "variances"
+    journal = "journal"
+    exceptions = "exceptions"
+
+
+@app.command()
+def report(
+    db: DbOption = DEFAULT_DB,
+    what: Annotated[ReportKind, typer.Option(help="Which report.")] = ReportKind.summary,
+    period: Annotated[str | None, typer.Option(help="Journal of one period (YYYY-MM).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the book's reports (or its JSON document)."""
+
+    def go() -> None:
+        store = Store(db)
+        book = store.load()
+        entries = store.entries(period)
+        if as_json:
+            print_json(document(book, entries))
+            return
+        renderers: dict[ReportKind, Callable[[], Any]] = {
+            ReportKind.summary: lambda: tables.period_report(book, entries, store.event_count()),
+            ReportKind.trial_balance: lambda: tables.trial_balance(book),
+            ReportKind.valuation: lambda: tables.valuation_table(book),
+            ReportKind.variances: lambda: tables.variances_table(book),
+            ReportKind.journal: lambda: tables.journal_table(book, entries),
+            ReportKind.exceptions: lambda: tables.exceptions_table(book),
+        }
+        out.print(renderers[what]())
+
+    guarded(go)
+
+
+@app.command()
+def demo(
+    db: Annotated[str, typer.Option("--db", help="Where to build the demo book.")] = DEMO_DB,
+) -> None:
+    """Build the Northshore Devices demo book on SQLite (two months posted and closed)."""
+
+    def go() -> None:
+        url = database_url(db)
+        path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+        if path is not None and path.exists():
+            if db != DEMO_DB:
+                fail(f"{path} exists; the demo builds a new book (remove it or pick another --db)")
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        text = resources.files("backflush.data").joinpath("northshore.yaml").read_text("utf-8")
+        scenario = parse_scenario(text, "northshore.yaml (demo)")
+        store = Store(db)
+        _import(store, scenario)
+        book = store.load()
+        out.print(tables.period_report(book, store.entries(), store.event_count()))
+        out.print(
+            f"\nThe demo book is in [bold]{store.url}[/]. Try:\n"
+            f"  backflush report --db {db} --what journal --period 2026-01\n"
+            f"  backflush report --db {db} --json"
+        )
+
+    guarded(go)
+
+
+def main() -> None:
+    app()

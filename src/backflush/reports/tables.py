@@ -1,0 +1,240 @@
+"""Readable reports: pure functions from a book to Rich tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from backflush.book import Book
+from backflush.domain.model import Account, Entry, Kind
+from backflush.domain.money import ZERO, fmt, round_money
+from backflush.reports.document import gross_margin, money
+
+
+def _amount(value: Decimal, currency: str, blank_zero: bool = False) -> str:
+    """Money with thousands separators and the currency's minor units."""
+    if blank_zero and not value:
+        return ""
+    return f"{Decimal(money(value, currency)):,}"
+
+
+def _unit(value: Decimal, currency: str) -> str:
+    """A unit standard: at least the currency's minor units, more where it has them."""
+    shown = Decimal(money(value, currency))
+    return f"{value if value != shown else shown:,}"
+
+
+def _table(title: str, *columns: str, numeric: Iterable[str] = ()) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold")
+    numeric = set(numeric)
+    for column in columns:
+        table.add_column(column, justify="right" if column in numeric else "left")
+    return table
+
+
+def header(book: Book, events: int) -> Text:
+    s = book.settings
+    text = Text()
+    text.append(f"{s.name}", style="bold")
+    text.append(
+        f"  ·  {s.currency}  ·  triggers {s.triggers.value}  ·  disposition {s.disposition.value}"
+        f"  ·  shortage {s.shortage.value}  ·  {events} events"
+    )
+    return text
+
+
+def variances_table(book: Book) -> Table:
+    periods = book.periods()
+    table = _table("Variances by period (+ unfavorable, − favorable)", "variance", *periods,
+                   numeric=periods)  # fmt: skip
+    keys: list[str] = []
+    for period in periods:
+        for key in book.period_variances(period):
+            if key not in keys:
+                keys.append(key)
+    currency = book.settings.currency
+    for key in keys:
+        table.add_row(
+            key,
+            *(_amount(book.period_variances(p).get(key, ZERO), currency) for p in periods),
+        )
+    table.add_section()
+    table.add_row(
+        "gross margin",
+        *(_amount(gross_margin(book.activity.get(p, {})), currency) for p in periods),
+        style="bold",
+    )
+    table.add_row("status", *("closed" if p in book.closed else "open" for p in periods))
+    return table
+
+
+def trial_balance(book: Book) -> Table:
+    currency = book.settings.currency
+    table = _table("Trial balance", "account", "debit", "credit", numeric=("debit", "credit"))
+    debits = credits = ZERO
+    for account in Account:
+        value = sum((v for (a, _), v in book.balances.items() if a is account), ZERO)
+        if not value:
+            continue
+        debit, credit = (value, ZERO) if value > 0 else (ZERO, -value)
+        debits, credits = debits + debit, credits + credit
+        table.add_row(
+            account.value, _amount(debit, currency, True), _amount(credit, currency, True)
+        )
+    table.add_section()
+    table.add_row("total", _amount(debits, currency), _amount(credits, currency), style="bold")
+    return table
+
+
+@dataclass(frozen=True, slots=True)
+class ValuationRow:
+    item: str
+    kind: Kind
+    on_hand: Decimal
+    in_process: Decimal
+    unit_standard: Decimal
+    on_books: Decimal
+    off_books: Decimal
+
+
+def valuation(book: Book) -> list[ValuationRow]:
+    """Stock by item at standard: the value the books hold and the value held off them."""
+    rows = []
+    for item_id in sorted(set(book.on_hand) | set(book.in_process)):
+        item = book.master.items[item_id]
+        on_hand = book.on_hand.get(item_id, ZERO)
+        in_process = book.in_process.get(item_id, ZERO)
+        on = off = ZERO
+        for account, _, amount in book.standards.holding(item_id, dt.date.max):
+            if account is Account.ACCOUNTS_PAYABLE:
+                off += amount * (on_hand + in_process)
+            elif account is Account.CONVERSION_ALLOCATED:
+                off += amount * on_hand
+            elif account in (Account.RAW_IN_PROCESS, Account.MATERIALS):
+                on += amount * (on_hand + in_process)
+            else:
+                on += amount * on_hand
+        rounding = book.settings.currency, book.settings.rounding
+        rows.append(
+            ValuationRow(
+                item_id,
+                item.kind,
+                on_hand,
+                in_process,
+                book.standards.unit_cost(item_id, dt.date.max).total,
+                round_money(on, *rounding),
+                round_money(off, *rounding),
+            )
+        )
+    return rows
+
+
+def valuation_table(book: Book) -> Table:
+    currency = book.settings.currency
+    numeric = ("on hand", "in process", "standard", "on books", "off books")
+    table = _table(
+        "Quantities and valuation at standard", "item", "kind", *numeric, numeric=numeric
+    )
+    on_total = off_total = ZERO
+    for row in valuation(book):
+        on_total += row.on_books
+        off_total += row.off_books
+        table.add_row(
+            row.item,
+            row.kind.value,
+            f"{row.on_hand:,}",
+            f"{row.in_process:,}" if row.in_process else "",
+            _unit(row.unit_standard, currency),
+            _amount(row.on_books, currency),
+            _amount(row.off_books, currency, True),
+        )
+    table.add_section()
+    table.add_row(
+        "total",
+        "",
+        "",
+        "",
+        "",
+        _amount(on_total, currency),
+        _amount(off_total, currency),
+        style="bold",
+    )
+    return table
+
+
+def journal_summary(book: Book, entries: Iterable[Entry]) -> Table:
+    counts: Counter[tuple[str, str]] = Counter()
+    lines: Counter[tuple[str, str]] = Counter()
+    debits: dict[tuple[str, str], Decimal] = {}
+    for entry in entries:
+        kind = entry.memo.split(" ", 1)[0].rstrip(":")
+        key = (entry.period, kind)
+        counts[key] += 1
+        lines[key] += len(entry.lines)
+        debits[key] = debits.get(key, ZERO) + sum((ln.debit for ln in entry.lines), ZERO)
+    table = _table("Journal summary", "period", "kind", "entries", "lines", "debits",
+                   numeric=("entries", "lines", "debits"))  # fmt: skip
+    for key in sorted(counts):
+        table.add_row(key[0], key[1], str(counts[key]), str(lines[key]),
+                      _amount(debits[key], book.settings.currency))  # fmt: skip
+    return table
+
+
+def journal_table(book: Book, entries: Iterable[Entry]) -> Table:
+    currency = book.settings.currency
+    table = _table("Journal", "date", "event", "memo", "account", "debit", "credit",
+                   numeric=("debit", "credit"))  # fmt: skip
+    for entry in entries:
+        for n, line in enumerate(entry.lines):
+            account = line.account.value + (f":{line.element}" if line.element else "")
+            table.add_row(
+                entry.date.isoformat() if n == 0 else "",
+                entry.event if n == 0 else "",
+                entry.memo if n == 0 else "",
+                account,
+                _amount(line.debit, currency, True),
+                _amount(line.credit, currency, True),
+            )
+        table.add_section()
+    return table
+
+
+def exceptions_table(book: Book) -> Table:
+    table = _table("Backflush exceptions", "event", "date", "kind", "item", "quantity", "open",
+                   "status", numeric=("quantity", "open"))  # fmt: skip
+    for key, entry in book.shortages.items():
+        status = (
+            "open"
+            if entry.open > 0
+            else (
+                "flagged"
+                if entry.kind == "negative_stock"
+                else f"cleared by {book.cleared_by.get(key, '?')}"
+            )
+        )
+        table.add_row(entry.event, entry.date.isoformat(), entry.kind, entry.item,
+                      fmt(entry.quantity), fmt(entry.open), status)  # fmt: skip
+    return table
+
+
+def period_report(book: Book, entries: list[Entry], events: int) -> RenderableType:
+    """The readable period report of ``backflush run`` and ``backflush report``."""
+    parts: list[RenderableType] = [
+        header(book, events),
+        journal_summary(book, entries),
+        trial_balance(book),
+        variances_table(book),
+        valuation_table(book),
+    ]
+    if book.shortages:
+        parts.append(exceptions_table(book))
+    else:
+        parts.append(Text("No backflush exceptions.", style="green"))
+    return Group(*parts)

@@ -1,0 +1,600 @@
+"""The persistent book on SQLite or PostgreSQL.
+
+Each write is one transaction: the book's state is loaded under a lock, the events are applied
+by the same :class:`~backflush.book.Book` that runs scenario files, and what changed (events,
+journal lines, movements, balances, quantities, queue, closes) is written with set-based
+statements before commit. A refused event rolls back the whole batch: nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from backflush.book import Book, Changes, Recorded, fingerprint
+from backflush.domain import model as m
+from backflush.domain.money import ZERO, fmt
+from backflush.formats.inputs import InputError
+from backflush.store import schema as t
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StoreError(RuntimeError):
+    """The database is not a book, not up to date, or already holds a different book."""
+
+
+def database_url(value: str) -> str:
+    """A SQLAlchemy URL from a URL or a plain file path (a SQLite book)."""
+    if "://" in value:
+        return value.replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"sqlite:///{value}"
+
+
+def make_engine(url: str) -> Engine:
+    url = database_url(url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _connect(dbapi: Any, _record: Any) -> None:
+            dbapi.isolation_level = None  # let SQLAlchemy's BEGIN below start transactions
+            dbapi.execute("PRAGMA foreign_keys = ON")
+            dbapi.execute("PRAGMA journal_mode = WAL")
+            dbapi.execute("PRAGMA synchronous = NORMAL")
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before reading state
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _alembic(conn: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    return config
+
+
+def _json(values: Mapping[str, Decimal]) -> str:
+    """Decimal strings as JSON, in the mapping's own (deterministic) order."""
+    return json.dumps({k: fmt(v) for k, v in values.items()})
+
+
+def _decimals(text: str) -> dict[str, Decimal]:
+    return {k: Decimal(v) for k, v in json.loads(text).items()}
+
+
+def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    keys = [c.name for c in table.primary_key.columns]
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    statement = dialect.insert(table)
+    update = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=update), rows)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = database_url(url)
+        self.engine = make_engine(self.url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # ------------------------------------------------------------ schema and settings
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration."""
+        with self.transaction() as conn:
+            command.upgrade(_alembic(conn), "head")
+
+    def _check_schema(self, conn: Connection) -> None:
+        current = MigrationContext.configure(conn).get_current_revision()
+        head = ScriptDirectory.from_config(_alembic(conn)).get_current_head()
+        if current is None:
+            raise StoreError(f"{self.url}: no book here; run `backflush init` first")
+        if current != head:
+            raise StoreError(
+                f"{self.url}: schema at revision {current}, this version needs {head}; "
+                "run `backflush init` to migrate"
+            )
+
+    def initialized(self) -> bool:
+        with self.engine.connect() as conn:
+            if MigrationContext.configure(conn).get_current_revision() is None:
+                return False
+            return conn.execute(sa.select(t.settings.c.id)).first() is not None
+
+    def init(self, settings: m.Settings) -> bool:
+        """Create (or migrate) the schema and record the book's settings once.
+        False when the same book was already there; a different book is refused."""
+        self.migrate()
+        with self.transaction() as conn:
+            return self._ensure_settings(conn, settings)
+
+    def _ensure_settings(self, conn: Connection, settings: m.Settings) -> bool:
+        existing = self._settings(conn)
+        if existing is not None:
+            if existing != settings:
+                raise StoreError(_settings_conflict(existing, settings))
+            return False
+        conn.execute(
+            t.settings.insert(),
+            {
+                "id": 1,
+                "name": settings.name,
+                "currency": settings.currency,
+                "triggers": settings.triggers.value,
+                "disposition": settings.disposition.value,
+                "inventory_unsold_conversion": settings.inventory_unsold_conversion,
+                "shortage": settings.shortage.value,
+                "rounding": settings.rounding,
+                "count_variance": settings.count_variance.value,
+                "created_at": dt.datetime.now(dt.UTC),
+            },
+        )
+        return True
+
+    def _settings(self, conn: Connection) -> m.Settings | None:
+        row = conn.execute(sa.select(t.settings).where(t.settings.c.id == 1)).mappings().first()
+        if row is None:
+            return None
+        return m.Settings(
+            name=row["name"],
+            currency=row["currency"],
+            triggers=m.Policy(row["triggers"]),
+            disposition=m.Disposition(row["disposition"]),
+            inventory_unsold_conversion=bool(row["inventory_unsold_conversion"]),
+            shortage=m.Shortage(row["shortage"]),
+            rounding=row["rounding"],
+            count_variance=m.CountVariance(row["count_variance"]),
+        )
+
+    def settings(self) -> m.Settings:
+        with self.transaction() as conn:
+            return self._require_settings(conn)
+
+    def _require_settings(self, conn: Connection) -> m.Settings:
+        self._check_schema(conn)
+        found = self._settings(conn)
+        if found is None:
+            raise StoreError(f"{self.url}: no book here; run `backflush init` first")
+        return found
+
+    # ------------------------------------------------------------ master data
+
+    def _master(self, conn: Connection) -> m.MasterData:
+        items = {
+            row.id: m.Item(
+                row.id,
+                m.Kind(row.kind),
+                row.uom,
+                m.Flush(row.flush),
+                row.material_cost,
+                tuple(_decimals(row.conversion).items()),
+                m.Policy(row.triggers) if row.triggers else None,
+            )
+            for row in conn.execute(sa.select(t.items).order_by(t.items.c.id))
+        }
+        lines: dict[tuple[str, dt.date], list[m.BomLine]] = {}
+        query = sa.select(t.bom_lines).order_by(
+            t.bom_lines.c.item, t.bom_lines.c.effective_from, t.bom_lines.c.line_no
+        )
+        for row in conn.execute(query):
+            lines.setdefault((row.item, row.effective_from), []).append(
+                m.BomLine(
+                    row.component,
+                    row.quantity,
+                    row.scrap,
+                    m.Flush(row.flush) if row.flush else None,
+                )
+            )
+        boms: dict[str, list[m.Bom]] = {}
+        for (item, effective), found in lines.items():
+            boms.setdefault(item, []).append(m.Bom(item, tuple(found), effective))
+        return m.MasterData(items, {k: tuple(v) for k, v in boms.items()})
+
+    def _add_master(self, conn: Connection, master: m.MasterData) -> None:
+        """Add items and BOM versions; what is already there must be identical."""
+        stored = self._master(conn)
+        problems = []
+        new_items = []
+        for item in master.items.values():
+            old = stored.items.get(item.id)
+            if old is None:
+                new_items.append(item)
+            elif old != item:
+                problems.append(
+                    f"item {item.id}: already in the book with a different definition "
+                    "(standards change through a revaluation, not a re-import)"
+                )
+        new_lines = []
+        for parent, versions in master.boms.items():
+            old_versions = {b.effective_from: b for b in stored.boms.get(parent, ())}
+            for bom in versions:
+                old_bom = old_versions.get(bom.effective_from)
+                if old_bom is None:
+                    new_lines += [
+                        {
+                            "item": parent,
+                            "effective_from": bom.effective_from,
+                            "line_no": n,
+                            "component": line.component,
+                            "quantity": line.quantity,
+                            "scrap": line.scrap,
+                            "flush": line.flush.value if line.flush else None,
+                        }
+                        for n, line in enumerate(bom.lines, 1)
+                    ]
+                elif old_bom != bom:
+                    problems.append(
+                        f"BOM of {parent} effective {bom.effective_from}: already in the book "
+                        "with different lines (add a new version with a later effective_from)"
+                    )
+        if problems:
+            raise InputError(problems)
+        if new_items:
+            conn.execute(
+                t.items.insert(),
+                [
+                    {
+                        "id": i.id,
+                        "kind": i.kind.value,
+                        "uom": i.uom,
+                        "flush": i.flush.value,
+                        "material_cost": i.material_cost,
+                        "conversion": _json(dict(i.conversion)),
+                        "triggers": i.policy.value if i.policy else None,
+                    }
+                    for i in new_items
+                ],
+            )
+        if new_lines:
+            conn.execute(t.bom_lines.insert(), new_lines)
+
+    def master(self) -> m.MasterData:
+        with self.transaction() as conn:
+            self._check_schema(conn)
+            return self._master(conn)
+
+    # ------------------------------------------------------------ loading the book
+
+    def _load(self, conn: Connection) -> Book:
+        settings = self._require_settings(conn)
+        if conn.dialect.name == "postgresql":  # one writer at a time per book
+            conn.execute(sa.select(t.settings.c.id).where(t.settings.c.id == 1).with_for_update())
+        book = Book(settings, self._master(conn))
+        book.keep_journal = False
+        for row in conn.execute(sa.select(t.balances)):
+            book.balances[(m.Account(row.account), row.element)] = row.amount
+        for row in conn.execute(sa.select(t.period_activity)):
+            book.activity.setdefault(row.period, {})[(m.Account(row.account), row.element)] = (
+                row.amount
+            )
+        for row in conn.execute(sa.select(t.period_statistics)):
+            book.statistics.setdefault(row.period, {})[row.name] = row.amount
+        for row in conn.execute(sa.select(t.quantities).order_by(t.quantities.c.item)):
+            book.on_hand[row.item] = row.on_hand
+            book.in_process[row.item] = row.in_process
+        for row in conn.execute(sa.select(t.shortages).order_by(t.shortages.c.seq)):
+            key = (row.event, row.item, row.kind)
+            book.shortages[key] = m.ShortageEntry(
+                row.event, row.date, row.item, row.quantity, row.open, row.kind, row.into_process
+            )
+            if row.cleared_by:
+                book.cleared_by[key] = row.cleared_by
+        for row in conn.execute(sa.select(t.periods).order_by(t.periods.c.period)):
+            book.closed[row.period] = m.PeriodResult(
+                row.period,
+                row.close_event,
+                tuple(_decimals(row.variances).items()),
+                tuple(sorted(_decimals(row.balances).items())),
+            )
+        for row in conn.execute(sa.select(t.unsold_conversion)):
+            book.unsold_conversion[(m.Account(row.account), row.element)] = row.amount
+        book.history = lambda ids: self._history(conn, book, ids)
+        return book
+
+    def _history(self, conn: Connection, book: Book, ids: Iterable[str]) -> dict[str, Recorded]:
+        """Recorded events by id, with the entries and movements a reversal needs."""
+        wanted = sorted(set(ids))
+        found: dict[str, Recorded] = {}
+        for chunk in _chunks(wanted, 500):
+            for row in conn.execute(sa.select(t.events).where(t.events.c.id.in_(chunk))):
+                event = event_from_payload(row.id, row.payload)
+                found[row.id] = Recorded(
+                    event,
+                    row.payload,
+                    statistics=list(_decimals(row.statistics).items()),
+                    reversed_by=row.reversed_by or "",
+                )
+            if not found:
+                continue
+            present = [i for i in chunk if i in found]
+            for entry in _entries(conn, t.journal_lines.c.event.in_(present)):
+                found[entry.event].entries.append(entry)
+            query = (
+                sa.select(t.movements)
+                .where(t.movements.c.event.in_(present))
+                .order_by(t.movements.c.id)
+            )
+            for row in conn.execute(query):
+                found[row.event].movements.append(m.Movement(row.item, row.on_hand, row.in_process))
+        return found
+
+    def load(self) -> Book:
+        """The book's state (without its journal; see :meth:`entries`)."""
+        with self.transaction() as conn:
+            return self._load(conn)
+
+    def entries(self, period: str | None = None) -> list[m.Entry]:
+        with self.transaction() as conn:
+            self._check_schema(conn)
+            where = t.journal_lines.c.period == period if period else sa.true()
+            return list(_entries(conn, where))
+
+    # ------------------------------------------------------------ writing
+
+    def post(self, events: Sequence[m.Event]) -> list[bool]:
+        """Apply events in one transaction; True per event applied, False per duplicate."""
+        with self.transaction() as conn:
+            book = self._load(conn)
+            applied = book.post_many(events)
+            self._write(conn, book, book.take_changes())
+            return applied
+
+    def import_scenario(
+        self,
+        settings: m.Settings,
+        master: m.MasterData,
+        events: Sequence[m.Event],
+        on_progress: Callable[[int], None] | None = None,
+        batch: int = 5000,
+    ) -> list[bool]:
+        """A scenario's master data and events in one transaction (book created if new),
+        written in batches so memory stays bounded."""
+        self.migrate()
+        with self.transaction() as conn:
+            self._ensure_settings(conn, settings)
+            self._add_master(conn, master)
+            book = self._load(conn)
+            applied: list[bool] = []
+            for start in range(0, len(events), batch):
+                chunk = events[start : start + batch]
+                applied += book.post_many(chunk)
+                self._write(conn, book, book.take_changes())
+                if on_progress is not None:
+                    on_progress(len(chunk))
+            return applied
+
+    def event_count(self) -> int:
+        with self.transaction() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(t.events)).scalar_one())
+
+    def _write(self, conn: Connection, book: Book, changes: Changes) -> None:
+        now = dt.datetime.now(dt.UTC)
+        if changes.events:
+            conn.execute(
+                t.events.insert(),
+                [
+                    {
+                        "id": r.event.id,
+                        "type": r.event.type,
+                        "date": r.event.date,
+                        "payload": r.fingerprint,
+                        "statistics": _json(_sum(r.statistics)),
+                        "reversed_by": r.reversed_by or None,
+                        "recorded_at": now,
+                    }
+                    for r in changes.events
+                ],
+            )
+        for original, by in changes.reversed:
+            conn.execute(t.events.update().where(t.events.c.id == original).values(reversed_by=by))
+        if changes.entries:
+            last = conn.execute(sa.select(sa.func.max(t.journal_lines.c.entry_no))).scalar()
+            number = last or 0
+            rows = []
+            for entry in changes.entries:
+                number += 1
+                rows += [
+                    {
+                        "entry_no": number,
+                        "event": entry.event,
+                        "date": entry.date,
+                        "period": entry.period,
+                        "memo": entry.memo,
+                        "account": line.account.value,
+                        "element": line.element,
+                        "item": line.item,
+                        "amount": line.amount,
+                    }
+                    for line in entry.lines
+                ]
+            conn.execute(t.journal_lines.insert(), rows)
+        if changes.movements:
+            conn.execute(
+                t.movements.insert(),
+                [
+                    {
+                        "event": owner,
+                        "cause": cause,
+                        "item": mv.item,
+                        "on_hand": mv.on_hand,
+                        "in_process": mv.in_process,
+                    }
+                    for owner, cause, mv in changes.movements
+                ],
+            )
+        _upsert(
+            conn,
+            t.balances,
+            [
+                {"account": a.value, "element": e, "amount": book.balances[(a, e)]}
+                for a, e in sorted(changes.balances)
+            ],
+        )
+        _upsert(
+            conn,
+            t.period_activity,
+            [
+                {"period": p, "account": a.value, "element": e, "amount": book.activity[p][(a, e)]}
+                for p, (a, e) in sorted(changes.activity)
+            ],
+        )
+        _upsert(
+            conn,
+            t.period_statistics,
+            [
+                {"period": p, "name": n, "amount": book.statistics[p][n]}
+                for p, n in sorted(changes.statistics)
+            ],
+        )
+        _upsert(
+            conn,
+            t.quantities,
+            [
+                {
+                    "item": i,
+                    "on_hand": book.on_hand.get(i, ZERO),
+                    "in_process": book.in_process.get(i, ZERO),
+                }
+                for i in sorted(changes.quantities)
+            ],
+        )
+        _upsert(
+            conn,
+            t.unsold_conversion,
+            [
+                {"account": a.value, "element": e, "amount": book.unsold_conversion[(a, e)]}
+                for a, e in sorted(changes.unsold_conversion)
+            ],
+        )
+        if changes.shortages:
+            order = {key: n for n, key in enumerate(book.shortages)}
+            base = conn.execute(sa.select(sa.func.max(t.shortages.c.seq))).scalar() or 0
+            known = {
+                (r.event, r.item, r.kind): r.seq
+                for r in conn.execute(
+                    sa.select(
+                        t.shortages.c.event,
+                        t.shortages.c.item,
+                        t.shortages.c.kind,
+                        t.shortages.c.seq,
+                    )
+                )
+            }
+            rows = []
+            for key, short in sorted(changes.shortages.items(), key=lambda kv: order[kv[0]]):
+                rows.append(
+                    {
+                        "seq": known.get(key, base + 1 + order[key]),
+                        "event": short.event,
+                        "item": short.item,
+                        "kind": short.kind,
+                        "date": short.date,
+                        "quantity": short.quantity,
+                        "open": short.open,
+                        "into_process": short.into_process,
+                        "cleared_by": book.cleared_by.get(key),
+                    }
+                )
+            _upsert(conn, t.shortages, rows)
+        if changes.closes:
+            conn.execute(
+                t.periods.insert(),
+                [
+                    {
+                        "period": r.period,
+                        "close_event": r.close_event,
+                        "variances": _json(dict(r.variances)),
+                        "balances": _json(dict(r.balances)),
+                        "closed_at": now,
+                    }
+                    for r in changes.closes
+                ],
+            )
+
+
+def _sum(pairs: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
+    found: dict[str, Decimal] = {}
+    for key, value in pairs:
+        found[key] = found.get(key, ZERO) + value
+    return found
+
+
+def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _entries(conn: Connection, where: sa.ColumnElement[bool]) -> Iterator[m.Entry]:
+    query = (
+        sa.select(t.journal_lines)
+        .where(where)
+        .order_by(t.journal_lines.c.entry_no, t.journal_lines.c.id)
+    )
+    current: int | None = None
+    head: Any = None
+    lines: list[m.Line] = []
+    for row in conn.execute(query):
+        if row.entry_no != current:
+            if head is not None:
+                yield m.Entry(head.date, head.event, head.memo, tuple(lines))
+            current, head, lines = row.entry_no, row, []
+        lines.append(m.Line(m.Account(row.account), row.amount, row.element, row.item))
+    if head is not None:
+        yield m.Entry(head.date, head.event, head.memo, tuple(lines))
+
+
+def event_from_payload(event_id: str, payload: str) -> m.Event:
+    """Rebuild a recorded event from its canonical content (see :func:`book.fingerprint`)."""
+    body = json.loads(payload)
+    cls = m.EVENT_TYPES[body.pop("type")]
+    fields = set(cls.__dataclass_fields__)
+    values: dict[str, Any] = {}
+    for name, text in body.items():
+        if name == "date":
+            values[name] = dt.date.fromisoformat(text)
+        elif name in ("element", "reverses", "reason", "item", "period"):
+            values[name] = text
+        else:
+            values[name] = Decimal(text)
+    unknown = set(values) - fields
+    if unknown:
+        raise StoreError(f"event {event_id}: stored payload has unknown fields {sorted(unknown)}")
+    event = cls(id=event_id, **values)
+    if fingerprint(event) != payload:
+        raise StoreError(f"event {event_id}: stored payload does not round-trip")
+    return event
+
+
+def _settings_conflict(existing: m.Settings, wanted: m.Settings) -> str:
+    differences = [
+        f"{name}: book has {getattr(existing, name)!s}, file says {getattr(wanted, name)!s}"
+        for name in existing.__dataclass_fields__
+        if getattr(existing, name) != getattr(wanted, name)
+    ]
+    return "the database holds a different book: " + "; ".join(differences)

@@ -1,0 +1,183 @@
+"""Tables of the persistent book (SQLAlchemy Core). Migrations in ``migrations/`` create them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from backflush.domain.money import fmt
+
+
+class Exact(TypeDecorator[Decimal]):
+    """An exact decimal: NUMERIC on PostgreSQL; canonical text on SQLite, whose NUMERIC
+    affinity would turn 0.1 into a binary float."""
+
+    impl = sa.Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(80))
+        return dialect.type_descriptor(sa.Numeric(asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            raise TypeError(f"expected a Decimal, got {type(value).__name__}")
+        return fmt(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(value)
+
+
+metadata = sa.MetaData()
+
+settings = sa.Table(
+    "book_settings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("triggers", sa.String(32), nullable=False),
+    sa.Column("disposition", sa.String(16), nullable=False),
+    sa.Column("inventory_unsold_conversion", sa.Boolean, nullable=False),
+    sa.Column("shortage", sa.String(16), nullable=False),
+    sa.Column("rounding", sa.String(16), nullable=False),
+    sa.Column("count_variance", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+items = sa.Table(
+    "items",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("uom", sa.String(16), nullable=False),
+    sa.Column("flush", sa.String(16), nullable=False),
+    sa.Column("material_cost", Exact),
+    sa.Column("conversion", sa.Text, nullable=False),  # JSON {element: decimal string}
+    sa.Column("triggers", sa.String(32)),
+)
+
+bom_lines = sa.Table(
+    "bom_lines",
+    metadata,
+    sa.Column("item", sa.String(200), sa.ForeignKey("items.id"), primary_key=True),
+    sa.Column("effective_from", sa.Date, primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),
+    sa.Column("component", sa.String(200), sa.ForeignKey("items.id"), nullable=False),
+    sa.Column("quantity", Exact, nullable=False),
+    sa.Column("scrap", Exact, nullable=False),
+    sa.Column("flush", sa.String(16)),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(200), nullable=False, unique=True),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # canonical JSON of the event's content
+    sa.Column("statistics", sa.Text, nullable=False),  # JSON {name: decimal string} it added
+    sa.Column("reversed_by", sa.String(200)),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+journal_lines = sa.Table(
+    "journal_lines",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("entry_no", sa.Integer, nullable=False),
+    sa.Column("event", sa.String(200), nullable=False, index=True),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("period", sa.String(7), nullable=False, index=True),
+    sa.Column("memo", sa.Text, nullable=False),
+    sa.Column("account", sa.String(64), nullable=False),
+    sa.Column("element", sa.String(64), nullable=False),
+    sa.Column("item", sa.String(200), nullable=False),
+    sa.Column("amount", Exact, nullable=False),  # signed: debit positive
+)
+
+movements = sa.Table(
+    "movements",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event", sa.String(200), nullable=False, index=True),  # the event it belongs to
+    sa.Column("cause", sa.String(200), nullable=False),  # the event that made it happen
+    sa.Column("item", sa.String(200), nullable=False),
+    sa.Column("on_hand", Exact, nullable=False),
+    sa.Column("in_process", Exact, nullable=False),
+)
+
+balances = sa.Table(
+    "balances",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("element", sa.String(64), primary_key=True),
+    sa.Column("amount", Exact, nullable=False),
+)
+
+period_activity = sa.Table(
+    "period_activity",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("element", sa.String(64), primary_key=True),
+    sa.Column("amount", Exact, nullable=False),
+)
+
+period_statistics = sa.Table(
+    "period_statistics",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("amount", Exact, nullable=False),
+)
+
+quantities = sa.Table(
+    "quantities",
+    metadata,
+    sa.Column("item", sa.String(200), primary_key=True),
+    sa.Column("on_hand", Exact, nullable=False),
+    sa.Column("in_process", Exact, nullable=False),
+)
+
+shortages = sa.Table(
+    "shortages",
+    metadata,
+    sa.Column("seq", sa.Integer, nullable=False, unique=True),  # queue order
+    sa.Column("event", sa.String(200), primary_key=True),
+    sa.Column("item", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("quantity", Exact, nullable=False),
+    sa.Column("open", Exact, nullable=False),
+    sa.Column("into_process", sa.Boolean, nullable=False),
+    sa.Column("cleared_by", sa.String(200)),
+)
+
+periods = sa.Table(
+    "periods",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("close_event", sa.String(200), nullable=False),
+    sa.Column("variances", sa.Text, nullable=False),  # JSON {key: decimal string}
+    sa.Column("balances", sa.Text, nullable=False),  # JSON {account: decimal string}
+    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+unsold_conversion = sa.Table(
+    "unsold_conversion",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("element", sa.String(64), primary_key=True),
+    sa.Column("amount", Exact, nullable=False),
+)

@@ -1,0 +1,331 @@
+"""Each trigger policy on one small plant, checked against figures computed by hand.
+
+The gadget plant: FG = 3 M1 + 1 SUB + 1 PH (phantom of 2 M3); SUB = 4 M2 with 5% scrap.
+Standards: M1 2.00, M2 0.50, M3 1.25; SUB = 4.2 x 0.50 = 2.10 material + 1.00 labor = 3.10;
+FG material = 6.00 + 3.10 + 2.50 = 11.60, conversion labor 2.00 + overhead 3.00: 16.60.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from backflush.book import Book
+from backflush.domain.model import Account
+from backflush.engine.flush import PostingError
+from backflush.formats.scenario import parse_scenario
+from backflush.run import run_scenario
+
+GADGET = """
+book: {{name: Gadgets, currency: USD, triggers: {policy}, disposition: cogs,
+       shortage: queue, inventory_unsold_conversion: {unsold}}}
+items:
+  - {{id: M1, kind: material, standard_cost: "2.00"}}
+  - {{id: M2, kind: material, standard_cost: "0.50"}}
+  - {{id: M3, kind: material, standard_cost: "1.25"}}
+  - {{id: PH, kind: phantom}}
+  - {{id: SUB, kind: subassembly, standard_cost: {{conversion: {{labor: "1.00"}}}}}}
+  - {{id: FG, kind: finished, standard_cost: {{conversion: {{labor: "2.00", overhead: "3.00"}}}}}}
+boms:
+  - {{item: PH, lines: [{{component: M3, quantity: 2}}]}}
+  - {{item: SUB, lines: [{{component: M2, quantity: 4, scrap: 0.05}}]}}
+  - {{item: FG, lines: [{{component: M1, quantity: 3}}, {{component: SUB, quantity: 1}},
+                      {{component: PH, quantity: 1}}]}}
+events:
+  - {{id: p1, date: 2026-01-02, type: purchase, item: M1, quantity: 100, unit_cost: "2.10"}}
+  - {{id: p2, date: 2026-01-02, type: purchase, item: M2, quantity: 100, unit_cost: "0.50"}}
+  - {{id: p3, date: 2026-01-02, type: purchase, item: M3, quantity: 50, unit_cost: "1.20"}}
+  - {{id: sub, date: 2026-01-10, type: completion, item: SUB, quantity: 20}}
+  - {{id: lab, date: 2026-01-31, type: conversion, amount: "100.00", element: labor}}
+  - {{id: ovh, date: 2026-01-31, type: conversion, amount: "40.00", element: overhead}}
+  - {{id: fg, date: 2026-01-20, type: completion, item: FG, quantity: 10, scrapped: 1}}
+  - {{id: sold, date: 2026-01-25, type: sale, item: FG, quantity: 8, unit_price: "25.00"}}
+  - {{id: close, date: 2026-01-31, type: close, period: 2026-01}}
+"""
+
+
+def gadget(policy: str, unsold: bool = False) -> Book:
+    text = GADGET.format(policy=policy, unsold=str(unsold).lower())
+    return run_scenario(parse_scenario(text, "gadget.yaml"))
+
+
+def balance(book: Book, account: Account) -> Decimal:
+    return sum((v for (a, _), v in book.balances.items() if a is account), Decimal(0))
+
+
+def variances(book: Book) -> dict[str, Decimal]:
+    return dict(book.closed["2026-01"].variances)
+
+
+QUANTITIES = {"M1": 67, "M2": 16, "M3": 28, "SUB": 9, "FG": 2}
+
+
+def test_standards_roll_up_through_subassembly_phantom_and_scrap() -> None:
+    book = gadget("purchase+completion")
+    fg = book.standards.unit_cost("FG", dt.date(2026, 1, 1))
+    assert fg.material == Decimal("11.60")
+    assert dict(fg.conversion) == {"labor": Decimal("2.00"), "overhead": Decimal("3.00")}
+    assert fg.total == Decimal("16.60")
+    needs = {r.component: r.quantity for r in fg.requirements}
+    assert needs == {"M1": 3, "SUB": 1, "M3": 2}  # the phantom is exploded, never stocked
+
+
+def test_purchase_completion() -> None:
+    book = gadget("purchase+completion")
+    assert {k: book.quantity(k) for k in QUANTITIES} == QUANTITIES
+    # Completion of 10 good + 1 scrapped: FG 166.00, scrapped material 10.60 to usage variance.
+    fg_entry = next(e for e in book.journal if e.event == "fg")
+    lines = {(ln.account, ln.element): ln.amount for ln in fg_entry.lines}
+    assert lines[(Account.FINISHED_GOODS, "")] == Decimal("166.00")
+    assert lines[(Account.MATERIAL_USAGE_VARIANCE, "")] == Decimal("10.60")
+    assert lines[(Account.RAW_IN_PROCESS, "")] == Decimal("-116.60")
+    assert lines[(Account.CONVERSION_ALLOCATED, "labor")] == Decimal("-30.00")  # 10 SUB + 20 FG
+    assert lines[(Account.CONVERSION_ALLOCATED, "overhead")] == Decimal("-30.00")
+    assert variances(book) == {
+        "purchase_price": Decimal("7.50"),
+        "material_usage": Decimal("10.60"),
+        "conversion": Decimal("80.00"),
+        "conversion:labor": Decimal("70.00"),
+        "conversion:overhead": Decimal("10.00"),
+    }
+    # RIP holds raw stock at standard plus the subassemblies' material: 134 + 8 + 35 + 18.90.
+    assert balance(book, Account.RAW_IN_PROCESS) == Decimal("195.90")
+    assert balance(book, Account.FINISHED_GOODS) == Decimal("33.20")
+    assert balance(book, Account.COGS) == Decimal("230.90")
+    assert balance(book, Account.CONVERSION_CONTROL) == 0
+    assert balance(book, Account.CONVERSION_ALLOCATED) == 0
+
+
+def test_purchase_sale_keeps_only_material_in_stock() -> None:
+    book = gadget("purchase+sale")
+    assert {k: book.quantity(k) for k in QUANTITIES} == QUANTITIES
+    assert balance(book, Account.FINISHED_GOODS) == 0
+    # Unsold goods keep their material in RIP: 177.00 raw + 18.90 in SUB + 2 x 10.60 in FG.
+    assert balance(book, Account.RAW_IN_PROCESS) == Decimal("217.10")
+    assert variances(book)["conversion"] == Decimal("92.00")  # 140 - 8 x (3 labor + 3 overhead)
+    assert balance(book, Account.COGS) == Decimal("242.90")
+    assert book.off_book() == {"FG": Decimal("12.00"), "SUB": Decimal("9.00")}
+
+
+def test_purchase_sale_with_unsold_conversion_inventoried_matches_variant_one() -> None:
+    book = gadget("purchase+sale", unsold=True)
+    # 2 unsold FG x 6.00 conversion are inventoried at close: the variance falls to 80.00 and
+    # COGS is the same as under purchase+completion.
+    assert balance(book, Account.FINISHED_GOODS) == Decimal("12.00")
+    assert variances(book)["conversion"] == Decimal("80.00")
+    assert balance(book, Account.COGS) == Decimal("230.90")
+
+
+def test_completion_trigger_keeps_material_off_the_books_until_used() -> None:
+    book = gadget("completion")
+    assert balance(book, Account.RAW_IN_PROCESS) == 0
+    assert balance(book, Account.PURCHASE_PRICE_VARIANCE) == 0
+    # Payables recognised at standard for what completions used (106.00) and scrapped (10.60).
+    assert balance(book, Account.ACCOUNTS_PAYABLE) == Decimal("-116.60")
+    assert balance(book, Account.FINISHED_GOODS) == Decimal("33.20")
+    assert balance(book, Account.COGS) == Decimal("223.40")  # 132.80 + 10.60 + 80.00
+    found = variances(book)
+    assert "purchase_price" in found and found["purchase_price"] == 0
+    assert found["purchase_price_unrecorded"] == Decimal("7.50")  # reported, not posted
+    # Stock held off the books at standard: 134 + 8 + 35 + SUB 9 x (2.10 material + 1.00 labor).
+    assert sum(book.off_book().values()) == Decimal("204.90")
+
+
+def test_sale_trigger() -> None:
+    book = gadget("sale")
+    assert balance(book, Account.FINISHED_GOODS) == 0
+    assert balance(book, Account.RAW_IN_PROCESS) == 0
+    assert balance(book, Account.ACCOUNTS_PAYABLE) == Decimal("-95.40")  # 84.80 sold + 10.60
+    assert balance(book, Account.COGS) == Decimal("235.40")  # 132.80 + 10.60 + 92.00
+
+
+def test_sequential_costing_goes_through_wip() -> None:
+    book = gadget("sequential")
+    assert balance(book, Account.WORK_IN_PROCESS) == 0
+    # Materials hold raw stock (177.00) and the subassemblies at full standard (9 x 3.10).
+    assert balance(book, Account.MATERIALS) == Decimal("204.90")
+    assert balance(book, Account.FINISHED_GOODS) == Decimal("33.20")
+    found = variances(book)
+    assert found["material_usage"] == Decimal("11.60")  # the scrapped FG's full material
+    assert found["conversion"] == Decimal("70.00")  # 140 - (20 on SUB + 50 on FG)
+    assert balance(book, Account.COGS) == Decimal("221.90")
+    # Every completion is three entries: issue to WIP, conversion applied, WIP to stock.
+    assert [e.memo.split()[0] for e in book.journal if e.event == "fg"] == [
+        "issue",
+        "conversion",
+        "completion",
+    ]
+
+
+def test_inventory_difference_between_variants_is_conversion_in_subassemblies() -> None:
+    sequential, backflush = gadget("sequential"), gadget("purchase+completion")
+
+    def inventory(book: Book) -> Decimal:
+        return sum(
+            (
+                balance(book, a)
+                for a in (Account.MATERIALS, Account.RAW_IN_PROCESS, Account.FINISHED_GOODS)
+            ),
+            Decimal(0),
+        )
+
+    assert inventory(sequential) - inventory(backflush) == 9 * Decimal("1.00")
+
+
+SHORT = """
+book: {{name: Short, currency: USD, triggers: purchase+completion, shortage: {shortage}}}
+items:
+  - {{id: M, kind: material, standard_cost: "1.00"}}
+  - {{id: FG, kind: finished, standard_cost: {{conversion: "1.00"}}}}
+boms:
+  - {{item: FG, lines: [{{component: M, quantity: 2}}]}}
+events:
+  - {{id: buy, date: 2026-01-02, type: purchase, item: M, quantity: 5, unit_cost: "1.00"}}
+  - {{id: make, date: 2026-01-03, type: completion, item: FG, quantity: 4}}
+"""
+
+
+def short_book(shortage: str) -> Book:
+    return run_scenario(parse_scenario(SHORT.format(shortage=shortage)))
+
+
+def test_queue_posts_the_completion_and_waits_for_stock() -> None:
+    book = short_book("queue")
+    assert book.quantity("M") == 0  # 5 taken, 3 wait
+    assert book.quantity("FG") == 4
+    (waiting,) = book.open_shortages()
+    assert (waiting.event, waiting.item, waiting.open) == ("make", "M", 3)
+    # Money was posted in full: RIP is short by the 3 units still owed.
+    assert balance(book, Account.RAW_IN_PROCESS) == Decimal("-3.00")
+    book.post(
+        parse_scenario(
+            SHORT.format(shortage="queue")
+            + "  - {id: more, date: 2026-01-04, type: purchase, item: M, quantity: 10,"
+            " unit_cost: 1}\n"
+        ).events[-1]
+    )
+    assert book.open_shortages() == []
+    assert book.quantity("M") == 7
+    assert balance(book, Account.RAW_IN_PROCESS) == Decimal("7.00")
+    assert book.cleared_by[("make", "M", "shortage")] == "more"
+
+
+def test_allow_goes_negative_and_flags_it() -> None:
+    book = short_book("allow")
+    assert book.quantity("M") == -3
+    (flag,) = book.shortages.values()
+    assert flag.kind == "negative_stock"
+    assert flag.quantity == 3
+
+
+def test_reject_refuses_the_whole_completion() -> None:
+    with pytest.raises(PostingError, match=r"event make: needs 8 of 'M' but only 5 is on hand"):
+        short_book("reject")
+
+
+def test_reversal_undoes_an_event_in_an_open_period() -> None:
+    text = SHORT.format(shortage="queue") + (
+        "  - {id: undo, date: 2026-01-05, type: reversal, reverses: make}\n"
+    )
+    book = run_scenario(parse_scenario(text))
+    assert book.quantity("M") == 5
+    assert book.quantity("FG") == 0
+    assert book.open_shortages() == []  # the queued consumption never happened
+    assert balance(book, Account.RAW_IN_PROCESS) == Decimal("5.00")
+    assert balance(book, Account.FINISHED_GOODS) == 0
+    assert balance(book, Account.CONVERSION_ALLOCATED) == 0
+    with pytest.raises(PostingError, match="already reversed by undo"):
+        book.post(parse_scenario(text + "  - {id: again, date: 2026-01-06, type: reversal, "
+                                 "reverses: make}\n").events[-1])  # fmt: skip
+
+
+def test_rounding_residue_goes_to_the_rounding_variance() -> None:
+    text = """
+book: {name: Pennies, currency: USD}
+items:
+  - {id: M, kind: material, standard_cost: "0.333"}
+  - {id: FG, kind: finished, standard_cost: {conversion: "0.333"}}
+boms:
+  - {item: FG, lines: [{component: M, quantity: 1}]}
+events:
+  - {id: buy, date: 2026-01-02, type: purchase, item: M, quantity: 1, unit_cost: "0.333"}
+  - {id: make, date: 2026-01-03, type: completion, item: FG, quantity: 1}
+"""
+    book = run_scenario(parse_scenario(text))
+    (entry,) = [e for e in book.journal if e.event == "make"]
+    lines = {ln.account: ln.amount for ln in entry.lines}
+    # 0.666 -> 0.67 debit; 0.333 -> 0.33 twice in credits; the cent left goes to rounding.
+    assert lines == {
+        Account.RAW_IN_PROCESS: Decimal("-0.33"),
+        Account.CONVERSION_ALLOCATED: Decimal("-0.33"),
+        Account.FINISHED_GOODS: Decimal("0.67"),
+        Account.ROUNDING_VARIANCE: Decimal("-0.01"),
+    }
+
+
+def test_per_item_override_keeps_a_consigned_material_off_the_books() -> None:
+    text = """
+book: {name: Mixed, currency: USD, triggers: purchase+completion}
+items:
+  - {id: OWN, kind: material, standard_cost: "1.00"}
+  - {id: CONSIGNED, kind: material, standard_cost: "2.00", triggers: completion}
+  - {id: FG, kind: finished, standard_cost: {conversion: "0.50"}}
+boms:
+  - {item: FG, lines: [{component: OWN, quantity: 1}, {component: CONSIGNED, quantity: 1}]}
+events:
+  - {date: 2026-01-02, type: purchase, item: OWN, quantity: 10, unit_cost: "1.00"}
+  - {date: 2026-01-02, type: purchase, item: CONSIGNED, quantity: 10, unit_cost: "2.20"}
+  - {date: 2026-01-03, type: completion, item: FG, quantity: 4}
+"""
+    book = run_scenario(parse_scenario(text))
+    assert balance(book, Account.RAW_IN_PROCESS) == Decimal("6.00")  # 10 bought - 4 used
+    assert balance(book, Account.FINISHED_GOODS) == Decimal("14.00")  # 4 x 3.50
+    assert balance(book, Account.ACCOUNTS_PAYABLE) == Decimal("-18.00")  # 10.00 + 4 x 2.00
+    assert book.off_book() == {"CONSIGNED": Decimal("12.00")}
+
+
+def test_closed_period_refuses_postings_and_periods_close_in_order() -> None:
+    book = gadget("purchase+completion")
+    late = parse_scenario(
+        GADGET.format(policy="purchase+completion", unsold="false")
+        + "  - {id: late, date: 2026-01-31, type: sale, item: FG, quantity: 1}\n"
+        + "  - {id: mar, date: 2026-03-31, type: close, period: 2026-03}\n"
+    ).events
+    with pytest.raises(PostingError, match="period 2026-01, which is closed"):
+        book.post(late[-2])
+    with pytest.raises(PostingError, match="2026-02 is still open; close periods in order"):
+        book.post(late[-1])
+
+
+def test_disposition_keep_leaves_variances_as_separate_lines() -> None:
+    book = run_scenario(
+        parse_scenario(
+            GADGET.format(policy="purchase+completion", unsold="false").replace(
+                "disposition: cogs", "disposition: keep"
+            )
+        )
+    )
+    assert balance(book, Account.COGS) == Decimal("132.80")  # standard cost of 8 sold only
+    assert balance(book, Account.PURCHASE_PRICE_VARIANCE) == Decimal("7.50")
+    assert balance(book, Account.MATERIAL_USAGE_VARIANCE) == Decimal("10.60")
+    assert balance(book, Account.CONVERSION_CONTROL) == 0
+    assert balance(book, Account.CONVERSION_ALLOCATED) == 0
+    by_element = {e: v for (a, e), v in book.balances.items() if a is Account.CONVERSION_VARIANCE}
+    assert by_element == {"labor": Decimal("70.00"), "overhead": Decimal("10.00")}
+
+
+def test_disposition_none_leaves_control_and_allocated_open() -> None:
+    book = run_scenario(
+        parse_scenario(
+            GADGET.format(policy="purchase+completion", unsold="false").replace(
+                "disposition: cogs", "disposition: none"
+            )
+        )
+    )
+    assert balance(book, Account.CONVERSION_CONTROL) == Decimal("140.00")
+    assert balance(book, Account.CONVERSION_ALLOCATED) == Decimal("-60.00")
+    assert balance(book, Account.COGS) == Decimal("132.80")
+    assert variances(book)["conversion"] == Decimal("80.00")
+    assert "2026-01" in book.closed

@@ -329,3 +329,24 @@ def test_disposition_none_leaves_control_and_allocated_open() -> None:
     assert balance(book, Account.COGS) == Decimal("132.80")
     assert variances(book)["conversion"] == Decimal("80.00")
     assert "2026-01" in book.closed
+
+
+def test_a_completion_uses_the_bom_versions_effective_on_its_date_at_every_level() -> None:
+    text = """
+book: {name: Versions, currency: USD}
+items:
+  - {id: A, kind: material, standard_cost: "1.00"}
+  - {id: B, kind: material, standard_cost: "5.00"}
+  - {id: SUB, kind: subassembly}
+  - {id: FG, kind: finished, standard_cost: {conversion: "1.00"}}
+boms:
+  - {item: FG, lines: [{component: SUB, quantity: 1}]}
+  - {item: SUB, lines: [{component: A, quantity: 1}]}
+  - {item: SUB, effective_from: 2026-02-01, lines: [{component: B, quantity: 1}]}
+events: []
+"""
+    book = run_scenario(parse_scenario(text))
+    # Only the subassembly's BOM changed; the finished good's standard follows it.
+    assert book.standards.unit_cost("FG", dt.date(2026, 1, 31)).total == Decimal("2.00")
+    assert book.standards.unit_cost("FG", dt.date(2026, 2, 1)).total == Decimal("6.00")
+    assert book.standards.unit_cost("FG", dt.date(2026, 1, 15)).total == Decimal("2.00")

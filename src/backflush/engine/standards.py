@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ class Standards:
         self.master = master
         self._costs: dict[tuple[str, dt.date], UnitCost] = {}
         self._holdings: dict[tuple[str, dt.date], Holding] = {}
+        self._epochs = sorted({b.effective_from for v in master.boms.values() for b in v})
 
     def policy(self, item: str) -> Policy:
         return self.master.items[item].policy or self.settings.triggers
@@ -68,15 +70,17 @@ class Standards:
     def sequential(self) -> bool:
         return self.settings.triggers is Policy.SEQUENTIAL
 
-    def _version_date(self, item: str, on: dt.date) -> dt.date:
-        bom = self.master.bom_on(item, on)
-        return bom.effective_from if bom else dt.date.min
+    def _epoch(self, on: dt.date) -> dt.date:
+        """The latest BOM change of any item on or before ``on``: standards are the same for
+        every date of one epoch, whichever level of a BOM changed."""
+        position = bisect.bisect_right(self._epochs, on)
+        return self._epochs[position - 1] if position else dt.date.min
 
     def unit_cost(self, item: str, on: dt.date) -> UnitCost:
         return self._cost(item, on, ())
 
     def _cost(self, item: str, on: dt.date, path: tuple[str, ...]) -> UnitCost:
-        key = (item, self._version_date(item, on))
+        key = (item, self._epoch(on))
         cost = self._costs.get(key)
         if cost is None:  # a cached cost is complete, so its subtree has no cycle
             cost = self._costs[key] = self._roll_up(item, on, path)
@@ -116,7 +120,7 @@ class Standards:
         return UnitCost(material, _merge(conversion), requirements)
 
     def holding(self, item_id: str, on: dt.date) -> Holding:
-        key = (item_id, self._version_date(item_id, on))
+        key = (item_id, self._epoch(on))
         found = self._holdings.get(key)
         if found is None:
             found = self._holdings[key] = self._holding(item_id, on)

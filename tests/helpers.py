@@ -36,3 +36,18 @@ def assert_matches_expected(name: str, document: dict[str, Any]) -> None:
             assert Decimal(got["gross_margin"]) == Decimal(figures["gross_margin"]), (name, period)
     for item, quantity in want["quantities"].items():
         assert Decimal(document["quantities"].get(item, "0")) == Decimal(quantity), (name, item)
+
+
+def dump_tables(store: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of a ``Store``, raw as the driver returns it, in primary-key
+    order: compare two dumps to prove a refused write left nothing behind."""
+    from backflush.store.schema import metadata
+
+    found = {}
+    with store.engine.connect() as conn:
+        quote = conn.dialect.identifier_preparer.quote
+        for table in metadata.sorted_tables:
+            order = ", ".join(quote(c.name) for c in table.primary_key.columns)
+            query = f"SELECT * FROM {quote(table.name)} ORDER BY {order}"
+            found[table.name] = [tuple(row) for row in conn.exec_driver_sql(query)]
+    return found

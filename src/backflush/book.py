@@ -146,23 +146,41 @@ class Book:
             totals[account.value] = totals.get(account.value, ZERO) + value
         return totals
 
+    def balances_through(self, period: str) -> dict[Key, Decimal]:
+        """Balances at the end of ``period``: the entries dated in later periods left out."""
+        found = dict(self.balances)
+        for later, activity in self.activity.items():
+            if later > period:
+                for key, value in activity.items():
+                    found[key] = found.get(key, ZERO) - value
+        return found
+
     def off_book(self) -> dict[str, Decimal]:
         """Standard value of stock held off the books, per item: material not yet recognised
-        (policies without a purchase trigger) and conversion not yet allocated to units on hand
-        (goods costed only at sale), less what a close has inventoried."""
+        (policies without a purchase trigger) and conversion not yet allocated (subassemblies,
+        goods costed only at sale), less what a close has inventoried.
+
+        Units in process hold their value like units on hand; a completion's consumption still
+        waiting in the shortage queue was credited when the completion posted, so it is no
+        longer held (the value goes negative until the stock arrives, as under ``allow``)."""
+        queued: dict[str, Decimal] = {}
+        for shortage in self.open_shortages():
+            if not shortage.into_process:  # a queued release moves nothing and posts nothing
+                queued[shortage.item] = queued.get(shortage.item, ZERO) + shortage.open
         found: dict[str, Decimal] = {}
-        for item_id in sorted(set(self.on_hand) | set(self.in_process)):
+        for item_id in sorted(set(self.on_hand) | set(self.in_process) | set(queued)):
             item = self.master.items[item_id]
             if item.kind is Kind.PHANTOM:
                 continue
+            held = (
+                self.on_hand.get(item_id, ZERO)
+                + self.in_process.get(item_id, ZERO)
+                - queued.get(item_id, ZERO)
+            )
             value = ZERO
             for account, _, amount in self.standards.holding(item_id, dt.date.max):
-                if account is Account.ACCOUNTS_PAYABLE:
-                    value += amount * (
-                        self.on_hand.get(item_id, ZERO) + self.in_process.get(item_id, ZERO)
-                    )
-                elif account is Account.CONVERSION_ALLOCATED:
-                    value += amount * self.on_hand.get(item_id, ZERO)
+                if account in (Account.ACCOUNTS_PAYABLE, Account.CONVERSION_ALLOCATED):
+                    value += amount * held
             if value:
                 found[item_id] = round_money(value, self.settings.currency, self.settings.rounding)
         inventoried = sum(self.unsold_conversion.values(), ZERO)
@@ -381,15 +399,22 @@ class Book:
         if adjustment is not None:
             self._post_entry(adjustment, record)
         found = closing.variances(self.activity.get(period, {}), self.statistics.get(period, {}))
-        disposal = closing.disposal(self.settings, self.balances, last, event.id, period)
+        # What the period holds at its end: entries already posted in later (open) periods
+        # are theirs to dispose of, not this close's.
+        disposal = closing.disposal(
+            self.settings, self.balances_through(period), last, event.id, period
+        )
         if disposal is not None:
             self._post_entry(disposal, record)
         self.activity.setdefault(period, {})
+        at_close: dict[str, Decimal] = {}
+        for (account, _), value in self.balances_through(period).items():
+            at_close[account.value] = at_close.get(account.value, ZERO) + value
         result = PeriodResult(
             period,
             event.id,
             tuple(found.items()),
-            tuple(sorted((k, v) for k, v in self.account_balances().items() if v)),
+            tuple(sorted((k, v) for k, v in at_close.items() if v)),
         )
         self.closed[period] = result
         self.changes.closes.append(result)

@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backflush.domain import model as m
@@ -53,7 +54,7 @@ T = TypeVar("T")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -66,7 +67,7 @@ def guarded(action: Callable[[], T]) -> T:
     except (PostingError, StandardError) as error:
         fail(f"{error}\nnothing was written", 2)
     except StoreError as error:
-        fail(str(error))
+        fail(str(error), 2)
 
 
 def print_json(value: Any) -> None:
@@ -129,7 +130,7 @@ def init(
         store = Store(db)
         created = store.init(settings)
         what = "created" if created else "already there, schema up to date"
-        out.print(f"book [bold]{settings.name}[/] at {store.url}: {what}")
+        out.print(f"book [bold]{escape(settings.name)}[/] at {escape(store.url)}: {what}")
 
     guarded(go)
 
@@ -206,7 +207,7 @@ def post(
     """Post one event from flags, or many from JSON lines, in one transaction."""
 
     def go() -> None:
-        store = Store(db)
+        store = Store(db, create=False)
         settings = store.settings()
         master = store.master()
         if file is not None:
@@ -237,7 +238,7 @@ def post(
             print_json([{"id": e.id, "applied": a} for e, a in zip(events, applied, strict=True)])
         elif len(events) == 1:
             state = "applied" if applied[0] else "already recorded with the same content: no change"
-            out.print(f"event {events[0].id}: {state}")
+            out.print(f"event {escape(events[0].id)}: {state}")
         else:
             _print_applied(events, applied)
 
@@ -260,7 +261,7 @@ def _events_from_lines(
         try:
             raw = json.loads(line, parse_float=Decimal)
         except json.JSONDecodeError as error:
-            problems.append(f"{where}: malformed JSON: {error.msg} at column {error.colno}")
+            problems.append(f"{where}: malformed JSON: {error.msg} (column {error.colno})")
             continue
         if not isinstance(raw, dict):
             problems.append(f"{where}: expected a JSON object per line")
@@ -284,7 +285,7 @@ def close(
     """Close a period: variances, disposal, lock."""
 
     def go() -> None:
-        store = Store(db)
+        store = Store(db, create=False)
         settings, master = store.settings(), store.master()
         try:
             end = period_bounds(period)[1]
@@ -298,7 +299,7 @@ def close(
         book = store.load()
         out.print(tables.variances_table(book))
         if not applied:
-            out.print(f"period {period} was already closed by {event.id}: no change")
+            out.print(f"period {period} was already closed by {escape(event.id)}: no change")
 
     guarded(go)
 
@@ -322,7 +323,7 @@ def report(
     """Print the book's reports (or its JSON document)."""
 
     def go() -> None:
-        store = Store(db)
+        store = Store(db, create=False)
         book = store.load()
         entries = store.entries(period)
         if as_json:
@@ -352,7 +353,10 @@ def demo(
         path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
         if path is not None and path.exists():
             if db != DEMO_DB:
-                fail(f"{path} exists; the demo builds a new book (remove it or pick another --db)")
+                fail(
+                    f"{path} exists; the demo builds a new book (remove it or pick another --db)",
+                    2,
+                )
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         text = resources.files("backflush.data").joinpath("northshore.yaml").read_text("utf-8")
@@ -362,9 +366,9 @@ def demo(
         book = store.load()
         out.print(tables.period_report(book, store.entries(), store.event_count()))
         out.print(
-            f"\nThe demo book is in [bold]{store.url}[/]. Try:\n"
-            f"  backflush report --db {db} --what journal --period 2026-01\n"
-            f"  backflush report --db {db} --json"
+            f"\nThe demo book is in [bold]{escape(store.url)}[/]. Try:\n"
+            f"  backflush report --db {escape(db)} --what journal --period 2026-01\n"
+            f"  backflush report --db {escape(db)} --json"
         )
 
     guarded(go)

@@ -200,7 +200,7 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
         _sequential_completion(event, ctx, effects, holding, memo)
         return
     builder = EntryBuilder(event.date, event.id, memo)
-    costed = holding[0][0] is Account.FINISHED_GOODS
+    costed = std.costed_at_completion(event.item)
     for req in cost.requirements:
         parts = std.holding(req.component, event.date)
         if costed and good:

@@ -70,6 +70,13 @@ class Standards:
     def sequential(self) -> bool:
         return self.settings.triggers is Policy.SEQUENTIAL
 
+    def costed_at_completion(self, item_id: str) -> bool:
+        """A backflush completion of ``item_id`` moves its full standard into finished goods:
+        a finished good under a policy with a completion trigger. (A subassembly is never
+        costed on its own, even when one of its components is such a finished good.)"""
+        item = self.master.items[item_id]
+        return item.kind is Kind.FINISHED and self.policy(item_id).costs_completions
+
     def _epoch(self, on: dt.date) -> dt.date:
         """The latest BOM change of any item on or before ``on``: standards are the same for
         every date of one epoch, whichever level of a BOM changed."""
@@ -138,7 +145,7 @@ class Standards:
         if self.sequential:
             account = Account.FINISHED_GOODS if item.kind is Kind.FINISHED else Account.MATERIALS
             return ((account, "", cost.total),)
-        if item.kind is Kind.FINISHED and policy.costs_completions:
+        if self.costed_at_completion(item_id):
             return ((Account.FINISHED_GOODS, "", cost.total),)
         # A subassembly, or a good costed only at sale: its value stays where its parts sit,
         # and its conversion waits to be allocated.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
@@ -198,20 +198,75 @@ EventModel = Annotated[
 ]
 
 
+_EVENT_MODELS: dict[str, type[_EventModel]] = {
+    model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    for model in _EventModel.__subclasses__()
+}
+
+
 class _EventEnvelope(BaseModel):
     event: EventModel
 
 
-def describe(error: ValidationError, skip: int = 0) -> list[str]:
-    """Pydantic errors as 'field: message' lines (``skip`` leading location parts dropped)."""
+def _is_tag(part: object) -> bool:
+    """A location part naming a union member ('function-before[...]', 'StandardCostModel')."""
+    return isinstance(part, str) and ("[" in part or part[:1].isupper())
+
+
+_TYPE_MISMATCH = {"model_type", "dict_type", "model_attributes_type"}
+
+
+def fields_of(*models: type[BaseModel]) -> Callable[[tuple[Any, ...]], Iterable[str]]:
+    """The fields allowed where an unknown one was found: the first model at the top level,
+    the next inside the first list (a BOM's lines)."""
+
+    def allowed(loc: tuple[Any, ...]) -> Iterable[str]:
+        depth = min(sum(isinstance(p, int) for p in loc), len(models) - 1)
+        return models[depth].model_fields
+
+    return allowed
+
+
+def describe(
+    error: ValidationError,
+    skip: int = 0,
+    allowed: Callable[[tuple[Any, ...]], Iterable[str]] | None = None,
+) -> list[str]:
+    """Pydantic errors as 'field: message' lines, worded for people: union members that the
+    input was clearly not meant for are left out, the bad value is echoed, list positions
+    count from 1. ``skip`` drops leading location parts; ``allowed`` lists the known fields."""
+    problems = error.errors()
+    fields: dict[object, int] = {}
+    for problem in problems:
+        key = next((p for p in problem["loc"][skip:] if not _is_tag(p)), None)
+        fields[key] = fields.get(key, 0) + 1
     found = []
-    for problem in error.errors():
-        location = ".".join(str(part) for part in problem["loc"][skip:]) or "(value)"
+    for problem in problems:
+        loc = problem["loc"][skip:]
+        field = next((p for p in loc if not _is_tag(p)), None)
         message = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == "union_tag_invalid":
-            message = "unknown event type; expected one of " + ", ".join(sorted(m.EVENT_TYPES))
-        elif problem["type"] == "extra_forbidden":
-            message = "unknown field"
+        if fields[field] > 1 and (
+            problem["type"] in _TYPE_MISMATCH or message.endswith("got dict")
+        ):
+            continue  # another member of the union explains what is wrong
+        location = ".".join(str(p) for p in loc if not _is_tag(p))
+        location = re.sub(r"lines\.(\d+)(\.|$)", lambda g: f"line {int(g[1]) + 1}: ", location)
+        location = location.rstrip(": ") or "event"
+        kind = problem["type"]
+        if kind == "union_tag_invalid":
+            given = problem.get("ctx", {}).get("tag")
+            message = f"unknown event type {given!r}; expected one of " + ", ".join(
+                sorted(m.EVENT_TYPES)
+            )
+            location = "type"
+        elif kind == "union_tag_not_found":
+            message = "missing; expected one of " + ", ".join(sorted(m.EVENT_TYPES))
+            location = "type"
+        elif kind == "extra_forbidden":
+            known = sorted(allowed(loc)) if allowed else []
+            message = "unknown field" + (f"; expected one of {', '.join(known)}" if known else "")
+        elif kind != "missing" and message.startswith("Input should"):
+            message = f"{message}, got {problem['input']!r}"
         found.append(f"{location}: {message}")
     return found
 
@@ -227,28 +282,42 @@ def build_master(
     """Master data from raw mappings, each with a description of where it came from."""
     problems: list[str] = []
     parsed_items: dict[str, m.Item] = {}
+    refused: set[str] = set()  # items already reported: BOMs naming them are not reported again
+    sources: dict[str, str] = {}
     for where, raw in items:
         try:
             model = ItemModel.model_validate(raw)
         except ValidationError as error:
-            problems += [f"{where}: item {raw.get('id', '?')}: {p}" for p in describe(error)]
+            problems += [
+                f"{where}: item {raw.get('id', '?')}: {p}"
+                for p in describe(error, allowed=fields_of(ItemModel))
+            ]
+            refused.add(str(raw.get("id")))
             continue
         if model.id in parsed_items:
             problems.append(f"{where}: item {model.id}: duplicate item id")
             continue
         item = _item(model, settings, where, problems)
-        if item is not None:
+        if item is None:
+            refused.add(model.id)
+        else:
             parsed_items[model.id] = item
     versions: dict[str, list[m.Bom]] = {}
     for where, raw in boms:
         try:
             bom_model = BomModel.model_validate(raw)
         except ValidationError as error:
-            problems += [f"{where}: BOM of {raw.get('item', '?')}: {p}" for p in describe(error)]
+            problems += [
+                f"{where}: BOM of {raw.get('item', '?')}: {p}"
+                for p in describe(error, allowed=fields_of(BomModel, BomLineModel))
+            ]
+            continue
+        if {bom_model.item, *(line.component for line in bom_model.lines)} & refused:
             continue
         bom = _bom(bom_model, parsed_items, where, problems)
         if bom is not None:
             versions.setdefault(bom.item, []).append(bom)
+            sources.setdefault(bom.item, where)
     ordered: dict[str, tuple[m.Bom, ...]] = {}
     for parent, found in versions.items():
         found.sort(key=lambda b: b.effective_from)
@@ -261,7 +330,7 @@ def build_master(
     if problems:
         raise InputError(problems)
     master = m.MasterData(parsed_items, ordered)
-    check_standards(master, settings)
+    check_standards(master, settings, sources)
     return master
 
 
@@ -341,11 +410,15 @@ def _bom(
     return m.Bom(model.item, tuple(lines), model.effective_from or dt.date.min)
 
 
-def check_standards(master: m.MasterData, settings: m.Settings) -> None:
-    """Roll up every item on every BOM version date: cycles and missing standards surface here."""
+def check_standards(
+    master: m.MasterData, settings: m.Settings, sources: Mapping[str, str] | None = None
+) -> None:
+    """Roll up every item on every BOM version date: cycles and missing standards surface here,
+    each once, with where its BOMs were read when that is known."""
     standards = Standards(settings, master)
     dates = {dt.date.min} | {b.effective_from for v in master.boms.values() for b in v}
     problems = []
+    cycles: set[frozenset[str]] = set()
     for item_id, item in master.items.items():
         if item.kind is m.Kind.PHANTOM and not master.boms.get(item_id):
             problems.append(f"item {item_id}: a phantom needs a BOM")
@@ -354,8 +427,19 @@ def check_standards(master: m.MasterData, settings: m.Settings) -> None:
             try:
                 standards.unit_cost(item_id, on)
             except StandardError as error:
-                if str(error) not in problems:
-                    problems.append(str(error))
+                message = str(error)
+                if message.startswith("BOM cycle: "):
+                    members = message.removeprefix("BOM cycle: ").split(" -> ")
+                    if frozenset(members) in cycles:
+                        break
+                    cycles.add(frozenset(members))
+                    places = [
+                        sources[i] for i in dict.fromkeys(members) if sources and i in sources
+                    ]
+                    if places:
+                        message += f" (BOMs at {', '.join(places)})"
+                if message not in problems:
+                    problems.append(message)
                 break
     if problems:
         raise InputError(problems)
@@ -377,7 +461,9 @@ def build_event(
     try:
         model = _EventEnvelope.model_validate({"event": dict(raw)}).event
     except ValidationError as error:
-        raise InputError([f"{label}: {p}" for p in describe(error, skip=2)]) from None
+        model_class = _EVENT_MODELS.get(str(raw.get("type")))
+        allowed = fields_of(model_class) if model_class else None
+        raise InputError([f"{label}: {p}" for p in describe(error, 2, allowed)]) from None
     event_id = model.id or default_id
     if event_id is None:
         raise InputError([f"{label}: id: required"])

@@ -12,7 +12,14 @@ import yaml
 from pydantic import ValidationError
 
 from backflush.domain import model as m
-from backflush.formats.inputs import BookModel, InputError, build_event, build_master, describe
+from backflush.formats.inputs import (
+    BookModel,
+    InputError,
+    build_event,
+    build_master,
+    describe,
+    fields_of,
+)
 
 LINE = "__line__"
 
@@ -51,7 +58,19 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
     return mapping
 
 
+def _timestamp(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    """A YAML date; one that looks like a date but is not (2026-13-05) is a YAML error with
+    its position, not a crash."""
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError as error:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"invalid date {node.value!r}: {error}", node.start_mark
+        ) from None
+
+
 _Loader.add_constructor("tag:yaml.org,2002:float", _decimal)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
@@ -103,7 +122,8 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     try:
         settings = BookModel.model_validate(strip_lines(book_raw)).to_domain()
     except ValidationError as error:
-        raise InputError([f"{at(book_raw)}: book.{p}" for p in describe(error)]) from None
+        found = describe(error, allowed=fields_of(BookModel))
+        raise InputError([f"{at(book_raw)}: book.{p}" for p in found]) from None
 
     items = _section(data, "items", source)
     boms = _section(data, "boms", source, required=False)

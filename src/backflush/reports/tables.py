@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -62,7 +63,7 @@ def variances_table(book: Book) -> Table:
     currency = book.settings.currency
     for key in keys:
         table.add_row(
-            key,
+            escape(key),  # element names are the user's: never markup
             *(_amount(book.period_variances(p).get(key, ZERO), currency) for p in periods),
         )
     table.add_section()
@@ -147,7 +148,7 @@ def valuation_table(book: Book) -> Table:
         on_total += row.on_books
         off_total += row.off_books
         table.add_row(
-            row.item,
+            escape(row.item),
             row.kind.value,
             f"{row.on_hand:,}",
             f"{row.in_process:,}" if row.in_process else "",
@@ -196,9 +197,9 @@ def journal_table(book: Book, entries: Iterable[Entry]) -> Table:
             account = line.account.value + (f":{line.element}" if line.element else "")
             table.add_row(
                 entry.date.isoformat() if n == 0 else "",
-                entry.event if n == 0 else "",
-                entry.memo if n == 0 else "",
-                account,
+                escape(entry.event) if n == 0 else "",
+                escape(entry.memo) if n == 0 else "",
+                escape(account),
                 _amount(line.debit, currency, True),
                 _amount(line.credit, currency, True),
             )
@@ -219,8 +220,8 @@ def exceptions_table(book: Book) -> Table:
                 else f"cleared by {book.cleared_by.get(key, '?')}"
             )
         )
-        table.add_row(entry.event, entry.date.isoformat(), entry.kind, entry.item,
-                      fmt(entry.quantity), fmt(entry.open), status)  # fmt: skip
+        table.add_row(escape(entry.event), entry.date.isoformat(), entry.kind, escape(entry.item),
+                      fmt(entry.quantity), fmt(entry.open), escape(status))  # fmt: skip
     return table
 
 

@@ -17,10 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -31,6 +27,9 @@ from backflush.formats.inputs import InputError
 from backflush.store import schema as t
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: The newest migration; a test checks it against the migration scripts. Reading it from here
+#: keeps Alembic out of every command but ``init`` and ``import``.
+SCHEMA_REVISION = "0001"
 
 
 class StoreError(RuntimeError):
@@ -64,11 +63,9 @@ def make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-def _alembic(conn: Connection) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = conn
-    return config
+def _sqlite_path(url: str) -> Path | None:
+    rest = url.removeprefix("sqlite:///")
+    return Path(rest) if rest != url and rest and rest != ":memory:" else None
 
 
 def _json(values: Mapping[str, Decimal]) -> str:
@@ -91,8 +88,12 @@ def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> No
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        """Open the book at ``url``; with ``create`` False a SQLite file must exist already."""
         self.url = database_url(url)
+        path = _sqlite_path(self.url)
+        if path is not None and not create and not path.exists():
+            raise StoreError(f"no book at {path}; run `backflush init` first")
         self.engine = make_engine(self.url)
 
     def close(self) -> None:
@@ -107,25 +108,36 @@ class Store:
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration."""
-        with self.transaction() as conn:
-            command.upgrade(_alembic(conn), "head")
+        from alembic import command
+        from alembic.config import Config
 
-    def _check_schema(self, conn: Connection) -> None:
-        current = MigrationContext.configure(conn).get_current_revision()
-        head = ScriptDirectory.from_config(_alembic(conn)).get_current_head()
-        if current is None:
-            raise StoreError(f"{self.url}: no book here; run `backflush init` first")
-        if current != head:
-            raise StoreError(
-                f"{self.url}: schema at revision {current}, this version needs {head}; "
-                "run `backflush init` to migrate"
-            )
+        with self.transaction() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    @staticmethod
+    def _revision(conn: Connection) -> str | None:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
     def initialized(self) -> bool:
         with self.engine.connect() as conn:
-            if MigrationContext.configure(conn).get_current_revision() is None:
+            if self._revision(conn) is None:
                 return False
             return conn.execute(sa.select(t.settings.c.id)).first() is not None
+
+    def _check_schema(self, conn: Connection) -> None:
+        current = self._revision(conn)
+        if current is None:
+            raise StoreError(f"{self.url}: no book here; run `backflush init` first")
+        if current != SCHEMA_REVISION:
+            raise StoreError(
+                f"{self.url}: schema at revision {current}, this version needs "
+                f"{SCHEMA_REVISION}; run `backflush init` to migrate"
+            )
 
     def init(self, settings: m.Settings) -> bool:
         """Create (or migrate) the schema and record the book's settings once.
@@ -345,9 +357,12 @@ class Store:
         return found
 
     def load(self) -> Book:
-        """The book's state (without its journal; see :meth:`entries`)."""
+        """The book's state (without its journal; see :meth:`entries`), for reading: post
+        through :meth:`post`, which loads it again under the write lock."""
         with self.transaction() as conn:
-            return self._load(conn)
+            book = self._load(conn)
+        book.history = None
+        return book
 
     def entries(self, period: str | None = None) -> list[m.Entry]:
         with self.transaction() as conn:
@@ -593,7 +608,7 @@ def event_from_payload(event_id: str, payload: str) -> m.Event:
 
 def _settings_conflict(existing: m.Settings, wanted: m.Settings) -> str:
     differences = [
-        f"{name}: book has {getattr(existing, name)!s}, file says {getattr(wanted, name)!s}"
+        f"{name}: book has {getattr(existing, name)!s}, given {getattr(wanted, name)!s}"
         for name in existing.__dataclass_fields__
         if getattr(existing, name) != getattr(wanted, name)
     ]

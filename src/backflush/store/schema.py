@@ -9,12 +9,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from backflush.domain.money import fmt
-
 
 class Exact(TypeDecorator[Decimal]):
-    """An exact decimal: NUMERIC on PostgreSQL; canonical text on SQLite, whose NUMERIC
-    affinity would turn 0.1 into a binary float."""
+    """An exact decimal: NUMERIC on PostgreSQL; plain decimal text on SQLite, whose NUMERIC
+    affinity would turn 0.1 into a binary float. The text keeps the value's scale as NUMERIC
+    does (151.0 comes back as 151.0, not 151), so both databases give back the same Decimal
+    and a book reloaded from either prints the same journal."""
 
     impl = sa.Numeric
     cache_ok = True
@@ -29,12 +29,18 @@ class Exact(TypeDecorator[Decimal]):
             return None
         if not isinstance(value, Decimal):
             raise TypeError(f"expected a Decimal, got {type(value).__name__}")
-        return fmt(value) if dialect.name == "sqlite" else value
+        return _scaled_text(value) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
         return value if isinstance(value, Decimal) else Decimal(value)
+
+
+def _scaled_text(value: Decimal) -> str:
+    """``value`` as PostgreSQL NUMERIC holds it: no exponent, digits after the point kept,
+    no negative zero."""
+    return format(abs(value) if value.is_zero() else value, "f")
 
 
 metadata = sa.MetaData()

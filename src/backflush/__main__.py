@@ -1,0 +1,3 @@
+from backflush.cli import main
+
+main()

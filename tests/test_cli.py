@@ -1,0 +1,381 @@
+"""The real command line (Typer app ``backflush.cli.app``) on SQLite books in tmp_path, and the
+installed program as a subprocess: output, exit codes (0 done, 2 input refused), stderr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from backflush.cli import app
+from backflush.formats.scenario import read_scenario
+from backflush.reports.document import document
+from backflush.run import run_scenario
+from backflush.store.repository import Store
+from helpers import EXAMPLE_NAMES, EXAMPLES, ROOT, assert_matches_expected, dump_tables
+
+NORTHSHORE = EXAMPLES / "northshore.yaml"
+
+
+def cli(*args: Any, input: str | None = None) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args], input=input)
+
+
+def ok(*args: Any, input: str | None = None) -> str:
+    """Run a command that must succeed; its standard output."""
+    result = cli(*args, input=input)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    return result.stdout
+
+
+def refused(*args: Any, input: str | None = None, code: int = 2) -> str:
+    """Run a command whose input must be refused; its message on standard error."""
+    result = cli(*args, input=input)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ")
+    return result.stderr
+
+
+def parse(text: str) -> Any:
+    return json.loads(text, parse_float=Decimal, parse_int=Decimal)
+
+
+def leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in leaves(v)]
+    return [value]
+
+
+def dump_file(path: Path) -> dict[str, Any]:
+    store = Store(str(path))
+    try:
+        return dump_tables(store)
+    finally:
+        store.close()
+
+
+def without_closes(source: Path, target: Path, before: str = "") -> Path:
+    """A copy of a scenario without its close events (and without what follows ``before``)."""
+    text = source.read_text()
+    if before:
+        text = text[: text.index(before)]
+    lines = text.splitlines(keepends=True)
+    target.write_text("".join(line for line in lines if "type: close" not in line))
+    return target
+
+
+# ---------------------------------------------------------------- run
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_run_json_prints_the_document(name: str) -> None:
+    found = parse(ok("run", EXAMPLES / f"{name}.yaml", "--json"))
+    assert_matches_expected(name, found)
+    assert set(found) >= {"balances", "entries", "periods", "quantities", "exceptions"}
+    # every amount and quantity is a decimal string; the only non-strings are the closed flags
+    assert all(isinstance(leaf, str | bool) for leaf in leaves(found))
+    assert all(isinstance(p["closed"], bool) for p in found["periods"])
+    for entry in found["entries"]:
+        assert sum(Decimal(ln["debit"]) - Decimal(ln["credit"]) for ln in entry["lines"]) == 0
+    book = run_scenario(read_scenario(EXAMPLES / f"{name}.yaml"))
+    assert found == json.loads(json.dumps(document(book)))
+
+
+def test_run_prints_a_readable_period_report() -> None:
+    text = ok("run", NORTHSHORE)
+    for expected in [
+        "Northshore Devices",
+        "triggers purchase+completion",
+        "21 events",
+        "Journal summary",
+        "Trial balance",
+        "Variances by period",
+        "2026-01",
+        "2026-02",
+        "purchase_price",
+        "8,000.00",  # January PPV
+        "63,000.00",  # February PPV
+        "60,000.00",  # February scrap
+        "77,000.00",  # February conversion
+        "1,450,000.00",  # January gross margin
+        "11,000,000.00",  # sales
+        "closed",
+        "No backflush exceptions.",
+    ]:
+        assert expected in text, expected
+    assert "{" not in text  # a report, not the JSON document
+
+
+def test_run_refuses_a_bad_file_with_exit_code_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(NORTHSHORE.read_text().replace('quantity: "98000"', 'quantity: "-98000"'))
+    message = refused("run", bad)
+    assert f"{bad}:36: event jan-sold: quantity: expected more than zero, got -98000" in message
+    assert "cannot read" in refused("run", tmp_path / "missing.yaml")
+
+
+# ---------------------------------------------------------------- the persistent book
+
+
+def test_init_from_flags_and_again(tmp_path: Path) -> None:
+    db = tmp_path / "plant.db"
+    args = ["init", "--db", db, "--name", "Test plant", "--currency", "eur"]
+    args += ["--triggers", "purchase+sale", "--shortage", "reject"]
+    assert "created" in ok(*args)
+    assert "already there" in ok(*args)
+    book = parse(ok("report", "--db", db, "--json"))["book"]
+    assert book == {
+        "name": "Test plant",
+        "currency": "EUR",
+        "triggers": "purchase+sale",
+        "disposition": "cogs",
+        "shortage": "reject",
+    }
+    before = dump_file(db)
+    message = refused("init", "--db", db, "--name", "Test plant", "--currency", "eur", code=2)
+    assert "different book" in message and "triggers" in message
+    assert dump_file(db) == before
+    # a value Typer itself refuses: usage error, exit 2
+    result = cli("init", "--db", tmp_path / "other.db", "--triggers", "bogus")
+    assert result.exit_code == 2 and "bogus" in result.stderr
+
+
+def test_a_book_that_is_not_there(tmp_path: Path) -> None:
+    message = refused("report", "--db", tmp_path / "nothing.db", code=2)
+    assert "nothing.db; run `backflush init` first" in message
+    assert not (tmp_path / "nothing.db").exists()  # reading never creates a file
+
+
+def test_import_close_and_report_a_book(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    january = without_closes(NORTHSHORE, tmp_path / "january.yaml", before="  # February")
+    both = without_closes(NORTHSHORE, tmp_path / "both.yaml")
+    assert "created" in ok("init", "--db", db, "--settings-from", january)
+    assert "9 event(s) applied, 0 already recorded" in ok("import", january, "--db", db)
+    assert "0 event(s) applied, 9 already recorded (no change)" in ok("import", january, "--db", db)
+    periods = parse(ok("report", "--db", db, "--json"))["periods"]
+    assert [(p["period"], p["closed"]) for p in periods] == [("2026-01", False)]
+
+    before = dump_file(db)
+    assert "2026-01 is still open; close periods in order" in refused(
+        "close", "2026-02", "--db", db
+    )
+    assert "period: expected YYYY-MM, got '2026-13'" in refused("close", "2026-13", "--db", db)
+    assert dump_file(db) == before
+
+    closed = ok("close", "2026-01", "--db", db)
+    assert "Variances by period" in closed and "8,000.00" in closed and "closed" in closed
+    again = ok("close", "2026-01", "--db", db)
+    assert "period 2026-01 was already closed by close-2026-01: no change" in again
+    assert "10 event(s) applied, 9 already recorded" in ok("import", both, "--db", db)
+    ok("close", "2026-02", "--db", db)
+
+    found = parse(ok("report", "--db", db, "--json"))
+    assert_matches_expected("northshore", found)
+    # the same figures as running the file with its own close events, up to the close ids
+    ran = parse(ok("run", NORTHSHORE, "--json"))
+    renamed = {"jan-close": "close-2026-01", "feb-close": "close-2026-02"}
+    for entry in ran["entries"]:
+        entry["event"] = renamed.get(entry["event"], entry["event"])
+    for period in ran["periods"]:
+        period["close_event"] = renamed[period["close_event"]]
+    assert found == ran
+
+
+def test_post_from_flags_is_idempotent_and_conflicts_are_refused(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    ok("import", NORTHSHORE, "--db", db)
+    purchase = ["post", "--db", db, "--type", "purchase", "--date", "2026-03-02"]
+    purchase += ["--item", "PCB", "--quantity", "10", "--unit-cost", "12.50"]
+    assert "event m1: applied" in ok(*purchase, "--id", "m1")
+    assert "event m1: already recorded with the same content: no change" in ok(
+        *purchase, "--id", "m1"
+    )
+    before = dump_file(db)
+    message = refused(*purchase[:-4], "--quantity", "11", "--unit-cost", "12.50", "--id", "m1")
+    assert "event m1: id already recorded with different content" in message
+    assert "nothing was written" in message
+    message = refused(*purchase[:7], "--item", "NOPE", "--quantity", "1", "--unit-cost", "1")
+    assert "command line: event cli-" in message and "item: unknown item 'NOPE'" in message
+    late = ["post", "--db", db, "--type", "conversion", "--date", "2026-02-10"]
+    message = refused(*late, "--amount", "5.00", "--id", "late")
+    assert "event late: dated 2026-02-10 in period 2026-02, which is closed" in message
+    assert "nothing to post" in refused("post", "--db", db)
+    assert dump_file(db) == before
+    # no --id: a fresh key each time
+    first = ok(*purchase)
+    assert first.startswith("event cli-") and first.rstrip().endswith(": applied")
+    state = parse(ok("report", "--db", db, "--json"))
+    assert state["quantities"]["PCB"] == "20"
+
+
+def test_post_json_lines_from_a_file_and_from_stdin(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    ok("import", NORTHSHORE, "--db", db)
+    lines = tmp_path / "march.jsonl"
+    lines.write_text(
+        '{"id": "mar-po", "type": "purchase", "date": "2026-03-02", "item": "PCB",'
+        ' "quantity": 100, "unit_cost": 12.25}\n'
+        "\n"
+        '{"id": "mar-labor", "type": "conversion", "date": "2026-03-31",'
+        ' "amount": "450.00", "element": "labor"}\n'
+    )
+    assert "2 event(s) applied, 0 already recorded" in ok("post", "--db", db, "-f", lines)
+    again = ok("post", "--db", db, "--file", "-", input=lines.read_text())
+    assert "0 event(s) applied, 2 already recorded (no change)" in again
+    as_json = parse(ok("post", "--db", db, "-f", "-", "--json", input=lines.read_text()))
+    assert as_json == [{"id": "mar-po", "applied": False}, {"id": "mar-labor", "applied": False}]
+    state = parse(ok("report", "--db", db, "--json"))
+    assert state["quantities"]["PCB"] == "100"
+    assert state["balances"]["purchase_price_variance"] == "25.00"  # 100 x (12.25 - 12.00)
+    march = parse(ok("report", "--db", db, "--json", "--period", "2026-03"))
+    assert [e["event"] for e in march["entries"]] == ["mar-po", "mar-labor"]
+
+    before = dump_file(db)
+    bad = (
+        '{"id": "ok-1", "type": "conversion", "date": "2026-03-31", "amount": "1.00"}\n'
+        '{"id": "bad-2", "type": "conversion", "date": "2026-03-31", "amount": "1.001"}\n'
+    )
+    message = refused("post", "--db", db, "-f", "-", input=bad)
+    assert "<stdin>:2: event bad-2: amount: 1.001 has more decimals than USD allows (2)" in message
+    assert "nothing was written" in message
+    assert dump_file(db) == before
+    assert "cannot read" in refused("post", "--db", db, "-f", tmp_path / "missing.jsonl")
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_report_json_equals_run_json(tmp_path: Path, name: str) -> None:
+    db = tmp_path / "book.db"
+    ok("import", EXAMPLES / f"{name}.yaml", "--db", db)
+    assert ok("report", "--db", db, "--json") == ok("run", EXAMPLES / f"{name}.yaml", "--json")
+
+
+@pytest.mark.parametrize(
+    ("what", "title", "figure"),
+    [
+        ("summary", "Journal summary", "1,450,000.00"),
+        ("trial-balance", "Trial balance", "8,220,000.00"),
+        ("valuation", "Quantities and valuation at standard", "ROUTER"),
+        ("variances", "Variances by period", "63,000.00"),
+        ("journal", "Journal", "jan-po-pcb"),
+        ("exceptions", "Backflush exceptions", "event"),
+    ],
+)
+def test_each_report(tmp_path: Path, what: str, title: str, figure: str) -> None:
+    db = tmp_path / "book.db"
+    ok("import", NORTHSHORE, "--db", db)
+    text = ok("report", "--db", db, "--what", what)
+    assert title in text and figure in text
+    if what == "journal":
+        february = ok("report", "--db", db, "--what", "journal", "--period", "2026-02")
+        assert "feb-po-pcb" in february and "jan-po-pcb" not in february
+
+
+def test_exceptions_report_shows_the_queue(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    scenario = tmp_path / "short.yaml"
+    text = NORTHSHORE.read_text().split("events:")[0]
+    scenario.write_text(
+        text + "events:\n"
+        "  - {id: early, date: 2026-01-05, type: completion, item: ROUTER, quantity: 5}\n"
+    )
+    ok("import", scenario, "--db", db)
+    report = ok("report", "--db", db, "--what", "exceptions")
+    assert "early" in report and "shortage" in report and "open" in report
+    ok("post", "--db", db, "--type", "purchase", "--date", "2026-01-06", "--item", "ANT",
+       "--quantity", "10", "--unit-cost", "1.75", "--id", "ants")  # fmt: skip
+    report = ok("report", "--db", db, "--what", "exceptions")
+    assert "cleared by ants" in report
+
+
+def test_demo_builds_a_book_with_two_closed_periods(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    text = ok("demo", "--db", db)
+    assert "Northshore Devices" in text and "Variances by period" in text
+    assert "2026-01" in text and "2026-02" in text
+    assert text.count("closed") >= 2
+    assert f"backflush report --db {db} --json" in " ".join(text.split())
+    found = parse(ok("report", "--db", db, "--json"))
+    assert [(p["period"], p["closed"]) for p in found["periods"]] == [
+        ("2026-01", True),
+        ("2026-02", True),
+    ]
+    assert_matches_expected("northshore", found)
+    assert "exists" in refused("demo", "--db", db, code=2)
+
+
+# ---------------------------------------------------------------- the installed program
+
+
+def test_python_dash_m_backflush_runs_a_scenario() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "backflush", "run", str(NORTHSHORE), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert_matches_expected("northshore", parse(done.stdout))
+
+
+def test_installed_program_posts_from_stdin_and_refuses_with_code_2(tmp_path: Path) -> None:
+    program = Path(sys.executable).parent / "backflush"
+    if not program.exists():
+        program = ROOT / ".venv" / "bin" / "backflush"
+    db = str(tmp_path / "book.db")
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(program), *args], input=stdin, capture_output=True, text=True, timeout=120
+        )
+
+    done = run("import", str(EXAMPLES / "potter.yaml"), "--db", db)
+    assert done.returncode == 0, done.stderr
+    line = '{"id": "jun-dm", "type": "purchase", "date": "2026-06-01", "item": "DM", '
+    line += '"quantity": "500", "unit_cost": "1.02"}\n'
+    done = run("post", "--db", db, "-f", "-", stdin=line)
+    assert done.returncode == 0, done.stderr
+    assert "event jun-dm: applied" in done.stdout
+    done = run("post", "--db", db, "-f", "-", stdin=line.replace('"500"', '"-500"'))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "<stdin>:1: event jun-dm: quantity: expected more than zero, got -500" in done.stderr
+    done = run("report", "--db", db, "--json")
+    assert done.returncode == 0
+    assert parse(done.stdout)["quantities"]["DM"] == "500"
+
+
+def test_ids_that_look_like_markup_are_printed_as_they_are(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    ok("import", EXAMPLES / "potter.yaml", "--db", db)
+    lines = (
+        '{"id": "[/]", "type": "conversion", "date": "2026-06-02", "amount": "1.00"}\n'
+        '{"id": "[bold]x", "type": "conversion", "date": "2026-06-02", "amount": "2.00",'
+        ' "element": "[red]labor"}\n'
+    )
+    assert "2 event(s) applied" in ok("post", "--db", db, "-f", "-", input=lines)
+    journal = ok("report", "--db", db, "--what", "journal", "--period", "2026-06")
+    assert "[/]" in journal and "[bold]x" in journal and "[red]labor" in journal
+    assert "[red]labor" in ok("report", "--db", db, "--what", "variances")
+    message = refused(
+        "post", "--db", db, "--type", "conversion", "--date", "2026-06-03",
+        "--amount", "1.001", "--id", "[/]",
+    )  # fmt: skip
+    assert "command line: event [/]: amount: 1.001 has more decimals" in message
+    assert "event [bold]x: already recorded with the same content: no change" in ok(
+        "post", "--db", db, "--type", "conversion", "--date", "2026-06-02",
+        "--amount", "2.00", "--element", "[red]labor", "--id", "[bold]x",
+    )  # fmt: skip

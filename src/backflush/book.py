@@ -132,6 +132,10 @@ class Book:
     def open_shortages(self) -> list[ShortageEntry]:
         return [s for s in self.shortages.values() if s.open > 0 and s.kind == "shortage"]
 
+    def _waiting(self, item: str) -> Decimal:
+        """Consumption of ``item`` still waiting in the shortage queue."""
+        return sum((s.open for s in self.open_shortages() if s.item == item), ZERO)
+
     def periods(self) -> list[str]:
         return sorted(set(self.activity) | set(self.statistics) | set(self.closed))
 
@@ -224,7 +228,7 @@ class Book:
         elif isinstance(event, Reversal):
             self._reverse(event, record)
         else:
-            ctx = Context(self.settings, self.standards, self.quantity)
+            ctx = Context(self.settings, self.standards, self.quantity, self._waiting)
             self._apply(record, flush(event, ctx))
         self.recorded[event.id] = record
         self.changes.events.append(record)

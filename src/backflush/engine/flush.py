@@ -86,6 +86,9 @@ class Context:
     settings: Settings
     standards: Standards
     on_hand: Callable[[str], Decimal]
+    #: Consumption of an item still waiting in the shortage queue: production has taken it,
+    #: the book's stock has not given it yet.
+    waiting: Callable[[str], Decimal] = lambda _item: ZERO
 
 
 def flush(event: Event, ctx: Context) -> Effects:
@@ -288,7 +291,9 @@ def _count(event: Count, ctx: Context, effects: Effects) -> None:
     _require_kind(event, event.item, ctx, _STOCKED, "a count")
     if event.quantity < 0:
         raise PostingError(f"event {event.id}: a counted quantity cannot be negative")
-    difference = event.quantity - ctx.on_hand(event.item)
+    # The shelf holds the book's stock less what production took that still waits in the
+    # queue; a gain clears the queue (the book's retry), so stock ends at the counted quantity.
+    difference = event.quantity - (ctx.on_hand(event.item) - ctx.waiting(event.item))
     if not difference:
         return
     effects.movements.append(Movement(event.item, difference))

@@ -100,16 +100,21 @@ def shortage_key(entry: ShortageEntry) -> tuple[str, str, str]:
 
 
 class Book:
-    def __init__(self, settings: Settings, master: MasterData) -> None:
+    def __init__(
+        self, settings: Settings, master: MasterData, standards: Standards | None = None
+    ) -> None:
         self.settings = settings
         self.master = master
-        self.standards = Standards(settings, master)
+        #: Rolled-up standards; a store hands over its cached ones while master data is unchanged.
+        self.standards = standards or Standards(settings, master)
         self.balances: dict[Key, Decimal] = {}
         self.activity: dict[str, dict[Key, Decimal]] = {}
         self.statistics: dict[str, dict[str, Decimal]] = {}
         self.on_hand: dict[str, Decimal] = {}
         self.in_process: dict[str, Decimal] = {}
         self.shortages: dict[tuple[str, str, str], ShortageEntry] = {}
+        #: Open queued consumption by item, oldest first: what a stock arrival looks at.
+        self.queue: dict[str, dict[tuple[str, str, str], ShortageEntry]] = {}
         self.cleared_by: dict[tuple[str, str, str], str] = {}
         self.closed: dict[str, PeriodResult] = {}
         self.unsold_conversion: dict[Key, Decimal] = {}
@@ -134,7 +139,22 @@ class Book:
 
     def _waiting(self, item: str) -> Decimal:
         """Consumption of ``item`` still waiting in the shortage queue."""
-        return sum((s.open for s in self.open_shortages() if s.item == item), ZERO)
+        return sum((s.open for s in self.queue.get(item, {}).values()), ZERO)
+
+    def restore_shortage(self, entry: ShortageEntry, cleared_by: str = "") -> None:
+        """Put back a queue entry or flag read from a store (in queue order)."""
+        key = shortage_key(entry)
+        self._set_shortage(key, entry)
+        if cleared_by:
+            self.cleared_by[key] = cleared_by
+
+    def _set_shortage(self, key: tuple[str, str, str], entry: ShortageEntry) -> None:
+        self.shortages[key] = entry
+        waiting = self.queue.setdefault(entry.item, {})
+        if entry.kind == "shortage" and entry.open > 0:
+            waiting[key] = entry  # an update keeps the entry's place in the queue
+        else:
+            waiting.pop(key, None)
 
     def periods(self) -> list[str]:
         return sorted(set(self.activity) | set(self.statistics) | set(self.closed))
@@ -262,7 +282,7 @@ class Book:
                     quantity=previous.quantity + shortage.quantity,
                     open=previous.open + shortage.open,
                 )
-            self.shortages[key] = shortage
+            self._set_shortage(key, shortage)
             self.changes.shortages[key] = shortage
         for item in dict.fromkeys(arrivals):
             self._retry(item, event.id)
@@ -300,12 +320,10 @@ class Book:
 
     def _retry(self, item: str, cause: str) -> None:
         """Stock of ``item`` arrived: clear queued consumption, oldest first."""
-        for key, entry in list(self.shortages.items()):
+        for key, entry in list(self.queue.get(item, {}).items()):
             available = self.quantity(item)
             if available <= 0:
                 return
-            if entry.item != item or entry.kind != "shortage" or entry.open <= 0:
-                continue
             take = min(available, entry.open)
             owner = self.recorded.get(entry.event)
             if owner is None and self.history is not None:
@@ -316,7 +334,7 @@ class Book:
             movement = Movement(item, -take, take if entry.into_process else ZERO)
             self._move(entry.event, cause, movement, owner)
             updated = dataclasses.replace(entry, open=entry.open - take)
-            self.shortages[key] = updated
+            self._set_shortage(key, updated)
             self.changes.shortages[key] = updated
             if updated.open == 0:
                 self.cleared_by[key] = cause
@@ -363,10 +381,11 @@ class Book:
             )
         effects.memo.extend((key, -value) for key, value in original.statistics)
         # Consumption still waiting in the queue never happened: it is dropped, not reversed.
-        for key, shortage in list(self.shortages.items()):
-            if shortage.event == event.reverses and shortage.open > 0:
+        waiting = [(k, s) for items in self.queue.values() for k, s in items.items()]
+        for key, shortage in waiting:
+            if shortage.event == event.reverses:
                 dropped = dataclasses.replace(shortage, open=ZERO)
-                self.shortages[key] = dropped
+                self._set_shortage(key, dropped)
                 self.changes.shortages[key] = dropped
                 self.cleared_by[key] = event.id
                 self.changes.cleared[key] = event.id

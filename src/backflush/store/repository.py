@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from backflush.book import Book, Changes, Recorded, fingerprint
 from backflush.domain import model as m
 from backflush.domain.money import ZERO, fmt
+from backflush.engine.standards import Standards
 from backflush.formats.inputs import InputError
 from backflush.store import schema as t
 
@@ -95,6 +96,7 @@ class Store:
         if path is not None and not create and not path.exists():
             raise StoreError(f"no book at {path}; run `backflush init` first")
         self.engine = make_engine(self.url)
+        self._cache: tuple[int, Standards] | None = None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -164,6 +166,7 @@ class Store:
                 "shortage": settings.shortage.value,
                 "rounding": settings.rounding,
                 "count_variance": settings.count_variance.value,
+                "master_revision": 0,
                 "created_at": dt.datetime.now(dt.UTC),
             },
         )
@@ -285,6 +288,10 @@ class Store:
             )
         if new_lines:
             conn.execute(t.bom_lines.insert(), new_lines)
+        if new_items or new_lines:
+            conn.execute(
+                t.settings.update().values(master_revision=t.settings.c.master_revision + 1)
+            )
 
     def master(self) -> m.MasterData:
         with self.transaction() as conn:
@@ -293,11 +300,22 @@ class Store:
 
     # ------------------------------------------------------------ loading the book
 
-    def _load(self, conn: Connection) -> Book:
+    def _standards(self, conn: Connection, settings: m.Settings) -> Standards:
+        """Master data and its rolled-up standards, read again only when they changed."""
+        revision = conn.execute(sa.select(t.settings.c.master_revision)).scalar_one()
+        cached = self._cache
+        if cached is None or cached[0] != revision or cached[1].settings != settings:
+            cached = self._cache = (revision, Standards(settings, self._master(conn)))
+        return cached[1]
+
+    def _load(self, conn: Connection, *, history: bool = True) -> Book:
+        """The book's state. Without ``history`` (the posting path) only the open shortage
+        queue is read, not the cleared entries and negative-stock flags kept for reports."""
         settings = self._require_settings(conn)
         if conn.dialect.name == "postgresql":  # one writer at a time per book
             conn.execute(sa.select(t.settings.c.id).where(t.settings.c.id == 1).with_for_update())
-        book = Book(settings, self._master(conn))
+        standards = self._standards(conn, settings)
+        book = Book(settings, standards.master, standards)
         book.keep_journal = False
         for row in conn.execute(sa.select(t.balances)):
             book.balances[(m.Account(row.account), row.element)] = row.amount
@@ -310,13 +328,24 @@ class Store:
         for row in conn.execute(sa.select(t.quantities).order_by(t.quantities.c.item)):
             book.on_hand[row.item] = row.on_hand
             book.in_process[row.item] = row.in_process
-        for row in conn.execute(sa.select(t.shortages).order_by(t.shortages.c.seq)):
-            key = (row.event, row.item, row.kind)
-            book.shortages[key] = m.ShortageEntry(
-                row.event, row.date, row.item, row.quantity, row.open, row.kind, row.into_process
+        queue = sa.select(t.shortages).order_by(t.shortages.c.seq)
+        if not history:
+            queue = queue.where(
+                t.shortages.c.kind == "shortage", t.shortages.c.cleared_by.is_(None)
             )
-            if row.cleared_by:
-                book.cleared_by[key] = row.cleared_by
+        for row in conn.execute(queue):
+            book.restore_shortage(
+                m.ShortageEntry(
+                    row.event,
+                    row.date,
+                    row.item,
+                    row.quantity,
+                    row.open,
+                    row.kind,
+                    row.into_process,
+                ),
+                row.cleared_by or "",
+            )
         for row in conn.execute(sa.select(t.periods).order_by(t.periods.c.period)):
             book.closed[row.period] = m.PeriodResult(
                 row.period,
@@ -375,7 +404,7 @@ class Store:
     def post(self, events: Sequence[m.Event]) -> list[bool]:
         """Apply events in one transaction; True per event applied, False per duplicate."""
         with self.transaction() as conn:
-            book = self._load(conn)
+            book = self._load(conn, history=False)
             applied = book.post_many(events)
             self._write(conn, book, book.take_changes())
             return applied
@@ -394,7 +423,7 @@ class Store:
         with self.transaction() as conn:
             self._ensure_settings(conn, settings)
             self._add_master(conn, master)
-            book = self._load(conn)
+            book = self._load(conn, history=False)
             applied: list[bool] = []
             for start in range(0, len(events), batch):
                 chunk = events[start : start + batch]
@@ -510,17 +539,16 @@ class Store:
         if changes.shortages:
             order = {key: n for n, key in enumerate(book.shortages)}
             base = conn.execute(sa.select(sa.func.max(t.shortages.c.seq))).scalar() or 0
-            known = {
-                (r.event, r.item, r.kind): r.seq
-                for r in conn.execute(
-                    sa.select(
-                        t.shortages.c.event,
-                        t.shortages.c.item,
-                        t.shortages.c.kind,
-                        t.shortages.c.seq,
-                    )
-                )
-            }
+            known: dict[tuple[str, str, str], int] = {}
+            columns = (
+                t.shortages.c.event,
+                t.shortages.c.item,
+                t.shortages.c.kind,
+                t.shortages.c.seq,
+            )
+            for chunk in _chunks(sorted({key[0] for key in changes.shortages}), 500):
+                query = sa.select(*columns).where(t.shortages.c.event.in_(chunk))
+                known.update({(r.event, r.item, r.kind): r.seq for r in conn.execute(query)})
             rows = []
             for key, short in sorted(changes.shortages.items(), key=lambda kv: order[kv[0]]):
                 rows.append(

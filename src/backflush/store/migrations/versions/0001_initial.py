@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("shortage", sa.String(16), nullable=False),
         sa.Column("rounding", sa.String(16), nullable=False),
         sa.Column("count_variance", sa.String(16), nullable=False),
+        sa.Column("master_revision", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+
 from backflush.book import Book
 from backflush.domain.model import (
     Account,
@@ -23,7 +25,9 @@ from backflush.domain.model import (
     Policy,
     Purchase,
     Settings,
+    Shortage,
 )
+from backflush.engine.flush import PostingError
 
 D = Decimal
 
@@ -160,3 +164,46 @@ def test_count_is_what_is_on_hand_even_with_consumption_queued() -> None:
     book.post(Count("recount", day(4), "M", D(10)))
     assert len(book.journal) == entries
     assert book.quantity("M") == 10
+
+
+def glue_plant(shortage: Shortage) -> Book:
+    """F = 1 M (backward) + 4 G (manual, issued by hand); M 4.00, G 0.25, F conversion 1.00."""
+    plant = master(
+        [
+            Item("M", Kind.MATERIAL, material_cost=D("4.00")),
+            Item("G", Kind.MATERIAL, flush=Flush.MANUAL, material_cost=D("0.25")),
+            Item("F", Kind.FINISHED, conversion=(("", D("1.00")),)),
+        ],
+        {"F": [BomLine("M", D(1)), BomLine("G", D(4))]},
+    )
+    book = Book(Settings("Glue", shortage=shortage), plant)
+    book.post_many(
+        [
+            Purchase("pm", day(2), "M", D(10), D("4.00")),
+            Purchase("pg", day(2), "G", D(100), D("0.25")),
+            Issue("ig", day(3), "G", D(12)),  # enough for 3 units, not 5
+        ]
+    )
+    return book
+
+
+def test_a_manual_line_consumed_beyond_what_was_issued_is_refused_under_reject() -> None:
+    book = glue_plant(Shortage.REJECT)
+    with pytest.raises(PostingError, match=r"needs 20 of 'G' issued to production but only 12"):
+        book.post(Completion("c", day(4), "F", D(5)))
+    assert book.in_process == {"G": D(12)}
+    assert "c" not in book.recorded
+
+
+def test_a_manual_line_consumed_beyond_what_was_issued_is_flagged_until_issued() -> None:
+    book = glue_plant(Shortage.QUEUE)
+    book.post(Completion("c", day(4), "F", D(5)))
+    assert book.in_process["G"] == D(-8)
+    (flag,) = book.shortages.values()
+    assert (flag.kind, flag.item, flag.quantity, flag.status) == ("unissued", "G", D(8), "flagged")
+    # Money does not wait: FG 5 x 6.00; RIP credited 5 x (4.00 + 1.00) whether issued or not.
+    fg = sum((v for (a, _), v in book.balances.items() if a is Account.FINISHED_GOODS), D(0))
+    assert fg == D("30.00")
+    book.post(Issue("late", day(5), "G", D(8)))
+    assert book.in_process["G"] == 0
+    assert book.quantity("G") == 80

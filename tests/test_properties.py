@@ -300,6 +300,7 @@ class Plan:
     moves: list[tuple[str, Decimal, Decimal]] = field(default_factory=list)
     queued: list[tuple[str, Decimal, bool]] = field(default_factory=list)
     flagged: list[tuple[str, Decimal]] = field(default_factory=list)  # negative stock
+    unissued: list[tuple[str, Decimal]] = field(default_factory=list)  # in process went short
     facts: Facts = field(default_factory=Facts)
 
 
@@ -312,6 +313,7 @@ class Model:
         self.on_hand: dict[str, Decimal] = defaultdict(Decimal)
         self.in_process: dict[str, Decimal] = defaultdict(Decimal)
         self.queue: dict[tuple[str, str], Queued] = {}  # oldest first
+        self.unissued: dict[tuple[str, str], Decimal] = {}
         self.flags: dict[tuple[str, str], Decimal] = {}  # (event, item): went negative by
         self.moved: dict[str, list[tuple[str, Decimal, Decimal]]] = {}
         self.accepted: dict[str, Event] = {}
@@ -413,11 +415,18 @@ class Model:
         elif isinstance(event, Completion):
             self._kind(event.item, Kind.FINISHED, Kind.SUBASSEMBLY)
             made = event.quantity + event.scrapped
+            taken_in: dict[str, Decimal] = {}
             for (component, flush), per_unit in plant.explode(event.item).items():
                 need = made * per_unit
                 if flush is Flush.BACKWARD:
                     self._take(plan, pending, component, need, queueable=True)
                 else:  # issued or released before: consumed out of in-process stock
+                    issued = self.in_process[component] - taken_in.get(component, ZERO)
+                    taken_in[component] = taken_in.get(component, ZERO) + need
+                    if need > issued:
+                        if self.shortage is Shortage.REJECT:
+                            raise Refused(f"{component} not issued")
+                        plan.unissued.append((component, need - max(issued, ZERO)))
                     plan.moves.append((component, ZERO, -need))
                     facts.in_process[component] -= need
             if event.quantity:
@@ -481,6 +490,8 @@ class Model:
                 queued.open += short
         for item, short in plan.flagged:
             self.flags[(owner, item)] = self.flags.get((owner, item), ZERO) + short
+        for item, short in plan.unissued:
+            self.unissued[(owner, item)] = self.unissued.get((owner, item), ZERO) + short
         self.facts[owner] = plan.facts
         for item in dict.fromkeys(arrivals):
             self._retry(item)
@@ -619,6 +630,10 @@ class Checker:
             for s in book.shortages.values()
             if s.kind == "negative_stock"
         } == model.flags
+        # Manual and forward lines consumed beyond what was issued or released are flagged.
+        assert {
+            (s.event, s.item): s.quantity for s in book.shortages.values() if s.kind == "unissued"
+        } == model.unissued
         # receipts − backflushed − issued − sold − scrapped ± counts, over the events that
         # stand (a reversed event and its reversal cancel), plus consumption still queued.
         on_hand: dict[str, Decimal] = defaultdict(Decimal)

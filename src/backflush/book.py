@@ -248,7 +248,13 @@ class Book:
         elif isinstance(event, Reversal):
             self._reverse(event, record)
         else:
-            ctx = Context(self.settings, self.standards, self.quantity, self._waiting)
+            ctx = Context(
+                self.settings,
+                self.standards,
+                self.quantity,
+                self._waiting,
+                lambda item: self.in_process.get(item, ZERO),
+            )
             self._apply(record, flush(event, ctx))
         self.recorded[event.id] = record
         self.changes.events.append(record)

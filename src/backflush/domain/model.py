@@ -331,9 +331,16 @@ class ShortageEntry:
     item: str
     quantity: Decimal
     open: Decimal
-    kind: str = "shortage"  # shortage | negative_stock
+    kind: str = "shortage"  # shortage | negative_stock | unissued
     #: Release consumption goes to in-process stock when it is finally picked.
     into_process: bool = False
+
+    @property
+    def status(self) -> str:
+        """open (still waiting), cleared (consumed at last, or dropped), flagged (a record)."""
+        if self.open > 0:
+            return "open"
+        return "cleared" if self.kind == "shortage" else "flagged"
 
 
 @dataclass(frozen=True, slots=True)

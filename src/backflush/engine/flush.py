@@ -89,6 +89,8 @@ class Context:
     #: Consumption of an item still waiting in the shortage queue: production has taken it,
     #: the book's stock has not given it yet.
     waiting: Callable[[str], Decimal] = lambda _item: ZERO
+    #: Stock issued or released to production and not yet consumed.
+    in_process: Callable[[str], Decimal] = lambda _item: ZERO
 
 
 def flush(event: Event, ctx: Context) -> Effects:
@@ -148,6 +150,32 @@ def _take(
         effects.movements.append(Movement(item, -moved, moved if into_process else ZERO))
 
 
+def _consume_in_process(
+    ctx: Context,
+    effects: Effects,
+    event: Event,
+    item: str,
+    need: Decimal,
+    flush: Flush,
+    pending: dict[str, Decimal],
+) -> None:
+    """Consume a ``manual`` or ``forward`` line out of what was issued or released to
+    production. What was not issued is refused under ``reject``; otherwise in-process stock
+    goes negative and an ``unissued`` flag says so until an issue or release makes it good."""
+    issued = ctx.in_process(item) - pending.get(item, ZERO)
+    pending[item] = pending.get(item, ZERO) + need
+    if need > issued:
+        short = need - max(issued, ZERO)
+        if ctx.settings.shortage is Shortage.REJECT:
+            verb = "issued" if flush is Flush.MANUAL else "released"
+            raise PostingError(
+                f"event {event.id}: needs {need} of {item!r} {verb} to production but only "
+                f"{max(issued, ZERO)} is in process (shortage policy reject)"
+            )
+        effects.shortages.append(ShortageEntry(event.id, event.date, item, short, ZERO, "unissued"))
+    effects.movements.append(Movement(item, ZERO, -need))
+
+
 def _require_kind(event: Event, item: str, ctx: Context, kinds: Iterable[Kind], verb: str) -> None:
     kind = ctx.standards.master.items[item].kind
     if kind not in kinds:
@@ -188,12 +216,13 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
     if made <= 0:
         raise PostingError(f"event {event.id}: a completion needs a positive quantity")
     pending: dict[str, Decimal] = {}
+    pending_in: dict[str, Decimal] = {}
     for req in cost.requirements:
         need = made * req.quantity
         if req.flush is Flush.BACKWARD:
             _take(ctx, effects, event, req.component, need, queueable=True, pending=pending)
-        else:  # issued or released earlier: consumed out of in-process stock
-            effects.movements.append(Movement(req.component, ZERO, -need))
+        else:
+            _consume_in_process(ctx, effects, event, req.component, need, req.flush, pending_in)
     if good:
         effects.movements.append(Movement(event.item, good))
 

@@ -91,9 +91,7 @@ def document(book: Book, entries: Iterable[Entry] | None = None) -> dict[str, An
                 "item": s.item,
                 "quantity": fmt(s.quantity),
                 "open": fmt(s.open),
-                "status": "open"
-                if s.open > 0
-                else ("flagged" if s.kind == "negative_stock" else "cleared"),
+                "status": s.status,
                 **({"cleared_by": book.cleared_by[k]} if k in book.cleared_by else {}),
             }
             for k, s in book.shortages.items()

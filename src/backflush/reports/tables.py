@@ -211,15 +211,9 @@ def exceptions_table(book: Book) -> Table:
     table = _table("Backflush exceptions", "event", "date", "kind", "item", "quantity", "open",
                    "status", numeric=("quantity", "open"))  # fmt: skip
     for key, entry in book.shortages.items():
-        status = (
-            "open"
-            if entry.open > 0
-            else (
-                "flagged"
-                if entry.kind == "negative_stock"
-                else f"cleared by {book.cleared_by.get(key, '?')}"
-            )
-        )
+        status = entry.status
+        if key in book.cleared_by:
+            status += f" by {book.cleared_by[key]}"
         table.add_row(escape(entry.event), entry.date.isoformat(), entry.kind, escape(entry.item),
                       fmt(entry.quantity), fmt(entry.open), escape(status))  # fmt: skip
     return table

@@ -379,3 +379,28 @@ def test_ids_that_look_like_markup_are_printed_as_they_are(tmp_path: Path) -> No
         "post", "--db", db, "--type", "conversion", "--date", "2026-06-02",
         "--amount", "2.00", "--element", "[red]labor", "--id", "[bold]x",
     )  # fmt: skip
+
+
+REJECTED = """\
+book: {name: Tight, currency: USD, shortage: reject}
+items:
+  - {id: M, kind: material, standard_cost: 1}
+  - {id: F, kind: finished, standard_cost: {conversion: 1}}
+boms:
+  - {item: F, lines: [{component: M, quantity: 2}]}
+events:
+  - {date: 2026-01-02, type: purchase, item: M, quantity: 3, unit_cost: 1}
+  - {date: 2026-01-03, type: completion, item: F, quantity: 2}
+"""
+
+
+def test_an_event_the_rules_refuse_is_named_by_file_and_line(tmp_path: Path) -> None:
+    scenario = tmp_path / "tight.yaml"
+    scenario.write_text(REJECTED)
+    message = refused("run", scenario)
+    assert f"{scenario}:9: event e2: needs 4 of 'M' but only 3 is on hand" in message
+    assert "the run stops here" in message
+    db = tmp_path / "tight.db"
+    message = refused("import", scenario, "--db", db)
+    assert f"{scenario}:9: event e2:" in message and "nothing was written" in message
+    assert Store(str(db)).event_count() == 0

@@ -232,6 +232,13 @@ class Book:
             self.recorded.update(self.history(missing))
 
     def _post(self, event: Event) -> bool:
+        try:
+            return self._post_once(event)
+        except PostingError as error:
+            error.event_id = event.id
+            raise
+
+    def _post_once(self, event: Event) -> bool:
         print_ = fingerprint(event)
         seen = self.recorded.get(event.id)
         if seen is not None:

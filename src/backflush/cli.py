@@ -58,14 +58,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def guarded(action: Callable[[], T]) -> T:
-    """Run ``action``; turn the errors a user can fix into a clear message and exit code."""
+def guarded(action: Callable[[], T], *, writes: bool = True) -> T:
+    """Run ``action``; turn the errors a user can fix into a clear message and exit code 2
+    (a command that ``writes`` wrote nothing: every write is one transaction)."""
+    outcome = "nothing was written" if writes else "the run stops here"
     try:
         return action()
     except InputError as error:
-        fail("input refused, nothing was written:\n  " + "\n  ".join(error.problems), 2)
+        fail(f"input refused, {outcome}:\n  " + "\n  ".join(error.problems), 2)
     except (PostingError, StandardError) as error:
-        fail(f"{error}\nnothing was written", 2)
+        fail(f"{error}\n{outcome}", 2)
     except StoreError as error:
         fail(str(error), 2)
 
@@ -86,13 +88,16 @@ def run(
 
     def go() -> None:
         scenario = read_scenario(file)
-        book = run_scenario(scenario)
+        try:
+            book = run_scenario(scenario)
+        except PostingError as error:
+            raise scenario.where(error) from None
         if as_json:
             print_json(document(book))
         else:
             out.print(tables.period_report(book, book.journal, len(scenario.events)))
 
-    guarded(go)
+    guarded(go, writes=False)
 
 
 # ---------------------------------------------------------------- the persistent book
@@ -145,7 +150,10 @@ def import_(
     def go() -> None:
         store = Store(db)
         scenario = read_scenario(file)
-        applied = _import(store, scenario)
+        try:
+            applied = _import(store, scenario)
+        except PostingError as error:
+            raise scenario.where(error) from None
         _print_applied(scenario.events, applied)
 
     guarded(go)

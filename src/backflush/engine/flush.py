@@ -32,12 +32,15 @@ from backflush.domain.model import (
     Shortage,
     ShortageEntry,
 )
-from backflush.domain.money import ZERO, round_money
+from backflush.domain.money import ZERO, fmt, round_money
 from backflush.engine.standards import Holding, Standards, without_conversion
 
 
 class PostingError(ValueError):
     """An event the rules refuse (shortage under ``reject``, wrong kind of item, ...)."""
+
+    #: The refused event's id, set by the book, so an edge can say where the event came from.
+    event_id: str = ""
 
 
 @dataclass(slots=True)
@@ -194,7 +197,7 @@ def _purchase(event: Purchase, ctx: Context, effects: Effects) -> None:
             ("purchase_price_unrecorded", event.quantity * (event.unit_cost - standard))
         )
         return
-    builder = EntryBuilder(event.date, event.id, f"purchase {event.quantity} {event.item}")
+    builder = EntryBuilder(event.date, event.id, f"purchase {fmt(event.quantity)} {event.item}")
     builder.add_holding(ctx.standards.holding(event.item, event.date), event.quantity, +1)
     builder.add(Account.ACCOUNTS_PAYABLE, -event.quantity * event.unit_cost)
     _emit(effects, ctx, builder, plug=Account.PURCHASE_PRICE_VARIANCE)
@@ -227,7 +230,9 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
         effects.movements.append(Movement(event.item, good))
 
     holding = std.holding(event.item, event.date)
-    memo = f"completion {good} {event.item}" + (f" ({scrapped} scrapped)" if scrapped else "")
+    memo = f"completion {fmt(good)} {event.item}" + (
+        f" ({fmt(scrapped)} scrapped)" if scrapped else ""
+    )
     if std.sequential:
         _sequential_completion(event, ctx, effects, holding, memo)
         return
@@ -294,12 +299,12 @@ def _sale(event: Sale, ctx: Context, effects: Effects) -> None:
     )
     _take(ctx, effects, event, event.item, event.quantity, queueable=False)
     cost = ctx.standards.unit_cost(event.item, event.date)
-    builder = EntryBuilder(event.date, event.id, f"sale {event.quantity} {event.item}")
+    builder = EntryBuilder(event.date, event.id, f"sale {fmt(event.quantity)} {event.item}")
     builder.add_holding(ctx.standards.holding(event.item, event.date), event.quantity)
     builder.add(Account.COGS, event.quantity * cost.total, item=event.item)
     _emit(effects, ctx, builder)
     if event.unit_price is not None:
-        revenue = EntryBuilder(event.date, event.id, f"revenue {event.quantity} {event.item}")
+        revenue = EntryBuilder(event.date, event.id, f"revenue {fmt(event.quantity)} {event.item}")
         revenue.add(Account.ACCOUNTS_RECEIVABLE, event.quantity * event.unit_price)
         revenue.add(Account.SALES, -event.quantity * event.unit_price, item=event.item)
         _emit(effects, ctx, revenue)
@@ -308,7 +313,7 @@ def _sale(event: Sale, ctx: Context, effects: Effects) -> None:
 def _scrap(event: Scrap, ctx: Context, effects: Effects) -> None:
     _require_kind(event, event.item, ctx, _STOCKED, "a scrap report")
     _take(ctx, effects, event, event.item, event.quantity, queueable=False)
-    builder = EntryBuilder(event.date, event.id, f"scrap {event.quantity} {event.item}")
+    builder = EntryBuilder(event.date, event.id, f"scrap {fmt(event.quantity)} {event.item}")
     value = builder.add_holding(
         without_conversion(ctx.standards.holding(event.item, event.date)), event.quantity
     )
@@ -326,7 +331,11 @@ def _count(event: Count, ctx: Context, effects: Effects) -> None:
     if not difference:
         return
     effects.movements.append(Movement(event.item, difference))
-    builder = EntryBuilder(event.date, event.id, f"count {event.item}: {difference:+}")
+    builder = EntryBuilder(
+        event.date,
+        event.id,
+        f"count {event.item}: {'+' if difference > 0 else ''}{fmt(difference)}",
+    )
     holding = without_conversion(ctx.standards.holding(event.item, event.date))
     value = builder.add_holding(holding, difference, +1)
     counter = (
@@ -342,7 +351,7 @@ def _issue(event: Issue, ctx: Context, effects: Effects) -> None:
     _require_kind(event, event.item, ctx, _STOCKED, "an issue")
     _take(ctx, effects, event, event.item, event.quantity, queueable=False, into_process=True)
     if ctx.standards.sequential:
-        builder = EntryBuilder(event.date, event.id, f"issue {event.quantity} {event.item}")
+        builder = EntryBuilder(event.date, event.id, f"issue {fmt(event.quantity)} {event.item}")
         value = builder.add_holding(ctx.standards.holding(event.item, event.date), event.quantity)
         builder.add(Account.WORK_IN_PROCESS, value)
         _emit(effects, ctx, builder)
@@ -351,7 +360,7 @@ def _issue(event: Issue, ctx: Context, effects: Effects) -> None:
 def _release(event: Release, ctx: Context, effects: Effects) -> None:
     _require_kind(event, event.item, ctx, (Kind.FINISHED, Kind.SUBASSEMBLY), "a release")
     cost = ctx.standards.unit_cost(event.item, event.date)
-    builder = EntryBuilder(event.date, event.id, f"release {event.quantity} {event.item}")
+    builder = EntryBuilder(event.date, event.id, f"release {fmt(event.quantity)} {event.item}")
     pending: dict[str, Decimal] = {}
     for req in cost.requirements:
         if req.flush is Flush.FORWARD:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from backflush.domain import model as m
+from backflush.engine.flush import PostingError
 from backflush.formats.inputs import (
     BookModel,
     InputError,
@@ -97,6 +98,17 @@ class Scenario:
     settings: m.Settings
     master: m.MasterData
     events: tuple[m.Event, ...]
+    #: Where each event was read ("file:line"), by event id.
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def where(self, error: PostingError) -> PostingError:
+        """``error`` with the file and line of the event it refused, where known."""
+        place = self.sources.get(error.event_id)
+        if place is None:
+            return error
+        located = PostingError(f"{place}: {error}")
+        located.event_id = error.event_id
+        return located
 
 
 def default_id(position: int) -> str:
@@ -133,6 +145,7 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         settings,
     )
     events: list[m.Event] = []
+    sources: dict[str, str] = {}
     problems: list[str] = []
     for position, raw in enumerate(_section(data, "events", source, required=False), 1):
         try:
@@ -145,11 +158,12 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
                     default_id=default_id(position),
                 )
             )
+            sources.setdefault(events[-1].id, at(raw))
         except InputError as error:
             problems += error.problems
     if problems:
         raise InputError(problems)
-    return Scenario(settings, master, tuple(events))
+    return Scenario(settings, master, tuple(events), sources)
 
 
 def _section(data: Mapping[str, Any], name: str, source: str, required: bool = True) -> list[Any]:

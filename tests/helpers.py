@@ -38,6 +38,17 @@ def assert_matches_expected(name: str, document: dict[str, Any]) -> None:
         assert Decimal(document["quantities"].get(item, "0")) == Decimal(quantity), (name, item)
 
 
+def dump_file(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the SQLite book at ``path`` (see :func:`dump_tables`)."""
+    from backflush.store.repository import Store
+
+    store = Store(str(path))
+    try:
+        return dump_tables(store)
+    finally:
+        store.close()
+
+
 def dump_tables(store: Any) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table of a ``Store``, raw as the driver returns it, in primary-key
     order: compare two dumps to prove a refused write left nothing behind."""

@@ -18,7 +18,7 @@ from backflush.formats.scenario import read_scenario
 from backflush.reports.document import document
 from backflush.run import run_scenario
 from backflush.store.repository import Store
-from helpers import EXAMPLE_NAMES, EXAMPLES, ROOT, assert_matches_expected, dump_tables
+from helpers import EXAMPLE_NAMES, EXAMPLES, ROOT, assert_matches_expected, dump_file
 
 NORTHSHORE = EXAMPLES / "northshore.yaml"
 
@@ -56,14 +56,6 @@ def leaves(value: Any) -> list[Any]:
     if isinstance(value, list):
         return [leaf for v in value for leaf in leaves(v)]
     return [value]
-
-
-def dump_file(path: Path) -> dict[str, Any]:
-    store = Store(str(path))
-    try:
-        return dump_tables(store)
-    finally:
-        store.close()
 
 
 def without_closes(source: Path, target: Path, before: str = "") -> Path:

@@ -19,7 +19,7 @@ from backflush.formats.inputs import InputError
 from backflush.formats.scenario import Scenario, parse_scenario
 from backflush.run import run_scenario
 from backflush.store.repository import Store
-from helpers import dump_tables
+from helpers import dump_file
 
 BASE = """\
 book: {name: Edge plant, currency: USD, triggers: purchase+completion, shortage: queue}
@@ -220,14 +220,6 @@ def book_db(tmp_path: Path) -> Path:
     result = CliRunner().invoke(app, ["import", str(base), "--db", str(db)])
     assert result.exit_code == 0, result.stderr
     return db
-
-
-def dump_file(db: Path) -> dict[str, object]:
-    store = Store(str(db))
-    try:
-        return dump_tables(store)
-    finally:
-        store.close()
 
 
 def refused_by_cli(db: Path, *args: str, input: str | None = None) -> str:

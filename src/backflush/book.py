@@ -118,6 +118,8 @@ class Book:
         self.cleared_by: dict[tuple[str, str, str], str] = {}
         self.closed: dict[str, PeriodResult] = {}
         self.unsold_conversion: dict[Key, Decimal] = {}
+        #: Effective date of the standards stock is valued at (the last revaluation's date).
+        self.epoch = dt.date.min
         self.recorded: dict[str, Recorded] = {}
         self.journal: list[Entry] = []
         self.keep_journal = True

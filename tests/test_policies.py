@@ -350,3 +350,104 @@ events: []
     assert book.standards.unit_cost("FG", dt.date(2026, 1, 31)).total == Decimal("2.00")
     assert book.standards.unit_cost("FG", dt.date(2026, 2, 1)).total == Decimal("6.00")
     assert book.standards.unit_cost("FG", dt.date(2026, 1, 15)).total == Decimal("2.00")
+
+
+REVALUED = """
+book: {{name: Revalued, currency: USD, triggers: {policy}}}
+items:
+  - {{id: CHIP, kind: material, standard_cost: "1.00"}}
+  - {{id: FG, kind: finished, standard_cost: {{conversion: "5.00"}}}}
+boms:
+  - {{item: FG, lines: [{{component: CHIP, quantity: 1}}]}}
+  - {{item: FG, effective_from: 2026-02-01, lines: [{{component: CHIP, quantity: 2}}]}}
+events:
+  - {{id: buy, date: 2026-01-05, type: purchase, item: CHIP, quantity: 100, unit_cost: "1.00"}}
+  - {{id: make, date: 2026-01-20, type: completion, item: FG, quantity: 10}}
+  - {{id: sell, date: 2026-02-10, type: sale, item: FG, quantity: 10}}
+"""
+
+
+def test_a_new_bom_version_revalues_finished_goods_on_hand() -> None:
+    book = run_scenario(parse_scenario(REVALUED.format(policy="purchase+completion")))
+    # 10 FG made at 6.00 are revalued to 7.00 before the February sale: 10.00 to revaluation.
+    (entry,) = [e for e in book.journal if e.event == "revaluation-2026-02-01"]
+    assert entry.date == dt.date(2026, 2, 10)
+    lines = {ln.account: ln.amount for ln in entry.lines}
+    assert lines == {
+        Account.FINISHED_GOODS: Decimal("10.00"),
+        Account.REVALUATION_VARIANCE: Decimal("-10.00"),
+    }
+    assert balance(book, Account.FINISHED_GOODS) == 0
+    assert balance(book, Account.COGS) == Decimal("70.00")
+    assert book.period_variances("2026-02")["revaluation"] == Decimal("-10.00")
+
+
+def test_a_new_bom_version_leaves_raw_stock_alone_when_only_the_recipe_changed() -> None:
+    book = run_scenario(parse_scenario(REVALUED.format(policy="purchase+sale")))
+    # Under purchase+sale FG units keep their material in RIP: 10 x (2 - 1) chips more.
+    assert balance(book, Account.REVALUATION_VARIANCE) == Decimal("-10.00")
+    # 90 chips on hand stay at 1.00 each; the 10 FG sold took 2 chips' worth each.
+    assert balance(book, Account.RAW_IN_PROCESS) == Decimal("90.00")
+
+
+def test_an_event_dated_before_standards_already_applied_is_refused() -> None:
+    book = run_scenario(parse_scenario(REVALUED.format(policy="purchase+completion")))
+    late = parse_scenario(
+        REVALUED.format(policy="purchase+completion")
+        + "  - {id: back, date: 2026-01-25, type: purchase, item: CHIP, quantity: 1,"
+        " unit_cost: 1}\n"
+    ).events[-1]
+    with pytest.raises(PostingError, match="before the standards effective 2026-02-01"):
+        book.post(late)
+
+
+def test_purchase_rounding_goes_to_the_rounding_variance_not_ppv() -> None:
+    text = """
+book: {name: Pennies, currency: USD}
+items:
+  - {id: M, kind: material, standard_cost: "0.005"}
+events:
+"""
+    text += "".join(
+        f"  - {{id: p{n}, date: 2026-01-02, type: purchase, item: M, quantity: 1,"
+        f' unit_cost: "0.015"}}\n'
+        for n in range(4)
+    )
+    book = run_scenario(parse_scenario(text))
+    # Each: RIP 0.005 -> 0.00 (half-even), AP 0.015 -> 0.02, PPV 0.01: the 0.01 left is rounding.
+    assert balance(book, Account.PURCHASE_PRICE_VARIANCE) == Decimal("0.04")
+    assert balance(book, Account.ROUNDING_VARIANCE) == Decimal("0.04")
+    assert balance(book, Account.ACCOUNTS_PAYABLE) == Decimal("-0.08")
+
+
+def test_conversion_without_an_element_shows_as_unassigned() -> None:
+    text = GADGET.format(policy="purchase+completion", unsold="false").replace(
+        ", element: labor", ""
+    )
+    found = variances(run_scenario(parse_scenario(text)))
+    assert found["conversion"] == Decimal("80.00")
+    assert found["conversion:unassigned"] == Decimal("100.00")  # actual labor with no element
+    assert found["conversion:labor"] == Decimal("-30.00")  # allocated, no actual given
+    assert found["conversion:overhead"] == Decimal("10.00")
+
+
+def test_unsold_conversion_is_inventoried_for_the_units_on_hand_at_the_period_end() -> None:
+    text = """
+book: {name: Late, currency: USD, triggers: purchase+sale, inventory_unsold_conversion: true}
+items:
+  - {id: M, kind: material, standard_cost: "1.00"}
+  - {id: FG, kind: finished, standard_cost: {conversion: "5.00"}}
+boms:
+  - {item: FG, lines: [{component: M, quantity: 1}]}
+events:
+  - {id: buy, date: 2026-01-02, type: purchase, item: M, quantity: 100, unit_cost: "1.00"}
+  - {id: conv, date: 2026-01-31, type: conversion, amount: "50.00"}
+  - {id: jan, date: 2026-01-20, type: completion, item: FG, quantity: 10}
+  - {id: feb, date: 2026-02-03, type: completion, item: FG, quantity: 20}
+  - {id: close, date: 2026-01-31, type: close, period: 2026-01}
+"""
+    book = run_scenario(parse_scenario(text))
+    # Only the 10 units made in January were on hand at its end: 10 x 5.00 inventoried.
+    assert balance(book, Account.FINISHED_GOODS) == Decimal("50.00")
+    assert variances(book)["conversion"] == 0
+    assert balance(book, Account.COGS) == 0

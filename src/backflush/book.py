@@ -26,6 +26,7 @@ from backflush.domain.model import (
     Movement,
     PeriodResult,
     Policy,
+    Revaluation,
     Reversal,
     Settings,
     Shortage,
@@ -36,10 +37,12 @@ from backflush.domain.model import (
 )
 from backflush.domain.money import ZERO, fmt, round_money
 from backflush.engine import close as closing
-from backflush.engine.flush import Context, Effects, PostingError, flush
+from backflush.engine.flush import Context, Effects, EntryBuilder, PostingError, flush
 from backflush.engine.standards import Standards
 
 Key = tuple[Account, str]
+#: Where a unit's value waits while it is not on the books.
+OFF_BOOK = (Account.ACCOUNTS_PAYABLE, Account.CONVERSION_ALLOCATED)
 
 
 class ConflictError(PostingError):
@@ -92,6 +95,7 @@ class Changes:
     activity: set[tuple[str, Key]] = field(default_factory=set)
     statistics: set[tuple[str, str]] = field(default_factory=set)
     quantities: set[str] = field(default_factory=set)
+    moved: set[tuple[str, str]] = field(default_factory=set)
     unsold_conversion: set[Key] = field(default_factory=set)
 
 
@@ -111,6 +115,9 @@ class Book:
         self.activity: dict[str, dict[Key, Decimal]] = {}
         self.statistics: dict[str, dict[str, Decimal]] = {}
         self.on_hand: dict[str, Decimal] = {}
+        #: Change of on-hand quantity per period (of the event that moved the stock) and item:
+        #: what a close needs to know the quantities at its period's end.
+        self.moved: dict[str, dict[str, Decimal]] = {}
         self.in_process: dict[str, Decimal] = {}
         self.shortages: dict[tuple[str, str, str], ShortageEntry] = {}
         #: Open queued consumption by item, oldest first: what a stock arrival looks at.
@@ -172,6 +179,15 @@ class Book:
             totals[account.value] = totals.get(account.value, ZERO) + value
         return totals
 
+    def on_hand_through(self, period: str) -> dict[str, Decimal]:
+        """On-hand quantities at the end of ``period``: stock moved later left out."""
+        found = dict(self.on_hand)
+        for later, moved in self.moved.items():
+            if later > period:
+                for item, quantity in moved.items():
+                    found[item] = found.get(item, ZERO) - quantity
+        return found
+
     def balances_through(self, period: str) -> dict[Key, Decimal]:
         """Balances at the end of ``period``: the entries dated in later periods left out."""
         found = dict(self.balances)
@@ -181,34 +197,58 @@ class Book:
                     found[key] = found.get(key, ZERO) - value
         return found
 
+    def held(self, item: str) -> tuple[Decimal, Decimal]:
+        """Units of ``item`` whose value sits where its holding says, and units whose value
+        sits in work in process (sequential costing only).
+
+        Units in process hold their value like units on hand under backflush; consumption
+        still waiting in the shortage queue was credited when the completion posted, so it is
+        no longer held (a queued release moved nothing and, under backflush, posted nothing)."""
+        on_hand, in_process = self.quantity(item), self.in_process.get(item, ZERO)
+        queued = queued_in = ZERO
+        for entry in self.queue.get(item, {}).values():
+            if entry.into_process:
+                queued_in += entry.open
+            else:
+                queued += entry.open
+        if self.standards.sequential:
+            return on_hand - queued - queued_in, in_process + queued_in
+        return on_hand + in_process - queued, ZERO
+
+    def stock_value(self, item: str, on: dt.date | None = None) -> dict[Key, Decimal]:
+        """Standard value of the stock of ``item`` by (account, element), unrounded, at the
+        standards effective on ``on`` (default: those stock is valued at now). Parts in
+        accounts payable and conversion allocated are held off the books."""
+        if self.master.items[item].kind is Kind.PHANTOM:
+            return {}
+        standards_date = self.epoch if on is None else on
+        units, in_wip = self.held(item)
+        found: dict[Key, Decimal] = {}
+        for account, element, amount in self.standards.holding(item, standards_date):
+            found[(account, element)] = found.get((account, element), ZERO) + units * amount
+        if in_wip:
+            total = self.standards.unit_cost(item, standards_date).total
+            key = (Account.WORK_IN_PROCESS, "")
+            found[key] = found.get(key, ZERO) + in_wip * total
+        return found
+
+    def stocked_items(self) -> list[str]:
+        """Items with stock, stock in process, or consumption waiting for stock."""
+        waiting = {item for item, entries in self.queue.items() if entries}
+        return sorted(set(self.on_hand) | set(self.in_process) | waiting)
+
     def off_book(self) -> dict[str, Decimal]:
         """Standard value of stock held off the books, per item: material not yet recognised
         (policies without a purchase trigger) and conversion not yet allocated (subassemblies,
-        goods costed only at sale), less what a close has inventoried.
-
-        Units in process hold their value like units on hand; a completion's consumption still
-        waiting in the shortage queue was credited when the completion posted, so it is no
-        longer held (the value goes negative until the stock arrives, as under ``allow``)."""
-        queued: dict[str, Decimal] = {}
-        for shortage in self.open_shortages():
-            if not shortage.into_process:  # a queued release moves nothing and posts nothing
-                queued[shortage.item] = queued.get(shortage.item, ZERO) + shortage.open
+        goods costed only at sale), less what a close has inventoried."""
         found: dict[str, Decimal] = {}
-        for item_id in sorted(set(self.on_hand) | set(self.in_process) | set(queued)):
-            item = self.master.items[item_id]
-            if item.kind is Kind.PHANTOM:
-                continue
-            held = (
-                self.on_hand.get(item_id, ZERO)
-                + self.in_process.get(item_id, ZERO)
-                - queued.get(item_id, ZERO)
+        for item in self.stocked_items():
+            value = sum(
+                (v for (account, _), v in self.stock_value(item).items() if account in OFF_BOOK),
+                ZERO,
             )
-            value = ZERO
-            for account, _, amount in self.standards.holding(item_id, dt.date.max):
-                if account in (Account.ACCOUNTS_PAYABLE, Account.CONVERSION_ALLOCATED):
-                    value += amount * held
             if value:
-                found[item_id] = round_money(value, self.settings.currency, self.settings.rounding)
+                found[item] = round_money(value, self.settings.currency, self.settings.rounding)
         inventoried = sum(self.unsold_conversion.values(), ZERO)
         if inventoried:
             found["(conversion inventoried at close)"] = -inventoried
@@ -251,11 +291,26 @@ class Book:
                 )
             return False
         self._check_open(event)
+        epoch = self.standards.epoch(event.date)
+        if epoch < self.epoch:
+            raise PostingError(
+                f"event {event.id}: dated {event.date.isoformat()}, before the standards "
+                f"effective {self.epoch.isoformat()} that stock is valued at now; "
+                f"date it on or after {self.epoch.isoformat()}"
+            )
+
+        def follow_standards() -> None:
+            """Called once the event is known to be accepted, before it changes anything."""
+            if epoch > self.epoch:
+                self._revalue(epoch, event.date)
+
         record = Recorded(event, print_)
         if isinstance(event, Close):
-            self._close(event, record)
+            self._close(event, record, follow_standards)
         elif isinstance(event, Reversal):
-            self._reverse(event, record)
+            self._reverse(event, record, follow_standards)
+        elif isinstance(event, Revaluation):
+            follow_standards()
         else:
             ctx = Context(
                 self.settings,
@@ -264,7 +319,9 @@ class Book:
                 self._waiting,
                 lambda item: self.in_process.get(item, ZERO),
             )
-            self._apply(record, flush(event, ctx))
+            effects = flush(event, ctx)
+            follow_standards()
+            self._apply(record, effects)
         self.recorded[event.id] = record
         self.changes.events.append(record)
         return True
@@ -284,8 +341,9 @@ class Book:
         for name, value in effects.memo:
             self._add_statistic(period_of(event.date), name, value, record)
         arrivals: list[str] = []
+        period = period_of(event.date)
         for movement in effects.movements:
-            self._move(event.id, event.id, movement, record)
+            self._move(event.id, event.id, period, movement, record)
             if movement.on_hand > 0:
                 arrivals.append(movement.item)
         for shortage in effects.shortages:
@@ -300,7 +358,7 @@ class Book:
             self._set_shortage(key, shortage)
             self.changes.shortages[key] = shortage
         for item in dict.fromkeys(arrivals):
-            self._retry(item, event.id)
+            self._retry(item, event.id, period)
 
     def _post_entry(self, entry: Entry, record: Recorded | None) -> None:
         period = entry.period
@@ -323,8 +381,15 @@ class Book:
         record.statistics.append((key, value))
         self.changes.statistics.add((period, key))
 
-    def _move(self, owner: str, cause: str, movement: Movement, record: Recorded) -> None:
+    def _move(
+        self, owner: str, cause: str, period: str, movement: Movement, record: Recorded
+    ) -> None:
+        """Move stock for ``owner``'s event, made to happen by ``cause`` in ``period``."""
         self.on_hand[movement.item] = self.quantity(movement.item) + movement.on_hand
+        if movement.on_hand:
+            moved = self.moved.setdefault(period, {})
+            moved[movement.item] = moved.get(movement.item, ZERO) + movement.on_hand
+            self.changes.moved.add((period, movement.item))
         if movement.in_process:
             self.in_process[movement.item] = (
                 self.in_process.get(movement.item, ZERO) + movement.in_process
@@ -333,7 +398,7 @@ class Book:
         self.changes.movements.append((owner, cause, movement))
         self.changes.quantities.add(movement.item)
 
-    def _retry(self, item: str, cause: str) -> None:
+    def _retry(self, item: str, cause: str, period: str) -> None:
         """Stock of ``item`` arrived: clear queued consumption, oldest first."""
         for key, entry in list(self.queue.get(item, {}).items()):
             available = self.quantity(item)
@@ -347,7 +412,7 @@ class Book:
             if owner is None:
                 raise PostingError(f"queued shortage of event {entry.event} has no recorded event")
             movement = Movement(item, -take, take if entry.into_process else ZERO)
-            self._move(entry.event, cause, movement, owner)
+            self._move(entry.event, cause, period, movement, owner)
             updated = dataclasses.replace(entry, open=entry.open - take)
             self._set_shortage(key, updated)
             self.changes.shortages[key] = updated
@@ -355,13 +420,33 @@ class Book:
                 self.cleared_by[key] = cause
                 self.changes.cleared[key] = cause
 
+    def _revalue(self, epoch: dt.date, date: dt.date) -> None:
+        """Revalue stock on hand to the standards effective on ``epoch`` (DESIGN §3.3:
+        quantity x (new - old standard), against the revaluation variance)."""
+        event = Revaluation(f"revaluation-{epoch.isoformat()}", date, epoch)
+        record = Recorded(event, fingerprint(event))
+        builder = EntryBuilder(date, event.id, f"revaluation to the standards of {epoch}")
+        for item in self.stocked_items():
+            old, new = self.stock_value(item), self.stock_value(item, epoch)
+            for key in dict.fromkeys([*old, *new]):
+                if key[0] not in OFF_BOOK:
+                    builder.add(key[0], new.get(key, ZERO) - old.get(key, ZERO), key[1])
+        entry = builder.build(self.settings, plug=Account.REVALUATION_VARIANCE)
+        if entry is not None:
+            self._post_entry(entry, record)
+        self.epoch = epoch
+        self.recorded[event.id] = record
+        self.changes.events.append(record)
+
     # ------------------------------------------------------------ reversal
 
-    def _reverse(self, event: Reversal, record: Recorded) -> None:
+    def _reverse(
+        self, event: Reversal, record: Recorded, follow_standards: Callable[[], None]
+    ) -> None:
         original = self.recorded.get(event.reverses)
         if original is None:
             raise PostingError(f"event {event.id}: reverses unknown event {event.reverses!r}")
-        if isinstance(original.event, (Close, Reversal)):
+        if isinstance(original.event, (Close, Reversal, Revaluation)):
             raise PostingError(
                 f"event {event.id}: a {original.event.type} cannot be reversed "
                 f"(reopen a period instead)"
@@ -395,6 +480,7 @@ class Book:
                 Entry(event.date, event.id, f"reversal of {event.reverses}: {entry.memo}", lines)
             )
         effects.memo.extend((key, -value) for key, value in original.statistics)
+        follow_standards()
         # Consumption still waiting in the queue never happened: it is dropped, not reversed.
         waiting = [(k, s) for items in self.queue.values() for k, s in items.items()]
         for key, shortage in waiting:
@@ -410,7 +496,7 @@ class Book:
 
     # ------------------------------------------------------------ close
 
-    def _close(self, event: Close, record: Recorded) -> None:
+    def _close(self, event: Close, record: Recorded, follow_standards: Callable[[], None]) -> None:
         period = event.period
         last = period_bounds(period)[1]
         if event.date < last:
@@ -433,6 +519,7 @@ class Book:
             raise PostingError(
                 f"event {event.id}: period {earlier[0]} is still open; close periods in order"
             )
+        follow_standards()
         adjustment = self._unsold_conversion_entry(period, last, event.id)
         if adjustment is not None:
             self._post_entry(adjustment, record)
@@ -464,7 +551,7 @@ class Book:
         if not self.settings.inventory_unsold_conversion:
             return None
         target: dict[Key, Decimal] = {}
-        for item_id, quantity in self.on_hand.items():
+        for item_id, quantity in self.on_hand_through(period).items():
             item = self.master.items[item_id]
             if item.kind is not Kind.FINISHED or self.standards.policy(item_id) not in (
                 Policy.PURCHASE_SALE,

@@ -248,6 +248,16 @@ class Close(Event):
     type = "close"
 
 
+@dataclass(frozen=True, slots=True)
+class Revaluation(Event):
+    """Stock revalued to the standards that took effect on ``effective`` (a new BOM version
+    at any level). The book posts it before the first event of the new standards."""
+
+    effective: dt.date
+    type = "revaluation"
+
+
+#: The events a user posts.
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -263,6 +273,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Close,
     )
 }
+
+
+#: Every event a book records: what users post and what the book posts itself.
+RECORDED_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, Revaluation.type: Revaluation}
 
 
 def period_of(day: dt.date) -> str:

@@ -34,9 +34,10 @@ def variances(activity: Balances, statistics: Mapping[str, Decimal]) -> dict[str
         "material_usage": total(Account.MATERIAL_USAGE_VARIANCE),
         "conversion": total(Account.CONVERSION_CONTROL) + total(Account.CONVERSION_ALLOCATED),
     }
-    elements = sorted({e for (a, e) in activity if a in CONVERSION_ACCOUNTS and e})
-    for element in elements:
-        found[f"conversion:{element}"] = activity.get(
+    elements = sorted({e for (a, e) in activity if a in CONVERSION_ACCOUNTS})
+    for element in elements if elements != [""] else ():
+        # Actual costs given without an element show apart, not netted against an element.
+        found[f"conversion:{element or 'unassigned'}"] = activity.get(
             (Account.CONVERSION_CONTROL, element), ZERO
         ) + activity.get((Account.CONVERSION_ALLOCATED, element), ZERO)
     for key, account in (

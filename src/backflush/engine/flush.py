@@ -105,10 +105,8 @@ def flush(event: Event, ctx: Context) -> Effects:
     return effects
 
 
-def _emit(
-    effects: Effects, ctx: Context, builder: EntryBuilder, plug: Account | None = None
-) -> None:
-    entry = builder.build(ctx.settings, plug or Account.ROUNDING_VARIANCE)
+def _emit(effects: Effects, ctx: Context, builder: EntryBuilder) -> None:
+    entry = builder.build(ctx.settings)
     if entry is not None:
         effects.entries.append(entry)
 
@@ -200,7 +198,8 @@ def _purchase(event: Purchase, ctx: Context, effects: Effects) -> None:
     builder = EntryBuilder(event.date, event.id, f"purchase {fmt(event.quantity)} {event.item}")
     builder.add_holding(ctx.standards.holding(event.item, event.date), event.quantity, +1)
     builder.add(Account.ACCOUNTS_PAYABLE, -event.quantity * event.unit_cost)
-    _emit(effects, ctx, builder, plug=Account.PURCHASE_PRICE_VARIANCE)
+    builder.add(Account.PURCHASE_PRICE_VARIANCE, event.quantity * (event.unit_cost - standard))
+    _emit(effects, ctx, builder)
 
 
 def _conversion(event: Conversion, ctx: Context, effects: Effects) -> None:

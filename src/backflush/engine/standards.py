@@ -77,7 +77,7 @@ class Standards:
         item = self.master.items[item_id]
         return item.kind is Kind.FINISHED and self.policy(item_id).costs_completions
 
-    def _epoch(self, on: dt.date) -> dt.date:
+    def epoch(self, on: dt.date) -> dt.date:
         """The latest BOM change of any item on or before ``on``: standards are the same for
         every date of one epoch, whichever level of a BOM changed."""
         position = bisect.bisect_right(self._epochs, on)
@@ -87,7 +87,7 @@ class Standards:
         return self._cost(item, on, ())
 
     def _cost(self, item: str, on: dt.date, path: tuple[str, ...]) -> UnitCost:
-        key = (item, self._epoch(on))
+        key = (item, self.epoch(on))
         cost = self._costs.get(key)
         if cost is None:  # a cached cost is complete, so its subtree has no cycle
             cost = self._costs[key] = self._roll_up(item, on, path)
@@ -127,7 +127,7 @@ class Standards:
         return UnitCost(material, _merge(conversion), requirements)
 
     def holding(self, item_id: str, on: dt.date) -> Holding:
-        key = (item_id, self._epoch(on))
+        key = (item_id, self.epoch(on))
         found = self._holdings.get(key)
         if found is None:
             found = self._holdings[key] = self._holding(item_id, on)

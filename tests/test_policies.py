@@ -16,6 +16,7 @@ from backflush.book import Book
 from backflush.domain.model import Account
 from backflush.engine.flush import PostingError
 from backflush.formats.scenario import parse_scenario
+from backflush.reports.tables import valuation
 from backflush.run import run_scenario
 
 GADGET = """
@@ -451,3 +452,19 @@ events:
     assert balance(book, Account.FINISHED_GOODS) == Decimal("50.00")
     assert variances(book)["conversion"] == 0
     assert balance(book, Account.COGS) == 0
+
+
+@pytest.mark.parametrize(
+    "policy", ["purchase+completion", "purchase+sale", "completion", "sale", "sequential"]
+)
+def test_the_valuation_report_reconciles_with_the_inventory_accounts(policy: str) -> None:
+    book = gadget(policy)
+    on_books = sum((row.on_books for row in valuation(book)), Decimal(0))
+    inventory = sum(
+        (balance(book, a) for a in (Account.RAW_IN_PROCESS, Account.MATERIALS,
+                                    Account.WORK_IN_PROCESS, Account.FINISHED_GOODS)),
+        Decimal(0),
+    )  # fmt: skip
+    assert on_books == inventory
+    off_books = sum((row.off_books for row in valuation(book)), Decimal(0))
+    assert off_books == sum(book.off_book().values(), Decimal(0))

@@ -146,7 +146,7 @@ class Book:
     def open_shortages(self) -> list[ShortageEntry]:
         return [s for s in self.shortages.values() if s.open > 0 and s.kind == "shortage"]
 
-    def _waiting(self, item: str) -> Decimal:
+    def waiting(self, item: str) -> Decimal:
         """Consumption of ``item`` still waiting in the shortage queue."""
         return sum((s.open for s in self.queue.get(item, {}).values()), ZERO)
 
@@ -316,7 +316,7 @@ class Book:
                 self.settings,
                 self.standards,
                 self.quantity,
-                self._waiting,
+                self.waiting,
                 lambda item: self.in_process.get(item, ZERO),
             )
             effects = flush(event, ctx)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from backflush.book import Book
+from backflush.book import OFF_BOOK, Book
 from backflush.domain.model import Account, Entry, Kind
 from backflush.domain.money import ZERO, fmt, round_money
 from backflush.reports.document import gross_margin, money
@@ -100,36 +99,34 @@ class ValuationRow:
     kind: Kind
     on_hand: Decimal
     in_process: Decimal
+    waiting: Decimal
     unit_standard: Decimal
     on_books: Decimal
     off_books: Decimal
 
 
 def valuation(book: Book) -> list[ValuationRow]:
-    """Stock by item at standard: the value the books hold and the value held off them."""
+    """Stock by item at the standards in force: the value the books hold (it reconciles with
+    the inventory accounts) and the value held off them. Consumption waiting in the shortage
+    queue was already credited, so an item short of stock shows a negative value."""
     rows = []
-    for item_id in sorted(set(book.on_hand) | set(book.in_process)):
+    rounding = book.settings.currency, book.settings.rounding
+    for item_id in book.stocked_items():
         item = book.master.items[item_id]
-        on_hand = book.on_hand.get(item_id, ZERO)
-        in_process = book.in_process.get(item_id, ZERO)
         on = off = ZERO
-        for account, _, amount in book.standards.holding(item_id, dt.date.max):
-            if account is Account.ACCOUNTS_PAYABLE:
-                off += amount * (on_hand + in_process)
-            elif account is Account.CONVERSION_ALLOCATED:
-                off += amount * on_hand
-            elif account in (Account.RAW_IN_PROCESS, Account.MATERIALS):
-                on += amount * (on_hand + in_process)
+        for (account, _), value in book.stock_value(item_id).items():
+            if account in OFF_BOOK:
+                off += value
             else:
-                on += amount * on_hand
-        rounding = book.settings.currency, book.settings.rounding
+                on += value
         rows.append(
             ValuationRow(
                 item_id,
                 item.kind,
-                on_hand,
-                in_process,
-                book.standards.unit_cost(item_id, dt.date.max).total,
+                book.quantity(item_id),
+                book.in_process.get(item_id, ZERO),
+                book.waiting(item_id),
+                book.standards.unit_cost(item_id, book.epoch).total,
                 round_money(on, *rounding),
                 round_money(off, *rounding),
             )
@@ -139,7 +136,7 @@ def valuation(book: Book) -> list[ValuationRow]:
 
 def valuation_table(book: Book) -> Table:
     currency = book.settings.currency
-    numeric = ("on hand", "in process", "standard", "on books", "off books")
+    numeric = ("on hand", "in process", "waiting", "standard", "on books", "off books")
     table = _table(
         "Quantities and valuation at standard", "item", "kind", *numeric, numeric=numeric
     )
@@ -152,20 +149,15 @@ def valuation_table(book: Book) -> Table:
             row.kind.value,
             f"{row.on_hand:,}",
             f"{row.in_process:,}" if row.in_process else "",
+            f"{row.waiting:,}" if row.waiting else "",
             _unit(row.unit_standard, currency),
             _amount(row.on_books, currency),
             _amount(row.off_books, currency, True),
         )
     table.add_section()
+    blank = [""] * (len(numeric) - 2)
     table.add_row(
-        "total",
-        "",
-        "",
-        "",
-        "",
-        _amount(on_total, currency),
-        _amount(off_total, currency),
-        style="bold",
+        "total", "", *blank, _amount(on_total, currency), _amount(off_total, currency), style="bold"
     )
     return table
 

@@ -1,5 +1,6 @@
 """The real command line (Typer app ``backflush.cli.app``) on SQLite books in tmp_path, and the
-installed program as a subprocess: output, exit codes (0 done, 2 input refused), stderr."""
+installed program as a subprocess: output, exit codes (0 done, 1 database unusable, 2 input
+refused), stderr."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from backflush.cli import app
 from backflush.formats.scenario import read_scenario
 from backflush.reports.document import document
 from backflush.run import run_scenario
-from backflush.store.repository import Store
 from helpers import EXAMPLE_NAMES, EXAMPLES, ROOT, assert_matches_expected, dump_file
 
 NORTHSHORE = EXAMPLES / "northshore.yaml"
@@ -171,6 +172,10 @@ def test_import_close_and_report_a_book(tmp_path: Path) -> None:
     assert "Variances by period" in closed and "8,000.00" in closed and "closed" in closed
     again = ok("close", "2026-01", "--db", db)
     assert "period 2026-01 was already closed by close-2026-01: no change" in again
+    before = dump_file(db)
+    again = ok("close", "2026-01", "--db", db, "--id", "another-close")
+    assert "period 2026-01 was already closed by close-2026-01: no change" in again
+    assert dump_file(db) == before
     assert "10 event(s) applied, 9 already recorded" in ok("import", both, "--db", db)
     ok("close", "2026-02", "--db", db)
 
@@ -390,9 +395,68 @@ def test_an_event_the_rules_refuse_is_named_by_file_and_line(tmp_path: Path) -> 
     scenario = tmp_path / "tight.yaml"
     scenario.write_text(REJECTED)
     message = refused("run", scenario)
-    assert f"{scenario}:9: event e2: needs 4 of 'M' but only 3 is on hand" in message
+    assert f"{scenario}:9: event tight:2: needs 4 of 'M' but only 3 is on hand" in message
     assert "the run stops here" in message
     db = tmp_path / "tight.db"
     message = refused("import", scenario, "--db", db)
-    assert f"{scenario}:9: event e2:" in message and "nothing was written" in message
-    assert Store(str(db)).event_count() == 0
+    assert f"{scenario}:9: event tight:2:" in message and "nothing was written" in message
+    # not even the schema: the migration ran in the refused import's transaction
+    engine = sa.create_engine(f"sqlite:///{db}")
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+
+
+def test_close_of_a_period_the_file_closed(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    ok("import", NORTHSHORE, "--db", db)
+    before = dump_file(db)
+    text = ok("close", "2026-01", "--db", db)
+    assert "Variances by period" in text
+    assert "period 2026-01 was already closed by jan-close: no change" in text
+    assert dump_file(db) == before
+
+
+def test_close_of_the_last_period(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    ok("init", "--db", db)
+    assert "9999-12" in ok("close", "9999-12", "--db", db)
+    again = ok("close", "9999-12", "--db", db)
+    assert "period 9999-12 was already closed by close-9999-12: no change" in again
+
+
+def test_book_settings_from_flags_fit_the_database(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    message = refused("init", "--db", db, "--name", "n" * 201)
+    assert "command line: --name: String should have at most 200 characters" in message
+    assert "command line: --currency:" in refused("init", "--db", db, "--currency", "euro")
+    assert not db.exists()
+
+
+def test_database_errors_name_the_database_and_exit_1(tmp_path: Path) -> None:
+    url = "postgresql://nobody:s3cret@127.0.0.1:1/x"
+    message = refused("report", "--db", url, code=1)
+    assert message.startswith("error: database postgresql://nobody:***@127.0.0.1:1/x: ")
+    assert "s3cret" not in message and "Traceback" not in message
+    assert len(message.strip().splitlines()) == 1
+    garbage = tmp_path / "notdb.db"
+    garbage.write_text("hello\n")
+    message = refused("report", "--db", garbage, code=1)
+    assert message == f"error: database {garbage}: file is not a database\n"
+    message = refused("init", "--db", tmp_path / "missing" / "x.db", code=1)
+    assert f"error: database {tmp_path / 'missing' / 'x.db'}: unable to open database" in message
+    assert "nothing was written" in message
+    assert "Can't load plugin" in refused("report", "--db", "nosuch://x/y", code=1)
+    assert "no driver" in refused("report", "--db", "mysql://u:pw@h/x", code=1)
+
+
+def test_init_shows_the_url_without_its_password(tmp_path: Path) -> None:
+    # the password is still refused by the unreachable server; what matters is the output
+    message = refused("init", "--db", "postgresql://u:s3cret@127.0.0.1:1/x", code=1)
+    assert "s3cret" not in message and "u:***@127.0.0.1:1/x" in message
+
+
+def test_packaged_demo_scenario_is_the_example() -> None:
+    packaged = ROOT / "src" / "backflush" / "data" / "northshore.yaml"
+    assert packaged.read_bytes() == NORTHSHORE.read_bytes()

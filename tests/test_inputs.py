@@ -4,6 +4,7 @@ was expected; and when it goes through the store, nothing is written."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -12,11 +13,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from backflush.book import ConflictError
 from backflush.cli import app
 from backflush.domain import model as m
 from backflush.engine.flush import PostingError
 from backflush.formats.inputs import InputError
-from backflush.formats.scenario import Scenario, parse_scenario
+from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
+from backflush.reports.document import money
 from backflush.run import run_scenario
 from backflush.store.repository import Store
 from helpers import dump_file
@@ -208,6 +211,118 @@ YAML_CASES: dict[str, tuple[Callable[[str], str], str | None, list[str]]] = {
         "item: F",
         ["line 2: scrap: expected a factor from 0 up to 1", "got -0.05"],
     ),
+    # magnitudes: beyond these, figures outgrow the decimal context of the engine and reports
+    "huge quantity": (
+        add_event(EVENT.replace("quantity: 5", 'quantity: "99999999999999999999999999999"')),
+        "id: x1",
+        [
+            "event x1: quantity: too large, got 99999999999999999999999999999; "
+            "expected less than 10^12 in absolute value"
+        ],
+    ),
+    "huge unit cost as a YAML float": (
+        add_event(EVENT.replace("unit_cost: 2", "unit_cost: 1.0e+30")),
+        "id: x1",
+        ["event x1: unit_cost: too large, got 1000000000000000000000000000000; expected less"],
+    ),
+    "quantity of 10^12": (
+        add_event(EVENT.replace("quantity: 5", "quantity: 1_000_000_000_000")),
+        "id: x1",
+        ["event x1: quantity: too large, got 1000000000000; expected less than 10^12"],
+    ),
+    "huge unit price": (
+        add_event(
+            "  - {id: x1, date: 2026-02-02, type: sale, item: F, quantity: 1,"
+            " unit_price: -1.0e+12}\n"
+        ),
+        "id: x1",
+        ["event x1: unit_price: too large, got -1000000000000; expected less than 10^12"],
+    ),
+    "amount of 10^15": (
+        add_event("  - {id: x1, date: 2026-02-02, type: conversion, amount: 1.0e+15}\n"),
+        "id: x1",
+        ["event x1: amount: too large, got 1000000000000000; expected less than 10^15"],
+    ),
+    "huge standard": (
+        replace('standard_cost: "0.50"', "standard_cost: 1.0e+100"),
+        "id: K",
+        ["item K: standard_cost.material: too large, got 1.0E+100; expected less than 10^12"],
+    ),
+    "huge conversion standard": (
+        replace('{conversion: "1.00"}', '{conversion: {labor: "2000000000000"}}'),
+        "id: F",
+        ["item F: standard_cost.conversion.labor: too large, got 2000000000000"],
+    ),
+    "huge BOM quantity": (
+        replace('component: M, quantity: "3"', "component: M, quantity: 1.0e+12"),
+        "item: F",
+        ["BOM of F: line 1: quantity: too large, got 1000000000000; expected less than 10^12"],
+    ),
+    # lengths of the database columns (PostgreSQL refuses longer ones; SQLite would not)
+    "element longer than 64": (
+        add_event(
+            f"  - {{id: x1, date: 2026-02-02, type: conversion, amount: 1, element: {'e' * 65}}}\n"
+        ),
+        "id: x1",
+        ["event x1: element: String should have at most 64 characters"],
+    ),
+    "standard element longer than 64": (
+        replace('{conversion: "1.00"}', f'{{conversion: {{{"e" * 65}: "1.00"}}}}'),
+        "id: F",
+        ["item F: standard_cost", "at most 64 characters"],
+    ),
+    "uom longer than 16": (
+        replace("{id: K, kind: material,", "{id: K, uom: kilograms-per-pallet, kind: material,"),
+        "id: K",
+        ["item K: uom: String should have at most 16 characters"],
+    ),
+    "book name longer than 200": (
+        replace("name: Edge plant", f"name: {'n' * 201}"),
+        "book:",
+        ["book.name: String should have at most 200 characters"],
+    ),
+    # ids that differ from another only by white space
+    "id with a trailing space": (
+        add_event(EVENT.replace("id: x1", 'id: "x1 "')),
+        'id: "x1 "',
+        ["event x1 : id: String should match pattern"],
+    ),
+    "id with a leading space": (
+        add_event(EVENT.replace("id: x1", 'id: " x1"')),
+        'id: " x1"',
+        ["event  x1: id: String should match pattern"],
+    ),
+    "BOM component with a trailing space": (
+        replace("component: K", 'component: "K "'),
+        "item: F",
+        ["BOM of F: line 2: component: String should match pattern"],
+    ),
+    # dates: a YAML date or YYYY-MM-DD, never a number of seconds
+    "a number for a date": (
+        add_event(EVENT.replace("date: 2026-02-02", "date: 86400")),
+        "id: x1",
+        ["event x1: date: expected a date YYYY-MM-DD, got int 86400"],
+    ),
+    "a date and time for a date": (
+        add_event(EVENT.replace("date: 2026-02-02", "date: 2026-02-02 10:30:00")),
+        "id: x1",
+        ["event x1: date: expected a date YYYY-MM-DD, got a date and time"],
+    ),
+    "a date in another format": (
+        add_event(EVENT.replace("date: 2026-02-02", 'date: "2026-2-2"')),
+        "id: x1",
+        ["event x1: date: expected a date YYYY-MM-DD, got '2026-2-2'"],
+    ),
+    "a BOM effective from a number": (
+        replace("  - item: F\n", "  - item: F\n    effective_from: 20260101\n"),
+        "item: F",
+        ["BOM of F: effective_from: expected a date YYYY-MM-DD, got int 20260101"],
+    ),
+    "two events with one id and different content": (
+        add_event(EVENT + EVENT.replace("quantity: 5", "quantity: 6")),
+        None,  # checked below: both lines
+        ["event x1: id already used at bad.yaml:", "by an event with different content"],
+    ),
 }
 
 
@@ -251,6 +366,9 @@ def test_bad_scenario_is_refused_naming_where_and_what(
         assert f"bad.yaml:{line_of(text, fragment)}: " in message
     if case == "duplicate item ids":
         assert f"bad.yaml:{line_of(text, '{id: M,', occurrence=2)}: " in message
+    if case == "two events with one id and different content":
+        first, second = line_of(text, "id: x1"), line_of(text, "id: x1", occurrence=2)
+        assert f"bad.yaml:{second}: event x1: id already used at bad.yaml:{first} " in message
     for part in expected:
         assert part in message, (part, message)
     # the same file through the store: refused, exit code 2, nothing written
@@ -291,6 +409,14 @@ def test_bom_cycle_names_the_cycle(book_db: Path, tmp_path: Path) -> None:
          "invalid date '2026-13-02'"),
         # a tab where YAML wants spaces
         (replace("  - {id: c1,", "\t- {id: c1,"), "cannot start any token"),
+        # integers YAML 1.1 reads as something else than the decimal they look like
+        (add_event(EVENT.replace("quantity: 5", "quantity: 010")), "ambiguous number '010'"),
+        (add_event(EVENT.replace("quantity: 5", "quantity: 1:30")), "ambiguous number '1:30'"),
+        (add_event(EVENT.replace("quantity: 5", "quantity: 0x10")), "ambiguous number '0x10'"),
+        (add_event(EVENT.replace("quantity: 5", "quantity: 0b11")), "ambiguous number '0b11'"),
+        (add_event(EVENT.replace("quantity: 5", "quantity: -0_7")), "ambiguous number '-0_7'"),
+        # a base-60 float
+        (add_event(EVENT.replace("unit_cost: 2", "unit_cost: 1:30.5")), "'1:30.5'"),
     ],
 )  # fmt: skip
 def test_malformed_yaml_names_file_line_and_column(
@@ -403,6 +529,27 @@ JSON_CASES: dict[str, tuple[str, list[str]]] = {
         '{"type": "conversion", "date": "2026-02-10", "amount": "1"}',
         ["events.jsonl:2: event ?: id: required"],
     ),
+    "a number for a date": (  # pydantic alone reads it as seconds since 1970
+        '{"id": "j2", "type": "conversion", "date": 86400, "amount": "1"}',
+        ["events.jsonl:2: event j2: date: expected a date YYYY-MM-DD, got int 86400"],
+    ),
+    "a key given twice": (  # json.loads alone keeps the last one
+        '{"id": "j2", "type": "conversion", "date": "2026-02-10", "amount": "1", "amount": "9"}',
+        ["events.jsonl:2: duplicate key 'amount'"],
+    ),
+    "a key given twice in a nested object": (
+        '{"id": "j2", "type": "conversion", "date": "2026-02-10", "amount": {"a": 1, "a": 2}}',
+        ["events.jsonl:2: duplicate key 'a'"],
+    ),
+    "a huge quantity": (
+        '{"id": "j2", "type": "purchase", "date": "2026-02-10", "item": "M",'
+        ' "quantity": 1e30, "unit_cost": 1}',
+        ["events.jsonl:2: event j2: quantity: too large, got 1000000000000000000000000000000"],
+    ),
+    "an id with a trailing space": (
+        '{"id": "j2 ", "type": "conversion", "date": "2026-02-10", "amount": "1"}',
+        ["events.jsonl:2: event j2 : id: String should match pattern"],
+    ),
 }
 
 
@@ -440,3 +587,136 @@ def test_a_refused_third_event_keeps_the_first_two_out(book_db: Path) -> None:
     )
     message = refused_by_cli(book_db, "post", "-f", "-", input=text)
     assert "event j3: reverses unknown event 'nowhere'" in message
+
+
+def test_not_utf8_files_are_refused(book_db: Path, tmp_path: Path) -> None:
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe")
+    with pytest.raises(InputError, match=r"bin\.yaml: not UTF-8 text"):
+        read_scenario(binary)
+    assert f"{binary}: not UTF-8 text" in refused_by_cli(book_db, "import", str(binary))
+    assert f"{binary}: not UTF-8 text" in refused_by_cli(book_db, "post", "-f", str(binary))
+    result = CliRunner().invoke(app, ["post", "-f", "-", "--db", str(book_db)], input=b"\xff\n")
+    assert result.exit_code == 2 and "<stdin>: not UTF-8 text" in result.stderr
+    result = CliRunner().invoke(app, ["run", str(binary)])
+    assert result.exit_code == 2 and f"{binary}: not UTF-8 text" in result.stderr
+
+
+# ---------------------------------------------------------------- ids given by position
+
+
+UNNAMED = BASE.split("events:")[0] + (
+    "events:\n"
+    '  - {id: plant:2, date: 2026-01-05, type: conversion, amount: "1.00"}\n'
+    '  - {date: 2026-01-06, type: conversion, amount: "2.00"}\n'
+    '  - {id: e2, date: 2026-01-07, type: conversion, amount: "3.00"}\n'
+)
+
+
+def test_events_without_ids_are_named_by_file_stem_and_position() -> None:
+    text = UNNAMED.replace("id: plant:2", "id: p1")
+    sc = parse_scenario(text, "some/dir/plant.yaml")
+    assert [e.id for e in sc.events] == ["p1", "plant:2", "e2"]
+    unnamed = line_of(text, 'amount: "2.00"')
+    assert sc.sources["plant:2"] == f"some/dir/plant.yaml:{unnamed}"
+    assert [e.id for e in parse_scenario(text).events] == ["p1", "<scenario>:2", "e2"]
+    # an explicit id that really collides with a default one, with other content: refused
+    message = problems_of(UNNAMED, "x/plant.yaml")
+    first, second = line_of(UNNAMED, 'amount: "1.00"'), line_of(UNNAMED, 'amount: "2.00"')
+    assert (
+        f"x/plant.yaml:{second}: event plant:2: id already used at x/plant.yaml:{first} "
+        "by an event with different content"
+    ) in message
+
+
+def test_an_explicit_id_never_swallows_an_unnamed_event() -> None:
+    text = UNNAMED.replace("id: plant:2", "id: p1")
+    sc = parse_scenario(text, "plant.yaml")
+    book = run_scenario(sc)
+    assert book.balances[(m.Account.CONVERSION_CONTROL, "")] == Decimal("6.00")  # all three
+
+
+def test_the_same_event_twice_in_a_file_is_applied_once() -> None:
+    twice = BASE + EVENT + EVENT
+    sc = parse_scenario(twice, "twice.yaml")
+    assert [e.id for e in sc.events].count("x1") == 2
+    assert sc.sources["x1"] == f"twice.yaml:{line_of(twice, 'id: x1')}"
+    assert run_scenario(sc).quantity("M") == 100 - 30 + 5
+
+
+def test_unnamed_events_of_two_files_are_both_imported(book_db: Path, tmp_path: Path) -> None:
+    master = BASE.split("events:")[0]
+    event = "  - {date: 2026-02-02, type: purchase, item: M, quantity: 5, unit_cost: 2}\n"
+    for name in ("monday", "tuesday"):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(master + "events:\n" + event)
+        result = CliRunner().invoke(app, ["import", str(path), "--db", str(book_db)])
+        assert result.exit_code == 0, result.stderr
+        assert "1 event(s) applied, 0 already recorded" in result.stdout
+    store = Store(str(book_db))
+    try:
+        assert store.load().quantity("M") == 100 - 30 + 5 + 5
+        assert {"monday:1", "tuesday:1"} <= {e.event for e in store.entries()}
+    finally:
+        store.close()
+
+
+def test_a_default_id_is_checked_like_a_given_one(book_db: Path) -> None:
+    args = ["post", "--type", "conversion", "--date", "2026-02-02", "--amount", "1.00"]
+    message = refused_by_cli(book_db, *args, "--id", "x1 ")
+    assert "command line: event x1 : id: String should match pattern" in message
+    message = refused_by_cli(book_db, *args, "--id", "x" * 201)
+    assert "id: String should have at most 200 characters" in message
+
+
+def test_where_keeps_the_class_of_the_error() -> None:
+    sc = parse_scenario(BASE, "base.yaml")
+    error = ConflictError("event c1: id already recorded with different content")
+    error.event_id = "c1"
+    located = sc.where(error)
+    assert isinstance(located, ConflictError)
+    assert located.event_id == "c1"
+    assert str(located) == f"base.yaml:{line_of(BASE, 'id: c1')}: {error}"
+
+
+# ---------------------------------------------------------------- the last period, large figures
+
+
+def test_period_helpers_reach_the_last_month() -> None:
+    assert m.period_bounds("9999-12") == (dt.date(9999, 12, 1), dt.date(9999, 12, 31))
+    assert m.period_bounds("2024-02") == (dt.date(2024, 2, 1), dt.date(2024, 2, 29))
+    assert m.next_period("2026-12") == "2027-01"
+    assert m.next_period("2026-01") == "2026-02"
+    beyond = m.next_period("9999-12")  # no such period: equal to none, and no crash
+    assert beyond == "10000-01"
+    with pytest.raises(ValueError):
+        m.period_bounds(beyond)
+    for bad in ("2026-13", "2026-00", "2026", "x-y"):
+        with pytest.raises(ValueError):
+            m.period_bounds(bad)
+        with pytest.raises(ValueError):
+            m.next_period(bad)
+
+
+def test_the_last_period_can_be_closed() -> None:
+    text = BASE.split("events:")[0] + (
+        "events:\n"
+        "  - {id: last, date: 9999-12-05, type: purchase, item: M, quantity: 1, unit_cost: 2}\n"
+        "  - {id: close-end, date: 9999-12-31, type: close, period: 9999-12}\n"
+    )
+    book = run_scenario(parse_scenario(text, "end.yaml"))
+    assert book.closed["9999-12"].close_event == "close-end"
+    # afterwards: refused by the book's rules, never a crash
+    with pytest.raises(PostingError, match="9999-12, which is closed"):
+        book.post(m.Conversion("late", dt.date(9999, 12, 31), Decimal(1)))
+    with pytest.raises(PostingError, match="again: dated 9999-12-31 in period 9999-12, which"):
+        book.post(m.Close("again", dt.date(9999, 12, 31), "9999-12"))
+
+
+def test_reports_never_crash_on_large_figures() -> None:
+    assert money(Decimal("1e30"), "USD") == "1" + "0" * 30 + ".00"
+    assert money(Decimal("-123456789012345678901234567.895"), "USD") == (
+        "-123456789012345678901234567.90"
+    )
+    assert money(Decimal("-0.001"), "USD") == "0.00"
+    assert money(Decimal("12.5"), "JPY") == "12"

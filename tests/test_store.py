@@ -5,7 +5,9 @@ makes exactly the declared schema; amounts survive exactly."""
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from backflush.engine.flush import PostingError
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports.document import document
 from backflush.run import run_scenario
-from backflush.store.repository import Store, event_from_payload
+from backflush.store.repository import Store, StoreError, event_from_payload
 from backflush.store.schema import metadata
 from helpers import EXAMPLE_NAMES, EXAMPLES, assert_matches_expected, dump_tables
 
@@ -95,6 +97,31 @@ events:
   - {id: close-apr, date: 2026-04-30, type: close, period: 2026-04}
 """
 
+# A BOM version at the lower level revalues stock when it takes effect; January is closed
+# after February's first completion, with the unsold conversion of January's units only.
+VERSIONS_PLANT = """\
+book: {name: Versions, currency: USD, triggers: purchase+sale, inventory_unsold_conversion: true}
+items:
+  - {id: A, kind: material, standard_cost: "1.00"}
+  - {id: B, kind: material, standard_cost: "3.00"}
+  - {id: S, kind: subassembly, standard_cost: {conversion: "0.40"}}
+  - {id: F, kind: finished, standard_cost: {conversion: "2.00"}}
+boms:
+  - {item: F, lines: [{component: S, quantity: 1}]}
+  - {item: S, lines: [{component: A, quantity: 2}]}
+  - {item: S, effective_from: 2026-02-01, lines: [{component: B, quantity: 1}]}
+events:
+  - {id: a, date: 2026-01-02, type: purchase, item: A, quantity: 100, unit_cost: "1.00"}
+  - {id: b, date: 2026-01-02, type: purchase, item: B, quantity: 100, unit_cost: "3.10"}
+  - {id: s, date: 2026-01-10, type: completion, item: S, quantity: 20}
+  - {id: f, date: 2026-01-20, type: completion, item: F, quantity: 8}
+  - {id: c, date: 2026-01-31, type: conversion, amount: "30.00"}
+  - {id: f2, date: 2026-02-03, type: completion, item: F, quantity: 5}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: x, date: 2026-02-10, type: sale, item: F, quantity: 10, unit_price: "9.00"}
+  - {id: close-feb, date: 2026-02-28, type: close, period: 2026-02}
+"""
+
 REJECTING_PLANT = SHORTAGE_PLANT.replace("shortage: queue", "shortage: reject").split("events:")[0]
 
 
@@ -123,6 +150,8 @@ def scenario(name: str) -> Scenario:
         return parse_scenario(SHORTAGE_PLANT, "shortage_plant.yaml")
     if name == "sale_trigger_plant":
         return parse_scenario(SALE_TRIGGER_PLANT, "sale_trigger_plant.yaml")
+    if name == "versions_plant":
+        return parse_scenario(VERSIONS_PLANT, "versions_plant.yaml")
     return read_scenario(EXAMPLES / f"{name}.yaml")
 
 
@@ -157,7 +186,7 @@ def open_book(store: Store, sc: Scenario, upto: str | None = None) -> None:
 
 # ---------------------------------------------------------------- same answers as in memory
 
-ALL_SCENARIOS = [*EXAMPLE_NAMES, "shortage_plant", "sale_trigger_plant"]
+ALL_SCENARIOS = [*EXAMPLE_NAMES, "shortage_plant", "sale_trigger_plant", "versions_plant"]
 
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
@@ -404,6 +433,123 @@ def test_a_refused_import_writes_no_master_data_either(store: Store) -> None:
     with pytest.raises(PostingError, match="n3: reverses unknown event"):
         store.import_scenario(sc.settings, grown, events)
     assert dump_tables(store) == before
+
+
+def test_a_refused_import_into_a_new_database_leaves_no_schema(store: Store) -> None:
+    sc = scenario("shortage_plant")
+    refused = [*sc.events[:3], m.Reversal("bad", dt.date(2026, 1, 11), "nowhere")]
+    with pytest.raises(PostingError, match="bad: reverses unknown event 'nowhere'"):
+        store.import_scenario(sc.settings, sc.master, refused)
+    assert sa.inspect(store.engine).get_table_names() == []  # not even alembic_version
+    assert not store.initialized()
+    open_book(store, sc)  # and the database is as good as new
+    assert_same_document(stored(store), in_memory(sc))
+
+
+def test_a_refused_init_leaves_an_existing_book_as_it_was(store: Store) -> None:
+    sc = scenario("shortage_plant")
+    open_book(store, sc, upto="p1")
+    before = dump_tables(store)
+    with pytest.raises(StoreError, match="different book"):
+        store.init(m.Settings("Another plant"))
+    assert dump_tables(store) == before
+
+
+# ---------------------------------------------------------------- readers and writers
+
+
+@contextmanager
+def writer_holding_the_lock(db_url: str) -> Iterator[None]:
+    """Another writer in the middle of its transaction, holding the book's write lock."""
+    if db_url.startswith("sqlite"):
+        raw = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            yield
+        finally:
+            raw.close()
+        return
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn, conn.begin():
+            settings = metadata.tables["book_settings"]
+            conn.execute(sa.select(settings.c.id).with_for_update())
+            yield
+    finally:
+        engine.dispose()
+
+
+def impatient(db_url: str) -> Store:
+    """A store that waits at most 0.3 s for a lock instead of 30 s (SQLite) or for ever."""
+    if db_url.startswith("sqlite"):
+        found = Store(db_url)
+
+        @sa.event.listens_for(found.engine, "connect")
+        def _short(dbapi: Any, _record: Any) -> None:
+            dbapi.execute("PRAGMA busy_timeout = 300")
+
+        return found
+    return Store(f"{db_url}?options=-c%20lock_timeout%3D300")
+
+
+def test_reads_do_not_wait_for_a_writer(store: Store, db_url: str) -> None:
+    sc = scenario("shortage_plant")
+    open_book(store, sc, upto="c1")
+    expected = stored(store)
+    reader = impatient(db_url)
+    try:
+        with writer_holding_the_lock(db_url):
+            assert reader.settings() == sc.settings
+            assert reader.master() == sc.master
+            assert reader.event_count() == 3
+            assert reader.initialized()
+            assert document(reader.load(), reader.entries()) == expected
+            book, entries, count = reader.snapshot()
+            assert (document(book, entries), count) == (expected, 3)
+            # while a write waits for the lock, and gives up here
+            with pytest.raises(sa.exc.OperationalError):
+                reader.post(events_of(sc, "l1"))
+        assert reader.post(events_of(sc, "l1")) == [True]
+    finally:
+        reader.close()
+
+
+def test_on_sqlite_only_writes_take_the_write_lock_at_begin(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "book.db"))
+    begins: list[str] = []
+
+    @sa.event.listens_for(store.engine, "before_cursor_execute")
+    def _record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("BEGIN"):
+            begins.append(statement)
+
+    try:
+        sc = scenario("shortage_plant")
+        open_book(store, sc, upto="c1")
+        assert begins == ["BEGIN IMMEDIATE"]  # schema, master data and events: one write
+        begins.clear()
+        store.settings(), store.master(), store.load(), store.entries(), store.event_count()
+        store.snapshot()
+        assert begins == ["BEGIN"] * 6
+        begins.clear()
+        store.post(events_of(sc, "l1"))
+        store.init(sc.settings)
+        store.migrate()
+        assert begins == ["BEGIN IMMEDIATE"] * 3
+    finally:
+        store.close()
+
+
+def test_snapshot_reads_book_journal_and_count_together(store: Store) -> None:
+    sc = scenario("northshore")
+    open_book(store, sc)
+    book, entries, count = store.snapshot()
+    assert document(book, entries) == stored(store)
+    assert count == store.event_count() == len(sc.events)
+    assert book.history is None
+    _, february, _ = store.snapshot("2026-02")
+    assert february == store.entries("2026-02")
+    assert {e.period for e in february} == {"2026-02"}
 
 
 # ---------------------------------------------------------------- schema

@@ -292,7 +292,8 @@ class Book:
             return False
         self._check_open(event)
         epoch = self.standards.epoch(event.date)
-        if epoch < self.epoch:
+        # A close costs nothing at standard: it may follow events of newer standards.
+        if epoch < self.epoch and not isinstance(event, Close):
             raise PostingError(
                 f"event {event.id}: dated {event.date.isoformat()}, before the standards "
                 f"effective {self.epoch.isoformat()} that stock is valued at now; "

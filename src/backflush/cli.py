@@ -13,20 +13,22 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import SQLAlchemyError
 
 from backflush.domain import model as m
 from backflush.domain.model import period_bounds
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
-from backflush.formats.inputs import InputError, build_event
+from backflush.formats.inputs import BookModel, InputError, build_event, describe, fields_of
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports import tables
 from backflush.reports.document import document
 from backflush.run import run_scenario
-from backflush.store.repository import Store, StoreError, database_url
+from backflush.store.repository import Store, StoreError, database_url, display_url
 
 app = typer.Typer(
     name="backflush",
@@ -58,9 +60,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def guarded(action: Callable[[], T], *, writes: bool = True) -> T:
+def guarded(action: Callable[[], T], *, writes: bool = True, db: str | None = None) -> T:
     """Run ``action``; turn the errors a user can fix into a clear message and exit code 2
-    (a command that ``writes`` wrote nothing: every write is one transaction)."""
+    (a command that ``writes`` wrote nothing: every write is one transaction). A database
+    that cannot be used (unreachable, not a database, a bad URL) is exit code 1, named by
+    ``db`` without its password."""
     outcome = "nothing was written" if writes else "the run stops here"
     try:
         return action()
@@ -70,6 +74,17 @@ def guarded(action: Callable[[], T], *, writes: bool = True) -> T:
         fail(f"{error}\n{outcome}", 2)
     except StoreError as error:
         fail(str(error), 2)
+    except SQLAlchemyError as error:
+        where = f"database {display_url(db)}" if db is not None else "database"
+        fail(f"{where}: {database_reason(error)}" + (f"\n{outcome}" if writes else ""), 1)
+
+
+def database_reason(error: SQLAlchemyError) -> str:
+    """The database's own reason, on one line (without SQLAlchemy's statement and links)."""
+    cause = getattr(error, "orig", None)
+    text = str(cause) if cause is not None else str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(cause or error).__name__
 
 
 def print_json(value: Any) -> None:
@@ -124,20 +139,25 @@ def init(
         if settings_from is not None:
             settings = read_scenario(settings_from).settings
         else:
-            settings = m.Settings(
-                name=name,
-                currency=currency.upper(),
-                triggers=triggers,
-                disposition=disposition,
-                shortage=shortage,
-                inventory_unsold_conversion=inventory_unsold_conversion,
-            )
+            flags = {
+                "name": name,
+                "currency": currency.upper(),
+                "triggers": triggers,
+                "disposition": disposition,
+                "shortage": shortage,
+                "inventory_unsold_conversion": inventory_unsold_conversion,
+            }
+            try:  # the same rules as a scenario's book section
+                settings = BookModel.model_validate(flags).to_domain()
+            except ValidationError as error:
+                found = describe(error, allowed=fields_of(BookModel))
+                raise InputError([f"command line: --{p}" for p in found]) from None
         store = Store(db)
         created = store.init(settings)
         what = "created" if created else "already there, schema up to date"
-        out.print(f"book [bold]{escape(settings.name)}[/] at {escape(store.url)}: {what}")
+        out.print(f"book [bold]{escape(settings.name)}[/] at {escape(store.display_url)}: {what}")
 
-    guarded(go)
+    guarded(go, db=db)
 
 
 @app.command("import")
@@ -154,9 +174,9 @@ def import_(
             applied = _import(store, scenario)
         except PostingError as error:
             raise scenario.where(error) from None
-        _print_applied(scenario.events, applied)
+        _print_applied(applied)
 
-    guarded(go)
+    guarded(go, db=db)
 
 
 def _import(store: Store, scenario: Scenario) -> list[bool]:
@@ -179,7 +199,7 @@ def _import(store: Store, scenario: Scenario) -> list[bool]:
         )
 
 
-def _print_applied(events: Sequence[m.Event], applied: Sequence[bool]) -> None:
+def _print_applied(applied: Sequence[bool]) -> None:
     new = sum(applied)
     out.print(f"{new} event(s) applied, {len(applied) - new} already recorded (no change)")
 
@@ -248,9 +268,9 @@ def post(
             state = "applied" if applied[0] else "already recorded with the same content: no change"
             out.print(f"event {escape(events[0].id)}: {state}")
         else:
-            _print_applied(events, applied)
+            _print_applied(applied)
 
-    guarded(go)
+    guarded(go, db=db)
 
 
 def _events_from_lines(
@@ -258,16 +278,25 @@ def _events_from_lines(
 ) -> Iterator[m.Event]:
     name = "<stdin>" if source == "-" else source
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        if source == "-":
+            stream = getattr(sys.stdin, "buffer", None)
+            text = stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
+        else:
+            text = Path(source).read_bytes().decode("utf-8")
     except OSError as error:
         raise InputError([f"{name}: cannot read: {error.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise InputError([f"{name}: not UTF-8 text"]) from None
     problems: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         where = f"{name}:{number}"
         try:
-            raw = json.loads(line, parse_float=Decimal)
+            raw = json.loads(line, parse_float=Decimal, object_pairs_hook=_json_object)
+        except _DuplicateKey as error:
+            problems.append(f"{where}: duplicate key {error.args[0]!r}")
+            continue
         except json.JSONDecodeError as error:
             problems.append(f"{where}: malformed JSON: {error.msg} (column {error.colno})")
             continue
@@ -282,6 +311,19 @@ def _events_from_lines(
         raise InputError(problems)
 
 
+class _DuplicateKey(ValueError):
+    """A key given twice in one JSON object (json.loads would keep the last silently)."""
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
 @app.command()
 def close(
     period: Annotated[str, typer.Argument(help="YYYY-MM.", show_default=False)],
@@ -293,23 +335,33 @@ def close(
     """Close a period: variances, disposal, lock."""
 
     def go() -> None:
-        store = Store(db, create=False)
-        settings, master = store.settings(), store.master()
         try:
             end = period_bounds(period)[1]
         except ValueError:
             fail(f"period: expected YYYY-MM, got {period!r}", 2)
-        raw = {"type": "close", "period": period, "date": end.isoformat()}
-        event = build_event(
-            raw, master, settings, where="command line", default_id=event_id or f"close-{period}"
-        )
-        applied = store.post([event])[0]
+        store = Store(db, create=False)
         book = store.load()
+        done = book.closed.get(period)
+        if done is None:
+            raw = {"type": "close", "period": period, "date": end.isoformat()}
+            event = build_event(
+                raw,
+                book.master,
+                book.settings,
+                where="command line",
+                default_id=event_id or f"close-{period}",
+            )
+            applied = store.post([event])[0]
+            book = store.load()
+            if applied:
+                out.print(tables.variances_table(book))
+                return
+            done = book.closed.get(period)  # closed meanwhile by this very event
+        by = done.close_event if done is not None else event_id or f"close-{period}"
         out.print(tables.variances_table(book))
-        if not applied:
-            out.print(f"period {period} was already closed by {escape(event.id)}: no change")
+        out.print(f"period {period} was already closed by {escape(by)}: no change")
 
-    guarded(go)
+    guarded(go, db=db)
 
 
 class ReportKind(StrEnum):
@@ -332,13 +384,12 @@ def report(
 
     def go() -> None:
         store = Store(db, create=False)
-        book = store.load()
-        entries = store.entries(period)
+        book, entries, count = store.snapshot(period)  # one transaction: the three agree
         if as_json:
             print_json(document(book, entries))
             return
         renderers: dict[ReportKind, Callable[[], Any]] = {
-            ReportKind.summary: lambda: tables.period_report(book, entries, store.event_count()),
+            ReportKind.summary: lambda: tables.period_report(book, entries, count),
             ReportKind.trial_balance: lambda: tables.trial_balance(book),
             ReportKind.valuation: lambda: tables.valuation_table(book),
             ReportKind.variances: lambda: tables.variances_table(book),
@@ -347,7 +398,7 @@ def report(
         }
         out.print(renderers[what]())
 
-    guarded(go)
+    guarded(go, writes=False, db=db)
 
 
 @app.command()
@@ -371,15 +422,15 @@ def demo(
         scenario = parse_scenario(text, "northshore.yaml (demo)")
         store = Store(db)
         _import(store, scenario)
-        book = store.load()
-        out.print(tables.period_report(book, store.entries(), store.event_count()))
+        book, entries, count = store.snapshot()
+        out.print(tables.period_report(book, entries, count))
         out.print(
-            f"\nThe demo book is in [bold]{escape(store.url)}[/]. Try:\n"
+            f"\nThe demo book is in [bold]{escape(store.display_url)}[/]. Try:\n"
             f"  backflush report --db {escape(db)} --what journal --period 2026-01\n"
             f"  backflush report --db {escape(db)} --json"
         )
 
-    guarded(go)
+    guarded(go, db=db)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -284,14 +285,24 @@ def period_of(day: dt.date) -> str:
 
 
 def period_bounds(period: str) -> tuple[dt.date, dt.date]:
+    """First and last day of ``period`` (YYYY-MM); ValueError when it is not a month."""
     year, month = (int(part) for part in period.split("-"))
     first = dt.date(year, month, 1)
-    following = dt.date(year + month // 12, month % 12 + 1, 1)
-    return first, following - dt.timedelta(days=1)
+    return first, first.replace(day=calendar.monthrange(year, month)[1])
+
+
+#: What follows the last period a date can be in (9999-12): a string that is no period, so it
+#: equals none (``period != next_period(last)`` holds for every real period).
+BEYOND_LAST_PERIOD = "10000-01"
 
 
 def next_period(period: str) -> str:
-    return period_of(period_bounds(period)[1] + dt.timedelta(days=1))
+    """The month after ``period``; after 9999-12, :data:`BEYOND_LAST_PERIOD` (never an error)."""
+    year, month = (int(part) for part in period.split("-"))
+    dt.date(year, month, 1)  # ValueError when ``period`` is not a month
+    if (year, month) == (dt.MAXYEAR, 12):
+        return BEYOND_LAST_PERIOD
+    return period_of(dt.date(year + month // 12, month % 12 + 1, 1))
 
 
 # ---------------------------------------------------------------- journal

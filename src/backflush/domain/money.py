@@ -11,8 +11,17 @@ from decimal import Decimal
 
 ZERO = Decimal(0)
 
-#: Context for formatting and quantizing. Engine arithmetic uses Python's default context
-#: (28 significant digits), far wider than any product of a plant's quantity and unit cost.
+#: Context for formatting and quantizing (50 significant digits: every figure a report prints,
+#: even a balance summed from millions of the largest entries, fits with room to spare).
+#:
+#: Engine arithmetic uses Python's default context: 28 significant digits. What that guarantees
+#: follows from the limits at the edge (backflush.formats.inputs): quantities, unit costs, unit
+#: prices and standards below 10^12 with at most 6 decimals, amounts below 10^15. A product of
+#: a quantity and a unit cost is then below 10^24 with at most 12 decimals; it is exact while
+#: below 10^16, and above that rounded at the 28th digit, i.e. at 10^-4 or finer: less than a
+#: hundredth of a cent before it is rounded to the currency's minor unit (a double rounding
+#: that can, in a rare tie, move that one line by one minor unit). Sums of amounts stay exact
+#: to the minor unit up to 10^25, far beyond any book.
 CONTEXT = decimal.Context(prec=50, rounding=decimal.ROUND_HALF_EVEN)
 
 #: ISO 4217 minor units for currencies whose minor unit is not 2.

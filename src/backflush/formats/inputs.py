@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from backflush.domain import model as m
-from backflush.domain.money import decimals, minor_units
+from backflush.domain.money import decimals, fmt, minor_units
 from backflush.engine.standards import StandardError, Standards
 
 #: Digits allowed after the point in quantities, unit costs and prices
@@ -24,7 +24,27 @@ from backflush.engine.standards import StandardError, Standards
 QUANTITY_DECIMALS = 6
 PRICE_DECIMALS = 6
 
+#: Magnitudes refused at the edge (absolute values must be below these): quantities, unit
+#: costs, unit prices and standards; money amounts. They keep every figure the engine makes
+#: well inside its decimal context (see backflush.domain.money.CONTEXT).
+QUANTITY_LIMIT = Decimal(10) ** 12
+AMOUNT_LIMIT = Decimal(10) ** 15
+
+#: Lengths of the database columns these values are stored in (PostgreSQL enforces them).
+ID_LENGTH = 200
+ELEMENT_LENGTH = 64
+UOM_LENGTH = 16
+NAME_LENGTH = 200
+
 _DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
+def too_large(value: Decimal, limit: Decimal) -> str | None:
+    """The complaint about ``value`` when its magnitude is not below ``limit``, else None."""
+    if abs(value) < limit:
+        return None
+    shown = fmt(value) if value.adjusted() < 40 else f"{value:E}"
+    return f"too large, got {shown}; expected less than 10^{limit.adjusted()} in absolute value"
 
 
 class InputError(ValueError):
@@ -58,8 +78,32 @@ def to_decimal(value: Any) -> Decimal:
     raise ValueError(f"expected a decimal number, got {type(value).__name__}")
 
 
+_DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def to_date(value: Any) -> dt.date:
+    """A date from a YAML date or a string YYYY-MM-DD; numbers (which pydantic would read as
+    Unix timestamps) and dates with a time are refused."""
+    if isinstance(value, dt.datetime):
+        raise ValueError(f"expected a date YYYY-MM-DD, got a date and time {value.isoformat()}")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        if _DATE_TEXT.match(value):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError as error:
+                raise ValueError(f"expected a date YYYY-MM-DD, got {value!r}: {error}") from None
+        raise ValueError(f"expected a date YYYY-MM-DD, got {value!r}")
+    raise ValueError(f"expected a date YYYY-MM-DD, got {type(value).__name__} {value!r}")
+
+
 Dec = Annotated[Decimal, BeforeValidator(to_decimal)]
-Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s].*$")]
+Date = Annotated[dt.date, BeforeValidator(to_date)]
+#: No leading or trailing white space (an id that differs only by a space is another id).
+Identifier = Annotated[str, Field(min_length=1, max_length=ID_LENGTH, pattern=r"^\S(.*\S)?$")]
+Element = Annotated[str, Field(max_length=ELEMENT_LENGTH)]
+_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
 class _Strict(BaseModel):
@@ -67,7 +111,7 @@ class _Strict(BaseModel):
 
 
 class BookModel(_Strict):
-    name: Annotated[str, Field(min_length=1)]
+    name: Annotated[str, Field(min_length=1, max_length=NAME_LENGTH)]
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     triggers: m.Policy = m.Policy.PURCHASE_COMPLETION
     disposition: m.Disposition = m.Disposition.COGS
@@ -91,13 +135,13 @@ class BookModel(_Strict):
 
 class StandardCostModel(_Strict):
     material: Dec | None = None
-    conversion: Dec | dict[Annotated[str, Field(min_length=1)], Dec] | None = None
+    conversion: Dec | dict[Annotated[Element, Field(min_length=1)], Dec] | None = None
 
 
 class ItemModel(_Strict):
     id: Identifier
     kind: m.Kind
-    uom: str = "EA"
+    uom: Annotated[str, Field(max_length=UOM_LENGTH)] = "EA"
     flush: m.Flush = m.Flush.BACKWARD
     standard_cost: Dec | StandardCostModel | None = None
     triggers: m.Policy | None = None
@@ -112,13 +156,13 @@ class BomLineModel(_Strict):
 
 class BomModel(_Strict):
     item: Identifier
-    effective_from: dt.date | None = None
+    effective_from: Date | None = None
     lines: Annotated[list[BomLineModel], Field(min_length=1)]
 
 
 class _EventModel(_Strict):
     id: Identifier | None = None
-    date: dt.date
+    date: Date
 
 
 class PurchaseModel(_EventModel):
@@ -131,7 +175,7 @@ class PurchaseModel(_EventModel):
 class ConversionModel(_EventModel):
     type: Literal["conversion"]
     amount: Dec
-    element: str = ""
+    element: Element = ""
 
 
 class CompletionModel(_EventModel):
@@ -363,7 +407,10 @@ def _item(model: ItemModel, settings: m.Settings, where: str, problems: list[str
             problems.append(
                 f"{here}: standard_cost.{field_name}: expected zero or more, got {value}"
             )
-        if value is not None and decimals(value) > PRICE_DECIMALS:
+        large = None if value is None else too_large(value, QUANTITY_LIMIT)
+        if large is not None:
+            problems.append(f"{here}: standard_cost.{field_name}: {large}")
+        elif value is not None and decimals(value) > PRICE_DECIMALS:
             problems.append(
                 f"{here}: standard_cost.{field_name}: "
                 f"at most {PRICE_DECIMALS} decimals, got {value}"
@@ -398,7 +445,10 @@ def _bom(
             problems.append(f"{at}: component: unknown item {line.component!r}")
         if line.quantity <= 0:
             problems.append(f"{at}: quantity: expected more than zero, got {line.quantity}")
-        if decimals(line.quantity) > QUANTITY_DECIMALS:
+        large = too_large(line.quantity, QUANTITY_LIMIT)
+        if large is not None:
+            problems.append(f"{at}: quantity: {large}")
+        elif decimals(line.quantity) > QUANTITY_DECIMALS:
             problems.append(f"{at}: quantity: at most {QUANTITY_DECIMALS} decimals")
         if not 0 <= line.scrap < 1:
             problems.append(
@@ -468,6 +518,11 @@ def build_event(
     if event_id is None:
         raise InputError([f"{label}: id: required"])
     problems: list[str] = []
+    if model.id is None:  # a default id (file position, --id, generated) is checked the same
+        try:
+            _IDENTIFIER.validate_python(event_id)
+        except ValidationError as error:
+            problems += [f"{label}: id: {e['msg']}, got {event_id!r}" for e in error.errors()]
     values = model.model_dump(exclude={"type", "id"})
     item = values.get("item")
     if item is not None:
@@ -479,6 +534,10 @@ def build_event(
     money = minor_units(settings.currency)
     for name, value in values.items():
         if not isinstance(value, Decimal):
+            continue
+        large = too_large(value, AMOUNT_LIMIT if name == "amount" else QUANTITY_LIMIT)
+        if large is not None:
+            problems.append(f"{label}: {name}: {large}")
             continue
         if name == "amount":
             if value <= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -42,6 +43,24 @@ def _decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal:
     return value
 
 
+_PLAIN_INTEGER = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
+
+
+def _integer(loader: _Loader, node: yaml.ScalarNode) -> int:
+    """A plain decimal integer (optional sign, underscores allowed). YAML 1.1 also reads 010 as
+    octal 8, 0x10 as 16, 0b10 as 2 and 1:30 as 90; those are refused, not misread."""
+    text = str(loader.construct_scalar(node))
+    if not _PLAIN_INTEGER.match(text):
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"ambiguous number {text!r} (YAML 1.1 reads it as octal, hexadecimal, binary "
+            "or base 60); write a plain decimal number without leading zeros",
+            node.start_mark,
+        )
+    return int(text.replace("_", ""))
+
+
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
     loader.flatten_mapping(node)
     mapping: dict[Any, Any] = {}
@@ -71,6 +90,7 @@ def _timestamp(loader: _Loader, node: yaml.ScalarNode) -> Any:
 
 
 _Loader.add_constructor("tag:yaml.org,2002:float", _decimal)
+_Loader.add_constructor("tag:yaml.org,2002:int", _integer)
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
@@ -106,14 +126,15 @@ class Scenario:
         place = self.sources.get(error.event_id)
         if place is None:
             return error
-        located = PostingError(f"{place}: {error}")
+        located = type(error)(f"{place}: {error}")
         located.event_id = error.event_id
         return located
 
 
-def default_id(position: int) -> str:
-    """Id of the ``position``-th event (1-based) of a file that gives none."""
-    return f"e{position}"
+def default_id(source: str, position: int) -> str:
+    """Id of the ``position``-th event (1-based) of a file that gives none: the file's stem
+    and the position (``northshore:3``), so two files' unnamed events never share an id."""
+    return f"{Path(source).stem}:{position}"
 
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
@@ -146,21 +167,29 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     )
     events: list[m.Event] = []
     sources: dict[str, str] = {}
+    first: dict[str, m.Event] = {}
     problems: list[str] = []
     for position, raw in enumerate(_section(data, "events", source, required=False), 1):
         try:
-            events.append(
-                build_event(
-                    strip_lines(raw),
-                    master,
-                    settings,
-                    where=at(raw),
-                    default_id=default_id(position),
-                )
+            event = build_event(
+                strip_lines(raw),
+                master,
+                settings,
+                where=at(raw),
+                default_id=default_id(source, position),
             )
-            sources.setdefault(events[-1].id, at(raw))
         except InputError as error:
             problems += error.problems
+            continue
+        earlier = first.setdefault(event.id, event)
+        if earlier != event:  # the same event twice is harmless: the book applies it once
+            problems.append(
+                f"{at(raw)}: event {event.id}: id already used at {sources[event.id]} "
+                "by an event with different content"
+            )
+            continue
+        events.append(event)
+        sources.setdefault(event.id, at(raw))
     if problems:
         raise InputError(problems)
     return Scenario(settings, master, tuple(events), sources)
@@ -180,4 +209,6 @@ def read_scenario(path: Path) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InputError([f"{path}: cannot read: {error.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise InputError([f"{path}: not UTF-8 text"]) from None
     return parse_scenario(text, str(path))

@@ -8,12 +8,14 @@ from typing import Any
 
 from backflush.book import Book
 from backflush.domain.model import Account, Entry, Line
-from backflush.domain.money import ZERO, fmt, quantum
+from backflush.domain.money import CONTEXT, ZERO, fmt, quantum
 
 
 def money(value: Decimal, currency: str) -> str:
     """Money as a string with the currency's minor units ("12.50", "-3.00", "0.00")."""
-    return str((value + 0).quantize(quantum(currency)))
+    # in the 50-digit context: Python's default 28 digits would raise on a figure of 10^26
+    rounded = value.quantize(quantum(currency), context=CONTEXT)
+    return str(CONTEXT.add(rounded, ZERO))  # -0.00 shown as 0.00
 
 
 def line_document(line: Line, currency: str) -> dict[str, str]:

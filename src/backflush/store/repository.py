@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -28,6 +29,8 @@ from backflush.formats.inputs import InputError
 from backflush.store import schema as t
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: Execution option of a connection whose transaction writes (see :meth:`Store.transaction`).
+WRITE = "backflush_write"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
 SCHEMA_REVISION = "0001"
@@ -44,8 +47,25 @@ def database_url(value: str) -> str:
     return f"sqlite:///{value}"
 
 
+def display_url(value: str) -> str:
+    """``value`` (a URL or a file path) as it may be shown: any password replaced by ***."""
+    if "://" not in value:
+        return value
+    try:
+        return sa.make_url(value).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", value)
+
+
 def make_engine(url: str) -> Engine:
     url = database_url(url)
+    try:
+        return _make_engine(url)
+    except ImportError as error:  # a URL naming a driver that is not installed
+        raise sa.exc.ArgumentError(f"no driver for this URL is installed ({error})") from error
+
+
+def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30})
 
@@ -58,7 +78,10 @@ def make_engine(url: str) -> Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before reading state
+            if conn.get_execution_options().get(WRITE):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock before reading state
+            else:
+                conn.exec_driver_sql("BEGIN")  # a read: a snapshot, never blocks a writer
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
@@ -92,6 +115,8 @@ class Store:
     def __init__(self, url: str, *, create: bool = True) -> None:
         """Open the book at ``url``; with ``create`` False a SQLite file must exist already."""
         self.url = database_url(url)
+        #: The URL as it may be shown (no password).
+        self.display_url = display_url(self.url)
         path = _sqlite_path(self.url)
         if path is not None and not create and not path.exists():
             raise StoreError(f"no book at {path}; run `backflush init` first")
@@ -102,22 +127,35 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+    def transaction(self, *, write: bool = False) -> Iterator[Connection]:
+        """One transaction. A ``write`` one takes the book's write lock first (SQLite: BEGIN
+        IMMEDIATE); a read one never blocks a writer and sees one consistent snapshot
+        (SQLite: BEGIN in WAL mode; PostgreSQL: REPEATABLE READ)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE: write})
+            if not write and conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
 
     # ------------------------------------------------------------ schema and settings
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration."""
+        with self.transaction(write=True) as conn:
+            self._migrate(conn)
+
+    @staticmethod
+    def _migrate(conn: Connection) -> None:
+        """Run the migrations on ``conn``, inside its transaction: when that transaction is
+        rolled back, so is the schema it made."""
         from alembic import command
         from alembic.config import Config
 
-        with self.transaction() as conn:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
 
     @staticmethod
     def _revision(conn: Connection) -> str | None:
@@ -134,18 +172,18 @@ class Store:
     def _check_schema(self, conn: Connection) -> None:
         current = self._revision(conn)
         if current is None:
-            raise StoreError(f"{self.url}: no book here; run `backflush init` first")
+            raise StoreError(f"{self.display_url}: no book here; run `backflush init` first")
         if current != SCHEMA_REVISION:
             raise StoreError(
-                f"{self.url}: schema at revision {current}, this version needs "
+                f"{self.display_url}: schema at revision {current}, this version needs "
                 f"{SCHEMA_REVISION}; run `backflush init` to migrate"
             )
 
     def init(self, settings: m.Settings) -> bool:
         """Create (or migrate) the schema and record the book's settings once.
         False when the same book was already there; a different book is refused."""
-        self.migrate()
-        with self.transaction() as conn:
+        with self.transaction(write=True) as conn:
+            self._migrate(conn)
             return self._ensure_settings(conn, settings)
 
     def _ensure_settings(self, conn: Connection, settings: m.Settings) -> bool:
@@ -195,7 +233,7 @@ class Store:
         self._check_schema(conn)
         found = self._settings(conn)
         if found is None:
-            raise StoreError(f"{self.url}: no book here; run `backflush init` first")
+            raise StoreError(f"{self.display_url}: no book here; run `backflush init` first")
         return found
 
     # ------------------------------------------------------------ master data
@@ -312,7 +350,8 @@ class Store:
         """The book's state. Without ``history`` (the posting path) only the open shortage
         queue is read, not the cleared entries and negative-stock flags kept for reports."""
         settings = self._require_settings(conn)
-        if conn.dialect.name == "postgresql":  # one writer at a time per book
+        writing = conn.get_execution_options().get(WRITE)
+        if writing and conn.dialect.name == "postgresql":  # one writer at a time per book
             conn.execute(sa.select(t.settings.c.id).where(t.settings.c.id == 1).with_for_update())
         standards = self._standards(conn, settings)
         book = Book(settings, standards.master, standards)
@@ -353,6 +392,18 @@ class Store:
                 tuple(_decimals(row.variances).items()),
                 tuple(sorted(_decimals(row.balances).items())),
             )
+        for row in conn.execute(sa.select(t.period_quantities)):
+            book.moved.setdefault(row.period, {})[row.item] = row.on_hand
+        revalued = conn.execute(
+            sa.select(t.events.c.payload)
+            .where(t.events.c.type == m.Revaluation.type)
+            .order_by(t.events.c.seq.desc())
+            .limit(1)
+        ).scalar()
+        if revalued is not None:
+            event = event_from_payload("revaluation", revalued)
+            assert isinstance(event, m.Revaluation)
+            book.epoch = event.effective
         for row in conn.execute(sa.select(t.unsold_conversion)):
             book.unsold_conversion[(m.Account(row.account), row.element)] = row.amount
         book.history = lambda ids: self._history(conn, book, ids)
@@ -394,16 +445,31 @@ class Store:
         return book
 
     def entries(self, period: str | None = None) -> list[m.Entry]:
+        """The journal (of one period)."""
         with self.transaction() as conn:
             self._check_schema(conn)
-            where = t.journal_lines.c.period == period if period else sa.true()
-            return list(_entries(conn, where))
+            return self._entries(conn, period)
+
+    @staticmethod
+    def _entries(conn: Connection, period: str | None) -> list[m.Entry]:
+        where = t.journal_lines.c.period == period if period else sa.true()
+        return list(_entries(conn, where))
+
+    def snapshot(self, period: str | None = None) -> tuple[Book, list[m.Entry], int]:
+        """The book's state, its journal (of one period) and its number of events, read in
+        one transaction: the three agree even while others post."""
+        with self.transaction() as conn:
+            book = self._load(conn)
+            entries = self._entries(conn, period)
+            count = self._event_count(conn)
+        book.history = None
+        return book, entries, count
 
     # ------------------------------------------------------------ writing
 
     def post(self, events: Sequence[m.Event]) -> list[bool]:
         """Apply events in one transaction; True per event applied, False per duplicate."""
-        with self.transaction() as conn:
+        with self.transaction(write=True) as conn:
             book = self._load(conn, history=False)
             applied = book.post_many(events)
             self._write(conn, book, book.take_changes())
@@ -417,10 +483,11 @@ class Store:
         on_progress: Callable[[int], None] | None = None,
         batch: int = 5000,
     ) -> list[bool]:
-        """A scenario's master data and events in one transaction (book created if new),
-        written in batches so memory stays bounded."""
-        self.migrate()
-        with self.transaction() as conn:
+        """A scenario's master data and events in one transaction (book created if new,
+        its schema made in that same transaction: a refused import leaves no trace), written
+        in batches so memory stays bounded."""
+        with self.transaction(write=True) as conn:
+            self._migrate(conn)
             self._ensure_settings(conn, settings)
             self._add_master(conn, master)
             book = self._load(conn, history=False)
@@ -435,7 +502,11 @@ class Store:
 
     def event_count(self) -> int:
         with self.transaction() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(t.events)).scalar_one())
+            return self._event_count(conn)
+
+    @staticmethod
+    def _event_count(conn: Connection) -> int:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(t.events)).scalar_one())
 
     def _write(self, conn: Connection, book: Book, changes: Changes) -> None:
         now = dt.datetime.now(dt.UTC)
@@ -530,6 +601,14 @@ class Store:
         )
         _upsert(
             conn,
+            t.period_quantities,
+            [
+                {"period": p, "item": i, "on_hand": book.moved[p][i]}
+                for p, i in sorted(changes.moved)
+            ],
+        )
+        _upsert(
+            conn,
             t.unsold_conversion,
             [
                 {"account": a.value, "element": e, "amount": book.unsold_conversion[(a, e)]}
@@ -615,11 +694,11 @@ def _entries(conn: Connection, where: sa.ColumnElement[bool]) -> Iterator[m.Entr
 def event_from_payload(event_id: str, payload: str) -> m.Event:
     """Rebuild a recorded event from its canonical content (see :func:`book.fingerprint`)."""
     body = json.loads(payload)
-    cls = m.EVENT_TYPES[body.pop("type")]
+    cls = m.RECORDED_TYPES[body.pop("type")]
     fields = set(cls.__dataclass_fields__)
     values: dict[str, Any] = {}
     for name, text in body.items():
-        if name == "date":
+        if name in ("date", "effective"):
             values[name] = dt.date.fromisoformat(text)
         elif name in ("element", "reverses", "reason", "item", "period"):
             values[name] = text

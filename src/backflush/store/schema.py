@@ -158,6 +158,14 @@ quantities = sa.Table(
     sa.Column("in_process", Exact, nullable=False),
 )
 
+period_quantities = sa.Table(
+    "period_quantities",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("item", sa.String(200), primary_key=True),
+    sa.Column("on_hand", Exact, nullable=False),  # change of on-hand quantity in the period
+)
+
 shortages = sa.Table(
     "shortages",
     metadata,

@@ -96,6 +96,12 @@ def upgrade() -> None:
         sa.Column("amount", Exact(), nullable=False),
     )
     op.create_table(
+        "period_quantities",
+        sa.Column("period", sa.String(7), primary_key=True),
+        sa.Column("item", sa.String(200), primary_key=True),
+        sa.Column("on_hand", Exact(), nullable=False),
+    )
+    op.create_table(
         "periods",
         sa.Column("period", sa.String(7), primary_key=True),
         sa.Column("close_event", sa.String(200), nullable=False),
@@ -148,6 +154,7 @@ def downgrade() -> None:
     op.drop_table("shortages")
     op.drop_table("quantities")
     op.drop_table("periods")
+    op.drop_table("period_quantities")
     op.drop_table("period_statistics")
     op.drop_table("period_activity")
     op.drop_table("movements")

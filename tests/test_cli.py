@@ -460,3 +460,15 @@ def test_init_shows_the_url_without_its_password(tmp_path: Path) -> None:
 def test_packaged_demo_scenario_is_the_example() -> None:
     packaged = ROOT / "src" / "backflush" / "data" / "northshore.yaml"
     assert packaged.read_bytes() == NORTHSHORE.read_bytes()
+
+
+def test_close_warns_about_consumption_still_waiting_for_stock(tmp_path: Path) -> None:
+    db = tmp_path / "plant.db"
+    ok("import", EXAMPLES / "northshore.yaml", "--db", db)
+    ok("post", "--db", db, "--type", "completion", "--id", "done-42", "--date", "2026-03-02",
+       "--item", "ROUTER", "--quantity", "500")  # fmt: skip
+    result = cli("close", "2026-03", "--db", db)
+    assert result.exit_code == 0, result.stderr
+    # 500 routers' materials were credited at 28.00 each: 14,000.00 short until stock arrives.
+    assert "5 backflush exception(s) still wait for stock" in result.stderr
+    assert "short by 14000.00 at standard" in result.stderr

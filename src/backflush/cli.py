@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import SQLAlchemyError
 
+from backflush.book import Book
 from backflush.domain import model as m
 from backflush.domain.model import period_bounds
 from backflush.engine.flush import PostingError
@@ -26,7 +27,7 @@ from backflush.engine.standards import StandardError
 from backflush.formats.inputs import BookModel, InputError, build_event, describe, fields_of
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports import tables
-from backflush.reports.document import document
+from backflush.reports.document import document, money
 from backflush.run import run_scenario
 from backflush.store.repository import Store, StoreError, database_url, display_url
 
@@ -355,6 +356,7 @@ def close(
             book = store.load()
             if applied:
                 out.print(tables.variances_table(book))
+                _warn_open_shortages(book)
                 return
             done = book.closed.get(period)  # closed meanwhile by this very event
         by = done.close_event if done is not None else event_id or f"close-{period}"
@@ -362,6 +364,27 @@ def close(
         out.print(f"period {period} was already closed by {escape(by)}: no change")
 
     guarded(go, db=db)
+
+
+def _warn_open_shortages(book: Book) -> None:
+    """Consumption still waiting for stock was credited already: say so at close."""
+    waiting = book.open_shortages()
+    if waiting:
+        value = sum(
+            (
+                v
+                for item in {s.item for s in waiting}
+                for (account, _), v in book.stock_value(item).items()
+                if v < 0
+            ),
+            Decimal(0),
+        )
+        err.print(
+            f"[yellow]warning:[/] {len(waiting)} backflush exception(s) still wait for stock "
+            f"(inventory short by {money(-value, book.settings.currency)} at standard); "
+            "see `backflush report --what exceptions`",
+            soft_wrap=True,
+        )
 
 
 class ReportKind(StrEnum):

@@ -122,6 +122,7 @@ class Store:
             raise StoreError(f"no book at {path}; run `backflush init` first")
         self.engine = make_engine(self.url)
         self._cache: tuple[int, Standards] | None = None
+        self._schema_checked = False
 
     def close(self) -> None:
         self.engine.dispose()
@@ -170,6 +171,9 @@ class Store:
             return conn.execute(sa.select(t.settings.c.id)).first() is not None
 
     def _check_schema(self, conn: Connection) -> None:
+        """The database holds a book at this version's schema (checked once per Store)."""
+        if self._schema_checked:
+            return
         current = self._revision(conn)
         if current is None:
             raise StoreError(f"{self.display_url}: no book here; run `backflush init` first")
@@ -178,6 +182,7 @@ class Store:
                 f"{self.display_url}: schema at revision {current}, this version needs "
                 f"{SCHEMA_REVISION}; run `backflush init` to migrate"
             )
+        self._schema_checked = True
 
     def init(self, settings: m.Settings) -> bool:
         """Create (or migrate) the schema and record the book's settings once.

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeVar
 
 from backflush.domain.model import (
     Account,
@@ -99,6 +100,21 @@ class Changes:
     unsold_conversion: set[Key] = field(default_factory=set)
 
 
+K = TypeVar("K")
+
+
+def _through(
+    totals: Mapping[K, Decimal], by_period: Mapping[str, Mapping[K, Decimal]], period: str
+) -> dict[K, Decimal]:
+    """``totals`` as they stood at the end of ``period``: what later periods added taken out."""
+    found = dict(totals)
+    for later, changes in by_period.items():
+        if later > period:
+            for key, value in changes.items():
+                found[key] = found.get(key, ZERO) - value
+    return found
+
+
 def shortage_key(entry: ShortageEntry) -> tuple[str, str, str]:
     return (entry.event, entry.item, entry.kind)
 
@@ -181,21 +197,11 @@ class Book:
 
     def on_hand_through(self, period: str) -> dict[str, Decimal]:
         """On-hand quantities at the end of ``period``: stock moved later left out."""
-        found = dict(self.on_hand)
-        for later, moved in self.moved.items():
-            if later > period:
-                for item, quantity in moved.items():
-                    found[item] = found.get(item, ZERO) - quantity
-        return found
+        return _through(self.on_hand, self.moved, period)
 
     def balances_through(self, period: str) -> dict[Key, Decimal]:
         """Balances at the end of ``period``: the entries dated in later periods left out."""
-        found = dict(self.balances)
-        for later, activity in self.activity.items():
-            if later > period:
-                for key, value in activity.items():
-                    found[key] = found.get(key, ZERO) - value
-        return found
+        return _through(self.balances, self.activity, period)
 
     def held(self, item: str) -> tuple[Decimal, Decimal]:
         """Units of ``item`` whose value sits where its holding says, and units whose value

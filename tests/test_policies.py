@@ -468,3 +468,12 @@ def test_the_valuation_report_reconciles_with_the_inventory_accounts(policy: str
     assert on_books == inventory
     off_books = sum((row.off_books for row in valuation(book)), Decimal(0))
     assert off_books == sum(book.off_book().values(), Decimal(0))
+
+
+def test_a_reversal_across_a_standards_change_is_refused() -> None:
+    text = REVALUED.format(policy="purchase+completion").replace(
+        "  - {id: sell, date: 2026-02-10, type: sale, item: FG, quantity: 10}\n",
+        "  - {id: undo, date: 2026-02-10, type: reversal, reverses: make}\n",
+    )
+    with pytest.raises(PostingError, match="costed at the first standards, replaced on 2026-02-01"):
+        run_scenario(parse_scenario(text))

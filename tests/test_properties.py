@@ -1,14 +1,16 @@
 """Property tests: random event streams against the in-memory Book hold DESIGN §3.5.
 
 Random master data (multi-level BOMs with subassemblies, phantoms, finished goods used as
-components, scrap factors, backward/forward/manual lines), random book settings (every trigger
+components, scrap factors, backward/forward/manual lines, and in some plants second and third
+BOM versions that take effect while the stream runs), random book settings (every trigger
 policy, per-item overrides between backflush policies, disposition, shortage policy, currency,
 rounding) and random event streams (each event drawn from the state the book is in, so stocks,
 shortages, reversals and closes are exercised) are posted one by one. After every event the
 test checks the book against an independent model written from the rules of DESIGN §3:
 
 * a reference model of quantities (on hand, in process, the shortage queue) that also predicts
-  which events the rules refuse; a refused event must change nothing;
+  which events the rules refuse (among them events dated before the standards stock is valued
+  at); a refused event must change nothing;
 * on-hand and in-process quantities in closed form: receipts − consumption over the accepted,
   unreversed events, plus what still waits in the shortage queue;
 * journal entries balance and every line is rounded to the currency's minor unit;
@@ -17,6 +19,9 @@ test checks the book against an independent model written from the rules of DESI
   stock the book reports is that value; COGS is the standard of what was sold plus what closes
   wrote off; Conversion Allocated is the standard conversion of good units made, less what
   units still hold unallocated or lost when scrapped;
+* revaluation: when an event of newer standards is accepted, the entry revalues each
+  inventory account by the change of the standard value of the quantities, and the revaluation
+  variance is the sum of those on-book changes (off-book parts change with no entry);
 * value conservation: costs incurred = inventory + COGS + conversion accounts + variances, exactly;
 * a count leaves the book holding the counted quantity;
 * close: conversion accounts (and variances, under ``cogs``) are zero as of the period end, and
@@ -110,6 +115,7 @@ DISPOSED = (
     Account.INVENTORY_ADJUSTMENT,
     Account.ROUNDING_VARIANCE,
 )
+OFF_BOOK_ACCOUNTS = (Account.ACCOUNTS_PAYABLE, Account.CONVERSION_ALLOCATED)
 T = TypeVar("T")
 K = TypeVar("K")
 
@@ -146,28 +152,46 @@ class Plant:
     def policy(self, item_id: str) -> Policy:
         return self.item(item_id).policy or self.settings.triggers
 
-    def standard(self, item_id: str) -> Decimal:
-        """Full standard cost of one unit, rolled up here independently of the engine."""
+    @property
+    def epochs(self) -> list[dt.date]:
+        """Dates a BOM version takes effect (the first versions apply from the start)."""
+        found = {b.effective_from for versions in self.master.boms.values() for b in versions}
+        return sorted(found - {dt.date.min})
+
+    def epoch(self, on: dt.date) -> dt.date:
+        """The standards in force on ``on``: the latest BOM change of any item by then."""
+        return max((d for d in self.epochs if d <= on), default=dt.date.min)
+
+    def bom(self, item_id: str, on: dt.date) -> Bom:
+        """The version of ``item_id``'s BOM in force on ``on``."""
+        versions = sorted(self.master.boms[item_id], key=lambda b: b.effective_from)
+        return [b for b in versions if b.effective_from <= on][-1]
+
+    def standard(self, item_id: str, on: dt.date) -> Decimal:
+        """Full standard cost of one unit on ``on``, rolled up here independently of the
+        engine."""
         item = self.item(item_id)
-        bom = self.master.boms.get(item_id)
-        if item.kind is Kind.MATERIAL or not bom:
+        if item.kind is Kind.MATERIAL or not self.master.boms.get(item_id):
             assert item.material_cost is not None
             return item.material_cost
         own = sum((amount for _, amount in item.conversion), ZERO)
         return own + sum(
-            (ln.quantity * (1 + ln.scrap) * self.standard(ln.component) for ln in bom[0].lines),
+            (
+                ln.quantity * (1 + ln.scrap) * self.standard(ln.component, on)
+                for ln in self.bom(item_id, on).lines
+            ),
             ZERO,
         )
 
-    def conversion(self, item_id: str) -> Decimal:
+    def conversion(self, item_id: str, on: dt.date) -> Decimal:
         """Standard conversion a completion of one unit adds: its own and its phantoms'."""
         own = sum((amount for _, amount in self.item(item_id).conversion), ZERO)
-        for ln in self.master.boms[item_id][0].lines:
+        for ln in self.bom(item_id, on).lines:
             if self.item(ln.component).kind is Kind.PHANTOM:
-                own += ln.quantity * (1 + ln.scrap) * self.conversion(ln.component)
+                own += ln.quantity * (1 + ln.scrap) * self.conversion(ln.component, on)
         return own
 
-    def unallocated(self, item_id: str) -> Decimal:
+    def unallocated(self, item_id: str, on: dt.date) -> Decimal:
         """Standard conversion one unit holds that is not allocated yet (backflush policies):
         none in a material or a finished good costed at completion; a subassembly's or a good
         costed at sale is allocated when its parent is costed, or when it is sold."""
@@ -176,18 +200,19 @@ class Plant:
             item.kind is Kind.FINISHED and self.policy(item_id).costs_completions
         ):
             return ZERO
-        return self.conversion(item_id) + sum(
-            (q * self.unallocated(c) for (c, _), q in self.explode(item_id).items()), ZERO
+        return self.conversion(item_id, on) + sum(
+            (q * self.unallocated(c, on) for (c, _), q in self.explode(item_id, on).items()),
+            ZERO,
         )
 
-    def explode(self, item_id: str) -> dict[tuple[str, Flush], Decimal]:
+    def explode(self, item_id: str, on: dt.date) -> dict[tuple[str, Flush], Decimal]:
         """Stocked components consumed per unit (scrap included), through phantoms."""
         needs: dict[tuple[str, Flush], Decimal] = {}
-        for ln in self.master.boms[item_id][0].lines:
+        for ln in self.bom(item_id, on).lines:
             per_unit = ln.quantity * (1 + ln.scrap)
             component = self.item(ln.component)
             if component.kind is Kind.PHANTOM:
-                for key, quantity in self.explode(ln.component).items():
+                for key, quantity in self.explode(ln.component, on).items():
                     needs[key] = needs.get(key, ZERO) + per_unit * quantity
             else:
                 key = (ln.component, ln.flush or component.flush)
@@ -239,10 +264,9 @@ def plants(draw: st.DrawFn) -> Plant:
     made = [*draw(st.lists(st.sampled_from(list(Kind)[1:]), max_size=4)), Kind.FINISHED]
     elements = draw(st.sampled_from([("",), ("labor", "overhead"), ("labor",), ()]))
     boms: dict[str, tuple[Bom, ...]] = {}
-    for n, kind in enumerate(made):
-        item_id = f"{kind.value[0].upper()}{n + 1}"
-        candidates = list(items)
-        lines = tuple(
+
+    def lines(candidates: list[str]) -> tuple[BomLine, ...]:
+        return tuple(
             BomLine(
                 component=draw(st.sampled_from(candidates)),
                 quantity=draw(scaled(1, 3000, 3)),
@@ -254,6 +278,13 @@ def plants(draw: st.DrawFn) -> Plant:
             )
             for _ in range(draw(st.integers(1, 3)))
         )
+
+    # Some plants change BOMs while the stream runs: a second (sometimes a third) version of
+    # some made items, effective on a date the events reach.
+    versioned = draw(st.integers(0, 2)) > 0
+    for n, kind in enumerate(made):
+        item_id = f"{kind.value[0].upper()}{n + 1}"
+        candidates = list(items)
         conversion = tuple(
             (element, draw(scaled(0, 200_000, 4)))
             for element in elements
@@ -262,7 +293,13 @@ def plants(draw: st.DrawFn) -> Plant:
         items[item_id] = Item(
             item_id, kind, flush=flush(), conversion=conversion, policy=override()
         )
-        boms[item_id] = (Bom(item_id, lines),)
+        versions = [Bom(item_id, lines(candidates))]
+        if versioned and draw(st.booleans()):
+            effective = START
+            for _ in range(draw(st.integers(1, 2))):
+                effective += dt.timedelta(days=draw(st.integers(1, 40)))
+                versions.append(Bom(item_id, lines(candidates), effective))
+        boms[item_id] = tuple(versions)
     return Plant(book, MasterData(items, boms))
 
 
@@ -320,6 +357,8 @@ class Model:
         self.facts: dict[str, Facts] = {}
         self.reversed: set[str] = set()
         self.last_closed: str | None = None
+        #: The standards stock is valued at: moves on when an event of newer ones is accepted.
+        self.epoch = dt.date.min
 
     # -- queries
 
@@ -342,20 +381,27 @@ class Model:
         """Apply ``event`` or raise Refused, changing nothing."""
         if self.last_closed is not None and event.date <= period_bounds(self.last_closed)[1]:
             raise Refused("dated in a closed period")
+        epoch = self.plant.epoch(event.date)
+        # Stock is valued at one set of standards: nothing is costed at older ones. A close
+        # costs nothing, so it may be dated before them.
+        if epoch < self.epoch and not isinstance(event, Close):
+            raise Refused("dated before the standards stock is valued at")
+        on = max(epoch, self.epoch)
         if isinstance(event, Close):
             self._close(event, periods_with_activity)
         elif isinstance(event, Reversal):
             self._reverse(event)
         else:
-            plan = self._plan(event)
+            plan = self._plan(event, on)
             self._commit(event.id, plan)
         self.accepted[event.id] = event
+        self.epoch = on  # accepted: stock revalued to its standards first
 
-    def unallocated(self, item: str) -> Decimal:
+    def unallocated(self, item: str, on: dt.date) -> Decimal:
         """Sequential costing applies conversion to WIP: no unit holds any unallocated."""
         if self.plant.settings.triggers is Policy.SEQUENTIAL:
             return ZERO
-        return self.plant.unallocated(item)
+        return self.plant.unallocated(item, on)
 
     def _kind(self, item: str, *kinds: Kind) -> None:
         if self.plant.item(item).kind not in kinds:
@@ -391,7 +437,8 @@ class Model:
         if moved:
             plan.moves.append((item, -moved, moved if into_process else ZERO))
 
-    def _plan(self, event: Event) -> Plan:
+    def _plan(self, event: Event, on: dt.date) -> Plan:
+        """What ``event`` does, costed at the standards in force on ``on``."""
         plant, plan = self.plant, Plan()
         pending: dict[str, Decimal] = {}
         facts = plan.facts
@@ -400,7 +447,7 @@ class Model:
             self._kind(event.item, Kind.MATERIAL)
             plan.moves.append((event.item, event.quantity, ZERO))
             facts.on_hand[event.item] += event.quantity
-            standard = plant.standard(event.item)
+            standard = plant.standard(event.item, on)
             if plant.policy(event.item).costs_purchases:
                 facts.purchases_on_book = round_money(
                     event.quantity * event.unit_cost,
@@ -416,7 +463,7 @@ class Model:
             self._kind(event.item, Kind.FINISHED, Kind.SUBASSEMBLY)
             made = event.quantity + event.scrapped
             taken_in: dict[str, Decimal] = {}
-            for (component, flush), per_unit in plant.explode(event.item).items():
+            for (component, flush), per_unit in plant.explode(event.item, on).items():
                 need = made * per_unit
                 if flush is Flush.BACKWARD:
                     self._take(plan, pending, component, need, queueable=True)
@@ -432,21 +479,24 @@ class Model:
             if event.quantity:
                 plan.moves.append((event.item, event.quantity, ZERO))
                 facts.on_hand[event.item] += event.quantity
-            facts.conversion_made = event.quantity * plant.conversion(event.item)
+            facts.conversion_made = event.quantity * plant.conversion(event.item, on)
             facts.conversion_lost = event.scrapped * sum(
-                (q * self.unallocated(c) for (c, _), q in plant.explode(event.item).items()),
+                (
+                    q * self.unallocated(c, on)
+                    for (c, _), q in plant.explode(event.item, on).items()
+                ),
                 ZERO,
             )
         elif isinstance(event, Release):
             self._kind(event.item, Kind.FINISHED, Kind.SUBASSEMBLY)
-            for (component, flush), per_unit in plant.explode(event.item).items():
+            for (component, flush), per_unit in plant.explode(event.item, on).items():
                 if flush is Flush.FORWARD:
                     need = event.quantity * per_unit
                     self._take(plan, pending, component, need, queueable=True, into_process=True)
         elif isinstance(event, Sale):
             self._kind(event.item, *stocked)
             self._take(plan, pending, event.item, event.quantity, queueable=False)
-            facts.cogs_standard = event.quantity * plant.standard(event.item)
+            facts.cogs_standard = event.quantity * plant.standard(event.item, on)
             if event.unit_price is not None:
                 facts.revenue = round_money(
                     event.quantity * event.unit_price,
@@ -456,7 +506,7 @@ class Model:
         elif isinstance(event, Scrap):
             self._kind(event.item, *stocked)
             self._take(plan, pending, event.item, event.quantity, queueable=False)
-            facts.conversion_lost = event.quantity * self.unallocated(event.item)
+            facts.conversion_lost = event.quantity * self.unallocated(event.item, on)
         elif isinstance(event, Issue):
             self._kind(event.item, *stocked)
             self._take(
@@ -470,7 +520,7 @@ class Model:
             if difference:
                 plan.moves.append((event.item, difference, ZERO))
                 facts.on_hand[event.item] += difference
-                facts.conversion_lost = -difference * self.unallocated(event.item)
+                facts.conversion_lost = -difference * self.unallocated(event.item, on)
         else:  # pragma: no cover - the generator makes no other events
             raise AssertionError(event)
         return plan
@@ -518,6 +568,8 @@ class Model:
             raise Refused("nothing reversible")
         if event.reverses in self.reversed:
             raise Refused("already reversed")
+        if self.plant.epoch(original.date) != self.plant.epoch(event.date):
+            raise Refused("costed at standards since replaced")
         net: dict[str, list[Decimal]] = {}
         for item, on_hand, in_process in self.moved.get(event.reverses, []):
             back = net.setdefault(item, [ZERO, ZERO])
@@ -567,6 +619,7 @@ def snapshot(book: Book) -> Any:
             book.cleared_by,
             book.closed,
             book.unsold_conversion,
+            book.epoch,
             len(book.journal),
             {
                 key: (r.fingerprint, len(r.entries), len(r.movements), r.statistics, r.reversed_by)
@@ -605,6 +658,12 @@ class Checker:
         self.seen_entries = 0
         #: What closes (unsold conversion inventoried, disposal) changed, per account.
         self.closing: dict[Account, Decimal] = defaultdict(Decimal)
+        #: Change of the standard value the quantities place in each account (off-book parts
+        #: included) when stock was revalued to newer standards, unrounded.
+        self.revalued: dict[Account, Decimal] = defaultdict(Decimal)
+        #: What revaluation entries posted to the revaluation variance, and their lines.
+        self.revaluation_posted = ZERO
+        self.revaluation_lines = 0
 
     def journal(self) -> None:
         """Invariant 1: every entry balances, every line is in the currency's minor unit."""
@@ -650,14 +709,16 @@ class Checker:
         assert nonzero(book.on_hand) == nonzero(on_hand)
         assert nonzero(book.in_process) == nonzero(in_process)
 
-    def held(self) -> tuple[dict[Account, Decimal], Decimal]:
+    def held(self, on: dt.date | None = None) -> tuple[dict[Account, Decimal], Decimal]:
         """Standard value the quantities place in each account, and the unrecorded stock
-        (off-book material and conversion not yet allocated) the book must report."""
+        (off-book material and conversion not yet allocated) the book must report, at the
+        standards in force on ``on`` (default: those stock is valued at now)."""
         plant, model, standards = self.plant, self.model, self.book.standards
+        on = model.epoch if on is None else on
         expected: dict[Account, Decimal] = defaultdict(Decimal)
         unrecorded = ZERO
         for item in plant.stocked:
-            holding = standards.holding(item, dt.date.max)
+            holding = standards.holding(item, on)
             on_hand, in_process = model.on_hand[item], model.in_process[item]
             queued = model.open_queue(item, False)  # credited at completion, not yet moved
             queued_in = model.open_queue(item, True)  # released, waiting to be picked
@@ -677,10 +738,48 @@ class Checker:
         expected[Account.FINISHED_GOODS] += inventoried
         return expected, unrecorded - inventoried
 
+    def revaluation(
+        self, old: dt.date, new: dt.date, before: dict[Account, Decimal]
+    ) -> dict[Account, Decimal]:
+        """Stock was revalued from the standards of ``old`` to those of ``new``: ``before`` is
+        what the quantities held at ``new``'s standards less what they held at ``old``'s, just
+        before. The revaluation entry posts the on-book part of that change, account by
+        account, against the revaluation variance; the off-book parts change with no entry."""
+        assert self.book.epoch == new and new > old
+        entries = [e for e in self.book.journal if e.event == f"revaluation-{new.isoformat()}"]
+        assert len(entries) <= 1, entries
+        posted: dict[Account, Decimal] = defaultdict(Decimal)
+        lines: dict[Account, int] = defaultdict(int)
+        for entry in entries:
+            for line in entry.lines:
+                posted[line.account] += line.amount
+                lines[line.account] += 1
+        for account, change in before.items():
+            self.revalued[account] += change
+        for account in (*posted, *before):
+            if account in (Account.ACCOUNTS_PAYABLE, Account.CONVERSION_ALLOCATED):
+                assert not posted.get(account), (account, posted)
+            elif account is not Account.REVALUATION_VARIANCE:
+                slack = self.half * max(lines[account], 1)
+                assert abs(posted[account] - before.get(account, ZERO)) <= slack, (
+                    "revaluation",
+                    account,
+                    posted[account],
+                    before.get(account),
+                )
+        self.revaluation_posted += posted[Account.REVALUATION_VARIANCE]
+        self.revaluation_lines += sum(
+            n
+            for a, n in lines.items()
+            if a not in (Account.REVALUATION_VARIANCE, *OFF_BOOK_ACCOUNTS)
+        )
+        return posted
+
     def values(self) -> None:
         """Invariant 5: valuation, off-book stock, conservation."""
         book, plant, model = self.book, self.plant, self.model
         balances = book.account_balances()
+        assert book.epoch == model.epoch
 
         def balance(account: Account) -> Decimal:
             return balances.get(account.value, ZERO)
@@ -697,11 +796,27 @@ class Checker:
         on_book = sum((f.purchases_on_book for f in live), ZERO)
         off_book = sum((f.off_book_standard for f in live), ZERO)
         # Off-book material leaves unrecorded stock only by being credited to payables.
+        # (A revaluation changes the off-book value of stock with no entry.)
         near(
             Account.ACCOUNTS_PAYABLE,
             balance(Account.ACCOUNTS_PAYABLE),
-            -on_book - off_book + expected[Account.ACCOUNTS_PAYABLE],
+            -on_book
+            - off_book
+            + expected[Account.ACCOUNTS_PAYABLE]
+            - self.revalued[Account.ACCOUNTS_PAYABLE],
         )
+        # Revaluation: the variance is the sum of the on-book value changes, to the rounding
+        # of the lines the revaluations posted.
+        assert (
+            balance(Account.REVALUATION_VARIANCE)
+            == self.revaluation_posted + self.closing[Account.REVALUATION_VARIANCE]
+        )
+        on_book_change = sum(
+            (v for a, v in self.revalued.items() if a not in OFF_BOOK_ACCOUNTS), ZERO
+        )
+        assert abs(self.revaluation_posted + on_book_change) <= self.half * (
+            self.revaluation_lines + 1
+        ), (self.revaluation_posted, on_book_change)
         reported = sum(book.off_book().values(), ZERO)
         assert abs(reported - unrecorded) <= self.half * (len(plant.stocked) + 1), (
             reported,
@@ -748,7 +863,7 @@ class Checker:
         unallocated = sum(
             (
                 (model.on_hand[i] + model.in_process[i] - model.open_queue(i, False))
-                * model.unallocated(i)
+                * model.unallocated(i, model.epoch)
                 for i in plant.stocked
             ),
             ZERO,
@@ -756,7 +871,8 @@ class Checker:
         near(
             Account.CONVERSION_ALLOCATED,
             balance(Account.CONVERSION_ALLOCATED),
-            -(made - lost - unallocated) + self.closing[Account.CONVERSION_ALLOCATED],
+            -(made - lost - unallocated + self.revalued[Account.CONVERSION_ALLOCATED])
+            + self.closing[Account.CONVERSION_ALLOCATED],
         )
 
     def close(self, event: Close, before: dict[str, Decimal]) -> None:
@@ -771,7 +887,7 @@ class Checker:
         end = period_bounds(upto)[1]
         later_events = any(e.date > end for e in self.model.accepted.values() if e is not event)
         if self.plant.settings.inventory_unsold_conversion and not later_events:
-            self.unsold_conversion()
+            self.unsold_conversion(end)
         if disposition is Disposition.NONE:
             return
         accounts = DISPOSED if disposition is Disposition.COGS else DISPOSED[:2]
@@ -781,15 +897,16 @@ class Checker:
             if not later:
                 assert total(book, account) == 0, account
 
-    def unsold_conversion(self) -> None:
+    def unsold_conversion(self, end: dt.date) -> None:
         """At a close (with nothing posted after its period), the conversion of finished goods
-        costed only at sale and still on hand is inventoried in finished goods."""
+        costed only at sale and still on hand is inventoried in finished goods, at the
+        standards in force at the period end."""
         plant, standards = self.plant, self.book.standards
         target: dict[tuple[Account, str], Decimal] = defaultdict(Decimal)
         for item in plant.ids(Kind.FINISHED):
             if plant.policy(item) not in (Policy.PURCHASE_SALE, Policy.SALE):
                 continue
-            for account, element, amount in standards.holding(item, dt.date.max):
+            for account, element, amount in standards.holding(item, end):
                 if account is Account.CONVERSION_ALLOCATED:
                     target[(Account.FINISHED_GOODS, element)] += self.model.on_hand[item] * amount
         currency, rounding = plant.settings.currency, plant.settings.rounding
@@ -817,7 +934,10 @@ class Stream:
         self.cursor = START
         self.next_id = 0
         self.made = plant.ids(Kind.FINISHED, Kind.SUBASSEMBLY)
-        self.explosions = {item: plant.explode(item) for item in self.made}
+        #: Components each made item consumes per unit, under any of its BOM versions.
+        self.explosions = [
+            plant.explode(item, on) for item in self.made for on in [START, *plant.epochs]
+        ]
 
     def draw(self, strategy: st.SearchStrategy[T], label: str = "") -> T:
         return self.data.draw(strategy, label=label or None)
@@ -857,7 +977,7 @@ class Stream:
         return self.quantity(50)
 
     def unit_cost(self, item: str) -> Decimal:
-        standard = self.plant.standard(item)
+        standard = self.plant.standard(item, self.model.epoch)
         if self.draw(st.integers(0, 2)) == 0:
             return standard
         factor = Decimal(self.draw(st.integers(800, 1250))) / 1000
@@ -900,7 +1020,7 @@ class Stream:
         if choice == "issue":
             manual: list[tuple[str, Decimal]] = [
                 (component, per_unit)
-                for needs in self.explosions.values()
+                for needs in self.explosions
                 for (component, flush), per_unit in needs.items()
                 if flush is Flush.MANUAL
             ]
@@ -924,7 +1044,7 @@ class Stream:
             price = None
             if self.draw(st.integers(0, 3)):
                 markup = Decimal(self.draw(st.integers(100, 200))) / 100
-                price = (plant.standard(item) * markup).quantize(Decimal("0.0001"))
+                price = (plant.standard(item, model.epoch) * markup).quantize(Decimal("0.0001"))
             return Sale(self.new_id(), self.date(), item, quantity, price)
         if choice == "reversal":
             candidates = [e.id for e, outcome in self.posted if outcome == "accepted"]
@@ -932,6 +1052,8 @@ class Stream:
                 candidates = candidates[-3:]  # a correction of what was just keyed
             if not candidates or not self.draw(st.integers(0, 9)):
                 candidates = [e.id for e, _ in self.posted] or ["nothing"]
+                # A revaluation the book posted itself cannot be reversed.
+                candidates += [i for i in self.book.recorded if i.startswith("revaluation-")]
             reason = self.pick(["", "keyed twice"])
             return Reversal(self.new_id(), self.date(), self.pick(candidates), reason)
         if choice == "close":
@@ -980,6 +1102,13 @@ class Stream:
         book, model = self.book, self.model
         before = snapshot(book)
         balances_before = book.account_balances()
+        old = model.epoch
+        new = max(self.plant.epoch(event.date), old)
+        # What revaluing the stock as it is now to the event's standards changes.
+        revalued: dict[Account, Decimal] = {}
+        if new > old:
+            at_new, at_old = self.check.held(new)[0], self.check.held(old)[0]
+            revalued = {a: at_new[a] - at_old[a] for a in {*at_new, *at_old}}
         try:
             model.apply(event, book.periods())
         except Refused as refusal:
@@ -999,6 +1128,13 @@ class Stream:
         assert predicted is None, f"the book accepted {event}; the rules refuse: {predicted}"
         self.posted.append((event, "accepted"))
         note(f"accepted {event}")
+        if model.epoch != old:
+            posted = self.check.revaluation(old, model.epoch, revalued)
+            hypothesis_event("revaluation")
+            for account, amount in posted.items():  # not the close's own doing
+                balances_before[account.value] = balances_before.get(account.value, ZERO) + amount
+        else:
+            assert book.epoch == old
         hypothesis_event(f"{event.type} accepted")
         if isinstance(event, Close):
             self.check.close(event, balances_before)
@@ -1050,21 +1186,31 @@ def test_random_streams_hold_the_invariants(data: st.DataObject) -> None:
 @given(plant=plants())
 @budget(200)
 def test_standards_roll_up_and_every_unit_is_held_in_full(plant: Plant) -> None:
-    """The engine's rollup matches one done here, and a unit's holding adds up to it."""
+    """The engine's rollup matches one done here under every BOM version, and a unit's
+    holding adds up to it."""
     book = Book(plant.settings, plant.master)
-    for item in plant.stocked:
-        standard = plant.standard(item)
-        assert same(book.standards.unit_cost(item, START).total, standard)
-        holding = book.standards.holding(item, START)
-        assert same(sum((amount for _, _, amount in holding), ZERO), standard)
-        unallocated = sum(
-            (amount for account, _, amount in holding if account is Account.CONVERSION_ALLOCATED),
-            ZERO,
+    for on in [START, *plant.epochs]:
+        assert book.standards.epoch(on) == plant.epoch(on)
+        assert book.standards.epoch(on - dt.timedelta(days=1)) == plant.epoch(
+            on - dt.timedelta(days=1)
         )
-        if plant.settings.triggers is not Policy.SEQUENTIAL:
-            assert same(unallocated, plant.unallocated(item))
-        else:
-            assert unallocated == 0
-        kind, policy = plant.item(item).kind, plant.policy(item)
-        if kind is Kind.FINISHED and policy.costs_completions:
-            assert {account for account, _, _ in holding} == {Account.FINISHED_GOODS}
+        for item in plant.stocked:
+            standard = plant.standard(item, on)
+            assert same(book.standards.unit_cost(item, on).total, standard)
+            holding = book.standards.holding(item, on)
+            assert same(sum((amount for _, _, amount in holding), ZERO), standard)
+            unallocated = sum(
+                (
+                    amount
+                    for account, _, amount in holding
+                    if account is Account.CONVERSION_ALLOCATED
+                ),
+                ZERO,
+            )
+            if plant.settings.triggers is not Policy.SEQUENTIAL:
+                assert same(unallocated, plant.unallocated(item, on))
+            else:
+                assert unallocated == 0
+            kind, policy = plant.item(item).kind, plant.policy(item)
+            if kind is Kind.FINISHED and policy.costs_completions:
+                assert {account for account, _, _ in holding} == {Account.FINISHED_GOODS}

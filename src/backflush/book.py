@@ -463,6 +463,15 @@ class Book:
                 f"event {event.id}: event {event.reverses} was already reversed by "
                 f"{original.reversed_by}"
             )
+        then, now = self.standards.epoch(original.event.date), self.standards.epoch(event.date)
+        if then != now:
+            # Its entries are at the standards of ``then``; stock is (or will be) valued at
+            # newer ones: negating them would leave value without units.
+            since = "the first standards" if then == dt.date.min else f"the standards of {then}"
+            raise PostingError(
+                f"event {event.id}: event {event.reverses} was costed at {since}, replaced on "
+                f"{now.isoformat()}; post a correcting event instead of a reversal"
+            )
         net: dict[str, list[Decimal]] = {}
         for m in original.movements:
             on_hand, in_process = net.setdefault(m.item, [ZERO, ZERO])
@@ -488,8 +497,8 @@ class Book:
             )
         effects.memo.extend((key, -value) for key, value in original.statistics)
         follow_standards()
-        # Consumption still waiting in the queue never happened: it is dropped, not reversed.
         waiting = [(k, s) for items in self.queue.values() for k, s in items.items()]
+        # Consumption still waiting in the queue never happened: it is dropped, not reversed.
         for key, shortage in waiting:
             if shortage.event == event.reverses:
                 dropped = dataclasses.replace(shortage, open=ZERO)

@@ -7,9 +7,12 @@ when a journal line is made; unit standards and quantities keep their full preci
 from __future__ import annotations
 
 import decimal
+from collections.abc import Iterable
 from decimal import Decimal
+from typing import TypeVar
 
 ZERO = Decimal(0)
+K = TypeVar("K")
 
 #: Context for formatting and quantizing (50 significant digits: every figure a report prints,
 #: even a balance summed from millions of the largest entries, fits with room to spare).
@@ -32,6 +35,14 @@ _MINOR_UNITS: dict[str, int] = {
 }  # fmt: skip
 
 ROUNDING_MODES = {"half-even": decimal.ROUND_HALF_EVEN, "half-up": decimal.ROUND_HALF_UP}
+
+
+def totals(pairs: Iterable[tuple[K, Decimal]]) -> dict[K, Decimal]:
+    """Amounts summed by key, keys in order of first appearance."""
+    found: dict[K, Decimal] = {}
+    for key, amount in pairs:
+        found[key] = found.get(key, ZERO) + amount
+    return found
 
 
 def minor_units(currency: str) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from backflush.domain.model import Account, Disposition, Entry, Line, Settings
-from backflush.domain.money import ZERO
+from backflush.domain.money import ZERO, totals
 
 Balances = Mapping[tuple[Account, str], Decimal]
 
@@ -77,10 +77,7 @@ def disposal(
         lines.append(Line(Account.COGS, to_cogs))
     if not lines:
         return None
-    merged: dict[tuple[Account, str, str], Decimal] = {}
-    for line in lines:
-        key = (line.account, line.element, line.item)
-        merged[key] = merged.get(key, ZERO) + line.amount
+    merged = totals(((ln.account, ln.element, ln.item), ln.amount) for ln in lines)
     final = tuple(Line(a, v, e, i) for (a, e, i), v in merged.items() if v)
     return (
         Entry(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
 from backflush.domain.model import Account, Flush, Kind, MasterData, Policy, Settings
-from backflush.domain.money import ZERO
+from backflush.domain.money import ZERO, totals
 
 
 class StandardError(ValueError):
@@ -44,13 +43,6 @@ class UnitCost:
 #: ``accounts_payable`` and ``conversion_allocated`` parts are not on the books yet: they are
 #: credited when the unit is consumed or sold (off-book material, unallocated conversion).
 Holding = tuple[tuple[Account, str, Decimal], ...]
-
-
-def _merge(parts: Iterable[tuple[str, Decimal]]) -> tuple[tuple[str, Decimal], ...]:
-    merged: dict[str, Decimal] = {}
-    for key, amount in parts:
-        merged[key] = merged.get(key, ZERO) + amount
-    return tuple(merged.items())
 
 
 class Standards:
@@ -124,7 +116,7 @@ class Standards:
                 need = (line.component, line.flush or component.flush)
                 needs[need] = needs.get(need, ZERO) + per_unit
         requirements = tuple(Requirement(c, q, f) for (c, f), q in needs.items())
-        return UnitCost(material, _merge(conversion), requirements)
+        return UnitCost(material, tuple(totals(conversion).items()), requirements)
 
     def holding(self, item_id: str, on: dt.date) -> Holding:
         key = (item_id, self.epoch(on))
@@ -159,10 +151,9 @@ class Standards:
                 for account, element, amount in self.holding(req.component, on):
                     parts.append(((account, element), req.quantity * amount))
         parts.extend(((Account.CONVERSION_ALLOCATED, el), amount) for el, amount in cost.conversion)
-        merged: dict[tuple[Account, str], Decimal] = {}
-        for key, amount in parts:
-            merged[key] = merged.get(key, ZERO) + amount
-        return tuple((account, element, amount) for (account, element), amount in merged.items())
+        return tuple(
+            (account, element, amount) for (account, element), amount in totals(parts).items()
+        )
 
 
 def without_conversion(holding: Holding) -> Holding:

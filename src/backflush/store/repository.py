@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from backflush.book import Book, Changes, Recorded, fingerprint
 from backflush.domain import model as m
-from backflush.domain.money import ZERO, fmt
+from backflush.domain.money import ZERO, fmt, totals
 from backflush.engine.standards import Standards
 from backflush.formats.inputs import InputError
 from backflush.store import schema as t
@@ -524,7 +524,7 @@ class Store:
                         "type": r.event.type,
                         "date": r.event.date,
                         "payload": r.fingerprint,
-                        "statistics": _json(_sum(r.statistics)),
+                        "statistics": _json(totals(r.statistics)),
                         "reversed_by": r.reversed_by or None,
                         "recorded_at": now,
                     }
@@ -663,13 +663,6 @@ class Store:
                     for r in changes.closes
                 ],
             )
-
-
-def _sum(pairs: Iterable[tuple[str, Decimal]]) -> dict[str, Decimal]:
-    found: dict[str, Decimal] = {}
-    for key, value in pairs:
-        found[key] = found.get(key, ZERO) + value
-    return found
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:

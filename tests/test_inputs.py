@@ -81,7 +81,7 @@ YAML_CASES: dict[str, tuple[Callable[[str], str], str | None, list[str]]] = {
     ),
     "unknown item in a BOM line": (
         replace("component: K", "component: NOPE"),
-        "item: F",
+        "component: NOPE",
         ["BOM of F: line 2: component: unknown item 'NOPE'"],
     ),
     "negative quantity": (
@@ -101,7 +101,7 @@ YAML_CASES: dict[str, tuple[Callable[[str], str], str | None, list[str]]] = {
     ),
     "negative BOM quantity": (
         replace('component: M, quantity: "3"', 'component: M, quantity: "-3"'),
-        "item: F",
+        "component: M",
         ["BOM of F: line 1: quantity: expected more than zero, got -3"],
     ),
     "non-numeric amount": (
@@ -159,7 +159,7 @@ YAML_CASES: dict[str, tuple[Callable[[str], str], str | None, list[str]]] = {
     ),
     "unknown flush method": (
         replace('quantity: "2", scrap', 'quantity: "2", flush: sideways, scrap'),
-        "item: F",
+        "component: K",
         ["BOM of F: line 2: flush:", "'backward', 'forward' or 'manual', got 'sideways'"],
     ),
     "unknown field in an event": (
@@ -173,9 +173,12 @@ YAML_CASES: dict[str, tuple[Callable[[str], str], str | None, list[str]]] = {
         ["item K: colour: unknown field"],
     ),
     "unknown section": (
-        lambda text: text + "routings: []\n",
+        lambda text: text + "routes: []\n",
         None,
-        ["bad.yaml: unknown section(s) routings; expected book, items, boms, events"],
+        [
+            "bad.yaml: unknown section(s) routes; expected book, items, work_centers, "
+            "routings, boms, cost_sets, events"
+        ],
     ),
     "unknown event type": (
         add_event("  - {id: x1, date: 2026-02-02, type: shipment, item: M, quantity: 1}\n"),
@@ -198,17 +201,17 @@ YAML_CASES: dict[str, tuple[Callable[[str], str], str | None, list[str]]] = {
     ),
     "scrap factor above range": (
         replace('scrap: "0.05"', 'scrap: "1.5"'),
-        "item: F",
+        "component: K",
         ["BOM of F: line 2: scrap: expected a factor from 0 up to 1 (0.02 = 2%), got 1.5"],
     ),
     "scrap factor of one": (
         replace('scrap: "0.05"', "scrap: 1"),
-        "item: F",
+        "component: K",
         ["line 2: scrap: expected a factor from 0 up to 1", "got 1"],
     ),
     "negative scrap factor": (
         replace('scrap: "0.05"', 'scrap: "-0.05"'),
-        "item: F",
+        "component: K",
         ["line 2: scrap: expected a factor from 0 up to 1", "got -0.05"],
     ),
     # magnitudes: beyond these, figures outgrow the decimal context of the engine and reports
@@ -255,7 +258,7 @@ YAML_CASES: dict[str, tuple[Callable[[str], str], str | None, list[str]]] = {
     ),
     "huge BOM quantity": (
         replace('component: M, quantity: "3"', "component: M, quantity: 1.0e+12"),
-        "item: F",
+        "component: M",
         ["BOM of F: line 1: quantity: too large, got 1000000000000; expected less than 10^12"],
     ),
     # lengths of the database columns (PostgreSQL refuses longer ones; SQLite would not)
@@ -294,7 +297,7 @@ YAML_CASES: dict[str, tuple[Callable[[str], str], str | None, list[str]]] = {
     ),
     "BOM component with a trailing space": (
         replace("component: K", 'component: "K "'),
-        "item: F",
+        'component: "K "',
         ["BOM of F: line 2: component: String should match pattern"],
     ),
     # dates: a YAML date or YYYY-MM-DD, never a number of seconds

@@ -432,15 +432,21 @@ class Book:
         quantity x (new - old standard), against the revaluation variance)."""
         event = Revaluation(f"revaluation-{epoch.isoformat()}", date, epoch)
         record = Recorded(event, fingerprint(event))
-        builder = EntryBuilder(date, event.id, f"revaluation to the standards of {epoch}")
-        for item in self.stocked_items():
+        for item in self.stocked_items():  # one entry per item: each change explained
+            builder = EntryBuilder(
+                date, event.id, f"revaluation of {item} to the standards of {epoch}"
+            )
             old, new = self.stock_value(item), self.stock_value(item, epoch)
+            change = ZERO
             for key in dict.fromkeys([*old, *new]):
                 if key[0] not in OFF_BOOK:
-                    builder.add(key[0], new.get(key, ZERO) - old.get(key, ZERO), key[1])
-        entry = builder.build(self.settings, plug=Account.REVALUATION_VARIANCE)
-        if entry is not None:
-            self._post_entry(entry, record)
+                    delta = new.get(key, ZERO) - old.get(key, ZERO)
+                    builder.add(key[0], delta, key[1])
+                    change += delta
+            builder.add(Account.REVALUATION_VARIANCE, -change, item=item)
+            entry = builder.build(self.settings, Account.REVALUATION_VARIANCE, plug_item=item)
+            if entry is not None:
+                self._post_entry(entry, record)
         self.epoch = epoch
         self.recorded[event.id] = record
         self.changes.events.append(record)

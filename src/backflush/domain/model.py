@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import TypeVar
 
 from backflush.domain.money import ZERO
 
@@ -126,6 +127,8 @@ class Item:
     #: Per-unit standard conversion by element; the element "" is conversion given as one figure.
     conversion: tuple[tuple[str, Decimal], ...] = ()
     policy: Policy | None = None
+    #: Units made per lot: a routing's setup hours are spread over it.
+    lot_size: Decimal = Decimal(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,9 @@ class BomLine:
     scrap: Decimal = ZERO
     #: None: the component item's default flush method.
     flush: Flush | None = None
+    #: The routing operation the line is consumed at (None: the first); the yield of that
+    #: operation and of every later one inflates its quantity.
+    operation: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,20 +148,93 @@ class Bom:
     item: str
     lines: tuple[BomLine, ...]
     effective_from: dt.date = dt.date.min
+    #: Last day the version is effective; None: until the next version.
+    effective_to: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkCenter:
+    id: str
+    #: Cost per hour by element (labor, overhead, machine, ...).
+    rates: tuple[tuple[str, Decimal], ...]
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    number: int
+    work_center: str
+    run_hours: Decimal  # per unit
+    setup_hours: Decimal = ZERO  # per lot
+    #: Share of the units entering the operation that come out good (0.98 = 2% lost).
+    yield_: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    item: str
+    operations: tuple[Operation, ...]  # by operation number
+    effective_from: dt.date = dt.date.min
+    effective_to: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CostSet:
+    """A named set of standard inputs: material costs and work center rates that replace the
+    book's from ``effective`` on (a released set), or that are only rolled up and compared
+    (``effective`` None: current, next year, what-if)."""
+
+    name: str
+    materials: tuple[tuple[str, Decimal], ...] = ()
+    #: (work center, element) -> rate per hour.
+    rates: tuple[tuple[str, str, Decimal], ...] = ()
+    effective: dt.date | None = None
+
+
+V = TypeVar("V", Bom, Routing)
+
+
+def _version_on(versions: tuple[V, ...], on: dt.date) -> V | None:
+    found = None
+    for version in versions:
+        if version.effective_from <= on:
+            found = version
+    if found is not None and found.effective_to is not None and found.effective_to < on:
+        return None
+    return found
 
 
 @dataclass(frozen=True, slots=True)
 class MasterData:
     items: dict[str, Item]
     boms: dict[str, tuple[Bom, ...]]  # per parent, sorted by effective_from
+    work_centers: dict[str, WorkCenter] = field(default_factory=dict)
+    routings: dict[str, tuple[Routing, ...]] = field(default_factory=dict)
+    cost_sets: dict[str, CostSet] = field(default_factory=dict)
 
     def bom_on(self, item: str, on: dt.date) -> Bom | None:
         """The BOM version of ``item`` effective on ``on``."""
-        found = None
-        for bom in self.boms.get(item, ()):
-            if bom.effective_from <= on:
-                found = bom
-        return found
+        return _version_on(self.boms.get(item, ()), on)
+
+    def routing_on(self, item: str, on: dt.date) -> Routing | None:
+        return _version_on(self.routings.get(item, ()), on)
+
+    def released(self) -> list[CostSet]:
+        """Cost sets released, by effective date."""
+        found = [c for c in self.cost_sets.values() if c.effective is not None]
+        return sorted(found, key=lambda c: (c.effective, c.name))
+
+    def change_dates(self) -> list[dt.date]:
+        """Every date the standards may change: BOM and routing versions, cost set releases."""
+        dates: set[dt.date] = set()
+        versions: list[Bom | Routing] = [v for vs in self.boms.values() for v in vs]
+        versions += [v for vs in self.routings.values() for v in vs]
+        for version in versions:
+            dates.add(version.effective_from)
+            if version.effective_to is not None and version.effective_to < dt.date.max:
+                dates.add(version.effective_to + dt.timedelta(days=1))
+        dates.update(c.effective for c in self.released() if c.effective is not None)
+        return sorted(dates)
 
 
 # ---------------------------------------------------------------- events

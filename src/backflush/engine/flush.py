@@ -72,13 +72,15 @@ class EntryBuilder:
             total += quantity * amount
         return total
 
-    def build(self, settings: Settings, plug: Account = Account.ROUNDING_VARIANCE) -> Entry | None:
+    def build(
+        self, settings: Settings, plug: Account = Account.ROUNDING_VARIANCE, plug_item: str = ""
+    ) -> Entry | None:
         rounded: dict[tuple[Account, str, str], Decimal] = {}
         for key, amount in self.parts.items():
             rounded[key] = round_money(amount, settings.currency, settings.rounding)
         residue = -sum(rounded.values(), ZERO)
         if residue:
-            plug_key = (plug, "", "")
+            plug_key = (plug, "", plug_item)
             rounded[plug_key] = rounded.get(plug_key, ZERO) + residue
         lines = tuple(Line(a, amount, e, i) for (a, e, i), amount in rounded.items() if amount)
         return Entry(self.date, self.event, self.memo, lines) if lines else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
@@ -145,6 +145,10 @@ class ItemModel(_Strict):
     flush: m.Flush = m.Flush.BACKWARD
     standard_cost: Dec | StandardCostModel | None = None
     triggers: m.Policy | None = None
+    lot_size: Dec = Decimal(1)
+
+
+OperationNumber = Annotated[int, Field(ge=1, le=99999)]
 
 
 class BomLineModel(_Strict):
@@ -152,12 +156,44 @@ class BomLineModel(_Strict):
     quantity: Dec
     scrap: Dec = Decimal(0)
     flush: m.Flush | None = None
+    operation: OperationNumber | None = None
 
 
 class BomModel(_Strict):
     item: Identifier
     effective_from: Date | None = None
+    effective_to: Date | None = None
     lines: Annotated[list[BomLineModel], Field(min_length=1)]
+
+
+class WorkCenterModel(_Strict):
+    id: Identifier
+    name: Annotated[str, Field(max_length=NAME_LENGTH)] = ""
+    rates: dict[Annotated[Element, Field(min_length=1)], Dec]
+
+
+class OperationModel(_Strict):
+    operation: OperationNumber
+    work_center: Identifier
+    run_hours: Dec = Decimal(0)
+    setup_hours: Dec = Decimal(0)
+    yield_: Annotated[Dec, Field(alias="yield")] = Decimal(1)
+
+
+class RoutingModel(_Strict):
+    item: Identifier
+    effective_from: Date | None = None
+    effective_to: Date | None = None
+    operations: Annotated[list[OperationModel], Field(min_length=1)]
+
+
+class CostSetModel(_Strict):
+    name: Identifier
+    effective: Date | None = None
+    materials: dict[Identifier, Dec] = Field(default_factory=dict)
+    rates: dict[Identifier, dict[Annotated[Element, Field(min_length=1)], Dec]] = Field(
+        default_factory=dict
+    )
 
 
 class _EventModel(_Strict):
@@ -318,10 +354,20 @@ def describe(
 # ---------------------------------------------------------------- master data
 
 
+#: Key of a BOM line or routing operation mapping that gives its own location (a table's row).
+WHERE = "@where"
+
+Raw = Iterable[tuple[str, Mapping[str, Any]]]
+
+
 def build_master(
-    items: Iterable[tuple[str, Mapping[str, Any]]],
-    boms: Iterable[tuple[str, Mapping[str, Any]]],
+    items: Raw,
+    boms: Raw,
     settings: m.Settings,
+    *,
+    work_centers: Raw = (),
+    routings: Raw = (),
+    cost_sets: Raw = (),
 ) -> m.MasterData:
     """Master data from raw mappings, each with a description of where it came from."""
     problems: list[str] = []
@@ -346,36 +392,263 @@ def build_master(
             refused.add(model.id)
         else:
             parsed_items[model.id] = item
+    centers = _work_centers(work_centers, problems)
     versions: dict[str, list[m.Bom]] = {}
     for where, raw in boms:
+        line_wheres, raw = _line_wheres(raw, "lines")
+        here = f"{where}: BOM of {raw.get('item', '?')}"
         try:
             bom_model = BomModel.model_validate(raw)
         except ValidationError as error:
-            problems += [
-                f"{where}: BOM of {raw.get('item', '?')}: {p}"
-                for p in describe(error, allowed=fields_of(BomModel, BomLineModel))
-            ]
+            found = describe(error, allowed=fields_of(BomModel, BomLineModel))
+            problems += _located(found, here, line_wheres)
             continue
         if {bom_model.item, *(line.component for line in bom_model.lines)} & refused:
             continue
-        bom = _bom(bom_model, parsed_items, where, problems)
+        bom = _bom(bom_model, parsed_items, here, line_wheres, problems)
         if bom is not None:
             versions.setdefault(bom.item, []).append(bom)
             sources.setdefault(bom.item, where)
-    ordered: dict[str, tuple[m.Bom, ...]] = {}
-    for parent, found in versions.items():
-        found.sort(key=lambda b: b.effective_from)
-        for earlier, later in itertools.pairwise(found):
-            if earlier.effective_from == later.effective_from:
-                problems.append(
-                    f"BOM of {parent}: two versions effective from {later.effective_from}"
-                )
-        ordered[parent] = tuple(found)
+    routing_versions: dict[str, list[m.Routing]] = {}
+    for where, raw in routings:
+        line_wheres, raw = _line_wheres(raw, "operations")
+        here = f"{where}: routing of {raw.get('item', '?')}"
+        try:
+            routing_model = RoutingModel.model_validate(raw)
+        except ValidationError as error:
+            found = describe(error, allowed=fields_of(RoutingModel, OperationModel))
+            problems += _located(found, here, line_wheres)
+            continue
+        if routing_model.item in refused:
+            continue
+        routing = _routing(routing_model, parsed_items, centers, here, line_wheres, problems)
+        if routing is not None:
+            routing_versions.setdefault(routing.item, []).append(routing)
+    sets = _cost_sets(cost_sets, parsed_items, centers, problems)
+    ordered = {k: tuple(sorted(v, key=lambda b: b.effective_from)) for k, v in versions.items()}
+    ordered_routings = {
+        k: tuple(sorted(v, key=lambda r: r.effective_from)) for k, v in routing_versions.items()
+    }
+    master = m.MasterData(parsed_items, ordered, centers, ordered_routings, sets)
+    problems += check_versions(master)
     if problems:
         raise InputError(problems)
-    master = m.MasterData(parsed_items, ordered)
     check_standards(master, settings, sources)
     return master
+
+
+def _line_wheres(raw: Mapping[str, Any], key: str) -> tuple[list[str | None], Mapping[str, Any]]:
+    """The locations the lines under ``key`` carry (:data:`WHERE`), and ``raw`` without them."""
+    lines = raw.get(key)
+    if not isinstance(lines, list):
+        return [], raw
+    wheres = [line.get(WHERE) if isinstance(line, Mapping) else None for line in lines]
+    if not any(wheres):
+        return wheres, raw
+    stripped = [
+        {k: v for k, v in line.items() if k != WHERE} if isinstance(line, Mapping) else line
+        for line in lines
+    ]
+    return wheres, {**raw, key: stripped}
+
+
+_LINE_PREFIX = re.compile(r"^(?:line|operations line) (\d+): (.*)$")
+
+
+def _located(problems: list[str], here: str, line_wheres: list[str | None]) -> list[str]:
+    """``problems`` prefixed with ``here``; a problem of a line that has its own location is
+    told at that location instead."""
+    found = []
+    for problem in problems:
+        match = _LINE_PREFIX.match(problem)
+        if match and int(match[1]) <= len(line_wheres) and line_wheres[int(match[1]) - 1]:
+            parent = here.split(": ", 1)[-1]
+            label = problem.split(": ", 1)[0]
+            found.append(f"{line_wheres[int(match[1]) - 1]}: {parent}: {label}: {match[2]}")
+        else:
+            found.append(f"{here}: {problem}")
+    return found
+
+
+def check_versions(master: m.MasterData) -> list[str]:
+    """The versions of each BOM and routing follow each other without a gap or an overlap."""
+    problems = []
+    for parent, boms in master.boms.items():
+        problems += _check_versions(f"BOM of {parent}", boms)
+    for parent, routings in master.routings.items():
+        problems += _check_versions(f"routing of {parent}", routings)
+    return problems
+
+
+def _check_versions(what: str, versions: Sequence[m.Bom | m.Routing]) -> list[str]:
+    """Versions of one BOM or routing follow each other without a gap or an overlap."""
+    problems = []
+    for earlier, later in itertools.pairwise(versions):
+        start = later.effective_from
+        if earlier.effective_from == start:
+            problems.append(f"{what}: two versions effective from {start}")
+        elif earlier.effective_to is not None:
+            end = earlier.effective_to
+            if end >= start:
+                problems.append(
+                    f"{what}: versions overlap: the version from {earlier.effective_from} runs "
+                    f"to {end}, the next starts {start}"
+                )
+            elif end + dt.timedelta(days=1) < start:
+                problems.append(
+                    f"{what}: gap between versions: nothing is effective from "
+                    f"{end + dt.timedelta(days=1)} to {start - dt.timedelta(days=1)}"
+                )
+    for version in versions:
+        if version.effective_to is not None and version.effective_to < version.effective_from:
+            problems.append(
+                f"{what}: the version from {version.effective_from} ends before it starts "
+                f"(effective_to {version.effective_to})"
+            )
+    last = versions[-1] if versions else None
+    if last is not None and last.effective_to is not None:
+        problems.append(
+            f"{what}: gap after the last version: nothing is effective after "
+            f"{last.effective_to}; leave effective_to empty on the last version"
+        )
+    return problems
+
+
+def _check_figure(here: str, value: Decimal, limit_decimals: int, problems: list[str]) -> bool:
+    """A standard's figure: zero or more, below the limit, with few enough decimals."""
+    if value < 0:
+        problems.append(f"{here}: expected zero or more, got {value}")
+        return False
+    large = too_large(value, QUANTITY_LIMIT)
+    if large is not None:
+        problems.append(f"{here}: {large}")
+        return False
+    if decimals(value) > limit_decimals:
+        problems.append(f"{here}: at most {limit_decimals} decimals, got {value}")
+        return False
+    return True
+
+
+def _work_centers(raws: Raw, problems: list[str]) -> dict[str, m.WorkCenter]:
+    centers: dict[str, m.WorkCenter] = {}
+    for where, raw in raws:
+        here = f"{where}: work center {raw.get('id', '?')}"
+        try:
+            model = WorkCenterModel.model_validate(raw)
+        except ValidationError as error:
+            problems += [
+                f"{here}: {p}" for p in describe(error, allowed=fields_of(WorkCenterModel))
+            ]
+            continue
+        if model.id in centers:
+            problems.append(f"{here}: duplicate work center id")
+            continue
+        before = len(problems)
+        for element, rate in model.rates.items():
+            _check_figure(f"{here}: rates.{element}", rate, PRICE_DECIMALS, problems)
+        if len(problems) == before:
+            centers[model.id] = m.WorkCenter(model.id, tuple(model.rates.items()), model.name)
+    return centers
+
+
+def _routing(
+    model: RoutingModel,
+    items: Mapping[str, m.Item],
+    centers: Mapping[str, m.WorkCenter],
+    here: str,
+    line_wheres: list[str | None],
+    problems: list[str],
+) -> m.Routing | None:
+    before = len(problems)
+    parent = items.get(model.item)
+    if parent is None:
+        problems.append(f"{here}: unknown item {model.item!r}")
+    elif parent.kind is m.Kind.MATERIAL:
+        problems.append(f"{here}: {model.item} is a purchased material; only made items are routed")
+    operations = []
+    seen: set[int] = set()
+    for n, op in enumerate(model.operations, 1):
+        own = line_wheres[n - 1] if n <= len(line_wheres) else None
+        at = (
+            f"{own}: routing of {model.item}: operations line {n}"
+            if own
+            else f"{here}: operations line {n}"
+        )
+        if op.operation in seen:
+            problems.append(f"{at}: operation: {op.operation} appears twice")
+        seen.add(op.operation)
+        if op.work_center not in centers:
+            problems.append(f"{at}: work_center: unknown work center {op.work_center!r}")
+        _check_figure(f"{at}: run_hours", op.run_hours, QUANTITY_DECIMALS, problems)
+        _check_figure(f"{at}: setup_hours", op.setup_hours, QUANTITY_DECIMALS, problems)
+        if not 0 < op.yield_ <= 1:
+            problems.append(
+                f"{at}: yield: expected a share above 0 up to 1 (0.98 = 2% lost), got {op.yield_}"
+            )
+        elif decimals(op.yield_) > QUANTITY_DECIMALS:
+            problems.append(f"{at}: yield: at most {QUANTITY_DECIMALS} decimals")
+        operations.append(
+            m.Operation(op.operation, op.work_center, op.run_hours, op.setup_hours, op.yield_)
+        )
+    if len(problems) > before:
+        return None
+    operations.sort(key=lambda o: o.number)
+    return m.Routing(
+        model.item, tuple(operations), model.effective_from or dt.date.min, model.effective_to
+    )
+
+
+def _cost_sets(
+    raws: Raw,
+    items: Mapping[str, m.Item],
+    centers: Mapping[str, m.WorkCenter],
+    problems: list[str],
+) -> dict[str, m.CostSet]:
+    sets: dict[str, m.CostSet] = {}
+    for where, raw in raws:
+        here = f"{where}: cost set {raw.get('name', '?')}"
+        try:
+            model = CostSetModel.model_validate(raw)
+        except ValidationError as error:
+            problems += [f"{here}: {p}" for p in describe(error, allowed=fields_of(CostSetModel))]
+            continue
+        before = len(problems)
+        if model.name in sets:
+            problems.append(f"{here}: duplicate cost set name")
+        for item_id, cost in model.materials.items():
+            item = items.get(item_id)
+            if item is None:
+                problems.append(f"{here}: materials.{item_id}: unknown item")
+            elif item.kind is not m.Kind.MATERIAL:
+                problems.append(
+                    f"{here}: materials.{item_id}: {item_id} is a {item.kind.value}; "
+                    "a made item's standard is rolled up"
+                )
+            _check_figure(f"{here}: materials.{item_id}", cost, PRICE_DECIMALS, problems)
+        rates = []
+        for center, by_element in model.rates.items():
+            if center not in centers:
+                problems.append(f"{here}: rates.{center}: unknown work center")
+            for element, rate in by_element.items():
+                _check_figure(f"{here}: rates.{center}.{element}", rate, PRICE_DECIMALS, problems)
+                rates.append((center, element, rate))
+        if not model.materials and not rates:
+            problems.append(f"{here}: sets nothing: expected materials or rates")
+        if len(problems) == before:
+            sets[model.name] = m.CostSet(
+                model.name, tuple(model.materials.items()), tuple(rates), model.effective
+            )
+    released: dict[dt.date, str] = {}
+    for cost_set in sets.values():
+        if cost_set.effective is None:
+            continue
+        other = released.setdefault(cost_set.effective, cost_set.name)
+        if other != cost_set.name:
+            problems.append(
+                f"cost sets {other} and {cost_set.name}: both released effective "
+                f"{cost_set.effective}; release one set per date"
+            )
+    return sets
 
 
 def _item(model: ItemModel, settings: m.Settings, where: str, problems: list[str]) -> m.Item | None:
@@ -425,13 +698,24 @@ def _item(model: ItemModel, settings: m.Settings, where: str, problems: list[str
             f"{here}: triggers: {policy.value} cannot be mixed with the book's "
             f"{settings.triggers.value}; sequential costing is a whole-book comparison"
         )
-    return m.Item(model.id, model.kind, model.uom, model.flush, material, conversion, policy)
+    if model.lot_size <= 0:
+        problems.append(
+            f"{here}: lot_size: expected more than zero (units per lot), got {model.lot_size}"
+        )
+    elif not _check_figure(f"{here}: lot_size", model.lot_size, QUANTITY_DECIMALS, problems):
+        pass
+    return m.Item(
+        model.id, model.kind, model.uom, model.flush, material, conversion, policy, model.lot_size
+    )
 
 
 def _bom(
-    model: BomModel, items: Mapping[str, m.Item], where: str, problems: list[str]
+    model: BomModel,
+    items: Mapping[str, m.Item],
+    here: str,
+    line_wheres: list[str | None],
+    problems: list[str],
 ) -> m.Bom | None:
-    here = f"{where}: BOM of {model.item}"
     before = len(problems)
     parent = items.get(model.item)
     if parent is None:
@@ -440,7 +724,8 @@ def _bom(
         problems.append(f"{here}: {model.item} is a purchased material; only made items have BOMs")
     lines = []
     for n, line in enumerate(model.lines, 1):
-        at = f"{here}: line {n}"
+        own = line_wheres[n - 1] if n <= len(line_wheres) else None
+        at = f"{own}: BOM of {model.item}: line {n}" if own else f"{here}: line {n}"
         if line.component not in items:
             problems.append(f"{at}: component: unknown item {line.component!r}")
         if line.quantity <= 0:
@@ -454,10 +739,14 @@ def _bom(
             problems.append(
                 f"{at}: scrap: expected a factor from 0 up to 1 (0.02 = 2%), got {line.scrap}"
             )
-        lines.append(m.BomLine(line.component, line.quantity, line.scrap, line.flush))
+        elif decimals(line.scrap) > QUANTITY_DECIMALS:
+            problems.append(f"{at}: scrap: at most {QUANTITY_DECIMALS} decimals")
+        lines.append(
+            m.BomLine(line.component, line.quantity, line.scrap, line.flush, line.operation)
+        )
     if len(problems) > before:
         return None
-    return m.Bom(model.item, tuple(lines), model.effective_from or dt.date.min)
+    return m.Bom(model.item, tuple(lines), model.effective_from or dt.date.min, model.effective_to)
 
 
 def check_standards(
@@ -466,7 +755,7 @@ def check_standards(
     """Roll up every item on every BOM version date: cycles and missing standards surface here,
     each once, with where its BOMs were read when that is known."""
     standards = Standards(settings, master)
-    dates = {dt.date.min} | {b.effective_from for v in master.boms.values() for b in v}
+    dates = {dt.date.min, *master.change_dates()}
     problems = []
     cycles: set[frozenset[str]] = set()
     for item_id, item in master.items.items():

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from backflush.domain import model as m
 from backflush.engine.flush import PostingError
 from backflush.formats.inputs import (
+    WHERE,
     BookModel,
     InputError,
     build_event,
@@ -137,14 +138,18 @@ def default_id(source: str, position: int) -> str:
     return f"{Path(source).stem}:{position}"
 
 
+#: The sections of a scenario file, in the order they are written.
+SECTIONS = ("book", "items", "work_centers", "routings", "boms", "cost_sets", "events")
+
+
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     data = load_yaml(text, source)
     if not isinstance(data, dict):
         raise InputError([f"{source}: expected a mapping with book, items, boms and events"])
-    unknown = sorted(set(data) - {"book", "items", "boms", "events", LINE})
+    unknown = sorted(set(data) - {*SECTIONS, LINE})
     if unknown:
         raise InputError([f"{source}: unknown section(s) {', '.join(map(str, unknown))}; "
-                          "expected book, items, boms, events"])  # fmt: skip
+                          f"expected {', '.join(SECTIONS)}"])  # fmt: skip
 
     def at(raw: Any) -> str:
         return f"{source}:{raw[LINE]}" if isinstance(raw, dict) and LINE in raw else source
@@ -158,12 +163,24 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
         found = describe(error, allowed=fields_of(BookModel))
         raise InputError([f"{at(book_raw)}: book.{p}" for p in found]) from None
 
-    items = _section(data, "items", source)
-    boms = _section(data, "boms", source, required=False)
+    def records(name: str, lines: str = "") -> list[tuple[str, Any]]:
+        found = []
+        for raw in _section(data, name, source, required=name == "items"):
+            if lines and isinstance(raw.get(lines), list):  # each line told at its own line
+                raw = {**raw, lines: [
+                    {**line, WHERE: at(line)} if isinstance(line, dict) and LINE in line else line
+                    for line in raw[lines]
+                ]}  # fmt: skip
+            found.append((at(raw), strip_lines(raw)))
+        return found
+
     master = build_master(
-        [(at(raw), strip_lines(raw)) for raw in items],
-        [(at(raw), strip_lines(raw)) for raw in boms],
+        records("items"),
+        records("boms", "lines"),
         settings,
+        work_centers=records("work_centers"),
+        routings=records("routings", "operations"),
+        cost_sets=records("cost_sets"),
     )
     events: list[m.Event] = []
     sources: dict[str, str] = {}

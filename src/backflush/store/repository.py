@@ -8,6 +8,7 @@ statements before commit. A refused event rolls back the whole batch: nothing is
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -25,7 +26,7 @@ from backflush.book import Book, Changes, Recorded, fingerprint
 from backflush.domain import model as m
 from backflush.domain.money import ZERO, fmt, totals
 from backflush.engine.standards import Standards
-from backflush.formats.inputs import InputError
+from backflush.formats.inputs import InputError, check_standards, check_versions
 from backflush.store import schema as t
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -33,7 +34,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE = "backflush_write"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 
 class StoreError(RuntimeError):
@@ -253,88 +254,249 @@ class Store:
                 row.material_cost,
                 tuple(_decimals(row.conversion).items()),
                 m.Policy(row.triggers) if row.triggers else None,
+                row.lot_size,
             )
             for row in conn.execute(sa.select(t.items).order_by(t.items.c.id))
         }
-        lines: dict[tuple[str, dt.date], list[m.BomLine]] = {}
+        lines: dict[tuple[str, dt.date, dt.date | None], list[m.BomLine]] = {}
         query = sa.select(t.bom_lines).order_by(
             t.bom_lines.c.item, t.bom_lines.c.effective_from, t.bom_lines.c.line_no
         )
         for row in conn.execute(query):
-            lines.setdefault((row.item, row.effective_from), []).append(
+            lines.setdefault((row.item, row.effective_from, row.effective_to), []).append(
                 m.BomLine(
                     row.component,
                     row.quantity,
                     row.scrap,
                     m.Flush(row.flush) if row.flush else None,
+                    row.operation,
                 )
             )
         boms: dict[str, list[m.Bom]] = {}
-        for (item, effective), found in lines.items():
-            boms.setdefault(item, []).append(m.Bom(item, tuple(found), effective))
-        return m.MasterData(items, {k: tuple(v) for k, v in boms.items()})
+        for (item, effective, until), found in lines.items():
+            boms.setdefault(item, []).append(m.Bom(item, tuple(found), effective, until))
+        rates: dict[str, list[tuple[str, Decimal]]] = {}
+        query = sa.select(t.work_center_rates).order_by(
+            t.work_center_rates.c.work_center, t.work_center_rates.c.element
+        )
+        for row in conn.execute(query):
+            rates.setdefault(row.work_center, []).append((row.element, row.rate))
+        centers = {
+            row.id: m.WorkCenter(row.id, tuple(rates.get(row.id, ())), row.name)
+            for row in conn.execute(sa.select(t.work_centers).order_by(t.work_centers.c.id))
+        }
+        operations: dict[tuple[str, dt.date, dt.date | None], list[m.Operation]] = {}
+        ops = t.routing_operations
+        query = sa.select(ops).order_by(ops.c.item, ops.c.effective_from, ops.c.operation)
+        for row in conn.execute(query):
+            operations.setdefault((row.item, row.effective_from, row.effective_to), []).append(
+                m.Operation(
+                    row.operation,
+                    row.work_center,
+                    row.run_hours,
+                    row.setup_hours,
+                    row._mapping["yield"],
+                )
+            )
+        routings: dict[str, list[m.Routing]] = {}
+        for (item, effective, until), found_ops in operations.items():
+            routings.setdefault(item, []).append(
+                m.Routing(item, tuple(found_ops), effective, until)
+            )
+        materials: dict[str, list[tuple[str, Decimal]]] = {}
+        query = sa.select(t.cost_set_materials).order_by(
+            t.cost_set_materials.c.cost_set, t.cost_set_materials.c.item
+        )
+        for row in conn.execute(query):
+            materials.setdefault(row.cost_set, []).append((row.item, row.cost))
+        set_rates: dict[str, list[tuple[str, str, Decimal]]] = {}
+        query = sa.select(t.cost_set_rates).order_by(
+            t.cost_set_rates.c.cost_set, t.cost_set_rates.c.work_center, t.cost_set_rates.c.element
+        )
+        for row in conn.execute(query):
+            set_rates.setdefault(row.cost_set, []).append((row.work_center, row.element, row.rate))
+        sets = {
+            row.name: m.CostSet(
+                row.name,
+                tuple(materials.get(row.name, ())),
+                tuple(set_rates.get(row.name, ())),
+                row.effective,
+            )
+            for row in conn.execute(sa.select(t.cost_sets).order_by(t.cost_sets.c.name))
+        }
+        return m.MasterData(
+            items,
+            {k: tuple(v) for k, v in boms.items()},
+            centers,
+            {k: tuple(v) for k, v in routings.items()},
+            sets,
+        )
 
     def _add_master(self, conn: Connection, master: m.MasterData) -> None:
-        """Add items and BOM versions; what is already there must be identical."""
+        """Add master data; what is already there must be identical. Standards that change
+        (a new BOM or routing version, a cost set released) must take effect after the last
+        event recorded: past postings never change."""
         stored = self._master(conn)
-        problems = []
-        new_items = []
+        problems: list[str] = []
+        rows: dict[sa.Table, list[dict[str, Any]]] = {}
+
+        def add(table: sa.Table, new: list[dict[str, Any]]) -> None:
+            rows.setdefault(table, []).extend(new)
+
         for item in master.items.values():
             old = stored.items.get(item.id)
             if old is None:
-                new_items.append(item)
+                add(t.items, [_item_row(item)])
             elif old != item:
                 problems.append(
                     f"item {item.id}: already in the book with a different definition "
-                    "(standards change through a revaluation, not a re-import)"
+                    "(standards change through a new BOM version or a cost set, not a re-import)"
                 )
-        new_lines = []
+        for center in master.work_centers.values():
+            old_center = stored.work_centers.get(center.id)
+            if old_center is None:
+                add(t.work_centers, [{"id": center.id, "name": center.name}])
+                add(
+                    t.work_center_rates,
+                    [{"work_center": center.id, "element": e, "rate": r} for e, r in center.rates],
+                )
+            elif old_center != center:
+                problems.append(
+                    f"work center {center.id}: already in the book with different rates "
+                    "(rates change through a cost set released with an effective date)"
+                )
+        changes: list[tuple[str, dt.date]] = []
         for parent, versions in master.boms.items():
-            old_versions = {b.effective_from: b for b in stored.boms.get(parent, ())}
+            old_boms = {b.effective_from: b for b in stored.boms.get(parent, ())}
             for bom in versions:
-                old_bom = old_versions.get(bom.effective_from)
+                old_bom = old_boms.get(bom.effective_from)
                 if old_bom is None:
-                    new_lines += [
-                        {
-                            "item": parent,
-                            "effective_from": bom.effective_from,
-                            "line_no": n,
-                            "component": line.component,
-                            "quantity": line.quantity,
-                            "scrap": line.scrap,
-                            "flush": line.flush.value if line.flush else None,
-                        }
-                        for n, line in enumerate(bom.lines, 1)
-                    ]
+                    add(t.bom_lines, _bom_rows(bom))
+                    changes.append(
+                        (f"BOM of {parent} effective {bom.effective_from}", bom.effective_from)
+                    )
                 elif old_bom != bom:
                     problems.append(
                         f"BOM of {parent} effective {bom.effective_from}: already in the book "
                         "with different lines (add a new version with a later effective_from)"
                     )
+        for parent, routing_versions in master.routings.items():
+            old_routings = {r.effective_from: r for r in stored.routings.get(parent, ())}
+            for routing in routing_versions:
+                old_routing = old_routings.get(routing.effective_from)
+                if old_routing is None:
+                    add(t.routing_operations, _routing_rows(routing))
+                    changes.append(
+                        (
+                            f"routing of {parent} effective {routing.effective_from}",
+                            routing.effective_from,
+                        )
+                    )
+                elif old_routing != routing:
+                    problems.append(
+                        f"routing of {parent} effective {routing.effective_from}: already in the "
+                        "book with different operations (add a new version)"
+                    )
+        for cost_set in master.cost_sets.values():
+            old_set = stored.cost_sets.get(cost_set.name)
+            if old_set is None:
+                add(
+                    t.cost_sets,
+                    [
+                        {
+                            "name": cost_set.name,
+                            "effective": cost_set.effective,
+                            "released_at": _now() if cost_set.effective else None,
+                        }
+                    ],
+                )
+                add(
+                    t.cost_set_materials,
+                    [
+                        {"cost_set": cost_set.name, "item": i, "cost": c}
+                        for i, c in cost_set.materials
+                    ],
+                )
+                add(
+                    t.cost_set_rates,
+                    [
+                        {"cost_set": cost_set.name, "work_center": w, "element": e, "rate": r}
+                        for w, e, r in cost_set.rates
+                    ],
+                )
+                if cost_set.effective is not None:
+                    changes.append((f"cost set {cost_set.name} released", cost_set.effective))
+            elif old_set != cost_set:
+                problems.append(
+                    f"cost set {cost_set.name}: already in the book with different content"
+                )  # fmt: skip
+        problems += self._check_changes(conn, changes)
         if problems:
             raise InputError(problems)
-        if new_items:
-            conn.execute(
-                t.items.insert(),
-                [
-                    {
-                        "id": i.id,
-                        "kind": i.kind.value,
-                        "uom": i.uom,
-                        "flush": i.flush.value,
-                        "material_cost": i.material_cost,
-                        "conversion": _json(dict(i.conversion)),
-                        "triggers": i.policy.value if i.policy else None,
-                    }
-                    for i in new_items
-                ],
-            )
-        if new_lines:
-            conn.execute(t.bom_lines.insert(), new_lines)
-        if new_items or new_lines:
+        combined = _combined(stored, master)
+        problems += check_versions(combined)
+        if problems:
+            raise InputError(problems)
+        check_standards(combined, self._require_settings(conn))
+        for table in t.metadata.sorted_tables:
+            if rows.get(table):
+                conn.execute(table.insert(), rows[table])
+        if any(rows.values()):
             conn.execute(
                 t.settings.update().values(master_revision=t.settings.c.master_revision + 1)
             )
+
+    @staticmethod
+    def _check_changes(conn: Connection, changes: list[tuple[str, dt.date]]) -> list[str]:
+        """Standards may change only after the last event recorded (past postings never
+        change)."""
+        last = conn.execute(sa.select(sa.func.max(t.events.c.date))).scalar()
+        if last is None:
+            return []
+        return [
+            f"{what}: takes effect on {on}, on or before the last event recorded ({last}); "
+            f"standards may change from {last + dt.timedelta(days=1)} on"
+            for what, on in changes
+            if on <= last
+        ]
+
+    def release_cost_set(self, name: str, effective: dt.date) -> m.CostSet:
+        """Release a cost set: its costs and rates are the book's standards from ``effective``
+        on; stock on hand is revalued when the first event of that date or later is posted."""
+        with self.transaction(write=True) as conn:
+            self._check_schema(conn)
+            stored = self._master(conn)
+            found = stored.cost_sets.get(name)
+            if found is None:
+                known = ", ".join(sorted(stored.cost_sets)) or "none"
+                raise InputError([f"cost set {name!r}: not in the book (cost sets: {known})"])
+            if found.effective is not None:
+                raise InputError(
+                    [f"cost set {name}: already released, effective {found.effective}"]
+                )
+            problems = self._check_changes(conn, [(f"cost set {name}", effective)])
+            for other in stored.released():
+                if other.effective == effective:
+                    problems.append(
+                        f"cost set {name}: cost set {other.name} is already released "
+                        f"effective {effective}; release one set per date"
+                    )
+            if problems:
+                raise InputError(problems)
+            released = dataclasses.replace(found, effective=effective)
+            check_standards(
+                dataclasses.replace(stored, cost_sets={**stored.cost_sets, name: released}),
+                self._require_settings(conn),
+            )
+            conn.execute(
+                t.cost_sets.update()
+                .where(t.cost_sets.c.name == name)
+                .values(effective=effective, released_at=_now())
+            )
+            conn.execute(
+                t.settings.update().values(master_revision=t.settings.c.master_revision + 1)
+            )
+            return released
 
     def master(self) -> m.MasterData:
         with self.transaction() as conn:
@@ -718,3 +880,74 @@ def _settings_conflict(existing: m.Settings, wanted: m.Settings) -> str:
         if getattr(existing, name) != getattr(wanted, name)
     ]
     return "the database holds a different book: " + "; ".join(differences)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _item_row(item: m.Item) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "kind": item.kind.value,
+        "uom": item.uom,
+        "flush": item.flush.value,
+        "material_cost": item.material_cost,
+        "conversion": _json(dict(item.conversion)),
+        "triggers": item.policy.value if item.policy else None,
+        "lot_size": item.lot_size,
+    }
+
+
+def _bom_rows(bom: m.Bom) -> list[dict[str, Any]]:
+    return [
+        {
+            "item": bom.item,
+            "effective_from": bom.effective_from,
+            "effective_to": bom.effective_to,
+            "line_no": n,
+            "component": line.component,
+            "quantity": line.quantity,
+            "scrap": line.scrap,
+            "flush": line.flush.value if line.flush else None,
+            "operation": line.operation,
+        }
+        for n, line in enumerate(bom.lines, 1)
+    ]
+
+
+def _routing_rows(routing: m.Routing) -> list[dict[str, Any]]:
+    return [
+        {
+            "item": routing.item,
+            "effective_from": routing.effective_from,
+            "effective_to": routing.effective_to,
+            "operation": op.number,
+            "work_center": op.work_center,
+            "setup_hours": op.setup_hours,
+            "run_hours": op.run_hours,
+            "yield": op.yield_,
+        }
+        for op in routing.operations
+    ]
+
+
+def _combined(stored: m.MasterData, added: m.MasterData) -> m.MasterData:
+    """The book's master data with ``added`` merged in (versions by effective date)."""
+
+    def merge(
+        old: Mapping[str, tuple[Any, ...]], new: Mapping[str, tuple[Any, ...]]
+    ) -> dict[str, Any]:
+        found = dict(old)
+        for key, versions in new.items():
+            by_date = {v.effective_from: v for v in (*found.get(key, ()), *versions)}
+            found[key] = tuple(by_date[d] for d in sorted(by_date))
+        return found
+
+    return m.MasterData(
+        {**stored.items, **added.items},
+        merge(stored.boms, added.boms),
+        {**stored.work_centers, **added.work_centers},
+        merge(stored.routings, added.routings),
+        {**stored.cost_sets, **added.cost_sets},
+    )

@@ -72,6 +72,7 @@ items = sa.Table(
     sa.Column("material_cost", Exact),
     sa.Column("conversion", sa.Text, nullable=False),  # JSON {element: decimal string}
     sa.Column("triggers", sa.String(32)),
+    sa.Column("lot_size", Exact, nullable=False, server_default="1"),
 )
 
 bom_lines = sa.Table(
@@ -84,6 +85,61 @@ bom_lines = sa.Table(
     sa.Column("quantity", Exact, nullable=False),
     sa.Column("scrap", Exact, nullable=False),
     sa.Column("flush", sa.String(16)),
+    sa.Column("effective_to", sa.Date),  # the same on every line of a version
+    sa.Column("operation", sa.Integer),
+)
+
+work_centers = sa.Table(
+    "work_centers",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+)
+
+work_center_rates = sa.Table(
+    "work_center_rates",
+    metadata,
+    sa.Column("work_center", sa.String(200), sa.ForeignKey("work_centers.id"), primary_key=True),
+    sa.Column("element", sa.String(64), primary_key=True),
+    sa.Column("rate", Exact, nullable=False),
+)
+
+routing_operations = sa.Table(
+    "routing_operations",
+    metadata,
+    sa.Column("item", sa.String(200), sa.ForeignKey("items.id"), primary_key=True),
+    sa.Column("effective_from", sa.Date, primary_key=True),
+    sa.Column("operation", sa.Integer, primary_key=True),
+    sa.Column("effective_to", sa.Date),  # the same on every operation of a version
+    sa.Column("work_center", sa.String(200), sa.ForeignKey("work_centers.id"), nullable=False),
+    sa.Column("setup_hours", Exact, nullable=False),
+    sa.Column("run_hours", Exact, nullable=False),
+    sa.Column("yield", Exact, nullable=False),
+)
+
+cost_sets = sa.Table(
+    "cost_sets",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("effective", sa.Date),  # None: not released
+    sa.Column("released_at", sa.DateTime(timezone=True)),
+)
+
+cost_set_materials = sa.Table(
+    "cost_set_materials",
+    metadata,
+    sa.Column("cost_set", sa.String(200), sa.ForeignKey("cost_sets.name"), primary_key=True),
+    sa.Column("item", sa.String(200), sa.ForeignKey("items.id"), primary_key=True),
+    sa.Column("cost", Exact, nullable=False),
+)
+
+cost_set_rates = sa.Table(
+    "cost_set_rates",
+    metadata,
+    sa.Column("cost_set", sa.String(200), sa.ForeignKey("cost_sets.name"), primary_key=True),
+    sa.Column("work_center", sa.String(200), sa.ForeignKey("work_centers.id"), primary_key=True),
+    sa.Column("element", sa.String(64), primary_key=True),
+    sa.Column("rate", Exact, nullable=False),
 )
 
 events = sa.Table(

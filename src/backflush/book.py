@@ -19,14 +19,20 @@ from typing import TypeVar
 from backflush.domain.model import (
     Account,
     Close,
+    Completion,
     Entry,
     Event,
+    Flush,
+    Issue,
     Kind,
     Line,
     MasterData,
     Movement,
+    OrderClose,
     PeriodResult,
     Policy,
+    ProductionOrder,
+    Release,
     Revaluation,
     Reversal,
     Settings,
@@ -36,7 +42,7 @@ from backflush.domain.model import (
     period_bounds,
     period_of,
 )
-from backflush.domain.money import ZERO, fmt, round_money
+from backflush.domain.money import ZERO, fmt, round_money, totals
 from backflush.engine import close as closing
 from backflush.engine.flush import Context, Effects, EntryBuilder, PostingError, flush
 from backflush.engine.standards import Standards
@@ -98,6 +104,7 @@ class Changes:
     quantities: set[str] = field(default_factory=set)
     moved: set[tuple[str, str]] = field(default_factory=set)
     unsold_conversion: set[Key] = field(default_factory=set)
+    orders: set[str] = field(default_factory=set)
 
 
 K = TypeVar("K")
@@ -141,6 +148,7 @@ class Book:
         self.cleared_by: dict[tuple[str, str, str], str] = {}
         self.closed: dict[str, PeriodResult] = {}
         self.unsold_conversion: dict[Key, Decimal] = {}
+        self.orders: dict[str, ProductionOrder] = {}
         #: Effective date of the standards stock is valued at (the last revaluation's date).
         self.epoch = dt.date.min
         self.recorded: dict[str, Recorded] = {}
@@ -325,6 +333,7 @@ class Book:
                 self.quantity,
                 self.waiting,
                 lambda item: self.in_process.get(item, ZERO),
+                self.orders.get,
             )
             effects = flush(event, ctx)
             follow_standards()
@@ -364,6 +373,9 @@ class Book:
                 )
             self._set_shortage(key, shortage)
             self.changes.shortages[key] = shortage
+        for order in effects.orders:
+            self.orders[order.id] = order
+            self.changes.orders.add(order.id)
         for item in dict.fromkeys(arrivals):
             self._retry(item, event.id, period)
 
@@ -469,6 +481,8 @@ class Book:
                 f"event {event.id}: event {event.reverses} was already reversed by "
                 f"{original.reversed_by}"
             )
+        effects = Effects()
+        self._reverse_order(event, original.event, effects)
         then, now = self.standards.epoch(original.event.date), self.standards.epoch(event.date)
         if then != now:
             # Its entries are at the standards of ``then``; stock is (or will be) valued at
@@ -482,7 +496,6 @@ class Book:
         for m in original.movements:
             on_hand, in_process = net.setdefault(m.item, [ZERO, ZERO])
             net[m.item] = [on_hand - m.on_hand, in_process - m.in_process]
-        effects = Effects()
         for item, (on_hand, in_process) in net.items():
             if on_hand < 0 and self.quantity(item) + on_hand < 0:
                 if self.settings.shortage is not Shortage.ALLOW:
@@ -515,6 +528,37 @@ class Book:
         original.reversed_by = event.id
         self.changes.reversed.append((event.reverses, event.id))
         self._apply(record, effects)
+
+    def _reverse_order(self, event: Reversal, original: Event, effects: Effects) -> None:
+        """What reversing ``original`` undoes of its production order."""
+        order_id = getattr(original, "order", "")
+        if not order_id:
+            return
+        if isinstance(original, (Release, OrderClose)):
+            raise PostingError(
+                f"event {event.id}: a production order's {original.type} cannot be reversed "
+                f"(order {order_id}); close the order, or correct with new events"
+            )
+        order = self.orders[order_id]
+        if order.closed_by:
+            raise PostingError(
+                f"event {event.id}: production order {order_id} was closed by "
+                f"{order.closed_by}; its events cannot be reversed any more"
+            )
+        if isinstance(original, Issue):
+            issued = totals([*order.issued, (original.item, -original.quantity)])
+            effects.orders.append(dataclasses.replace(order, issued=tuple(issued.items())))
+        elif isinstance(original, Completion):
+            made = original.quantity + original.scrapped
+            undone = [(c, -made * q) for c, q, f in order.requirements if f is not Flush.BACKWARD]
+            effects.orders.append(
+                dataclasses.replace(
+                    order,
+                    completed=order.completed - original.quantity,
+                    scrapped=order.scrapped - original.scrapped,
+                    consumed=tuple(totals([*order.consumed, *undone]).items()),
+                )
+            )
 
     # ------------------------------------------------------------ close
 

@@ -231,6 +231,7 @@ def post(
     scrapped: Annotated[str | None, typer.Option()] = None,
     reverses: Annotated[str | None, typer.Option()] = None,
     reason: Annotated[str | None, typer.Option()] = None,
+    order: Annotated[str | None, typer.Option(help="Production order id.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Post one event from flags, or many from JSON lines, in one transaction."""
@@ -256,6 +257,7 @@ def post(
                 "scrapped": scrapped,
                 "reverses": reverses,
                 "reason": reason,
+                "order": order,
             }
             raw = {k: v for k, v in raw.items() if v is not None}
             given_id = event_id or f"cli-{uuid.uuid4()}"

@@ -268,6 +268,8 @@ class Completion(Event):
     item: str
     quantity: Decimal
     scrapped: Decimal = ZERO
+    #: The production order reported against ("": repetitive, order-less reporting).
+    order: str = ""
     type = "completion"
 
 
@@ -294,16 +296,28 @@ class Issue(Event):
 
     item: str
     quantity: Decimal
+    order: str = ""
     type = "issue"
 
 
 @dataclass(frozen=True, slots=True)
 class Release(Event):
-    """Release of ``quantity`` of ``item`` to production: its ``forward`` lines are consumed."""
+    """Release of ``quantity`` of ``item`` to production: its ``forward`` lines are consumed.
+    With an ``order`` id, it opens that production order with a snapshot of its BOM."""
 
     item: str
     quantity: Decimal
+    order: str = ""
     type = "release"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderClose(Event):
+    """A production order is finished: what was issued to it and not consumed goes back to
+    stock; what was made against what was ordered is reported."""
+
+    order: str
+    type = "order_close"
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +362,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Scrap,
         Issue,
         Release,
+        OrderClose,
         Count,
         Reversal,
         Close,
@@ -382,6 +397,40 @@ def next_period(period: str) -> str:
     if (year, month) == (dt.MAXYEAR, 12):
         return BEYOND_LAST_PERIOD
     return period_of(dt.date(year + month // 12, month % 12 + 1, 1))
+
+
+@dataclass(frozen=True, slots=True)
+class ProductionOrder:
+    """A production order's state. Its ``requirements`` are the BOM exploded on its release
+    date (component, quantity per unit, flush method): completions against it consume those,
+    even after the engineering BOM changes."""
+
+    id: str
+    item: str
+    quantity: Decimal
+    released: dt.date
+    release_event: str
+    requirements: tuple[tuple[str, Decimal, Flush], ...]
+    completed: Decimal = ZERO
+    scrapped: Decimal = ZERO
+    #: Per component: released (forward lines) or issued to the order.
+    issued: tuple[tuple[str, Decimal], ...] = ()
+    #: Per component: consumed out of what was issued by the order's completions.
+    consumed: tuple[tuple[str, Decimal], ...] = ()
+    #: Per component: left over at the close and returned to stock.
+    returned: tuple[tuple[str, Decimal], ...] = ()
+    closed_by: str = ""
+
+    @property
+    def status(self) -> str:
+        return "closed" if self.closed_by else "open"
+
+    def left(self) -> dict[str, Decimal]:
+        """Per component: issued and not consumed (negative: consumed beyond what was issued)."""
+        found = dict(self.issued)
+        for component, quantity in self.consumed:
+            found[component] = found.get(component, ZERO) - quantity
+        return found
 
 
 # ---------------------------------------------------------------- journal

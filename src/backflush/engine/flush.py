@@ -6,6 +6,7 @@ Pure functions over a read-only view of stock. Nothing here changes state; the b
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from backflush.domain.model import (
     Kind,
     Line,
     Movement,
+    OrderClose,
+    ProductionOrder,
     Purchase,
     Release,
     Sale,
@@ -32,8 +35,8 @@ from backflush.domain.model import (
     Shortage,
     ShortageEntry,
 )
-from backflush.domain.money import ZERO, fmt, round_money
-from backflush.engine.standards import Holding, Standards, without_conversion
+from backflush.domain.money import ZERO, fmt, round_money, totals
+from backflush.engine.standards import Holding, Requirement, Standards, without_conversion
 
 
 class PostingError(ValueError):
@@ -51,6 +54,8 @@ class Effects:
     #: Period statistics kept outside the journal, e.g. the price difference of purchases that
     #: a policy does not post.
     memo: list[tuple[str, Decimal]] = field(default_factory=list)
+    #: Production orders opened or changed, in their new state.
+    orders: list[ProductionOrder] = field(default_factory=list)
 
 
 class EntryBuilder:
@@ -96,6 +101,8 @@ class Context:
     waiting: Callable[[str], Decimal] = lambda _item: ZERO
     #: Stock issued or released to production and not yet consumed.
     in_process: Callable[[str], Decimal] = lambda _item: ZERO
+    #: Production orders by id.
+    order: Callable[[str], ProductionOrder | None] = lambda _order: None
 
 
 def flush(event: Event, ctx: Context) -> Effects:
@@ -161,11 +168,14 @@ def _consume_in_process(
     need: Decimal,
     flush: Flush,
     pending: dict[str, Decimal],
+    order: ProductionOrder | None = None,
 ) -> None:
     """Consume a ``manual`` or ``forward`` line out of what was issued or released to
-    production. What was not issued is refused under ``reject``; otherwise in-process stock
-    goes negative and an ``unissued`` flag says so until an issue or release makes it good."""
-    issued = ctx.in_process(item) - pending.get(item, ZERO)
+    production (to the ``order``, when there is one). What was not issued is refused under
+    ``reject``; otherwise in-process stock goes negative and an ``unissued`` flag says so until
+    an issue or release makes it good."""
+    available = ctx.in_process(item) if order is None else order.left().get(item, ZERO)
+    issued = available - pending.get(item, ZERO)
     pending[item] = pending.get(item, ZERO) + need
     if need > issued:
         short = need - max(issued, ZERO)
@@ -211,6 +221,25 @@ def _conversion(event: Conversion, ctx: Context, effects: Effects) -> None:
     _emit(effects, ctx, builder)
 
 
+def _order_of(event: Event, order_id: str, ctx: Context, item: str | None) -> ProductionOrder:
+    """The open production order ``order_id`` (of ``item``, when given)."""
+    order = ctx.order(order_id)
+    if order is None:
+        raise PostingError(
+            f"event {event.id}: unknown production order {order_id!r}; "
+            "a release with this order id opens it"
+        )
+    if order.closed_by:
+        raise PostingError(
+            f"event {event.id}: production order {order_id} was closed by {order.closed_by}"
+        )
+    if item is not None and order.item != item:
+        raise PostingError(
+            f"event {event.id}: production order {order_id} makes {order.item!r}, not {item!r}"
+        )
+    return order
+
+
 def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
     _require_kind(event, event.item, ctx, (Kind.FINISHED, Kind.SUBASSEMBLY), "a completion")
     std = ctx.standards
@@ -219,40 +248,62 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
     made = good + scrapped
     if made <= 0:
         raise PostingError(f"event {event.id}: a completion needs a positive quantity")
+    order = _order_of(event, event.order, ctx, event.item) if event.order else None
+    requirements = cost.requirements
+    if order is not None:  # the BOM as it was when the order was released
+        requirements = tuple(Requirement(c, q, f) for c, q, f in order.requirements)
     pending: dict[str, Decimal] = {}
     pending_in: dict[str, Decimal] = {}
-    for req in cost.requirements:
+    for req in requirements:
         need = made * req.quantity
         if req.flush is Flush.BACKWARD:
             _take(ctx, effects, event, req.component, need, queueable=True, pending=pending)
         else:
-            _consume_in_process(ctx, effects, event, req.component, need, req.flush, pending_in)
+            _consume_in_process(
+                ctx, effects, event, req.component, need, req.flush, pending_in, order
+            )
     if good:
         effects.movements.append(Movement(event.item, good))
+    if order is not None:
+        effects.orders.append(
+            dataclasses.replace(
+                order,
+                completed=order.completed + good,
+                scrapped=order.scrapped + scrapped,
+                consumed=tuple(totals([*order.consumed, *pending_in.items()]).items()),
+            )
+        )
 
     holding = std.holding(event.item, event.date)
     memo = f"completion {fmt(good)} {event.item}" + (
         f" ({fmt(scrapped)} scrapped)" if scrapped else ""
     )
     if std.sequential:
-        _sequential_completion(event, ctx, effects, holding, memo)
+        _sequential_completion(event, ctx, effects, holding, memo, requirements)
         return
     builder = EntryBuilder(event.date, event.id, memo)
     costed = std.costed_at_completion(event.item)
-    for req in cost.requirements:
+    consumed = ZERO
+    for req in requirements:
         parts = std.holding(req.component, event.date)
         if costed and good:
-            builder.add_holding(parts, good * req.quantity)
+            consumed += builder.add_holding(parts, good * req.quantity)
         if scrapped:
             value = builder.add_holding(without_conversion(parts), scrapped * req.quantity)
             builder.add(Account.MATERIAL_USAGE_VARIANCE, value, item=event.item)
     if costed and good:
-        if not cost.requirements:  # material standard given without a BOM: pooled in RIP
+        if not requirements:  # material standard given without a BOM: pooled in RIP
             builder.add(Account.RAW_IN_PROCESS, -good * cost.material)
+        elif requirements is not cost.requirements:
+            # An order's BOM differs from today's: what it used beyond (or short of) today's
+            # standard material is a usage variance.
+            builder.add(
+                Account.MATERIAL_USAGE_VARIANCE, consumed - good * cost.material, item=event.item
+            )
         for element, amount in cost.conversion:
             builder.add(Account.CONVERSION_ALLOCATED, -good * amount, element)
         builder.add(Account.FINISHED_GOODS, good * cost.total, item=event.item)
-    if scrapped and not cost.requirements:
+    if scrapped and not requirements:
         builder.add(Account.RAW_IN_PROCESS, -scrapped * cost.material)
         builder.add(Account.MATERIAL_USAGE_VARIANCE, scrapped * cost.material, item=event.item)
     _emit(effects, ctx, builder)
@@ -264,13 +315,14 @@ def _sequential_completion(
     effects: Effects,
     holding: Holding,
     memo: str,
+    requirements: tuple[Requirement, ...],
 ) -> None:
     """Traditional costing: materials to WIP, conversion applied to WIP, WIP to stock."""
     std = ctx.standards
     cost = std.unit_cost(event.item, event.date)
     made = event.quantity + event.scrapped
     issue = EntryBuilder(event.date, event.id, f"issue to WIP for {event.item}")
-    for req in cost.requirements:
+    for req in requirements:
         if req.flush is Flush.BACKWARD:
             value = issue.add_holding(std.holding(req.component, event.date), made * req.quantity)
             issue.add(Account.WORK_IN_PROCESS, value, item=event.item)
@@ -350,6 +402,15 @@ def _count(event: Count, ctx: Context, effects: Effects) -> None:
 
 def _issue(event: Issue, ctx: Context, effects: Effects) -> None:
     _require_kind(event, event.item, ctx, _STOCKED, "an issue")
+    if event.order:
+        order = _order_of(event, event.order, ctx, None)
+        if event.item not in {c for c, _, _ in order.requirements}:
+            raise PostingError(
+                f"event {event.id}: {event.item!r} is not on the BOM of production order "
+                f"{order.id} (as released on {order.released.isoformat()})"
+            )
+        issued = totals([*order.issued, (event.item, event.quantity)])
+        effects.orders.append(dataclasses.replace(order, issued=tuple(issued.items())))
     _take(ctx, effects, event, event.item, event.quantity, queueable=False, into_process=True)
     if ctx.standards.sequential:
         builder = EntryBuilder(event.date, event.id, f"issue {fmt(event.quantity)} {event.item}")
@@ -360,6 +421,13 @@ def _issue(event: Issue, ctx: Context, effects: Effects) -> None:
 
 def _release(event: Release, ctx: Context, effects: Effects) -> None:
     _require_kind(event, event.item, ctx, (Kind.FINISHED, Kind.SUBASSEMBLY), "a release")
+    if event.order:
+        known = ctx.order(event.order)
+        if known is not None:
+            raise PostingError(
+                f"event {event.id}: production order {event.order} was already released "
+                f"by {known.release_event}"
+            )
     cost = ctx.standards.unit_cost(event.item, event.date)
     builder = EntryBuilder(event.date, event.id, f"release {fmt(event.quantity)} {event.item}")
     pending: dict[str, Decimal] = {}
@@ -372,6 +440,36 @@ def _release(event: Release, ctx: Context, effects: Effects) -> None:
                 value = builder.add_holding(ctx.standards.holding(req.component, event.date), need)
                 builder.add(Account.WORK_IN_PROCESS, value, item=event.item)
     _emit(effects, ctx, builder)
+    if event.order:
+        effects.orders.append(
+            ProductionOrder(
+                event.order,
+                event.item,
+                event.quantity,
+                event.date,
+                event.id,
+                tuple((r.component, r.quantity, r.flush) for r in cost.requirements),
+                issued=tuple(pending.items()),
+            )
+        )
+
+
+def _order_close(event: OrderClose, ctx: Context, effects: Effects) -> None:
+    """What is left of what was issued to the order goes back to stock (at standard: under
+    backflush its value never left the holding; under sequential costing, out of WIP)."""
+    order = _order_of(event, event.order, ctx, None)
+    returned = {c: q for c, q in order.left().items() if q > 0}
+    builder = EntryBuilder(event.date, event.id, f"close of production order {order.id}")
+    for component, quantity in returned.items():
+        effects.movements.append(Movement(component, quantity, -quantity))
+        if ctx.standards.sequential:
+            holding = ctx.standards.holding(component, event.date)
+            value = builder.add_holding(holding, quantity, +1)
+            builder.add(Account.WORK_IN_PROCESS, -value, item=order.item)
+    _emit(effects, ctx, builder)
+    effects.orders.append(
+        dataclasses.replace(order, returned=tuple(returned.items()), closed_by=event.id)
+    )
 
 
 _STOCKED = (Kind.MATERIAL, Kind.SUBASSEMBLY, Kind.FINISHED)
@@ -385,4 +483,5 @@ _HANDLERS: dict[type[Event], Callable[[Event, Context, Effects], None]] = {
     Count: _count,  # type: ignore[dict-item]
     Issue: _issue,  # type: ignore[dict-item]
     Release: _release,  # type: ignore[dict-item]
+    OrderClose: _order_close,  # type: ignore[dict-item]
 }

@@ -219,6 +219,7 @@ class CompletionModel(_EventModel):
     item: Identifier
     quantity: Dec
     scrapped: Dec = Decimal(0)
+    order: Identifier | None = None
 
 
 class SaleModel(_EventModel):
@@ -238,12 +239,19 @@ class IssueModel(_EventModel):
     type: Literal["issue"]
     item: Identifier
     quantity: Dec
+    order: Identifier | None = None
 
 
 class ReleaseModel(_EventModel):
     type: Literal["release"]
     item: Identifier
     quantity: Dec
+    order: Identifier | None = None
+
+
+class OrderCloseModel(_EventModel):
+    type: Literal["order_close"]
+    order: Identifier
 
 
 class CountModel(_EventModel):
@@ -271,6 +279,7 @@ EventModel = Annotated[
     | ScrapModel
     | IssueModel
     | ReleaseModel
+    | OrderCloseModel
     | CountModel
     | ReversalModel
     | CloseModel,
@@ -813,6 +822,8 @@ def build_event(
         except ValidationError as error:
             problems += [f"{label}: id: {e['msg']}, got {event_id!r}" for e in error.errors()]
     values = model.model_dump(exclude={"type", "id"})
+    if "order" in values and values["order"] is None:
+        del values["order"]  # reported without a production order
     item = values.get("item")
     if item is not None:
         known = master.items.get(item)

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from backflush.book import Book
-from backflush.domain.model import Account, Entry, Line
+from backflush.domain.model import Account, Entry, Line, ProductionOrder
 from backflush.domain.money import CONTEXT, ZERO, fmt, quantum
 
 
@@ -65,6 +65,29 @@ def periods_document(book: Book) -> list[dict[str, Any]]:
     return found
 
 
+def order_document(order: ProductionOrder) -> dict[str, Any]:
+    """A production order: what was ordered, made, issued, consumed and returned."""
+
+    def quantities(pairs: tuple[tuple[str, Decimal], ...]) -> dict[str, str]:
+        return {k: fmt(v) for k, v in sorted(pairs) if v}
+
+    return {
+        "order": order.id,
+        "item": order.item,
+        "released": order.released.isoformat(),
+        "quantity": fmt(order.quantity),
+        "completed": fmt(order.completed),
+        "scrapped": fmt(order.scrapped),
+        # Over (+) or under (-) production against the order quantity.
+        "difference": fmt(order.completed - order.quantity),
+        "status": order.status,
+        "issued": quantities(order.issued),
+        "consumed": quantities(order.consumed),
+        "returned": quantities(order.returned),
+        **({"closed_by": order.closed_by} if order.closed_by else {}),
+    }
+
+
 def document(book: Book, entries: Iterable[Entry] | None = None) -> dict[str, Any]:
     """The whole book as one JSON-ready document (decimal strings, signed balances)."""
     currency = book.settings.currency
@@ -85,6 +108,7 @@ def document(book: Book, entries: Iterable[Entry] | None = None) -> dict[str, An
         "quantities": {k: fmt(v) for k, v in sorted(book.on_hand.items())},
         "in_process": {k: fmt(v) for k, v in sorted(book.in_process.items()) if v},
         "off_book": {k: money(v, currency) for k, v in book.off_book().items()},
+        "orders": [order_document(o) for _, o in sorted(book.orders.items())],
         "exceptions": [
             {
                 "event": s.event,

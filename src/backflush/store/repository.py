@@ -552,6 +552,21 @@ class Store:
                 ),
                 row.cleared_by or "",
             )
+        for row in conn.execute(sa.select(t.orders).order_by(t.orders.c.id)):
+            book.orders[row.id] = m.ProductionOrder(
+                row.id,
+                row.item,
+                row.quantity,
+                row.released,
+                row.release_event,
+                tuple((c, Decimal(q), m.Flush(f)) for c, q, f in json.loads(row.requirements)),
+                row.completed,
+                row.scrapped,
+                tuple(_decimals(row.issued).items()),
+                tuple(_decimals(row.consumed).items()),
+                tuple(_decimals(row.returned).items()),
+                row.closed_by or "",
+            )
         for row in conn.execute(sa.select(t.periods).order_by(t.periods.c.period)):
             book.closed[row.period] = m.PeriodResult(
                 row.period,
@@ -782,6 +797,7 @@ class Store:
                 for a, e in sorted(changes.unsold_conversion)
             ],
         )
+        _upsert(conn, t.orders, [_order_row(book.orders[o]) for o in sorted(changes.orders)])
         if changes.shortages:
             order = {key: n for n, key in enumerate(book.shortages)}
             base = conn.execute(sa.select(sa.func.max(t.shortages.c.seq))).scalar() or 0
@@ -860,7 +876,7 @@ def event_from_payload(event_id: str, payload: str) -> m.Event:
     for name, text in body.items():
         if name in ("date", "effective"):
             values[name] = dt.date.fromisoformat(text)
-        elif name in ("element", "reverses", "reason", "item", "period"):
+        elif name in ("element", "reverses", "reason", "item", "period", "order"):
             values[name] = text
         else:
             values[name] = Decimal(text)
@@ -951,3 +967,22 @@ def _combined(stored: m.MasterData, added: m.MasterData) -> m.MasterData:
         merge(stored.routings, added.routings),
         {**stored.cost_sets, **added.cost_sets},
     )
+
+
+def _order_row(order: m.ProductionOrder) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "item": order.item,
+        "quantity": order.quantity,
+        "released": order.released,
+        "release_event": order.release_event,
+        "requirements": json.dumps(
+            [[c, fmt(q), f.value] for c, q, f in order.requirements], separators=(",", ":")
+        ),
+        "completed": order.completed,
+        "scrapped": order.scrapped,
+        "issued": _json(dict(order.issued)),
+        "consumed": _json(dict(order.consumed)),
+        "returned": _json(dict(order.returned)),
+        "closed_by": order.closed_by or None,
+    }

@@ -253,3 +253,20 @@ unsold_conversion = sa.Table(
     sa.Column("element", sa.String(64), primary_key=True),
     sa.Column("amount", Exact, nullable=False),
 )
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("item", sa.String(200), sa.ForeignKey("items.id"), nullable=False),
+    sa.Column("quantity", Exact, nullable=False),
+    sa.Column("released", sa.Date, nullable=False),
+    sa.Column("release_event", sa.String(200), nullable=False),
+    sa.Column("requirements", sa.Text, nullable=False),  # JSON [[component, quantity, flush]]
+    sa.Column("completed", Exact, nullable=False),
+    sa.Column("scrapped", Exact, nullable=False),
+    sa.Column("issued", sa.Text, nullable=False),  # JSON {component: decimal string}
+    sa.Column("consumed", sa.Text, nullable=False),
+    sa.Column("returned", sa.Text, nullable=False),
+    sa.Column("closed_by", sa.String(200)),
+)

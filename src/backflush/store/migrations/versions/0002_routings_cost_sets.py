@@ -1,4 +1,5 @@
-"""Work centers, routings, cost sets; lot sizes, BOM line operations, version end dates.
+"""Work centers, routings, cost sets, production orders; lot sizes, BOM line operations,
+version end dates.
 
 Revision ID: 0002
 Revises: 0001
@@ -69,10 +70,26 @@ def upgrade() -> None:
         sa.Column("element", sa.String(64), primary_key=True),
         sa.Column("rate", Exact(), nullable=False),
     )
+    op.create_table(
+        "orders",
+        sa.Column("id", sa.String(200), primary_key=True),
+        sa.Column("item", sa.String(200), sa.ForeignKey("items.id"), nullable=False),
+        sa.Column("quantity", Exact(), nullable=False),
+        sa.Column("released", sa.Date(), nullable=False),
+        sa.Column("release_event", sa.String(200), nullable=False),
+        sa.Column("requirements", sa.Text(), nullable=False),
+        sa.Column("completed", Exact(), nullable=False),
+        sa.Column("scrapped", Exact(), nullable=False),
+        sa.Column("issued", sa.Text(), nullable=False),
+        sa.Column("consumed", sa.Text(), nullable=False),
+        sa.Column("returned", sa.Text(), nullable=False),
+        sa.Column("closed_by", sa.String(200)),
+    )
 
 
 def downgrade() -> None:
     for table in (
+        "orders",
         "cost_set_rates",
         "cost_set_materials",
         "cost_sets",

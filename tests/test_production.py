@@ -274,6 +274,26 @@ def test_reversal_and_close_of_an_order_under_production(plant: Scenario) -> Non
     assert book.quantity("BOLT") == 100 - 30 - 15 + D("7.5")
 
 
+def test_an_order_waiting_for_released_stock_cannot_close() -> None:
+    text = (
+        (EXAMPLES / "gearbox_orders.yaml")
+        .read_text()
+        .replace("shortage: reject", "shortage: queue")
+    )
+    sc = parse_scenario(text)
+    book = run_until(sc, "x1")  # BOLT: 100 - 30 on hand
+    on = dt.date(2026, 1, 16)
+    book.post(m.Release("r9", on, "GEARBOX", D(20), "WO-9"))  # 20 x 3.75 = 75 BOLT wanted
+    assert dict(book.orders["WO-9"].issued) == {"BOLT": D("75.00")}
+    assert book.in_process["BOLT"] == 70
+    with pytest.raises(PostingError, match="still waits for 5 BOLT released by r9"):
+        book.post(m.OrderClose("x9", on, "WO-9"))
+    book.post(m.Purchase("p9", on, "BOLT", D(5), D(1)))
+    book.post(m.OrderClose("x9", on, "WO-9"))
+    assert dict(book.orders["WO-9"].returned) == {"BOLT": D("75.00")}
+    assert book.quantity("BOLT") == 75 and book.in_process["BOLT"] == 0
+
+
 def test_orders_through_the_store_and_the_cli(plant: Scenario, tmp_path: Path) -> None:
     db = tmp_path / "book.db"
     runner = CliRunner()

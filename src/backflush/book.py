@@ -335,6 +335,8 @@ class Book:
                 lambda item: self.in_process.get(item, ZERO),
                 self.orders.get,
             )
+            if isinstance(event, OrderClose):
+                self._check_order_picked(event)
             effects = flush(event, ctx)
             follow_standards()
             self._apply(record, effects)
@@ -528,6 +530,25 @@ class Book:
         original.reversed_by = event.id
         self.changes.reversed.append((event.reverses, event.id))
         self._apply(record, effects)
+
+    def _check_order_picked(self, event: OrderClose) -> None:
+        """An order closes once what its release forward-flushed has been picked: consumption
+        still waiting in the shortage queue would arrive for a closed order."""
+        order = self.orders.get(event.order)
+        if order is None:
+            return
+        waiting = [
+            f"{fmt(entry.open)} {entry.item}"
+            for entries in self.queue.values()
+            for entry in entries.values()
+            if entry.event == order.release_event
+        ]
+        if waiting:
+            raise PostingError(
+                f"event {event.id}: production order {order.id} still waits for "
+                f"{', '.join(waiting)} released by {order.release_event} (shortage queue); "
+                "receive the stock, then close the order"
+            )
 
     def _reverse_order(self, event: Reversal, original: Event, effects: Effects) -> None:
         """What reversing ``original`` undoes of its production order."""

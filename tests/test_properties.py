@@ -1,8 +1,9 @@
 """Property tests: random event streams against the in-memory Book hold DESIGN §3.5.
 
 Random master data (multi-level BOMs with subassemblies, phantoms, finished goods used as
-components, scrap factors, backward/forward/manual lines, and in some plants second and third
-BOM versions that take effect while the stream runs), random book settings (every trigger
+components, scrap factors, backward/forward/manual lines, routings through work centers with
+setup over a lot size and operation yields, and in some plants second and third BOM versions
+and a cost set released while the stream runs), random book settings (every trigger
 policy, per-item overrides between backflush policies, disposition, shortage policy, currency,
 rounding) and random event streams (each event drawn from the state the book is in, so stocks,
 shortages, reversals and closes are exercised) are posted one by one. After every event the
@@ -43,7 +44,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, given, note, settings
@@ -59,6 +60,7 @@ from backflush.domain.model import (
     Close,
     Completion,
     Conversion,
+    CostSet,
     Count,
     CountVariance,
     Disposition,
@@ -68,14 +70,17 @@ from backflush.domain.model import (
     Item,
     Kind,
     MasterData,
+    Operation,
     Policy,
     Purchase,
     Release,
     Reversal,
+    Routing,
     Sale,
     Scrap,
     Settings,
     Shortage,
+    WorkCenter,
     next_period,
     period_bounds,
     period_of,
@@ -163,12 +168,14 @@ class Plant:
 
     @property
     def epochs(self) -> list[dt.date]:
-        """Dates a BOM version takes effect (the first versions apply from the start)."""
+        """Dates the standards change: a BOM version or a cost set takes effect (the first
+        versions apply from the start)."""
         found = {b.effective_from for versions in self.master.boms.values() for b in versions}
+        found |= {c.effective for c in self.master.cost_sets.values() if c.effective}
         return sorted(found - {dt.date.min})
 
     def epoch(self, on: dt.date) -> dt.date:
-        """The standards in force on ``on``: the latest BOM change of any item by then."""
+        """The standards in force on ``on``: the latest change by then."""
         return max((d for d in self.epochs if d <= on), default=dt.date.min)
 
     def bom(self, item_id: str, on: dt.date) -> Bom:
@@ -176,17 +183,59 @@ class Plant:
         versions = sorted(self.master.boms[item_id], key=lambda b: b.effective_from)
         return [b for b in versions if b.effective_from <= on][-1]
 
+    def _released(self, on: dt.date) -> list[CostSet]:
+        found = [c for c in self.master.cost_sets.values() if c.effective and c.effective <= on]
+        return sorted(found, key=lambda c: c.effective or dt.date.min)
+
+    def material_cost(self, item_id: str, on: dt.date) -> Decimal:
+        cost = self.item(item_id).material_cost
+        for cost_set in self._released(on):
+            cost = dict(cost_set.materials).get(item_id, cost)
+        assert cost is not None
+        return cost
+
+    def rates(self, center: str, on: dt.date) -> dict[str, Decimal]:
+        found = dict(self.master.work_centers[center].rates)
+        for cost_set in self._released(on):
+            found |= {e: r for c, e, r in cost_set.rates if c == center}
+        return found
+
+    def _yields(self, item_id: str) -> dict[int, Decimal]:
+        """Per operation: the share of units entering it that come out good at the end."""
+        found: dict[int, Decimal] = {}
+        operations = self.master.routings.get(item_id, ())
+        for op in operations[0].operations if operations else ():
+            found[op.number] = Decimal(1)
+            for later in found:
+                found[later] *= op.yield_
+        return found
+
+    def line_quantity(self, item_id: str, line: BomLine) -> Decimal:
+        """A BOM line per good unit: scrap, and the yield from its operation to the end."""
+        yields = self._yields(item_id)
+        at = line.operation if line.operation is not None else min(yields, default=None)
+        return twelve(line.quantity * (1 + line.scrap) / (yields[at] if at else Decimal(1)))
+
+    def routed(self, item_id: str, on: dt.date) -> Decimal:
+        """Routing conversion per good unit: setup over the lot, run hours over the yield."""
+        routings = self.master.routings.get(item_id, ())
+        yields, lot = self._yields(item_id), self.item(item_id).lot_size
+        total = ZERO
+        for op in routings[0].operations if routings else ():
+            hours = twelve(op.setup_hours / lot) + twelve(op.run_hours / yields[op.number])
+            total += sum((hours * r for r in self.rates(op.work_center, on).values()), ZERO)
+        return total
+
     def standard(self, item_id: str, on: dt.date) -> Decimal:
         """Full standard cost of one unit on ``on``, rolled up here independently of the
         engine."""
         item = self.item(item_id)
         if item.kind is Kind.MATERIAL or not self.master.boms.get(item_id):
-            assert item.material_cost is not None
-            return item.material_cost
-        own = sum((amount for _, amount in item.conversion), ZERO)
+            return self.material_cost(item_id, on)
+        own = sum((amount for _, amount in item.conversion), ZERO) + self.routed(item_id, on)
         return own + sum(
             (
-                ln.quantity * (1 + ln.scrap) * self.standard(ln.component, on)
+                self.line_quantity(item_id, ln) * self.standard(ln.component, on)
                 for ln in self.bom(item_id, on).lines
             ),
             ZERO,
@@ -195,9 +244,10 @@ class Plant:
     def conversion(self, item_id: str, on: dt.date) -> Decimal:
         """Standard conversion a completion of one unit adds: its own and its phantoms'."""
         own = sum((amount for _, amount in self.item(item_id).conversion), ZERO)
+        own += self.routed(item_id, on)
         for ln in self.bom(item_id, on).lines:
             if self.item(ln.component).kind is Kind.PHANTOM:
-                own += ln.quantity * (1 + ln.scrap) * self.conversion(ln.component, on)
+                own += self.line_quantity(item_id, ln) * self.conversion(ln.component, on)
         return own
 
     def unallocated(self, item_id: str, on: dt.date) -> Decimal:
@@ -215,10 +265,11 @@ class Plant:
         )
 
     def explode(self, item_id: str, on: dt.date) -> dict[tuple[str, Flush], Decimal]:
-        """Stocked components consumed per unit (scrap included), through phantoms."""
+        """Stocked components consumed per unit (scrap and yields included), through
+        phantoms."""
         needs: dict[tuple[str, Flush], Decimal] = {}
         for ln in self.bom(item_id, on).lines:
-            per_unit = ln.quantity * (1 + ln.scrap)
+            per_unit = self.line_quantity(item_id, ln)
             component = self.item(ln.component)
             if component.kind is Kind.PHANTOM:
                 for key, quantity in self.explode(ln.component, on).items():
@@ -227,6 +278,13 @@ class Plant:
                 key = (ln.component, ln.flush or component.flush)
                 needs[key] = needs.get(key, ZERO) + per_unit
         return needs
+
+
+def twelve(value: Decimal) -> Decimal:
+    """A figure per unit that a division made, as the engine keeps it: exact when it ends
+    within 12 decimals, else rounded half-even to 12."""
+    rounded = value.quantize(Decimal("1e-12"), rounding=ROUND_HALF_EVEN)
+    return value if rounded == value else rounded
 
 
 def scaled(low: int, high: int, places: int) -> st.SearchStrategy[Decimal]:
@@ -238,6 +296,7 @@ def scaled(low: int, high: int, places: int) -> st.SearchStrategy[Decimal]:
 
 
 UNIT_COSTS = scaled(1, 500_000, 4)  # 0.0001 .. 50.0000
+RATES = scaled(1, 1_000_000, 4)  # 0.0001 .. 100.0000 an hour
 FLUSHES = st.sampled_from([Flush.BACKWARD] * 6 + [Flush.FORWARD, Flush.MANUAL])
 
 
@@ -273,8 +332,27 @@ def plants(draw: st.DrawFn) -> Plant:
     made = [*draw(st.lists(st.sampled_from(list(Kind)[1:]), max_size=4)), Kind.FINISHED]
     elements = draw(st.sampled_from([("",), ("labor", "overhead"), ("labor",), ()]))
     boms: dict[str, tuple[Bom, ...]] = {}
+    # Some plants route their made items through work centers with rates by element.
+    centers = {
+        f"W{n}": WorkCenter(f"W{n}", tuple((e or "machine", draw(RATES)) for e in elements))
+        for n in (1, 2)
+        if elements and draw(st.integers(0, 2))
+    }
+    routings: dict[str, tuple[Routing, ...]] = {}
 
-    def lines(candidates: list[str]) -> tuple[BomLine, ...]:
+    def operations() -> tuple[Operation, ...]:
+        return tuple(
+            Operation(
+                10 * (n + 1),
+                draw(st.sampled_from(sorted(centers))),
+                run_hours=draw(scaled(0, 3000, 3)),
+                setup_hours=draw(st.sampled_from([ZERO, ZERO, Decimal(2), Decimal("0.75")])),
+                yield_=draw(st.sampled_from([Decimal(1)] * 3 + [Decimal("0.95"), Decimal("0.8")])),
+            )
+            for n in range(draw(st.integers(1, 2)))
+        )
+
+    def lines(candidates: list[str], ops: tuple[Operation, ...] = ()) -> tuple[BomLine, ...]:
         return tuple(
             BomLine(
                 component=draw(st.sampled_from(candidates)),
@@ -284,6 +362,7 @@ def plants(draw: st.DrawFn) -> Plant:
                     | st.integers(0, 200).map(lambda n: dec(n, 3))
                 ),
                 flush=draw(st.none() | FLUSHES),
+                operation=draw(st.sampled_from([None, None, *(op.number for op in ops)])),
             )
             for _ in range(draw(st.integers(1, 3)))
         )
@@ -299,17 +378,31 @@ def plants(draw: st.DrawFn) -> Plant:
             for element in elements
             if draw(st.integers(0, 5))
         )
+        ops = operations() if centers and draw(st.booleans()) else ()
+        if ops:
+            routings[item_id] = (Routing(item_id, ops),)
+        lot = draw(st.sampled_from([Decimal(1), Decimal(1), Decimal(3), Decimal(40)]))
         items[item_id] = Item(
-            item_id, kind, flush=flush(), conversion=conversion, policy=override()
+            item_id, kind, flush=flush(), conversion=conversion, policy=override(), lot_size=lot
         )
-        versions = [Bom(item_id, lines(candidates))]
+        versions = [Bom(item_id, lines(candidates, ops))]
         if versioned and draw(st.booleans()):
             effective = START
             for _ in range(draw(st.integers(1, 2))):
                 effective += dt.timedelta(days=draw(st.integers(1, 40)))
-                versions.append(Bom(item_id, lines(candidates), effective))
+                versions.append(Bom(item_id, lines(candidates, ops), effective))
         boms[item_id] = tuple(versions)
-    return Plant(book, MasterData(items, boms))
+    # Some plants release a cost set (new material costs and rates) while the stream runs.
+    cost_sets = {}
+    if versioned and draw(st.booleans()):
+        materials = [i for i, item in items.items() if item.kind is Kind.MATERIAL]
+        cost_sets["next"] = CostSet(
+            "next",
+            tuple((i, draw(UNIT_COSTS)) for i in materials if draw(st.booleans())),
+            tuple((c, e, draw(RATES)) for c, w in centers.items() for e, _ in w.rates),
+            START + dt.timedelta(days=draw(st.integers(1, 60))),
+        )
+    return Plant(book, MasterData(items, boms, centers, routings, cost_sets))
 
 
 # ---------------------------------------------------------------- reference model
@@ -1197,6 +1290,9 @@ class Stream:
 @budget(250)
 def test_random_streams_hold_the_invariants(data: st.DataObject) -> None:
     plant = data.draw(plants(), label="plant")
+    hypothesis_event("routed plant" if plant.master.routings else "plant without routings")
+    if plant.master.cost_sets:
+        hypothesis_event("cost set released")
     stream = Stream(data, plant, backdating=data.draw(st.booleans(), label="backdating"))
     stream.run(data.draw(st.integers(1, 40), label="steps"))
 

@@ -344,7 +344,7 @@ BAD_MASTER = {
     ),
     "missing rate": (
         MINIMAL.replace('rates: {labor: "10"}', "rates: {}"),
-        "work center 'W' has no cost rate effective on",
+        "work center 'W' has no cost rate (routing of 'F', operation 10)",
     ),
     "unknown work center": (
         MINIMAL.replace("work_center: W,", "work_center: NOPE,"),
@@ -381,7 +381,7 @@ BAD_MASTER = {
     ),
     "line at an operation the routing lacks": (
         MINIMAL.replace('quantity: "1"}', 'quantity: "1", operation: 20}'),
-        "component 'M' is consumed at operation 20, which the routing effective on",
+        "component 'M' is consumed at operation 20, which the routing of 'F' does not have",
     ),
     "yield above one": (
         MINIMAL.replace('run_hours: "1"', 'run_hours: "1", yield: "1.2"'),
@@ -407,6 +407,19 @@ def test_bad_master_data_is_refused_and_nothing_is_written(case: str, tmp_path: 
     assert result.exit_code == 2, result.output
     assert message.split(":")[0] in result.output
     assert not db.exists() or not any(dump_file(db)["items"])
+
+
+def test_a_new_product_has_no_standard_before_its_first_bom() -> None:
+    text = MINIMAL.replace(
+        "  - item: F\n    lines:", "  - item: F\n    effective_from: 2026-03-01\n    lines:"
+    )
+    sc = parse_scenario(text)
+    book = Book(sc.settings, sc.master)
+    book.post(m.Purchase("p", JAN, "M", D(5), D(2)))
+    with pytest.raises(PostingError, match="event c: item 'F' has no BOM effective on 2026-01-15"):
+        book.post(m.Completion("c", JAN, "F", D(1)))
+    book.post(m.Completion("c", dt.date(2026, 3, 1), "F", D(1)))
+    assert book.quantity("F") == 1
 
 
 def test_store_refuses_standards_that_would_change_past_postings(tmp_path: Path) -> None:

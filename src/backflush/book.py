@@ -45,7 +45,7 @@ from backflush.domain.model import (
 from backflush.domain.money import ZERO, fmt, round_money, totals
 from backflush.engine import close as closing
 from backflush.engine.flush import Context, Effects, EntryBuilder, PostingError, flush
-from backflush.engine.standards import Standards
+from backflush.engine.standards import StandardError, Standards
 
 Key = tuple[Account, str]
 #: Where a unit's value waits while it is not on the books.
@@ -293,6 +293,10 @@ class Book:
         except PostingError as error:
             error.event_id = event.id
             raise
+        except StandardError as error:  # e.g. a product made before its first BOM version
+            refused = PostingError(f"event {event.id}: {error}")
+            refused.event_id = event.id
+            raise refused from None
 
     def _post_once(self, event: Event) -> bool:
         print_ = fingerprint(event)

@@ -460,3 +460,11 @@ def demo(
 
 def main() -> None:
     app()
+
+
+# ---------------------------------------------------------------- standards and master data
+# (backflush.commands.standards: picklist, bom, where-used, standards ..., master ...)
+from backflush.commands import standards as _standards_commands  # noqa: E402
+
+_standards_commands.register(app)
+# ---------------------------------------------------------------- end of standards commands

@@ -6,14 +6,20 @@ import bisect
 import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import NoReturn
 
 from backflush.domain.model import (
     Account,
+    Bom,
+    BomLine,
     CostSet,
     Flush,
+    Item,
     Kind,
     MasterData,
+    Operation,
     Policy,
+    Routing,
     Settings,
 )
 from backflush.domain.money import ZERO, totals
@@ -84,6 +90,33 @@ class UnitCost:
 Holding = tuple[tuple[Account, str, Decimal], ...]
 
 
+#: A rolled-up standard cached with what a parent's rollup takes of it: its total and its
+#: whole standard by element (:meth:`UnitCost.by_element`), worked out once.
+_Rolled = tuple[UnitCost, Decimal, tuple[tuple[str, Decimal], ...]]
+
+
+@dataclass(slots=True)
+class _Structure:
+    """What of an item's rollup follows from its BOM and routing versions alone, whatever the
+    costs and rates: worked out once, shared by the epochs that have the same versions (a
+    released cost set changes no quantity)."""
+
+    bom: Bom | None
+    routing: Routing | None
+    #: Yield from each operation to the end (what a unit entering it is worth in good units).
+    yields: dict[int, Decimal]
+    #: The operation a line without one is consumed at: the first.
+    first: int | None
+    #: Per operation: hours per good unit; None when working them out fails (the rollup then
+    #: works them out again, to fail where it always did).
+    hours: tuple[Decimal, ...] | None
+    #: Per BOM line: quantity per good unit of the parent, scrap and yields included; None
+    #: where the line cannot be costed (an operation the routing does not have, ...).
+    quantities: tuple[Decimal | None, ...]
+    #: Requirements last exploded, with the requirements of the phantom lines they came from.
+    requirements: tuple[tuple[tuple[Requirement, ...], ...], tuple[Requirement, ...]] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Inputs:
     """Material costs and work center rates in force: the book's, overlaid by the cost sets
@@ -91,6 +124,21 @@ class Inputs:
 
     materials: dict[str, Decimal]
     rates: dict[str, dict[str, Decimal]]
+
+
+def _hours(operation: Operation, item: Item, yields: dict[int, Decimal]) -> Decimal:
+    """Hours of ``operation`` per good unit of ``item``: setup over the lot, run over the
+    yield from the operation on."""
+    return per_unit(operation.setup_hours, item.lot_size) + per_unit(
+        operation.run_hours, yields[operation.number]
+    )
+
+
+def _line_quantity(line: BomLine, yields: dict[int, Decimal], first: int | None) -> Decimal:
+    """Quantity of ``line``'s component per good unit of the parent: scrap included, and
+    inflated by the yields from the operation it is consumed at (KeyError: no such one)."""
+    at = line.operation if line.operation is not None else first
+    return per_unit(line.quantity * (1 + line.scrap), yields[at] if at is not None else ONE)
 
 
 class Standards:
@@ -104,7 +152,9 @@ class Standards:
         self.settings = settings
         self.master = master
         self.what_if = what_if
-        self._costs: dict[tuple[str, dt.date], UnitCost] = {}
+        #: Per epoch, per item.
+        self._costs: dict[dt.date, dict[str, _Rolled]] = {}
+        self._structures: dict[str, _Structure] = {}
         self._holdings: dict[tuple[str, dt.date], Holding] = {}
         self._inputs: dict[dt.date, Inputs] = {}
         self._epochs = master.change_dates()
@@ -130,7 +180,9 @@ class Standards:
         return self._epochs[position - 1] if position else dt.date.min
 
     def inputs(self, on: dt.date) -> Inputs:
-        epoch = self.epoch(on)
+        return self._inputs_of(self.epoch(on))
+
+    def _inputs_of(self, epoch: dt.date) -> Inputs:
         found = self._inputs.get(epoch)
         if found is None:
             materials = {
@@ -148,24 +200,46 @@ class Standards:
         return found
 
     def unit_cost(self, item: str, on: dt.date) -> UnitCost:
-        return self._cost(item, on, ())
+        epoch = self.epoch(on)
+        costs = self._costs.setdefault(epoch, {})
+        found = costs.get(item)
+        if found is None:
+            found = self._roll_up(item, on, epoch, costs, ())
+        return found[0]
 
-    def _cost(self, item: str, on: dt.date, path: tuple[str, ...]) -> UnitCost:
-        key = (item, self.epoch(on))
-        cost = self._costs.get(key)
-        if cost is None:  # a cached cost is complete, so its subtree has no cycle
-            cost = self._costs[key] = self._roll_up(item, on, path)
-        return cost
+    def _roll_up(
+        self,
+        item_id: str,
+        on: dt.date,
+        epoch: dt.date,
+        costs: dict[str, _Rolled],
+        path: tuple[str, ...],
+    ) -> _Rolled:
+        """Roll up ``item_id`` (and what of its subtree is not cached yet) into ``costs``, the
+        epoch's cache; a cached cost is complete, so its subtree has no cycle. ``path``: the
+        parents being rolled up, to tell a cycle."""
+        cost = self._unit_cost(item_id, on, epoch, costs, path)
+        found = costs[item_id] = (cost, cost.total, tuple(cost.by_element().items()))
+        return found
 
-    def _roll_up(self, item_id: str, on: dt.date, path: tuple[str, ...]) -> UnitCost:
+    def _unit_cost(
+        self,
+        item_id: str,
+        on: dt.date,
+        epoch: dt.date,
+        costs: dict[str, _Rolled],
+        path: tuple[str, ...],
+    ) -> UnitCost:
         if item_id in path:
             cycle = " -> ".join((*path[path.index(item_id) :], item_id))
             raise StandardError(f"BOM cycle: {cycle}")
-        item = self.master.items[item_id]
-        inputs = self.inputs(on)
+        items = self.master.items
+        item = items[item_id]
+        inputs = self._inputs_of(epoch)
+        structure = self._structure(item_id, item, on)
         conversion: list[tuple[str, Decimal]] = list(item.conversion)
-        yields = self._routing(item_id, on, inputs, conversion)
-        bom = self.master.bom_on(item_id, on) if item.kind is not Kind.MATERIAL else None
+        self._routing(item_id, item, on, inputs, structure, conversion)
+        bom = structure.bom
         if bom is None:
             own = inputs.materials.get(item_id)
             if own is None:
@@ -176,77 +250,150 @@ class Standards:
                 )
                 raise StandardError(f"item {item_id!r} has no standard: expected {what}")
             return UnitCost(own, tuple(totals(conversion).items()), (), ((MATERIAL, own),))
+        # The hot loop of a rollup, once per BOM line. Amounts are summed by key in the order
+        # they come, as totals() sums them, so every figure is the same to the last digit.
+        below = (*path, item_id)
         material = ZERO
-        rolled: list[tuple[str, Decimal]] = []
-        needs: dict[tuple[str, Flush], Decimal] = {}
-        first = min(yields) if yields else None
-        for line in bom.lines:
-            at = line.operation if line.operation is not None else first
-            if at is not None and at not in yields:
-                raise StandardError(
-                    f"BOM of {item_id!r}: component {line.component!r} is consumed at "
-                    f"operation {at}, which the routing effective on {on} does not have"
-                )
-            quantity = per_unit(
-                line.quantity * (1 + line.scrap), yields[at] if at is not None else ONE
-            )
-            component = self.master.items[line.component]
-            sub = self._cost(line.component, on, (*path, item_id))
+        rolled: dict[str, Decimal] = {}
+        phantoms: list[tuple[Requirement, ...]] = []
+        for line, quantity in zip(bom.lines, structure.quantities, strict=True):
+            if quantity is None:
+                self._refuse(item_id, on, structure, line)
+            component_id = line.component
+            component = items[component_id]
+            found = costs.get(component_id)
+            if found is None:
+                found = self._roll_up(component_id, on, epoch, costs, below)
+            sub, sub_total, sub_elements = found
             if component.kind is Kind.PHANTOM:  # never stocked: its lines flush straight through
                 material += quantity * sub.material
-                rolled.extend((el, quantity * amount) for el, amount in sub.rolled)
+                for element, amount in sub.rolled:
+                    rolled[element] = rolled.get(element, ZERO) + quantity * amount
                 conversion.extend((el, quantity * amount) for el, amount in sub.conversion)
-                for req in sub.requirements:
-                    need = (req.component, req.flush)
-                    needs[need] = needs.get(need, ZERO) + quantity * req.quantity
+                phantoms.append(sub.requirements)
             else:
-                material += quantity * sub.total
-                rolled.extend((el, quantity * amount) for el, amount in sub.by_element().items())
-                need = (line.component, line.flush or component.flush)
-                needs[need] = needs.get(need, ZERO) + quantity
-        requirements = tuple(Requirement(c, q, f) for (c, f), q in needs.items())
+                material += quantity * sub_total
+                for element, amount in sub_elements:
+                    rolled[element] = rolled.get(element, ZERO) + quantity * amount
         return UnitCost(
             material,
             tuple(totals(conversion).items()),
-            requirements,
-            tuple(totals(rolled).items()),
+            self._requirements(structure, bom, phantoms),
+            tuple(rolled.items()),
         )
 
-    def _routing(
-        self, item_id: str, on: dt.date, inputs: Inputs, conversion: list[tuple[str, Decimal]]
-    ) -> dict[int, Decimal]:
-        """Add the routing's conversion per good unit to ``conversion``; returns the yield
-        from each operation to the end (what a unit entering it is worth in good units)."""
+    def _structure(self, item_id: str, item: Item, on: dt.date) -> _Structure:
+        """The BOM and routing versions of ``item_id`` effective on ``on``, and what follows
+        from them alone; cached while the versions stay the same."""
+        bom = self.master.bom_on(item_id, on) if item.kind is not Kind.MATERIAL else None
         routing = self.master.routing_on(item_id, on)
-        if routing is None:
-            return {}
-        item = self.master.items[item_id]
+        found = self._structures.get(item_id)
+        if found is not None and found.bom is bom and found.routing is routing:
+            return found
         yields: dict[int, Decimal] = {}
-        remaining = ONE
-        for operation in reversed(routing.operations):
-            remaining *= operation.yield_
-            yields[operation.number] = remaining
-        for operation in routing.operations:
+        hours: tuple[Decimal, ...] | None = ()
+        if routing is not None:
+            remaining = ONE
+            for operation in reversed(routing.operations):
+                remaining *= operation.yield_
+                yields[operation.number] = remaining
+            try:
+                hours = tuple(_hours(op, item, yields) for op in routing.operations)
+            except Exception:  # told by the rollup, after what it checks first
+                hours = None
+        first = min(yields) if yields else None
+        quantities: list[Decimal | None] = []
+        for line in bom.lines if bom is not None else ():
+            try:
+                quantities.append(_line_quantity(line, yields, first))
+            except Exception:  # told by the rollup, when it reaches the line
+                quantities.append(None)
+        found = self._structures[item_id] = _Structure(
+            bom, routing, yields, first, hours, tuple(quantities)
+        )
+        return found
+
+    def _routing(
+        self,
+        item_id: str,
+        item: Item,
+        on: dt.date,
+        inputs: Inputs,
+        structure: _Structure,
+        conversion: list[tuple[str, Decimal]],
+    ) -> None:
+        """Add the routing's conversion per good unit to ``conversion``."""
+        if structure.routing is None:
+            return
+        for n, operation in enumerate(structure.routing.operations):
             rates = inputs.rates.get(operation.work_center)
             if not rates:
                 raise StandardError(
                     f"work center {operation.work_center!r} has no cost rate effective on {on} "
                     f"(routing of {item_id!r}, operation {operation.number})"
                 )
-            hours = per_unit(operation.setup_hours, item.lot_size) + per_unit(
-                operation.run_hours, yields[operation.number]
+            hours = (
+                structure.hours[n]
+                if structure.hours is not None
+                else _hours(operation, item, structure.yields)
             )
             conversion.extend((element, hours * rate) for element, rate in rates.items())
-        return yields
+
+    @staticmethod
+    def _refuse(item_id: str, on: dt.date, structure: _Structure, line: BomLine) -> NoReturn:
+        """Raise what costing ``line`` raises (its quantity could not be worked out)."""
+        at = line.operation if line.operation is not None else structure.first
+        if at is not None and at not in structure.yields:
+            raise StandardError(
+                f"BOM of {item_id!r}: component {line.component!r} is consumed at "
+                f"operation {at}, which the routing effective on {on} does not have"
+            )
+        _line_quantity(line, structure.yields, structure.first)
+        raise AssertionError(f"the quantity of a line of the BOM of {item_id!r} failed once")
+
+    def _requirements(
+        self, structure: _Structure, bom: Bom, phantoms: list[tuple[Requirement, ...]]
+    ) -> tuple[Requirement, ...]:
+        """The stocked components a unit consumes: the BOM's lines, phantoms exploded (their
+        requirements ``phantoms``, in line order). The same as last time when the phantoms'
+        are the same (a cost set changes none)."""
+        cached = structure.requirements
+        if (
+            cached is not None
+            and len(cached[0]) == len(phantoms)
+            and all(a is b for a, b in zip(cached[0], phantoms, strict=True))
+        ):
+            return cached[1]
+        items = self.master.items
+        needs: dict[tuple[str, Flush], Decimal] = {}
+        exploded = iter(phantoms)
+        for line, quantity in zip(bom.lines, structure.quantities, strict=True):
+            assert quantity is not None  # the rollup refused the line
+            component = items[line.component]
+            if component.kind is Kind.PHANTOM:
+                for req in next(exploded):
+                    need = (req.component, req.flush)
+                    needs[need] = needs.get(need, ZERO) + quantity * req.quantity
+            else:
+                need = (line.component, line.flush or component.flush)
+                needs[need] = needs.get(need, ZERO) + quantity
+        requirements = tuple(Requirement(c, q, f) for (c, f), q in needs.items())
+        structure.requirements = (tuple(phantoms), requirements)
+        return requirements
 
     def holding(self, item_id: str, on: dt.date) -> Holding:
-        key = (item_id, self.epoch(on))
-        found = self._holdings.get(key)
+        epoch = self.epoch(on)
+        found = self._holdings.get((item_id, epoch))
         if found is None:
-            found = self._holdings[key] = self._holding(item_id, on)
+            found = self._holding(item_id, on, epoch)
         return found
 
-    def _holding(self, item_id: str, on: dt.date) -> Holding:
+    def _holding(self, item_id: str, on: dt.date, epoch: dt.date) -> Holding:
+        """Work out the holding of ``item_id`` and cache it."""
+        found = self._holdings[(item_id, epoch)] = self._where(item_id, on, epoch)
+        return found
+
+    def _where(self, item_id: str, on: dt.date, epoch: dt.date) -> Holding:
         item = self.master.items[item_id]
         cost = self.unit_cost(item_id, on)
         policy = self.policy(item_id)
@@ -261,20 +408,29 @@ class Standards:
         if self.costed_at_completion(item_id):
             return ((Account.FINISHED_GOODS, "", cost.total),)
         # A subassembly, or a good costed only at sale: its value stays where its parts sit,
-        # and its conversion waits to be allocated.
+        # and its conversion waits to be allocated. Parts are summed by (account, element) in
+        # the order they come, as totals() would.
+        parts: dict[tuple[Account, str], Decimal] = {}
         if not cost.requirements:  # no BOM: a material standard given directly
-            parts: list[tuple[tuple[Account, str], Decimal]] = [
-                ((Account.RAW_IN_PROCESS, ""), cost.material)
-            ]
+            parts[(Account.RAW_IN_PROCESS, "")] = ZERO + cost.material
         else:
-            parts = []
+            holdings = self._holdings
             for req in cost.requirements:
-                for account, element, amount in self.holding(req.component, on):
-                    parts.append(((account, element), req.quantity * amount))
-        parts.extend(((Account.CONVERSION_ALLOCATED, el), amount) for el, amount in cost.conversion)
-        return tuple(
-            (account, element, amount) for (account, element), amount in totals(parts).items()
-        )
+                held = holdings.get((req.component, epoch))
+                if held is None:
+                    held = self._holding(req.component, on, epoch)
+                quantity = req.quantity
+                for account, element, amount in held:
+                    key = (account, element)
+                    parts[key] = parts.get(key, ZERO) + quantity * amount
+        for element, amount in cost.conversion:
+            key = (Account.CONVERSION_ALLOCATED, element)
+            parts[key] = parts.get(key, ZERO) + amount
+        return tuple((account, element, amount) for (account, element), amount in parts.items())
+
+
+def _as_of(on: dt.date) -> str:
+    return "" if on == dt.date.min else f" effective on {on}"
 
 
 def without_conversion(holding: Holding) -> Holding:

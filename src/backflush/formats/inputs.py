@@ -771,7 +771,10 @@ def check_standards(
         if item.kind is m.Kind.PHANTOM and not master.boms.get(item_id):
             problems.append(f"item {item_id}: a phantom needs a BOM")
             continue
-        for on in sorted(dates):
+        versions = master.boms.get(item_id, ())
+        # A new product has no standard before its first BOM version: nothing to check there.
+        first = versions[0].effective_from if versions and item.material_cost is None else None
+        for on in sorted(d for d in dates if first is None or d >= first):
             try:
                 standards.unit_cost(item_id, on)
             except StandardError as error:

@@ -41,6 +41,7 @@ from backflush.engine.flush import PostingError
 from backflush.engine.standards import Standards
 from backflush.formats.inputs import InputError
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
+from backflush.reports.standards import order_pick_list
 from backflush.run import run_scenario
 from backflush.store.repository import Store
 from helpers import EXAMPLES, dump_file
@@ -272,6 +273,30 @@ def test_reversal_and_close_of_an_order_under_production(plant: Scenario) -> Non
     }
     assert book.quantity("HOUSING") == 100 - 20 - 10 + 5
     assert book.quantity("BOLT") == 100 - 30 - 15 + D("7.5")
+
+
+def test_pick_list_of_an_order_is_what_is_still_to_pick(plant: Scenario) -> None:
+    book = run_until(plant, "r2")
+    on = dt.date(2026, 1, 20)
+
+    def still(order_book: Book) -> dict[str, Decimal]:
+        found = order_pick_list(order_book.standards, order_book.orders["WO-2"], on)
+        return {line.component: line.quantity for line in found.lines}
+
+    # WO-2: 4 gearboxes released; 4 x 3.75 = 15 BOLT forward-flushed already; 4 x 2.5 = 10
+    # HOUSING to issue; 4 x 5 = 20 SHAFT backflushed as they are reported.
+    assert still(book) == {"SHAFT": 20, "BOLT": 0, "HOUSING": 10}
+    book.post(m.Issue("i5", on, "HOUSING", D(4), "WO-2"))
+    book.post(m.Completion("c5", on, "GEARBOX", D(1), order="WO-2"))
+    assert still(book) == {"SHAFT": 15, "BOLT": 0, "HOUSING": 6}
+    result = CliRunner().invoke(
+        app, ["picklist", "--order", "WO-1", "--file", str(EXAMPLES / "gearbox_orders.yaml")]
+    )
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(
+        app, ["picklist", "--order", "WO-7", "--file", str(EXAMPLES / "gearbox_orders.yaml")]
+    )
+    assert result.exit_code == 2 and "unknown production order 'WO-7'" in result.output
 
 
 def test_an_order_waiting_for_released_stock_cannot_close() -> None:

@@ -34,6 +34,7 @@ from backflush.formats.scenario import read_scenario
 from backflush.formats.tabular import load_master_tables, write_master_tables
 from backflush.reports import standards as reports
 from backflush.reports.document import money
+from backflush.run import run_scenario
 from backflush.store.repository import Store
 
 #: The name ``--against`` (and the compared set) take for the standards in force.
@@ -144,30 +145,60 @@ def held_quantities(book: Book) -> dict[str, Decimal]:
 
 
 def picklist(
-    item: Annotated[str, typer.Argument(help="Item to make.", show_default=False)],
-    quantity: Annotated[str, typer.Argument(metavar="QTY", help="Units to make.")],
+    item: Annotated[str | None, typer.Argument(help="Item to make.", show_default=False)] = None,
+    quantity: Annotated[
+        str | None, typer.Argument(metavar="QTY", help="Units to make.", show_default=False)
+    ] = None,
+    order: Annotated[
+        str | None, typer.Option(help="A production order: what is still to pick for it.")
+    ] = None,
     date: DateOption = None,
     db: DbOption = DEFAULT_DB,
     file: FileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Components to pick for QTY units of ITEM by flush method, at standard (scrap and
-    yields included, phantoms exploded)."""
+    """Components to pick for QTY units of ITEM (or for a production order) by flush method,
+    at standard (scrap and yields included, phantoms exploded)."""
 
     def go() -> None:
-        qty = parse_quantity(quantity)
         on = parse_date(date)
-        source = load_source(db, file)
-        reports.require_item(source.master, item)
-        if source.master.items[item].kind is m.Kind.MATERIAL:
-            fail(f"{item} is a purchased material: it has no components to pick", 2)
-        found = reports.pick_list(standards_of(source, None), item, qty, on)
+        if order is not None:
+            if item is not None or quantity is not None:
+                fail("give either ITEM QTY or --order, not both", 2)
+            book = load_book(db, file)
+            found_order = book.orders.get(order)
+            if found_order is None:
+                known = ", ".join(sorted(book.orders)) or "none"
+                fail(f"unknown production order {order!r} (orders: {known})", 2)
+            found = reports.order_pick_list(book.standards, found_order, on)
+            currency = book.settings.currency
+        else:
+            if item is None or quantity is None:
+                fail("give ITEM and QTY, or --order", 2)
+            qty = parse_quantity(quantity)
+            source = load_source(db, file)
+            reports.require_item(source.master, item)
+            if source.master.items[item].kind is m.Kind.MATERIAL:
+                fail(f"{item} is a purchased material: it has no components to pick", 2)
+            found = reports.pick_list(standards_of(source, None), item, qty, on)
+            currency = source.settings.currency
         if as_json:
             print_json(reports.pick_list_document(found))
         else:
-            out.print(reports.pick_list_table(found, source.settings.currency))
+            out.print(reports.pick_list_table(found, currency))
 
     guarded(go, writes=False, db=db)
+
+
+def load_book(db: str, file: Path | None) -> Book:
+    """The book with its production orders: a store's, or a scenario file run in memory."""
+    if file is not None:
+        return run_scenario(read_scenario(file))
+    store = Store(db, create=False)
+    try:
+        return store.load()
+    finally:
+        store.close()
 
 
 def bom(

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from backflush.book import OFF_BOOK
-from backflush.domain.model import BomLine, Flush, Kind, MasterData, Routing
+from backflush.domain.model import BomLine, Flush, Kind, MasterData, ProductionOrder, Routing
 from backflush.domain.money import ZERO, fmt, round_money, totals
 from backflush.engine.standards import MATERIAL, StandardError, Standards, UnitCost, per_unit
 from backflush.reports.document import money
@@ -130,6 +130,35 @@ def pick_list(standards: Standards, item: str, quantity: Decimal, on: dt.date) -
         )
     groups = tuple((f, tuple(found[f])) for f in FLUSH_ORDER if f in found)
     return PickList(item, quantity, on, groups)
+
+
+def order_pick_list(standards: Standards, order: ProductionOrder, on: dt.date) -> PickList:
+    """What is still to pick for a production order, from the BOM it was released with:
+    ``forward`` and ``manual`` lines for the order quantity less what was released or issued
+    to it; ``backward`` lines for the units not yet reported (backflushed from stock then)."""
+    master = standards.master
+    issued = dict(order.issued)
+    remaining = max(order.quantity - order.completed - order.scrapped, ZERO)
+    found: dict[Flush, list[PickLine]] = {}
+    for component_id, each, flush in order.requirements:
+        component = master.items[component_id]
+        if flush is Flush.BACKWARD:
+            quantity = remaining * each
+        else:
+            quantity = max(order.quantity * each - issued.get(component_id, ZERO), ZERO)
+        found.setdefault(flush, []).append(
+            PickLine(
+                component_id,
+                component.kind,
+                component.uom,
+                flush,
+                each,
+                quantity,
+                standards.unit_cost(component_id, on).total,
+            )
+        )
+    groups = tuple((f, tuple(found[f])) for f in FLUSH_ORDER if f in found)
+    return PickList(order.item, remaining, on, groups)
 
 
 # ---------------------------------------------------------------- indented BOM

@@ -560,6 +560,17 @@ def _work_centers(raws: Raw, problems: list[str]) -> dict[str, m.WorkCenter]:
     return centers
 
 
+def _check_made(
+    item: str, items: Mapping[str, m.Item], here: str, what: str, problems: list[str]
+) -> None:
+    """``item`` is a made item (a BOM's or routing's parent)."""
+    parent = items.get(item)
+    if parent is None:
+        problems.append(f"{here}: unknown item {item!r}")
+    elif parent.kind is m.Kind.MATERIAL:
+        problems.append(f"{here}: {item} is a purchased material; only made items {what}")
+
+
 def _routing(
     model: RoutingModel,
     items: Mapping[str, m.Item],
@@ -569,11 +580,7 @@ def _routing(
     problems: list[str],
 ) -> m.Routing | None:
     before = len(problems)
-    parent = items.get(model.item)
-    if parent is None:
-        problems.append(f"{here}: unknown item {model.item!r}")
-    elif parent.kind is m.Kind.MATERIAL:
-        problems.append(f"{here}: {model.item} is a purchased material; only made items are routed")
+    _check_made(model.item, items, here, "are routed", problems)
     operations = []
     seen: set[int] = set()
     for n, op in enumerate(model.operations, 1):
@@ -726,11 +733,7 @@ def _bom(
     problems: list[str],
 ) -> m.Bom | None:
     before = len(problems)
-    parent = items.get(model.item)
-    if parent is None:
-        problems.append(f"{here}: unknown item {model.item!r}")
-    elif parent.kind is m.Kind.MATERIAL:
-        problems.append(f"{here}: {model.item} is a purchased material; only made items have BOMs")
+    _check_made(model.item, items, here, "have BOMs", problems)
     lines = []
     for n, line in enumerate(model.lines, 1):
         own = line_wheres[n - 1] if n <= len(line_wheres) else None

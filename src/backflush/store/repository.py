@@ -366,37 +366,27 @@ class Store:
                     "(rates change through a cost set released with an effective date)"
                 )
         changes: list[tuple[str, dt.date]] = []
-        for parent, versions in master.boms.items():
-            old_boms = {b.effective_from: b for b in stored.boms.get(parent, ())}
-            for bom in versions:
-                old_bom = old_boms.get(bom.effective_from)
-                if old_bom is None:
-                    add(t.bom_lines, _bom_rows(bom))
-                    changes.append(
-                        (f"BOM of {parent} effective {bom.effective_from}", bom.effective_from)
-                    )
-                elif old_bom != bom:
-                    problems.append(
-                        f"BOM of {parent} effective {bom.effective_from}: already in the book "
-                        "with different lines (add a new version with a later effective_from)"
-                    )
-        for parent, routing_versions in master.routings.items():
-            old_routings = {r.effective_from: r for r in stored.routings.get(parent, ())}
-            for routing in routing_versions:
-                old_routing = old_routings.get(routing.effective_from)
-                if old_routing is None:
-                    add(t.routing_operations, _routing_rows(routing))
-                    changes.append(
-                        (
-                            f"routing of {parent} effective {routing.effective_from}",
-                            routing.effective_from,
-                        )
-                    )
-                elif old_routing != routing:
-                    problems.append(
-                        f"routing of {parent} effective {routing.effective_from}: already in the "
-                        "book with different operations (add a new version)"
-                    )
+        versions: list[m.Bom | m.Routing] = [v for vs in master.boms.values() for v in vs]
+        versions += [v for vs in master.routings.values() for v in vs]
+        for version in versions:
+            is_bom = isinstance(version, m.Bom)
+            what = "BOM" if is_bom else "routing"
+            known = (stored.boms if is_bom else stored.routings).get(version.item, ())
+            old_version = next(
+                (v for v in known if v.effective_from == version.effective_from), None
+            )
+            label = f"{what} of {version.item} effective {version.effective_from}"
+            if old_version is None:
+                if isinstance(version, m.Bom):  # (is_bom, told to mypy)
+                    add(t.bom_lines, _bom_rows(version))
+                else:
+                    add(t.routing_operations, _routing_rows(version))
+                changes.append((label, version.effective_from))
+            elif old_version != version:
+                problems.append(
+                    f"{label}: already in the book with different content "
+                    "(add a new version with a later effective_from)"
+                )
         for cost_set in master.cost_sets.values():
             old_set = stored.cost_sets.get(cost_set.name)
             if old_set is None:

@@ -47,6 +47,7 @@ from backflush.store.repository import Store
 from helpers import EXAMPLES, dump_file
 
 D = Decimal
+WIDE = {"COLUMNS": "160"}
 JAN = dt.date(2026, 1, 15)
 FEB = dt.date(2026, 2, 15)
 MAR = dt.date(2026, 3, 15)
@@ -336,6 +337,14 @@ def test_orders_through_the_store_and_the_cli(plant: Scenario, tmp_path: Path) -
     # Released under the March standards and the February BOM: 2 x 2.5 BOLT.
     assert dict(order.issued) == {"BOLT": D("5.0")}
     assert order.requirements[0][0] == "SHAFT"
+    result = runner.invoke(app, ["report", "--db", str(db), "--what", "orders"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│")[1:-1] for line in result.output.splitlines() if "WO-" in line]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["WO-1", "GEARBOX", "2026-01-10", "8", "8", "0", "0", "closed by x1", ""],
+        ["WO-2", "GEARBOX", "2026-01-20", "4", "4", "0", "0", "closed by x2", ""],
+        ["WO-3", "GEARBOX", "2026-03-03", "2", "0", "0", "-2", "open", "in process: 5 BOLT"],
+    ]
 
 
 # ---------------------------------------------------------------- refused master data

@@ -396,6 +396,7 @@ class ReportKind(StrEnum):
     variances = "variances"
     journal = "journal"
     exceptions = "exceptions"
+    orders = "orders"
 
 
 @app.command()
@@ -420,6 +421,7 @@ def report(
             ReportKind.variances: lambda: tables.variances_table(book),
             ReportKind.journal: lambda: tables.journal_table(book, entries),
             ReportKind.exceptions: lambda: tables.exceptions_table(book),
+            ReportKind.orders: lambda: tables.orders_table(book),
         }
         out.print(renderers[what]())
 

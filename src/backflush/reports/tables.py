@@ -14,7 +14,7 @@ from rich.text import Text
 
 from backflush.book import OFF_BOOK, Book
 from backflush.domain.model import Account, Entry, Kind
-from backflush.domain.money import ZERO, fmt, round_money
+from backflush.domain.money import CONTEXT, ZERO, fmt, round_money
 from backflush.reports.document import gross_margin, money
 
 
@@ -147,9 +147,9 @@ def valuation_table(book: Book) -> Table:
         table.add_row(
             escape(row.item),
             row.kind.value,
-            f"{row.on_hand:,}",
-            f"{row.in_process:,}" if row.in_process else "",
-            f"{row.waiting:,}" if row.waiting else "",
+            _quantity(row.on_hand),
+            _quantity(row.in_process) if row.in_process else "",
+            _quantity(row.waiting) if row.waiting else "",
             _unit(row.unit_standard, currency),
             _amount(row.on_books, currency),
             _amount(row.off_books, currency, True),
@@ -211,6 +211,28 @@ def exceptions_table(book: Book) -> Table:
     return table
 
 
+def _quantity(value: Decimal) -> str:
+    """A quantity with thousands separators, without the trailing zeros arithmetic leaves."""
+    return f"{value.normalize(CONTEXT) if value else ZERO:,f}"
+
+
+def orders_table(book: Book) -> Table:
+    """Production orders: ordered against made, and what each component did."""
+    table = _table("Production orders", "order", "item", "released", "ordered", "made",
+                   "scrapped", "over/under", "status", "left over",
+                   numeric=("ordered", "made", "scrapped", "over/under"))  # fmt: skip
+    for order_id, order in sorted(book.orders.items()):
+        returned = dict(order.returned) if order.closed_by else order.left()
+        left = ", ".join(f"{fmt(q)} {c}" for c, q in sorted(returned.items()) if q)
+        status = f"closed by {order.closed_by}" if order.closed_by else "open"
+        verb = "returned: " if order.closed_by and left else ("in process: " if left else "")
+        table.add_row(escape(order_id), escape(order.item), order.released.isoformat(),
+                      fmt(order.quantity), fmt(order.completed), fmt(order.scrapped),
+                      fmt(order.completed - order.quantity), escape(status),
+                      escape(verb + left))  # fmt: skip
+    return table
+
+
 def period_report(book: Book, entries: list[Entry], events: int) -> RenderableType:
     """The readable period report of ``backflush run`` and ``backflush report``."""
     parts: list[RenderableType] = [
@@ -220,6 +242,8 @@ def period_report(book: Book, entries: list[Entry], events: int) -> RenderableTy
         variances_table(book),
         valuation_table(book),
     ]
+    if book.orders:
+        parts.append(orders_table(book))
     if book.shortages:
         parts.append(exceptions_table(book))
     else:

@@ -44,7 +44,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, Phase, given, note, settings
@@ -85,7 +85,7 @@ from backflush.domain.model import (
     period_bounds,
     period_of,
 )
-from backflush.domain.money import ZERO, minor_units, quantum, round_money
+from backflush.domain.money import CONTEXT, ZERO, minor_units, quantum, round_money
 from backflush.engine.flush import PostingError
 from backflush.reports.document import document
 
@@ -136,6 +136,11 @@ K = TypeVar("K")
 
 def dec(units: int, places: int) -> Decimal:
     return Decimal(units).scaleb(-places)
+
+
+def kept_same(got: Decimal, want: Decimal) -> bool:
+    """Equal but for requirements kept to 12 decimals."""
+    return abs(got - want) <= max(abs(want), Decimal(1)).scaleb(-9)
 
 
 def same(got: Decimal, want: Decimal) -> bool:
@@ -265,6 +270,10 @@ class Plant:
         )
 
     def explode(self, item_id: str, on: dt.date) -> dict[tuple[str, Flush], Decimal]:
+        with localcontext(CONTEXT):
+            return self._explode(item_id, on)
+
+    def _explode(self, item_id: str, on: dt.date) -> dict[tuple[str, Flush], Decimal]:
         """Stocked components consumed per unit (scrap and yields included), through
         phantoms."""
         needs: dict[tuple[str, Flush], Decimal] = {}
@@ -272,12 +281,13 @@ class Plant:
             per_unit = self.line_quantity(item_id, ln)
             component = self.item(ln.component)
             if component.kind is Kind.PHANTOM:
-                for key, quantity in self.explode(ln.component, on).items():
+                for key, quantity in self._explode(ln.component, on).items():
                     needs[key] = needs.get(key, ZERO) + per_unit * quantity
             else:
                 key = (ln.component, ln.flush or component.flush)
                 needs[key] = needs.get(key, ZERO) + per_unit
-        return needs
+        # Requirements are kept to 12 decimals (yields at several levels multiply theirs).
+        return {key: twelve(quantity) for key, quantity in needs.items()}
 
 
 def twelve(value: Decimal) -> Decimal:
@@ -1312,7 +1322,9 @@ def test_standards_roll_up_and_every_unit_is_held_in_full(plant: Plant) -> None:
             standard = plant.standard(item, on)
             assert same(book.standards.unit_cost(item, on).total, standard)
             holding = book.standards.holding(item, on)
-            assert same(sum((amount for _, _, amount in holding), ZERO), standard)
+            # Through phantoms, requirements are kept to 12 decimals: a holding built from
+            # them may differ from the standard in the 12th decimal of a quantity.
+            assert kept_same(sum((amount for _, _, amount in holding), ZERO), standard)
             unallocated = sum(
                 (
                     amount
@@ -1322,7 +1334,7 @@ def test_standards_roll_up_and_every_unit_is_held_in_full(plant: Plant) -> None:
                 ZERO,
             )
             if plant.settings.triggers is not Policy.SEQUENTIAL:
-                assert same(unallocated, plant.unallocated(item, on))
+                assert kept_same(unallocated, plant.unallocated(item, on))
             else:
                 assert unallocated == 0
             kind, policy = plant.item(item).kind, plant.policy(item)

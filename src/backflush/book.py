@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import TypeVar
 
 from backflush.domain.model import (
@@ -42,7 +42,7 @@ from backflush.domain.model import (
     period_bounds,
     period_of,
 )
-from backflush.domain.money import ZERO, fmt, round_money, totals
+from backflush.domain.money import CONTEXT, ZERO, fmt, round_money, totals
 from backflush.engine import close as closing
 from backflush.engine.flush import Context, Effects, EntryBuilder, PostingError, flush
 from backflush.engine.standards import StandardError, Standards
@@ -289,7 +289,8 @@ class Book:
 
     def _post(self, event: Event) -> bool:
         try:
-            return self._post_once(event)
+            with localcontext(CONTEXT):  # quantities and values worked out to 50 digits
+                return self._post_once(event)
         except PostingError as error:
             error.event_id = event.id
             raise

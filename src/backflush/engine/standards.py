@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import operator
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, getcontext, localcontext
 from typing import NoReturn
 
 from backflush.domain.model import (
@@ -22,9 +23,14 @@ from backflush.domain.model import (
     Routing,
     Settings,
 )
-from backflush.domain.money import ZERO, totals
+from backflush.domain.money import CONTEXT, ZERO, totals
 
 ONE = Decimal(1)
+
+# Enum members at hand: reading one off its class costs a lookup the hot paths feel.
+_MATERIAL, _PHANTOM, _FINISHED = Kind.MATERIAL, Kind.PHANTOM, Kind.FINISHED
+_RAW_IN_PROCESS, _FINISHED_GOODS = Account.RAW_IN_PROCESS, Account.FINISHED_GOODS
+_CONVERSION_ALLOCATED = Account.CONVERSION_ALLOCATED
 
 
 class StandardError(ValueError):
@@ -54,9 +60,26 @@ def per_unit(numerator: Decimal, denominator: Decimal) -> Decimal:
     if denominator == 1:
         return numerator
     quotient = numerator / denominator
+    # Kept as it is when its exponent is PER_UNIT_DECIMALS or more, else quantized. The
+    # exponent is found without as_tuple() (slow) where that is safe: it is at least
+    # adjusted() - (precision - 1); and a quotient that quantizing changes has more decimals.
+    if quotient.adjusted() - getcontext().prec + 1 >= -PER_UNIT_DECIMALS:
+        return quotient
+    quantized = quotient.quantize(_PER_UNIT, rounding=ROUND_HALF_EVEN)
+    if quantized != quotient:
+        return quantized
     if quotient.as_tuple().exponent >= -PER_UNIT_DECIMALS:  # type: ignore[operator]
         return quotient
-    return quotient.quantize(_PER_UNIT, rounding=ROUND_HALF_EVEN)
+    return quantized
+
+
+def kept(quantity: Decimal) -> Decimal:
+    """A component quantity per unit as requirements keep it: to :data:`PER_UNIT_DECIMALS`
+    when it has more (yields at several levels multiply their decimals), so the quantities
+    consumed stay exact and the same whatever the order of the arithmetic."""
+    if quantity.as_tuple().exponent >= -PER_UNIT_DECIMALS:  # type: ignore[operator]
+        return quantity
+    return quantity.quantize(_PER_UNIT, rounding=ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +113,26 @@ class UnitCost:
 Holding = tuple[tuple[Account, str, Decimal], ...]
 
 
-#: A rolled-up standard cached with what a parent's rollup takes of it: its total and its
-#: whole standard by element (:meth:`UnitCost.by_element`), worked out once.
-_Rolled = tuple[UnitCost, Decimal, tuple[tuple[str, Decimal], ...]]
+#: A rolled-up standard cached with what a parent's rollup takes of it, worked out once: its
+#: total, its whole standard by element (:meth:`UnitCost.by_element`), and the element when
+#: that is one amount written exactly as the total (a material's own cost): a parent then
+#: multiplies it by its quantity once, for both.
+_Rolled = tuple[UnitCost, Decimal, tuple[tuple[str, Decimal], ...], str | None]
+
+
+def _rolled(cost: UnitCost) -> _Rolled:
+    total = cost.total
+    elements = tuple(cost.by_element().items())
+    single = (
+        elements[0][0]
+        if len(elements) == 1 and elements[0][1].as_tuple() == total.as_tuple()
+        else None
+    )
+    return cost, total, elements, single
+
+
+#: A holding cached with its parts keyed by (account, element), as a parent's sums them.
+_Held = tuple[Holding, tuple[tuple[tuple[Account, str], Decimal], ...]]
 
 
 @dataclass(slots=True)
@@ -110,9 +150,16 @@ class _Structure:
     #: Per operation: hours per good unit; None when working them out fails (the rollup then
     #: works them out again, to fail where it always did).
     hours: tuple[Decimal, ...] | None
-    #: Per BOM line: quantity per good unit of the parent, scrap and yields included; None
-    #: where the line cannot be costed (an operation the routing does not have, ...).
+    # Per BOM line, in three tuples (flat tuples of strings and decimals are left alone by
+    # the garbage collector; a million small tuples would not be):
+    #: the component;
+    components: tuple[str, ...]
+    #: its quantity per good unit of the parent, scrap and yields included; None where the
+    #: line cannot be costed (an operation the routing does not have, an unknown component);
     quantities: tuple[Decimal | None, ...]
+    #: what it needs, (component, flush method), one tuple shared by the lines that need the
+    #: same; None for a phantom (its own requirements instead).
+    needs: tuple[tuple[str, Flush] | None, ...]
     #: Requirements last exploded, with the requirements of the phantom lines they came from.
     requirements: tuple[tuple[tuple[Requirement, ...], ...], tuple[Requirement, ...]] | None = None
 
@@ -138,7 +185,7 @@ def _line_quantity(line: BomLine, yields: dict[int, Decimal], first: int | None)
     """Quantity of ``line``'s component per good unit of the parent: scrap included, and
     inflated by the yields from the operation it is consumed at (KeyError: no such one)."""
     at = line.operation if line.operation is not None else first
-    return per_unit(line.quantity * (1 + line.scrap), yields[at] if at is not None else ONE)
+    return per_unit(line.quantity * (ONE + line.scrap), yields[at] if at is not None else ONE)
 
 
 class Standards:
@@ -154,8 +201,12 @@ class Standards:
         self.what_if = what_if
         #: Per epoch, per item.
         self._costs: dict[dt.date, dict[str, _Rolled]] = {}
+        #: Per item, the structure of the versions last rolled up.
         self._structures: dict[str, _Structure] = {}
-        self._holdings: dict[tuple[str, dt.date], Holding] = {}
+        #: One (component, flush method) tuple per need, shared by the structures.
+        self._needs: dict[tuple[str, Flush], tuple[str, Flush]] = {}
+        #: Per epoch, per item.
+        self._holdings: dict[dt.date, dict[str, _Held]] = {}
         self._inputs: dict[dt.date, Inputs] = {}
         self._epochs = master.change_dates()
 
@@ -204,7 +255,8 @@ class Standards:
         costs = self._costs.setdefault(epoch, {})
         found = costs.get(item)
         if found is None:
-            found = self._roll_up(item, on, epoch, costs, ())
+            with localcontext(CONTEXT):  # 50 digits: the arithmetic of a rollup stays exact
+                found = self._roll_up(item, on, epoch, costs, ())
         return found[0]
 
     def _roll_up(
@@ -218,8 +270,7 @@ class Standards:
         """Roll up ``item_id`` (and what of its subtree is not cached yet) into ``costs``, the
         epoch's cache; a cached cost is complete, so its subtree has no cycle. ``path``: the
         parents being rolled up, to tell a cycle."""
-        cost = self._unit_cost(item_id, on, epoch, costs, path)
-        found = costs[item_id] = (cost, cost.total, tuple(cost.by_element().items()))
+        found = costs[item_id] = _rolled(self._unit_cost(item_id, on, epoch, costs, path))
         return found
 
     def _unit_cost(
@@ -256,21 +307,25 @@ class Standards:
         material = ZERO
         rolled: dict[str, Decimal] = {}
         phantoms: list[tuple[Requirement, ...]] = []
-        for line, quantity in zip(bom.lines, structure.quantities, strict=True):
-            if quantity is None:
-                self._refuse(item_id, on, structure, line)
-            component_id = line.component
-            component = items[component_id]
+        for component_id, quantity, need in zip(
+            structure.components, structure.quantities, structure.needs, strict=True
+        ):
+            if quantity is None:  # the first line that cannot be costed
+                self._refuse(item_id, on, structure, bom.lines[structure.quantities.index(None)])
             found = costs.get(component_id)
             if found is None:
                 found = self._roll_up(component_id, on, epoch, costs, below)
-            sub, sub_total, sub_elements = found
-            if component.kind is Kind.PHANTOM:  # never stocked: its lines flush straight through
+            sub, sub_total, sub_elements, single = found
+            if need is None:  # a phantom, never stocked: its lines flush straight through
                 material += quantity * sub.material
                 for element, amount in sub.rolled:
                     rolled[element] = rolled.get(element, ZERO) + quantity * amount
                 conversion.extend((el, quantity * amount) for el, amount in sub.conversion)
                 phantoms.append(sub.requirements)
+            elif single is not None:
+                value = quantity * sub_total
+                material += value
+                rolled[single] = rolled.get(single, ZERO) + value
             else:
                 material += quantity * sub_total
                 for element, amount in sub_elements:
@@ -278,14 +333,14 @@ class Standards:
         return UnitCost(
             material,
             tuple(totals(conversion).items()),
-            self._requirements(structure, bom, phantoms),
+            self._requirements(structure, phantoms),
             tuple(rolled.items()),
         )
 
     def _structure(self, item_id: str, item: Item, on: dt.date) -> _Structure:
         """The BOM and routing versions of ``item_id`` effective on ``on``, and what follows
         from them alone; cached while the versions stay the same."""
-        bom = self.master.bom_on(item_id, on) if item.kind is not Kind.MATERIAL else None
+        bom = self.master.bom_on(item_id, on) if item.kind is not _MATERIAL else None
         routing = self.master.routing_on(item_id, on)
         found = self._structures.get(item_id)
         if found is not None and found.bom is bom and found.routing is routing:
@@ -302,14 +357,38 @@ class Standards:
             except Exception:  # told by the rollup, after what it checks first
                 hours = None
         first = min(yields) if yields else None
+        # Yields other than 1, by operation: a line consumed at another one is not divided.
+        divisors = {number: y for number, y in yields.items() if y != 1}
+        components: list[str] = []
         quantities: list[Decimal | None] = []
+        needs: list[tuple[str, Flush] | None] = []
+        items = self.master.items
+        shared = self._needs
         for line in bom.lines if bom is not None else ():
-            try:
-                quantities.append(_line_quantity(line, yields, first))
+            component_id = line.component
+            components.append(component_id)
+            at = line.operation if line.operation is not None else first
+            try:  # _line_quantity(), inlined
+                quantity = line.quantity * (ONE + line.scrap)
+                if at is not None:
+                    if at not in yields:
+                        raise KeyError(at)
+                    divisor = divisors.get(at)
+                    if divisor is not None:
+                        quantity = per_unit(quantity, divisor)
+                component = items[component_id]
             except Exception:  # told by the rollup, when it reaches the line
                 quantities.append(None)
+                needs.append(None)
+                continue
+            quantities.append(quantity)
+            if component.kind is _PHANTOM:
+                needs.append(None)
+            else:
+                need = (component_id, line.flush or component.flush)
+                needs.append(shared.setdefault(need, need))
         found = self._structures[item_id] = _Structure(
-            bom, routing, yields, first, hours, tuple(quantities)
+            bom, routing, yields, first, hours, tuple(components), tuple(quantities), tuple(needs)
         )
         return found
 
@@ -329,7 +408,7 @@ class Standards:
             rates = inputs.rates.get(operation.work_center)
             if not rates:
                 raise StandardError(
-                    f"work center {operation.work_center!r} has no cost rate effective on {on} "
+                    f"work center {operation.work_center!r} has no cost rate{_as_of(on)} "
                     f"(routing of {item_id!r}, operation {operation.number})"
                 )
             hours = (
@@ -337,22 +416,24 @@ class Standards:
                 if structure.hours is not None
                 else _hours(operation, item, structure.yields)
             )
-            conversion.extend((element, hours * rate) for element, rate in rates.items())
+            for element, rate in rates.items():
+                conversion.append((element, hours * rate))
 
-    @staticmethod
-    def _refuse(item_id: str, on: dt.date, structure: _Structure, line: BomLine) -> NoReturn:
+    def _refuse(self, item_id: str, on: dt.date, structure: _Structure, line: BomLine) -> NoReturn:
         """Raise what costing ``line`` raises (its quantity could not be worked out)."""
         at = line.operation if line.operation is not None else structure.first
         if at is not None and at not in structure.yields:
             raise StandardError(
                 f"BOM of {item_id!r}: component {line.component!r} is consumed at "
-                f"operation {at}, which the routing effective on {on} does not have"
+                f"operation {at}, which the routing of {item_id!r}{_as_of(on)} does not "
+                + ("have" if structure.yields else "give: it has none")
             )
         _line_quantity(line, structure.yields, structure.first)
+        _ = self.master.items[line.component]  # KeyError: an unknown component
         raise AssertionError(f"the quantity of a line of the BOM of {item_id!r} failed once")
 
     def _requirements(
-        self, structure: _Structure, bom: Bom, phantoms: list[tuple[Requirement, ...]]
+        self, structure: _Structure, phantoms: list[tuple[Requirement, ...]]
     ) -> tuple[Requirement, ...]:
         """The stocked components a unit consumes: the BOM's lines, phantoms exploded (their
         requirements ``phantoms``, in line order). The same as last time when the phantoms'
@@ -361,72 +442,74 @@ class Standards:
         if (
             cached is not None
             and len(cached[0]) == len(phantoms)
-            and all(a is b for a, b in zip(cached[0], phantoms, strict=True))
+            and all(map(operator.is_, cached[0], phantoms))
         ):
             return cached[1]
-        items = self.master.items
         needs: dict[tuple[str, Flush], Decimal] = {}
         exploded = iter(phantoms)
-        for line, quantity in zip(bom.lines, structure.quantities, strict=True):
+        for quantity, need in zip(structure.quantities, structure.needs, strict=True):
             assert quantity is not None  # the rollup refused the line
-            component = items[line.component]
-            if component.kind is Kind.PHANTOM:
+            if need is None:  # a phantom
                 for req in next(exploded):
-                    need = (req.component, req.flush)
-                    needs[need] = needs.get(need, ZERO) + quantity * req.quantity
+                    key = (req.component, req.flush)
+                    needs[key] = needs.get(key, ZERO) + quantity * req.quantity
             else:
-                need = (line.component, line.flush or component.flush)
                 needs[need] = needs.get(need, ZERO) + quantity
-        requirements = tuple(Requirement(c, q, f) for (c, f), q in needs.items())
+        requirements = tuple(Requirement(c, kept(q), f) for (c, f), q in needs.items())
         structure.requirements = (tuple(phantoms), requirements)
         return requirements
 
     def holding(self, item_id: str, on: dt.date) -> Holding:
         epoch = self.epoch(on)
-        found = self._holdings.get((item_id, epoch))
+        holdings = self._holdings.setdefault(epoch, {})
+        found = holdings.get(item_id)
         if found is None:
-            found = self._holding(item_id, on, epoch)
+            with localcontext(CONTEXT):
+                found = self._holding(item_id, on, epoch, holdings)
+        return found[0]
+
+    def _holding(
+        self, item_id: str, on: dt.date, epoch: dt.date, holdings: dict[str, _Held]
+    ) -> _Held:
+        """Work out the holding of ``item_id`` and cache it in ``holdings``, the epoch's."""
+        parts = self._where(item_id, on, epoch, holdings)
+        found = holdings[item_id] = (tuple((a, e, v) for (a, e), v in parts), parts)
         return found
 
-    def _holding(self, item_id: str, on: dt.date, epoch: dt.date) -> Holding:
-        """Work out the holding of ``item_id`` and cache it."""
-        found = self._holdings[(item_id, epoch)] = self._where(item_id, on, epoch)
-        return found
-
-    def _where(self, item_id: str, on: dt.date, epoch: dt.date) -> Holding:
+    def _where(
+        self, item_id: str, on: dt.date, epoch: dt.date, holdings: dict[str, _Held]
+    ) -> tuple[tuple[tuple[Account, str], Decimal], ...]:
         item = self.master.items[item_id]
         cost = self.unit_cost(item_id, on)
         policy = self.policy(item_id)
-        if item.kind is Kind.MATERIAL:
+        if item.kind is _MATERIAL:
             if self.sequential:
-                return ((Account.MATERIALS, "", cost.total),)
-            account = Account.RAW_IN_PROCESS if policy.costs_purchases else Account.ACCOUNTS_PAYABLE
-            return ((account, "", cost.total),)
+                return (((Account.MATERIALS, ""), cost.total),)
+            account = _RAW_IN_PROCESS if policy.costs_purchases else Account.ACCOUNTS_PAYABLE
+            return (((account, ""), cost.total),)
         if self.sequential:
-            account = Account.FINISHED_GOODS if item.kind is Kind.FINISHED else Account.MATERIALS
-            return ((account, "", cost.total),)
-        if self.costed_at_completion(item_id):
-            return ((Account.FINISHED_GOODS, "", cost.total),)
+            account = _FINISHED_GOODS if item.kind is _FINISHED else Account.MATERIALS
+            return (((account, ""), cost.total),)
+        if item.kind is _FINISHED and policy.costs_completions:  # costed_at_completion()
+            return (((_FINISHED_GOODS, ""), cost.total),)
         # A subassembly, or a good costed only at sale: its value stays where its parts sit,
         # and its conversion waits to be allocated. Parts are summed by (account, element) in
         # the order they come, as totals() would.
         parts: dict[tuple[Account, str], Decimal] = {}
         if not cost.requirements:  # no BOM: a material standard given directly
-            parts[(Account.RAW_IN_PROCESS, "")] = ZERO + cost.material
+            parts[(_RAW_IN_PROCESS, "")] = ZERO + cost.material
         else:
-            holdings = self._holdings
             for req in cost.requirements:
-                held = holdings.get((req.component, epoch))
+                held = holdings.get(req.component)
                 if held is None:
-                    held = self._holding(req.component, on, epoch)
+                    held = self._holding(req.component, on, epoch, holdings)
                 quantity = req.quantity
-                for account, element, amount in held:
-                    key = (account, element)
+                for key, amount in held[1]:
                     parts[key] = parts.get(key, ZERO) + quantity * amount
         for element, amount in cost.conversion:
-            key = (Account.CONVERSION_ALLOCATED, element)
+            key = (_CONVERSION_ALLOCATED, element)
             parts[key] = parts.get(key, ZERO) + amount
-        return tuple((account, element, amount) for (account, element), amount in parts.items())
+        return tuple(parts.items())
 
 
 def _as_of(on: dt.date) -> str:

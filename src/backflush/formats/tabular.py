@@ -874,9 +874,10 @@ def spreadsheet_number(value: Decimal) -> int | float | None:
     ``value`` (openpyxl writes 16 significant digits; reading takes the float's shortest
     text); None when none does (more digits than a binary float holds)."""
     number: int | float
-    number = int(value) if value == value.to_integral_value() else float(value)
+    # XLSX numbers are binary doubles: one is written only when it reads back exactly.
+    number = int(value) if value == value.to_integral_value() else float(value)  # float-ok
     written = f"{number:.16g}"
-    back = float(written) if any(c in written for c in ".eE") else int(written)
+    back = float(written) if any(c in written for c in ".eE") else int(written)  # float-ok
     return number if Decimal(repr(back)) == value else None
 
 

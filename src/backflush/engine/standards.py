@@ -446,6 +446,7 @@ class Standards:
         ):
             return cached[1]
         needs: dict[tuple[str, Flush], Decimal] = {}
+        multiplied: set[tuple[str, Flush]] = set()  # through a phantom: may need kept()
         exploded = iter(phantoms)
         for quantity, need in zip(structure.quantities, structure.needs, strict=True):
             assert quantity is not None  # the rollup refused the line
@@ -453,9 +454,12 @@ class Standards:
                 for req in next(exploded):
                     key = (req.component, req.flush)
                     needs[key] = needs.get(key, ZERO) + quantity * req.quantity
+                    multiplied.add(key)
             else:
                 needs[need] = needs.get(need, ZERO) + quantity
-        requirements = tuple(Requirement(c, kept(q), f) for (c, f), q in needs.items())
+        requirements = tuple(
+            Requirement(c, kept(q) if (c, f) in multiplied else q, f) for (c, f), q in needs.items()
+        )
         structure.requirements = (tuple(phantoms), requirements)
         return requirements
 

@@ -173,7 +173,18 @@ class Inputs:
     rates: dict[str, dict[str, Decimal]]
 
 
-def _hours(operation: Operation, item: Item, yields: dict[int, Decimal]) -> Decimal:
+def operation_yields(routing: Routing | None) -> dict[int, Decimal]:
+    """Per operation, the yield from it to the end of the routing: what a unit entering it is
+    worth in good units."""
+    yields: dict[int, Decimal] = {}
+    remaining = ONE
+    for operation in reversed(routing.operations if routing else ()):
+        remaining *= operation.yield_
+        yields[operation.number] = remaining
+    return yields
+
+
+def operation_hours(operation: Operation, item: Item, yields: dict[int, Decimal]) -> Decimal:
     """Hours of ``operation`` per good unit of ``item``: setup over the lot, run over the
     yield from the operation on."""
     return per_unit(operation.setup_hours, item.lot_size) + per_unit(
@@ -181,9 +192,12 @@ def _hours(operation: Operation, item: Item, yields: dict[int, Decimal]) -> Deci
     )
 
 
-def _line_quantity(line: BomLine, yields: dict[int, Decimal], first: int | None) -> Decimal:
+def line_quantity(line: BomLine, yields: dict[int, Decimal], first: int | None = None) -> Decimal:
     """Quantity of ``line``'s component per good unit of the parent: scrap included, and
-    inflated by the yields from the operation it is consumed at (KeyError: no such one)."""
+    inflated by the yields (:func:`operation_yields`) from the operation it is consumed at,
+    by default the ``first`` (KeyError: no such one)."""
+    if first is None and yields:
+        first = min(yields)
     at = line.operation if line.operation is not None else first
     return per_unit(line.quantity * (ONE + line.scrap), yields[at] if at is not None else ONE)
 
@@ -345,15 +359,11 @@ class Standards:
         found = self._structures.get(item_id)
         if found is not None and found.bom is bom and found.routing is routing:
             return found
-        yields: dict[int, Decimal] = {}
+        yields = operation_yields(routing)
         hours: tuple[Decimal, ...] | None = ()
         if routing is not None:
-            remaining = ONE
-            for operation in reversed(routing.operations):
-                remaining *= operation.yield_
-                yields[operation.number] = remaining
             try:
-                hours = tuple(_hours(op, item, yields) for op in routing.operations)
+                hours = tuple(operation_hours(op, item, yields) for op in routing.operations)
             except Exception:  # told by the rollup, after what it checks first
                 hours = None
         first = min(yields) if yields else None
@@ -368,7 +378,7 @@ class Standards:
             component_id = line.component
             components.append(component_id)
             at = line.operation if line.operation is not None else first
-            try:  # _line_quantity(), inlined
+            try:  # line_quantity(), inlined
                 quantity = line.quantity * (ONE + line.scrap)
                 if at is not None:
                     if at not in yields:
@@ -414,7 +424,7 @@ class Standards:
             hours = (
                 structure.hours[n]
                 if structure.hours is not None
-                else _hours(operation, item, structure.yields)
+                else operation_hours(operation, item, structure.yields)
             )
             for element, rate in rates.items():
                 conversion.append((element, hours * rate))
@@ -428,7 +438,7 @@ class Standards:
                 f"operation {at}, which the routing of {item_id!r}{_as_of(on)} does not "
                 + ("have" if structure.yields else "give: it has none")
             )
-        _line_quantity(line, structure.yields, structure.first)
+        line_quantity(line, structure.yields, structure.first)
         _ = self.master.items[line.component]  # KeyError: an unknown component
         raise AssertionError(f"the quantity of a line of the BOM of {item_id!r} failed once")
 

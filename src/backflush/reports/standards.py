@@ -21,9 +21,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from backflush.book import OFF_BOOK
-from backflush.domain.model import BomLine, Flush, Kind, MasterData, ProductionOrder, Routing
+from backflush.domain.model import BomLine, Flush, Kind, MasterData, ProductionOrder
 from backflush.domain.money import ZERO, fmt, round_money, totals
-from backflush.engine.standards import MATERIAL, StandardError, Standards, UnitCost, per_unit
+from backflush.engine.standards import (
+    MATERIAL,
+    StandardError,
+    Standards,
+    UnitCost,
+    line_quantity,
+    operation_hours,
+    operation_yields,
+)
 from backflush.reports.document import money
 
 ONE = Decimal(1)
@@ -50,23 +58,6 @@ def percent(part: Decimal, whole: Decimal) -> Decimal | None:
     if not whole:
         return None
     return (part * HUNDRED / whole).quantize(PERCENT, rounding=ROUND_HALF_EVEN)
-
-
-def operation_yields(routing: Routing | None) -> dict[int, Decimal]:
-    """Per operation, the yield from it to the end of the routing: what a unit entering it is
-    worth in good units (the engine's rule)."""
-    yields: dict[int, Decimal] = {}
-    remaining = ONE
-    for operation in reversed(routing.operations if routing else ()):
-        remaining *= operation.yield_
-        yields[operation.number] = remaining
-    return yields
-
-
-def _line_divisor(yields: Mapping[int, Decimal], operation: int | None) -> Decimal:
-    """The yield a BOM line consumed at ``operation`` (None: the first) is inflated by."""
-    at = operation if operation is not None else (min(yields) if yields else None)
-    return yields.get(at, ONE) if at is not None else ONE
 
 
 # ---------------------------------------------------------------- pick list
@@ -311,9 +302,7 @@ def _explode(
     version = bom.effective_from if bom.effective_from != dt.date.min else None
     for line in bom.lines:
         component = master.items[line.component]
-        per_parent = per_unit(
-            line.quantity * (1 + line.scrap), _line_divisor(yields, line.operation)
-        )
+        per_parent = line_quantity(line, yields)
         unit = standards.unit_cost(line.component, on).total
         below = per_top * per_parent
         rows.append(
@@ -353,7 +342,7 @@ def _operations(
     rates = standards.inputs(on).rates
     yields = operation_yields(routing)
     for op in routing.operations:
-        hours = per_unit(op.setup_hours, item.lot_size) + per_unit(op.run_hours, yields[op.number])
+        hours = operation_hours(op, item, yields)
         costs = tuple(
             (element, hours * rate) for element, rate in rates.get(op.work_center, {}).items()
         )
@@ -410,9 +399,7 @@ def where_used(master: MasterData, component: str, on: dt.date) -> tuple[WhereUs
             continue
         yields = operation_yields(master.routing_on(parent, on))
         for line in bom.lines:
-            per_parent = per_unit(
-                line.quantity * (1 + line.scrap), _line_divisor(yields, line.operation)
-            )
+            per_parent = line_quantity(line, yields)
             users.setdefault(line.component, []).append((parent, line, per_parent))
     rows: list[WhereUsedRow] = []
 

@@ -600,17 +600,7 @@ def _work_centers(rows: list[_Row], reader: _Reader) -> None:
         reader.locate(head.where, "rates", head, "rate")
         named: _Row | None = None
         for row in group:
-            name = row.values.get("name")
-            if name is not None:
-                if named is None:
-                    named = row
-                    raw["name"] = name
-                    reader.locate(head.where, "name", row, "name")
-                elif name != named.values["name"]:
-                    reader.problems.append(
-                        f"{row.cell('name')}: {name!r} differs from "
-                        f"{named.values['name']!r} at row {named.number}"
-                    )
+            named = _agreed(row, "name", named, reader)
             element = row.values.get("element")
             rate = row.values.get("rate")
             if rate is None:
@@ -628,8 +618,28 @@ def _work_centers(rows: list[_Row], reader: _Reader) -> None:
             at[element] = row
             rates[element] = rate
             reader.locate(head.where, f"rates.{element}", row, "rate")
+        if named is not None:
+            raw["name"] = named.values["name"]
+            reader.locate(head.where, "name", named, "name")
         raw["rates"] = rates
         reader.records["work_centers"].append((head.where, raw))
+
+
+def _agreed(row: _Row, column: str, first: _Row | None, reader: _Reader) -> _Row | None:
+    """The first row that fills ``column``, a value of the whole group (a work center's name,
+    a cost set's date), once ``row`` is looked at; a row that fills it otherwise is reported."""
+    value = row.values.get(column)
+    if value is None:
+        return first
+    if first is None:
+        return row
+    if value != first.values[column]:
+        was = first.values[column]
+        shown = (repr(value), repr(was)) if isinstance(value, str) else (value, was)
+        reader.problems.append(
+            f"{row.cell(column)}: {shown[0]} differs from {shown[1]} at row {first.number}"
+        )
+    return first
 
 
 _NO_ELEMENT = "empty; a rate needs its cost element (labor, overhead, ...)"
@@ -643,22 +653,12 @@ def _cost_sets(rows: list[_Row], reader: _Reader) -> None:
         rates: dict[str, dict[str, Decimal]] = {}
         material_at: dict[str, _Row] = {}
         rate_at: dict[tuple[str, str], _Row] = {}
-        dated: _Row | None = None
         reader.locate(head.where, "name", head, "cost_set")
         reader.locate(head.where, "effective", head, "effective")
+        dated: _Row | None = None
         for row in group:
+            dated = _agreed(row, "effective", dated, reader)
             values = row.values
-            effective = values.get("effective")
-            if effective is not None:
-                if dated is None:
-                    dated = row
-                    raw["effective"] = effective
-                    reader.locate(head.where, "effective", row, "effective")
-                elif effective != dated.values["effective"]:
-                    reader.problems.append(
-                        f"{row.cell('effective')}: {effective} differs from "
-                        f"{dated.values['effective']} at row {dated.number}"
-                    )
             item: str | None = values.get("item")
             center: str | None = values.get("work_center")
             element: str = values.get("element", "")
@@ -710,6 +710,9 @@ def _cost_sets(rows: list[_Row], reader: _Reader) -> None:
             rates.setdefault(center, {})[element] = value
             reader.locate(head.where, f"rates.{center}", row, "work_center")
             reader.locate(head.where, f"rates.{center}.{element}", row, "value")
+        if dated is not None:
+            raw["effective"] = dated.values["effective"]
+            reader.locate(head.where, "effective", dated, "effective")
         if materials:
             raw["materials"] = materials
         if rates:

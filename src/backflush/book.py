@@ -52,6 +52,16 @@ Key = tuple[Account, str]
 OFF_BOOK = (Account.ACCOUNTS_PAYABLE, Account.CONVERSION_ALLOCATED)
 
 
+def on_book_change(old: Mapping[Key, Decimal], new: Mapping[Key, Decimal]) -> dict[Key, Decimal]:
+    """What a change of standards moves on the books, by (account, element): the new value
+    less the old, the parts held off the books left out (they change with no entry)."""
+    return {
+        key: new.get(key, ZERO) - old.get(key, ZERO)
+        for key in dict.fromkeys([*old, *new])
+        if key[0] not in OFF_BOOK
+    }
+
+
 class ConflictError(PostingError):
     """An event id already recorded with different content."""
 
@@ -455,13 +465,12 @@ class Book:
             builder = EntryBuilder(
                 date, event.id, f"revaluation of {item} to the standards of {epoch}"
             )
-            old, new = self.stock_value(item), self.stock_value(item, epoch)
             change = ZERO
-            for key in dict.fromkeys([*old, *new]):
-                if key[0] not in OFF_BOOK:
-                    delta = new.get(key, ZERO) - old.get(key, ZERO)
-                    builder.add(key[0], delta, key[1])
-                    change += delta
+            for (account, element), delta in on_book_change(
+                self.stock_value(item), self.stock_value(item, epoch)
+            ).items():
+                builder.add(account, delta, element)
+                change += delta
             builder.add(Account.REVALUATION_VARIANCE, -change, item=item)
             entry = builder.build(self.settings, Account.REVALUATION_VARIANCE, plug_item=item)
             if entry is not None:

@@ -20,9 +20,9 @@ from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from backflush.book import OFF_BOOK
+from backflush.book import on_book_change
 from backflush.domain.model import BomLine, Flush, Kind, MasterData, ProductionOrder
-from backflush.domain.money import ZERO, fmt, round_money, totals
+from backflush.domain.money import ZERO, fmt, round_money
 from backflush.engine.standards import (
     MATERIAL,
     StandardError,
@@ -562,17 +562,14 @@ def compare(
             revaluation = round_money(quantity * (new - old), settings.currency, settings.rounding)
             posted = ZERO
             if quantity and item.kind is not Kind.PHANTOM:
-                parts = totals(
-                    [
-                        *(((acc, el), -amount) for acc, el, amount in a.holding(item_id, on)),
-                        *(((acc, el), amount) for acc, el, amount in b.holding(item_id, on)),
-                    ]
+                old_value, new_value = (
+                    {(acc, el): quantity * amount for acc, el, amount in std.holding(item_id, on)}
+                    for std in (a, b)
                 )
                 posted = sum(
                     (
-                        round_money(quantity * delta, settings.currency, settings.rounding)
-                        for (account, _), delta in parts.items()
-                        if account not in OFF_BOOK
+                        round_money(delta, settings.currency, settings.rounding)
+                        for delta in on_book_change(old_value, new_value).values()
                     ),
                     ZERO,
                 )

@@ -369,18 +369,20 @@ class Store:
         versions: list[m.Bom | m.Routing] = [v for vs in master.boms.values() for v in vs]
         versions += [v for vs in master.routings.values() for v in vs]
         for version in versions:
-            is_bom = isinstance(version, m.Bom)
-            what = "BOM" if is_bom else "routing"
-            known = (stored.boms if is_bom else stored.routings).get(version.item, ())
+            what, stored_versions = (
+                ("BOM", stored.boms) if isinstance(version, m.Bom) else ("routing", stored.routings)
+            )
             old_version = next(
-                (v for v in known if v.effective_from == version.effective_from), None
+                (
+                    v
+                    for v in stored_versions.get(version.item, ())
+                    if v.effective_from == version.effective_from
+                ),
+                None,
             )
             label = f"{what} of {version.item} effective {version.effective_from}"
             if old_version is None:
-                if isinstance(version, m.Bom):  # (is_bom, told to mypy)
-                    add(t.bom_lines, _bom_rows(version))
-                else:
-                    add(t.routing_operations, _routing_rows(version))
+                add(*_version_rows(version))
                 changes.append((label, version.effective_from))
             elif old_version != version:
                 problems.append(
@@ -903,6 +905,13 @@ def _item_row(item: m.Item) -> dict[str, Any]:
         "triggers": item.policy.value if item.policy else None,
         "lot_size": item.lot_size,
     }
+
+
+def _version_rows(version: m.Bom | m.Routing) -> tuple[sa.Table, list[dict[str, Any]]]:
+    """The table a BOM or routing version is stored in, and its rows."""
+    if isinstance(version, m.Bom):
+        return t.bom_lines, _bom_rows(version)
+    return t.routing_operations, _routing_rows(version)
 
 
 def _bom_rows(bom: m.Bom) -> list[dict[str, Any]]:

@@ -270,3 +270,17 @@ orders = sa.Table(
     sa.Column("returned", sa.Text, nullable=False),
     sa.Column("closed_by", sa.String(200)),
 )
+
+period_flows = sa.Table(
+    "period_flows",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("item", sa.String(200), primary_key=True),
+    sa.Column("flow", sa.String(32), primary_key=True),  # receipt, backflushed, counted, ...
+    sa.Column("quantity", Exact, nullable=False),
+)
+
+# ---------------------------------------------------------------- close procedure (issue 4)
+
+
+# ---------------------------------------------------------------- net realisable value (issue 4)

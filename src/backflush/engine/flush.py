@@ -21,6 +21,7 @@ from backflush.domain.model import (
     Entry,
     Event,
     Flush,
+    Hours,
     Issue,
     Kind,
     Line,
@@ -36,6 +37,7 @@ from backflush.domain.model import (
     ShortageEntry,
 )
 from backflush.domain.money import ZERO, fmt, round_money, totals
+from backflush.engine.close import ACTUAL_COST, ACTUAL_HOURS, STANDARD_HOURS
 from backflush.engine.standards import Holding, Requirement, Standards, without_conversion
 
 
@@ -215,10 +217,36 @@ def _purchase(event: Purchase, ctx: Context, effects: Effects) -> None:
 
 
 def _conversion(event: Conversion, ctx: Context, effects: Effects) -> None:
-    builder = EntryBuilder(event.date, event.id, f"conversion {event.element or 'costs'}")
+    where = f" at {event.work_center}" if event.work_center else ""
+    builder = EntryBuilder(event.date, event.id, f"conversion {event.element or 'costs'}{where}")
     builder.add(Account.CONVERSION_CONTROL, event.amount, event.element)
     builder.add(Account.ACCRUED_CONVERSION, -event.amount)
     _emit(effects, ctx, builder)
+    if event.work_center:
+        _work_center(event, ctx, event.work_center, event.element, amount=True)
+        effects.memo.append((f"{ACTUAL_COST}{event.work_center}:{event.element}", event.amount))
+        if event.hours is not None:
+            effects.memo.append((f"{ACTUAL_HOURS}{event.work_center}:{event.element}", event.hours))
+
+
+def _hours(event: Hours, ctx: Context, effects: Effects) -> None:
+    if event.hours <= 0:
+        raise PostingError(f"event {event.id}: hours must be more than zero")
+    _work_center(event, ctx, event.work_center, event.element, amount=False)
+    effects.memo.append((f"{ACTUAL_HOURS}{event.work_center}:{event.element}", event.hours))
+
+
+def _work_center(event: Event, ctx: Context, center: str, element: str, *, amount: bool) -> None:
+    """``center`` exists and rates ``element`` (a cost must name its element)."""
+    known = ctx.standards.master.work_centers.get(center)
+    if known is None:
+        raise PostingError(f"event {event.id}: unknown work center {center!r}")
+    rated = [e for e, _ in known.rates]
+    if (element or amount) and element not in rated:
+        raise PostingError(
+            f"event {event.id}: work center {center} rates {', '.join(rated)}, "
+            f"not {element or 'an unnamed element'!r}"
+        )
 
 
 def _order_of(event: Event, order_id: str, ctx: Context, item: str | None) -> ProductionOrder:
@@ -264,6 +292,8 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
             )
     if good:
         effects.movements.append(Movement(event.item, good))
+        for center, hours in std.work_center_hours(event.item, event.date).items():
+            effects.memo.append((STANDARD_HOURS + center, good * hours))
     if order is not None:
         effects.orders.append(
             dataclasses.replace(
@@ -477,6 +507,7 @@ _STOCKED = (Kind.MATERIAL, Kind.SUBASSEMBLY, Kind.FINISHED)
 _HANDLERS: dict[type[Event], Callable[[Event, Context, Effects], None]] = {
     Purchase: _purchase,  # type: ignore[dict-item]
     Conversion: _conversion,  # type: ignore[dict-item]
+    Hours: _hours,  # type: ignore[dict-item]
     Completion: _completion,  # type: ignore[dict-item]
     Sale: _sale,  # type: ignore[dict-item]
     Scrap: _scrap,  # type: ignore[dict-item]

@@ -402,6 +402,16 @@ class Standards:
         )
         return found
 
+    def work_center_hours(self, item_id: str, on: dt.date) -> dict[str, Decimal]:
+        """Standard hours per good unit of ``item_id`` at each work center of its routing
+        effective on ``on`` (setup over the lot, run over the yields): the hours its output
+        earns, against which the hours reported are measured."""
+        structure = self._structure(item_id, self.master.items[item_id], on)
+        if structure.routing is None or structure.hours is None:
+            return {}
+        centers = (op.work_center for op in structure.routing.operations)
+        return totals(zip(centers, structure.hours, strict=True))
+
     def _routing(
         self,
         item_id: str,

@@ -106,6 +106,26 @@ Element = Annotated[str, Field(max_length=ELEMENT_LENGTH)]
 _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
+#: Variance types a disposition can be chosen for, in the order they are listed.
+DISPOSITION_KEYS = (
+    "purchase_price",
+    "material_usage",
+    "conversion",
+    "revaluation",
+    "inventory_adjustment",
+    "rounding",
+)
+DispositionKey = Literal[
+    "default",
+    "purchase_price",
+    "material_usage",
+    "conversion",
+    "revaluation",
+    "inventory_adjustment",
+    "rounding",
+]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -114,18 +134,28 @@ class BookModel(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=NAME_LENGTH)]
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     triggers: m.Policy = m.Policy.PURCHASE_COMPLETION
-    disposition: m.Disposition = m.Disposition.COGS
+    #: One disposition for every variance, or one per variance type (``default`` for the rest).
+    disposition: m.Disposition | dict[DispositionKey, m.Disposition] = m.Disposition.COGS
     inventory_unsold_conversion: bool = False
     shortage: m.Shortage = m.Shortage.QUEUE
     rounding: Literal["half-even", "half-up"] = "half-even"
     count_variance: m.CountVariance = m.CountVariance.USAGE
 
     def to_domain(self) -> m.Settings:
+        if isinstance(self.disposition, dict):
+            chosen: dict[str, m.Disposition] = {str(k): v for k, v in self.disposition.items()}
+            default = chosen.pop("default", m.Disposition.COGS)
+            overrides = tuple(
+                (k, chosen[k]) for k in DISPOSITION_KEYS if chosen.get(k, default) != default
+            )
+        else:
+            default, overrides = self.disposition, ()
         return m.Settings(
             name=self.name,
             currency=self.currency,
             triggers=self.triggers,
-            disposition=self.disposition,
+            disposition=default,
+            dispositions=overrides,
             inventory_unsold_conversion=self.inventory_unsold_conversion,
             shortage=self.shortage,
             rounding=self.rounding,
@@ -212,6 +242,15 @@ class ConversionModel(_EventModel):
     type: Literal["conversion"]
     amount: Dec
     element: Element = ""
+    work_center: Identifier | None = None
+    hours: Dec | None = None
+
+
+class HoursModel(_EventModel):
+    type: Literal["hours"]
+    work_center: Identifier
+    hours: Dec
+    element: Element = ""
 
 
 class CompletionModel(_EventModel):
@@ -274,6 +313,7 @@ class CloseModel(_EventModel):
 EventModel = Annotated[
     PurchaseModel
     | ConversionModel
+    | HoursModel
     | CompletionModel
     | SaleModel
     | ScrapModel
@@ -285,6 +325,31 @@ EventModel = Annotated[
     | CloseModel,
     Field(discriminator="type"),
 ]
+
+
+def _work_center_problems(label: str, values: dict[str, Any], master: m.MasterData) -> list[str]:
+    """A work center named by an event must exist and rate the element it names; hours
+    reported on a conversion cost need the work center they were worked at."""
+    center = values.get("work_center")
+    if center is None:
+        if values.get("hours") is not None:
+            return [f"{label}: hours: hours are reported at a work center; give work_center"]
+        return []
+    known = master.work_centers.get(center)
+    if known is None:
+        return [f"{label}: work_center: unknown work center {center!r}"]
+    element, rated = values.get("element", ""), [e for e, _ in known.rates]
+    if element and element not in rated:
+        return [
+            f"{label}: element: work center {center} has no rate for {element!r} "
+            f"(it rates {', '.join(rated)})"
+        ]
+    if not element and "amount" in values:
+        return [
+            f"{label}: element: a conversion cost at a work center needs its element "
+            f"(one of {', '.join(rated)})"
+        ]
+    return []
 
 
 _EVENT_MODELS: dict[str, type[_EventModel]] = {
@@ -828,8 +893,10 @@ def build_event(
         except ValidationError as error:
             problems += [f"{label}: id: {e['msg']}, got {event_id!r}" for e in error.errors()]
     values = model.model_dump(exclude={"type", "id"})
-    if "order" in values and values["order"] is None:
-        del values["order"]  # reported without a production order
+    for optional in ("order", "work_center", "hours"):
+        if optional in values and values[optional] is None:
+            del values[optional]  # e.g. reported without a production order
+    problems += _work_center_problems(label, values, master)
     item = values.get("item")
     if item is not None:
         known = master.items.get(item)

@@ -98,6 +98,11 @@ def document(book: Book, entries: Iterable[Entry] | None = None) -> dict[str, An
             "currency": currency,
             "triggers": book.settings.triggers.value,
             "disposition": book.settings.disposition.value,
+            **(
+                {"dispositions": {k: v.value for k, v in book.settings.dispositions}}
+                if book.settings.dispositions
+                else {}
+            ),
             "shortage": book.settings.shortage.value,
         },
         "balances": {k: money(v, currency) for k, v in sorted(balances.items()) if v},

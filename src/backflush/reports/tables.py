@@ -44,7 +44,7 @@ def header(book: Book, events: int) -> Text:
     text = Text()
     text.append(f"{s.name}", style="bold")
     text.append(
-        f"  ·  {s.currency}  ·  triggers {s.triggers.value}  ·  disposition {s.disposition.value}"
+        f"  ·  {s.currency}  ·  triggers {s.triggers.value}  ·  disposition {s.disposal_memo}"
         f"  ·  shortage {s.shortage.value}  ·  {events} events"
     )
     return text

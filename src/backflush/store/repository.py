@@ -210,6 +210,7 @@ class Store:
                 "shortage": settings.shortage.value,
                 "rounding": settings.rounding,
                 "count_variance": settings.count_variance.value,
+                "dispositions": json.dumps({k: v.value for k, v in settings.dispositions}),
                 "master_revision": 0,
                 "created_at": dt.datetime.now(dt.UTC),
             },
@@ -229,6 +230,9 @@ class Store:
             shortage=m.Shortage(row["shortage"]),
             rounding=row["rounding"],
             count_variance=m.CountVariance(row["count_variance"]),
+            dispositions=tuple(
+                (kind, m.Disposition(how)) for kind, how in json.loads(row["dispositions"]).items()
+            ),
         )
 
     def settings(self) -> m.Settings:
@@ -568,6 +572,8 @@ class Store:
             )
         for row in conn.execute(sa.select(t.period_quantities)):
             book.moved.setdefault(row.period, {})[row.item] = row.on_hand
+        for row in conn.execute(sa.select(t.period_flows)):
+            book.flows.setdefault(row.period, {})[(row.item, row.flow)] = row.quantity
         revalued = conn.execute(
             sa.select(t.events.c.payload)
             .where(t.events.c.type == m.Revaluation.type)
@@ -783,6 +789,14 @@ class Store:
         )
         _upsert(
             conn,
+            t.period_flows,
+            [
+                {"period": p, "item": i, "flow": f, "quantity": book.flows[p][(i, f)]}
+                for p, i, f in sorted(changes.flows)
+            ],
+        )
+        _upsert(
+            conn,
             t.unsold_conversion,
             [
                 {"account": a.value, "element": e, "amount": book.unsold_conversion[(a, e)]}
@@ -868,7 +882,7 @@ def event_from_payload(event_id: str, payload: str) -> m.Event:
     for name, text in body.items():
         if name in ("date", "effective"):
             values[name] = dt.date.fromisoformat(text)
-        elif name in ("element", "reverses", "reason", "item", "period", "order"):
+        elif name in ("element", "reverses", "reason", "item", "period", "order", "work_center"):
             values[name] = text
         else:
             values[name] = Decimal(text)

@@ -57,6 +57,8 @@ settings = sa.Table(
     sa.Column("shortage", sa.String(16), nullable=False),
     sa.Column("rounding", sa.String(16), nullable=False),
     sa.Column("count_variance", sa.String(16), nullable=False),
+    #: JSON {variance type: disposition}, where a type's differs from ``disposition``.
+    sa.Column("dispositions", sa.Text, nullable=False, server_default="{}"),
     #: Bumped whenever master data changes, so a process can keep its rolled-up standards.
     sa.Column("master_revision", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

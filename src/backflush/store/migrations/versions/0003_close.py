@@ -21,6 +21,7 @@ depends_on = None
 
 def upgrade() -> None:
     _period_flows()
+    _dispositions()
     _close_procedure()
     _net_realisable_value()
 
@@ -34,6 +35,12 @@ def _period_flows() -> None:
         sa.Column("flow", sa.String(32), primary_key=True),
         sa.Column("quantity", Exact(), nullable=False),
     )
+
+
+def _dispositions() -> None:
+    """Dispositions by variance type, as JSON {variance type: disposition}."""
+    with op.batch_alter_table("book_settings") as batch:
+        batch.add_column(sa.Column("dispositions", sa.Text(), nullable=False, server_default="{}"))
 
 
 # ---------------------------------------------------------------- close procedure
@@ -53,6 +60,8 @@ def _net_realisable_value() -> None:
 def downgrade() -> None:
     _downgrade_net_realisable_value()
     _downgrade_close_procedure()
+    with op.batch_alter_table("book_settings") as batch:
+        batch.drop_column("dispositions")
     op.drop_table("period_flows")
 
 

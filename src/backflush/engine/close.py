@@ -186,6 +186,7 @@ def disposal(
     disposition closes conversion into."""
     lines: list[Line] = []
     pools: dict[str, Decimal] = {}
+    kept: dict[str, Decimal] = {}  # conversion under/over-allocation by element
     to_cogs = ZERO
     for (account, element), balance in sorted(balances.items()):
         pool = pool_of(account, element)
@@ -197,13 +198,15 @@ def disposal(
         if how is Disposition.KEEP:
             if account in CONVERSION_ACCOUNTS:
                 lines.append(Line(account, -balance, element))
-                lines.extend(_kept_conversion(settings, balance, element, explained or {}))
+                kept[element] = kept.get(element, ZERO) + balance
             continue
         lines.append(Line(account, -balance, element))
         if how is Disposition.COGS:
             to_cogs += balance
         else:
             pools[pool] = pools.get(pool, ZERO) + balance
+    for element, amount in kept.items():
+        lines.extend(_kept_conversion(settings, amount, element, explained or {}))
     if to_cogs:
         lines.append(Line(Account.COGS, to_cogs))
     unit = quantum(settings.currency)

@@ -1,0 +1,253 @@
+"""Variances split and disposed of, against figures worked by hand.
+
+The widget plant (``examples/widgets_prorate.yaml``): W = 3 M at 2.00 (material 6.00) and
+0.5 h at ASM, rated labor 20.00/h and overhead 10.00/h (labor 10.00, overhead 5.00): 21.00.
+
+January: 100 M bought at 2.0007 (PPV 0.07); 20 W made (60 M backflushed; 10 standard hours);
+12 W sold. Labor 231.00 for 11 h and overhead 95.00 at ASM; the ASM clock says 11 h.
+At the end of January RIP holds 40 M (material 80), FG 8 W (material 48, labor 80, overhead
+40) and COGS took 12 W (material 72, labor 120, overhead 60).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from backflush.book import Book
+from backflush.domain.model import Account, Disposition, Line
+from backflush.engine.close import largest_remainder
+from backflush.formats.inputs import InputError
+from backflush.formats.scenario import parse_scenario, read_scenario
+from backflush.run import run_scenario
+from backflush.store.repository import Store
+from helpers import EXAMPLES
+
+D = Decimal
+CENT = D("0.01")
+WIDGETS = EXAMPLES / "widgets_prorate.yaml"
+
+
+def widgets(disposition: str | None = None) -> Book:
+    text = WIDGETS.read_text()
+    if disposition is not None:
+        text = text.replace(
+            "disposition: {default: cogs, purchase_price: prorate, conversion: prorate}",
+            f"disposition: {disposition}",
+        )
+    return run_scenario(parse_scenario(text, "widgets.yaml"))
+
+
+def lines_of(book: Book, event: str) -> list[tuple[str, str, Decimal]]:
+    entry = next(e for e in book.journal if e.event == event)
+    return [(ln.account.value, ln.element, ln.amount) for ln in entry.lines]
+
+
+def test_largest_remainder_spreads_to_the_cent() -> None:
+    # 0.07 by 80 : 48 : 72 is 0.028, 0.0168, 0.0252: 0.02, 0.01, 0.02 and two cents left,
+    # to the largest remainders (0.008 and 0.0068), not to the largest share.
+    assert largest_remainder(D("0.07"), [D(80), D(48), D(72)], CENT) == [
+        D("0.03"),
+        D("0.02"),
+        D("0.02"),
+    ]
+    # Favorable amounts round toward zero too, and the pennies go the same way.
+    assert largest_remainder(D("-0.07"), [D(80), D(48), D(72)], CENT) == [
+        D("-0.03"),
+        D("-0.02"),
+        D("-0.02"),
+    ]
+    # Ties go to the earlier account; zero weights get nothing.
+    assert largest_remainder(D("0.01"), [D(1), D(0), D(1)], CENT) == [D("0.01"), D(0), D(0)]
+    assert largest_remainder(D("100"), [D(1), D(1), D(1)], D(1)) == [D(34), D(33), D(33)]
+
+
+def test_hours_split_conversion_into_spending_and_efficiency() -> None:
+    found = widgets().closed["2026-01"].variances
+    v = dict(found)
+    # Labor: actual 231.00, 11 h at 20.00 = 220.00, standard 20 W x 0.5 h = 10 h.
+    assert v["conversion_spending:ASM:labor"] == D("11.00")  # 231 - 220
+    assert v["conversion_efficiency:ASM:labor"] == D("20.00")  # (11 - 10) x 20
+    # Overhead: actual 95.00; the ASM clock (no element) gives its 11 h.
+    assert v["conversion_spending:ASM:overhead"] == D("-15.00")  # 95 - 110
+    assert v["conversion_efficiency:ASM:overhead"] == D("10.00")  # (11 - 10) x 10
+    assert v["conversion_spending"] == D("-4.00")
+    assert v["conversion_efficiency"] == D("30.00")
+    # They explain the whole under-allocation: 231 + 95 - (200 + 100) = 26.
+    assert v["conversion"] == D("26.00") == v["conversion_spending"] + v["conversion_efficiency"]
+    assert v["purchase_price"] == D("0.07")
+
+
+def test_prorate_spreads_each_variance_by_the_standard_of_its_element() -> None:
+    book = widgets()
+    assert lines_of(book, "close-jan") == [
+        ("conversion_allocated", "labor", D("200.00")),
+        ("conversion_allocated", "overhead", D("100.00")),
+        ("conversion_control", "labor", D("-231.00")),
+        ("conversion_control", "overhead", D("-95.00")),
+        ("purchase_price_variance", "", D("-0.07")),
+        # labor 31.00 by FG 80 : COGS 120 (RIP holds no labor)
+        ("finished_goods", "variance:conversion:labor", D("12.40")),
+        # COGS: labor 18.60, overhead -3.00, purchase price 0.02
+        ("cogs", "", D("15.62")),
+        # overhead -5.00 by FG 40 : COGS 60
+        ("finished_goods", "variance:conversion:overhead", D("-2.00")),
+        # purchase price 0.07 by material RIP 80 : FG 48 : COGS 72
+        ("raw_in_process", "variance:purchase_price", D("0.03")),
+        ("finished_goods", "variance:purchase_price", D("0.02")),
+    ]
+    at_close = dict(book.closed["2026-01"].balances)
+    assert at_close["raw_in_process"] == D("80.03")  # 40 x 2.00 + 0.03
+    assert at_close["finished_goods"] == D("178.42")  # 8 x 21.00 + 12.40 - 2.00 + 0.02
+    assert at_close["cogs"] == D("267.62")  # 12 x 21.00 + 15.62
+    for account in ("purchase_price_variance", "conversion_control", "conversion_allocated"):
+        assert account not in at_close
+
+
+def test_prorated_variances_follow_the_stock_out() -> None:
+    """February sells the last 8 W: what January prorated into FG goes to COGS; the purchase
+    price pool (RIP 0.03 + FG 0.02) is spread again by material, RIP 80 : COGS 48."""
+    book = widgets()
+    assert lines_of(book, "close-feb") == [
+        ("finished_goods", "variance:conversion:labor", D("-12.40")),
+        ("finished_goods", "variance:conversion:overhead", D("2.00")),
+        ("finished_goods", "variance:purchase_price", D("-0.02")),
+        ("cogs", "", D("10.42")),  # 12.40 - 2.00 + 0.02 (0.05 x 48/128 = 0.01875)
+    ]
+    assert book.balances.get((Account.RAW_IN_PROCESS, "variance:purchase_price")) == D("0.03")
+    assert not any(v for (a, _), v in book.balances.items() if a is Account.FINISHED_GOODS)
+
+
+def test_keep_closes_conversion_into_spending_and_efficiency() -> None:
+    book = widgets("keep")
+    assert lines_of(book, "close-jan") == [
+        ("conversion_allocated", "labor", D("200.00")),
+        ("conversion_allocated", "overhead", D("100.00")),
+        ("conversion_control", "labor", D("-231.00")),
+        ("conversion_control", "overhead", D("-95.00")),
+        ("conversion_spending_variance", "labor", D("11.00")),
+        ("conversion_efficiency_variance", "labor", D("20.00")),
+        ("conversion_spending_variance", "overhead", D("-15.00")),
+        ("conversion_efficiency_variance", "overhead", D("10.00")),
+    ]
+    # Nothing left unexplained: no conversion_variance line; PPV stays as its own line.
+    assert book.balances[(Account.PURCHASE_PRICE_VARIANCE, "")] == D("0.07")
+
+
+def test_dispositions_by_variance_type() -> None:
+    # Purchase price to COGS, conversion left open (a textbook's intermediate step).
+    book = widgets("{purchase_price: cogs, conversion: none}")
+    assert lines_of(book, "close-jan") == [
+        ("purchase_price_variance", "", D("-0.07")),
+        ("cogs", "", D("0.07")),
+    ]
+    assert book.settings.disposition_of("conversion") is Disposition.NONE
+    assert book.settings.disposition_of("material_usage") is Disposition.COGS
+    # Everything prorated: the same shares as above, conversion and purchase price.
+    everything = widgets("prorate")
+    assert lines_of(everything, "close-jan") == lines_of(widgets(), "close-jan")
+
+
+def test_a_variance_nothing_holds_the_element_of_goes_to_cogs() -> None:
+    """Prorated by labor when no stock holds labor and nothing was sold: all to COGS."""
+    text = """
+book: {name: Bare, disposition: prorate}
+items:
+  - {id: M, kind: material, standard_cost: "1.00"}
+events:
+  - {id: p, date: 2026-01-02, type: purchase, item: M, quantity: 3, unit_cost: "1.10"}
+  - {id: l, date: 2026-01-05, type: conversion, amount: "10.00", element: labor}
+  - {id: c, date: 2026-01-31, type: close, period: 2026-01}
+"""
+    book = run_scenario(parse_scenario(text))
+    assert lines_of(book, "c") == [
+        ("conversion_control", "labor", D("-10.00")),
+        ("purchase_price_variance", "", D("-0.30")),
+        ("cogs", "", D("10.00")),
+        ("raw_in_process", "variance:purchase_price", D("0.30")),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (
+            "{type: hours, work_center: NOPE, hours: 1}",
+            "w.yaml:22: event w:1: work_center: unknown work center 'NOPE'",
+        ),
+        (
+            "{type: hours, work_center: ASM, element: machine, hours: 1}",
+            "w.yaml:22: event w:1: element: work center ASM has no rate for 'machine'",
+        ),
+        (
+            '{type: conversion, amount: "5.00", work_center: ASM}',
+            "w.yaml:22: event w:1: element: a conversion cost at a work center needs its "
+            "element (one of labor, overhead)",
+        ),
+        (
+            '{type: conversion, amount: "5.00", element: labor, hours: 2}',
+            "w.yaml:22: event w:1: hours: hours are reported at a work center",
+        ),
+        ("{type: hours, work_center: ASM, hours: 0}", "hours: expected more than zero, got 0"),
+    ],
+)
+def test_hours_and_work_center_costs_are_checked(event: str, message: str) -> None:
+    text = (
+        WIDGETS.read_text().split("events:")[0] + f"events:\n  - {{date: 2026-01-05, {event[1:]}\n"
+    )
+    with pytest.raises(InputError) as error:
+        parse_scenario(text, "w.yaml")
+    assert message in str(error.value)
+
+
+def test_a_disposition_for_an_unknown_variance_type_is_refused() -> None:
+    text = WIDGETS.read_text().replace(
+        "disposition: {default: cogs, purchase_price: prorate, conversion: prorate}",
+        "disposition: {purchase_prize: prorate}",
+    )
+    with pytest.raises(InputError) as error:
+        parse_scenario(text, "w.yaml")
+    assert "book.disposition" in str(error.value)
+    assert "purchase_prize" in str(error.value)
+
+
+def test_flows_say_what_moved_stock_per_period() -> None:
+    book = widgets()
+    assert book.flows["2026-01"] == {
+        ("M", "received"): D(100),
+        ("M", "backflushed"): D(-60),
+        ("W", "completed"): D(20),
+        ("W", "sold"): D(-12),
+    }
+    assert book.flows["2026-02"] == {("W", "sold"): D(-8)}
+
+
+def test_a_reversal_takes_back_the_flow_it_reverses() -> None:
+    text = WIDGETS.read_text().split("  - {id: lab")[0] + (
+        "  - {id: r1, date: 2026-01-16, type: reversal, reverses: c1}\n"
+    )
+    book = run_scenario(parse_scenario(text))
+    assert book.flows["2026-01"] == {
+        ("M", "received"): D(100),
+        ("M", "backflushed"): D(0),
+        ("W", "completed"): D(0),
+    }
+
+
+def test_the_store_keeps_dispositions_hours_and_flows(tmp_path: Path) -> None:
+    scenario = read_scenario(WIDGETS)
+    store = Store(str(tmp_path / "w.db"))
+    store.import_scenario(scenario.settings, scenario.master, scenario.events)
+    loaded = store.load()
+    memory = run_scenario(scenario)
+    assert loaded.settings == memory.settings
+    assert loaded.flows == memory.flows
+    assert loaded.closed == memory.closed
+    assert store.entries() == memory.journal
+    assert loaded.statistics == memory.statistics
+    assert loaded.statistics["2026-01"]["standard_hours:ASM"] == D(10)
+    assert dt.date(2026, 2, 28) == memory.journal[-1].date
+    assert Line(Account.COGS, D("10.42")) in memory.journal[-1].lines

@@ -12,16 +12,20 @@ At the end of January RIP holds 40 M (material 80), FG 8 W (material 48, labor 8
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from backflush.book import Book
+from backflush.cli import app
 from backflush.domain.model import Account, Disposition, Line
 from backflush.engine.close import largest_remainder
 from backflush.formats.inputs import InputError
 from backflush.formats.scenario import parse_scenario, read_scenario
+from backflush.reports.accuracy import bom_accuracy
 from backflush.run import run_scenario
 from backflush.store.repository import Store
 from helpers import EXAMPLES
@@ -251,3 +255,73 @@ def test_the_store_keeps_dispositions_hours_and_flows(tmp_path: Path) -> None:
     assert loaded.statistics["2026-01"]["standard_hours:ASM"] == D(10)
     assert dt.date(2026, 2, 28) == memory.journal[-1].date
     assert Line(Account.COGS, D("10.42")) in memory.journal[-1].lines
+
+
+# ---------------------------------------------------------------- BOM accuracy
+
+ACCURACY = """
+book: {name: Accuracy}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: N, kind: material, standard_cost: "1.00"}
+  - {id: K, kind: phantom}
+  - {id: W, kind: finished}
+  - {id: V, kind: finished}
+boms:
+  - {item: K, lines: [{component: N, quantity: 1}]}
+  - {item: W, lines: [{component: M, quantity: 3, scrap: "0.1"}, {component: K, quantity: 2}]}
+  - {item: V, lines: [{component: M, quantity: 1}]}
+events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: 100, unit_cost: "2.00"}
+  - {id: p2, date: 2026-01-02, type: purchase, item: N, quantity: 50, unit_cost: "1.00"}
+  - {id: c1, date: 2026-01-15, type: completion, item: W, quantity: 10}
+  - {id: c2, date: 2026-01-16, type: completion, item: V, quantity: 7}
+  - {id: s1, date: 2026-01-20, type: scrap, item: M, quantity: 1}
+  - {id: k1, date: 2026-01-31, type: count, item: M, quantity: 50}
+  - {id: k2, date: 2026-01-31, type: count, item: N, quantity: 30}
+  - {id: p3, date: 2026-02-02, type: purchase, item: M, quantity: 10, unit_cost: "2.00"}
+  - {id: c3, date: 2026-02-10, type: completion, item: V, quantity: 5}
+"""
+
+
+def test_bom_accuracy_joins_bom_usage_receipts_and_counts() -> None:
+    book = run_scenario(parse_scenario(ACCURACY))
+    found = bom_accuracy(book, "2026-01")
+    m, n = found.rows
+    # M: W takes 10 x 3 x 1.1 = 33, V takes 7: BOM usage 40; 1 scrapped. Book: 100 - 40 - 1
+    # = 59, counted 50: 9 more used than the BOMs say, real usage 49, +22.5%.
+    assert (m.component, m.opening, m.received, m.theoretical) == ("M", 0, 100, 40)
+    assert (m.counted, m.actual, m.difference, m.other, m.closing) == (-9, 49, 9, -1, 50)
+    assert m.ratio == D("0.225") and found.flagged(m)
+    # Both lines that hold M are named, with the quantity that would have matched.
+    assert [(u.parent, u.quantity, u.scrap, u.suggested) for u in m.lines] == [
+        ("V", D(1), D(0), D("1.225")),
+        ("W", D(3), D("0.1"), D("3.675")),
+    ]
+    # N, through the phantom K: 10 x 2 = 20 used, 50 - 20 = 30 counted: as the BOM says.
+    assert (n.component, n.theoretical, n.counted, n.was_counted) == ("N", 20, 0, True)
+    assert n.ratio == 0 and not found.flagged(n) and n.lines == ()
+    # February: M opens at the counted 50; nothing counted, so nothing to tell.
+    (feb,) = bom_accuracy(book, "2026-02").rows
+    assert (feb.opening, feb.received, feb.theoretical, feb.closing) == (50, 10, 5, 55)
+    assert not feb.was_counted and feb.difference == 0
+    # A higher threshold flags nothing.
+    assert not any(map(bom_accuracy(book, "2026-01", D("0.25")).flagged, found.rows))
+
+
+def test_bom_accuracy_command_on_a_book(tmp_path: Path) -> None:
+    scenario = tmp_path / "acc.yaml"
+    scenario.write_text(ACCURACY)
+    db = str(tmp_path / "acc.db")
+    runner = CliRunner()
+    assert runner.invoke(app, ["import", str(scenario), "--db", db]).exit_code == 0
+    result = runner.invoke(app, ["bom-accuracy", "--db", db, "--period", "2026-01", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["components"][0]["actual"] == "49"
+    assert doc["components"][0]["bom_lines"][1]["suggested_quantity"] == "3.675"
+    wrong = runner.invoke(app, ["bom-accuracy", "--db", db, "--period", "2025-12"])
+    assert wrong.exit_code == 2
+    assert "no stock moved in 2025-12 (periods: 2026-01, 2026-02)" in wrong.output
+    table = runner.invoke(app, ["bom-accuracy", "--file", str(scenario), "--period", "2026-01"])
+    assert table.exit_code == 0 and "22.5" in table.output

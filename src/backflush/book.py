@@ -495,10 +495,11 @@ class Book:
             moved = self.moved.setdefault(period, {})
             moved[movement.item] = moved.get(movement.item, ZERO) + movement.on_hand
             self.changes.moved.add((period, movement.item))
-            source = record.event
-            if isinstance(source, Reversal):  # takes back the original's flow
-                original = self.recorded.get(source.reverses)
-                source = original.event if original is not None else source
+        source = record.event
+        if isinstance(source, Reversal):  # takes back the original's flow
+            original = self.recorded.get(source.reverses)
+            source = original.event if original is not None else source
+        if movement.on_hand or source.type == "count":  # a count that agreed is a count too
             sign = -1 if source is not record.event else 1
             key = (movement.item, flow_of(source.type, sign * movement.on_hand))
             flows = self.flows.setdefault(period, {})

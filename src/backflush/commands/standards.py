@@ -32,6 +32,7 @@ from backflush.formats.inputs import (
 )
 from backflush.formats.scenario import read_scenario
 from backflush.formats.tabular import load_master_tables, write_master_tables
+from backflush.reports import accuracy
 from backflush.reports import standards as reports
 from backflush.reports.document import money
 from backflush.run import run_scenario
@@ -244,6 +245,54 @@ def where_used(
             out.print(f"{escape(component)} is on no BOM effective on {on.isoformat()}")
         else:
             out.print(reports.where_used_table(component, on, rows))
+
+    guarded(go, writes=False, db=db)
+
+
+def bom_accuracy(
+    period: Annotated[
+        str | None,
+        typer.Option(help="Period (YYYY-MM); default: the latest with stock moved."),
+    ] = None,
+    threshold: Annotated[
+        str, typer.Option(help="Flag real usage differing from the BOM's by more than this.")
+    ] = str(accuracy.DEFAULT_THRESHOLD),
+    db: DbOption = DEFAULT_DB,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="Run this scenario file instead of reading a book."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Real usage of each component (BOM usage less count adjustments) against the BOMs, per
+    period; names the BOM lines of components whose usage is off by more than THRESHOLD."""
+
+    def go() -> None:
+        try:
+            limit = to_decimal(threshold)
+        except ValueError as error:
+            fail(f"--threshold: {error}", 2)
+        if limit < 0:
+            fail(f"--threshold: expected zero or more, got {threshold}", 2)
+        if file is not None:
+            book = run_scenario(read_scenario(file))
+        else:
+            store = Store(db, create=False)
+            try:
+                book = store.load()
+            finally:
+                store.close()
+        chosen = period or max(book.flows, default=None)
+        if chosen is None:
+            fail("no stock has moved in this book yet", 2)
+        if chosen not in book.flows:
+            moved = ", ".join(sorted(book.flows))
+            fail(f"--period: no stock moved in {chosen} (periods: {moved})", 2)
+        found = accuracy.bom_accuracy(book, chosen, limit)
+        if as_json:
+            print_json(accuracy.accuracy_document(found))
+        else:
+            out.print(accuracy.accuracy_table(found))
 
     guarded(go, writes=False, db=db)
 
@@ -468,5 +517,6 @@ def register(app: typer.Typer) -> None:
     app.command("picklist")(picklist)
     app.command("bom")(bom)
     app.command("where-used")(where_used)
+    app.command("bom-accuracy")(bom_accuracy)
     app.add_typer(standards_app, name="standards")
     app.add_typer(master_app, name="master")

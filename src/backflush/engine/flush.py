@@ -412,6 +412,7 @@ def _count(event: Count, ctx: Context, effects: Effects) -> None:
     # queue; a gain clears the queue (the book's retry), so stock ends at the counted quantity.
     difference = event.quantity - (ctx.on_hand(event.item) - ctx.waiting(event.item))
     if not difference:
+        effects.movements.append(Movement(event.item))  # counted, and found as the book says
         return
     effects.movements.append(Movement(event.item, difference))
     builder = EntryBuilder(

@@ -66,6 +66,7 @@ from backflush.domain.model import (
     Disposition,
     Event,
     Flush,
+    Hours,
     Issue,
     Item,
     Kind,
@@ -86,7 +87,14 @@ from backflush.domain.model import (
     period_of,
 )
 from backflush.domain.money import CONTEXT, ZERO, minor_units, quantum, round_money
-from backflush.engine.close import PRORATED, VARIANCE_TYPES
+from backflush.engine.close import (
+    ACTUAL_COST,
+    ACTUAL_HOURS,
+    HOURS_STATISTICS,
+    PRORATED,
+    STANDARD_HOURS,
+    VARIANCE_TYPES,
+)
 from backflush.engine.flush import PostingError
 from backflush.reports.document import document
 
@@ -239,6 +247,23 @@ class Plant:
             hours = twelve(op.setup_hours / lot) + twelve(op.run_hours / yields[op.number])
             total += sum((hours * r for r in self.rates(op.work_center, on).values()), ZERO)
         return total
+
+    def rated(self, center: str) -> list[str]:
+        """Elements ``center`` has a rate for (none: no such work center)."""
+        known = self.master.work_centers.get(center)
+        return [e for e, _ in known.rates] if known is not None else []
+
+    def hours(self, item_id: str) -> dict[str, Decimal]:
+        """Standard hours per good unit at each work center (setup over the lot, run over
+        the yield)."""
+        routings = self.master.routings.get(item_id, ())
+        yields, lot = self._yields(item_id), self.item(item_id).lot_size
+        found: dict[str, Decimal] = defaultdict(Decimal)
+        for op in routings[0].operations if routings else ():
+            found[op.work_center] += twelve(op.setup_hours / lot) + twelve(
+                op.run_hours / yields[op.number]
+            )
+        return found
 
     def standard(self, item_id: str, on: dt.date) -> Decimal:
         """Full standard cost of one unit on ``on``, rolled up here independently of the
@@ -525,6 +550,14 @@ class Model:
             return ZERO
         return self.plant.unallocated(item, on)
 
+    def _rated(self, center: str, element: str | None) -> None:
+        """A cost or hours at a work center: it exists and rates the element named."""
+        known = self.plant.master.work_centers.get(center)
+        if known is None:
+            raise Refused(f"no work center {center}")
+        if element is not None and element not in dict(known.rates):
+            raise Refused(f"{center} does not rate {element!r}")
+
     def _kind(self, item: str, *kinds: Kind) -> None:
         if self.plant.item(item).kind not in kinds:
             raise Refused(f"{item} is a {self.plant.item(item).kind}")
@@ -580,7 +613,11 @@ class Model:
                 facts.off_book_standard = event.quantity * standard
                 facts.off_book_price_difference = event.quantity * (event.unit_cost - standard)
         elif isinstance(event, Conversion):
+            if event.work_center:
+                self._rated(event.work_center, event.element)
             facts.conversion = event.amount
+        elif isinstance(event, Hours):
+            self._rated(event.work_center, event.element or None)
         elif isinstance(event, Completion):
             self._kind(event.item, Kind.FINISHED, Kind.SUBASSEMBLY)
             made = event.quantity + event.scrapped
@@ -967,6 +1004,7 @@ class Checker:
         )
         assert price_unrecorded == sum((f.off_book_price_difference for f in live), ZERO)
 
+        self.hours()
         # Conservation, exactly: the journal only moves value between accounts.
         assert sum(balances.values(), ZERO) == 0
         conversion = sum((f.conversion for f in live), ZERO)
@@ -1014,6 +1052,30 @@ class Checker:
             -(made - lost - unallocated + self.revalued[Account.CONVERSION_ALLOCATED])
             + self.closing[Account.CONVERSION_ALLOCATED],
         )
+
+    def hours(self) -> None:
+        """Hours and work-center costs the book keeps for spending and efficiency: the
+        standard hours of good output, and the actual hours and costs reported."""
+        want: dict[str, Decimal] = defaultdict(Decimal)
+        for id_, event in self.model.accepted.items():
+            if id_ in self.model.reversed:
+                continue
+            if isinstance(event, Completion):
+                for center, hours in self.plant.hours(event.item).items():
+                    want[f"{STANDARD_HOURS}{center}"] += event.quantity * hours
+            elif isinstance(event, Hours):
+                want[f"{ACTUAL_HOURS}{event.work_center}:{event.element}"] += event.hours
+            elif isinstance(event, Conversion) and event.work_center:
+                key = f"{event.work_center}:{event.element}"
+                want[ACTUAL_COST + key] += event.amount
+                if event.hours is not None:
+                    want[ACTUAL_HOURS + key] += event.hours
+        got: dict[str, Decimal] = defaultdict(Decimal)
+        for statistics in self.book.statistics.values():
+            for key, value in statistics.items():
+                if key.startswith(HOURS_STATISTICS):
+                    got[key] += value
+        assert nonzero(got) == nonzero(want)
 
     def close(self, event: Close, before: dict[str, Decimal]) -> None:
         """Invariant 6, as of the period end (later-dated entries belong to later periods)."""
@@ -1138,7 +1200,7 @@ class Stream:
                 ["purchase"] * 6
                 + ["completion"] * 6
                 + ["sale"] * 3
-                + ["conversion", "conversion", "scrap", "count", "issue", "release"]
+                + ["conversion", "conversion", "scrap", "count", "issue", "release", "hours"]
                 + ["reversal", "reversal", "close", "close", "resend", "conflict"]
             ),
             "kind",
@@ -1152,7 +1214,24 @@ class Stream:
             places = minor_units(plant.settings.currency)
             amount = self.draw(scaled(1, 5 * 10 ** (places + 4), places))
             element = self.pick(["", "labor", "overhead", "energy"])
+            centers = sorted(plant.master.work_centers)
+            if centers and self.draw(st.integers(0, 2)) == 0:  # spent at a work center
+                center = self.pick([*centers, "NOWHERE"])
+                rated = [
+                    e for e, _ in plant.master.work_centers.get(center, WorkCenter("", ())).rates
+                ]
+                hours = self.draw(scaled(1, 50_000, 2)) if self.draw(st.booleans()) else None
+                element = self.pick([*rated, "bogus"])
+                return Conversion(self.new_id(), self.date(), amount, element, center, hours)
             return Conversion(self.new_id(), self.date(), amount, element)
+        if choice == "hours":
+            centers = sorted(plant.master.work_centers) or ["NOWHERE"]
+            center = self.pick(centers)
+            rated = plant.rated(center)
+            element = self.pick(["", "", *rated])
+            return Hours(
+                self.new_id(), self.date(), center, self.draw(scaled(1, 50_000, 2)), element
+            )
         if choice == "completion":
             item = self.pick(self.made)
             good = self.quantity(60) if self.draw(st.integers(0, 9)) else ZERO

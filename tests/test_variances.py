@@ -26,6 +26,8 @@ from backflush.engine.close import largest_remainder
 from backflush.formats.inputs import InputError
 from backflush.formats.scenario import parse_scenario, read_scenario
 from backflush.reports.accuracy import bom_accuracy
+from backflush.reports.document import document
+from backflush.reports.tables import valuation_table
 from backflush.run import run_scenario
 from backflush.store.repository import Store
 from helpers import EXAMPLES
@@ -325,3 +327,11 @@ def test_bom_accuracy_command_on_a_book(tmp_path: Path) -> None:
     assert "no stock moved in 2025-12 (periods: 2026-01, 2026-02)" in wrong.output
     table = runner.invoke(app, ["bom-accuracy", "--file", str(scenario), "--period", "2026-01"])
     assert table.exit_code == 0 and "22.5" in table.output
+
+
+def test_reports_show_what_is_prorated_into_inventory() -> None:
+    book = widgets()
+    assert document(book)["prorated"] == {"raw_in_process": {"purchase_price": "0.03"}}
+    rows = valuation_table(book).columns[0]._cells
+    assert rows[-2:] == ["purchase_price variance prorated", "inventory on the books"]
+    assert "prorated" not in document(widgets("cogs"))

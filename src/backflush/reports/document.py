@@ -9,6 +9,7 @@ from typing import Any
 from backflush.book import Book
 from backflush.domain.model import Account, Entry, Line, ProductionOrder
 from backflush.domain.money import CONTEXT, ZERO, fmt, quantum
+from backflush.engine.close import PRORATED
 
 
 def money(value: Decimal, currency: str) -> str:
@@ -113,6 +114,7 @@ def document(book: Book, entries: Iterable[Entry] | None = None) -> dict[str, An
         "quantities": {k: fmt(v) for k, v in sorted(book.on_hand.items())},
         "in_process": {k: fmt(v) for k, v in sorted(book.in_process.items()) if v},
         "off_book": {k: money(v, currency) for k, v in book.off_book().items()},
+        **_prorated(book),
         "orders": [order_document(o) for _, o in sorted(book.orders.items())],
         "exceptions": [
             {
@@ -128,3 +130,13 @@ def document(book: Book, entries: Iterable[Entry] | None = None) -> dict[str, An
             for k, s in book.shortages.items()
         ],
     }
+
+
+def _prorated(book: Book) -> dict[str, Any]:
+    """Variances prorated into inventory and still standing: {account: {variance: amount}}."""
+    found: dict[str, dict[str, str]] = {}
+    for (account, element), value in sorted(book.balances.items()):
+        if value and element.startswith(PRORATED):
+            pool = element.removeprefix(PRORATED)
+            found.setdefault(account.value, {})[pool] = money(value, book.settings.currency)
+    return {"prorated": found} if found else {}

@@ -15,6 +15,7 @@ from rich.text import Text
 from backflush.book import OFF_BOOK, Book
 from backflush.domain.model import Account, Entry, Kind
 from backflush.domain.money import CONTEXT, ZERO, fmt, round_money
+from backflush.engine.close import PRORATED
 from backflush.reports.document import gross_margin, money
 
 
@@ -159,6 +160,20 @@ def valuation_table(book: Book) -> Table:
     table.add_row(
         "total", "", *blank, _amount(on_total, currency), _amount(off_total, currency), style="bold"
     )
+    prorated = {
+        (account, element.removeprefix(PRORATED)): value
+        for (account, element), value in book.balances.items()
+        if value and element.startswith(PRORATED)
+    }
+    for (account, pool), amount in sorted(prorated.items()):
+        table.add_row(
+            f"{pool} variance prorated", account.value, *blank, _amount(amount, currency), ""
+        )
+    if prorated:
+        total = on_total + sum(prorated.values(), ZERO)
+        table.add_row(
+            "inventory on the books", "", *blank, _amount(total, currency), "", style="bold"
+        )
     return table
 
 

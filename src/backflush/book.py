@@ -237,6 +237,10 @@ class Book:
                 queued += entry.open
         if self.standards.sequential:
             return on_hand - queued - queued_in, in_process + queued_in
+        if self.settings.triggers.periodic:
+            # Valued as a close values it: what is on hand (stock issued or released to
+            # production counts as used; nothing was credited for queued consumption).
+            return on_hand, ZERO
         return on_hand + in_process - queued, ZERO
 
     def stock_value(self, item: str, on: dt.date | None = None) -> dict[Key, Decimal]:
@@ -461,7 +465,11 @@ class Book:
         quantity x (new - old standard), against the revaluation variance)."""
         event = Revaluation(f"revaluation-{epoch.isoformat()}", date, epoch)
         record = Recorded(event, fingerprint(event))
-        for item in self.stocked_items():  # one entry per item: each change explained
+        # A periodic book's inventory accounts hold what the last close counted (and, under
+        # count, receipts at their standard), not quantities x standard: nothing is revalued
+        # between closes; the next close values its counts at the new standards.
+        revalued = [] if self.settings.triggers.periodic else self.stocked_items()
+        for item in revalued:  # one entry per item: each change explained
             builder = EntryBuilder(
                 date, event.id, f"revaluation of {item} to the standards of {epoch}"
             )
@@ -624,6 +632,7 @@ class Book:
         adjustment = self._unsold_conversion_entry(period, last, event.id)
         if adjustment is not None:
             self._post_entry(adjustment, record)
+        self._periodic_inventory(period, last, event.id, record)
         found = closing.variances(self.activity.get(period, {}), self.statistics.get(period, {}))
         # What the period holds at its end: entries already posted in later (open) periods
         # are theirs to dispose of, not this close's.
@@ -644,6 +653,22 @@ class Book:
         )
         self.closed[period] = result
         self.changes.closes.append(result)
+
+    def _periodic_inventory(self, period: str, date: dt.date, event: str, record: Recorded) -> None:
+        """``count`` / ``cogs-first``: value RIP and FG from the quantities at the period end
+        (which counts have corrected) at the standards stock is valued at now (those of the
+        close date, or newer ones already in force), against COGS
+        (:func:`backflush.engine.close.periodic_inventory`). Ordinary entries of the close,
+        worked out from balances: a reopen negating them restores what they started from."""
+        if not self.settings.triggers.periodic:
+            return
+        targets = closing.periodic_targets(
+            self.standards, self.on_hand_through(period), self.epoch, self.settings
+        )
+        for entry in closing.periodic_inventory(
+            self.settings, targets, self.balances_through(period), date, event, period
+        ):
+            self._post_entry(entry, record)
 
     def _unsold_conversion_entry(self, period: str, date: dt.date, event: str) -> Entry | None:
         """Inventory the standard conversion of finished units on hand that were costed only

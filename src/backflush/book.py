@@ -282,6 +282,28 @@ class Book:
             found["(conversion inventoried at close)"] = -inventoried
         return found
 
+    def periodic_difference(self) -> Decimal:
+        """Under ``count`` / ``cogs-first``: the standard value of the stock on hand, as a
+        close would value it now, less what RIP and FG hold (rounded): what a close would move
+        into (+) or out of (-) the inventory accounts against COGS. Between closes these books
+        do not keep inventories at quantities x standard; right after a close (with nothing
+        posted since) this is zero to the rounding of the close's lines. Zero for the other
+        policies."""
+        if not self.settings.triggers.periodic:
+            return ZERO
+        value = sum(
+            (v for item in self.stocked_items() for v in self.stock_value(item).values()), ZERO
+        )
+        held = sum(
+            (
+                v
+                for (account, _), v in self.balances.items()
+                if account in (Account.RAW_IN_PROCESS, Account.FINISHED_GOODS)
+            ),
+            ZERO,
+        )
+        return round_money(value, self.settings.currency, self.settings.rounding) - held
+
     # ------------------------------------------------------------ posting
 
     def post(self, event: Event) -> bool:

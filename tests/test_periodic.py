@@ -52,9 +52,11 @@ import pytest
 
 from backflush.book import Book
 from backflush.domain import model as m
+from backflush.engine.standards import Standards
 from backflush.formats.inputs import InputError
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports.document import document
+from backflush.reports.standards import compare
 from backflush.reports.tables import valuation
 from backflush.run import run_scenario
 from helpers import EXAMPLES
@@ -439,3 +441,20 @@ def test_a_periodic_book_without_overrides_is_accepted() -> None:
         sc = parse_scenario(SCENARIO.replace("TRIGGERS", triggers).replace("ITEM", ""))
         assert sc.settings.triggers is m.Policy(triggers)
         assert Book(sc.settings, sc.master).standards.policy("PART") is m.Policy(triggers)
+
+
+def test_the_standards_compare_previews_no_revaluation_for_a_periodic_book() -> None:
+    """PART 2.00 -> 3.00 on the 290 PART, 50 SUB and 50 GADGET left at January's close: the
+    revaluation at quantity x difference is 290 + 100 + 150 = 540.00, as information; the book
+    posts none of it (the next close values its counts at the new standards)."""
+    sc = count_plant()
+    book = run_until(sc, "jan-close")
+    what_if = m.CostSet("what-if", materials=(("PART", D("3.00")),))
+    compared = compare(
+        book.standards,
+        Standards(sc.settings, sc.master, what_if),
+        dt.date(2026, 2, 1),
+        book.on_hand,
+    )
+    assert compared.revaluation == D("540.00")
+    assert compared.posted == 0

@@ -458,3 +458,18 @@ def test_the_standards_compare_previews_no_revaluation_for_a_periodic_book() -> 
     )
     assert compared.revaluation == D("540.00")
     assert compared.posted == 0
+
+
+def test_negating_a_close_restores_what_the_next_close_starts_from() -> None:
+    """What a reopen does to a periodic close: its entries negated, the period open again.
+    The close keeps no state but balances, so closing again posts the same entries."""
+    book = run_scenario(count_plant())
+    first = entries_of(book, "feb-close")
+    for entry in [e for e in book.journal if e.event == "feb-close"]:
+        lines = tuple(dataclasses.replace(ln, amount=-ln.amount) for ln in entry.lines)
+        book._post_entry(dataclasses.replace(entry, event="reopen", lines=lines), None)
+    del book.closed["2026-02"]
+    assert book.account_balances()["raw_in_process"] == D("2730.00")  # as before the close
+    assert book.account_balances()["finished_goods"] == D("1200.00")
+    book.post(m.Close("feb-close-again", dt.date(2026, 2, 28), "2026-02"))
+    assert entries_of(book, "feb-close-again") == first

@@ -52,6 +52,7 @@ import pytest
 
 from backflush.book import Book
 from backflush.domain import model as m
+from backflush.engine.flush import PostingError
 from backflush.engine.standards import Standards
 from backflush.formats.inputs import InputError
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
@@ -473,3 +474,21 @@ def test_negating_a_close_restores_what_the_next_close_starts_from() -> None:
     assert book.account_balances()["finished_goods"] == D("1200.00")
     book.post(m.Close("feb-close-again", dt.date(2026, 2, 28), "2026-02"))
     assert entries_of(book, "feb-close-again") == first
+
+
+def test_standards_that_cannot_value_the_stock_are_refused_before_anything_changes() -> None:
+    """GADGET's BOM ends on 2026-01-31 with no next version: the 50 GADGET left at January's
+    close have no standard in February, so the first February event is refused, as it is
+    under the other policies, and the book is left as it was."""
+    sc = count_plant()
+    end = dt.date(2026, 1, 31)
+    ended = tuple(dataclasses.replace(b, effective_to=end) for b in sc.master.boms["GADGET"])
+    master = dataclasses.replace(sc.master, boms={**sc.master.boms, "GADGET": ended})
+    book = Book(sc.settings, master)
+    book.post_many([e for e in sc.events if e.date <= dt.date(2026, 1, 31)])
+    balances, epoch = dict(book.balances), book.epoch
+    with pytest.raises(PostingError, match="GADGET"):
+        book.post(m.Purchase("feb-part", dt.date(2026, 2, 3), "PART", D(1), D("2.00")))
+    assert book.balances == balances
+    assert book.epoch == epoch
+    assert not any(i.startswith("revaluation-") for i in book.recorded)

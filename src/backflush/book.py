@@ -491,6 +491,9 @@ class Book:
         # count, receipts at their standard), not quantities x standard: nothing is revalued
         # between closes; the next close values its counts at the new standards.
         revalued = [] if self.settings.triggers.periodic else self.stocked_items()
+        if self.settings.triggers.periodic:
+            for item in self.stocked_items():  # standards that cannot value the stock are
+                self.stock_value(item, epoch)  # refused here, as they are for other books
         for item in revalued:  # one entry per item: each change explained
             builder = EntryBuilder(
                 date, event.id, f"revaluation of {item} to the standards of {epoch}"

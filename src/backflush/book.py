@@ -246,7 +246,9 @@ class Book:
     def stock_value(self, item: str, on: dt.date | None = None) -> dict[Key, Decimal]:
         """Standard value of the stock of ``item`` by (account, element), unrounded, at the
         standards effective on ``on`` (default: those stock is valued at now). Parts in
-        accounts payable and conversion allocated are held off the books."""
+        accounts payable and conversion allocated are held off the books. Under ``count`` and
+        ``cogs-first``: the value a close gives the units on hand, which the books hold only
+        right after a close (see :meth:`periodic_difference`)."""
         if self.master.items[item].kind is Kind.PHANTOM:
             return {}
         standards_date = self.epoch if on is None else on

@@ -306,12 +306,18 @@ class Book:
                 queued += entry.open
         if self.standards.sequential:
             return on_hand - queued - queued_in, in_process + queued_in
+        if self.settings.triggers.periodic:
+            # Valued as a close values it: what is on hand (stock issued or released to
+            # production counts as used; nothing was credited for queued consumption).
+            return on_hand, ZERO
         return on_hand + in_process - queued, ZERO
 
     def stock_value(self, item: str, on: dt.date | None = None) -> dict[Key, Decimal]:
         """Standard value of the stock of ``item`` by (account, element), unrounded, at the
         standards effective on ``on`` (default: those stock is valued at now). Parts in
-        accounts payable and conversion allocated are held off the books."""
+        accounts payable and conversion allocated are held off the books. Under ``count`` and
+        ``cogs-first``: the value a close gives the units on hand, which the books hold only
+        right after a close (see :meth:`periodic_difference`)."""
         if self.master.items[item].kind is Kind.PHANTOM:
             return {}
         standards_date = self.epoch if on is None else on
@@ -346,6 +352,28 @@ class Book:
         if inventoried:
             found["(conversion inventoried at close)"] = -inventoried
         return found
+
+    def periodic_difference(self) -> Decimal:
+        """Under ``count`` / ``cogs-first``: the standard value of the stock on hand, as a
+        close would value it now, less what RIP and FG hold (rounded): what a close would move
+        into (+) or out of (-) the inventory accounts against COGS. Between closes these books
+        do not keep inventories at quantities x standard; right after a close (with nothing
+        posted since) this is zero to the rounding of the close's lines. Zero for the other
+        policies."""
+        if not self.settings.triggers.periodic:
+            return ZERO
+        value = sum(
+            (v for item in self.stocked_items() for v in self.stock_value(item).values()), ZERO
+        )
+        held = sum(
+            (
+                v
+                for (account, _), v in self.balances.items()
+                if account in (Account.RAW_IN_PROCESS, Account.FINISHED_GOODS)
+            ),
+            ZERO,
+        )
+        return round_money(value, self.settings.currency, self.settings.rounding) - held
 
     # ------------------------------------------------------------ posting
 
@@ -540,7 +568,14 @@ class Book:
         quantity x (new - old standard), against the revaluation variance)."""
         event = Revaluation(f"revaluation-{epoch.isoformat()}", date, epoch)
         record = Recorded(event, fingerprint(event))
-        for item in self.stocked_items():  # one entry per item: each change explained
+        # A periodic book's inventory accounts hold what the last close counted (and, under
+        # count, receipts at their standard), not quantities x standard: nothing is revalued
+        # between closes; the next close values its counts at the new standards.
+        revalued = [] if self.settings.triggers.periodic else self.stocked_items()
+        if self.settings.triggers.periodic:
+            for item in self.stocked_items():  # standards that cannot value the stock are
+                self.stock_value(item, epoch)  # refused here, as they are for other books
+        for item in revalued:  # one entry per item: each change explained
             builder = EntryBuilder(
                 date, event.id, f"revaluation of {item} to the standards of {epoch}"
             )
@@ -703,6 +738,7 @@ class Book:
         adjustment = self._unsold_conversion_entry(period, last, event.id)
         if adjustment is not None:
             self._post_entry(adjustment, record)
+        self._periodic_inventory(period, last, event.id, record)
         found = self.period_variances(period)
         prorating = any(
             self.settings.disposition_of(kind) is Disposition.PRORATE for kind in closing.DISPOSABLE
@@ -732,6 +768,22 @@ class Book:
         )
         self.closed[period] = result
         self.changes.closes.append(result)
+
+    def _periodic_inventory(self, period: str, date: dt.date, event: str, record: Recorded) -> None:
+        """``count`` / ``cogs-first``: value RIP and FG from the quantities at the period end
+        (which counts have corrected) at the standards stock is valued at now (those of the
+        close date, or newer ones already in force), against COGS
+        (:func:`backflush.engine.close.periodic_inventory`). Ordinary entries of the close,
+        worked out from balances: a reopen negating them restores what they started from."""
+        if not self.settings.triggers.periodic:
+            return
+        targets = closing.periodic_targets(
+            self.standards, self.on_hand_through(period), self.epoch, self.settings
+        )
+        for entry in closing.periodic_inventory(
+            self.settings, targets, self.balances_through(period), date, event, period
+        ):
+            self._post_entry(entry, record)
 
     def _unsold_conversion_entry(self, period: str, date: dt.date, event: str) -> Entry | None:
         """Inventory the standard conversion of finished units on hand that were costed only

@@ -60,16 +60,32 @@ class Policy(StrEnum):
     COMPLETION = "completion"
     SALE = "sale"
     SEQUENTIAL = "sequential"
+    #: Periodic methods for the whole book (issue 4): stock is valued from counts at close.
+    COUNT = "count"
+    COGS_FIRST = "cogs-first"
 
     @property
     def costs_purchases(self) -> bool:
         """Purchases are posted (materials are on the books from receipt)."""
-        return self in (Policy.PURCHASE_COMPLETION, Policy.PURCHASE_SALE, Policy.SEQUENTIAL)
+        return self in (
+            Policy.PURCHASE_COMPLETION,
+            Policy.PURCHASE_SALE,
+            Policy.SEQUENTIAL,
+            Policy.COUNT,
+            Policy.COGS_FIRST,
+        )
 
     @property
     def costs_completions(self) -> bool:
         """Completed goods are posted to finished goods at standard."""
         return self in (Policy.PURCHASE_COMPLETION, Policy.COMPLETION, Policy.SEQUENTIAL)
+
+    @property
+    def periodic(self) -> bool:
+        """A periodic-count method (``count``, ``cogs-first``): completions, sales, scrap and
+        counts move quantities only; the close values the inventories from the quantities at
+        the period end (after counts). A whole-book choice, never a per-item override."""
+        return self in (Policy.COUNT, Policy.COGS_FIRST)
 
 
 class Disposition(StrEnum):

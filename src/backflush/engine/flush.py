@@ -27,6 +27,7 @@ from backflush.domain.model import (
     Line,
     Movement,
     OrderClose,
+    Policy,
     ProductionOrder,
     Purchase,
     Release,
@@ -204,6 +205,9 @@ def _purchase(event: Purchase, ctx: Context, effects: Effects) -> None:
     _require_kind(event, event.item, ctx, (Kind.MATERIAL,), "a purchase")
     effects.movements.append(Movement(event.item, event.quantity))
     standard = ctx.standards.unit_cost(event.item, event.date).total
+    if ctx.settings.triggers.periodic:
+        _periodic_purchase(event, ctx, effects, standard)
+        return
     if not ctx.standards.policy(event.item).costs_purchases:
         effects.memo.append(
             ("purchase_price_unrecorded", event.quantity * (event.unit_cost - standard))
@@ -216,10 +220,28 @@ def _purchase(event: Purchase, ctx: Context, effects: Effects) -> None:
     _emit(effects, ctx, builder)
 
 
+def _periodic_purchase(event: Purchase, ctx: Context, effects: Effects, standard: Decimal) -> None:
+    """``count``: received into RIP at standard; ``cogs-first``: charged to COGS at standard.
+    Both at standard, the price difference to the purchase price variance, so the variance
+    split is the same as under the other policies (and the close's backflush from COGS
+    takes out standard cost, never a price difference)."""
+    builder = EntryBuilder(event.date, event.id, f"purchase {fmt(event.quantity)} {event.item}")
+    if ctx.settings.triggers is Policy.COUNT:
+        builder.add(Account.RAW_IN_PROCESS, event.quantity * standard)
+    else:
+        builder.add(Account.COGS, event.quantity * standard, item=event.item)
+    builder.add(Account.ACCOUNTS_PAYABLE, -event.quantity * event.unit_cost)
+    builder.add(Account.PURCHASE_PRICE_VARIANCE, event.quantity * (event.unit_cost - standard))
+    _emit(effects, ctx, builder)
+
+
 def _conversion(event: Conversion, ctx: Context, effects: Effects) -> None:
     where = f" at {event.work_center}" if event.work_center else ""
     builder = EntryBuilder(event.date, event.id, f"conversion {event.element or 'costs'}{where}")
-    builder.add(Account.CONVERSION_CONTROL, event.amount, event.element)
+    # A periodic book charges actual conversion to COGS as incurred; the close inventories
+    # the standard conversion of what is on hand (conversion estimates) out of COGS.
+    charged = Account.COGS if ctx.settings.triggers.periodic else Account.CONVERSION_CONTROL
+    builder.add(charged, event.amount, event.element)
     builder.add(Account.ACCRUED_CONVERSION, -event.amount)
     _emit(effects, ctx, builder)
     if event.work_center:
@@ -304,6 +326,8 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
             )
         )
 
+    if ctx.settings.triggers.periodic:
+        return  # quantities only: the close values stock from counts
     holding = std.holding(event.item, event.date)
     memo = f"completion {fmt(good)} {event.item}" + (
         f" ({fmt(scrapped)} scrapped)" if scrapped else ""
@@ -381,11 +405,12 @@ def _sale(event: Sale, ctx: Context, effects: Effects) -> None:
         event, event.item, ctx, (Kind.FINISHED, Kind.SUBASSEMBLY, Kind.MATERIAL), "a sale"
     )
     _take(ctx, effects, event, event.item, event.quantity, queueable=False)
-    cost = ctx.standards.unit_cost(event.item, event.date)
-    builder = EntryBuilder(event.date, event.id, f"sale {fmt(event.quantity)} {event.item}")
-    builder.add_holding(ctx.standards.holding(event.item, event.date), event.quantity)
-    builder.add(Account.COGS, event.quantity * cost.total, item=event.item)
-    _emit(effects, ctx, builder)
+    if not ctx.settings.triggers.periodic:  # periodic: quantities only (and revenue)
+        cost = ctx.standards.unit_cost(event.item, event.date)
+        builder = EntryBuilder(event.date, event.id, f"sale {fmt(event.quantity)} {event.item}")
+        builder.add_holding(ctx.standards.holding(event.item, event.date), event.quantity)
+        builder.add(Account.COGS, event.quantity * cost.total, item=event.item)
+        _emit(effects, ctx, builder)
     if event.unit_price is not None:
         revenue = EntryBuilder(event.date, event.id, f"revenue {fmt(event.quantity)} {event.item}")
         revenue.add(Account.ACCOUNTS_RECEIVABLE, event.quantity * event.unit_price)
@@ -396,6 +421,8 @@ def _sale(event: Sale, ctx: Context, effects: Effects) -> None:
 def _scrap(event: Scrap, ctx: Context, effects: Effects) -> None:
     _require_kind(event, event.item, ctx, _STOCKED, "a scrap report")
     _take(ctx, effects, event, event.item, event.quantity, queueable=False)
+    if ctx.settings.triggers.periodic:
+        return  # quantities only: the close values stock from counts
     builder = EntryBuilder(event.date, event.id, f"scrap {fmt(event.quantity)} {event.item}")
     value = builder.add_holding(
         without_conversion(ctx.standards.holding(event.item, event.date)), event.quantity
@@ -415,6 +442,8 @@ def _count(event: Count, ctx: Context, effects: Effects) -> None:
         effects.movements.append(Movement(event.item))  # counted, and found as the book says
         return
     effects.movements.append(Movement(event.item, difference))
+    if ctx.settings.triggers.periodic:
+        return  # quantities only: the close values stock from counts
     builder = EntryBuilder(
         event.date,
         event.id,

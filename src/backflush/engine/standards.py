@@ -225,6 +225,8 @@ class Standards:
         self._epochs = master.change_dates()
 
     def policy(self, item: str) -> Policy:
+        if self.settings.triggers.periodic:  # a whole-book method: no item overrides it
+            return self.settings.triggers
         return self.master.items[item].policy or self.settings.triggers
 
     @property
@@ -506,6 +508,8 @@ class Standards:
         item = self.master.items[item_id]
         cost = self.unit_cost(item_id, on)
         policy = self.policy(item_id)
+        if self.settings.triggers.periodic:
+            return periodic_holding(item.kind, cost)
         if item.kind is _MATERIAL:
             if self.sequential:
                 return (((Account.MATERIALS, ""), cost.total),)
@@ -534,6 +538,32 @@ class Standards:
             key = (_CONVERSION_ALLOCATED, element)
             parts[key] = parts.get(key, ZERO) + amount
         return tuple(parts.items())
+
+
+#: The element of a conversion estimate given as one figure (element ""), so that estimates
+#: stay apart from material ("") in the inventory accounts of a periodic book.
+ESTIMATE = "conversion"
+
+
+def estimate_element(element: str) -> str:
+    """The element a conversion estimate of ``element`` is kept under in RIP and FG."""
+    return element or ESTIMATE
+
+
+def periodic_holding(kind: Kind, cost: UnitCost) -> tuple[tuple[tuple[Account, str], Decimal], ...]:
+    """Where a unit sits under ``count`` and ``cogs-first`` once a close has valued it: raw
+    stock and subassemblies in RIP, finished goods in FG, each at its standard material
+    (element "") plus the standard conversion it holds, by element, as conversion estimates.
+    Between closes the inventory accounts are not at quantities x these (completions, sales,
+    scrap and counts move quantities only); the close brings them there."""
+    if kind is _MATERIAL:
+        return (((_RAW_IN_PROCESS, ""), ZERO + cost.total),)
+    account = _FINISHED_GOODS if kind is _FINISHED else _RAW_IN_PROCESS
+    parts: dict[tuple[Account, str], Decimal] = {(account, ""): ZERO}
+    for element, amount in cost.by_element().items():
+        key = (account, "" if element == MATERIAL else estimate_element(element))
+        parts[key] = parts.get(key, ZERO) + amount
+    return tuple(parts.items())
 
 
 def _as_of(on: dt.date) -> str:

@@ -779,6 +779,16 @@ def _item(model: ItemModel, settings: m.Settings, where: str, problems: list[str
             f"{here}: triggers: {policy.value} cannot be mixed with the book's "
             f"{settings.triggers.value}; sequential costing is a whole-book comparison"
         )
+    elif policy is not None and policy.periodic:
+        problems.append(
+            f"{here}: triggers: {policy.value} is a periodic method for the whole book, not "
+            f"for one item: set it as book: triggers: {policy.value}"
+        )
+    elif policy is not None and settings.triggers.periodic:
+        problems.append(
+            f"{here}: triggers: the book's {settings.triggers.value} is a periodic method for "
+            f"the whole book; an item cannot override it (got {policy.value})"
+        )
     if model.lot_size <= 0:
         problems.append(
             f"{here}: lot_size: expected more than zero (units per lot), got {model.lot_size}"

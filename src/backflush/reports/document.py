@@ -115,6 +115,12 @@ def document(book: Book, entries: Iterable[Entry] | None = None) -> dict[str, An
         "in_process": {k: fmt(v) for k, v in sorted(book.in_process.items()) if v},
         "off_book": {k: money(v, currency) for k, v in book.off_book().items()},
         **_prorated(book),
+        # count / cogs-first: what the next close would move into the inventory accounts.
+        **(
+            {"periodic_difference": money(book.periodic_difference(), currency)}
+            if book.settings.triggers.periodic
+            else {}
+        ),
         "orders": [order_document(o) for _, o in sorted(book.orders.items())],
         "exceptions": [
             {

@@ -561,7 +561,8 @@ def compare(
             quantity = on_hand.get(item_id, ZERO)
             revaluation = round_money(quantity * (new - old), settings.currency, settings.rounding)
             posted = ZERO
-            if quantity and item.kind is not Kind.PHANTOM:
+            # A periodic book (count, cogs-first) revalues nothing between closes.
+            if quantity and item.kind is not Kind.PHANTOM and not settings.triggers.periodic:
                 old_value, new_value = (
                     {(acc, el): quantity * amount for acc, el, amount in std.holding(item_id, on)}
                     for std in (a, b)

@@ -108,8 +108,10 @@ class ValuationRow:
 
 def valuation(book: Book) -> list[ValuationRow]:
     """Stock by item at the standards in force: the value the books hold (it reconciles with
-    the inventory accounts) and the value held off them. Consumption waiting in the shortage
-    queue was already credited, so an item short of stock shows a negative value."""
+    the inventory accounts; under ``count`` / ``cogs-first`` only right after a close: between
+    closes it is the value the next close gives the stock, see
+    :meth:`Book.periodic_difference`) and the value held off them. Consumption waiting in the
+    shortage queue was already credited, so an item short of stock shows a negative value."""
     rows = []
     rounding = book.settings.currency, book.settings.rounding
     for item_id in book.stocked_items():
@@ -174,6 +176,19 @@ def valuation_table(book: Book) -> Table:
         table.add_row(
             "inventory on the books", "", *blank, _amount(total, currency), "", style="bold"
         )
+    if book.settings.triggers.periodic:
+        # Between closes a periodic book's RIP and FG are not at quantities x standard: say
+        # what they hold and what the next close would move (zero right after a close).
+        held = sum(
+            (
+                v
+                for (account, _), v in book.balances.items()
+                if account in (Account.RAW_IN_PROCESS, Account.FINISHED_GOODS)
+            ),
+            ZERO,
+        )
+        table.add_row("RIP+FG now", "", *blank, _amount(held, currency), "")
+        table.add_row("to close", "", *blank, _amount(on_total - held, currency), "")
     return table
 
 

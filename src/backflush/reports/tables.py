@@ -203,7 +203,7 @@ def exceptions_table(book: Book) -> Table:
     table = _table("Backflush exceptions", "event", "date", "kind", "item", "quantity", "open",
                    "status", numeric=("quantity", "open"))  # fmt: skip
     for key, entry in book.shortages.items():
-        status = entry.status
+        status = book.exception_status(key)
         if key in book.cleared_by:
             status += f" by {book.cleared_by[key]}"
         table.add_row(escape(entry.event), entry.date.isoformat(), entry.kind, escape(entry.item),

@@ -840,7 +840,9 @@ class Book:
         entry = self.shortages.get(key)
         if entry is None or entry.open <= 0:
             known = ""
-            if entry is not None:
+            if key in self.written_off:
+                known = f" (already written off by {self.cleared_by.get(key, '?')})"
+            elif entry is not None:
                 known = f" (it is {self.exception_status(key)}"
                 known += f" by {self.cleared_by[key]})" if key in self.cleared_by else ")"
             raise PostingError(

@@ -595,7 +595,29 @@ class Store:
                 ReopenRecord(row.period, row.event, row.date, row.close_event, row.reason)
             )
         for row in conn.execute(sa.select(t.exception_write_offs)):
-            book.written_off[(row.event, row.item, row.kind)] = row.reason
+            key = (row.event, row.item, row.kind)
+            book.written_off[key] = row.reason
+            book.cleared_by.setdefault(key, row.written_off_by)
+
+    def close_check(self, period: str) -> tuple[Book, list[m.Event]]:
+        """The book and the purchases and counts of ``period`` that stand (not reversed), read
+        in one transaction: what the close checklist looks at."""
+        first, last = m.period_bounds(period)
+        events = t.events
+        query = (
+            sa.select(events.c.id, events.c.payload)
+            .where(
+                events.c.date.between(first, last),
+                events.c.type.in_((m.Purchase.type, m.Count.type)),
+                events.c.reversed_by.is_(None),
+            )
+            .order_by(events.c.seq)
+        )
+        with self.transaction() as conn:
+            book = self._load(conn)
+            found = [event_from_payload(row.id, row.payload) for row in conn.execute(query)]
+        book.history = None
+        return book, found
 
     def _history(self, conn: Connection, book: Book, ids: Iterable[str]) -> dict[str, Recorded]:
         """Recorded events by id, with the entries and movements a reversal needs."""

@@ -142,3 +142,10 @@ def test_close_warns_about_older_exceptions_under_warn(tmp_path: Path) -> None:
     assert "1 backflush exception(s) older than 2026-02 are still open" in " ".join(
         result.stderr.split()
     )
+
+
+def test_the_period_report_shows_reopens_and_write_offs() -> None:
+    text = " ".join(ok("run", EXAMPLES / "reopen.yaml").split())
+    assert "Reopened periods" in text
+    assert "2026-01 │ reopen-jan │ 2026-02-02 │ close-jan │ labor invoice" in text
+    assert "written off by w1:" in text

@@ -11,6 +11,7 @@ from typing import Any
 from typer.testing import CliRunner, Result
 
 from backflush.cli import app
+from backflush.store.repository import Store
 from helpers import EXAMPLES
 
 
@@ -149,3 +150,13 @@ def test_the_period_report_shows_reopens_and_write_offs() -> None:
     assert "Reopened periods" in text
     assert "2026-01 │ reopen-jan │ 2026-02-02 │ close-jan │ labor invoice" in text
     assert "written off by w1:" in text
+
+
+def test_init_takes_the_exceptions_policy(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    ok("init", "--db", db, "--name", "Plant", "--exceptions-at-close", "refuse")
+    store = Store(str(db))
+    try:
+        assert store.settings().exceptions_at_close.value == "refuse"
+    finally:
+        store.close()

@@ -130,6 +130,10 @@ def init(
     disposition: Annotated[m.Disposition, typer.Option()] = m.Disposition.COGS,
     shortage: Annotated[m.Shortage, typer.Option()] = m.Shortage.QUEUE,
     inventory_unsold_conversion: Annotated[bool, typer.Option()] = False,
+    exceptions_at_close: Annotated[
+        m.ExceptionsAtClose,
+        typer.Option(help="A close while older backflush exceptions are open: warn or refuse."),
+    ] = m.ExceptionsAtClose.WARN,
     settings_from: Annotated[
         Path | None, typer.Option(help="Take the settings from a scenario file's book section.")
     ] = None,
@@ -147,6 +151,7 @@ def init(
                 "disposition": disposition,
                 "shortage": shortage,
                 "inventory_unsold_conversion": inventory_unsold_conversion,
+                "exceptions_at_close": exceptions_at_close,
             }
             try:  # the same rules as a scenario's book section
                 settings = BookModel.model_validate(flags).to_domain()

@@ -523,10 +523,15 @@ class Book:
         original = self.recorded.get(event.reverses)
         if original is None:
             raise PostingError(f"event {event.id}: reverses unknown event {event.reverses!r}")
-        if isinstance(original.event, (Close, Reversal, Revaluation, Reopen, Retry, WriteOff)):
+        if isinstance(original.event, (Close, Reversal, Revaluation)):
             raise PostingError(
                 f"event {event.id}: a {original.event.type} cannot be reversed "
                 f"(reopen a period instead)"
+            )
+        if isinstance(original.event, (Reopen, Retry, WriteOff)):
+            raise PostingError(
+                f"event {event.id}: a {original.event.type} cannot be reversed "
+                "(it is part of the audit trail; post a new event instead)"
             )
         self._check_not_written_off(event)
         if original.reversed_by:

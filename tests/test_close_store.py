@@ -15,7 +15,7 @@ import pytest
 from backflush.book import Book
 from backflush.domain import model as m
 from backflush.engine.flush import PostingError
-from backflush.formats.scenario import Scenario, read_scenario
+from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports.document import document
 from backflush.store.repository import Store
 from helpers import EXAMPLES, dump_tables
@@ -133,3 +133,40 @@ def test_the_exceptions_policy_is_stored_with_the_book(store: Store) -> None:
         store.post([m.Close("close-feb", dt.date(2026, 2, 28), "2026-02")])
     store.post([m.WriteOff("w1", dt.date(2026, 2, 3), "c1", "M", "found")])
     assert store.post([m.Close("close-feb", dt.date(2026, 2, 28), "2026-02")]) == [True]
+
+
+# purchase+sale with the GAAP adjustment: the close inventories 3 F x 1.00 labor (Book.
+# unsold_conversion), which the reopen, read back from the store, must take back.
+GAAP = """
+book: {name: GAAP plant, currency: USD, triggers: purchase+sale, disposition: cogs,
+       inventory_unsold_conversion: true, shortage: queue}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: {labor: "1.00"}}}
+boms:
+  - {item: F, lines: [{component: M, quantity: "2"}]}
+events:
+  - {id: p1, date: 2026-01-05, type: purchase, item: M, quantity: "10", unit_cost: "2.00"}
+  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: "4"}
+  - {id: s1, date: 2026-01-20, type: sale, item: F, quantity: "1", unit_price: "9.00"}
+  - {id: l1, date: 2026-01-31, type: conversion, amount: "3.50", element: labor}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: reopen-jan, date: 2026-02-01, type: reopen, period: 2026-01, reason: a sale was missed}
+  - {id: s2, date: 2026-01-25, type: sale, item: F, quantity: "1", unit_price: "9.00"}
+  - {id: close-jan-2, date: 2026-01-31, type: close, period: 2026-01}
+"""
+
+
+def test_a_reopen_read_back_from_the_store_takes_back_the_unsold_conversion(
+    store: Store,
+) -> None:
+    sc = parse_scenario(GAAP, "gaap.yaml")
+    store.import_scenario(sc.settings, sc.master, [])
+    for event in sc.events:  # one transaction each: the reopen reads the close back
+        assert store.post([event]) == [True]
+        if event.id == "reopen-jan":
+            assert store.load().unsold_conversion == {(m.Account.FINISHED_GOODS, "labor"): 0}
+    book = store.load()
+    # 2 F unsold at the second close: 2.00 inventoried
+    assert book.unsold_conversion == {(m.Account.FINISHED_GOODS, "labor"): Decimal("2.00")}
+    assert stored(store) == in_memory(sc)

@@ -6,7 +6,9 @@ setup over a lot size and operation yields, and in some plants second and third 
 and a cost set released while the stream runs), random book settings (every trigger
 policy, per-item overrides between backflush policies, disposition, shortage policy, currency,
 rounding) and random event streams (each event drawn from the state the book is in, so stocks,
-shortages, reversals and closes are exercised) are posted one by one. After every event the
+shortages, reversals, closes, reopens of the latest closed period followed by events into it
+and its close again, write-offs and retries of queued consumption are exercised) are posted
+one by one. After every event the
 test checks the book against an independent model written from the rules of DESIGN §3:
 
 * a reference model of quantities (on hand, in process, the shortage queue) that also predicts
@@ -30,7 +32,8 @@ test checks the book against an independent model written from the rules of DESI
   the books, nothing is revalued;
 * a count leaves the book holding the counted quantity;
 * close: conversion accounts (and variances, under ``cogs``) are zero as of the period end, and
-  the conversion of unsold goods costed at sale is inventoried when asked for.
+  the conversion of unsold goods costed at sale is inventoried when asked for;
+* reopen: the close's entries are negated, dated as the close dated them, in the period.
 
 At the end of a stream: deterministic replay (byte-identical JSON document), and idempotency
 (re-sending any event is a no-op; the same id with other content is a conflict).
@@ -70,6 +73,7 @@ from backflush.domain.model import (
     Disposition,
     Entry,
     Event,
+    ExceptionsAtClose,
     Flush,
     Hours,
     Issue,
@@ -80,6 +84,8 @@ from backflush.domain.model import (
     Policy,
     Purchase,
     Release,
+    Reopen,
+    Retry,
     Reversal,
     Routing,
     Sale,
@@ -87,6 +93,7 @@ from backflush.domain.model import (
     Settings,
     Shortage,
     WorkCenter,
+    WriteOff,
     next_period,
     period_bounds,
     period_of,
@@ -365,6 +372,7 @@ def plants(draw: st.DrawFn, policies: list[Policy] | None = None) -> Plant:
         rounding=draw(st.sampled_from(["half-even", "half-up"])),
         count_variance=draw(st.sampled_from(list(CountVariance))),
         dispositions=draw(st.sampled_from(MIXED_DISPOSITIONS)),
+        exceptions_at_close=draw(st.sampled_from(list(ExceptionsAtClose))),
     )
 
     def override() -> Policy | None:
@@ -510,7 +518,10 @@ class Model:
         self.accepted: dict[str, Event] = {}
         self.facts: dict[str, Facts] = {}
         self.reversed: set[str] = set()
-        self.last_closed: str | None = None
+        #: Periods closed, in order (a reopen takes the last one off).
+        self.closes: list[str] = []
+        #: Events whose queued consumption was written off: they stand.
+        self.written_off: set[str] = set()
         #: The standards stock is valued at: moves on when an event of newer ones is accepted.
         self.epoch = dt.date.min
 
@@ -533,6 +544,10 @@ class Model:
 
     def apply(self, event: Event, periods_with_activity: list[str]) -> None:
         """Apply ``event`` or raise Refused, changing nothing."""
+        if isinstance(event, Reopen):  # about a closed period; costs nothing at standard
+            self._reopen(event)
+            self.accepted[event.id] = event
+            return
         if self.last_closed is not None and event.date <= period_bounds(self.last_closed)[1]:
             raise Refused("dated in a closed period")
         epoch = self.plant.epoch(event.date)
@@ -545,6 +560,10 @@ class Model:
             self._close(event, periods_with_activity)
         elif isinstance(event, Reversal):
             self._reverse(event)
+        elif isinstance(event, WriteOff):
+            self._write_off(event, on)
+        elif isinstance(event, Retry):
+            self._retry_event(event)
         else:
             plan = self._plan(event, on)
             self._commit(event.id, plan)
@@ -730,8 +749,10 @@ class Model:
 
     def _reverse(self, event: Reversal) -> None:
         original = self.accepted.get(event.reverses)
-        if original is None or isinstance(original, (Close, Reversal)):
+        if original is None or isinstance(original, (Close, Reversal, Reopen, Retry, WriteOff)):
             raise Refused("nothing reversible")
+        if event.reverses in self.written_off:
+            raise Refused("its queued consumption was written off")
         if event.reverses in self.reversed:
             raise Refused("already reversed")
         if self.plant.epoch(original.date) != self.plant.epoch(event.date):
@@ -765,7 +786,48 @@ class Model:
             raise Refused("periods close in order")
         if any(p < period for p in periods_with_activity if latest is None or p > latest):
             raise Refused("an earlier period is open")
-        self.last_closed = period
+        first = period_bounds(period)[0]
+        if self.plant.settings.exceptions_at_close is ExceptionsAtClose.REFUSE and any(
+            queued.open > 0 and self.accepted[owner].date < first
+            for (owner, _), queued in self.queue.items()
+        ):
+            raise Refused("exceptions older than the period are open")
+        self.closes.append(period)
+        self.facts[event.id] = Facts()
+
+    @property
+    def last_closed(self) -> str | None:
+        return self.closes[-1] if self.closes else None
+
+    def _reopen(self, event: Reopen) -> None:
+        """Only the latest closed period reopens, on or after its end; it changes no
+        quantity (its close moved none)."""
+        if not self.closes or event.period != self.closes[-1]:
+            raise Refused("not the latest closed period")
+        if event.date < period_bounds(event.period)[1]:
+            raise Refused("reopen before the period ends")
+        self.closes.pop()
+        self.facts[event.id] = Facts()
+
+    def _write_off(self, event: WriteOff, on: dt.date) -> None:
+        """The queued consumption is dropped: the units it waited for stay where they are,
+        valued like a count gain (its unallocated conversion shows as lost no more)."""
+        queued = self.queue.get((event.event, event.item))
+        if queued is None or queued.open <= 0 or queued.into_process:
+            raise Refused("no open exception to write off")
+        facts = Facts()
+        facts.on_hand[event.item] += queued.open
+        facts.conversion_lost = -queued.open * self.unallocated(event.item, on)
+        queued.open = ZERO
+        self.written_off.add(event.event)
+        self.moved.setdefault(event.id, [])
+        self.facts[event.id] = facts
+
+    def _retry_event(self, event: Retry) -> None:
+        self.moved.setdefault(event.id, [])
+        waiting = {item for (_, item), queued in self.queue.items() if queued.open > 0}
+        for item in [event.item] if event.item else sorted(waiting):
+            self._retry(item)
         self.facts[event.id] = Facts()
 
 
@@ -785,6 +847,8 @@ def snapshot(book: Book) -> Any:
             book.cleared_by,
             book.closed,
             book.unsold_conversion,
+            book.reopens,
+            book.written_off,
             book.epoch,
             len(book.journal),
             {
@@ -1143,7 +1207,7 @@ class Checker:
         for line in entry.lines:
             if line.account not in (Account.RAW_IN_PROCESS, Account.FINISHED_GOODS):
                 continue
-            if isinstance(event, Close):
+            if isinstance(event, (Close, Reopen)):  # a reopen negates a close's entries
                 continue
             assert line.account is Account.RAW_IN_PROCESS, entry
             assert self.plant.settings.triggers is Policy.COUNT, entry
@@ -1208,6 +1272,22 @@ class Checker:
             if not later:
                 assert total(book, account) == 0, account
 
+    def reopen(self, event: Reopen, before: dict[str, Decimal]) -> None:
+        """A reopen undoes its period's close: the entries it posted are negated (in the
+        period), so what closes changed is what they change less it."""
+        book = self.book
+        assert event.period not in book.closed
+        assert book.reopened(event.period)[-1].event == event.id
+        close = book.recorded[book.reopened(event.period)[-1].close_event]
+        undone = [e for e in book.journal if e.event == event.id]
+        assert [e.date for e in undone] == [e.date for e in close.entries]
+        assert all(e.period == event.period for e in undone)
+        after = book.account_balances()
+        for account in Account:
+            self.closing[account] += after.get(account.value, ZERO) - before.get(
+                account.value, ZERO
+            )
+
     def unsold_conversion(self, end: dt.date) -> None:
         """At a close (with nothing posted after its period), the conversion of finished goods
         costed only at sale and still on hand is inventoried in finished goods, at the
@@ -1249,6 +1329,11 @@ class Stream:
         self.explosions = [
             plant.explode(item, on) for item in self.made for on in [START, *plant.epochs]
         ]
+
+    def reopened_open(self) -> int:
+        """1 while a reopened period is open again, else 0."""
+        book = self.book
+        return int(any(p not in book.closed and book.reopened(p) for p in book.reopens))
 
     def draw(self, strategy: st.SearchStrategy[T], label: str = "") -> T:
         return self.data.draw(strategy, label=label or None)
@@ -1307,6 +1392,9 @@ class Stream:
                 + ["sale"] * 3
                 + ["conversion", "conversion", "scrap", "count", "issue", "release", "hours"]
                 + ["reversal", "reversal", "close", "close", "resend", "conflict"]
+                + ["reopen", "write_off", "write_off", "retry"]
+                # a period reopened and still open: events into it, then its close again
+                + ["close"] * 3 * self.reopened_open()
             ),
             "kind",
         )
@@ -1384,6 +1472,28 @@ class Stream:
                 candidates += [i for i in self.book.recorded if i.startswith("revaluation-")]
             reason = self.pick(["", "keyed twice"])
             return Reversal(self.new_id(), self.date(), self.pick(candidates), reason)
+        if choice == "reopen" and model.last_closed is None and self.draw(st.integers(0, 4)):
+            choice = "close"  # nothing to reopen yet: mostly close a period first
+        if choice == "reopen":
+            # mostly the latest closed period, on or after its end; now and then another
+            # period or a date before the end: refused
+            period = model.last_closed or FIRST_PERIOD
+            if self.draw(st.integers(0, 9)) == 0:
+                period = next_period(period)
+            end = period_bounds(period)[1]
+            date = end + dt.timedelta(days=self.draw(st.sampled_from([0, 1, 3, 3, -1])))
+            return Reopen(self.new_id(), date, period, self.pick(["missed invoice", "count"]))
+        if choice == "write_off":
+            waiting = [key for key, queued in model.queue.items() if queued.open > 0]
+            if not waiting and self.draw(st.integers(0, 4)):
+                return None
+            if not waiting or not self.draw(st.integers(0, 9)):
+                waiting = [(e.id, self.pick(stocked)) for e, _ in self.posted] or [("x", "M1")]
+            owner, item = self.pick(waiting)
+            return WriteOff(self.new_id(), self.date(), owner, item, "found on the shelf")
+        if choice == "retry":
+            item = self.pick(["", *stocked])
+            return Retry(self.new_id(), self.date(), item)
         if choice == "close":
             last = model.last_closed
             period = next_period(last) if last else FIRST_PERIOD
@@ -1466,6 +1576,14 @@ class Stream:
         hypothesis_event(f"{event.type} accepted")
         if isinstance(event, Close):
             self.check.close(event, balances_before)
+            if book.reopened(event.period):
+                hypothesis_event("close of a reopened period")
+        if isinstance(event, Reopen):
+            self.check.reopen(event, balances_before)
+            # events posted into the reopened period, and its close again
+            self.cursor = period_bounds(event.period)[0] + dt.timedelta(
+                days=self.draw(st.integers(0, 27))
+            )
         if isinstance(event, Count):  # a count is what is on hand
             assert book.quantity(event.item) == event.quantity
         self.check.all()

@@ -20,9 +20,11 @@ from backflush.domain.model import (
     Account,
     Close,
     Completion,
+    CountVariance,
     Disposition,
     Entry,
     Event,
+    ExceptionsAtClose,
     Flush,
     Issue,
     Kind,
@@ -34,11 +36,14 @@ from backflush.domain.model import (
     Policy,
     ProductionOrder,
     Release,
+    Reopen,
+    Retry,
     Revaluation,
     Reversal,
     Settings,
     Shortage,
     ShortageEntry,
+    WriteOff,
     next_period,
     period_bounds,
     period_of,
@@ -46,7 +51,7 @@ from backflush.domain.model import (
 from backflush.domain.money import CONTEXT, ZERO, fmt, round_money, totals
 from backflush.engine import close as closing
 from backflush.engine.flush import Context, Effects, EntryBuilder, PostingError, flush
-from backflush.engine.standards import StandardError, Standards
+from backflush.engine.standards import StandardError, Standards, without_conversion
 
 Key = tuple[Account, str]
 #: Where a unit's value waits while it is not on the books.
@@ -117,6 +122,21 @@ class Changes:
     flows: set[tuple[str, str, str]] = field(default_factory=set)
     unsold_conversion: set[Key] = field(default_factory=set)
     orders: set[str] = field(default_factory=set)
+    #: Periods reopened (the close procedure): their closes no longer stand.
+    reopens: list[ReopenRecord] = field(default_factory=list)
+    #: Backflush exceptions written off, with the reason.
+    written_off: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReopenRecord:
+    """A period reopened: when, by which event, why, and which close it undid."""
+
+    period: str
+    event: str
+    date: dt.date
+    close_event: str
+    reason: str
 
 
 K = TypeVar("K")
@@ -132,6 +152,11 @@ def _through(
             for key, value in changes.items():
                 found[key] = found.get(key, ZERO) - value
     return found
+
+
+def unsold_conversion_memo(period: str) -> str:
+    """Memo of the entry a close posts to inventory unsold conversion (a reopen finds it)."""
+    return f"close {period}: conversion of unsold finished units inventoried"
 
 
 def shortage_key(entry: ShortageEntry) -> tuple[str, str, str]:
@@ -183,6 +208,10 @@ class Book:
         self.closed: dict[str, PeriodResult] = {}
         self.unsold_conversion: dict[Key, Decimal] = {}
         self.orders: dict[str, ProductionOrder] = {}
+        #: Reopens of each period, oldest first (the audit trail of the close procedure).
+        self.reopens: dict[str, list[ReopenRecord]] = {}
+        #: Backflush exceptions written off (a store loads them all): key -> reason.
+        self.written_off: dict[tuple[str, str, str], str] = {}
         #: Effective date of the standards stock is valued at (the last revaluation's date).
         self.epoch = dt.date.min
         self.recorded: dict[str, Recorded] = {}
@@ -416,10 +445,11 @@ class Book:
                     f"(recorded {seen.fingerprint}, received {print_})"
                 )
             return False
-        self._check_open(event)
+        if not isinstance(event, Reopen):  # a reopen is about a closed period
+            self._check_open(event)
         epoch = self.standards.epoch(event.date)
         # A close costs nothing at standard: it may follow events of newer standards.
-        if epoch < self.epoch and not isinstance(event, Close):
+        if epoch < self.epoch and not isinstance(event, (Close, Reopen)):
             raise PostingError(
                 f"event {event.id}: dated {event.date.isoformat()}, before the standards "
                 f"effective {self.epoch.isoformat()} that stock is valued at now; "
@@ -438,6 +468,12 @@ class Book:
             self._reverse(event, record, follow_standards)
         elif isinstance(event, Revaluation):
             follow_standards()
+        elif isinstance(event, Reopen):
+            self._reopen(event, record)
+        elif isinstance(event, Retry):
+            self._retry_event(event, follow_standards)
+        elif isinstance(event, WriteOff):
+            self._write_off(event, record, follow_standards)
         else:
             ctx = Context(
                 self.settings,
@@ -606,6 +642,12 @@ class Book:
                 f"event {event.id}: a {original.event.type} cannot be reversed "
                 f"(reopen a period instead)"
             )
+        if isinstance(original.event, (Reopen, Retry, WriteOff)):
+            raise PostingError(
+                f"event {event.id}: a {original.event.type} cannot be reversed "
+                "(it is part of the audit trail; post a new event instead)"
+            )
+        self._check_not_written_off(event)
         if original.reversed_by:
             raise PostingError(
                 f"event {event.id}: event {event.reverses} was already reversed by "
@@ -734,6 +776,7 @@ class Book:
             raise PostingError(
                 f"event {event.id}: period {earlier[0]} is still open; close periods in order"
             )
+        self._check_exceptions_at_close(event)
         follow_standards()
         adjustment = self._unsold_conversion_entry(period, last, event.id)
         if adjustment is not None:
@@ -816,8 +859,184 @@ class Book:
                 self.changes.unsold_conversion.add(key)
         if not lines:
             return None
-        memo = f"close {period}: conversion of unsold finished units inventoried"
+        memo = unsold_conversion_memo(period)
         return Entry(date, event, memo, tuple(lines))
+
+    # ------------------------------------------------------------ close procedure (issue 4)
+
+    def exception_status(self, key: tuple[str, str, str]) -> str:
+        """open, cleared, flagged, or "written off" (resolved with a reason)."""
+        return "written off" if key in self.written_off else self.shortages[key].status
+
+    def exceptions_before(self, day: dt.date) -> list[ShortageEntry]:
+        """Open backflush exceptions (consumption waiting for stock) dated before ``day``."""
+        return [s for s in self.open_shortages() if s.date < day]
+
+    def reopened(self, period: str) -> list[ReopenRecord]:
+        return self.reopens.get(period, [])
+
+    def _check_exceptions_at_close(self, event: Close) -> None:
+        """Under ``exceptions_at_close: refuse`` a period closes only once the exceptions older
+        than it are resolved (``warn``: the command line warns)."""
+        if self.settings.exceptions_at_close is not ExceptionsAtClose.REFUSE:
+            return
+        older = self.exceptions_before(period_bounds(event.period)[0])
+        if older:
+            named = ", ".join(
+                f"{s.event}/{s.item} ({fmt(s.open)} since {s.date.isoformat()})" for s in older[:10]
+            ) + (f" and {len(older) - 10} more" if len(older) > 10 else "")
+            raise PostingError(
+                f"event {event.id}: {len(older)} backflush exception(s) older than "
+                f"{event.period} still open: {named}; receive or count the stock, or resolve "
+                "them (backflush exceptions resolve); the book's exceptions_at_close is refuse"
+            )
+
+    def _recorded_event(self, event_id: str) -> Recorded:
+        """A recorded event, read from the store's history when the book has not loaded it."""
+        found = self.recorded.get(event_id)
+        if found is None and self.history is not None:
+            self.recorded.update(self.history([event_id]))
+            found = self.recorded.get(event_id)
+        if found is None:
+            raise PostingError(f"event {event_id} is not recorded")
+        return found
+
+    def _reopen(self, event: Reopen, record: Recorded) -> None:
+        """Reopen the latest closed period: negate what its close posted (entries dated as the
+        close dated them, statistics, movements), restore the state it changed, unlock it."""
+        period = event.period
+        latest = self.last_closed
+        if latest is None:
+            raise PostingError(f"event {event.id}: no period is closed; nothing to reopen")
+        if period != latest:
+            state = "closed" if period in self.closed else "not closed"
+            raise PostingError(
+                f"event {event.id}: period {period} is {state}; only the latest closed "
+                f"period, {latest}, can be reopened"
+            )
+        last = period_bounds(period)[1]
+        if event.date < last:
+            raise PostingError(
+                f"event {event.id}: reopen of {period} dated {event.date.isoformat()}, before "
+                f"the period ends on {last.isoformat()}"
+            )
+        if not event.reason.strip():
+            raise PostingError(f"event {event.id}: a reopen needs a reason")
+        result = self.closed[period]
+        close = self._recorded_event(result.close_event)
+        self._undo_close(close, period, event.id, record)
+        self._restore_after_reopen(close, period)
+        del self.closed[period]
+        if result in self.changes.closes:  # closed and reopened in one batch: never written
+            self.changes.closes.remove(result)
+        close.reversed_by = event.id
+        self.changes.reversed.append((close.event.id, event.id))
+        reopen = ReopenRecord(period, event.id, event.date, result.close_event, event.reason)
+        self.reopens.setdefault(period, []).append(reopen)
+        self.changes.reopens.append(reopen)
+
+    def _undo_close(self, close: Recorded, period: str, by: str, record: Recorded) -> None:
+        """Negate everything on the close's record: its entries (dated as the close dated
+        them, so they land in the reopened period), its statistics and its movements."""
+        for entry in close.entries:
+            lines = tuple(dataclasses.replace(line, amount=-line.amount) for line in entry.lines)
+            memo = f"reopen {period}: reversal of {entry.memo}"
+            self._post_entry(Entry(entry.date, by, memo, lines), record)
+        for key, value in close.statistics:
+            self._add_statistic(period, key, -value, record)
+        for movement in close.movements:
+            undone = Movement(movement.item, -movement.on_hand, -movement.in_process)
+            self._move(by, by, period, undone, record)
+
+    def _restore_after_reopen(self, close: Recorded, period: str) -> None:
+        """The state a close keeps outside the journal, put back as it was before the close.
+        Each close step that keeps such state restores it here, from the close's entries.
+
+        * unsold conversion inventoried (``inventory_unsold_conversion``): the close posted
+          the change to finished goods; it is taken back."""
+        memo = unsold_conversion_memo(period)
+        for entry in close.entries:
+            if entry.memo != memo:
+                continue
+            for line in entry.lines:
+                if line.account is Account.CONVERSION_ALLOCATED:
+                    continue
+                key = (line.account, line.element)
+                self.unsold_conversion[key] = self.unsold_conversion.get(key, ZERO) - line.amount
+                self.changes.unsold_conversion.add(key)
+
+    def _retry_event(self, event: Retry, follow_standards: Callable[[], None]) -> None:
+        """Retry queued consumption (of one item, or of all) where stock is available."""
+        if event.item:
+            items = [event.item]
+        else:
+            items = sorted(item for item, waiting in self.queue.items() if waiting)
+        follow_standards()
+        for item in items:
+            self._retry(item, event.id, period_of(event.date))
+
+    def _write_off(
+        self, event: WriteOff, record: Recorded, follow_standards: Callable[[], None]
+    ) -> None:
+        """Resolve a backflush exception: the queued consumption is dropped. Its value was
+        credited when its event posted, the units stay on the shelf: Dr inventory at standard
+        (without conversion, like a count gain), Cr usage variance (or inventory adjustment)."""
+        key = (event.event, event.item, "shortage")
+        entry = self.shortages.get(key)
+        if entry is None or entry.open <= 0:
+            known = ""
+            if key in self.written_off:
+                known = f" (already written off by {self.cleared_by.get(key, '?')})"
+            elif entry is not None:
+                known = f" (it is {self.exception_status(key)}"
+                known += f" by {self.cleared_by[key]})" if key in self.cleared_by else ")"
+            raise PostingError(
+                f"event {event.id}: no open backflush exception of event {event.event} for "
+                f"{event.item!r}{known}; see `backflush exceptions list`"
+            )
+        if entry.into_process:
+            raise PostingError(
+                f"event {event.id}: the exception of {event.event} for {event.item!r} is a "
+                "release waiting to be picked into production; receive the stock instead"
+            )
+        if not event.reason.strip():
+            raise PostingError(f"event {event.id}: a write-off needs a reason")
+        follow_standards()
+        builder = EntryBuilder(
+            event.date,
+            event.id,
+            f"write-off {fmt(entry.open)} {event.item} queued by {event.event}: {event.reason}",
+        )
+        holding = without_conversion(self.standards.holding(event.item, event.date))
+        value = builder.add_holding(holding, entry.open, +1)
+        counter = (
+            Account.MATERIAL_USAGE_VARIANCE
+            if self.settings.count_variance is CountVariance.USAGE
+            else Account.INVENTORY_ADJUSTMENT
+        )
+        builder.add(counter, -value, item=event.item)
+        built = builder.build(self.settings)
+        # A periodic book values stock at its close, from quantities: nothing to post now.
+        if built is not None and not self.settings.triggers.periodic:
+            self._post_entry(built, record)
+        dropped = dataclasses.replace(entry, open=ZERO)
+        self._set_shortage(key, dropped)
+        self.changes.shortages[key] = dropped
+        self.cleared_by[key] = event.id
+        self.changes.cleared[key] = event.id
+        self.written_off[key] = event.reason
+        self.changes.written_off[key] = event.reason
+
+    def _check_not_written_off(self, event: Reversal) -> None:
+        """An event whose queued consumption was written off stands: the write-off put back
+        the value of what it never took."""
+        resolved = [key for key in self.written_off if key[0] == event.reverses]
+        if resolved:
+            raise PostingError(
+                f"event {event.id}: the exception of {event.reverses} for {resolved[0][1]!r} "
+                f"was written off by {self.cleared_by.get(resolved[0], '?')}; "
+                "correct with new events instead of a reversal"
+            )
 
     # ------------------------------------------------------------ changes
 

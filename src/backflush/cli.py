@@ -130,6 +130,10 @@ def init(
     disposition: Annotated[m.Disposition, typer.Option()] = m.Disposition.COGS,
     shortage: Annotated[m.Shortage, typer.Option()] = m.Shortage.QUEUE,
     inventory_unsold_conversion: Annotated[bool, typer.Option()] = False,
+    exceptions_at_close: Annotated[
+        m.ExceptionsAtClose,
+        typer.Option(help="A close while older backflush exceptions are open: warn or refuse."),
+    ] = m.ExceptionsAtClose.WARN,
     settings_from: Annotated[
         Path | None, typer.Option(help="Take the settings from a scenario file's book section.")
     ] = None,
@@ -147,6 +151,7 @@ def init(
                 "disposition": disposition,
                 "shortage": shortage,
                 "inventory_unsold_conversion": inventory_unsold_conversion,
+                "exceptions_at_close": exceptions_at_close,
             }
             try:  # the same rules as a scenario's book section
                 settings = BookModel.model_validate(flags).to_domain()
@@ -334,14 +339,25 @@ def close(
     event_id: Annotated[
         str | None, typer.Option("--id", help="Idempotency key (default close-PERIOD).")
     ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Print the close checklist only; change nothing.")
+    ] = False,
+    drift: Annotated[
+        str, typer.Option(help="--check: standards drift threshold (0.05: 5%).")
+    ] = "0.05",
+    as_json: Annotated[bool, typer.Option("--json", help="--check: print it as JSON.")] = False,
 ) -> None:
-    """Close a period: variances, disposal, lock."""
+    """Close a period: variances, disposal, lock (--check: the checklist, no change)."""
+    from backflush.commands import close as procedure
 
     def go() -> None:
         try:
             end = period_bounds(period)[1]
         except ValueError:
             fail(f"period: expected YYYY-MM, got {period!r}", 2)
+        if check:
+            procedure.print_checklist(db, period, drift, as_json)
+            return
         store = Store(db, create=False)
         book = store.load()
         done = book.closed.get(period)
@@ -352,13 +368,14 @@ def close(
                 book.master,
                 book.settings,
                 where="command line",
-                default_id=event_id or f"close-{period}",
+                default_id=event_id or procedure.close_id(book, period),
             )
             applied = store.post([event])[0]
             book = store.load()
             if applied:
                 out.print(tables.variances_table(book))
                 _warn_open_shortages(book)
+                procedure.warn_older_exceptions(book, period)
                 return
             done = book.closed.get(period)  # closed meanwhile by this very event
         by = done.close_event if done is not None else event_id or f"close-{period}"
@@ -470,3 +487,10 @@ from backflush.commands import standards as _standards_commands  # noqa: E402
 
 _standards_commands.register(app)
 # ---------------------------------------------------------------- end of standards commands
+
+# ---------------------------------------------------------------- close procedure (issue 4)
+# (backflush.commands.close: reopen, exceptions list | retry | resolve; close --check)
+from backflush.commands import close as _close_commands  # noqa: E402
+
+_close_commands.register(app)
+# ---------------------------------------------------------------- end of close procedure

@@ -101,6 +101,13 @@ class Shortage(StrEnum):
     REJECT = "reject"
 
 
+class ExceptionsAtClose(StrEnum):
+    """What a close does while backflush exceptions older than its period are still open."""
+
+    WARN = "warn"
+    REFUSE = "refuse"
+
+
 class CountVariance(StrEnum):
     """Where a cycle count difference goes."""
 
@@ -131,6 +138,7 @@ class Settings:
     shortage: Shortage = Shortage.QUEUE
     rounding: str = "half-even"
     count_variance: CountVariance = CountVariance.USAGE
+    exceptions_at_close: ExceptionsAtClose = ExceptionsAtClose.WARN
     #: Dispositions by variance type (``purchase_price``, ``material_usage``, ``conversion``,
     #: ``revaluation``, ``inventory_adjustment``, ``rounding``) where they differ from
     #: ``disposition``.
@@ -397,6 +405,35 @@ class Revaluation(Event):
     type = "revaluation"
 
 
+@dataclass(frozen=True, slots=True)
+class Reopen(Event):
+    """The latest closed ``period`` opened again, with the ``reason`` (the audit trail): what
+    its close posted is negated, its state restored, and it accepts postings again."""
+
+    period: str
+    reason: str
+    type = "reopen"
+
+
+@dataclass(frozen=True, slots=True)
+class Retry(Event):
+    """Retry queued consumption (of ``item``; "": of every item) where stock is available."""
+
+    item: str = ""
+    type = "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOff(Event):
+    """Resolve a backflush exception: the consumption of ``item`` that event ``event`` queued
+    is dropped with a ``reason``; the units it would have taken stay on the shelf."""
+
+    event: str
+    item: str
+    reason: str
+    type = "write_off"
+
+
 #: The events a user posts.
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
@@ -413,6 +450,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Count,
         Reversal,
         Close,
+        Reopen,
+        Retry,
+        WriteOff,
     )
 }
 

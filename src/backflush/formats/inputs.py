@@ -140,6 +140,7 @@ class BookModel(_Strict):
     shortage: m.Shortage = m.Shortage.QUEUE
     rounding: Literal["half-even", "half-up"] = "half-even"
     count_variance: m.CountVariance = m.CountVariance.USAGE
+    exceptions_at_close: m.ExceptionsAtClose = m.ExceptionsAtClose.WARN
 
     def to_domain(self) -> m.Settings:
         if isinstance(self.disposition, dict):
@@ -160,6 +161,7 @@ class BookModel(_Strict):
             shortage=self.shortage,
             rounding=self.rounding,
             count_variance=self.count_variance,
+            exceptions_at_close=self.exceptions_at_close,
         )
 
 
@@ -310,6 +312,28 @@ class CloseModel(_EventModel):
     period: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 
 
+#: A reason given for the audit trail: some text, not only white space.
+Reason = Annotated[str, Field(min_length=1, max_length=1000, pattern=r"\S")]
+
+
+class ReopenModel(_EventModel):
+    type: Literal["reopen"]
+    period: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+    reason: Reason
+
+
+class RetryModel(_EventModel):
+    type: Literal["retry"]
+    item: Identifier | None = None
+
+
+class WriteOffModel(_EventModel):
+    type: Literal["write_off"]
+    event: Identifier
+    item: Identifier
+    reason: Reason
+
+
 EventModel = Annotated[
     PurchaseModel
     | ConversionModel
@@ -322,7 +346,10 @@ EventModel = Annotated[
     | OrderCloseModel
     | CountModel
     | ReversalModel
-    | CloseModel,
+    | CloseModel
+    | ReopenModel
+    | RetryModel
+    | WriteOffModel,
     Field(discriminator="type"),
 ]
 
@@ -907,6 +934,8 @@ def build_event(
         if optional in values and values[optional] is None:
             del values[optional]  # e.g. reported without a production order
     problems += _work_center_problems(label, values, master)
+    if model.type == "retry" and values.get("item") is None:
+        del values["item"]  # every item with consumption waiting
     item = values.get("item")
     if item is not None:
         known = master.items.get(item)

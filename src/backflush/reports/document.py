@@ -62,8 +62,35 @@ def periods_document(book: Book) -> list[dict[str, Any]]:
         if result is not None:
             entry["close_event"] = result.close_event
             entry["balances_at_close"] = {k: money(v, currency) for k, v in result.balances}
+        if book.reopened(period):
+            entry["reopened"] = reopens_document(book, period)
         found.append(entry)
     return found
+
+
+def reopens_document(book: Book, period: str) -> list[dict[str, str]]:
+    """The audit trail of a period's reopens: by which event, when, why, which close undone."""
+    return [
+        {"event": r.event, "date": r.date.isoformat(), "reason": r.reason,
+         "close_event": r.close_event}
+        for r in book.reopened(period)
+    ]  # fmt: skip
+
+
+def exception_document(book: Book, key: tuple[str, str, str]) -> dict[str, str]:
+    """One backflush exception: a queued consumption, a negative-stock or unissued flag."""
+    s = book.shortages[key]
+    return {
+        "event": s.event,
+        "date": s.date.isoformat(),
+        "kind": s.kind,
+        "item": s.item,
+        "quantity": fmt(s.quantity),
+        "open": fmt(s.open),
+        "status": book.exception_status(key),
+        **({"cleared_by": book.cleared_by[key]} if key in book.cleared_by else {}),
+        **({"reason": book.written_off[key]} if key in book.written_off else {}),
+    }
 
 
 def order_document(order: ProductionOrder) -> dict[str, Any]:
@@ -122,19 +149,7 @@ def document(book: Book, entries: Iterable[Entry] | None = None) -> dict[str, An
             else {}
         ),
         "orders": [order_document(o) for _, o in sorted(book.orders.items())],
-        "exceptions": [
-            {
-                "event": s.event,
-                "date": s.date.isoformat(),
-                "kind": s.kind,
-                "item": s.item,
-                "quantity": fmt(s.quantity),
-                "open": fmt(s.open),
-                "status": s.status,
-                **({"cleared_by": book.cleared_by[k]} if k in book.cleared_by else {}),
-            }
-            for k, s in book.shortages.items()
-        ],
+        "exceptions": [exception_document(book, k) for k in book.shortages],
     }
 
 

@@ -233,9 +233,11 @@ def exceptions_table(book: Book) -> Table:
     table = _table("Backflush exceptions", "event", "date", "kind", "item", "quantity", "open",
                    "status", numeric=("quantity", "open"))  # fmt: skip
     for key, entry in book.shortages.items():
-        status = entry.status
+        status = book.exception_status(key)
         if key in book.cleared_by:
             status += f" by {book.cleared_by[key]}"
+        if key in book.written_off:
+            status += f": {book.written_off[key]}"
         table.add_row(escape(entry.event), entry.date.isoformat(), entry.kind, escape(entry.item),
                       fmt(entry.quantity), fmt(entry.open), escape(status))  # fmt: skip
     return table
@@ -263,6 +265,16 @@ def orders_table(book: Book) -> Table:
     return table
 
 
+def reopens_table(book: Book) -> Table:
+    """The audit trail of reopened periods: which close each reopen undid, when and why."""
+    table = _table("Reopened periods", "period", "reopened by", "date", "close undone", "reason")
+    for period in sorted(book.reopens):
+        for r in book.reopened(period):
+            table.add_row(period, escape(r.event), r.date.isoformat(), escape(r.close_event),
+                          escape(r.reason))  # fmt: skip
+    return table
+
+
 def period_report(book: Book, entries: list[Entry], events: int) -> RenderableType:
     """The readable period report of ``backflush run`` and ``backflush report``."""
     parts: list[RenderableType] = [
@@ -274,6 +286,8 @@ def period_report(book: Book, entries: list[Entry], events: int) -> RenderableTy
     ]
     if book.orders:
         parts.append(orders_table(book))
+    if book.reopens:
+        parts.append(reopens_table(book))
     if book.shortages:
         parts.append(exceptions_table(book))
     else:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from backflush.book import Book, Changes, Recorded, fingerprint
+from backflush.book import Book, Changes, Recorded, ReopenRecord, fingerprint
 from backflush.domain import model as m
 from backflush.domain.money import ZERO, fmt, totals
 from backflush.engine.standards import Standards
@@ -211,6 +211,7 @@ class Store:
                 "rounding": settings.rounding,
                 "count_variance": settings.count_variance.value,
                 "dispositions": json.dumps({k: v.value for k, v in settings.dispositions}),
+                "exceptions_at_close": settings.exceptions_at_close.value,
                 "master_revision": 0,
                 "created_at": dt.datetime.now(dt.UTC),
             },
@@ -233,6 +234,7 @@ class Store:
             dispositions=tuple(
                 (kind, m.Disposition(how)) for kind, how in json.loads(row["dispositions"]).items()
             ),
+            exceptions_at_close=m.ExceptionsAtClose(row["exceptions_at_close"]),
         )
 
     def settings(self) -> m.Settings:
@@ -586,8 +588,42 @@ class Store:
             book.epoch = event.effective
         for row in conn.execute(sa.select(t.unsold_conversion)):
             book.unsold_conversion[(m.Account(row.account), row.element)] = row.amount
+        self._load_close_procedure(conn, book)
         book.history = lambda ids: self._history(conn, book, ids)
         return book
+
+    @staticmethod
+    def _load_close_procedure(conn: Connection, book: Book) -> None:
+        """Reopened periods and exceptions written off (both small: read always)."""
+        reopens = t.period_reopens
+        for row in conn.execute(sa.select(reopens).order_by(reopens.c.seq)):
+            book.reopens.setdefault(row.period, []).append(
+                ReopenRecord(row.period, row.event, row.date, row.close_event, row.reason)
+            )
+        for row in conn.execute(sa.select(t.exception_write_offs)):
+            key = (row.event, row.item, row.kind)
+            book.written_off[key] = row.reason
+            book.cleared_by.setdefault(key, row.written_off_by)
+
+    def close_check(self, period: str) -> tuple[Book, list[m.Event]]:
+        """The book and the purchases and counts of ``period`` that stand (not reversed), read
+        in one transaction: what the close checklist looks at."""
+        first, last = m.period_bounds(period)
+        events = t.events
+        query = (
+            sa.select(events.c.id, events.c.payload)
+            .where(
+                events.c.date.between(first, last),
+                events.c.type.in_((m.Purchase.type, m.Count.type)),
+                events.c.reversed_by.is_(None),
+            )
+            .order_by(events.c.seq)
+        )
+        with self.transaction() as conn:
+            book = self._load(conn)
+            found = [event_from_payload(row.id, row.payload) for row in conn.execute(query)]
+        book.history = None
+        return book, found
 
     def _history(self, conn: Connection, book: Book, ids: Iterable[str]) -> dict[str, Recorded]:
         """Recorded events by id, with the entries and movements a reversal needs."""
@@ -833,6 +869,7 @@ class Store:
                     }
                 )
             _upsert(conn, t.shortages, rows)
+        self._write_close_procedure(conn, changes, now)
         if changes.closes:
             conn.execute(
                 t.periods.insert(),
@@ -845,6 +882,42 @@ class Store:
                         "closed_at": now,
                     }
                     for r in changes.closes
+                ],
+            )
+
+    @staticmethod
+    def _write_close_procedure(conn: Connection, changes: Changes, now: dt.datetime) -> None:
+        """Reopened periods lose their close (a close in the same batch is written after);
+        the reopen and the write-offs are kept for the audit trail."""
+        reopened = sorted({r.period for r in changes.reopens})
+        if reopened:
+            conn.execute(t.periods.delete().where(t.periods.c.period.in_(reopened)))
+            conn.execute(
+                t.period_reopens.insert(),
+                [
+                    {
+                        "event": r.event,
+                        "period": r.period,
+                        "date": r.date,
+                        "close_event": r.close_event,
+                        "reason": r.reason,
+                        "reopened_at": now,
+                    }
+                    for r in changes.reopens
+                ],
+            )
+        if changes.written_off:
+            conn.execute(
+                t.exception_write_offs.insert(),
+                [
+                    {
+                        "event": event,
+                        "item": item,
+                        "kind": kind,
+                        "written_off_by": changes.cleared[(event, item, kind)],
+                        "reason": reason,
+                    }
+                    for (event, item, kind), reason in sorted(changes.written_off.items())
                 ],
             )
 
@@ -882,7 +955,16 @@ def event_from_payload(event_id: str, payload: str) -> m.Event:
     for name, text in body.items():
         if name in ("date", "effective"):
             values[name] = dt.date.fromisoformat(text)
-        elif name in ("element", "reverses", "reason", "item", "period", "order", "work_center"):
+        elif name in (
+            "element",
+            "reverses",
+            "reason",
+            "item",
+            "period",
+            "order",
+            "event",
+            "work_center",
+        ):
             values[name] = text
         else:
             values[name] = Decimal(text)

@@ -284,5 +284,34 @@ period_flows = sa.Table(
 
 # ---------------------------------------------------------------- close procedure (issue 4)
 
+#: What a close does while backflush exceptions older than its period are open: warn | refuse.
+settings.append_column(
+    sa.Column("exceptions_at_close", sa.String(16), nullable=False, server_default="warn")
+)
+
+#: Periods reopened: the audit trail (the reopen events themselves are in ``events``).
+period_reopens = sa.Table(
+    "period_reopens",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event", sa.String(200), nullable=False, unique=True),
+    sa.Column("period", sa.String(7), nullable=False),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("close_event", sa.String(200), nullable=False),  # the close it undid
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("reopened_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Backflush exceptions resolved by a write-off, with the reason.
+exception_write_offs = sa.Table(
+    "exception_write_offs",
+    metadata,
+    sa.Column("event", sa.String(200), primary_key=True),  # the event that queued it
+    sa.Column("item", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("written_off_by", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
+
 
 # ---------------------------------------------------------------- net realisable value (issue 4)

@@ -47,7 +47,29 @@ def _dispositions() -> None:
 
 
 def _close_procedure() -> None:
-    """Exceptions resolved with a reason; periods reopened."""
+    """Exceptions resolved with a reason; periods reopened; the close's exceptions policy."""
+    op.add_column(
+        "book_settings",
+        sa.Column("exceptions_at_close", sa.String(16), nullable=False, server_default="warn"),
+    )
+    op.create_table(
+        "period_reopens",
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event", sa.String(200), nullable=False, unique=True),
+        sa.Column("period", sa.String(7), nullable=False),
+        sa.Column("date", sa.Date, nullable=False),
+        sa.Column("close_event", sa.String(200), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("reopened_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
+        "exception_write_offs",
+        sa.Column("event", sa.String(200), primary_key=True),
+        sa.Column("item", sa.String(200), primary_key=True),
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("written_off_by", sa.String(200), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+    )
 
 
 # ---------------------------------------------------------------- net realisable value
@@ -66,7 +88,10 @@ def downgrade() -> None:
 
 
 def _downgrade_close_procedure() -> None:
-    pass
+    op.drop_table("exception_write_offs")
+    op.drop_table("period_reopens")
+    with op.batch_alter_table("book_settings") as batch:
+        batch.drop_column("exceptions_at_close")
 
 
 def _downgrade_net_realisable_value() -> None:

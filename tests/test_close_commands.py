@@ -1,0 +1,162 @@
+"""The close procedure's commands on a real SQLite book: close --check, reopen, exceptions
+list | retry | resolve, and the exceptions policy of ``backflush close``."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner, Result
+
+from backflush.cli import app
+from backflush.store.repository import Store
+from helpers import EXAMPLES
+
+
+def cli(*args: Any) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def ok(*args: Any) -> str:
+    result = cli(*args)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert result.stderr == ""
+    return result.stdout
+
+
+def refused(*args: Any) -> str:
+    result = cli(*args)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    return " ".join(result.stderr.split())  # Rich wraps long lines
+
+
+def parse(text: str) -> Any:
+    return json.loads(text, parse_float=Decimal)
+
+
+def january(tmp_path: Path, policy: str = "refuse") -> Path:
+    """The reopen example up to its first close: c1 still waits for 2 M."""
+    text = (EXAMPLES / "reopen.yaml").read_text()
+    text = text[: text.index("  - {id: close-jan,")]
+    source = tmp_path / "january.yaml"
+    source.write_text(text.replace("exceptions_at_close: refuse", f"exceptions_at_close: {policy}"))
+    db = tmp_path / "book.db"
+    ok("import", source, "--db", db)
+    return db
+
+
+def test_close_check_reopen_and_exceptions_through_the_command_line(tmp_path: Path) -> None:
+    db = january(tmp_path)
+    checked = parse(ok("close", "2026-01", "--check", "--json", "--db", db))
+    assert checked["status"] == "warn"
+    assert {c["check"]: c["status"] for c in checked["checks"]} == {
+        "periods close in order": "ok",
+        "backflush exceptions": "warn",
+        "production orders": "ok",
+        "counts and receipts": "warn",
+        "standards drift": "ok",  # M at 2.10 against 2.00: +5.0%, not over 5%
+    }
+    drift = parse(ok("close", "2026-01", "--check", "--json", "--drift", "0.04", "--db", db))
+    assert drift["checks"][-1]["details"] == [
+        "M: paid 2.10 a unit on average against a standard of 2.00 (+5.0%, threshold 4.0%)"
+    ]
+    assert "Close checklist 2026-01" in ok("close", "2026-01", "--check", "--db", db)
+    assert "--drift: expected zero or more" in refused(
+        "close", "2026-01", "--check", "--drift", "-1", "--db", db
+    )
+    result = cli("close", "2026-01", "--db", db)  # c1's exception is of January: closes
+    assert result.exit_code == 0 and "still wait for stock" in result.stderr
+    assert "only the latest closed period, 2026-01, can be reopened" in refused(
+        "reopen", "2025-12", "--reason", "x", "--db", db
+    )
+    assert "reason: String should" in refused(
+        "reopen", "2026-01", "--reason", " ", "--date", "2026-02-02", "--db", db
+    )
+    text = ok("reopen", "2026-01", "--reason", "late invoice", "--date", "2026-02-02", "--db", db)
+    assert "period 2026-01 reopened by reopen-2026-01-1 (late invoice)" in " ".join(text.split())
+    ok("post", "--db", db, "--type", "conversion", "--id", "l2", "--date", "2026-01-31",
+       "--amount", "1.50", "--element", "labor")  # fmt: skip
+    result = cli("close", "2026-01", "--db", db)
+    assert result.exit_code == 0, result.stderr
+    document = parse(ok("report", "--json", "--db", db))
+    (period,) = document["periods"]
+    assert period["close_event"] == "close-2026-01-2"
+    assert period["variances"]["conversion"] == "2.50"  # 7.00 + 1.50 - 6.00
+    assert period["reopened"] == [
+        {
+            "event": "reopen-2026-01-1",
+            "date": "2026-02-02",
+            "reason": "late invoice",
+            "close_event": "close-2026-01",
+        }
+    ]
+    # refuse: February does not close while January's exception is open
+    assert "older than 2026-02 still open: c1/M (2 since 2026-01-10)" in refused(
+        "close", "2026-02", "--db", db
+    )
+    aged = parse(ok("exceptions", "list", "--as-of", "2026-02-15", "--json", "--db", db))
+    assert aged == {
+        "as_of": "2026-02-15",
+        "exceptions": [
+            {
+                "event": "c1",
+                "date": "2026-01-10",
+                "age_days": 36,
+                "kind": "shortage",
+                "item": "M",
+                "quantity": "2",
+                "open": "2",
+                "status": "open",
+            }
+        ],
+    }
+    table = ok("exceptions", "list", "--as-of", "2026-02-15", "--db", db)
+    assert "c1" in table and "36" in table
+    assert "no stock available" in ok("exceptions", "retry", "--date", "2026-02-03", "--db", db)
+    assert "written off by write-off-c1-M" in ok(
+        "exceptions", "resolve", "c1", "M", "--reason", "found", "--date", "2026-02-03", "--db", db
+    )
+    assert "already recorded" in ok(
+        "exceptions", "resolve", "c1", "M", "--reason", "found", "--date", "2026-02-03", "--db", db
+    )
+    assert "already written off by write-off-c1-M" in refused(
+        "exceptions", "resolve", "c1", "M", "--reason", "x", "--id", "w9", "--db", db
+    )
+    assert "No open backflush exceptions." in ok("exceptions", "list", "--db", db)
+    every = parse(ok("exceptions", "list", "--all", "--json", "--db", db))["exceptions"]
+    assert [(x["status"], x["reason"]) for x in every] == [("written off", "found")]
+    ok("close", "2026-02", "--db", db)
+    balances = parse(ok("report", "--json", "--db", db))["balances"]
+    # RIP -4.00 + 4.00 written off; COGS 20.00 + 3.50 (January) - 4.00 (February's usage)
+    assert balances["cogs"] == "19.50"
+    assert "raw_in_process" not in balances
+
+
+def test_close_warns_about_older_exceptions_under_warn(tmp_path: Path) -> None:
+    db = january(tmp_path, policy="warn")
+    assert cli("close", "2026-01", "--db", db).exit_code == 0
+    result = cli("close", "2026-02", "--db", db)
+    assert result.exit_code == 0, result.stderr
+    assert "1 backflush exception(s) older than 2026-02 are still open" in " ".join(
+        result.stderr.split()
+    )
+
+
+def test_the_period_report_shows_reopens_and_write_offs() -> None:
+    text = " ".join(ok("run", EXAMPLES / "reopen.yaml").split())
+    assert "Reopened periods" in text
+    assert "2026-01 │ reopen-jan │ 2026-02-02 │ close-jan │ labor invoice" in text
+    assert "written off by w1:" in text
+
+
+def test_init_takes_the_exceptions_policy(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    ok("init", "--db", db, "--name", "Plant", "--exceptions-at-close", "refuse")
+    store = Store(str(db))
+    try:
+        assert store.settings().exceptions_at_close.value == "refuse"
+    finally:
+        store.close()

@@ -130,6 +130,9 @@ def init(
     disposition: Annotated[m.Disposition, typer.Option()] = m.Disposition.COGS,
     shortage: Annotated[m.Shortage, typer.Option()] = m.Shortage.QUEUE,
     inventory_unsold_conversion: Annotated[bool, typer.Option()] = False,
+    lower_of_cost: Annotated[
+        m.LowerOfCost, typer.Option(help="Write-downs to net realisable value that recover.")
+    ] = m.LowerOfCost.IFRS,
     settings_from: Annotated[
         Path | None, typer.Option(help="Take the settings from a scenario file's book section.")
     ] = None,
@@ -147,6 +150,7 @@ def init(
                 "disposition": disposition,
                 "shortage": shortage,
                 "inventory_unsold_conversion": inventory_unsold_conversion,
+                "lower_of_cost": lower_of_cost,
             }
             try:  # the same rules as a scenario's book section
                 settings = BookModel.model_validate(flags).to_domain()
@@ -232,6 +236,9 @@ def post(
     reverses: Annotated[str | None, typer.Option()] = None,
     reason: Annotated[str | None, typer.Option()] = None,
     order: Annotated[str | None, typer.Option(help="Production order id.")] = None,
+    unit_value: Annotated[
+        str | None, typer.Option(help="nrv: net realisable value per unit.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Post one event from flags, or many from JSON lines, in one transaction."""
@@ -258,6 +265,7 @@ def post(
                 "reverses": reverses,
                 "reason": reason,
                 "order": order,
+                "unit_value": unit_value,
             }
             raw = {k: v for k, v in raw.items() if v is not None}
             given_id = event_id or f"cli-{uuid.uuid4()}"
@@ -397,6 +405,7 @@ class ReportKind(StrEnum):
     journal = "journal"
     exceptions = "exceptions"
     orders = "orders"
+    nrv = "nrv"
 
 
 @app.command()
@@ -422,6 +431,7 @@ def report(
             ReportKind.journal: lambda: tables.journal_table(book, entries),
             ReportKind.exceptions: lambda: tables.exceptions_table(book),
             ReportKind.orders: lambda: tables.orders_table(book),
+            ReportKind.nrv: lambda: tables.nrv_table(book),
         }
         out.print(renderers[what]())
 

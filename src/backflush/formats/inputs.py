@@ -119,6 +119,7 @@ class BookModel(_Strict):
     shortage: m.Shortage = m.Shortage.QUEUE
     rounding: Literal["half-even", "half-up"] = "half-even"
     count_variance: m.CountVariance = m.CountVariance.USAGE
+    lower_of_cost: m.LowerOfCost = m.LowerOfCost.IFRS
 
     def to_domain(self) -> m.Settings:
         return m.Settings(
@@ -130,6 +131,7 @@ class BookModel(_Strict):
             shortage=self.shortage,
             rounding=self.rounding,
             count_variance=self.count_variance,
+            lower_of_cost=self.lower_of_cost,
         )
 
 
@@ -271,6 +273,12 @@ class CloseModel(_EventModel):
     period: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 
 
+class NrvModel(_EventModel):
+    type: Literal["nrv"]
+    item: Identifier
+    unit_value: Dec
+
+
 EventModel = Annotated[
     PurchaseModel
     | ConversionModel
@@ -282,7 +290,8 @@ EventModel = Annotated[
     | OrderCloseModel
     | CountModel
     | ReversalModel
-    | CloseModel,
+    | CloseModel
+    | NrvModel,
     Field(discriminator="type"),
 ]
 
@@ -857,7 +866,7 @@ def build_event(
         limit = PRICE_DECIMALS if name.startswith("unit_") else QUANTITY_DECIMALS
         if decimals(value) > limit:
             problems.append(f"{label}: {name}: {value} has more than {limit} decimals")
-        if name in ("unit_cost", "unit_price", "scrapped") or (
+        if name in ("unit_cost", "unit_price", "unit_value", "scrapped") or (
             name == "quantity" and model.type in ("count", "completion")
         ):
             if value < 0:

@@ -69,7 +69,9 @@ from backflush.domain.model import (
     Issue,
     Item,
     Kind,
+    LowerOfCost,
     MasterData,
+    NetRealisableValue,
     Operation,
     Policy,
     Purchase,
@@ -323,6 +325,7 @@ def plants(draw: st.DrawFn) -> Plant:
         shortage=draw(st.sampled_from(list(Shortage))),
         rounding=draw(st.sampled_from(["half-even", "half-up"])),
         count_variance=draw(st.sampled_from(list(CountVariance))),
+        lower_of_cost=draw(st.sampled_from(list(LowerOfCost))),
     )
 
     def override() -> Policy | None:
@@ -503,6 +506,8 @@ class Model:
             self._close(event, periods_with_activity)
         elif isinstance(event, Reversal):
             self._reverse(event)
+        elif isinstance(event, NetRealisableValue):  # an estimate moves nothing
+            self.facts[event.id] = Facts()
         else:
             plan = self._plan(event, on)
             self._commit(event.id, plan)
@@ -676,7 +681,7 @@ class Model:
 
     def _reverse(self, event: Reversal) -> None:
         original = self.accepted.get(event.reverses)
-        if original is None or isinstance(original, (Close, Reversal)):
+        if original is None or isinstance(original, (Close, Reversal, NetRealisableValue)):
             raise Refused("nothing reversible")
         if event.reverses in self.reversed:
             raise Refused("already reversed")
@@ -732,6 +737,9 @@ def snapshot(book: Book) -> Any:
             book.closed,
             book.unsold_conversion,
             book.epoch,
+            book.nrv_estimates,
+            book.nrv_allowance,
+            book.nrv_writedowns,
             len(book.journal),
             {
                 key: (r.fingerprint, len(r.entries), len(r.movements), r.statistics, r.reversed_by)
@@ -776,6 +784,10 @@ class Checker:
         #: What revaluation entries posted to the revaluation variance, and their lines.
         self.revaluation_posted = ZERO
         self.revaluation_lines = 0
+        #: NRV estimates accepted, and per item what the last close left standing
+        #: (quantity, standard, allowance).
+        self.estimates: list[NetRealisableValue] = []
+        self.nrv_before: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
 
     def journal(self) -> None:
         """Invariant 1: every entry balances, every line is in the currency's minor unit."""
@@ -966,6 +978,8 @@ class Checker:
                     Account.CONVERSION_CONTROL,
                     Account.CONVERSION_ALLOCATED,
                     *DISPOSED[2:],
+                    Account.NRV_ALLOWANCE,
+                    Account.NRV_WRITEDOWN,
                 )
             ),
             ZERO,
@@ -1009,6 +1023,7 @@ class Checker:
         later_events = any(e.date > end for e in self.model.accepted.values() if e is not event)
         if self.plant.settings.inventory_unsold_conversion and not later_events:
             self.unsold_conversion(end)
+        self.net_realisable_value(event, later_events)
         if disposition is Disposition.NONE:
             return
         accounts = DISPOSED if disposition is Disposition.COGS else DISPOSED[:2]
@@ -1017,6 +1032,66 @@ class Checker:
             assert total(book, account, lambda p: p <= upto) == 0, (account, upto)
             if not later:
                 assert total(book, account) == 0, account
+
+    def net_realisable_value(self, event: Close, later_events: bool) -> None:
+        """Lower of cost and NRV at a close: the allowance of each item is what the close
+        found to stand; it never turns into a debit, nor exceeds what the books carry of the
+        item's stock. With nothing posted after its period: under IFRS it is quantity x
+        (standard - NRV) where NRV is lower, capped at the carrying amount; under US GAAP it
+        never comes down while quantity and standard stay as they were."""
+        book, plant = self.book, self.plant
+        end = period_bounds(event.period)[1]
+        found = book.nrv_findings(event.period)
+        currency, rounding = plant.settings.currency, plant.settings.rounding
+        for item, allowance in book.nrv_allowance.items():
+            assert allowance <= 0, (item, allowance)
+            assert -allowance == (found[item].allowance if item in found else ZERO), item
+        previous, self.nrv_before = self.nrv_before, {}
+        if later_events:
+            return
+        for item in plant.stocked:
+            estimates = [e for e in self.estimates if e.item == item and e.date <= end]
+            nrv = None
+            if estimates:  # the latest dated; of two on a date, the one posted last
+                nrv = max(enumerate(estimates), key=lambda p: (p[1].date, p[0]))[1].unit_value
+            quantity = max(self.model.on_hand[item], ZERO)
+            standing = -book.nrv_allowance.get(item, ZERO)
+            if not quantity:
+                assert standing == 0, item
+                continue
+            standard = plant.standard(item, end)
+            # What the books carry of a unit: off-book parts left out, but the conversion of
+            # finished goods costed at sale counts where a close inventories it.
+            inventoried = (
+                plant.settings.inventory_unsold_conversion
+                and plant.item(item).kind is Kind.FINISHED
+                and plant.policy(item) in (Policy.PURCHASE_SALE, Policy.SALE)
+            )
+            carrying = sum(
+                (
+                    amount
+                    for account, _, amount in book.standards.holding(item, end)
+                    if account not in OFF_BOOK_ACCOUNTS
+                    or (inventoried and account is Account.CONVERSION_ALLOCATED)
+                ),
+                ZERO,
+            )
+            assert standing <= round_money(quantity * carrying, currency, rounding), item
+            least = round_money(
+                quantity * min(ZERO if nrv is None else max(standard - nrv, ZERO), carrying),
+                currency,
+                rounding,
+            )
+            if plant.settings.lower_of_cost is LowerOfCost.IFRS:
+                assert standing == least, (item, standing, least)
+            else:
+                assert standing >= least, (item, standing, least)
+                before = previous.get(item)
+                if before is not None and before[:2] == (quantity, standard):
+                    assert standing >= before[2], (item, standing, before)  # never reversed
+            if standing:
+                hypothesis_event(f"nrv write-down standing ({plant.settings.lower_of_cost})")
+            self.nrv_before[item] = (quantity, standard, standing)
 
     def unsold_conversion(self, end: dt.date) -> None:
         """At a close (with nothing posted after its period), the conversion of finished goods
@@ -1117,6 +1192,7 @@ class Stream:
                 + ["sale"] * 3
                 + ["conversion", "conversion", "scrap", "count", "issue", "release"]
                 + ["reversal", "reversal", "close", "close", "resend", "conflict"]
+                + ["nrv"] * 3
             ),
             "kind",
         )
@@ -1177,6 +1253,11 @@ class Stream:
                 candidates += [i for i in self.book.recorded if i.startswith("revaluation-")]
             reason = self.pick(["", "keyed twice"])
             return Reversal(self.new_id(), self.date(), self.pick(candidates), reason)
+        if choice == "nrv":
+            item = self.pick(stocked)
+            factor = Decimal(self.draw(st.sampled_from([0, 500, 900, 1000, 1100, 1300]))) / 1000
+            value = (plant.standard(item, model.epoch) * factor).quantize(Decimal("0.0001"))
+            return NetRealisableValue(self.new_id(), self.date(), item, value)
         if choice == "close":
             last = model.last_closed
             period = next_period(last) if last else FIRST_PERIOD
@@ -1259,6 +1340,8 @@ class Stream:
         hypothesis_event(f"{event.type} accepted")
         if isinstance(event, Close):
             self.check.close(event, balances_before)
+        if isinstance(event, NetRealisableValue):
+            self.check.estimates.append(event)
         if isinstance(event, Count):  # a count is what is on hand
             assert book.quantity(event.item) == event.quantity
         self.check.all()

@@ -76,6 +76,14 @@ def _net_realisable_value() -> None:
         sa.Column("allowance", Exact(), nullable=False),
         sa.Column("change", Exact(), nullable=False),
     )
+    _close_indexes()
+
+
+def _close_indexes() -> None:
+    """What the close reads on a book of millions of events, without scanning whole tables:
+    the next journal entry number, the last revaluation (bench/bench_close.py)."""
+    op.create_index("ix_journal_lines_entry_no", "journal_lines", ["entry_no"])
+    op.create_index("ix_events_type_seq", "events", ["type", "seq"])
 
 
 def downgrade() -> None:
@@ -89,6 +97,8 @@ def _downgrade_close_procedure() -> None:
 
 
 def _downgrade_net_realisable_value() -> None:
+    op.drop_index("ix_events_type_seq", "events")
+    op.drop_index("ix_journal_lines_entry_no", "journal_lines")
     op.drop_table("nrv_writedowns")
     op.drop_table("nrv_allowances")
     op.drop_table("nrv_estimates")

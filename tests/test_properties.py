@@ -79,7 +79,9 @@ from backflush.domain.model import (
     Issue,
     Item,
     Kind,
+    LowerOfCost,
     MasterData,
+    NetRealisableValue,
     Operation,
     Policy,
     Purchase,
@@ -373,6 +375,7 @@ def plants(draw: st.DrawFn, policies: list[Policy] | None = None) -> Plant:
         count_variance=draw(st.sampled_from(list(CountVariance))),
         dispositions=draw(st.sampled_from(MIXED_DISPOSITIONS)),
         exceptions_at_close=draw(st.sampled_from(list(ExceptionsAtClose))),
+        lower_of_cost=draw(st.sampled_from(list(LowerOfCost))),
     )
 
     def override() -> Policy | None:
@@ -564,6 +567,8 @@ class Model:
             self._write_off(event, on)
         elif isinstance(event, Retry):
             self._retry_event(event)
+        elif isinstance(event, NetRealisableValue):  # an estimate moves nothing
+            self.facts[event.id] = Facts()
         else:
             plan = self._plan(event, on)
             self._commit(event.id, plan)
@@ -749,7 +754,9 @@ class Model:
 
     def _reverse(self, event: Reversal) -> None:
         original = self.accepted.get(event.reverses)
-        if original is None or isinstance(original, (Close, Reversal, Reopen, Retry, WriteOff)):
+        if original is None or isinstance(
+            original, (Close, Reversal, Reopen, Retry, WriteOff, NetRealisableValue)
+        ):
             raise Refused("nothing reversible")
         if event.reverses in self.written_off:
             raise Refused("its queued consumption was written off")
@@ -850,6 +857,9 @@ def snapshot(book: Book) -> Any:
             book.reopens,
             book.written_off,
             book.epoch,
+            book.nrv_estimates,
+            book.nrv_allowance,
+            book.nrv_writedowns,
             len(book.journal),
             {
                 key: (r.fingerprint, len(r.entries), len(r.movements), r.statistics, r.reversed_by)
@@ -894,6 +904,10 @@ class Checker:
         #: What revaluation entries posted to the revaluation variance, and their lines.
         self.revaluation_posted = ZERO
         self.revaluation_lines = 0
+        #: NRV estimates accepted, and per item what the last close left standing
+        #: (quantity, standard, allowance).
+        self.estimates: list[NetRealisableValue] = []
+        self.nrv_before: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
 
     def journal(self) -> None:
         """Invariant 1: every entry balances, every line is in the currency's minor unit."""
@@ -1104,6 +1118,8 @@ class Checker:
                     Account.CONVERSION_CONTROL,
                     Account.CONVERSION_ALLOCATED,
                     *DISPOSED[2:],
+                    Account.NRV_ALLOWANCE,
+                    Account.NRV_WRITEDOWN,
                 )
             ),
             ZERO,
@@ -1259,6 +1275,7 @@ class Checker:
             self.unsold_conversion(end)
         if self.plant.settings.triggers.periodic and not later_events:
             self.periodic_close()
+        self.net_realisable_value(event, later_events)
 
         def emptied(account: Account) -> bool:
             how = settings.disposition_of(VARIANCE_TYPES.get(account, "conversion"))
@@ -1287,6 +1304,66 @@ class Checker:
             self.closing[account] += after.get(account.value, ZERO) - before.get(
                 account.value, ZERO
             )
+
+    def net_realisable_value(self, event: Close, later_events: bool) -> None:
+        """Lower of cost and NRV at a close: the allowance of each item is what the close
+        found to stand; it never turns into a debit, nor exceeds what the books carry of the
+        item's stock. With nothing posted after its period: under IFRS it is quantity x
+        (standard - NRV) where NRV is lower, capped at the carrying amount; under US GAAP it
+        never comes down while quantity and standard stay as they were."""
+        book, plant = self.book, self.plant
+        end = period_bounds(event.period)[1]
+        found = book.nrv_findings(event.period)
+        currency, rounding = plant.settings.currency, plant.settings.rounding
+        for item, allowance in book.nrv_allowance.items():
+            assert allowance <= 0, (item, allowance)
+            assert -allowance == (found[item].allowance if item in found else ZERO), item
+        previous, self.nrv_before = self.nrv_before, {}
+        if later_events:
+            return
+        for item in plant.stocked:
+            estimates = [e for e in self.estimates if e.item == item and e.date <= end]
+            nrv = None
+            if estimates:  # the latest dated; of two on a date, the one posted last
+                nrv = max(enumerate(estimates), key=lambda p: (p[1].date, p[0]))[1].unit_value
+            quantity = max(self.model.on_hand[item], ZERO)
+            standing = -book.nrv_allowance.get(item, ZERO)
+            if not quantity:
+                assert standing == 0, item
+                continue
+            standard = plant.standard(item, end)
+            # What the books carry of a unit: off-book parts left out, but the conversion of
+            # finished goods costed at sale counts where a close inventories it.
+            inventoried = (
+                plant.settings.inventory_unsold_conversion
+                and plant.item(item).kind is Kind.FINISHED
+                and plant.policy(item) in (Policy.PURCHASE_SALE, Policy.SALE)
+            )
+            carrying = sum(
+                (
+                    amount
+                    for account, _, amount in book.standards.holding(item, end)
+                    if account not in OFF_BOOK_ACCOUNTS
+                    or (inventoried and account is Account.CONVERSION_ALLOCATED)
+                ),
+                ZERO,
+            )
+            assert standing <= round_money(quantity * carrying, currency, rounding), item
+            least = round_money(
+                quantity * min(ZERO if nrv is None else max(standard - nrv, ZERO), carrying),
+                currency,
+                rounding,
+            )
+            if plant.settings.lower_of_cost is LowerOfCost.IFRS:
+                assert standing == least, (item, standing, least)
+            else:
+                assert standing >= least, (item, standing, least)
+                before = previous.get(item)
+                if before is not None and before[:2] == (quantity, standard):
+                    assert standing >= before[2], (item, standing, before)  # never reversed
+            if standing:
+                hypothesis_event(f"nrv write-down standing ({plant.settings.lower_of_cost})")
+            self.nrv_before[item] = (quantity, standard, standing)
 
     def unsold_conversion(self, end: dt.date) -> None:
         """At a close (with nothing posted after its period), the conversion of finished goods
@@ -1395,6 +1472,7 @@ class Stream:
                 + ["reopen", "write_off", "write_off", "retry"]
                 # a period reopened and still open: events into it, then its close again
                 + ["close"] * 3 * self.reopened_open()
+                + ["nrv"] * 3
             ),
             "kind",
         )
@@ -1494,6 +1572,11 @@ class Stream:
         if choice == "retry":
             item = self.pick(["", *stocked])
             return Retry(self.new_id(), self.date(), item)
+        if choice == "nrv":
+            item = self.pick(stocked)
+            factor = Decimal(self.draw(st.sampled_from([0, 500, 900, 1000, 1100, 1300]))) / 1000
+            value = (plant.standard(item, model.epoch) * factor).quantize(Decimal("0.0001"))
+            return NetRealisableValue(self.new_id(), self.date(), item, value)
         if choice == "close":
             last = model.last_closed
             period = next_period(last) if last else FIRST_PERIOD
@@ -1584,6 +1667,8 @@ class Stream:
             self.cursor = period_bounds(event.period)[0] + dt.timedelta(
                 days=self.draw(st.integers(0, 27))
             )
+        if isinstance(event, NetRealisableValue):
+            self.check.estimates.append(event)
         if isinstance(event, Count):  # a count is what is on hand
             assert book.quantity(event.item) == event.quantity
         self.check.all()

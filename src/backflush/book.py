@@ -31,6 +31,8 @@ from backflush.domain.model import (
     Line,
     MasterData,
     Movement,
+    NetRealisableValue,
+    NrvWritedown,
     OrderClose,
     PeriodResult,
     Policy,
@@ -50,6 +52,7 @@ from backflush.domain.model import (
 )
 from backflush.domain.money import CONTEXT, ZERO, fmt, round_money, totals
 from backflush.engine import close as closing
+from backflush.engine import nrv as lower_of_cost
 from backflush.engine.flush import Context, Effects, EntryBuilder, PostingError, flush
 from backflush.engine.standards import StandardError, Standards, without_conversion
 
@@ -126,6 +129,10 @@ class Changes:
     reopens: list[ReopenRecord] = field(default_factory=list)
     #: Backflush exceptions written off, with the reason.
     written_off: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    #: Net realisable value: estimates posted, allowances changed (by item), close findings.
+    nrv_estimates: list[NetRealisableValue] = field(default_factory=list)
+    nrv_allowance: set[str] = field(default_factory=set)
+    nrv_periods: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +226,13 @@ class Book:
         self.keep_journal = True
         #: Looks up recorded events the book has not loaded (a store's history); None: all loaded.
         self.history: Callable[[Iterable[str]], dict[str, Recorded]] | None = None
+        #: Net realisable value estimates per item, in posting order: (date, event id, value).
+        self.nrv_estimates: dict[str, list[tuple[dt.date, str, Decimal]]] = {}
+        #: Allowance per item, signed (credit negative): the sum of the journal's lines on
+        #: nrv_allowance for the item, so negating a close's entries restores it.
+        self.nrv_allowance: dict[str, Decimal] = {}
+        #: What each close found per item against its net realisable value.
+        self.nrv_writedowns: dict[str, dict[str, NrvWritedown]] = {}
         self.changes = Changes()
 
     # ------------------------------------------------------------ queries
@@ -474,6 +488,8 @@ class Book:
             self._retry_event(event, follow_standards)
         elif isinstance(event, WriteOff):
             self._write_off(event, record, follow_standards)
+        elif isinstance(event, NetRealisableValue):
+            self._estimate_nrv(event, follow_standards)
         else:
             ctx = Context(
                 self.settings,
@@ -538,6 +554,10 @@ class Book:
             activity[key] = activity.get(key, ZERO) + line.amount
             self.changes.balances.add(key)
             self.changes.activity.add((period, key))
+            if line.account is Account.NRV_ALLOWANCE:
+                allowance = self.nrv_allowance.get(line.item, ZERO) + line.amount
+                self.nrv_allowance[line.item] = allowance
+                self.changes.nrv_allowance.add(line.item)
         if record is not None:
             record.entries.append(entry)
         if self.keep_journal:
@@ -648,6 +668,11 @@ class Book:
                 "(it is part of the audit trail; post a new event instead)"
             )
         self._check_not_written_off(event)
+        if isinstance(original.event, NetRealisableValue):
+            raise PostingError(
+                f"event {event.id}: an nrv estimate is not reversed; post a new nrv event "
+                f"for {original.event.item} with the right value"
+            )
         if original.reversed_by:
             raise PostingError(
                 f"event {event.id}: event {event.reverses} was already reversed by "
@@ -782,6 +807,7 @@ class Book:
         if adjustment is not None:
             self._post_entry(adjustment, record)
         self._periodic_inventory(period, last, event.id, record)
+        self._close_net_realisable_value(period, last, event.id, record)
         found = self.period_variances(period)
         prorating = any(
             self.settings.disposition_of(kind) is Disposition.PRORATE for kind in closing.DISPOSABLE
@@ -1037,6 +1063,91 @@ class Book:
                 f"was written off by {self.cleared_by.get(resolved[0], '?')}; "
                 "correct with new events instead of a reversal"
             )
+
+    # ------------------------------------------------------------ net realisable value
+
+    def _estimate_nrv(
+        self, event: NetRealisableValue, follow_standards: Callable[[], None]
+    ) -> None:
+        """Record an estimate of net realisable value; it posts nothing until a close."""
+        item = self.master.items[event.item]
+        if item.kind is Kind.PHANTOM:
+            raise PostingError(f"event {event.id}: {event.item} is a phantom, never stocked")
+        if event.unit_value < 0:
+            raise PostingError(f"event {event.id}: unit_value cannot be negative")
+        follow_standards()
+        self.nrv_estimates.setdefault(event.item, []).append(
+            (event.date, event.id, event.unit_value)
+        )
+        self.changes.nrv_estimates.append(event)
+
+    def nrv_on(self, item: str, on: dt.date) -> Decimal | None:
+        """The estimate of ``item`` in force on ``on``: the latest dated on or before it (of
+        two on one date, the one posted last)."""
+        found: tuple[dt.date, Decimal] | None = None
+        for date, _, value in self.nrv_estimates.get(item, ()):
+            if date <= on and (found is None or date >= found[0]):
+                found = (date, value)
+        return None if found is None else found[1]
+
+    def nrv_findings(self, period: str) -> dict[str, NrvWritedown]:
+        """What the close of ``period`` found per item (nothing while the period is open,
+        or after it was reopened)."""
+        return self.nrv_writedowns.get(period, {}) if period in self.closed else {}
+
+    def _nrv_carrying(self, item_id: str, on: dt.date) -> Decimal:
+        """Part of the standard unit cost of ``item_id`` that the books carry on ``on``."""
+        item = self.master.items[item_id]
+        inventoried = (
+            self.settings.inventory_unsold_conversion
+            and item.kind is Kind.FINISHED
+            and self.standards.policy(item_id) in (Policy.PURCHASE_SALE, Policy.SALE)
+        )
+        return sum(
+            (
+                amount
+                for account, _, amount in self.standards.holding(item_id, on)
+                if account not in OFF_BOOK
+                or (inventoried and account is Account.CONVERSION_ALLOCATED)
+            ),
+            ZERO,
+        )
+
+    def _close_net_realisable_value(
+        self, period: str, last: dt.date, event: str, record: Recorded
+    ) -> None:
+        """Lower of cost and NRV at the close: one entry per item, posting the change of the
+        write-down that stands (see :mod:`backflush.engine.nrv`)."""
+        previous = self.nrv_findings(self.last_closed) if self.last_closed else {}
+        items = {i for i in self.nrv_estimates if self.nrv_on(i, last) is not None}
+        items |= {i for i, v in self.nrv_allowance.items() if v}
+        items |= {i for i, f in previous.items() if f.unit_writedown}
+        on_hand = self.on_hand_through(period) if items else {}
+        findings: dict[str, NrvWritedown] = {}
+        for item in sorted(items):
+            quantity = max(on_hand.get(item, ZERO), ZERO)
+            standard = carrying = ZERO
+            if quantity:
+                standard = self.standards.unit_cost(item, last).total
+                carrying = self._nrv_carrying(item, last)
+            assessment = lower_of_cost.Assessment(
+                item,
+                quantity,
+                standard,
+                carrying,
+                self.nrv_on(item, last),
+                previous.get(item),
+                self.nrv_allowance.get(item, ZERO),
+            )
+            finding, entry = lower_of_cost.close_item(
+                self.settings, period, last, event, assessment
+            )
+            if entry is not None:
+                self._post_entry(entry, record)
+            findings[item] = finding
+        if findings or period in self.nrv_writedowns:  # a period closed again: found anew
+            self.nrv_writedowns[period] = findings
+            self.changes.nrv_periods.add(period)
 
     # ------------------------------------------------------------ changes
 

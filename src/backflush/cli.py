@@ -134,6 +134,9 @@ def init(
         m.ExceptionsAtClose,
         typer.Option(help="A close while older backflush exceptions are open: warn or refuse."),
     ] = m.ExceptionsAtClose.WARN,
+    lower_of_cost: Annotated[
+        m.LowerOfCost, typer.Option(help="Write-downs to net realisable value that recover.")
+    ] = m.LowerOfCost.IFRS,
     settings_from: Annotated[
         Path | None, typer.Option(help="Take the settings from a scenario file's book section.")
     ] = None,
@@ -152,6 +155,7 @@ def init(
                 "shortage": shortage,
                 "inventory_unsold_conversion": inventory_unsold_conversion,
                 "exceptions_at_close": exceptions_at_close,
+                "lower_of_cost": lower_of_cost,
             }
             try:  # the same rules as a scenario's book section
                 settings = BookModel.model_validate(flags).to_domain()
@@ -237,6 +241,9 @@ def post(
     reverses: Annotated[str | None, typer.Option()] = None,
     reason: Annotated[str | None, typer.Option()] = None,
     order: Annotated[str | None, typer.Option(help="Production order id.")] = None,
+    unit_value: Annotated[
+        str | None, typer.Option(help="nrv: net realisable value per unit.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Post one event from flags, or many from JSON lines, in one transaction."""
@@ -263,6 +270,7 @@ def post(
                 "reverses": reverses,
                 "reason": reason,
                 "order": order,
+                "unit_value": unit_value,
             }
             raw = {k: v for k, v in raw.items() if v is not None}
             given_id = event_id or f"cli-{uuid.uuid4()}"
@@ -414,6 +422,7 @@ class ReportKind(StrEnum):
     journal = "journal"
     exceptions = "exceptions"
     orders = "orders"
+    nrv = "nrv"
 
 
 @app.command()
@@ -439,6 +448,7 @@ def report(
             ReportKind.journal: lambda: tables.journal_table(book, entries),
             ReportKind.exceptions: lambda: tables.exceptions_table(book),
             ReportKind.orders: lambda: tables.orders_table(book),
+            ReportKind.nrv: lambda: tables.nrv_table(book),
         }
         out.print(renderers[what]())
 

@@ -34,6 +34,10 @@ class Account(StrEnum):
     ROUNDING_VARIANCE = "rounding_variance"
     SALES = "sales"
     ACCOUNTS_RECEIVABLE = "accounts_receivable"
+    #: Lower of cost and net realisable value: the contra-inventory allowance (a credit
+    #: balance; inventory accounts stay at standard) and the write-down expense.
+    NRV_ALLOWANCE = "nrv_allowance"
+    NRV_WRITEDOWN = "nrv_writedown"
 
 
 INVENTORY_ACCOUNTS = (
@@ -115,6 +119,15 @@ class CountVariance(StrEnum):
     ADJUSTMENT = "adjustment"
 
 
+class LowerOfCost(StrEnum):
+    """How a write-down to net realisable value behaves when the value recovers."""
+
+    #: IAS 2.33: reversed when NRV recovers (never above the standard).
+    IFRS = "ifrs"
+    #: ASC 330: the written-down amount is the new cost basis; only units that leave release it.
+    US_GAAP = "us-gaap"
+
+
 class Kind(StrEnum):
     MATERIAL = "material"
     SUBASSEMBLY = "subassembly"
@@ -138,6 +151,7 @@ class Settings:
     shortage: Shortage = Shortage.QUEUE
     rounding: str = "half-even"
     count_variance: CountVariance = CountVariance.USAGE
+    lower_of_cost: LowerOfCost = LowerOfCost.IFRS
     exceptions_at_close: ExceptionsAtClose = ExceptionsAtClose.WARN
     #: Dispositions by variance type (``purchase_price``, ``material_usage``, ``conversion``,
     #: ``revaluation``, ``inventory_adjustment``, ``rounding``) where they differ from
@@ -397,6 +411,16 @@ class Close(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class NetRealisableValue(Event):
+    """The estimated selling price of ``item`` less the costs to sell it, per unit, from
+    ``date`` on (until a later estimate). Posts nothing; closes compare it with standard."""
+
+    item: str
+    unit_value: Decimal
+    type = "nrv"
+
+
+@dataclass(frozen=True, slots=True)
 class Revaluation(Event):
     """Stock revalued to the standards that took effect on ``effective`` (a new BOM version
     at any level). The book posts it before the first event of the new standards."""
@@ -453,6 +477,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Reopen,
         Retry,
         WriteOff,
+        NetRealisableValue,
     )
 }
 
@@ -591,3 +616,23 @@ class PeriodResult:
     close_event: str
     variances: tuple[tuple[str, Decimal], ...]
     balances: tuple[tuple[str, Decimal], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class NrvWritedown:
+    """What a close found for one item against its net realisable value."""
+
+    period: str
+    item: str
+    #: On hand at the period end (never below zero).
+    quantity: Decimal
+    #: Standard unit cost on the close date (zero when nothing is on hand).
+    standard: Decimal
+    #: The estimate in force on the close date (None: none given yet).
+    nrv: Decimal | None
+    #: Write-down per unit that stands after the close (12 decimals at most).
+    unit_writedown: Decimal
+    #: Allowance standing after the close (positive: inventory written down by that much).
+    allowance: Decimal
+    #: Posted by the close: positive writes down, negative releases or reverses.
+    change: Decimal

@@ -141,6 +141,7 @@ class BookModel(_Strict):
     rounding: Literal["half-even", "half-up"] = "half-even"
     count_variance: m.CountVariance = m.CountVariance.USAGE
     exceptions_at_close: m.ExceptionsAtClose = m.ExceptionsAtClose.WARN
+    lower_of_cost: m.LowerOfCost = m.LowerOfCost.IFRS
 
     def to_domain(self) -> m.Settings:
         if isinstance(self.disposition, dict):
@@ -162,6 +163,7 @@ class BookModel(_Strict):
             rounding=self.rounding,
             count_variance=self.count_variance,
             exceptions_at_close=self.exceptions_at_close,
+            lower_of_cost=self.lower_of_cost,
         )
 
 
@@ -334,6 +336,12 @@ class WriteOffModel(_EventModel):
     reason: Reason
 
 
+class NrvModel(_EventModel):
+    type: Literal["nrv"]
+    item: Identifier
+    unit_value: Dec
+
+
 EventModel = Annotated[
     PurchaseModel
     | ConversionModel
@@ -349,7 +357,8 @@ EventModel = Annotated[
     | CloseModel
     | ReopenModel
     | RetryModel
-    | WriteOffModel,
+    | WriteOffModel
+    | NrvModel,
     Field(discriminator="type"),
 ]
 
@@ -963,7 +972,7 @@ def build_event(
         limit = PRICE_DECIMALS if name.startswith("unit_") else QUANTITY_DECIMALS
         if decimals(value) > limit:
             problems.append(f"{label}: {name}: {value} has more than {limit} decimals")
-        if name in ("unit_cost", "unit_price", "scrapped") or (
+        if name in ("unit_cost", "unit_price", "unit_value", "scrapped") or (
             name == "quantity" and model.type in ("count", "completion")
         ):
             if value < 0:

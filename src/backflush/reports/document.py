@@ -45,7 +45,8 @@ def gross_margin(activity: dict[tuple[Account, str], Decimal]) -> Decimal:
     def total(account: Account) -> Decimal:
         return sum((v for (a, _), v in activity.items() if a is account), ZERO)
 
-    return -total(Account.SALES) - total(Account.COGS)
+    # Write-downs to net realisable value are shown with cost of sales (IAS 2.34).
+    return -total(Account.SALES) - total(Account.COGS) - total(Account.NRV_WRITEDOWN)
 
 
 def periods_document(book: Book) -> list[dict[str, Any]]:
@@ -150,6 +151,46 @@ def document(book: Book, entries: Iterable[Entry] | None = None) -> dict[str, An
         ),
         "orders": [order_document(o) for _, o in sorted(book.orders.items())],
         "exceptions": [exception_document(book, k) for k in book.shortages],
+        "net_realisable_value": nrv_document(book),
+    }
+
+
+def nrv_document(book: Book) -> dict[str, Any]:
+    """Lower of cost and net realisable value: the estimates in force after the last event,
+    the allowance standing per item (positive: written down by that much) and what each
+    closed period found per item."""
+    currency = book.settings.currency
+    estimates: dict[str, dict[str, str]] = {}
+    for item, posted in sorted(book.nrv_estimates.items()):
+        date, event, value = max(enumerate(posted), key=lambda p: (p[1][0], p[0]))[1]
+        estimates[item] = {"date": date.isoformat(), "event": event, "unit_value": fmt(value)}
+    periods = []
+    for period in sorted(book.closed):
+        found = book.nrv_findings(period)
+        if not found:
+            continue
+        items = {
+            item: {
+                "quantity": fmt(f.quantity),
+                "standard": fmt(f.standard),
+                **({"nrv": fmt(f.nrv)} if f.nrv is not None else {}),
+                "unit_writedown": fmt(f.unit_writedown),
+                "allowance": money(f.allowance, currency),
+                "change": money(f.change, currency),
+            }
+            for item, f in sorted(found.items())
+        }
+        total = sum((f.change for f in found.values()), ZERO)
+        periods.append({"period": period, "writedown": money(total, currency), "items": items})
+    return {
+        "policy": book.settings.lower_of_cost.value,
+        "estimates": estimates,
+        "allowance": {
+            item: money(-value, currency)
+            for item, value in sorted(book.nrv_allowance.items())
+            if value
+        },
+        "periods": periods,
     }
 
 

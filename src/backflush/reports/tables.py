@@ -275,6 +275,40 @@ def reopens_table(book: Book) -> Table:
     return table
 
 
+def nrv_table(book: Book) -> Table:
+    """Lower of cost and net realisable value: per closed period and item, the standard, the
+    estimate in force at the close, the write-down per unit and in total that stands, and
+    what the close posted (+ written down, − released or reversed)."""
+    currency = book.settings.currency
+    numeric = ("on hand", "standard", "NRV", "write-down/unit", "allowance", "posted")
+    table = _table(
+        f"Net realisable value (lower of cost, {book.settings.lower_of_cost.value})",
+        "period",
+        "item",
+        *numeric,
+        numeric=numeric,
+    )
+    for period in sorted(book.closed):
+        found = book.nrv_findings(period)
+        for item, f in sorted(found.items()):
+            table.add_row(
+                period,
+                escape(item),
+                _quantity(f.quantity),
+                _unit(f.standard, currency) if f.quantity else "",
+                "" if f.nrv is None else _unit(f.nrv, currency),
+                _unit(f.unit_writedown, currency) if f.unit_writedown else "",
+                _amount(f.allowance, currency),
+                _amount(f.change, currency, True),
+            )
+        if found:
+            table.add_section()
+    standing = sum(book.nrv_allowance.values(), ZERO)
+    blank = [""] * (len(numeric) - 2)
+    table.add_row("standing", "", *blank, _amount(-standing, currency), "", style="bold")
+    return table
+
+
 def period_report(book: Book, entries: list[Entry], events: int) -> RenderableType:
     """The readable period report of ``backflush run`` and ``backflush report``."""
     parts: list[RenderableType] = [
@@ -288,6 +322,8 @@ def period_report(book: Book, entries: list[Entry], events: int) -> RenderableTy
         parts.append(orders_table(book))
     if book.reopens:
         parts.append(reopens_table(book))
+    if book.nrv_estimates or any(book.nrv_allowance.values()):
+        parts.append(nrv_table(book))
     if book.shortages:
         parts.append(exceptions_table(book))
     else:

@@ -212,6 +212,7 @@ class Store:
                 "count_variance": settings.count_variance.value,
                 "dispositions": json.dumps({k: v.value for k, v in settings.dispositions}),
                 "exceptions_at_close": settings.exceptions_at_close.value,
+                "lower_of_cost": settings.lower_of_cost.value,
                 "master_revision": 0,
                 "created_at": dt.datetime.now(dt.UTC),
             },
@@ -235,6 +236,7 @@ class Store:
                 (kind, m.Disposition(how)) for kind, how in json.loads(row["dispositions"]).items()
             ),
             exceptions_at_close=m.ExceptionsAtClose(row["exceptions_at_close"]),
+            lower_of_cost=m.LowerOfCost(row["lower_of_cost"]),
         )
 
     def settings(self) -> m.Settings:
@@ -589,6 +591,7 @@ class Store:
         for row in conn.execute(sa.select(t.unsold_conversion)):
             book.unsold_conversion[(m.Account(row.account), row.element)] = row.amount
         self._load_close_procedure(conn, book)
+        _load_nrv(conn, book)
         book.history = lambda ids: self._history(conn, book, ids)
         return book
 
@@ -870,6 +873,7 @@ class Store:
                 )
             _upsert(conn, t.shortages, rows)
         self._write_close_procedure(conn, changes, now)
+        _write_nrv(conn, book, changes)
         if changes.closes:
             conn.execute(
                 t.periods.insert(),
@@ -920,6 +924,63 @@ class Store:
                     for (event, item, kind), reason in sorted(changes.written_off.items())
                 ],
             )
+
+
+# ---------------------------------------------------------------- net realisable value
+
+
+def _load_nrv(conn: Connection, book: Book) -> None:
+    """Estimates (in posting order), allowances per item and what closes found."""
+    query = sa.select(t.nrv_estimates).order_by(t.nrv_estimates.c.seq)
+    for row in conn.execute(query):
+        book.nrv_estimates.setdefault(row.item, []).append((row.date, row.event, row.unit_value))
+    for row in conn.execute(sa.select(t.nrv_allowances)):
+        book.nrv_allowance[row.item] = row.amount
+    query = sa.select(t.nrv_writedowns).order_by(t.nrv_writedowns.c.period, t.nrv_writedowns.c.item)
+    for row in conn.execute(query):
+        book.nrv_writedowns.setdefault(row.period, {})[row.item] = m.NrvWritedown(
+            row.period,
+            row.item,
+            row.quantity,
+            row.standard,
+            row.nrv,
+            row.unit_writedown,
+            row.allowance,
+            row.change,
+        )
+
+
+def _write_nrv(conn: Connection, book: Book, changes: Changes) -> None:
+    if changes.nrv_estimates:
+        conn.execute(
+            t.nrv_estimates.insert(),
+            [
+                {"event": e.id, "item": e.item, "date": e.date, "unit_value": e.unit_value}
+                for e in changes.nrv_estimates
+            ],
+        )
+    _upsert(
+        conn,
+        t.nrv_allowances,
+        [{"item": i, "amount": book.nrv_allowance[i]} for i in sorted(changes.nrv_allowance)],
+    )
+    for period in sorted(changes.nrv_periods):  # a period closed again is found anew
+        conn.execute(t.nrv_writedowns.delete().where(t.nrv_writedowns.c.period == period))
+        rows = [
+            {
+                "period": f.period,
+                "item": f.item,
+                "quantity": f.quantity,
+                "standard": f.standard,
+                "nrv": f.nrv,
+                "unit_writedown": f.unit_writedown,
+                "allowance": f.allowance,
+                "change": f.change,
+            }
+            for _, f in sorted(book.nrv_writedowns.get(period, {}).items())
+        ]
+        if rows:
+            conn.execute(t.nrv_writedowns.insert(), rows)
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:

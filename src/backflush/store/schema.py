@@ -315,3 +315,45 @@ exception_write_offs = sa.Table(
 
 
 # ---------------------------------------------------------------- net realisable value (issue 4)
+
+#: The book's policy for write-downs that recover (ifrs | us-gaap), a column of book_settings
+#: added by migration 0003 (declared here, with the rest of this part).
+settings.append_column(
+    sa.Column("lower_of_cost", sa.String(16), nullable=False, server_default="ifrs")
+)
+
+nrv_estimates = sa.Table(
+    "nrv_estimates",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),  # posting order
+    sa.Column("event", sa.String(200), nullable=False, unique=True),
+    sa.Column("item", sa.String(200), sa.ForeignKey("items.id"), nullable=False),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("unit_value", Exact, nullable=False),
+)
+
+nrv_allowances = sa.Table(
+    "nrv_allowances",
+    metadata,
+    sa.Column("item", sa.String(200), primary_key=True),
+    sa.Column("amount", Exact, nullable=False),  # signed, as the journal: credit negative
+)
+
+nrv_writedowns = sa.Table(
+    "nrv_writedowns",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("item", sa.String(200), primary_key=True),
+    sa.Column("quantity", Exact, nullable=False),
+    sa.Column("standard", Exact, nullable=False),
+    sa.Column("nrv", Exact),
+    sa.Column("unit_writedown", Exact, nullable=False),
+    sa.Column("allowance", Exact, nullable=False),
+    sa.Column("change", Exact, nullable=False),
+)
+
+# Indexes the close (and every write) needs on a book of millions of events, found with
+# bench/bench_close.py: the next journal entry number is max(entry_no), and the standards stock
+# is valued at come from the last revaluation event; without them both scan whole tables.
+sa.Index("ix_journal_lines_entry_no", journal_lines.c.entry_no)
+sa.Index("ix_events_type_seq", events.c.type, events.c.seq)

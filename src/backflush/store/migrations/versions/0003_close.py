@@ -77,6 +77,42 @@ def _close_procedure() -> None:
 
 def _net_realisable_value() -> None:
     """Net realisable value per item and the write-downs that stand."""
+    with op.batch_alter_table("book_settings") as batch:
+        batch.add_column(
+            sa.Column("lower_of_cost", sa.String(16), nullable=False, server_default="ifrs")
+        )
+    op.create_table(
+        "nrv_estimates",
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event", sa.String(200), nullable=False, unique=True),
+        sa.Column("item", sa.String(200), sa.ForeignKey("items.id"), nullable=False),
+        sa.Column("date", sa.Date, nullable=False),
+        sa.Column("unit_value", Exact(), nullable=False),
+    )
+    op.create_table(
+        "nrv_allowances",
+        sa.Column("item", sa.String(200), primary_key=True),
+        sa.Column("amount", Exact(), nullable=False),
+    )
+    op.create_table(
+        "nrv_writedowns",
+        sa.Column("period", sa.String(7), primary_key=True),
+        sa.Column("item", sa.String(200), primary_key=True),
+        sa.Column("quantity", Exact(), nullable=False),
+        sa.Column("standard", Exact(), nullable=False),
+        sa.Column("nrv", Exact()),
+        sa.Column("unit_writedown", Exact(), nullable=False),
+        sa.Column("allowance", Exact(), nullable=False),
+        sa.Column("change", Exact(), nullable=False),
+    )
+    _close_indexes()
+
+
+def _close_indexes() -> None:
+    """What the close reads on a book of millions of events, without scanning whole tables:
+    the next journal entry number, the last revaluation (bench/bench_close.py)."""
+    op.create_index("ix_journal_lines_entry_no", "journal_lines", ["entry_no"])
+    op.create_index("ix_events_type_seq", "events", ["type", "seq"])
 
 
 def downgrade() -> None:
@@ -95,4 +131,10 @@ def _downgrade_close_procedure() -> None:
 
 
 def _downgrade_net_realisable_value() -> None:
-    pass
+    op.drop_index("ix_events_type_seq", "events")
+    op.drop_index("ix_journal_lines_entry_no", "journal_lines")
+    op.drop_table("nrv_writedowns")
+    op.drop_table("nrv_allowances")
+    op.drop_table("nrv_estimates")
+    with op.batch_alter_table("book_settings") as batch:
+        batch.drop_column("lower_of_cost")

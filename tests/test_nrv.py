@@ -1,0 +1,325 @@
+"""Lower of cost and net realisable value: write-downs at close, releases, IFRS reversals,
+US GAAP cost basis, standard changes; figures worked out by hand.
+
+The worked examples ``examples/nrv.yaml`` (IFRS) and ``examples/nrv_us_gaap.yaml`` share one
+story. CHIP is a material at 4.00; WIDGET is made of 2 CHIP and 2.00 labor: 10.00. A cost set
+raises CHIP to 4.50 from March: WIDGET 11.00.
+
+    Jan  buy 1,000 CHIP, make 100 WIDGET (200 CHIP used: 800 left); NRV WIDGET 7.50, CHIP 4.20
+    Feb  sell 40 WIDGET (60 left)
+    Mar  NRV WIDGET 10.40 (the new standards revalue stock first)
+    Apr  sell 20 WIDGET (40 left); NRV WIDGET 12.00
+
+The examples also run through SQLite and PostgreSQL (tests/test_store.py runs every example,
+event by event, reloading the book from the database after each).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from backflush.book import Book
+from backflush.cli import app
+from backflush.domain import model as m
+from backflush.domain.model import Account, LowerOfCost, NrvWritedown
+from backflush.engine.flush import PostingError
+from backflush.engine.nrv import Assessment, unit_writedown
+from backflush.formats.inputs import InputError
+from backflush.formats.scenario import parse_scenario, read_scenario
+from backflush.reports.document import document
+from backflush.run import run_scenario
+from helpers import EXAMPLES
+
+D = Decimal
+
+
+def findings(book: Book, period: str) -> dict[str, tuple[str, str, str, str]]:
+    """Per item: quantity, unit write-down, allowance standing, change posted."""
+    return {
+        item: (str(f.quantity), str(f.unit_writedown.normalize()), str(f.allowance), str(f.change))
+        for item, f in book.nrv_findings(period).items()
+    }
+
+
+def close_lines(book: Book, close_event: str) -> list[tuple[str, str, str]]:
+    """The NRV lines a close posted: (account, item, amount)."""
+    return [
+        (line.account.value, line.item, str(line.amount))
+        for entry in book.journal
+        if entry.event == close_event
+        for line in entry.lines
+        if line.account in (Account.NRV_ALLOWANCE, Account.NRV_WRITEDOWN)
+    ]
+
+
+# ---------------------------------------------------------------- the worked examples
+
+
+def test_ifrs_write_down_release_standard_change_and_recovery_capped_at_standard() -> None:
+    book = run_scenario(read_scenario(EXAMPLES / "nrv.yaml"))
+    # January: WIDGET 100 x (10.00 - 7.50) = 250.00 written down. CHIP's NRV 4.20 is above its
+    # standard 4.00: nothing.
+    assert findings(book, "2026-01") == {
+        "CHIP": ("800", "0", "0.00", "0.00"),
+        "WIDGET": ("100", "2.5", "250.00", "250.00"),
+    }
+    assert close_lines(book, "close-jan") == [
+        ("nrv_writedown", "WIDGET", "250.00"),
+        ("nrv_allowance", "WIDGET", "-250.00"),
+    ]
+    # February: 40 sold at an unchanged NRV. 60 x 2.50 = 150.00 stands: 100.00 released.
+    assert findings(book, "2026-02")["WIDGET"] == ("60", "2.5", "150.00", "-100.00")
+    assert close_lines(book, "close-feb") == [
+        ("nrv_writedown", "WIDGET", "-100.00"),
+        ("nrv_allowance", "WIDGET", "100.00"),
+    ]
+    # March: standards 4.50 / 11.00. CHIP: 800 x (4.50 - 4.20) = 240.00 written down (its
+    # January estimate still stands). WIDGET: 60 x (11.00 - 10.40) = 36.00; 114.00 reversed.
+    assert findings(book, "2026-03") == {
+        "CHIP": ("800", "0.3", "240.00", "240.00"),
+        "WIDGET": ("60", "0.6", "36.00", "-114.00"),
+    }
+    # April: WIDGET's NRV 12.00 is above its standard 11.00: the write-down is reversed in
+    # full (36.00), never beyond: the allowance ends at 0, not at a debit of 40 x 1.00.
+    assert findings(book, "2026-04") == {
+        "CHIP": ("800", "0.3", "240.00", "0.00"),
+        "WIDGET": ("40", "0", "0.00", "-36.00"),
+    }
+    assert book.nrv_allowance == {"WIDGET": D("0.00"), "CHIP": D("-240.00")}
+    # Expense: 250 - 100 + 240 - 114 - 36 = 240.00, the CHIP allowance that stands.
+    balances = book.account_balances()
+    assert balances["nrv_writedown"] == D("240.00")
+    assert balances["nrv_allowance"] == D("-240.00")
+    # Inventory stays at standard: 800 x 4.50 and 40 x 11.00.
+    assert balances["raw_in_process"] == D("3600.00")
+    assert balances["finished_goods"] == D("440.00")
+
+
+def test_us_gaap_keeps_the_written_down_basis_and_releases_only_what_leaves() -> None:
+    book = run_scenario(read_scenario(EXAMPLES / "nrv_us_gaap.yaml"))
+    # January and February as under IFRS: 250.00 written down, 100.00 released by the sale.
+    assert findings(book, "2026-01")["WIDGET"] == ("100", "2.5", "250.00", "250.00")
+    assert findings(book, "2026-02")["WIDGET"] == ("60", "2.5", "150.00", "-100.00")
+    # March: the basis of the 60 widgets stays 10.00 - 2.50 = 7.50 when the standard rises to
+    # 11.00 (the revaluation debited finished goods 60 x 1.00): the write-down per unit is
+    # 11.00 - 7.50 = 3.50, above 11.00 - 10.40 = 0.60. 60 x 3.50 = 210.00: 60.00 more.
+    assert findings(book, "2026-03") == {
+        "CHIP": ("800", "0.3", "240.00", "240.00"),
+        "WIDGET": ("60", "3.5", "210.00", "60.00"),
+    }
+    # April: NRV 12.00 recovers above the standard, but the units still held keep their
+    # basis: only the 20 sold release theirs, 20 x 3.50 = 70.00; 40 x 3.50 = 140.00 stands.
+    assert findings(book, "2026-04")["WIDGET"] == ("40", "3.5", "140.00", "-70.00")
+    assert book.nrv_allowance == {"WIDGET": D("-140.00"), "CHIP": D("-240.00")}
+    # Expense: 250 - 100 + 240 + 60 - 70 = 380.00 = 140.00 + 240.00 standing.
+    assert book.account_balances()["nrv_writedown"] == D("380.00")
+    # Carrying amount of the widgets: 440.00 at standard less 140.00 = 40 x 7.50.
+    assert book.account_balances()["finished_goods"] - 140 == 40 * D("7.50")
+
+
+def test_the_document_has_a_net_realisable_value_section() -> None:
+    section = document(run_scenario(read_scenario(EXAMPLES / "nrv.yaml")))["net_realisable_value"]
+    assert section["policy"] == "ifrs"
+    assert section["estimates"] == {
+        "CHIP": {"date": "2026-01-20", "event": "nrv-chip-jan", "unit_value": "4.2"},
+        "WIDGET": {"date": "2026-04-15", "event": "nrv-widget-apr", "unit_value": "12"},
+    }
+    assert section["allowance"] == {"CHIP": "240.00"}
+    # Posted per period: 250.00, -100.00, 240.00 - 114.00 = 126.00, -36.00.
+    assert [(p["period"], p["writedown"]) for p in section["periods"]] == [
+        ("2026-01", "250.00"),
+        ("2026-02", "-100.00"),
+        ("2026-03", "126.00"),
+        ("2026-04", "-36.00"),
+    ]
+    assert section["periods"][2]["items"]["WIDGET"] == {
+        "quantity": "60",
+        "standard": "11",
+        "nrv": "10.4",
+        "unit_writedown": "0.6",
+        "allowance": "36.00",
+        "change": "-114.00",
+    }
+
+
+# ---------------------------------------------------------------- the rule, unit by unit
+
+
+def previous(quantity: str, standard: str, unit: str) -> NrvWritedown:
+    return NrvWritedown("2026-01", "X", D(quantity), D(standard), None, D(unit), D(0), D(0))
+
+
+def assess(
+    quantity: str, standard: str, nrv: str | None, before: NrvWritedown | None = None
+) -> Assessment:
+    return Assessment(
+        "X", D(quantity), D(standard), D(standard), None if nrv is None else D(nrv), before, D(0)
+    )
+
+
+def test_us_gaap_units_arriving_come_in_at_standard_and_the_item_averages() -> None:
+    # 60 units held at a write-down of 2.50 (basis 7.50); 40 more arrive at the standard 10.00.
+    # Average write-down: 60 x 2.50 / 100 = 1.50, above 10.00 - 9.00 = 1.00: 1.50 stands.
+    before = previous("60", "10", "2.5")
+    assert unit_writedown(LowerOfCost.US_GAAP, assess("100", "10", "9", before)) == D("1.5")
+    # NRV falls to 8.00: below the average basis 8.50, so 2.00 per unit.
+    assert unit_writedown(LowerOfCost.US_GAAP, assess("100", "10", "8", before)) == D("2")
+    # Under IFRS only today's estimate counts: 1.00.
+    assert unit_writedown(LowerOfCost.IFRS, assess("100", "10", "9", before)) == D("1")
+    # 3 units held at 2.50 among 7, kept to 12 decimals: 3 x 2.50 / 7 = 1.071428571429(57...).
+    assert unit_writedown(
+        LowerOfCost.US_GAAP, assess("7", "10", None, previous("3", "10", "2.5"))
+    ) == D("1.071428571429")
+
+
+def test_us_gaap_a_standard_below_the_basis_ends_the_write_down() -> None:
+    # Basis 10.00 - 2.50 = 7.50; the standard falls to 7.00: below the basis, nothing stands.
+    before = previous("60", "10", "2.5")
+    assert unit_writedown(LowerOfCost.US_GAAP, assess("60", "7", None, before)) == 0
+    # Stock that left entirely leaves no basis behind.
+    assert unit_writedown(LowerOfCost.US_GAAP, assess("0", "10", "5", before)) == 0
+
+
+def test_the_write_down_never_exceeds_what_the_books_carry() -> None:
+    # Carrying 6.00 of a standard of 10.00 (the rest off the books): NRV 1.00 writes down 6.00.
+    found = dataclasses.replace(assess("5", "10", "1"), carrying=D(6))
+    assert unit_writedown(LowerOfCost.IFRS, found) == D(6)
+
+
+OFF_BOOK_PLANT = """\
+book: {name: Off book, triggers: completion}
+items:
+  - {id: CHIP, kind: material, standard_cost: "4.00"}
+  - {id: WIDGET, kind: finished, standard_cost: {conversion: "2.00"}}
+boms:
+  - {item: WIDGET, lines: [{component: CHIP, quantity: "2"}]}
+events:
+  - {id: buy, date: 2026-01-05, type: purchase, item: CHIP, quantity: "100", unit_cost: "4.00"}
+  - {id: make, date: 2026-01-06, type: completion, item: WIDGET, quantity: "10"}
+  - {id: nrv-chip, date: 2026-01-07, type: nrv, item: CHIP, unit_value: "1.00"}
+  - {id: nrv-widget, date: 2026-01-07, type: nrv, item: WIDGET, unit_value: "9.00"}
+  - {id: close, date: 2026-01-31, type: close, period: 2026-01}
+"""
+
+
+def test_stock_held_off_the_books_is_not_written_down() -> None:
+    # Under the completion trigger a purchase posts nothing: the 80 CHIP left are off the
+    # books, so an NRV of 1.00 writes nothing down. WIDGET is in finished goods at 10.00:
+    # 10 x (10.00 - 9.00) = 10.00.
+    book = run_scenario(parse_scenario(OFF_BOOK_PLANT, "off_book.yaml"))
+    assert findings(book, "2026-01") == {
+        "CHIP": ("80", "0", "0.00", "0.00"),
+        "WIDGET": ("10", "1", "10.00", "10.00"),
+    }
+
+
+# ---------------------------------------------------------------- estimates as events
+
+PLANT = """\
+book: {name: Estimates}
+items:
+  - {id: M, kind: material, standard_cost: "5.00"}
+  - {id: P, kind: phantom}
+  - {id: F, kind: finished, standard_cost: {conversion: "1.00"}}
+boms:
+  - {item: P, lines: [{component: M, quantity: "1"}]}
+  - {item: F, lines: [{component: P, quantity: "1"}]}
+"""
+
+
+def plant_book() -> tuple[Book, Any]:
+    sc = parse_scenario(PLANT, "plant.yaml")
+    book = Book(sc.settings, sc.master)
+    book.post(m.Purchase("buy", dt.date(2026, 1, 2), "M", D(10), D(5)))
+    return book, sc
+
+
+def test_the_estimate_in_force_at_the_period_end_is_used() -> None:
+    book, _ = plant_book()
+    jan, feb = dt.date(2026, 1, 31), dt.date(2026, 2, 3)
+    book.post(m.NetRealisableValue("n1", dt.date(2026, 1, 10), "M", D("4.00")))
+    book.post(m.NetRealisableValue("n2", dt.date(2026, 1, 10), "M", D("3.00")))  # same day: last
+    book.post(m.NetRealisableValue("n3", feb, "M", D("1.00")))  # after January: not January's
+    book.post(m.Close("close", jan, "2026-01"))
+    # 10 x (5.00 - 3.00) = 20.00
+    assert findings(book, "2026-01") == {"M": ("10", "2", "20.00", "20.00")}
+    assert book.nrv_on("M", feb) == D("1.00")
+
+
+def test_estimates_are_checked_resent_and_never_reversed() -> None:
+    book, _ = plant_book()
+    estimate = m.NetRealisableValue("n1", dt.date(2026, 1, 10), "M", D("4.00"))
+    assert book.post(estimate) is True
+    assert book.post(estimate) is False  # the same event again: no change
+    with pytest.raises(PostingError, match="an nrv estimate is not reversed"):
+        book.post(m.Reversal("undo", dt.date(2026, 1, 11), "n1"))
+    with pytest.raises(PostingError, match="phantom"):
+        book.post(m.NetRealisableValue("n2", dt.date(2026, 1, 10), "P", D("4.00")))
+    book.post(m.Close("close", dt.date(2026, 1, 31), "2026-01"))
+    with pytest.raises(PostingError, match="closed"):
+        book.post(m.NetRealisableValue("late", dt.date(2026, 1, 30), "M", D("4.00")))
+    text = PLANT + "events:\n  - {date: 2026-01-03, type: nrv, item: M, unit_value: '-1'}\n"
+    with pytest.raises(InputError, match=r"plant.yaml:\d+: event plant:1: unit_value: expected"):
+        parse_scenario(text, "plant.yaml")
+    text = PLANT + "events:\n  - {date: 2026-01-03, type: nrv, item: M, value: '1'}\n"
+    with pytest.raises(InputError, match="unit_value: Field required"):
+        parse_scenario(text, "plant.yaml")
+
+
+def test_a_reopened_period_restores_the_allowance_from_the_journal() -> None:
+    """Reopening negates every entry of the close (another part of issue 4 adds the verb);
+    the allowance per item follows the journal, and the findings of a period no longer closed
+    are not used: closing it again finds the same, and posts it again."""
+    book = run_scenario(read_scenario(EXAMPLES / "nrv_us_gaap.yaml"))
+    before = dict(book.nrv_allowance)  # WIDGET -140.00, CHIP -240.00 after April
+    april = [e for e in book.journal if e.event == "close-apr"]
+    for entry in april:  # what a reopen does to the journal
+        negated = tuple(dataclasses.replace(ln, amount=-ln.amount) for ln in entry.lines)
+        book._post_entry(dataclasses.replace(entry, event="reopen-apr", lines=negated), None)
+    del book.closed["2026-04"]
+    # Back to March's close: WIDGET 210.00, CHIP 240.00.
+    assert book.nrv_allowance == {"WIDGET": D("-210.00"), "CHIP": D("-240.00")}
+    assert book.nrv_findings("2026-04") == {}
+    book.post(m.Close("close-apr-again", dt.date(2026, 4, 30), "2026-04"))
+    assert findings(book, "2026-04")["WIDGET"] == ("40", "3.5", "140.00", "-70.00")
+    assert book.nrv_allowance == before
+
+
+# ---------------------------------------------------------------- command line and store
+
+
+def test_command_line_posts_estimates_and_reports_them(tmp_path: Path) -> None:
+    db = str(tmp_path / "book.db")
+    runner = CliRunner()
+
+    def ok(*args: str) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    ok("init", "--db", db, "--settings-from", str(EXAMPLES / "nrv_us_gaap.yaml"))
+    ok("import", str(EXAMPLES / "nrv_us_gaap.yaml"), "--db", db)
+    ok("post", "--db", db, "--type", "nrv", "--id", "n-may", "--date", "2026-05-02",
+       "--item", "WIDGET", "--unit-value", "6.50")  # fmt: skip
+    ok("close", "2026-05", "--db", db)
+    report = ok("report", "--db", db, "--what", "nrv")
+    assert "Net realisable value (lower of cost, us-gaap)" in report
+    # May: 40 WIDGET, basis 7.50 above the NRV 6.50: 40 x (11.00 - 6.50) = 180.00, 40.00 more.
+    assert "180.00" in report and "40.00" in report
+    found = runner.invoke(app, ["report", "--db", db, "--json"])
+    section = json.loads(found.stdout)["net_realisable_value"]
+    assert section["policy"] == "us-gaap"
+    assert section["allowance"] == {"CHIP": "240.00", "WIDGET": "180.00"}
+    assert section["periods"][-1]["items"]["WIDGET"]["change"] == "40.00"
+    negative = ["--date", "2026-06-01", "--item", "WIDGET", "--unit-value", "-2"]
+    refused = runner.invoke(app, ["post", "--db", db, "--type", "nrv", *negative])
+    assert refused.exit_code == 2
+    assert "unit_value: expected zero or more, got -2" in refused.stderr

@@ -165,6 +165,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="profile the SQLite close")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
+        "--disposition",
+        choices=[d.value for d in m.Disposition],
+        default="prorate",
+        help="how the close disposes of variances (prorate: the most work)",
+    )
+    parser.add_argument(
         "--keep", type=Path, help="folder to keep the SQLite book in (default: a temporary one)"
     )
     args = parser.parse_args()
@@ -173,7 +179,11 @@ def main() -> None:
 
     plant = Plant(args.items, args.seed)
     master = master_of(plant)
-    settings = m.Settings(name="Close bench", shortage=m.Shortage.ALLOW)
+    settings = m.Settings(
+        name="Close bench",
+        shortage=m.Shortage.ALLOW,
+        disposition=m.Disposition(args.disposition),
+    )
     events, seconds = timed(lambda: month(master, settings, args.events, args.seed))
     kinds: dict[str, int] = {}
     for event in events:

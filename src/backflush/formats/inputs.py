@@ -13,10 +13,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 
 from backflush.domain import model as m
 from backflush.domain.money import decimals, fmt, minor_units
+from backflush.engine.close import DISPOSABLE
 from backflush.engine.standards import StandardError, Standards
 
 #: Digits allowed after the point in quantities, unit costs and prices
@@ -106,24 +115,14 @@ Element = Annotated[str, Field(max_length=ELEMENT_LENGTH)]
 _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
-#: Variance types a disposition can be chosen for, in the order they are listed.
-DISPOSITION_KEYS = (
-    "purchase_price",
-    "material_usage",
-    "conversion",
-    "revaluation",
-    "inventory_adjustment",
-    "rounding",
-)
-DispositionKey = Literal[
-    "default",
-    "purchase_price",
-    "material_usage",
-    "conversion",
-    "revaluation",
-    "inventory_adjustment",
-    "rounding",
-]
+def _disposition_key(key: str) -> str:
+    if key != "default" and key not in DISPOSABLE:
+        raise ValueError(f"expected default or one of {', '.join(DISPOSABLE)}, got {key!r}")
+    return key
+
+
+#: A variance type a disposition is chosen for (``default``: every other type).
+DispositionKey = Annotated[str, AfterValidator(_disposition_key)]
 
 
 class _Strict(BaseModel):
@@ -145,10 +144,10 @@ class BookModel(_Strict):
 
     def to_domain(self) -> m.Settings:
         if isinstance(self.disposition, dict):
-            chosen: dict[str, m.Disposition] = {str(k): v for k, v in self.disposition.items()}
+            chosen = dict(self.disposition)
             default = chosen.pop("default", m.Disposition.COGS)
             overrides = tuple(
-                (k, chosen[k]) for k in DISPOSITION_KEYS if chosen.get(k, default) != default
+                (k, chosen[k]) for k in DISPOSABLE if chosen.get(k, default) != default
             )
         else:
             default, overrides = self.disposition, ()

@@ -160,3 +160,17 @@ def test_init_takes_the_exceptions_policy(tmp_path: Path) -> None:
         assert store.settings().exceptions_at_close.value == "refuse"
     finally:
         store.close()
+
+
+def test_closing_again_with_the_id_of_an_undone_close_is_refused(tmp_path: Path) -> None:
+    db = january(tmp_path, "warn")
+    assert cli("close", "2026-01", "--db", db, "--id", "close-jan").exit_code == 0  # warns
+    ok("reopen", "2026-01", "--reason", "late invoice", "--db", db, "--id", "reopen-jan")
+    message = refused("close", "2026-01", "--db", db, "--id", "close-jan")
+    assert message == (
+        "error: close close-jan of 2026-01 was undone by reopen-jan; the period is open: close it "
+        "with a new id (or without --id)"
+    )
+    assert "2026-01" not in Store(str(db)).load().closed
+    assert cli("close", "2026-01", "--db", db).exit_code == 0  # a new id: closed again
+    assert "2026-01" in Store(str(db)).load().closed

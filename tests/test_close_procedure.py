@@ -5,7 +5,6 @@ checklist. Figures worked by hand in the comments.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -426,13 +425,14 @@ def test_checklist_of_exceptions_by_age_and_policy() -> None:
         assert counts.details == ("M: 6.5 still waits for stock (missing receipt or count?)",)
 
 
-def test_checklist_names_items_not_counted_under_a_count_based_policy(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The count-based policies (count, cogs-first) come with another part of issue 4: the
-    check goes by the policy's name."""
-    book = short()
-    monkeypatch.setattr(book.standards, "policy", lambda _item: _Named("count"))
+def test_checklist_names_items_not_counted_under_a_count_based_policy() -> None:
+    """Under a count-based policy (count, cogs-first) the close values stock from counts:
+    stocked items not counted in the period fail the check."""
+    book = book_of(
+        SHORT.replace("{variance}", "usage")
+        .replace("{policy}", "warn")
+        .replace("triggers: purchase+completion", "triggers: count")
+    )
     (counts,) = [c for c in reports.checklist(book, "2026-01") if "counts" in c.check]
     assert counts.status == "fail"
     # F: 11 on hand; M: 0 on hand (not stocked at the period end)
@@ -440,8 +440,3 @@ def test_checklist_names_items_not_counted_under_a_count_based_policy(
     book.post(Count("n1", dt.date(2026, 1, 30), "F", D(11)))
     (counts,) = [c for c in reports.checklist(book, "2026-01") if "counts" in c.check]
     assert counts.status == "warn"  # M still waits for stock
-
-
-@dataclasses.dataclass
-class _Named:
-    value: str

@@ -492,3 +492,40 @@ def test_standards_that_cannot_value_the_stock_are_refused_before_anything_chang
     assert book.balances == balances
     assert book.epoch == epoch
     assert not any(i.startswith("revaluation-") for i in book.recorded)
+
+
+CUT_OFF = """
+book: {name: Cut-off, triggers: count}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: {labor: "1.00"}}}
+boms:
+  - {item: F, lines: [{component: M, quantity: "1"}]}
+cost_sets:
+  - {name: feb, effective: 2026-02-01, materials: {M: "3.00"}}
+events:
+  - {id: p1, date: 2026-01-05, type: purchase, item: M, quantity: "10", unit_cost: "2.00"}
+  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: "4"}
+"""
+
+
+@pytest.mark.parametrize("february_first", [False, True])
+def test_a_periodic_close_values_stock_at_the_standards_of_its_period_end(
+    february_first: bool,
+) -> None:
+    """January is valued at January's standards (M 2.00) even when a February event, under
+    the standards released on 1 February (M 3.00), was posted before January's close:
+    RIP 6 M x 2.00 = 12.00; FG 4 F: material 8.00 from RIP, labor estimate 4.00 out of COGS."""
+    close = "  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}\n"
+    february = (
+        '  - {id: p2, date: 2026-02-05, type: purchase, item: M, quantity: "1", '
+        'unit_cost: "3.00"}\n'
+    )
+    events = february + close if february_first else close + february
+    book = run_scenario(parse_scenario(CUT_OFF + events))
+    assert dict(book.closed["2026-01"].balances) == {
+        "accounts_payable": Decimal("-20.00"),
+        "cogs": Decimal("-4.00"),
+        "finished_goods": Decimal("12.00"),
+        "raw_in_process": Decimal("12.00"),
+    }

@@ -554,9 +554,9 @@ class Model:
         if self.last_closed is not None and event.date <= period_bounds(self.last_closed)[1]:
             raise Refused("dated in a closed period")
         epoch = self.plant.epoch(event.date)
-        # Stock is valued at one set of standards: nothing is costed at older ones. A close
-        # costs nothing, so it may be dated before them.
-        if epoch < self.epoch and not isinstance(event, Close):
+        # Stock is valued at one set of standards: nothing is costed at older ones. A close,
+        # conversion costs and hours cost nothing at standard, so they may be dated before them.
+        if epoch < self.epoch and not isinstance(event, (Close, Conversion, Hours)):
             raise Refused("dated before the standards stock is valued at")
         on = max(epoch, self.epoch)
         if isinstance(event, Close):

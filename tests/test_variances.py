@@ -335,3 +335,101 @@ def test_reports_show_what_is_prorated_into_inventory() -> None:
     rows = valuation_table(book).columns[0]._cells
     assert rows[-2:] == ["purchase_price variance prorated", "inventory on the books"]
     assert "prorated" not in document(widgets("cogs"))
+
+
+# ---------------------------------------------------------------- review findings, by hand
+
+
+def test_a_negative_holding_takes_no_share_of_a_prorated_variance() -> None:
+    """January sells the one F made; February reverses the sale (FG +1, COGS -1 unit of
+    labor 1.00): the 5.00 labor variance goes to FG alone, not 100% / -100%."""
+    text = """
+book: {name: Back, disposition: {conversion: prorate}}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: {labor: "1.00"}}}
+boms:
+  - {item: F, lines: [{component: M, quantity: 1}]}
+events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: 10, unit_cost: "2.00"}
+  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: 1}
+  - {id: s1, date: 2026-01-20, type: sale, item: F, quantity: 1}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: r1, date: 2026-02-03, type: reversal, reverses: s1}
+  - {id: l1, date: 2026-02-10, type: conversion, amount: "5.00", element: labor}
+  - {id: close-feb, date: 2026-02-28, type: close, period: 2026-02}
+"""
+    book = run_scenario(parse_scenario(text))
+    assert lines_of(book, "close-feb") == [
+        ("conversion_control", "labor", D("-5.00")),
+        ("finished_goods", "variance:conversion:labor", D("5.00")),
+    ]
+
+
+def test_prorate_counts_the_conversion_a_close_inventoried_in_unsold_goods() -> None:
+    """purchase+sale with the GAAP adjustment: 10 F made, 5 sold; the close inventories the
+    5.00 labor of the 5 unsold, so FG and COGS hold 5.00 of labor each: 2.50 / 2.50."""
+    text = """
+book: {name: Unsold, triggers: purchase+sale, inventory_unsold_conversion: true,
+       disposition: {conversion: prorate}}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: {labor: "1.00"}}}
+boms:
+  - {item: F, lines: [{component: M, quantity: 1}]}
+events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: 10, unit_cost: "2.00"}
+  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: 10}
+  - {id: s1, date: 2026-01-20, type: sale, item: F, quantity: 5}
+  - {id: l1, date: 2026-01-31, type: conversion, amount: "15.00", element: labor}
+  - {id: close, date: 2026-01-31, type: close, period: 2026-01}
+"""
+    book = run_scenario(parse_scenario(text))
+    (disposal,) = [e for e in book.journal if e.event == "close" and "dispose" in e.memo]
+    shares = [(ln.account.value, ln.element, ln.amount) for ln in disposal.lines]
+    # 15.00 actual - 5.00 allocated at sale - 5.00 inventoried = 5.00 under-allocated
+    assert ("finished_goods", "variance:conversion:labor", D("2.50")) in shares
+    assert ("cogs", "", D("2.50")) in shares
+
+
+def test_hours_without_a_cost_at_the_work_center_give_no_spending_variance() -> None:
+    """Labor posted for the plant (no work center), 10 h reported at ASM for 20 W x 0.5 h:
+    no spending variance can be told; efficiency (10 - 10) x 20 = 0."""
+    text = (
+        WIDGETS.read_text().split("events:")[0]
+        + """events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: 100, unit_cost: "2.00"}
+  - {id: c1, date: 2026-01-15, type: completion, item: W, quantity: 20}
+  - {id: lab, date: 2026-01-31, type: conversion, amount: "200.00", element: labor}
+  - {id: h, date: 2026-01-31, type: hours, work_center: ASM, element: labor, hours: 10}
+"""
+    )
+    variances = widgets_book(text).period_variances("2026-01")
+    assert "conversion_spending:ASM:labor" not in variances
+    assert variances["conversion_efficiency:ASM:labor"] == 0
+
+
+def widgets_book(text: str) -> Book:
+    return run_scenario(parse_scenario(text, "widgets.yaml"))
+
+
+def test_bom_accuracy_takes_what_an_order_gave_back_off_its_usage() -> None:
+    """20 M released forward for an order of 10 F (2 each); 5 F made; the close of the order
+    returns 10 M: the BOM used 10, not 20."""
+    text = """
+book: {name: Returned}
+items:
+  - {id: M, kind: material, standard_cost: "1.00", flush: forward}
+  - {id: F, kind: finished}
+boms:
+  - {item: F, lines: [{component: M, quantity: 2}]}
+events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: 30, unit_cost: "1.00"}
+  - {id: r1, date: 2026-01-05, type: release, item: F, quantity: 10, order: WO-1}
+  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: 5, order: WO-1}
+  - {id: o1, date: 2026-01-12, type: order_close, order: WO-1}
+  - {id: k1, date: 2026-01-31, type: count, item: M, quantity: 19}
+"""
+    (row,) = bom_accuracy(run_scenario(parse_scenario(text)), "2026-01").rows
+    assert (row.received, row.theoretical, row.counted, row.actual) == (30, 10, -1, 11)
+    assert row.ratio == D("0.1") and row.closing == 19

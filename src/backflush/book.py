@@ -20,12 +20,13 @@ from backflush.domain.model import (
     Account,
     Close,
     Completion,
-    CountVariance,
+    Conversion,
     Disposition,
     Entry,
     Event,
     ExceptionsAtClose,
     Flush,
+    Hours,
     Issue,
     Kind,
     Line,
@@ -314,6 +315,8 @@ class Book:
                     add(account, {closing.MATERIAL: amount}, units)
                 else:
                     add(account, {e: v * amount / total for e, v in elements.items()}, units)
+        for (account, element), amount in self.unsold_conversion.items():
+            add(account, {element: amount}, Decimal(1))  # unsold goods' conversion inventoried
         for (item, flow), quantity in sorted(self.flows.get(period, {}).items()):
             if flow == "sold" and quantity:
                 add(Account.COGS, self.standards.unit_cost(item, on).by_element(), -quantity)
@@ -411,8 +414,9 @@ class Book:
         held = sum(
             (
                 v
-                for (account, _), v in self.balances.items()
+                for (account, element), v in self.balances.items()
                 if account in (Account.RAW_IN_PROCESS, Account.FINISHED_GOODS)
+                and not element.startswith(closing.PRORATED)
             ),
             ZERO,
         )
@@ -462,8 +466,9 @@ class Book:
         if not isinstance(event, Reopen):  # a reopen is about a closed period
             self._check_open(event)
         epoch = self.standards.epoch(event.date)
-        # A close costs nothing at standard: it may follow events of newer standards.
-        if epoch < self.epoch and not isinstance(event, (Close, Reopen)):
+        # What costs nothing at standard may follow events of newer standards: a close, a
+        # reopen, actual conversion costs and hours (e.g. a late invoice into a reopened month).
+        if epoch < self.epoch and not isinstance(event, (Close, Reopen, Conversion, Hours)):
             raise PostingError(
                 f"event {event.id}: dated {event.date.isoformat()}, before the standards "
                 f"effective {self.epoch.isoformat()} that stock is valued at now; "
@@ -840,14 +845,14 @@ class Book:
 
     def _periodic_inventory(self, period: str, date: dt.date, event: str, record: Recorded) -> None:
         """``count`` / ``cogs-first``: value RIP and FG from the quantities at the period end
-        (which counts have corrected) at the standards stock is valued at now (those of the
-        close date, or newer ones already in force), against COGS
+        (which counts have corrected) at the standards in force on the period's last day (a
+        cut-off: standards released later wait for the next close), against COGS
         (:func:`backflush.engine.close.periodic_inventory`). Ordinary entries of the close,
         worked out from balances: a reopen negating them restores what they started from."""
         if not self.settings.triggers.periodic:
             return
         targets = closing.periodic_targets(
-            self.standards, self.on_hand_through(period), self.epoch, self.settings
+            self.standards, self.on_hand_through(period), date, self.settings
         )
         for entry in closing.periodic_inventory(
             self.settings, targets, self.balances_through(period), date, event, period
@@ -914,7 +919,8 @@ class Book:
             raise PostingError(
                 f"event {event.id}: {len(older)} backflush exception(s) older than "
                 f"{event.period} still open: {named}; receive or count the stock, or resolve "
-                "them (backflush exceptions resolve); the book's exceptions_at_close is refuse"
+                "those of completions (backflush exceptions resolve; a release waits for its "
+                "stock); the book's exceptions_at_close is refuse"
             )
 
     def _recorded_event(self, event_id: str) -> Recorded:
@@ -1035,12 +1041,7 @@ class Book:
         )
         holding = without_conversion(self.standards.holding(event.item, event.date))
         value = builder.add_holding(holding, entry.open, +1)
-        counter = (
-            Account.MATERIAL_USAGE_VARIANCE
-            if self.settings.count_variance is CountVariance.USAGE
-            else Account.INVENTORY_ADJUSTMENT
-        )
-        builder.add(counter, -value, item=event.item)
+        builder.add(self.settings.count_account, -value, item=event.item)
         built = builder.build(self.settings)
         # A periodic book values stock at its close, from quantities: nothing to post now.
         if built is not None and not self.settings.triggers.periodic:

@@ -214,8 +214,11 @@ def _print_applied(applied: Sequence[bool]) -> None:
     out.print(f"{new} event(s) applied, {len(applied) - new} already recorded (no change)")
 
 
+#: What ``post --type`` takes: the events its flags can describe (close, reopen and write-off
+#: have their own commands; hours and events of any shape go through ``post --file``).
 EventType = StrEnum(  # type: ignore[misc]
-    "EventType", [(name, name) for name in m.EVENT_TYPES if name != "close"]
+    "EventType",
+    [(n, n) for n in m.EVENT_TYPES if n not in ("close", "reopen", "write_off", "hours")],
 )
 
 
@@ -386,6 +389,14 @@ def close(
                 procedure.warn_older_exceptions(book, period)
                 return
             done = book.closed.get(period)  # closed meanwhile by this very event
+            if done is None:  # the id is a close that a reopen has undone
+                undone = [r for r in book.reopened(period) if r.close_event == event.id]
+                by_reopen = f" by {undone[-1].event}" if undone else ""
+                fail(
+                    f"close {event.id} of {period} was undone{by_reopen}; the period is open: "
+                    "close it with a new id (or without --id)",
+                    2,
+                )
         by = done.close_event if done is not None else event_id or f"close-{period}"
         out.print(tables.variances_table(book))
         out.print(f"period {period} was already closed by {escape(by)}: no change")

@@ -158,6 +158,13 @@ class Settings:
     #: ``disposition``.
     dispositions: tuple[tuple[str, Disposition], ...] = ()
 
+    @property
+    def count_account(self) -> Account:
+        """Where a count difference (or queued consumption written off) goes."""
+        if self.count_variance is CountVariance.USAGE:
+            return Account.MATERIAL_USAGE_VARIANCE
+        return Account.INVENTORY_ADJUSTMENT
+
     def disposition_of(self, variance: str) -> Disposition:
         """How a close disposes of a variance type."""
         return dict(self.dispositions).get(variance, self.disposition)

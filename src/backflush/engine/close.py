@@ -76,18 +76,16 @@ def hours_variances(statistics: Mapping[str, Decimal], rates: Rates) -> dict[str
             standard_hours[key[len(STANDARD_HOURS) :]] = value
     found: dict[str, Decimal] = {}
     elements = {(c, e) for c, e in actual_cost} | {(c, e) for c, e in actual_hours if e}
-    centers_all_elements = {c for c, e in actual_hours if not e}
-    for center in sorted({c for c, _ in elements} | centers_all_elements):
-        wanted = sorted({e for c, e in elements if c == center})
-        for element in wanted:
-            rate = rates(center, element)
-            hours = actual_hours.get((center, element), actual_hours.get((center, "")))
-            if rate is None or hours is None:
-                continue
-            cost = actual_cost.get((center, element), ZERO)
-            allowed = standard_hours.get(center, ZERO)
+    for center, element in sorted(elements):
+        rate = rates(center, element)
+        hours = actual_hours.get((center, element), actual_hours.get((center, "")))
+        if rate is None or hours is None:
+            continue
+        cost = actual_cost.get((center, element))
+        if cost is not None:  # hours alone say nothing of what was spent
             found[f"conversion_spending:{center}:{element}"] = cost - hours * rate
-            found[f"conversion_efficiency:{center}:{element}"] = (hours - allowed) * rate
+        allowed = standard_hours.get(center, ZERO)
+        found[f"conversion_efficiency:{center}:{element}"] = (hours - allowed) * rate
     return found
 
 
@@ -212,7 +210,8 @@ def disposal(
         lines.append(Line(Account.COGS, to_cogs))
     unit = quantum(settings.currency)
     for pool, amount in pools.items():
-        weights = [basis(pool, (content or {}).get(a, {})) for a in PRORATED_TO]
+        # A negative holding (e.g. a sale reversed after its period closed) takes no share.
+        weights = [max(basis(pool, (content or {}).get(a, {})), ZERO) for a in PRORATED_TO]
         if not any(weights):  # nothing holds the element: all of it is cost of sales
             weights = [ZERO] * (len(PRORATED_TO) - 1) + [Decimal(1)]
         for account, share in zip(

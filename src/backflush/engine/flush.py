@@ -17,7 +17,6 @@ from backflush.domain.model import (
     Completion,
     Conversion,
     Count,
-    CountVariance,
     Entry,
     Event,
     Flush,
@@ -451,12 +450,7 @@ def _count(event: Count, ctx: Context, effects: Effects) -> None:
     )
     holding = without_conversion(ctx.standards.holding(event.item, event.date))
     value = builder.add_holding(holding, difference, +1)
-    counter = (
-        Account.MATERIAL_USAGE_VARIANCE
-        if ctx.settings.count_variance is CountVariance.USAGE
-        else Account.INVENTORY_ADJUSTMENT
-    )
-    builder.add(counter, -value, item=event.item)
+    builder.add(ctx.settings.count_account, -value, item=event.item)
     _emit(effects, ctx, builder)
 
 

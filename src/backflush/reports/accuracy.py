@@ -23,8 +23,9 @@ from backflush.domain.model import Kind, period_bounds
 from backflush.domain.money import ZERO, fmt
 from backflush.reports.standards import where_used
 
-#: Flows that are production's use of a component by the BOM (or by an explicit issue).
-THEORETICAL = ("backflushed", "released", "issued")
+#: Flows that are production's use of a component by the BOM (or by an explicit issue), net
+#: of what a closed production order gave back.
+THEORETICAL = ("backflushed", "released", "issued", "returned")
 DEFAULT_THRESHOLD = Decimal("0.02")
 
 
@@ -46,7 +47,7 @@ class AccuracyRow:
     received: Decimal
     theoretical: Decimal  # used by the BOMs (and issues), a positive quantity
     counted: Decimal  # count adjustments: + found, - missing
-    other: Decimal  # every other flow: sold, scrapped, returned, made
+    other: Decimal  # every other flow: sold, scrapped, made
     closing: Decimal
     was_counted: bool
     lines: tuple[BomLineUse, ...]

@@ -33,8 +33,6 @@ from backflush.domain.money import CONTEXT, ZERO, fmt
 OK, WARN, FAIL = "ok", "warn", "fail"
 #: Statuses from best to worst.
 STATUSES = (OK, WARN, FAIL)
-#: Book policies (by name) that work out the period end from physical counts.
-COUNT_BASED = ("count", "cogs-first")
 DEFAULT_DRIFT = Decimal("0.05")
 
 
@@ -188,9 +186,7 @@ def _counts(book: Book, period: str, last: dt.date, counts: list[Count]) -> Chec
         if quantity and book.master.items[item].kind is not Kind.PHANTOM
     ]
     uncounted = [
-        item
-        for item in stocked
-        if book.standards.policy(item).value in COUNT_BASED and item not in counted
+        item for item in stocked if book.standards.policy(item).periodic and item not in counted
     ]
     if uncounted:
         status = FAIL

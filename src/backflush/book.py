@@ -411,7 +411,12 @@ class Book:
         value = sum(
             (v for item in self.stocked_items() for v in self.stock_value(item).values()), ZERO
         )
-        held = sum(
+        rounded = round_money(value, self.settings.currency, self.settings.rounding)
+        return rounded - self.periodic_held()
+
+    def periodic_held(self) -> Decimal:
+        """What RIP and FG hold of stock (variances prorated into them left out)."""
+        return sum(
             (
                 v
                 for (account, element), v in self.balances.items()
@@ -420,7 +425,6 @@ class Book:
             ),
             ZERO,
         )
-        return round_money(value, self.settings.currency, self.settings.rounding) - held
 
     # ------------------------------------------------------------ posting
 

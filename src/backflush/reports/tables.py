@@ -179,16 +179,9 @@ def valuation_table(book: Book) -> Table:
     if book.settings.triggers.periodic:
         # Between closes a periodic book's RIP and FG are not at quantities x standard: say
         # what they hold and what the next close would move (zero right after a close).
-        held = sum(
-            (
-                v
-                for (account, _), v in book.balances.items()
-                if account in (Account.RAW_IN_PROCESS, Account.FINISHED_GOODS)
-            ),
-            ZERO,
-        )
+        held = book.periodic_held()
         table.add_row("RIP+FG now", "", *blank, _amount(held, currency), "")
-        table.add_row("to close", "", *blank, _amount(on_total - held, currency), "")
+        table.add_row("to close", "", *blank, _amount(book.periodic_difference(), currency), "")
     return table
 
 

@@ -1232,7 +1232,7 @@ class Checker:
             currency, rounding = self.plant.settings.currency, self.plant.settings.rounding
             assert abs(line.amount) == round_money(event.quantity * standard, currency, rounding)
 
-    def periodic_close(self) -> None:
+    def periodic_close(self, end: dt.date) -> None:
         """After a close (with nothing posted after its period), RIP and FG hold the
         quantities at standard: material under element "", the standard conversion the units
         hold as conversion estimates (by element), each rounded once."""
@@ -1243,8 +1243,9 @@ class Checker:
             quantity = model.on_hand[item]
             kind = plant.item(item).kind
             account = Account.FINISHED_GOODS if kind is Kind.FINISHED else Account.RAW_IN_PROCESS
-            standard = plant.standard(item, model.epoch)
-            content = ZERO if kind is Kind.MATERIAL else plant.unallocated(item, model.epoch)
+            # at the standards in force on the period's last day (a later release waits)
+            standard = plant.standard(item, end)
+            content = ZERO if kind is Kind.MATERIAL else plant.unallocated(item, end)
             want[(account, False)] += quantity * (standard - content)
             want[(account, True)] += quantity * content
         got: dict[tuple[Account, bool], Decimal] = defaultdict(Decimal)
@@ -1274,7 +1275,7 @@ class Checker:
         if self.plant.settings.inventory_unsold_conversion and not later_events:
             self.unsold_conversion(end)
         if self.plant.settings.triggers.periodic and not later_events:
-            self.periodic_close()
+            self.periodic_close(end)
         self.net_realisable_value(event, later_events)
 
         def emptied(account: Account) -> bool:

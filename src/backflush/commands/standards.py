@@ -34,6 +34,7 @@ from backflush.formats.scenario import read_scenario
 from backflush.formats.tabular import load_master_tables, write_master_tables
 from backflush.reports import accuracy
 from backflush.reports import standards as reports
+from backflush.reports import variants as comparison
 from backflush.reports.document import money
 from backflush.run import run_scenario
 from backflush.store.repository import Store
@@ -297,6 +298,30 @@ def bom_accuracy(
     guarded(go, writes=False, db=db)
 
 
+def variants(
+    file: Annotated[Path, typer.Argument(help="Scenario file.", show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Run FILE's events under every trigger policy side by side: inventory, stock off the
+    books, COGS, margin, income, journal size; and each variant against sequential costing."""
+
+    def go() -> None:
+        scenario = read_scenario(file)
+        found = comparison.compare_variants(scenario)
+        currency = scenario.settings.currency
+        if as_json:
+            print_json(comparison.variants_document(found, currency))
+            return
+        out.print(comparison.variants_table(found, currency))
+        for line in comparison.explain(found, currency):
+            out.print(f"  {escape(line)}")
+        for v in found:
+            if v.refused:
+                out.print(f"  {v.policy.value}: refused: {escape(v.refused)}")
+
+    guarded(go, writes=False)
+
+
 # ---------------------------------------------------------------- backflush standards ...
 
 
@@ -518,5 +543,6 @@ def register(app: typer.Typer) -> None:
     app.command("bom")(bom)
     app.command("where-used")(where_used)
     app.command("bom-accuracy")(bom_accuracy)
+    app.command("variants")(variants)
     app.add_typer(standards_app, name="standards")
     app.add_typer(master_app, name="master")

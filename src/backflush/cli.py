@@ -24,6 +24,7 @@ from backflush.domain import model as m
 from backflush.domain.model import period_bounds
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
+from backflush.formats import beancount
 from backflush.formats.inputs import BookModel, InputError, build_event, describe, fields_of
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports import tables
@@ -434,6 +435,40 @@ class ReportKind(StrEnum):
     exceptions = "exceptions"
     orders = "orders"
     nrv = "nrv"
+
+
+@app.command()
+def ledger(
+    db: DbOption = DEFAULT_DB,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="Run this scenario file instead of reading a book."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here (default: standard output).")
+    ] = None,
+) -> None:
+    """The journal as a beancount ledger (bean-check, fava): accounts by type, elements as
+    sub-accounts, the event id and item as metadata."""
+
+    def go() -> None:
+        if file is not None:
+            scenario = read_scenario(file)
+            settings, entries = scenario.settings, list(run_scenario(scenario).entries())
+        else:
+            store = Store(db, create=False)
+            try:
+                settings, entries = store.settings(), store.entries()
+            finally:
+                store.close()
+        text = beancount.ledger(settings, entries)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            output.write_text(text, encoding="utf-8")
+            out.print(f"{len(entries)} entries written to {escape(str(output))}")
+
+    guarded(go, writes=False, db=db)
 
 
 @app.command()

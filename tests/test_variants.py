@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
 from typer.testing import CliRunner
 
 from backflush.cli import app
 from backflush.domain.model import Policy
+from backflush.domain.money import ZERO
 from backflush.formats.scenario import read_scenario
+from backflush.reports.throughput import throughput
 from backflush.reports.variants import compare_variants, explain
+from backflush.run import run_scenario
 from helpers import EXAMPLES
 
 D = Decimal
@@ -79,3 +83,43 @@ def test_variants_command_prints_json_and_tables() -> None:
     table = runner.invoke(app, ["variants", str(EXAMPLES / "philippine_v1.yaml")])
     assert table.exit_code == 0
     assert "cogs-first: inventory 0.00 against sequential; income 0.00" in table.output
+
+
+def test_throughput_beside_absorption_on_the_widget_plant() -> None:
+    """January: sales 12 W x 30 = 360; their material 12 x 6.00 = 72; PPV 0.07: throughput
+    287.93; all of January's conversion (231 + 95 = 326) is an expense: net profit -38.07.
+    Absorption inventories 8 W of conversion (8 x 15 = 120) plus prorated shares (10.45):
+    income 92.38. February sells the 8 W: throughput 240 - 48 = 192, income 61.58."""
+    book = run_scenario(read_scenario(EXAMPLES / "widgets_prorate.yaml"))
+    jan, feb = (throughput(book, p) for p in ("2026-01", "2026-02"))
+    assert (jan.sales, jan.material_sold, jan.material_variances) == (360, 72, D("0.07"))
+    assert (jan.throughput, jan.operating_expense, jan.net_profit) == (
+        D("287.93"),
+        326,
+        D("-38.07"),
+    )
+    assert (jan.inventory_material, jan.inventory, jan.income) == (128, D("258.45"), D("92.38"))
+    assert (feb.throughput, feb.net_profit, feb.income, feb.inventory_material) == (
+        192,
+        192,
+        D("61.58"),
+        80,
+    )
+    # The two differ by what inventory absorbs beyond its material, period by period.
+    absorbed = ZERO
+    for t in (jan, feb):
+        now = t.inventory - t.inventory_material
+        assert t.income - t.net_profit == now - absorbed, t.period
+        absorbed = now
+
+
+def test_throughput_report_through_the_command_line(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    runner = CliRunner()
+    imported = runner.invoke(
+        app, ["import", str(EXAMPLES / "widgets_prorate.yaml"), "--db", str(db)]
+    )
+    assert imported.exit_code == 0, imported.output
+    result = runner.invoke(app, ["report", "--db", str(db), "--what", "throughput"])
+    assert result.exit_code == 0, result.output
+    assert "-38.07" in result.output and "287.93" in result.output

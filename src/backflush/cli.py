@@ -29,6 +29,7 @@ from backflush.formats.inputs import BookModel, InputError, build_event, describ
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports import tables
 from backflush.reports.document import document, money
+from backflush.reports.throughput import throughput_table
 from backflush.run import run_scenario
 from backflush.store.repository import Store, StoreError, database_url, display_url
 
@@ -434,6 +435,7 @@ class ReportKind(StrEnum):
     journal = "journal"
     exceptions = "exceptions"
     orders = "orders"
+    throughput = "throughput"
     nrv = "nrv"
 
 
@@ -494,6 +496,7 @@ def report(
             ReportKind.journal: lambda: tables.journal_table(book, entries),
             ReportKind.exceptions: lambda: tables.exceptions_table(book),
             ReportKind.orders: lambda: tables.orders_table(book),
+            ReportKind.throughput: lambda: throughput_table(book),
             ReportKind.nrv: lambda: tables.nrv_table(book),
         }
         out.print(renderers[what]())

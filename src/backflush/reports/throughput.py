@@ -1,0 +1,127 @@
+"""The period as throughput accounting sees it, beside the absorption figures (issue 5).
+
+Throughput accounting inventories only materials: throughput = sales - the material of what
+was sold (at standard, plus the material variances of the period: purchase price and usage);
+all conversion is an operating expense of the period it is incurred in. The absorption
+figures differ by the conversion that inventory absorbs: net profit here and income there
+move apart when stock is built and come back together when it is sold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+from typing import Any
+
+from rich.table import Table
+
+from backflush.book import Book
+from backflush.domain.model import INVENTORY_ACCOUNTS, Account
+from backflush.domain.money import ZERO, round_money
+from backflush.engine.close import MATERIAL
+from backflush.reports.document import gross_margin, money
+from backflush.reports.variants import INVENTORY, RESULT_ACCOUNTS
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Throughput:
+    period: str
+    sales: Decimal
+    material_sold: Decimal  # standard material of the units sold
+    material_variances: Decimal  # purchase price and usage, before disposal
+    operating_expense: Decimal  # actual conversion incurred in the period
+    inventory_material: Decimal  # standard material of the stock at the period end
+    gross_margin: Decimal  # absorption
+    income: Decimal  # absorption: what the result accounts left in the period
+    inventory: Decimal  # absorption: inventory on the books at the period end
+
+    @property
+    def throughput(self) -> Decimal:
+        return self.sales - self.material_sold - self.material_variances
+
+    @property
+    def net_profit(self) -> Decimal:
+        return self.throughput - self.operating_expense
+
+
+def throughput(book: Book, period: str) -> Throughput:
+    activity = book.activity.get(period, {})
+
+    def moved(*accounts: Account) -> Decimal:
+        return sum((v for (a, _), v in activity.items() if a in accounts), ZERO)
+
+    content = book.standard_content(period)
+    variances = book.period_variances(period)
+    currency, rounding = book.settings.currency, book.settings.rounding
+
+    def rounded(value: Decimal) -> Decimal:
+        return round_money(value, currency, rounding)
+
+    stock = book.balances_through(period)
+    return Throughput(
+        period,
+        sales=-moved(Account.SALES),
+        material_sold=rounded(content.get(Account.COGS, {}).get(MATERIAL, ZERO)),
+        material_variances=variances.get("purchase_price", ZERO)
+        + variances.get("material_usage", ZERO),
+        operating_expense=-moved(Account.ACCRUED_CONVERSION),
+        inventory_material=rounded(
+            sum((content.get(a, {}).get(MATERIAL, ZERO) for a in INVENTORY_ACCOUNTS), ZERO)
+        ),
+        gross_margin=gross_margin(activity),
+        income=-moved(*RESULT_ACCOUNTS),
+        inventory=sum((v for (a, _), v in stock.items() if a in INVENTORY), ZERO),
+    )
+
+
+def throughput_document(book: Book) -> list[dict[str, Any]]:
+    currency = book.settings.currency
+    found = []
+    for period in book.periods():
+        t = throughput(book, period)
+        found.append(
+            {
+                "period": period,
+                **{
+                    name: money(getattr(t, name), currency)
+                    for name in (
+                        "sales",
+                        "material_sold",
+                        "material_variances",
+                        "throughput",
+                        "operating_expense",
+                        "net_profit",
+                        "inventory_material",
+                        "gross_margin",
+                        "income",
+                        "inventory",
+                    )
+                },
+            }
+        )
+    return found
+
+
+def throughput_table(book: Book) -> Table:
+    currency = book.settings.currency
+    periods = book.periods()
+    figures = [throughput(book, p) for p in periods]
+    table = Table(title="Throughput accounting beside absorption", title_justify="left")
+    table.add_column("figure")
+    for period in periods:
+        table.add_column(period, justify="right")
+    rows = (
+        ("sales", "sales"),
+        ("material of units sold", "material_sold"),
+        ("material variances", "material_variances"),
+        ("throughput", "throughput"),
+        ("operating expense (conversion)", "operating_expense"),
+        ("net profit (throughput)", "net_profit"),
+        ("inventory: material only", "inventory_material"),
+        ("gross margin (absorption)", "gross_margin"),
+        ("income (absorption)", "income"),
+        ("inventory (absorption)", "inventory"),
+    )
+    for label, name in rows:
+        table.add_row(label, *(money(getattr(t, name), currency) for t in figures))
+    return table

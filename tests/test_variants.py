@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 from pathlib import Path
 
+import openpyxl
+import pytest
 from typer.testing import CliRunner
 
 from backflush.cli import app
@@ -123,3 +126,30 @@ def test_throughput_report_through_the_command_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", "--db", str(db), "--what", "throughput"])
     assert result.exit_code == 0, result.output
     assert "-38.07" in result.output and "287.93" in result.output
+
+
+def test_reports_workbook_has_numeric_cells_that_reconcile(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    runner = CliRunner()
+    scenario = str(EXAMPLES / "widgets_prorate.yaml")
+    assert runner.invoke(app, ["import", scenario, "--db", str(db)]).exit_code == 0
+    out = tmp_path / "reports.xlsx"
+    result = runner.invoke(app, ["report", "--db", str(db), "--xlsx", str(out)])
+    assert result.exit_code == 0, result.output
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == ["Trial balance", "Valuation", "Variances", "Throughput", "Journal"]
+    rows = book["Trial balance"].iter_rows(min_row=2, values_only=True)
+    trial = {r[0]: (r[1] or 0) - (r[2] or 0) for r in rows}
+    assert trial["cogs"] == pytest.approx(446.04) and trial["raw_in_process"] == pytest.approx(
+        80.03
+    )
+    assert sum(trial.values()) == pytest.approx(0)
+    amounts = [c for row in book["Trial balance"]["B2:C7"] for c in row if c.value is not None]
+    assert amounts and all(isinstance(c.value, (int, float)) for c in amounts)
+    assert {c.number_format for c in amounts} == {"#,##0.00"}
+    figures = book["Throughput"].iter_rows(min_row=2, values_only=True)
+    throughput_rows = {r[0]: r[1:] for r in figures}
+    assert throughput_rows["net_profit"] == pytest.approx((-38.07, 192))
+    journal = list(book["Journal"].iter_rows(min_row=2, values_only=True))
+    assert sum(r[6] or 0 for r in journal) == pytest.approx(sum(r[7] or 0 for r in journal))
+    assert journal[0][0].date() == dt.date(2026, 1, 2)

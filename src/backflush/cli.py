@@ -30,6 +30,7 @@ from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports import tables
 from backflush.reports.document import document, money
 from backflush.reports.throughput import throughput_table
+from backflush.reports.workbook import write_workbook
 from backflush.run import run_scenario
 from backflush.store.repository import Store, StoreError, database_url, display_url
 
@@ -479,12 +480,20 @@ def report(
     what: Annotated[ReportKind, typer.Option(help="Which report.")] = ReportKind.summary,
     period: Annotated[str | None, typer.Option(help="Journal of one period (YYYY-MM).")] = None,
     as_json: JsonOption = False,
+    xlsx: Annotated[
+        Path | None,
+        typer.Option("--xlsx", help="Write the reports as an XLSX workbook, a sheet each."),
+    ] = None,
 ) -> None:
-    """Print the book's reports (or its JSON document)."""
+    """Print the book's reports (or its JSON document, or an XLSX workbook)."""
 
     def go() -> None:
         store = Store(db, create=False)
         book, entries, count = store.snapshot(period)  # one transaction: the three agree
+        if xlsx is not None:
+            write_workbook(book, entries, xlsx)
+            out.print(f"reports written to {escape(str(xlsx))}")
+            return
         if as_json:
             print_json(document(book, entries))
             return

@@ -440,13 +440,17 @@ class ReportKind(StrEnum):
     nrv = "nrv"
 
 
+#: A scenario file run in memory instead of the book in ``--db``.
+RunFileOption = Annotated[
+    Path | None,
+    typer.Option("--file", "-f", help="Run this scenario file instead of reading a book."),
+]
+
+
 @app.command()
 def ledger(
     db: DbOption = DEFAULT_DB,
-    file: Annotated[
-        Path | None,
-        typer.Option("--file", "-f", help="Run this scenario file instead of reading a book."),
-    ] = None,
+    file: RunFileOption = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here (default: standard output).")
     ] = None,

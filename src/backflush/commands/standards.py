@@ -18,7 +18,16 @@ import typer
 from rich.markup import escape
 
 from backflush.book import Book
-from backflush.cli import DEFAULT_DB, DbOption, JsonOption, fail, guarded, out, print_json
+from backflush.cli import (
+    DEFAULT_DB,
+    DbOption,
+    JsonOption,
+    RunFileOption,
+    fail,
+    guarded,
+    out,
+    print_json,
+)
 from backflush.domain import model as m
 from backflush.domain.money import decimals, fmt
 from backflush.engine.standards import Standards
@@ -259,10 +268,7 @@ def bom_accuracy(
         str, typer.Option(help="Flag real usage differing from the BOM's by more than this.")
     ] = str(accuracy.DEFAULT_THRESHOLD),
     db: DbOption = DEFAULT_DB,
-    file: Annotated[
-        Path | None,
-        typer.Option("--file", "-f", help="Run this scenario file instead of reading a book."),
-    ] = None,
+    file: RunFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Real usage of each component (BOM usage less count adjustments) against the BOMs, per

@@ -15,10 +15,11 @@ from backflush.cli import app
 from backflush.domain.model import Policy
 from backflush.domain.money import ZERO
 from backflush.formats.scenario import read_scenario
+from backflush.reports.statements import statements
 from backflush.reports.throughput import throughput
 from backflush.reports.variants import compare_variants, explain
 from backflush.run import run_scenario
-from helpers import EXAMPLES
+from helpers import EXAMPLE_NAMES, EXAMPLES
 
 D = Decimal
 
@@ -153,3 +154,47 @@ def test_reports_workbook_has_numeric_cells_that_reconcile(tmp_path: Path) -> No
     journal = list(book["Journal"].iter_rows(min_row=2, values_only=True))
     assert sum(r[6] or 0 for r in journal) == pytest.approx(sum(r[7] or 0 for r in journal))
     assert journal[0][0].date() == dt.date(2026, 1, 2)
+
+
+def test_statements_of_the_widget_plant_by_hand() -> None:
+    """January: sales 360.00, COGS 267.62 (12 x 21.00 + 15.62 prorated): income 92.38.
+    At its end RIP 80.03 and FG 178.42, receivables 360.00 = assets 618.45, against payables
+    200.07, accrued conversion 326.00 (231 + 95) and the result 92.38."""
+    book = run_scenario(read_scenario(EXAMPLES / "widgets_prorate.yaml"))
+    jan = statements(book, "2026-01")
+    assert (jan.sales, jan.cogs, jan.gross_margin, jan.income) == (
+        360,
+        D("267.62"),
+        D("92.38"),
+        D("92.38"),
+    )
+    assert (jan.raw_in_process, jan.finished_goods, jan.assets) == (
+        D("80.03"),
+        D("178.42"),
+        D("618.45"),
+    )
+    assert (jan.payables, jan.accrued_conversion, jan.result_to_date) == (
+        D("200.07"),
+        326,
+        D("92.38"),
+    )
+    feb = statements(book, "2026-02")
+    assert feb.income == D("61.58") and feb.result_to_date == D("153.96")
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_statements_balance_and_reconcile_with_the_trial_balance(name: str) -> None:
+    """Assets = payables + accrued conversion + result to date, every period; the result to
+    date is the sum of the periods' incomes; the last period's extract is the trial balance."""
+    book = run_scenario(read_scenario(EXAMPLES / f"{name}.yaml"))
+    to_date = ZERO
+    for period in book.periods():
+        s = statements(book, period)
+        to_date += s.income
+        assert s.assets == s.payables + s.accrued_conversion + s.result_to_date, period
+        assert s.result_to_date == to_date, period
+    if book.periods():
+        last = statements(book, book.periods()[-1])
+        balances = book.account_balances()
+        assert last.finished_goods == balances.get("finished_goods", ZERO)
+        assert last.receivables == balances.get("accounts_receivable", ZERO)

@@ -29,6 +29,7 @@ from backflush.formats.inputs import BookModel, InputError, build_event, describ
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports import tables
 from backflush.reports.document import document, money
+from backflush.reports.statements import statements_table
 from backflush.reports.throughput import throughput_table
 from backflush.reports.workbook import write_workbook
 from backflush.run import run_scenario
@@ -437,6 +438,7 @@ class ReportKind(StrEnum):
     exceptions = "exceptions"
     orders = "orders"
     throughput = "throughput"
+    statements = "statements"
     nrv = "nrv"
 
 
@@ -510,6 +512,7 @@ def report(
             ReportKind.exceptions: lambda: tables.exceptions_table(book),
             ReportKind.orders: lambda: tables.orders_table(book),
             ReportKind.throughput: lambda: throughput_table(book),
+            ReportKind.statements: lambda: statements_table(book),
             ReportKind.nrv: lambda: tables.nrv_table(book),
         }
         out.print(renderers[what]())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 from decimal import Decimal
@@ -198,3 +199,33 @@ def test_statements_balance_and_reconcile_with_the_trial_balance(name: str) -> N
         balances = book.account_balances()
         assert last.finished_goods == balances.get("finished_goods", ZERO)
         assert last.receivables == balances.get("accounts_receivable", ZERO)
+
+
+def test_reports_as_csv_files_with_exact_decimals(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    runner = CliRunner()
+    scenario = str(EXAMPLES / "widgets_prorate.yaml")
+    assert runner.invoke(app, ["import", scenario, "--db", str(db)]).exit_code == 0
+    folder = tmp_path / "csv"
+    result = runner.invoke(app, ["report", "--db", str(db), "--csv", str(folder)])
+    assert result.exit_code == 0 and "5 CSV files written" in result.output
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "journal.csv",
+        "throughput.csv",
+        "trial_balance.csv",
+        "valuation.csv",
+        "variances.csv",
+    ]
+    with (folder / "trial_balance.csv").open(newline="") as handle:
+        trial = {r["account"]: r for r in csv.DictReader(handle)}
+    assert trial["cogs"]["debit"] == "446.04" and trial["raw_in_process"]["debit"] == "80.03"
+    assert trial["accounts_payable"] == {
+        "account": "accounts_payable",
+        "debit": "",
+        "credit": "200.07",
+    }
+    with (folder / "journal.csv").open(newline="") as handle:
+        journal = list(csv.DictReader(handle))
+    assert journal[0]["date"] == "2026-01-02" and journal[0]["event"] == "p1"
+    debits = sum(D(r["debit"] or 0) for r in journal)
+    assert debits == sum(D(r["credit"] or 0) for r in journal)

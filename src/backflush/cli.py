@@ -31,7 +31,7 @@ from backflush.reports import tables
 from backflush.reports.document import document, money
 from backflush.reports.statements import statements_table
 from backflush.reports.throughput import throughput_table
-from backflush.reports.workbook import write_workbook
+from backflush.reports.workbook import write_csv, write_workbook
 from backflush.run import run_scenario
 from backflush.store.repository import Store, StoreError, database_url, display_url
 
@@ -490,6 +490,10 @@ def report(
         Path | None,
         typer.Option("--xlsx", help="Write the reports as an XLSX workbook, a sheet each."),
     ] = None,
+    csv_folder: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Write the reports as CSV files into this folder."),
+    ] = None,
 ) -> None:
     """Print the book's reports (or its JSON document, or an XLSX workbook)."""
 
@@ -499,6 +503,10 @@ def report(
         if xlsx is not None:
             write_workbook(book, entries, xlsx)
             out.print(f"reports written to {escape(str(xlsx))}")
+            return
+        if csv_folder is not None:
+            written = write_csv(book, entries, csv_folder)
+            out.print(f"{len(written)} CSV files written to {escape(str(csv_folder))}")
             return
         if as_json:
             print_json(document(book, entries))

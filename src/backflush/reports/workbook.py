@@ -3,8 +3,10 @@ formats (never text), so a controller can filter, sum and pivot them (issue 5, o
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from backflush.book import Book
 from backflush.domain.model import Entry
-from backflush.domain.money import ZERO, minor_units
+from backflush.domain.money import ZERO, fmt, minor_units
 from backflush.reports.tables import valuation
 from backflush.reports.throughput import throughput
 
@@ -27,104 +29,124 @@ def _money_format(currency: str) -> str:
     return "#,##0" + ("." + "0" * places if places else "")
 
 
-def _sheet(
-    book: Workbook,
-    title: str,
-    header: Sequence[str],
-    rows: Iterable[Sequence[Cell]],
-    money_columns: Iterable[int],
-    number_format: str,
-) -> Worksheet:
-    sheet: Worksheet = book.create_sheet(title)
-    sheet.append(list(header))
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    money = set(money_columns)
-    for row in rows:
-        sheet.append(list(row))
-        for column in money:
-            sheet.cell(sheet.max_row, column + 1).number_format = number_format
-    sheet.freeze_panes = "A2"
-    for column, name in enumerate(header, start=1):
-        sheet.column_dimensions[get_column_letter(column)].width = max(12, len(name) + 2)
-    return sheet
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sheet:
+    """One report as rows: a title, a header, and which columns hold money."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: list[tuple[Cell, ...]]
+    money: tuple[int, ...]
 
 
-def write_workbook(book: Book, entries: Iterable[Entry], path: Path) -> None:
+def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
     """Trial balance, valuation, variances by period, throughput and the journal."""
-    currency = book.settings.currency
-    fmt = _money_format(currency)
-    workbook = Workbook()
-    workbook.remove(workbook.active)  # type: ignore[arg-type]
     balances = sorted(book.account_balances().items())
-    _sheet(
-        workbook,
-        "Trial balance",
-        ("account", "debit", "credit"),
-        ((a, v if v > 0 else None, -v if v < 0 else None) for a, v in balances if v),
-        (1, 2),
-        fmt,
-    )
-    _sheet(
-        workbook,
-        "Valuation",
-        ("item", "kind", "on hand", "in process", "unit standard", "on books", "off books"),
-        (
-            (
-                r.item,
-                r.kind.value,
-                r.on_hand,
-                r.in_process,
-                r.unit_standard,
-                r.on_books,
-                r.off_books,
-            )
-            for r in valuation(book)
-        ),
-        (4, 5, 6),
-        fmt,
-    )
     periods = book.periods()
     found = {p: book.period_variances(p) for p in periods}
     keys = list(dict.fromkeys(k for p in periods for k in found[p]))
-    _sheet(
-        workbook,
-        "Variances",
-        ("variance (+ unfavorable)", *periods),
-        ((k, *(found[p].get(k, ZERO) for p in periods)) for k in keys),
-        range(1, len(periods) + 1),
-        fmt,
-    )
     figures = [throughput(book, p) for p in periods]
     names = ("sales", "material_sold", "material_variances", "throughput", "operating_expense",
              "net_profit", "inventory_material", "gross_margin", "income", "inventory")  # fmt: skip
-    _sheet(
-        workbook,
-        "Throughput",
-        ("figure", *periods),
-        ((n, *(getattr(t, n) for t in figures)) for n in names),
-        range(1, len(periods) + 1),
-        fmt,
-    )
-    _sheet(
-        workbook,
-        "Journal",
-        ("date", "event", "memo", "account", "element", "item", "debit", "credit"),
-        (
-            (
-                e.date,
-                e.event,
-                e.memo,
-                ln.account.value,
-                ln.element,
-                ln.item,
-                ln.debit or None,
-                ln.credit or None,
-            )
-            for e in entries
-            for ln in e.lines
+    every_period = tuple(range(1, len(periods) + 1))
+    return [
+        Sheet(
+            "Trial balance",
+            ("account", "debit", "credit"),
+            [(a, v if v > 0 else None, -v if v < 0 else None) for a, v in balances if v],
+            (1, 2),
         ),
-        (6, 7),
-        fmt,
-    )
+        Sheet(
+            "Valuation",
+            ("item", "kind", "on hand", "in process", "unit standard", "on books", "off books"),
+            [
+                (
+                    r.item,
+                    r.kind.value,
+                    r.on_hand,
+                    r.in_process,
+                    r.unit_standard,
+                    r.on_books,
+                    r.off_books,
+                )
+                for r in valuation(book)
+            ],
+            (4, 5, 6),
+        ),
+        Sheet(
+            "Variances",
+            ("variance (+ unfavorable)", *periods),
+            [(k, *(found[p].get(k, ZERO) for p in periods)) for k in keys],
+            every_period,
+        ),
+        Sheet(
+            "Throughput",
+            ("figure", *periods),
+            [(n, *(getattr(t, n) for t in figures)) for n in names],
+            every_period,
+        ),
+        Sheet(
+            "Journal",
+            ("date", "event", "memo", "account", "element", "item", "debit", "credit"),
+            [
+                (
+                    e.date,
+                    e.event,
+                    e.memo,
+                    ln.account.value,
+                    ln.element,
+                    ln.item,
+                    ln.debit or None,
+                    ln.credit or None,
+                )
+                for e in entries
+                for ln in e.lines
+            ],
+            (6, 7),
+        ),
+    ]
+
+
+def write_workbook(book: Book, entries: Iterable[Entry], path: Path) -> None:
+    """The reports as one XLSX workbook, a sheet each, amounts as numeric cells."""
+    number_format = _money_format(book.settings.currency)
+    workbook = Workbook()
+    workbook.remove(workbook.active)  # type: ignore[arg-type]
+    for found in report_sheets(book, entries):
+        sheet: Worksheet = workbook.create_sheet(found.title)
+        sheet.append(list(found.header))
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for row in found.rows:
+            sheet.append(list(row))
+            for column in found.money:
+                sheet.cell(sheet.max_row, column + 1).number_format = number_format
+        sheet.freeze_panes = "A2"
+        for column, name in enumerate(found.header, start=1):
+            sheet.column_dimensions[get_column_letter(column)].width = max(12, len(name) + 2)
     workbook.save(path)
+
+
+def write_csv(book: Book, entries: Iterable[Entry], folder: Path) -> list[Path]:
+    """The reports as CSV files in ``folder``, one per report (``trial_balance.csv``, ...):
+    decimals written exactly as the book holds them, dates as ISO 8601."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for found in report_sheets(book, entries):
+        path = folder / (found.title.lower().replace(" ", "_") + ".csv")
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(found.header)
+            writer.writerows([_text(value) for value in row] for row in found.rows)
+        written.append(path)
+    return written
+
+
+def _text(value: Cell) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return fmt(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)

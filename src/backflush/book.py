@@ -830,7 +830,7 @@ class Book:
             event.id,
             period,
             content=self.standard_content(period) if prorating else None,
-            explained=closing.hours_variances(self.statistics.get(period, {}), self._rates(period)),
+            explained=found,  # its spending and efficiency parts
         )
         if disposal is not None:
             self._post_entry(disposal, record)

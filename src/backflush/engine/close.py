@@ -181,8 +181,8 @@ def disposal(
 ) -> Entry | None:
     """The entry that disposes of the variance accounts and conversion under/over-allocation.
     ``content``: standard cost by element in RIP, FG and COGS (needed to prorate);
-    ``explained``: spending and efficiency variances (:func:`hours_variances`), which a ``keep``
-    disposition closes conversion into."""
+    ``explained``: the period's variances (:func:`variances`); a ``keep`` disposition closes
+    conversion into their spending and efficiency parts."""
     lines: list[Line] = []
     pools: dict[str, Decimal] = {}
     kept: dict[str, Decimal] = {}  # conversion under/over-allocation by element

@@ -19,7 +19,7 @@ from backflush.book import Book
 from backflush.domain.model import Account
 from backflush.domain.money import ZERO
 from backflush.engine.close import VARIANCE_TYPES
-from backflush.reports.document import money
+from backflush.reports.tables import figures_table
 
 Balances = Mapping[tuple[Account, str], Decimal]
 
@@ -108,17 +108,7 @@ ROWS = (
 
 
 def statements_table(book: Book) -> Table:
-    currency = book.settings.currency
     periods = book.periods()
-    found = [statements(book, p) for p in periods]
-    table = Table(title="Income statement and balance sheet extracts", title_justify="left")
-    table.add_column("")
-    for period in periods:
-        table.add_column(period, justify="right")
-    for label, name in ROWS:
-        if name is None:
-            table.add_section()
-            table.add_row(f"[bold]{label}[/]", *([""] * len(periods)))
-            continue
-        table.add_row(label, *(money(getattr(s, name), currency) for s in found))
-    return table
+    found: list[object] = [statements(book, p) for p in periods]
+    title = "Income statement and balance sheet extracts"
+    return figures_table(title, periods, found, ROWS, book.settings.currency)

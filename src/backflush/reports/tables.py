@@ -40,6 +40,28 @@ def _table(title: str, *columns: str, numeric: Iterable[str] = ()) -> Table:
     return table
 
 
+def figures_table(
+    title: str,
+    periods: list[str],
+    figures: list[object],
+    rows: Iterable[tuple[str, str | None]],
+    currency: str,
+) -> Table:
+    """Figures of each period side by side: one row per (label, attribute of the figures);
+    a row without an attribute starts a new section headed by its label."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    for period in periods:
+        table.add_column(period, justify="right")
+    for label, name in rows:
+        if name is None:
+            table.add_section()
+            table.add_row(f"[bold]{label}[/]", *([""] * len(periods)))
+        else:
+            table.add_row(label, *(money(getattr(f, name), currency) for f in figures))
+    return table
+
+
 def header(book: Book, events: int) -> Text:
     s = book.settings
     text = Text()

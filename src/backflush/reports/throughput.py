@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from decimal import Decimal
-from typing import Any
 
 from rich.table import Table
 
@@ -19,7 +18,8 @@ from backflush.book import Book
 from backflush.domain.model import INVENTORY_ACCOUNTS, Account
 from backflush.domain.money import ZERO, round_money
 from backflush.engine.close import MATERIAL
-from backflush.reports.document import gross_margin, money
+from backflush.reports.document import gross_margin
+from backflush.reports.tables import figures_table
 from backflush.reports.variants import INVENTORY, RESULT_ACCOUNTS
 
 
@@ -74,54 +74,23 @@ def throughput(book: Book, period: str) -> Throughput:
     )
 
 
-def throughput_document(book: Book) -> list[dict[str, Any]]:
-    currency = book.settings.currency
-    found = []
-    for period in book.periods():
-        t = throughput(book, period)
-        found.append(
-            {
-                "period": period,
-                **{
-                    name: money(getattr(t, name), currency)
-                    for name in (
-                        "sales",
-                        "material_sold",
-                        "material_variances",
-                        "throughput",
-                        "operating_expense",
-                        "net_profit",
-                        "inventory_material",
-                        "gross_margin",
-                        "income",
-                        "inventory",
-                    )
-                },
-            }
-        )
-    return found
+#: The figures of the throughput view, labelled, in the order reports show them.
+ROWS = (
+    ("sales", "sales"),
+    ("material of units sold", "material_sold"),
+    ("material variances", "material_variances"),
+    ("throughput", "throughput"),
+    ("operating expense (conversion)", "operating_expense"),
+    ("net profit (throughput)", "net_profit"),
+    ("inventory: material only", "inventory_material"),
+    ("gross margin (absorption)", "gross_margin"),
+    ("income (absorption)", "income"),
+    ("inventory (absorption)", "inventory"),
+)
 
 
 def throughput_table(book: Book) -> Table:
-    currency = book.settings.currency
     periods = book.periods()
-    figures = [throughput(book, p) for p in periods]
-    table = Table(title="Throughput accounting beside absorption", title_justify="left")
-    table.add_column("figure")
-    for period in periods:
-        table.add_column(period, justify="right")
-    rows = (
-        ("sales", "sales"),
-        ("material of units sold", "material_sold"),
-        ("material variances", "material_variances"),
-        ("throughput", "throughput"),
-        ("operating expense (conversion)", "operating_expense"),
-        ("net profit (throughput)", "net_profit"),
-        ("inventory: material only", "inventory_material"),
-        ("gross margin (absorption)", "gross_margin"),
-        ("income (absorption)", "income"),
-        ("inventory (absorption)", "inventory"),
-    )
-    for label, name in rows:
-        table.add_row(label, *(money(getattr(t, name), currency) for t in figures))
-    return table
+    found: list[object] = [throughput(book, p) for p in periods]
+    title = "Throughput accounting beside absorption"
+    return figures_table(title, periods, found, ROWS, book.settings.currency)

@@ -19,6 +19,7 @@ from backflush.book import Book
 from backflush.domain.model import Entry
 from backflush.domain.money import ZERO, fmt, minor_units
 from backflush.reports.tables import valuation
+from backflush.reports.throughput import ROWS as THROUGHPUT_ROWS
 from backflush.reports.throughput import throughput
 
 Cell = str | int | Decimal | dt.date | None
@@ -46,8 +47,7 @@ def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
     found = {p: book.period_variances(p) for p in periods}
     keys = list(dict.fromkeys(k for p in periods for k in found[p]))
     figures = [throughput(book, p) for p in periods]
-    names = ("sales", "material_sold", "material_variances", "throughput", "operating_expense",
-             "net_profit", "inventory_material", "gross_margin", "income", "inventory")  # fmt: skip
+    names = [name for _, name in THROUGHPUT_ROWS]
     every_period = tuple(range(1, len(periods) + 1))
     return [
         Sheet(

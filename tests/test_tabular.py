@@ -440,7 +440,7 @@ def test_csv_header_problems(tmp_path: Path) -> None:
     )
     assert problems(tmp_path) == [
         "items.csv row 1, column colour: unknown column; expected id, kind, uom, flush, "
-        "lot_size, triggers, material_cost, conversion or conversion:<element>",
+        "lot_size, triggers, material_cost, conversion, family, site or conversion:<element>",
         "items.csv row 1, column kind: duplicated column",
         "items.csv row 1, column conversion:: no element after 'conversion:'",
         "boms.csv row 1: missing column quantity",

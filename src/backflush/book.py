@@ -124,6 +124,10 @@ class Changes:
     quantities: set[str] = field(default_factory=set)
     moved: set[tuple[str, str]] = field(default_factory=set)
     flows: set[tuple[str, str, str]] = field(default_factory=set)
+    #: What the journal added per (period, account, element, item): deltas, because a store
+    #: does not load these sums to post (only to report).
+    item_activity: dict[tuple[str, Account, str, str], Decimal] = field(default_factory=dict)
+    daily: set[tuple[str, dt.date, str]] = field(default_factory=set)
     unsold_conversion: set[Key] = field(default_factory=set)
     orders: set[str] = field(default_factory=set)
     #: Periods reopened (the close procedure): their closes no longer stand.
@@ -208,6 +212,11 @@ class Book:
         self.moved: dict[str, dict[str, Decimal]] = {}
         #: On-hand quantity moved per period, by item and kind of flow (see :func:`flow_of`).
         self.flows: dict[str, dict[tuple[str, str], Decimal]] = {}
+        #: The journal summed per period and (account, element, item); a store loads it for
+        #: reports only, so while posting through a store it holds just this session's part.
+        self.item_activity: dict[str, dict[tuple[Account, str, str], Decimal]] = {}
+        #: Quantity moved per period, day and kind of flow (all items together).
+        self.daily: dict[str, dict[tuple[dt.date, str], Decimal]] = {}
         self.in_process: dict[str, Decimal] = {}
         self.shortages: dict[tuple[str, str, str], ShortageEntry] = {}
         #: Open queued consumption by item, oldest first: what a stock arrival looks at.
@@ -532,9 +541,8 @@ class Book:
         for name, value in effects.memo:
             self._add_statistic(period_of(event.date), name, value, record)
         arrivals: list[str] = []
-        period = period_of(event.date)
         for movement in effects.movements:
-            self._move(event.id, event.id, period, movement, record)
+            self._move(event.id, event.id, event.date, movement, record)
             if movement.on_hand > 0:
                 arrivals.append(movement.item)
         for shortage in effects.shortages:
@@ -552,17 +560,23 @@ class Book:
             self.orders[order.id] = order
             self.changes.orders.add(order.id)
         for item in dict.fromkeys(arrivals):
-            self._retry(item, event.id, period)
+            self._retry(item, event.id, event.date)
 
     def _post_entry(self, entry: Entry, record: Recorded | None) -> None:
         period = entry.period
         activity = self.activity.setdefault(period, {})
+        by_item = self.item_activity.setdefault(period, {})
+        item_changes = self.changes.item_activity
         for line in entry.lines:
             key = (line.account, line.element)
             self.balances[key] = self.balances.get(key, ZERO) + line.amount
             activity[key] = activity.get(key, ZERO) + line.amount
             self.changes.balances.add(key)
             self.changes.activity.add((period, key))
+            item_key = (line.account, line.element, line.item)
+            by_item[item_key] = by_item.get(item_key, ZERO) + line.amount
+            change_key = (period, *item_key)
+            item_changes[change_key] = item_changes.get(change_key, ZERO) + line.amount
             if line.account is Account.NRV_ALLOWANCE:
                 allowance = self.nrv_allowance.get(line.item, ZERO) + line.amount
                 self.nrv_allowance[line.item] = allowance
@@ -580,9 +594,17 @@ class Book:
         self.changes.statistics.add((period, key))
 
     def _move(
-        self, owner: str, cause: str, period: str, movement: Movement, record: Recorded
+        self,
+        owner: str,
+        cause: str,
+        date: dt.date,
+        movement: Movement,
+        record: Recorded,
+        period: str | None = None,
     ) -> None:
-        """Move stock for ``owner``'s event, made to happen by ``cause`` in ``period``."""
+        """Move stock for ``owner``'s event, made to happen by ``cause`` on ``date`` (counted
+        in ``period``, by default the date's)."""
+        period = period or period_of(date)
         self.on_hand[movement.item] = self.quantity(movement.item) + movement.on_hand
         if movement.on_hand:
             moved = self.moved.setdefault(period, {})
@@ -598,6 +620,10 @@ class Book:
             flows = self.flows.setdefault(period, {})
             flows[key] = flows.get(key, ZERO) + movement.on_hand
             self.changes.flows.add((period, *key))
+            day_key = (date, key[1])
+            daily = self.daily.setdefault(period_of(date), {})
+            daily[day_key] = daily.get(day_key, ZERO) + movement.on_hand
+            self.changes.daily.add((period_of(date), *day_key))
         if movement.in_process:
             self.in_process[movement.item] = (
                 self.in_process.get(movement.item, ZERO) + movement.in_process
@@ -606,8 +632,8 @@ class Book:
         self.changes.movements.append((owner, cause, movement))
         self.changes.quantities.add(movement.item)
 
-    def _retry(self, item: str, cause: str, period: str) -> None:
-        """Stock of ``item`` arrived: clear queued consumption, oldest first."""
+    def _retry(self, item: str, cause: str, date: dt.date) -> None:
+        """Stock of ``item`` arrived on ``date``: clear queued consumption, oldest first."""
         for key, entry in list(self.queue.get(item, {}).items()):
             available = self.quantity(item)
             if available <= 0:
@@ -620,7 +646,7 @@ class Book:
             if owner is None:
                 raise PostingError(f"queued shortage of event {entry.event} has no recorded event")
             movement = Movement(item, -take, take if entry.into_process else ZERO)
-            self._move(entry.event, cause, period, movement, owner)
+            self._move(entry.event, cause, date, movement, owner)
             updated = dataclasses.replace(entry, open=entry.open - take)
             self._set_shortage(key, updated)
             self.changes.shortages[key] = updated
@@ -982,7 +1008,7 @@ class Book:
             self._add_statistic(period, key, -value, record)
         for movement in close.movements:
             undone = Movement(movement.item, -movement.on_hand, -movement.in_process)
-            self._move(by, by, period, undone, record)
+            self._move(by, by, close.event.date, undone, record, period)
 
     def _restore_after_reopen(self, close: Recorded, period: str) -> None:
         """The state a close keeps outside the journal, put back as it was before the close.
@@ -1009,7 +1035,7 @@ class Book:
             items = sorted(item for item, waiting in self.queue.items() if waiting)
         follow_standards()
         for item in items:
-            self._retry(item, event.id, period_of(event.date))
+            self._retry(item, event.id, event.date)
 
     def _write_off(
         self, event: WriteOff, record: Recorded, follow_standards: Callable[[], None]

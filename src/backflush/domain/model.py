@@ -189,6 +189,9 @@ class Item:
     policy: Policy | None = None
     #: Units made per lot: a routing's setup hours are spread over it.
     lot_size: Decimal = Decimal(1)
+    #: Product family and site the item belongs to ("": none): what reports select and group by.
+    family: str = ""
+    site: str = ""
 
 
 @dataclass(frozen=True, slots=True)

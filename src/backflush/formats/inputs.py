@@ -179,6 +179,8 @@ class ItemModel(_Strict):
     standard_cost: Dec | StandardCostModel | None = None
     triggers: m.Policy | None = None
     lot_size: Dec = Decimal(1)
+    family: Annotated[str, Field(max_length=200)] = ""
+    site: Annotated[str, Field(max_length=200)] = ""
 
 
 OperationNumber = Annotated[int, Field(ge=1, le=99999)]
@@ -831,7 +833,16 @@ def _item(model: ItemModel, settings: m.Settings, where: str, problems: list[str
     elif not _check_figure(f"{here}: lot_size", model.lot_size, QUANTITY_DECIMALS, problems):
         pass
     return m.Item(
-        model.id, model.kind, model.uom, model.flush, material, conversion, policy, model.lot_size
+        model.id,
+        model.kind,
+        model.uom,
+        model.flush,
+        material,
+        conversion,
+        policy,
+        model.lot_size,
+        model.family.strip(),
+        model.site.strip(),
     )
 
 

@@ -3,7 +3,8 @@ file per table (``items.csv``, ``boms.csv``, ...) or one XLSX workbook with a sh
 same names and columns.
 
 - ``items``, one row per item: id, kind, uom, flush, lot_size, triggers, material_cost,
-  conversion (one figure), and conversion:<element> (one column per element: conversion:labor).
+  conversion (one figure), family, site, and conversion:<element> (one column per element:
+  conversion:labor).
 - ``boms``, one row per BOM line: item, effective_from, effective_to, line, component, quantity,
   scrap, flush, operation.
 - ``work_centers``, one row per rate: work_center, name, element, rate.
@@ -78,6 +79,8 @@ TABLES: dict[str, Table] = {
                 "triggers": TEXT,
                 "material_cost": DECIMAL,
                 "conversion": DECIMAL,
+                "family": TEXT,
+                "site": TEXT,
             },
             ("id", "kind"),
             CONVERSION_PREFIX,
@@ -467,7 +470,7 @@ def _items(rows: list[_Row], reader: _Reader) -> None:
     for row in rows:
         values = row.values
         raw: dict[str, Any] = {}
-        plain = ("id", "kind", "uom", "flush", "lot_size", "triggers")
+        plain = ("id", "kind", "uom", "flush", "lot_size", "triggers", "family", "site")
         _copy(row, raw, ((c, c) for c in plain))
         for column in plain:
             reader.locate(row.where, column, row, column)
@@ -779,6 +782,8 @@ def master_tables(master: m.MasterData) -> dict[str, tuple[list[str], list[list[
 
     items = [master.items[i] for i in sorted(master.items)]
     elements = list(dict.fromkeys(e for item in items for e, _ in item.conversion if e))
+    #: family and site only where some item has one: an ERP's export without them stays as is
+    grouping = [c for c in ("family", "site") if any(getattr(item, c) for item in items)]
     item_rows: list[list[Cell]] = []
     for item in items:
         conversion = dict(item.conversion)
@@ -792,6 +797,7 @@ def master_tables(master: m.MasterData) -> dict[str, tuple[list[str], list[list[
                 item.policy.value if item.policy is not None else None,
                 item.material_cost,
                 conversion.get(""),
+                *(getattr(item, c) for c in grouping),
                 *(conversion.get(e) for e in elements),
             ]
         )
@@ -850,7 +856,12 @@ def master_tables(master: m.MasterData) -> dict[str, tuple[list[str], list[list[
         return list(TABLES[name].columns)
 
     return {
-        "items": (header("items") + [CONVERSION_PREFIX + e for e in elements], item_rows),
+        "items": (
+            [c for c in header("items") if c not in ("family", "site")]
+            + grouping
+            + [CONVERSION_PREFIX + e for e in elements],
+            item_rows,
+        ),
         "boms": (header("boms"), bom_rows),
         "work_centers": (header("work_centers"), center_rows),
         "routings": (header("routings"), routing_rows),

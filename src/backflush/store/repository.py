@@ -34,7 +34,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE = "backflush_write"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 
 class StoreError(RuntimeError):
@@ -263,6 +263,8 @@ class Store:
                 tuple(_decimals(row.conversion).items()),
                 m.Policy(row.triggers) if row.triggers else None,
                 row.lot_size,
+                row.family,
+                row.site,
             )
             for row in conn.execute(sa.select(t.items).order_by(t.items.c.id))
         }
@@ -578,6 +580,13 @@ class Store:
             book.moved.setdefault(row.period, {})[row.item] = row.on_hand
         for row in conn.execute(sa.select(t.period_flows)):
             book.flows.setdefault(row.period, {})[(row.item, row.flow)] = row.quantity
+        for row in conn.execute(sa.select(t.daily_flows)):
+            book.daily.setdefault(row.period, {})[(row.date, row.flow)] = row.quantity
+        if history:  # reports only: posting adds to these sums without reading them
+            for row in conn.execute(sa.select(t.item_activity)):
+                book.item_activity.setdefault(row.period, {})[
+                    (m.Account(row.account), row.element, row.item)
+                ] = row.amount
         revalued = conn.execute(
             sa.select(t.events.c.payload)
             .where(t.events.c.type == m.Revaluation.type)
@@ -836,6 +845,15 @@ class Store:
         )
         _upsert(
             conn,
+            t.daily_flows,
+            [
+                {"period": p, "date": d, "flow": f, "quantity": book.daily[p][(d, f)]}
+                for p, d, f in sorted(changes.daily)
+            ],
+        )
+        _add_item_activity(conn, changes.item_activity)
+        _upsert(
+            conn,
             t.unsold_conversion,
             [
                 {"account": a.value, "element": e, "amount": book.unsold_conversion[(a, e)]}
@@ -983,6 +1001,32 @@ def _write_nrv(conn: Connection, book: Book, changes: Changes) -> None:
             conn.execute(t.nrv_writedowns.insert(), rows)
 
 
+def _add_item_activity(
+    conn: Connection, deltas: Mapping[tuple[str, m.Account, str, str], Decimal]
+) -> None:
+    """Add the journal's new sums per (period, account, element, item) to the stored ones.
+    Read, added in Python and written back: SQLite keeps the amounts as exact text, which
+    SQL arithmetic would turn into floats."""
+    if not deltas:
+        return
+    stored: dict[tuple[str, str, str, str], Decimal] = {}
+    for period in sorted({p for p, *_ in deltas}):
+        accounts = sorted({a.value for p, a, *_ in deltas if p == period})
+        query = sa.select(t.item_activity).where(
+            t.item_activity.c.period == period, t.item_activity.c.account.in_(accounts)
+        )
+        for row in conn.execute(query):
+            stored[(row.period, row.account, row.element, row.item)] = row.amount
+    rows = []
+    for (period, account, element, item), delta in sorted(deltas.items()):
+        amount = stored.get((period, account.value, element, item), ZERO) + delta
+        rows.append(
+            {"period": period, "account": account.value, "element": element, "item": item}
+            | {"amount": amount}
+        )
+    _upsert(conn, t.item_activity, rows)
+
+
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -1061,6 +1105,8 @@ def _item_row(item: m.Item) -> dict[str, Any]:
         "conversion": _json(dict(item.conversion)),
         "triggers": item.policy.value if item.policy else None,
         "lot_size": item.lot_size,
+        "family": item.family,
+        "site": item.site,
     }
 
 

@@ -75,6 +75,8 @@ items = sa.Table(
     sa.Column("conversion", sa.Text, nullable=False),  # JSON {element: decimal string}
     sa.Column("triggers", sa.String(32)),
     sa.Column("lot_size", Exact, nullable=False, server_default="1"),
+    sa.Column("family", sa.String(200), nullable=False, server_default=""),
+    sa.Column("site", sa.String(200), nullable=False, server_default=""),
 )
 
 bom_lines = sa.Table(
@@ -357,3 +359,27 @@ nrv_writedowns = sa.Table(
 # is valued at come from the last revaluation event; without them both scan whole tables.
 sa.Index("ix_journal_lines_entry_no", journal_lines.c.entry_no)
 sa.Index("ix_events_type_seq", events.c.type, events.c.seq)
+
+# ---------------------------------------------------------------- reports (issue 5)
+
+#: The journal summed per period, account, element and item: what margin by product and
+#: variances by item read without scanning millions of journal lines.
+item_activity = sa.Table(
+    "item_activity",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("element", sa.String(64), primary_key=True),
+    sa.Column("item", sa.String(200), primary_key=True),
+    sa.Column("amount", Exact, nullable=False),
+)
+
+#: Quantity moved per day and kind of flow (all items): when in its period the work was done.
+daily_flows = sa.Table(
+    "daily_flows",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("flow", sa.String(32), primary_key=True),
+    sa.Column("quantity", Exact, nullable=False),
+)

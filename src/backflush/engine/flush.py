@@ -215,7 +215,8 @@ def _purchase(event: Purchase, ctx: Context, effects: Effects) -> None:
     builder = EntryBuilder(event.date, event.id, f"purchase {fmt(event.quantity)} {event.item}")
     builder.add_holding(ctx.standards.holding(event.item, event.date), event.quantity, +1)
     builder.add(Account.ACCOUNTS_PAYABLE, -event.quantity * event.unit_cost)
-    builder.add(Account.PURCHASE_PRICE_VARIANCE, event.quantity * (event.unit_cost - standard))
+    price_difference = event.quantity * (event.unit_cost - standard)
+    builder.add(Account.PURCHASE_PRICE_VARIANCE, price_difference, item=event.item)
     _emit(effects, ctx, builder)
 
 
@@ -230,7 +231,8 @@ def _periodic_purchase(event: Purchase, ctx: Context, effects: Effects, standard
     else:
         builder.add(Account.COGS, event.quantity * standard, item=event.item)
     builder.add(Account.ACCOUNTS_PAYABLE, -event.quantity * event.unit_cost)
-    builder.add(Account.PURCHASE_PRICE_VARIANCE, event.quantity * (event.unit_cost - standard))
+    price_difference = event.quantity * (event.unit_cost - standard)
+    builder.add(Account.PURCHASE_PRICE_VARIANCE, price_difference, item=event.item)
     _emit(effects, ctx, builder)
 
 

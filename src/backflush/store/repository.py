@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from backflush.book import Book, Changes, Recorded, ReopenRecord, fingerprint
+from backflush.book import CLOSING_EVENTS, Book, Changes, Recorded, ReopenRecord, fingerprint
 from backflush.domain import model as m
 from backflush.domain.money import ZERO, fmt, totals
 from backflush.engine.standards import Standards
@@ -587,6 +587,7 @@ class Store:
                 book.item_activity.setdefault(row.period, {})[
                     (m.Account(row.account), row.element, row.item)
                 ] = row.amount
+            _load_closing_activity(conn, book)
         revalued = conn.execute(
             sa.select(t.events.c.payload)
             .where(t.events.c.type == m.Revaluation.type)
@@ -999,6 +1000,17 @@ def _write_nrv(conn: Connection, book: Book, changes: Changes) -> None:
         ]
         if rows:
             conn.execute(t.nrv_writedowns.insert(), rows)
+
+
+def _load_closing_activity(conn: Connection, book: Book) -> None:
+    """What closes and reopens posted, per item: their few lines, read from the journal."""
+    closing = sa.select(t.events.c.id).where(t.events.c.type.in_(sorted(CLOSING_EVENTS)))
+    lines = t.journal_lines
+    columns = (lines.c.period, lines.c.account, lines.c.element, lines.c.item, lines.c.amount)
+    for row in conn.execute(sa.select(*columns).where(lines.c.event.in_(closing))):
+        by_item = book.closing_activity.setdefault(row.period, {})
+        key = (m.Account(row.account), row.element, row.item)
+        by_item[key] = by_item.get(key, ZERO) + row.amount
 
 
 def _add_item_activity(

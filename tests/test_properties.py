@@ -110,7 +110,9 @@ from backflush.engine.close import (
     VARIANCE_TYPES,
 )
 from backflush.engine.flush import PostingError
+from backflush.reports import analysis
 from backflush.reports.document import document
+from backflush.reports.statements import statements
 
 settings.register_profile("long", max_examples=2000, deadline=None)
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
@@ -1386,6 +1388,32 @@ class Checker:
         self.journal()
         self.quantities()
         self.values()
+        self.reports()
+
+    def reports(self) -> None:
+        """Invariant 7: the reports reconcile to the books. The journal summed per item is
+        the journal; margin by product totals the period's sales and COGS; the variance
+        analysis adds up, type by type, to the period's variances before disposal."""
+        book = self.book
+        summed: dict[tuple[str, Account, str, str], Decimal] = defaultdict(Decimal)
+        for entry in book.journal:
+            for line in entry.lines:
+                summed[(entry.period, line.account, line.element, line.item)] += line.amount
+        kept = {(p, *k): v for p, by in book.item_activity.items() for k, v in by.items()}
+        assert kept == dict(summed)
+        totals = analysis.margin_totals(analysis.margins(book))
+        by_type = analysis.posted_by_type(analysis.variance_rows(book))
+        for period in book.periods():
+            found = statements(book, period)
+            total = totals.get(period)
+            margin = (total.sales, total.cogs) if total is not None else (ZERO, ZERO)
+            assert margin == (found.sales, found.cogs), period
+            want = {
+                k: v
+                for k, v in book.period_variances(period).items()
+                if k in analysis.POSTED_TYPES.values() or k == "conversion"
+            }
+            assert nonzero(by_type.get(period, {})) == nonzero(want), period
 
 
 # ---------------------------------------------------------------- streams

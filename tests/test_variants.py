@@ -139,7 +139,15 @@ def test_reports_workbook_has_numeric_cells_that_reconcile(tmp_path: Path) -> No
     result = runner.invoke(app, ["report", "--db", str(db), "--xlsx", str(out)])
     assert result.exit_code == 0, result.output
     book = openpyxl.load_workbook(out)
-    assert book.sheetnames == ["Trial balance", "Valuation", "Variances", "Throughput", "Journal"]
+    assert book.sheetnames == [
+        "Trial balance",
+        "Valuation",
+        "Variances",
+        "Throughput",
+        "Margin by product",
+        "Variance analysis",
+        "Journal",
+    ]
     rows = book["Trial balance"].iter_rows(min_row=2, values_only=True)
     trial = {r[0]: (r[1] or 0) - (r[2] or 0) for r in rows}
     assert trial["cogs"] == pytest.approx(446.04) and trial["raw_in_process"] == pytest.approx(
@@ -152,6 +160,11 @@ def test_reports_workbook_has_numeric_cells_that_reconcile(tmp_path: Path) -> No
     figures = book["Throughput"].iter_rows(min_row=2, values_only=True)
     throughput_rows = {r[0]: r[1:] for r in figures}
     assert throughput_rows["net_profit"] == pytest.approx((-38.07, 192))
+    margin = list(book["Margin by product"].iter_rows(min_row=2, values_only=True))
+    assert sum(r[5] for r in margin) == pytest.approx(446.04)  # = COGS on the trial balance
+    assert all(isinstance(r[5], (int, float)) for r in margin)
+    analysis = list(book["Variance analysis"].iter_rows(min_row=2, values_only=True))
+    assert analysis and all(isinstance(r[5], (int, float)) for r in analysis)
     journal = list(book["Journal"].iter_rows(min_row=2, values_only=True))
     assert sum(r[6] or 0 for r in journal) == pytest.approx(sum(r[7] or 0 for r in journal))
     assert journal[0][0].date() == dt.date(2026, 1, 2)
@@ -208,12 +221,14 @@ def test_reports_as_csv_files_with_exact_decimals(tmp_path: Path) -> None:
     assert runner.invoke(app, ["import", scenario, "--db", str(db)]).exit_code == 0
     folder = tmp_path / "csv"
     result = runner.invoke(app, ["report", "--db", str(db), "--csv", str(folder)])
-    assert result.exit_code == 0 and "5 CSV files written" in result.output
+    assert result.exit_code == 0 and "7 CSV files written" in result.output
     assert sorted(p.name for p in folder.iterdir()) == [
         "journal.csv",
+        "margin_by_product.csv",
         "throughput.csv",
         "trial_balance.csv",
         "valuation.csv",
+        "variance_analysis.csv",
         "variances.csv",
     ]
     with (folder / "trial_balance.csv").open(newline="") as handle:

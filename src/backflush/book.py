@@ -188,8 +188,7 @@ FLOWS: dict[str, tuple[str, str]] = {
 }
 
 
-#: Events whose entries close a period or undo a close (their lines are not the period's
-#: own activity: a variance report before disposal leaves them out).
+#: Events that close a period or undo a close: those that post disposal entries.
 CLOSING_EVENTS = frozenset({"close", "reopen"})
 
 
@@ -220,9 +219,9 @@ class Book:
         #: The journal summed per period and (account, element, item); a store loads it for
         #: reports only, so while posting through a store it holds just this session's part.
         self.item_activity: dict[str, dict[tuple[Account, str, str], Decimal]] = {}
-        #: The part of ``item_activity`` that closes and reopens posted (disposal, inventoried
-        #: conversion, ...): taken from it, what the period's own events did.
-        self.closing_activity: dict[str, dict[tuple[Account, str, str], Decimal]] = {}
+        #: The part of ``item_activity`` that disposed of variances (a close's disposal entry
+        #: and a reopen's reversal of it): without it, the variances as the close found them.
+        self.disposed: dict[str, dict[tuple[Account, str, str], Decimal]] = {}
         #: Quantity moved per period, day and kind of flow (all items together).
         self.daily: dict[str, dict[tuple[dt.date, str], Decimal]] = {}
         self.in_process: dict[str, Decimal] = {}
@@ -575,9 +574,10 @@ class Book:
         activity = self.activity.setdefault(period, {})
         by_item = self.item_activity.setdefault(period, {})
         item_changes = self.changes.item_activity
-        closing = None
-        if record is not None and record.event.type in CLOSING_EVENTS:
-            closing = self.closing_activity.setdefault(period, {})
+        disposed = None
+        closes = record is not None and record.event.type in CLOSING_EVENTS
+        if closes and closing.is_disposal(entry.memo):
+            disposed = self.disposed.setdefault(period, {})
         for line in entry.lines:
             key = (line.account, line.element)
             self.balances[key] = self.balances.get(key, ZERO) + line.amount
@@ -588,8 +588,8 @@ class Book:
             by_item[item_key] = by_item.get(item_key, ZERO) + line.amount
             change_key = (period, *item_key)
             item_changes[change_key] = item_changes.get(change_key, ZERO) + line.amount
-            if closing is not None:
-                closing[item_key] = closing.get(item_key, ZERO) + line.amount
+            if disposed is not None:
+                disposed[item_key] = disposed.get(item_key, ZERO) + line.amount
             if line.account is Account.NRV_ALLOWANCE:
                 allowance = self.nrv_allowance.get(line.item, ZERO) + line.amount
                 self.nrv_allowance[line.item] = allowance

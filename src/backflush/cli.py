@@ -28,6 +28,15 @@ from backflush.formats import beancount
 from backflush.formats.inputs import BookModel, InputError, build_event, describe, fields_of
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports import tables
+from backflush.reports.analysis import (
+    By,
+    Selection,
+    SelectionError,
+    margin_document,
+    margin_table,
+    variance_analysis_table,
+    variance_document,
+)
 from backflush.reports.document import document, money
 from backflush.reports.statements import statements_table
 from backflush.reports.throughput import throughput_table
@@ -77,7 +86,7 @@ def guarded(action: Callable[[], T], *, writes: bool = True, db: str | None = No
         fail(f"input refused, {outcome}:\n  " + "\n  ".join(error.problems), 2)
     except (PostingError, StandardError) as error:
         fail(f"{error}\n{outcome}", 2)
-    except StoreError as error:
+    except (StoreError, SelectionError) as error:
         fail(str(error), 2)
     except SQLAlchemyError as error:
         where = f"database {display_url(db)}" if db is not None else "database"
@@ -440,6 +449,8 @@ class ReportKind(StrEnum):
     throughput = "throughput"
     statements = "statements"
     nrv = "nrv"
+    margin = "margin"
+    variance_analysis = "variance-analysis"
 
 
 #: A scenario file run in memory instead of the book in ``--db``.
@@ -494,8 +505,31 @@ def report(
         Path | None,
         typer.Option("--csv", help="Write the reports as CSV files into this folder."),
     ] = None,
+    first: Annotated[
+        str | None, typer.Option("--from", help="margin, variance-analysis: first period.")
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", help="margin, variance-analysis: last period.")
+    ] = None,
+    items: Annotated[
+        list[str] | None,
+        typer.Option("--item", help="margin, variance-analysis: only this item (repeatable)."),
+    ] = None,
+    family: Annotated[
+        str | None, typer.Option(help="margin, variance-analysis: only this product family.")
+    ] = None,
+    site: Annotated[
+        str | None, typer.Option(help="margin, variance-analysis: only items of this site.")
+    ] = None,
+    by: Annotated[
+        By, typer.Option(help="variance-analysis: rows by type, item, element or work center.")
+    ] = By.type,
 ) -> None:
     """Print the book's reports (or its JSON document, or an XLSX workbook)."""
+    for name, value in (("--from", first), ("--to", last)):
+        if value is not None:
+            check_period(name, value)
+    selection = Selection(first, last, frozenset(items or ()), family, site)
 
     def go() -> None:
         store = Store(db, create=False)
@@ -508,24 +542,51 @@ def report(
             written = write_csv(book, entries, csv_folder)
             out.print(f"{len(written)} CSV files written to {escape(str(csv_folder))}")
             return
-        if as_json:
+        if as_json and what is ReportKind.margin:
+            print_json(margin_document(book, selection))
+        elif as_json and what is ReportKind.variance_analysis:
+            print_json(variance_document(book, selection))
+        elif as_json:
             print_json(document(book, entries))
-            return
-        renderers: dict[ReportKind, Callable[[], Any]] = {
-            ReportKind.summary: lambda: tables.period_report(book, entries, count),
-            ReportKind.trial_balance: lambda: tables.trial_balance(book),
-            ReportKind.valuation: lambda: tables.valuation_table(book),
-            ReportKind.variances: lambda: tables.variances_table(book),
-            ReportKind.journal: lambda: tables.journal_table(book, entries),
-            ReportKind.exceptions: lambda: tables.exceptions_table(book),
-            ReportKind.orders: lambda: tables.orders_table(book),
-            ReportKind.throughput: lambda: throughput_table(book),
-            ReportKind.statements: lambda: statements_table(book),
-            ReportKind.nrv: lambda: tables.nrv_table(book),
-        }
-        out.print(renderers[what]())
+        else:
+            out.print(_report_table(book, entries, count, what, selection, by))
 
     guarded(go, writes=False, db=db)
+
+
+def check_period(option: str, value: str) -> None:
+    """Stop with exit code 2 unless ``value`` is a period (YYYY-MM)."""
+    try:
+        if len(value) != 7:
+            raise ValueError(value)
+        period_bounds(value)
+    except ValueError:
+        fail(f"{option}: expected a period YYYY-MM, got {value!r}", 2)
+
+
+def _report_table(
+    book: Book,
+    entries: list[m.Entry],
+    count: int,
+    what: ReportKind,
+    selection: Selection,
+    by: By,
+) -> Any:
+    renderers: dict[ReportKind, Callable[[], Any]] = {
+        ReportKind.summary: lambda: tables.period_report(book, entries, count),
+        ReportKind.trial_balance: lambda: tables.trial_balance(book),
+        ReportKind.valuation: lambda: tables.valuation_table(book),
+        ReportKind.variances: lambda: tables.variances_table(book),
+        ReportKind.journal: lambda: tables.journal_table(book, entries),
+        ReportKind.exceptions: lambda: tables.exceptions_table(book),
+        ReportKind.orders: lambda: tables.orders_table(book),
+        ReportKind.throughput: lambda: throughput_table(book),
+        ReportKind.statements: lambda: statements_table(book),
+        ReportKind.nrv: lambda: tables.nrv_table(book),
+        ReportKind.margin: lambda: margin_table(book, selection),
+        ReportKind.variance_analysis: lambda: variance_analysis_table(book, selection, by),
+    }
+    return renderers[what]()
 
 
 @app.command()

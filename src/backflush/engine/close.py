@@ -170,6 +170,15 @@ def basis(pool: str, content: Mapping[str, Decimal]) -> Decimal:
     return sum(content.values(), ZERO)
 
 
+#: What the memo of a disposal entry (and of a reopen's reversal of one) holds.
+DISPOSAL_MEMO = ": dispose variances "
+
+
+def is_disposal(memo: str) -> bool:
+    """Whether an entry with ``memo`` disposes of variances (or reverses such an entry)."""
+    return DISPOSAL_MEMO in memo
+
+
 def disposal(
     settings: Settings,
     balances: Balances,
@@ -226,9 +235,7 @@ def disposal(
     final = tuple(Line(a, v, e, i) for (a, e, i), v in merged.items() if v)
     if not final:
         return None
-    return Entry(
-        date, event, f"close {period}: dispose variances ({settings.disposal_memo})", final
-    )
+    return Entry(date, event, f"close {period}{DISPOSAL_MEMO}({settings.disposal_memo})", final)
 
 
 def _kept_conversion(

@@ -1,8 +1,8 @@
 """Margin by product and variance analysis, over a range of periods and a selection of items
 (by id, product family or site) (issue 5, core reports).
 
-Both read the journal summed per item (``Book.item_activity``) less what closes posted
-(``Book.closing_activity``), never the journal itself, so they answer as fast on a book of
+Both read the journal summed per item (``Book.item_activity``) less the disposal entries of
+closes (``Book.disposed``), never the journal itself, so they answer as fast on a book of
 millions of events as on the examples. Unselected, they reconcile to the trial balance:
 
 * margin: the products' sales and cost of goods sold plus the line "closed to COGS" (the
@@ -24,7 +24,7 @@ from rich.table import Table
 
 from backflush.book import Book
 from backflush.domain.model import Account, MasterData
-from backflush.domain.money import CONTEXT, ZERO
+from backflush.domain.money import CONTEXT, ZERO, fmt
 from backflush.reports.document import money
 
 ItemSums = Mapping[tuple[Account, str, str], Decimal]
@@ -44,6 +44,8 @@ HOURS_SPLIT = ("conversion_spending", "conversion_efficiency")
 CLOSED_TO_COGS = "(closed to COGS)"
 #: Lines without an item (conversion actually spent, for one).
 NO_ITEM = ""
+#: What the margin report shows for COGS without a product (a periodic book's close).
+NOT_BY_PRODUCT = "(not by product)"
 
 
 class SelectionError(ValueError):
@@ -100,9 +102,9 @@ class Selection:
 
 
 def own_activity(book: Book, period: str) -> dict[tuple[Account, str, str], Decimal]:
-    """The period's journal per (account, element, item), without what closes posted."""
+    """The period's journal per (account, element, item), before variances were disposed of."""
     found = dict(book.item_activity.get(period, {}))
-    for key, amount in book.closing_activity.get(period, {}).items():
+    for key, amount in book.disposed.get(period, {}).items():
         found[key] = found.get(key, ZERO) - amount
     return found
 
@@ -151,10 +153,11 @@ def margins(book: Book, selection: Selection = Selection()) -> list[MarginRow]:
             if sales or cogs or sold:
                 known = book.master.items.get(item)
                 family = known.family if known is not None else ""
-                rows.append(MarginRow(period, item, family, sold, sales, cogs))
-        closing = book.closing_activity.get(period, {})
-        sales = -sum((v for (a, _, _), v in closing.items() if a is Account.SALES), ZERO)
-        cogs = sum((v for (a, _, _), v in closing.items() if a is Account.COGS), ZERO)
+                shown = item if item != NO_ITEM else NOT_BY_PRODUCT
+                rows.append(MarginRow(period, shown, family, sold, sales, cogs))
+        disposed = book.disposed.get(period, {})
+        sales = -sum((v for (a, _, _), v in disposed.items() if a is Account.SALES), ZERO)
+        cogs = sum((v for (a, _, _), v in disposed.items() if a is Account.COGS), ZERO)
         if selection.every_item and (sales or cogs):
             rows.append(MarginRow(period, CLOSED_TO_COGS, "", ZERO, sales, cogs))
     return rows
@@ -258,13 +261,26 @@ def posted_by_type(rows: Iterable[VarianceRow]) -> dict[str, dict[str, Decimal]]
 
 
 def pivot(rows: Iterable[VarianceRow], by: By) -> dict[tuple[str, str], dict[str, Decimal]]:
-    """(type, value of ``by``) → period → amount. Grouped by type, a row is the type itself."""
+    """(type, value of ``by``) → period → amount, types in the order of the close (memo
+    figures last). Grouped by type, a row is the type itself."""
     found: dict[tuple[str, str], dict[str, Decimal]] = {}
     for row in rows:
         key = (row.type, "" if by is By.type else row.key(by))
         cells = found.setdefault(key, {})
         cells[row.period] = cells.get(row.period, ZERO) + row.amount
-    return found
+    order = {kind: n for n, kind in enumerate(TYPE_ORDER)}
+    return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0])))
+
+
+TYPE_ORDER = (
+    "purchase_price",
+    "material_usage",
+    "conversion",
+    *HOURS_SPLIT,
+    "revaluation",
+    "inventory_adjustment",
+    "rounding",
+)
 
 
 # ---------------------------------------------------------------- terminal tables
@@ -326,3 +342,63 @@ def variance_analysis_table(
             shown.append(f"{_money(amount, currency)} {sign}".rstrip() if amount else "")
         table.add_row(*shown)
     return table
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def margin_document(book: Book, selection: Selection = Selection()) -> dict[str, object]:
+    """Margin by product as JSON: decimals as strings, a total per period."""
+    rows = margins(book, selection)
+    currency = book.settings.currency
+
+    def shown(row: MarginRow) -> dict[str, str | None]:
+        percent = row.margin_percent
+        return {
+            "item": row.item,
+            "family": row.family,
+            "sold": fmt(row.sold),
+            "sales": money(row.sales, currency),
+            "cogs": money(row.cogs, currency),
+            "gross_margin": money(row.gross_margin, currency),
+            "margin_percent": None if percent is None else str(percent),
+        }
+
+    totals = margin_totals(rows)
+    return {
+        "currency": currency,
+        "periods": [
+            {
+                "period": period,
+                "products": [shown(r) for r in rows if r.period == period],
+                "total": shown(total),
+            }
+            for period, total in totals.items()
+        ],
+    }
+
+
+def variance_document(book: Book, selection: Selection = Selection()) -> dict[str, object]:
+    """Variance analysis as JSON rows (+ unfavorable), with the posted totals per type."""
+    rows = variance_rows(book, selection)
+    currency = book.settings.currency
+    return {
+        "currency": currency,
+        "rows": [
+            {
+                "period": r.period,
+                "type": r.type,
+                "element": r.element,
+                "item": r.item,
+                "work_center": r.work_center,
+                "amount": money(r.amount, currency),
+                "sign": r.sign,
+                "posted": r.posted,
+            }
+            for r in rows
+        ],
+        "posted_by_type": {
+            period: {k: money(v, currency) for k, v in by_type.items()}
+            for period, by_type in posted_by_type(rows).items()
+        },
+    }

@@ -18,6 +18,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from backflush.book import Book
 from backflush.domain.model import Entry
 from backflush.domain.money import ZERO, fmt, minor_units
+from backflush.reports.analysis import margins, variance_rows
 from backflush.reports.tables import valuation
 from backflush.reports.throughput import ROWS as THROUGHPUT_ROWS
 from backflush.reports.throughput import throughput
@@ -49,6 +50,7 @@ def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
     figures = [throughput(book, p) for p in periods]
     names = [name for _, name in THROUGHPUT_ROWS]
     every_period = tuple(range(1, len(periods) + 1))
+    margin = margins(book)
     return [
         Sheet(
             "Trial balance",
@@ -84,6 +86,21 @@ def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
             ("figure", *periods),
             [(n, *(getattr(t, n) for t in figures)) for n in names],
             every_period,
+        ),
+        Sheet(
+            "Margin by product",
+            ("period", "product", "family", "sold", "sales", "COGS", "gross margin"),
+            [(r.period, r.item, r.family, r.sold, r.sales, r.cogs, r.gross_margin) for r in margin],
+            (4, 5, 6),
+        ),
+        Sheet(
+            "Variance analysis",
+            ("period", "type", "element", "item", "work center", "amount (+ U)", "F/U", "posted"),
+            [
+                (r.period, r.type, r.element, r.item, r.work_center, r.amount, r.sign, r.posted)
+                for r in variance_rows(book)
+            ],
+            (5,),
         ),
         Sheet(
             "Journal",

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from backflush.book import CLOSING_EVENTS, Book, Changes, Recorded, ReopenRecord, fingerprint
 from backflush.domain import model as m
 from backflush.domain.money import ZERO, fmt, totals
+from backflush.engine.close import is_disposal
 from backflush.engine.standards import Standards
 from backflush.formats.inputs import InputError, check_standards, check_versions
 from backflush.store import schema as t
@@ -587,7 +588,7 @@ class Store:
                 book.item_activity.setdefault(row.period, {})[
                     (m.Account(row.account), row.element, row.item)
                 ] = row.amount
-            _load_closing_activity(conn, book)
+            _load_disposed(conn, book)
         revalued = conn.execute(
             sa.select(t.events.c.payload)
             .where(t.events.c.type == m.Revaluation.type)
@@ -1002,13 +1003,15 @@ def _write_nrv(conn: Connection, book: Book, changes: Changes) -> None:
             conn.execute(t.nrv_writedowns.insert(), rows)
 
 
-def _load_closing_activity(conn: Connection, book: Book) -> None:
-    """What closes and reopens posted, per item: their few lines, read from the journal."""
+def _load_disposed(conn: Connection, book: Book) -> None:
+    """What disposal entries posted, per item: the few lines of closes and reopens."""
     closing = sa.select(t.events.c.id).where(t.events.c.type.in_(sorted(CLOSING_EVENTS)))
     lines = t.journal_lines
     columns = (lines.c.period, lines.c.account, lines.c.element, lines.c.item, lines.c.amount)
-    for row in conn.execute(sa.select(*columns).where(lines.c.event.in_(closing))):
-        by_item = book.closing_activity.setdefault(row.period, {})
+    for row in conn.execute(sa.select(*columns, lines.c.memo).where(lines.c.event.in_(closing))):
+        if not is_disposal(row.memo):
+            continue
+        by_item = book.disposed.setdefault(row.period, {})
         key = (m.Account(row.account), row.element, row.item)
         by_item[key] = by_item.get(key, ZERO) + row.amount
 

@@ -5,6 +5,7 @@ PostgreSQL fixtures (mark tests using them ``@pytest.mark.postgres``):
 * ``pg_cluster`` (session): a throwaway cluster, one per pytest-xdist worker.
 * ``pg_url`` (session): SQLAlchemy URL of a fresh database in that cluster.
 * ``pg_db_url`` (function): URL of a brand-new database, dropped after the test.
+* ``db_url`` (function): a new book's URL, once on SQLite and once on PostgreSQL.
 
 Without PostgreSQL binaries these skip, or fail if ``CI=true``.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +51,12 @@ def pg_db_url(pg_cluster: PgCluster) -> Iterator[str]:
         yield pg_cluster.url(name)
     finally:
         pg_cluster.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new book's URL: a SQLite file, then a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'book.db'}"
+    url: str = request.getfixturevalue("pg_db_url")
+    return url

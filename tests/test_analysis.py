@@ -154,14 +154,6 @@ def test_a_selection_of_nothing_is_refused(selection: a.Selection, message: str)
     assert str(caught.value) == message
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'book.db'}"
-    url: str = request.getfixturevalue("pg_db_url")
-    return url
-
-
 @pytest.mark.parametrize("name", ["northshore", "reopen", "gearbox_orders", "widgets_prorate"])
 def test_a_stored_book_reports_as_the_book_in_memory(db_url: str, name: str) -> None:
     sc = read_scenario(EXAMPLES / f"{name}.yaml")

@@ -20,12 +20,9 @@ from backflush.store.repository import MIGRATIONS, Store
 from helpers import EXAMPLE_NAMES, EXAMPLES, dump_tables
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path / 'book.db'}"
-    if request.param == "postgresql":
-        url = request.getfixturevalue("pg_db_url")
-    found = Store(url)
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    found = Store(db_url)
     try:
         yield found
     finally:

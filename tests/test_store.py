@@ -128,14 +128,6 @@ REJECTING_PLANT = SHORTAGE_PLANT.replace("shortage: queue", "shortage: reject").
 # ---------------------------------------------------------------- fixtures and helpers
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'book.db'}"
-    url: str = request.getfixturevalue("pg_db_url")
-    return url
-
-
 @pytest.fixture
 def store(db_url: str) -> Iterator[Store]:
     found = Store(db_url)

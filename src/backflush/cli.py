@@ -37,6 +37,7 @@ from backflush.reports.analysis import (
     variance_analysis_table,
     variance_document,
 )
+from backflush.reports.charts import Chart, chart_bytes, suffix_format
 from backflush.reports.document import document, money
 from backflush.reports.statements import statements_table
 from backflush.reports.throughput import throughput_table
@@ -505,6 +506,10 @@ def report(
         Path | None,
         typer.Option("--csv", help="Write the reports as CSV files into this folder."),
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Write the period report as one self-contained HTML file."),
+    ] = None,
     first: Annotated[
         str | None, typer.Option("--from", help="margin, variance-analysis: first period.")
     ] = None,
@@ -525,7 +530,7 @@ def report(
         By, typer.Option(help="variance-analysis: rows by type, item, element or work center.")
     ] = By.type,
 ) -> None:
-    """Print the book's reports (or its JSON document, or an XLSX workbook)."""
+    """Print the book's reports (or its JSON document, an XLSX workbook, CSV or HTML files)."""
     for name, value in (("--from", first), ("--to", last)):
         if value is not None:
             check_period(name, value)
@@ -534,6 +539,12 @@ def report(
     def go() -> None:
         store = Store(db, create=False)
         book, entries, count = store.snapshot(period)  # one transaction: the three agree
+        if html is not None:
+            from backflush.reports.html import write_html  # matplotlib only when asked for
+
+            write_html(book, count, html)
+            out.print(f"period report written to {escape(str(html))}")
+            return
         if xlsx is not None:
             write_workbook(book, entries, xlsx)
             out.print(f"reports written to {escape(str(xlsx))}")
@@ -587,6 +598,41 @@ def _report_table(
         ReportKind.variance_analysis: lambda: variance_analysis_table(book, selection, by),
     }
     return renderers[what]()
+
+
+@app.command()
+def chart(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Write here: FILE.png or FILE.svg.")
+    ],
+    what: Annotated[Chart, typer.Option(help="Which chart.")] = Chart.waterfall,
+    period: Annotated[
+        str | None, typer.Option(help="waterfall: the period (YYYY-MM; default the last).")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Draw a chart of the book as PNG or SVG (the format from the file's suffix): the variance
+    waterfall of a period, the margin trend, or inventory against cost of goods sold."""
+
+    def go() -> None:
+        fmt = suffix_format(output)
+        if fmt is None:
+            fail(f"{output}: give a file ending in .png or .svg", 2)
+        if period is not None and what is not Chart.waterfall:
+            fail("--period is for the waterfall chart only", 2)
+        store = Store(db, create=False)
+        try:
+            book = store.load()
+        finally:
+            store.close()
+        try:
+            data = chart_bytes(book, what, fmt, period)  # matplotlib is imported only here
+        except ValueError as error:
+            fail(str(error), 2)
+        output.write_bytes(data)
+        out.print(f"{what.value} chart written to {escape(str(output))}")
+
+    guarded(go, writes=False, db=db)
 
 
 @app.command()

@@ -499,7 +499,9 @@ def report(
 
     def go() -> None:
         store = Store(db, create=False)
-        book, entries, count = store.snapshot(period)  # one transaction: the three agree
+        # one transaction: the three agree
+        book, numbered, count = store.numbered_snapshot(period)
+        entries = [entry for _, entry in numbered]
         if xlsx is not None:
             write_workbook(book, entries, xlsx)
             out.print(f"reports written to {escape(str(xlsx))}")
@@ -516,7 +518,9 @@ def report(
             ReportKind.trial_balance: lambda: tables.trial_balance(book),
             ReportKind.valuation: lambda: tables.valuation_table(book),
             ReportKind.variances: lambda: tables.variances_table(book),
-            ReportKind.journal: lambda: tables.journal_table(book, entries),
+            ReportKind.journal: lambda: tables.journal_table(
+                book, entries, [n for n, _ in numbered]
+            ),
             ReportKind.exceptions: lambda: tables.exceptions_table(book),
             ReportKind.orders: lambda: tables.orders_table(book),
             ReportKind.throughput: lambda: throughput_table(book),
@@ -577,3 +581,10 @@ from backflush.commands import close as _close_commands  # noqa: E402
 
 _close_commands.register(app)
 # ---------------------------------------------------------------- end of close procedure
+
+# ---------------------------------------------------------------- drill-down (issue 5)
+# (backflush.commands.explain: explain EVENT_ID | --entry N)
+from backflush.commands import explain as _explain_command  # noqa: E402
+
+_explain_command.register(app)
+# ---------------------------------------------------------------- end of drill-down

@@ -538,7 +538,9 @@ def report(
 
     def go() -> None:
         store = Store(db, create=False)
-        book, entries, count = store.snapshot(period)  # one transaction: the three agree
+        # one transaction: the three agree
+        book, numbered, count = store.numbered_snapshot(period)
+        entries = [entry for _, entry in numbered]
         if html is not None:
             from backflush.reports.html import write_html  # matplotlib only when asked for
 
@@ -560,7 +562,7 @@ def report(
         elif as_json:
             print_json(document(book, entries))
         else:
-            out.print(_report_table(book, entries, count, what, selection, by))
+            out.print(_report_table(book, numbered, count, what, selection, by))
 
     guarded(go, writes=False, db=db)
 
@@ -577,18 +579,19 @@ def check_period(option: str, value: str) -> None:
 
 def _report_table(
     book: Book,
-    entries: list[m.Entry],
+    numbered: list[tuple[int, m.Entry]],
     count: int,
     what: ReportKind,
     selection: Selection,
     by: By,
 ) -> Any:
+    entries = [entry for _, entry in numbered]
     renderers: dict[ReportKind, Callable[[], Any]] = {
         ReportKind.summary: lambda: tables.period_report(book, entries, count),
         ReportKind.trial_balance: lambda: tables.trial_balance(book),
         ReportKind.valuation: lambda: tables.valuation_table(book),
         ReportKind.variances: lambda: tables.variances_table(book),
-        ReportKind.journal: lambda: tables.journal_table(book, entries),
+        ReportKind.journal: lambda: tables.journal_table(book, entries, [n for n, _ in numbered]),
         ReportKind.exceptions: lambda: tables.exceptions_table(book),
         ReportKind.orders: lambda: tables.orders_table(book),
         ReportKind.throughput: lambda: throughput_table(book),
@@ -684,3 +687,10 @@ from backflush.commands import close as _close_commands  # noqa: E402
 
 _close_commands.register(app)
 # ---------------------------------------------------------------- end of close procedure
+
+# ---------------------------------------------------------------- drill-down (issue 5)
+# (backflush.commands.explain: explain EVENT_ID | --entry N)
+from backflush.commands import explain as _explain_command  # noqa: E402
+
+_explain_command.register(app)
+# ---------------------------------------------------------------- end of drill-down

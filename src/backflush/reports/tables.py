@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -225,16 +225,25 @@ def journal_summary(book: Book, entries: Iterable[Entry]) -> Table:
     return table
 
 
-def journal_table(book: Book, entries: Iterable[Entry]) -> Table:
+def journal_table(
+    book: Book, entries: Iterable[Entry], numbers: Sequence[int] | None = None
+) -> Table:
+    """The journal. The event column gives each entry's event id whole, and with the entries'
+    ``numbers`` (a stored book's) the entry number under it: what ``backflush explain`` takes
+    (``explain EVENT_ID`` or ``explain --entry N``)."""
     currency = book.settings.currency
     table = _table("Journal", "date", "event", "memo", "account", "debit", "credit",
                    numeric=("debit", "credit"))  # fmt: skip
-    for entry in entries:
+    table.columns[1].overflow = "fold"
+    for k, entry in enumerate(entries):
         for n, line in enumerate(entry.lines):
             account = line.account.value + (f":{line.element}" if line.element else "")
+            event = escape(entry.event) if n == 0 else ""
+            if n == 1 and numbers is not None:  # an entry has two lines at least
+                event = f"[dim]no. {numbers[k]}[/]"
             table.add_row(
                 entry.date.isoformat() if n == 0 else "",
-                escape(entry.event) if n == 0 else "",
+                event,
                 escape(entry.memo) if n == 0 else "",
                 escape(account),
                 _amount(line.debit, currency, True),

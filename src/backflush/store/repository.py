@@ -113,6 +113,28 @@ def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> No
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=update), rows)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class EventTrail:
+    """One recorded event as the book holds it (see :meth:`Store.trail`)."""
+
+    settings: m.Settings
+    #: The book's standards (every date's: the event was costed at those of its date).
+    standards: Standards
+    event: m.Event
+    reversed_by: str
+    #: The entries it posted, with their numbers.
+    entries: tuple[tuple[int, m.Entry], ...]
+    #: (event the movement belongs to, event that made it happen, movement): the movements
+    #: of this event and those it made happen (a receipt clearing earlier queued consumption).
+    movements: tuple[tuple[str, str, m.Movement], ...]
+    #: Consumption it queued and flags it raised (their state now).
+    shortages: tuple[m.ShortageEntry, ...]
+    #: The production order it reports against (its state now; requirements as released).
+    order: m.ProductionOrder | None
+    #: Of those, the ones written off: (item, kind, written off by, reason).
+    written_off: tuple[tuple[str, str, str, str], ...] = ()
+
+
 class Store:
     def __init__(self, url: str, *, create: bool = True) -> None:
         """Open the book at ``url``; with ``create`` False a SQLite file must exist already."""
@@ -556,20 +578,7 @@ class Store:
                 row.cleared_by or "",
             )
         for row in conn.execute(sa.select(t.orders).order_by(t.orders.c.id)):
-            book.orders[row.id] = m.ProductionOrder(
-                row.id,
-                row.item,
-                row.quantity,
-                row.released,
-                row.release_event,
-                tuple((c, Decimal(q), m.Flush(f)) for c, q, f in json.loads(row.requirements)),
-                row.completed,
-                row.scrapped,
-                tuple(_decimals(row.issued).items()),
-                tuple(_decimals(row.consumed).items()),
-                tuple(_decimals(row.returned).items()),
-                row.closed_by or "",
-            )
+            book.orders[row.id] = _order_from_row(row)
         for row in conn.execute(sa.select(t.periods).order_by(t.periods.c.period)):
             book.closed[row.period] = m.PeriodResult(
                 row.period,
@@ -688,12 +697,76 @@ class Store:
     def snapshot(self, period: str | None = None) -> tuple[Book, list[m.Entry], int]:
         """The book's state, its journal (of one period) and its number of events, read in
         one transaction: the three agree even while others post."""
+        book, numbered, count = self.numbered_snapshot(period)
+        return book, [entry for _, entry in numbered], count
+
+    def numbered_snapshot(
+        self, period: str | None = None
+    ) -> tuple[Book, list[tuple[int, m.Entry]], int]:
+        """:meth:`snapshot`, each entry with its number (what ``backflush explain --entry``
+        takes)."""
         with self.transaction() as conn:
             book = self._load(conn)
-            entries = self._entries(conn, period)
+            where = t.journal_lines.c.period == period if period else sa.true()
+            numbered = list(_numbered_entries(conn, where))
             count = self._event_count(conn)
         book.history = None
-        return book, entries, count
+        return book, numbered, count
+
+    def trail(self, *, event: str | None = None, entry_no: int | None = None) -> EventTrail | None:
+        """One recorded event, given by its id or by the number of an entry it posted, with
+        what it posted and moved and the standards it was costed at, read in one transaction
+        (the audit trail of ``backflush explain``); None when there is no such event or
+        entry."""
+        with self.transaction() as conn:
+            settings = self._require_settings(conn)
+            if event is None:
+                event = conn.execute(
+                    sa.select(t.journal_lines.c.event)
+                    .where(t.journal_lines.c.entry_no == entry_no)
+                    .limit(1)
+                ).scalar()
+                if event is None:
+                    return None
+            row = conn.execute(sa.select(t.events).where(t.events.c.id == event)).first()
+            if row is None:
+                return None
+            recorded = event_from_payload(row.id, row.payload)
+            entries = tuple(_numbered_entries(conn, t.journal_lines.c.event == event))
+            mv = t.movements
+            query = sa.select(mv).where(sa.or_(mv.c.event == event, mv.c.cause == event))
+            movements = tuple(
+                (r.event, r.cause, m.Movement(r.item, r.on_hand, r.in_process))
+                for r in conn.execute(query.order_by(mv.c.id))
+            )
+            query = sa.select(t.shortages).where(t.shortages.c.event == event)
+            shortages = tuple(
+                m.ShortageEntry(r.event, r.date, r.item, r.quantity, r.open, r.kind,
+                                r.into_process)
+                for r in conn.execute(query.order_by(t.shortages.c.seq))
+            )  # fmt: skip
+            offs = t.exception_write_offs
+            query = sa.select(offs).where(offs.c.event == event).order_by(offs.c.item, offs.c.kind)
+            written_off = tuple(
+                (r.item, r.kind, r.written_off_by, r.reason) for r in conn.execute(query)
+            )
+            order_id = getattr(recorded, "order", "")
+            order_row = (
+                conn.execute(sa.select(t.orders).where(t.orders.c.id == order_id)).first()
+                if order_id
+                else None
+            )
+            return EventTrail(
+                settings,
+                self._standards(conn, settings),
+                recorded,
+                row.reversed_by or "",
+                entries,
+                movements,
+                shortages,
+                _order_from_row(order_row) if order_row is not None else None,
+                written_off,
+            )
 
     # ------------------------------------------------------------ writing
 
@@ -1048,6 +1121,13 @@ def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
 
 
 def _entries(conn: Connection, where: sa.ColumnElement[bool]) -> Iterator[m.Entry]:
+    return (entry for _, entry in _numbered_entries(conn, where))
+
+
+def _numbered_entries(
+    conn: Connection, where: sa.ColumnElement[bool]
+) -> Iterator[tuple[int, m.Entry]]:
+    """Journal entries with their numbers (``journal_lines.entry_no``), in number order."""
     query = (
         sa.select(t.journal_lines)
         .where(where)
@@ -1059,11 +1139,11 @@ def _entries(conn: Connection, where: sa.ColumnElement[bool]) -> Iterator[m.Entr
     for row in conn.execute(query):
         if row.entry_no != current:
             if head is not None:
-                yield m.Entry(head.date, head.event, head.memo, tuple(lines))
+                yield head.entry_no, m.Entry(head.date, head.event, head.memo, tuple(lines))
             current, head, lines = row.entry_no, row, []
         lines.append(m.Line(m.Account(row.account), row.amount, row.element, row.item))
     if head is not None:
-        yield m.Entry(head.date, head.event, head.memo, tuple(lines))
+        yield head.entry_no, m.Entry(head.date, head.event, head.memo, tuple(lines))
 
 
 def event_from_payload(event_id: str, payload: str) -> m.Event:
@@ -1183,6 +1263,23 @@ def _combined(stored: m.MasterData, added: m.MasterData) -> m.MasterData:
         {**stored.work_centers, **added.work_centers},
         merge(stored.routings, added.routings),
         {**stored.cost_sets, **added.cost_sets},
+    )
+
+
+def _order_from_row(row: Any) -> m.ProductionOrder:
+    return m.ProductionOrder(
+        row.id,
+        row.item,
+        row.quantity,
+        row.released,
+        row.release_event,
+        tuple((c, Decimal(q), m.Flush(f)) for c, q, f in json.loads(row.requirements)),
+        row.completed,
+        row.scrapped,
+        tuple(_decimals(row.issued).items()),
+        tuple(_decimals(row.consumed).items()),
+        tuple(_decimals(row.returned).items()),
+        row.closed_by or "",
     )
 
 

@@ -139,7 +139,14 @@ def test_reports_workbook_has_numeric_cells_that_reconcile(tmp_path: Path) -> No
     result = runner.invoke(app, ["report", "--db", str(db), "--xlsx", str(out)])
     assert result.exit_code == 0, result.output
     book = openpyxl.load_workbook(out)
-    assert book.sheetnames == ["Trial balance", "Valuation", "Variances", "Throughput", "Journal"]
+    assert book.sheetnames == [
+        "Trial balance",
+        "Valuation",
+        "Variances",
+        "Throughput",
+        "Flags",
+        "Journal",
+    ]
     rows = book["Trial balance"].iter_rows(min_row=2, values_only=True)
     trial = {r[0]: (r[1] or 0) - (r[2] or 0) for r in rows}
     assert trial["cogs"] == pytest.approx(446.04) and trial["raw_in_process"] == pytest.approx(
@@ -208,8 +215,9 @@ def test_reports_as_csv_files_with_exact_decimals(tmp_path: Path) -> None:
     assert runner.invoke(app, ["import", scenario, "--db", str(db)]).exit_code == 0
     folder = tmp_path / "csv"
     result = runner.invoke(app, ["report", "--db", str(db), "--csv", str(folder)])
-    assert result.exit_code == 0 and "5 CSV files written" in result.output
+    assert result.exit_code == 0 and "6 CSV files written" in result.output
     assert sorted(p.name for p in folder.iterdir()) == [
+        "flags.csv",
         "journal.csv",
         "throughput.csv",
         "trial_balance.csv",

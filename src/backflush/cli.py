@@ -29,6 +29,7 @@ from backflush.formats.inputs import BookModel, InputError, build_event, describ
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports import tables
 from backflush.reports.document import document, money
+from backflush.reports.flags import flags_document, flags_table, parse_thresholds, red_flags
 from backflush.reports.statements import statements_table
 from backflush.reports.throughput import throughput_table
 from backflush.reports.workbook import write_csv, write_workbook
@@ -440,6 +441,7 @@ class ReportKind(StrEnum):
     throughput = "throughput"
     statements = "statements"
     nrv = "nrv"
+    flags = "flags"
 
 
 #: A scenario file run in memory instead of the book in ``--db``.
@@ -522,8 +524,53 @@ def report(
             ReportKind.throughput: lambda: throughput_table(book),
             ReportKind.statements: lambda: statements_table(book),
             ReportKind.nrv: lambda: tables.nrv_table(book),
+            ReportKind.flags: lambda: flags_table(red_flags(book)),
         }
         out.print(renderers[what]())
+
+    guarded(go, writes=False, db=db)
+
+
+@app.command()
+def flags(
+    db: DbOption = DEFAULT_DB,
+    file: RunFileOption = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threshold",
+            "-t",
+            help="NAME=VALUE over a default (e.g. variance_share=3%); repeat for more.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Red flags: unstable scrap, frequent BOM changes, large or recurring variances,
+    inventory outgrowing sales, completions bunched at period end, standards drifting from
+    actual cost, exceptions piling up; each with its threshold and figures (exit code 0)."""
+
+    def go() -> None:
+        try:
+            limits = parse_thresholds(threshold or [])
+        except ValueError as error:
+            fail(str(error), 2)
+        if file is not None:
+            scenario = read_scenario(file)
+            try:
+                book = run_scenario(scenario)
+            except PostingError as error:
+                raise scenario.where(error) from None
+        else:
+            store = Store(db, create=False)
+            try:
+                book = store.snapshot()[0]
+            finally:
+                store.close()
+        found = red_flags(book, limits)
+        if as_json:
+            print_json(flags_document(found, limits))
+        else:
+            out.print(flags_table(found))
 
     guarded(go, writes=False, db=db)
 

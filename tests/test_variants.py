@@ -146,6 +146,7 @@ def test_reports_workbook_has_numeric_cells_that_reconcile(tmp_path: Path) -> No
         "Throughput",
         "Margin by product",
         "Variance analysis",
+        "Flags",
         "Journal",
     ]
     rows = book["Trial balance"].iter_rows(min_row=2, values_only=True)
@@ -221,8 +222,9 @@ def test_reports_as_csv_files_with_exact_decimals(tmp_path: Path) -> None:
     assert runner.invoke(app, ["import", scenario, "--db", str(db)]).exit_code == 0
     folder = tmp_path / "csv"
     result = runner.invoke(app, ["report", "--db", str(db), "--csv", str(folder)])
-    assert result.exit_code == 0 and "7 CSV files written" in result.output
+    assert result.exit_code == 0 and "8 CSV files written" in result.output
     assert sorted(p.name for p in folder.iterdir()) == [
+        "flags.csv",
         "journal.csv",
         "margin_by_product.csv",
         "throughput.csv",

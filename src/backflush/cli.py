@@ -39,6 +39,7 @@ from backflush.reports.analysis import (
 )
 from backflush.reports.charts import Chart, chart_bytes, suffix_format
 from backflush.reports.document import document, money
+from backflush.reports.flags import flags_document, flags_table, parse_thresholds, red_flags
 from backflush.reports.statements import statements_table
 from backflush.reports.throughput import throughput_table
 from backflush.reports.workbook import write_csv, write_workbook
@@ -452,6 +453,7 @@ class ReportKind(StrEnum):
     nrv = "nrv"
     margin = "margin"
     variance_analysis = "variance-analysis"
+    flags = "flags"
 
 
 #: A scenario file run in memory instead of the book in ``--db``.
@@ -599,6 +601,7 @@ def _report_table(
         ReportKind.nrv: lambda: tables.nrv_table(book),
         ReportKind.margin: lambda: margin_table(book, selection),
         ReportKind.variance_analysis: lambda: variance_analysis_table(book, selection, by),
+        ReportKind.flags: lambda: flags_table(red_flags(book)),
     }
     return renderers[what]()
 
@@ -634,6 +637,50 @@ def chart(
             fail(str(error), 2)
         output.write_bytes(data)
         out.print(f"{what.value} chart written to {escape(str(output))}")
+
+    guarded(go, writes=False, db=db)
+
+
+@app.command()
+def flags(
+    db: DbOption = DEFAULT_DB,
+    file: RunFileOption = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threshold",
+            "-t",
+            help="NAME=VALUE over a default (e.g. variance_share=3%); repeat for more.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Red flags: unstable scrap, frequent BOM changes, large or recurring variances,
+    inventory outgrowing sales, completions bunched at period end, standards drifting from
+    actual cost, exceptions piling up; each with its threshold and figures (exit code 0)."""
+
+    def go() -> None:
+        try:
+            limits = parse_thresholds(threshold or [])
+        except ValueError as error:
+            fail(str(error), 2)
+        if file is not None:
+            scenario = read_scenario(file)
+            try:
+                book = run_scenario(scenario)
+            except PostingError as error:
+                raise scenario.where(error) from None
+        else:
+            store = Store(db, create=False)
+            try:
+                book = store.snapshot()[0]
+            finally:
+                store.close()
+        found = red_flags(book, limits)
+        if as_json:
+            print_json(flags_document(found, limits))
+        else:
+            out.print(flags_table(found))
 
     guarded(go, writes=False, db=db)
 

@@ -19,6 +19,7 @@ from backflush.book import Book
 from backflush.domain.model import Entry
 from backflush.domain.money import ZERO, fmt, minor_units
 from backflush.reports.analysis import margins, variance_rows
+from backflush.reports.flags import red_flags
 from backflush.reports.tables import valuation
 from backflush.reports.throughput import ROWS as THROUGHPUT_ROWS
 from backflush.reports.throughput import throughput
@@ -42,7 +43,8 @@ class Sheet:
 
 
 def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
-    """Trial balance, valuation, variances by period, throughput and the journal."""
+    """Trial balance, valuation, variances by period, throughput, red flags (at the default
+    thresholds) and the journal."""
     balances = sorted(book.account_balances().items())
     periods = book.periods()
     found = {p: book.period_variances(p) for p in periods}
@@ -101,6 +103,23 @@ def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
                 for r in variance_rows(book)
             ],
             (5,),
+        ),
+        Sheet(
+            "Flags",
+            ("kind", "subject", "periods", "figure", "comparison", "threshold", "message"),
+            [
+                (
+                    f.kind,
+                    f.subject,
+                    ", ".join(f.periods),
+                    f.value,
+                    f.comparison,
+                    f.threshold,
+                    f.message,
+                )
+                for f in red_flags(book)
+            ],
+            (),
         ),
         Sheet(
             "Journal",

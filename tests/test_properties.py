@@ -113,6 +113,7 @@ from backflush.engine.flush import PostingError
 from backflush.reports import analysis
 from backflush.reports.document import document
 from backflush.reports.statements import statements
+from backflush.reports.tables import inventory_balance, valuation
 
 settings.register_profile("long", max_examples=2000, deadline=None)
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
@@ -1414,6 +1415,16 @@ class Checker:
                 if k in analysis.POSTED_TYPES.values() or k == "conversion"
             }
             assert nonzero(by_type.get(period, {})) == nonzero(want), period
+        if not self.plant.settings.triggers.periodic:  # (periodic: valued at the next close)
+            # The valuation report is the inventory accounts, to the rounding of the postings
+            # (half a minor unit per line) and of its own rows (half per item).
+            valued = sum((r.on_books for r in valuation(book)), ZERO)
+            prorated = sum(
+                (v for (_, e), v in book.balances.items() if e.startswith(PRORATED)), ZERO
+            )
+            lines = sum(self.lines_on[a] for a in INVENTORY_ACCOUNTS)
+            slack = self.half * (lines + len(book.stocked_items()) + 1)
+            assert abs(inventory_balance(book) - prorated - valued) <= slack
 
 
 # ---------------------------------------------------------------- streams

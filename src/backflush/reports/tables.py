@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from backflush.book import OFF_BOOK, Book
-from backflush.domain.model import Account, Entry, Kind
+from backflush.domain.model import INVENTORY_ACCOUNTS, Account, Entry, Kind
 from backflush.domain.money import CONTEXT, ZERO, fmt, round_money
 from backflush.engine.close import PRORATED
 from backflush.reports.document import gross_margin, money
@@ -204,7 +204,20 @@ def valuation_table(book: Book) -> Table:
         held = book.periodic_held()
         table.add_row("RIP+FG now", "", *blank, _amount(held, currency), "")
         table.add_row("to close", "", *blank, _amount(book.periodic_difference(), currency), "")
+        return table
+    # The reconciliation: what the inventory accounts hold (trial balance) against the
+    # stock at standard; a difference is the rounding of the postings, item by item.
+    on_accounts = inventory_balance(book)
+    difference = on_accounts - on_total - sum(prorated.values(), ZERO)
+    table.add_row("inventory accounts", "", *blank, _amount(on_accounts, currency), "")
+    if difference:
+        table.add_row("rounding of postings", "", *blank, _amount(difference, currency), "")
     return table
+
+
+def inventory_balance(book: Book) -> Decimal:
+    """What the inventory accounts hold on the trial balance (prorated variances included)."""
+    return sum((v for (a, _), v in book.balances.items() if a in INVENTORY_ACCOUNTS), ZERO)
 
 
 def journal_summary(book: Book, entries: Iterable[Entry]) -> Table:

@@ -218,6 +218,21 @@ def test_html_variances_are_marked() -> None:
     assert '<td class="num">-760.00 F</td>' in section  # conversion, January
 
 
+def test_html_margin_by_product_and_red_flags() -> None:
+    text = period_report_html(book_of("northshore"), 1)
+    margin = text[text.index('<section id="margin">') :]
+    margin = margin[: margin.index("</section>")]
+    assert (  # sales 5,610,000 less COGS 4,280,000 (4,080,000 at standard + 200,000 closed)
+        '<tr class="total"><td>2026-02 · total</td><td class="num">102,000</td>'
+        '<td class="num">5,610,000.00</td><td class="num">4,280,000.00</td>'
+        '<td class="num">1,330,000.00</td><td class="num">23.7</td></tr>'
+    ) in margin
+    flags = text[text.index('<section id="flags">') :]
+    flags = flags[: flags.index("</section>")]
+    assert "<td>standards drift</td><td>conversion</td><td>2026-02</td>" in flags
+    assert "6.4% vs &gt; 5% of conversion applied" in flags
+
+
 def test_html_escapes_user_text() -> None:
     source = (EXAMPLES / "northshore.yaml").read_text(encoding="utf-8")
     name = re.search(r"^  name: (.*)$", source, re.M)

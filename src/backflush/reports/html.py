@@ -18,7 +18,7 @@ from markupsafe import Markup
 from backflush.book import Book
 from backflush.domain.model import Account
 from backflush.domain.money import ZERO
-from backflush.reports import charts
+from backflush.reports import analysis, charts, flags
 from backflush.reports.charts import Chart
 from backflush.reports.document import gross_margin
 from backflush.reports.statements import ROWS as STATEMENT_ROWS
@@ -148,6 +148,33 @@ def context(book: Book, events: int) -> dict[str, object]:
     )
     variance_rows.append(Row("status", ["closed" if p in book.closed else "open" for p in periods]))
 
+    margin: list[Row] = []
+    margin_rows = analysis.margins(book)
+    totals = analysis.margin_totals(margin_rows)
+    for period in totals:
+        for m in [*(r for r in margin_rows if r.period == period), totals[period]]:
+            percent = m.margin_percent
+            margin.append(
+                Row(
+                    f"{period} · {m.item}",
+                    [
+                        _quantity(m.sold) if m.sold else "",
+                        amount(m.sales, currency),
+                        amount(m.cogs, currency),
+                        amount(m.gross_margin, currency),
+                        "" if percent is None else f"{percent}",
+                    ],
+                    "total" if m.item == "total" else "",
+                )
+            )
+    red = [
+        Row(
+            f.kind.replace("_", " "),
+            [f.subject, f.period, f"{f.value_text} vs {f.threshold_text}", f.message],
+        )
+        for f in flags.red_flags(book)
+    ]
+
     summary: list[tuple[str, str]] = []
     if found:
         last = found[-1]
@@ -187,6 +214,8 @@ def context(book: Book, events: int) -> dict[str, object]:
         "trial_balance": trial,
         "valuation": stock,
         "variances": variance_rows,
+        "margin": margin,
+        "flags": red,
         "charts": chart_list,
     }
 

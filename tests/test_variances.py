@@ -333,7 +333,13 @@ def test_reports_show_what_is_prorated_into_inventory() -> None:
     book = widgets()
     assert document(book)["prorated"] == {"raw_in_process": {"purchase_price": "0.03"}}
     rows = valuation_table(book).columns[0]._cells
-    assert rows[-2:] == ["purchase_price variance prorated", "inventory on the books"]
+    assert rows[-3:] == [
+        "purchase_price variance prorated",
+        "inventory on the books",
+        "inventory accounts",  # what it reconciles to: the same 80.03
+    ]
+    on_books = valuation_table(book).columns[-2]._cells
+    assert on_books[-2:] == ["80.03", "80.03"]
     assert "prorated" not in document(widgets("cogs"))
 
 

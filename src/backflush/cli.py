@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -516,17 +517,24 @@ def report(
         str | None, typer.Option("--from", help="margin, variance-analysis: first period.")
     ] = None,
     last: Annotated[
-        str | None, typer.Option("--to", help="margin, variance-analysis: last period.")
+        str | None,
+        typer.Option(
+            "--to", help="margin, variance-analysis: last period; trial-balance: at its end."
+        ),
     ] = None,
     items: Annotated[
         list[str] | None,
-        typer.Option("--item", help="margin, variance-analysis: only this item (repeatable)."),
+        typer.Option(
+            "--item", help="margin, variance-analysis, valuation: only this item (repeatable)."
+        ),
     ] = None,
     family: Annotated[
-        str | None, typer.Option(help="margin, variance-analysis: only this product family.")
+        str | None,
+        typer.Option(help="margin, variance-analysis, valuation: only this product family."),
     ] = None,
     site: Annotated[
-        str | None, typer.Option(help="margin, variance-analysis: only items of this site.")
+        str | None,
+        typer.Option(help="margin, variance-analysis, valuation: only items of this site."),
     ] = None,
     by: Annotated[
         By, typer.Option(help="variance-analysis: rows by type, item, element or work center.")
@@ -588,10 +596,12 @@ def _report_table(
     by: By,
 ) -> Any:
     entries = [entry for _, entry in numbered]
+    selection.check(book.master)
+    selected = None if selection.every_item else partial(selection.covers, master=book.master)
     renderers: dict[ReportKind, Callable[[], Any]] = {
         ReportKind.summary: lambda: tables.period_report(book, entries, count),
-        ReportKind.trial_balance: lambda: tables.trial_balance(book),
-        ReportKind.valuation: lambda: tables.valuation_table(book),
+        ReportKind.trial_balance: lambda: tables.trial_balance(book, selection.last),
+        ReportKind.valuation: lambda: tables.valuation_table(book, selected),
         ReportKind.variances: lambda: tables.variances_table(book),
         ReportKind.journal: lambda: tables.journal_table(book, entries, [n for n, _ in numbered]),
         ReportKind.exceptions: lambda: tables.exceptions_table(book),

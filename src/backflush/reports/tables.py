@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -98,12 +98,15 @@ def variances_table(book: Book) -> Table:
     return table
 
 
-def trial_balance(book: Book) -> Table:
+def trial_balance(book: Book, through: str | None = None) -> Table:
+    """The balances now, or at the end of period ``through``."""
     currency = book.settings.currency
-    table = _table("Trial balance", "account", "debit", "credit", numeric=("debit", "credit"))
+    title = "Trial balance" + (f" at the end of {through}" if through else "")
+    table = _table(title, "account", "debit", "credit", numeric=("debit", "credit"))
+    balances = book.balances if through is None else book.balances_through(through)
     debits = credits = ZERO
     for account in Account:
-        value = sum((v for (a, _), v in book.balances.items() if a is account), ZERO)
+        value = sum((v for (a, _), v in balances.items() if a is account), ZERO)
         if not value:
             continue
         debit, credit = (value, ZERO) if value > 0 else (ZERO, -value)
@@ -128,7 +131,7 @@ class ValuationRow:
     off_books: Decimal
 
 
-def valuation(book: Book) -> list[ValuationRow]:
+def valuation(book: Book, items: Callable[[str], bool] | None = None) -> list[ValuationRow]:
     """Stock by item at the standards in force: the value the books hold (it reconciles with
     the inventory accounts; under ``count`` / ``cogs-first`` only right after a close: between
     closes it is the value the next close gives the stock, see
@@ -137,6 +140,8 @@ def valuation(book: Book) -> list[ValuationRow]:
     rows = []
     rounding = book.settings.currency, book.settings.rounding
     for item_id in book.stocked_items():
+        if items is not None and not items(item_id):
+            continue
         item = book.master.items[item_id]
         on = off = ZERO
         for (account, _), value in book.stock_value(item_id).items():
@@ -159,14 +164,16 @@ def valuation(book: Book) -> list[ValuationRow]:
     return rows
 
 
-def valuation_table(book: Book) -> Table:
+def valuation_table(book: Book, items: Callable[[str], bool] | None = None) -> Table:
+    """Stock at standard; of the selected ``items`` only (then without the reconciliation
+    to the inventory accounts, which hold every item)."""
     currency = book.settings.currency
     numeric = ("on hand", "in process", "waiting", "standard", "on books", "off books")
     table = _table(
         "Quantities and valuation at standard", "item", "kind", *numeric, numeric=numeric
     )
     on_total = off_total = ZERO
-    for row in valuation(book):
+    for row in valuation(book, items):
         on_total += row.on_books
         off_total += row.off_books
         table.add_row(
@@ -184,6 +191,8 @@ def valuation_table(book: Book) -> Table:
     table.add_row(
         "total", "", *blank, _amount(on_total, currency), _amount(off_total, currency), style="bold"
     )
+    if items is not None:
+        return table
     prorated = {
         (account, element.removeprefix(PRORATED)): value
         for (account, element), value in book.balances.items()
@@ -193,8 +202,12 @@ def valuation_table(book: Book) -> Table:
         table.add_row(
             f"{pool} variance prorated", account.value, *blank, _amount(amount, currency), ""
         )
-    if prorated:
-        total = on_total + sum(prorated.values(), ZERO)
+    inventoried = unsold_conversion_inventoried(book)
+    if inventoried:
+        label = "unsold conversion inventoried at close"
+        table.add_row(label, "", *blank, _amount(inventoried, currency), "")
+    if prorated or inventoried:
+        total = on_total + sum(prorated.values(), ZERO) + inventoried
         table.add_row(
             "inventory on the books", "", *blank, _amount(total, currency), "", style="bold"
         )
@@ -208,11 +221,17 @@ def valuation_table(book: Book) -> Table:
     # The reconciliation: what the inventory accounts hold (trial balance) against the
     # stock at standard; a difference is the rounding of the postings, item by item.
     on_accounts = inventory_balance(book)
-    difference = on_accounts - on_total - sum(prorated.values(), ZERO)
+    difference = on_accounts - on_total - sum(prorated.values(), ZERO) - inventoried
     table.add_row("inventory accounts", "", *blank, _amount(on_accounts, currency), "")
     if difference:
         table.add_row("rounding of postings", "", *blank, _amount(difference, currency), "")
     return table
+
+
+def unsold_conversion_inventoried(book: Book) -> Decimal:
+    """Conversion of goods costed only at sale that closes put on the inventory accounts (the
+    stock's standard value counts it off the books)."""
+    return sum((v for (a, _), v in book.unsold_conversion.items() if a in INVENTORY_ACCOUNTS), ZERO)
 
 
 def inventory_balance(book: Book) -> Decimal:

@@ -83,7 +83,17 @@ def test_variants_command_prints_json_and_tables() -> None:
     assert rows["sale"]["off_book"] == "13480.00" and rows["sale"]["inventory"] == "0.00"
     assert doc["against_sequential"][1] == (
         "purchase+sale: inventory -1500.00 against sequential; 1500.00 of it is stock at "
-        "standard held off the books; income -1500.00"
+        "standard held off the books; all of it conversion cost of unsold units, expensed as "
+        "incurred; income -1500.00"
+    )
+    assert doc["against_sequential"][3] == (
+        "sale: inventory -13480.00 against sequential; 13480.00 of it is stock at standard held "
+        "off the books; 11980.00 material not recognised until used and 1500.00 conversion cost "
+        "of units not yet costed, expensed as incurred; income -1500.00"
+    )
+    assert (rows["sale"]["off_book_material"], rows["completion"]["off_book_material"]) == (
+        "11980.00",
+        "10000.00",
     )
     table = runner.invoke(app, ["variants", str(EXAMPLES / "philippine_v1.yaml")])
     assert table.exit_code == 0

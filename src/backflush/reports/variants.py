@@ -19,7 +19,7 @@ from rich.table import Table
 
 from backflush.book import Book
 from backflush.domain.model import INVENTORY_ACCOUNTS, Account, Policy
-from backflush.domain.money import ZERO
+from backflush.domain.money import ZERO, round_money
 from backflush.engine.close import VARIANCE_TYPES
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
@@ -52,6 +52,9 @@ class Variant:
     lines: int
     #: Price difference of purchases the policy does not post (no purchase trigger).
     unrecorded_price: Decimal = ZERO
+    #: The part of ``off_book`` that is material not recognised until used (the rest is
+    #: conversion of units not yet costed: unsold goods under a sale trigger, subassemblies).
+    off_book_material: Decimal = ZERO
     #: Why the events cannot run under this policy ("" when they can).
     refused: str = ""
 
@@ -103,6 +106,23 @@ def _figures(policy: Policy, book: Book) -> Variant:
         unrecorded_price=sum(
             (s.get("purchase_price_unrecorded", ZERO) for s in book.statistics.values()), ZERO
         ),
+        off_book_material=sum(
+            (
+                round_money(material, book.settings.currency, book.settings.rounding)
+                for material in (
+                    sum(
+                        (
+                            v
+                            for (a, _), v in book.stock_value(item).items()
+                            if a is Account.ACCOUNTS_PAYABLE
+                        ),
+                        ZERO,
+                    )
+                    for item in book.stocked_items()
+                )
+            ),
+            ZERO,
+        ),
     )
 
 
@@ -122,10 +142,25 @@ def explain(variants: list[Variant], currency: str) -> list[str]:
             parts.append(
                 f"{money(v.off_book, currency)} of it is stock at standard held off the books"
             )
-        if rest:
+            conversion = v.off_book - v.off_book_material
+            if v.off_book_material and conversion:
+                parts.append(
+                    f"{money(v.off_book_material, currency)} material not recognised until "
+                    f"used and {money(conversion, currency)} conversion cost of units not yet "
+                    "costed, expensed as incurred"
+                )
+            elif conversion:
+                parts.append("all of it conversion cost of unsold units, expensed as incurred")
+            else:
+                parts.append("all of it material not recognised until used")
+        if rest and v.policy.periodic:
             parts.append(
-                f"{money(rest, currency)} other (a count-based book values stock only at a close; "
-                "WIP kept under sequential costing)"
+                f"{money(rest, currency)} other: a count-based book values stock only at a close"
+            )
+        elif rest:
+            parts.append(
+                f"{money(rest, currency)} other: timing, work in process sequential costing "
+                "holds at its own standard until the units are completed"
             )
         parts.append(f"income {money(v.income - base.income, currency)}")
         if v.unrecorded_price:
@@ -146,6 +181,7 @@ def variants_document(variants: list[Variant], currency: str) -> dict[str, Any]:
                     else {
                         "inventory": money(v.inventory, currency),
                         "off_book": money(v.off_book, currency),
+                        "off_book_material": money(v.off_book_material, currency),
                         "sales": money(v.sales, currency),
                         "cogs": money(v.cogs, currency),
                         "gross_margin": money(v.gross_margin, currency),

@@ -191,3 +191,75 @@ def test_command_line(tmp_path: Path) -> None:
     assert "--to: expected a period YYYY-MM, got '2026-1'" in refused.output
     refused = runner.invoke(app, ["report", "--db", db, "--what", "margin", "--item", "NOPE"])
     assert refused.exit_code == 2 and "no item NOPE" in refused.output
+
+
+SOLD_AFTER_THE_CLOSE = """
+book: {name: S, currency: USD, triggers: purchase+sale, inventory_unsold_conversion: true}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: F, kind: finished, family: "=HYPERLINK(\\"http://x.test\\",\\"x\\")",
+     standard_cost: {conversion: {labor: "3.00"}}}
+boms:
+  - {item: F, lines: [{component: M, quantity: "1"}]}
+events:
+  - {id: p1, date: 2026-01-05, type: purchase, item: M, quantity: "10", unit_cost: "2.10"}
+  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: "10"}
+  - {id: s1, date: 2026-01-20, type: sale, item: F, quantity: "2", unit_price: "9.00"}
+  - {id: l1, date: 2026-01-31, type: conversion, amount: "31.00", element: labor}
+  - {id: close1, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: s2, date: 2026-02-10, type: sale, item: F, quantity: "6", unit_price: "9.00"}
+"""
+
+
+def test_workbook_text_is_never_a_formula(tmp_path: Path) -> None:
+    import openpyxl
+
+    from backflush.reports.workbook import write_workbook
+
+    book = run_scenario(parse_scenario(SOLD_AFTER_THE_CLOSE, "s.yaml"))
+    write_workbook(book, list(book.entries()), tmp_path / "r.xlsx")
+    sheet = openpyxl.load_workbook(tmp_path / "r.xlsx")["Margin by product"]
+    family = [row[2] for row in sheet.iter_rows(min_row=2) if row[1].value == "F"]
+    assert family and all(c.data_type == "s" and c.value.startswith("=HYPERLINK") for c in family)
+
+
+def test_a_count_based_book_has_one_margin_per_period() -> None:
+    book = example("cogs_first")
+    rows = a.margins(book)
+    assert {r.item for r in rows} == {a.ALL_PRODUCTS}
+    for row in rows:
+        found = statements(book, row.period)
+        assert (row.sales, row.cogs) == (found.sales, found.cogs)
+    assert [(r.period, r.sold) for r in rows] == [("2026-01", D(150)), ("2026-02", D(180))]
+    with pytest.raises(a.SelectionError, match="no cost of goods sold by product"):
+        a.margins(book, a.Selection(items=frozenset({"GADGET"})))
+
+
+def test_a_range_outside_the_book_is_refused() -> None:
+    with pytest.raises(a.SelectionError) as caught:
+        a.margins(plant(), a.Selection(first="2027-01"))
+    assert str(caught.value) == (
+        "no period of the book is in 2027-01 to …; it has 2026-01 to 2026-02"
+    )
+
+
+def test_hours_split_reads_as_part_of_conversion() -> None:
+    from rich.console import Console
+
+    console = Console(width=160, record=True)
+    console.print(a.variance_analysis_table(example("widgets_prorate")))
+    text = console.export_text()
+    assert "  of which spending" in text and "  of which efficiency" in text
+
+
+def test_a_report_file_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    db = str(tmp_path / "book.db")
+    runner = CliRunner()
+    runner.invoke(app, ["import", str(EXAMPLES / "northshore.yaml"), "--db", db])
+    for args in (
+        ["report", "--db", db, "--html", str(tmp_path / "missing" / "r.html")],
+        ["chart", "--db", db, "-o", str(tmp_path / "missing" / "c.png")],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "No such file or directory" in result.output

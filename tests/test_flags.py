@@ -227,6 +227,8 @@ def stock_book(february_sold: str) -> Book:
   - {{id: p2, type: purchase, date: 2026-02-02, item: M, quantity: 45, unit_cost: "2"}}
   - {{id: c2, type: completion, date: 2026-02-10, item: F, quantity: 45}}
   - {{id: s2, type: sale, date: 2026-02-12, item: F, quantity: {february_sold}}}
+  - {{id: k1, type: close, date: 2026-02-28, period: 2026-01}}
+  - {{id: k2, type: close, date: 2026-02-28, period: 2026-02}}
 """
     )
 
@@ -251,6 +253,18 @@ def test_inventory_growing_ten_points_faster_than_sales_is_a_flag() -> None:
     assert "inventories changed +2% on 2026-01 while sales at standard cost changed -12%" in (
         flag.message
     )
+
+
+def test_an_open_period_is_not_judged_on_its_partial_sales() -> None:
+    book = book_of(
+        """  - {id: p1, type: purchase, date: 2026-01-02, item: M, quantity: 100, unit_cost: "2"}
+  - {id: c1, type: completion, date: 2026-01-10, item: F, quantity: 100}
+  - {id: s1, type: sale, date: 2026-01-12, item: F, quantity: 50}
+  - {id: k1, type: close, date: 2026-01-31, period: 2026-01}
+  - {id: s2, type: sale, date: 2026-02-02, item: F, quantity: 2}
+"""
+    )
+    assert flags_of(book, "inventory_outgrows_sales") == []  # February is open
 
 
 def test_inventory_growing_exactly_ten_points_faster_is_no_flag() -> None:

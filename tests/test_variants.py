@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from backflush.cli import app
 from backflush.domain.model import Policy
 from backflush.domain.money import ZERO
-from backflush.formats.scenario import read_scenario
+from backflush.formats.scenario import parse_scenario, read_scenario
 from backflush.reports.statements import statements
 from backflush.reports.throughput import throughput
 from backflush.reports.variants import compare_variants, explain
@@ -72,6 +72,36 @@ def test_stock_off_the_books_explains_each_backflush_variant_against_sequential(
     for policy, off in expected_off.items():
         assert seen[policy].off_book == off, policy
         assert seen[policy].inventory + off == D("13480"), policy
+
+
+def test_conversion_a_close_inventoried_is_not_called_stock_off_the_books() -> None:
+    """purchase+sale with unsold conversion inventoried: January's close puts 8 x 3.00 = 24.00
+    of conversion on FG; February sells 6 of the 8. Against sequential costing the books hold
+    18.00 more: 6.00 (2 units' conversion) off the books, less the 24.00 the close put on."""
+    source = """
+book: {name: S, currency: USD, triggers: purchase+sale, inventory_unsold_conversion: true}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: {labor: "3.00"}}}
+boms:
+  - {item: F, lines: [{component: M, quantity: "1"}]}
+events:
+  - {id: p1, date: 2026-01-05, type: purchase, item: M, quantity: "10", unit_cost: "2.10"}
+  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: "10"}
+  - {id: s1, date: 2026-01-20, type: sale, item: F, quantity: "2", unit_price: "9.00"}
+  - {id: l1, date: 2026-01-31, type: conversion, amount: "31.00", element: labor}
+  - {id: close1, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: s2, date: 2026-02-10, type: sale, item: F, quantity: "6", unit_price: "9.00"}
+"""
+    seen = {v.policy: v for v in compare_variants(parse_scenario(source, "s.yaml"))}
+    said = explain(list(seen.values()), "USD")
+    line = next(s for s in said if s.startswith("purchase+sale:"))
+    assert line.startswith(
+        "purchase+sale: inventory 18.00 against sequential; 6.00 of it is stock at standard "
+        "held off the books; all of it conversion cost of unsold units, expensed as incurred; "
+        "less 24.00 conversion of unsold units the last close put on the books"
+    )
+    assert seen[Policy.PURCHASE_SALE].inventoried == D("24.00")
 
 
 def test_variants_command_prints_json_and_tables() -> None:

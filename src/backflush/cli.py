@@ -91,6 +91,8 @@ def guarded(action: Callable[[], T], *, writes: bool = True, db: str | None = No
         fail(f"{error}\n{outcome}", 2)
     except (StoreError, SelectionError) as error:
         fail(str(error), 2)
+    except OSError as error:  # a report or chart file that cannot be written
+        fail(f"{error.filename or ''}: {error.strerror or error}", 2)
     except SQLAlchemyError as error:
         where = f"database {display_url(db)}" if db is not None else "database"
         fail(f"{where}: {database_reason(error)}" + (f"\n{outcome}" if writes else ""), 1)
@@ -636,6 +638,8 @@ def chart(
             fail(f"{output}: give a file ending in .png or .svg", 2)
         if period is not None and what is not Chart.waterfall:
             fail("--period is for the waterfall chart only", 2)
+        if period is not None:
+            check_period("--period", period)
         store = Store(db, create=False)
         try:
             book = store.load()

@@ -44,8 +44,10 @@ HOURS_SPLIT = ("conversion_spending", "conversion_efficiency")
 CLOSED_TO_COGS = "(closed to COGS)"
 #: Lines without an item (conversion actually spent, for one).
 NO_ITEM = ""
-#: What the margin report shows for COGS without a product (a periodic book's close).
+#: What the margin report shows for COGS without a product.
 NOT_BY_PRODUCT = "(not by product)"
+#: A count-based book knows its cost of goods sold only per period, not per product.
+ALL_PRODUCTS = "(all products: COGS of a count-based book is not by product)"
 
 
 class SelectionError(ValueError):
@@ -70,11 +72,18 @@ class Selection:
     def periods(self, book: Book) -> list[str]:
         if self.first and self.last and self.first > self.last:
             raise SelectionError(f"--from {self.first} is after --to {self.last}")
-        return [
+        every = book.periods()
+        found = [
             p
-            for p in book.periods()
+            for p in every
             if (self.first is None or p >= self.first) and (self.last is None or p <= self.last)
         ]
+        if every and not found:
+            raise SelectionError(
+                f"no period of the book is in {self.first or '…'} to {self.last or '…'}; "
+                f"it has {every[0]} to {every[-1]}"
+            )
+        return found
 
     def check(self, master: MasterData) -> None:
         unknown = sorted(self.items - set(master.items))
@@ -140,6 +149,8 @@ def margins(book: Book, selection: Selection = Selection()) -> list[MarginRow]:
     """Sales, cost of goods sold and gross margin per product and period (at the standard
     cost the sales took; what a close later wrote off to COGS on a line of its own)."""
     selection.check(book.master)
+    if book.settings.triggers.periodic:
+        return _periodic_margins(book, selection)
     rows: list[MarginRow] = []
     for period in selection.periods(book):
         own = own_activity(book, period)
@@ -160,6 +171,26 @@ def margins(book: Book, selection: Selection = Selection()) -> list[MarginRow]:
         cogs = sum((v for (a, _, _), v in disposed.items() if a is Account.COGS), ZERO)
         if selection.every_item and (sales or cogs):
             rows.append(MarginRow(period, CLOSED_TO_COGS, "", ZERO, sales, cogs))
+    return rows
+
+
+def _periodic_margins(book: Book, selection: Selection) -> list[MarginRow]:
+    """``count`` / ``cogs-first``: costs go to COGS by what was bought, and the close takes
+    the inventories out of it; a margin per product would be fiction. One row per period."""
+    if not selection.every_item:
+        raise SelectionError(
+            f"a {book.settings.triggers.value} book has no cost of goods sold by product; "
+            "ask for its margin without --item, --family or --site"
+        )
+    rows = []
+    for period in selection.periods(book):
+        activity = book.activity.get(period, {})
+        sales = -sum((v for (a, _), v in activity.items() if a is Account.SALES), ZERO)
+        cogs = sum((v for (a, _), v in activity.items() if a is Account.COGS), ZERO)
+        flows = book.flows.get(period, {})
+        sold = -sum((q for (_, f), q in flows.items() if f == "sold"), ZERO)
+        if sales or cogs or sold:
+            rows.append(MarginRow(period, ALL_PRODUCTS, "", sold, sales, cogs))
     return rows
 
 
@@ -302,7 +333,10 @@ def margin_table(book: Book, selection: Selection = Selection()) -> Table:
     for period in dict.fromkeys(r.period for r in rows):
         for row in (r for r in rows if r.period == period):
             table.add_row(*_margin_cells(row, currency))
-        table.add_row(*_margin_cells(totals[period], currency), style="bold", end_section=True)
+        total = totals[period]
+        if not selection.every_item:  # what closes wrote off to COGS belongs to no product
+            total = dataclasses.replace(total, item="selection, at standard")
+        table.add_row(*_margin_cells(total, currency), style="bold", end_section=True)
     return table
 
 
@@ -334,7 +368,12 @@ def variance_analysis_table(
     for period in periods:
         table.add_column(period, justify="right")
     for (kind, value), cells in pivot(rows, by).items():
-        label = kind if kind in _POSTED_OR_SPLIT or by is not By.type else f"{kind} (memo)"
+        if kind in HOURS_SPLIT:  # explains conversion: not to be added to it
+            label = f"  of which {kind.removeprefix('conversion_')}"
+        elif kind not in _POSTED_OR_SPLIT:
+            label = f"{kind} (memo, not posted)"
+        else:
+            label = kind
         shown = [escape(label)] + ([escape(value or "—")] if by is not By.type else [])
         for period in periods:
             amount = cells.get(period, ZERO)

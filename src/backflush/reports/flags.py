@@ -38,7 +38,8 @@ The flags and their exact definitions (defaults in :class:`Thresholds`):
     net of the allowance) grew more than ``inventory_gap`` (in percentage points) faster than
     sales at standard cost (units sold x the standard unit cost at each period end, so the
     variances written off to COGS do not blur the volume): inventory growth - COGS growth.
-    Judged where both the earlier inventories and the earlier standard COGS are positive.
+    Judged where both the earlier inventories and the earlier standard COGS are positive, and
+    only once the later month is closed (an open month's sales are partial).
 ``completions_bunched``
     More than ``bunched_share`` of a period's completed quantity (all items) reported in its
     last ``bunched_days`` calendar days.
@@ -460,8 +461,8 @@ def inventory_flags(book: Book, limits: Thresholds) -> list[Flag]:
     stock = {p: statements(book, p).inventories for p in periods}
     sold = {p: standard_cogs(book, p) for p in periods}
     for before, period in itertools.pairwise(periods):
-        if period != next_period(before):
-            continue
+        if period != next_period(before) or period not in book.closed:
+            continue  # an open period's sales are partial: no judgement yet
         if stock[before] <= 0 or sold[before] <= 0:
             continue
         grew = ratio(stock[period] - stock[before], stock[before])

@@ -55,6 +55,9 @@ class Variant:
     #: The part of ``off_book`` that is material not recognised until used (the rest is
     #: conversion of units not yet costed: unsold goods under a sale trigger, subassemblies).
     off_book_material: Decimal = ZERO
+    #: Conversion of unsold units that closes put on the books (``inventory_unsold_conversion``):
+    #: it stays there until the next close, whatever was sold since.
+    inventoried: Decimal = ZERO
     #: Why the events cannot run under this policy ("" when they can).
     refused: str = ""
 
@@ -97,6 +100,7 @@ def _figures(policy: Policy, book: Book) -> Variant:
         policy,
         inventory=total(*INVENTORY),
         off_book=sum(book.off_book().values(), ZERO),
+        inventoried=sum(book.unsold_conversion.values(), ZERO),
         cogs=total(Account.COGS, Account.NRV_WRITEDOWN),
         sales=-total(Account.SALES),
         variances=total(Account.CONVERSION_CONTROL, Account.CONVERSION_ALLOCATED, *VARIANCE_TYPES),
@@ -138,11 +142,12 @@ def explain(variants: list[Variant], currency: str) -> list[str]:
         stock = v.inventory - base.inventory
         rest = stock + v.off_book
         parts = [f"inventory {money(stock, currency)} against sequential"]
-        if v.off_book:
+        held_off = v.off_book + v.inventoried  # before what closes inventoried
+        if held_off:
             parts.append(
-                f"{money(v.off_book, currency)} of it is stock at standard held off the books"
+                f"{money(held_off, currency)} of it is stock at standard held off the books"
             )
-            conversion = v.off_book - v.off_book_material
+            conversion = held_off - v.off_book_material
             if v.off_book_material and conversion:
                 parts.append(
                     f"{money(v.off_book_material, currency)} material not recognised until "
@@ -153,6 +158,11 @@ def explain(variants: list[Variant], currency: str) -> list[str]:
                 parts.append("all of it conversion cost of unsold units, expensed as incurred")
             else:
                 parts.append("all of it material not recognised until used")
+        if v.inventoried:
+            parts.append(
+                f"less {money(v.inventoried, currency)} conversion of unsold units the last close "
+                "put on the books (it stays until the next close, even for units sold since)"
+            )
         if rest and v.policy.periodic:
             parts.append(
                 f"{money(rest, currency)} other: a count-based book values stock only at a close"

@@ -155,6 +155,9 @@ def write_workbook(book: Book, entries: Iterable[Entry], path: Path) -> None:
             cell.font = Font(bold=True)
         for row in found.rows:
             sheet.append(list(row))
+            for cell in sheet[sheet.max_row]:  # text, never a formula (an id may start with =)
+                if isinstance(cell.value, str) and cell.value.startswith("="):
+                    cell.data_type = "s"
             for column in found.money:
                 sheet.cell(sheet.max_row, column + 1).number_format = number_format
         sheet.freeze_panes = "A2"

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from backflush.book import CLOSING_EVENTS, Book, Changes, Recorded, ReopenRecord, fingerprint
 from backflush.domain import model as m
+from backflush.domain.journal import JournalSummary, KindFigures, summarize
 from backflush.domain.money import ZERO, fmt, totals
 from backflush.engine.close import is_disposal
 from backflush.engine.standards import Standards
@@ -35,7 +36,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE = "backflush_write"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 
 class StoreError(RuntimeError):
@@ -768,6 +769,24 @@ class Store:
                 written_off,
             )
 
+    def summary(self) -> tuple[Book, JournalSummary, int]:
+        """The book's state, the figures of its journal per period and kind (entries, lines,
+        debits) and its number of events, read in one transaction: what the period report
+        shows, without reading the journal itself."""
+        with self.transaction() as conn:
+            book = self._load(conn)
+            figures = self._journal_summary(conn)
+            count = self._event_count(conn)
+        book.history = None
+        return book, figures, count
+
+    @staticmethod
+    def _journal_summary(conn: Connection) -> JournalSummary:
+        return {
+            (row.period, row.kind): KindFigures(row.entries, row.lines, row.debits)
+            for row in conn.execute(sa.select(t.journal_summary))
+        }
+
     # ------------------------------------------------------------ writing
 
     def post(self, events: Sequence[m.Event]) -> list[bool]:
@@ -852,6 +871,7 @@ class Store:
                     for line in entry.lines
                 ]
             conn.execute(t.journal_lines.insert(), rows)
+            self._add_journal_summary(conn, summarize(changes.entries))
         if changes.movements:
             conn.execute(
                 t.movements.insert(),
@@ -981,6 +1001,24 @@ class Store:
                     for r in changes.closes
                 ],
             )
+
+    @staticmethod
+    def _add_journal_summary(conn: Connection, added: JournalSummary) -> None:
+        """Add the figures of entries just written to those kept per period and kind."""
+        table = t.journal_summary
+        query = sa.select(table).where(table.c.period.in_(sorted({p for p, _ in added})))
+        found = {
+            (row.period, row.kind): KindFigures(row.entries, row.lines, row.debits)
+            for row in conn.execute(query)
+        }
+        for key, figures in added.items():
+            found[key] = found.get(key, KindFigures()) + figures
+        rows = [
+            {"period": p, "kind": k, "entries": f.entries, "lines": f.lines, "debits": f.debits}
+            for (p, k), f in sorted(found.items())
+            if (p, k) in added
+        ]
+        _upsert(conn, table, rows)
 
     @staticmethod
     def _write_close_procedure(conn: Connection, changes: Changes, now: dt.datetime) -> None:

@@ -57,7 +57,14 @@ def say(text: str) -> None:
 
 
 def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS. VmHWM where there is /proc: ru_maxrss survives exec, so a
+    child would report at least its parent's peak."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(kib) / 1024
 
 
 def period_of(n: int) -> str:
@@ -199,7 +206,8 @@ def measure(argv: list[str], profile: bool) -> None:
         if profiler is not None:
             profiler.enable()
         try:
-            app(argv, standalone_mode=False)
+            returned = app(argv, standalone_mode=False)  # typer.Exit(n) returns n here
+            code = returned if isinstance(returned, int) else 0
         except SystemExit as stop:
             code = int(stop.code or 0)
         finally:
@@ -209,7 +217,9 @@ def measure(argv: list[str], profile: bool) -> None:
     if profiler is not None:
         stats = pstats.Stats(profiler, stream=sys.stderr)
         stats.sort_stats("cumulative").print_stats(40)
-    real.write(json.dumps({"seconds": seconds, "import": imported, "rss": peak_mib(), "code": code}))
+    real.write(
+        json.dumps({"seconds": seconds, "import": imported, "rss": peak_mib(), "code": code})
+    )
     real.write("\n")
 
 
@@ -231,7 +241,7 @@ def run_child(argv: list[str], profile: bool, timeout: float) -> dict[str, float
         return f"failed ({done.returncode}): {(done.stderr or '').strip()[-300:]}"
     found: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     if found["code"]:
-        return f"exit code {found['code']:.0f}"
+        return f"exit code {found['code']:.0f}: {(done.stderr or '').strip()[-300:]}"
     return found
 
 

@@ -11,9 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
-from openpyxl.cell import WriteOnlyCell
 
 from backflush.book import Book
 from backflush.domain.model import Entry
@@ -161,9 +161,9 @@ def write_workbook(book: Book, entries: Iterable[Entry], path: Path) -> None:
         sheet.append(head)
         money = set(found.money)
         for row in found.rows:
-            cells: list[WriteOnlyCell | Cell] = list(row)
+            cells: list[object] = list(row)
             for column in money:
-                cell = WriteOnlyCell(sheet, row[column])
+                cell = WriteOnlyCell(sheet, row[column])  # type: ignore[arg-type]
                 cell.number_format = number_format
                 cells[column] = cell
             sheet.append(cells)

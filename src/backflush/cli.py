@@ -14,9 +14,10 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from backflush.book import Book
@@ -27,7 +28,7 @@ from backflush.engine.standards import StandardError
 from backflush.formats import beancount
 from backflush.formats.inputs import BookModel, InputError, build_event, describe, fields_of
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
-from backflush.reports import tables
+from backflush.reports import plain, tables
 from backflush.reports.analysis import (
     By,
     Selection,
@@ -540,6 +541,14 @@ def report(
 
     def go() -> None:
         store = Store(db, create=False)
+        if what is not ReportKind.journal and not (html or xlsx or csv_folder or as_json):
+            # No journal lines needed: the summary's figures are kept per period and kind.
+            if what is ReportKind.summary:
+                book, figures, count = store.summary()  # one transaction: the three agree
+                _print(tables.period_report(book, figures, count))
+            else:
+                _print(_report_table(store.load(), [], 0, what, selection, by))
+            return
         # one transaction: the three agree
         book, numbered, count = store.numbered_snapshot(period)
         entries = [entry for _, entry in numbered]
@@ -563,10 +572,25 @@ def report(
             print_json(variance_document(book, selection))
         elif as_json:
             print_json(document(book, entries))
+        elif sum(len(e.lines) for e in entries) > plain.LARGE:  # the journal: not by Rich
+            rows = tables.journal_rows(book, entries, [n for n, _ in numbered])
+            header, right = tables.JOURNAL_HEADER, tables.JOURNAL_RIGHT
+            plain.write_lines(out, plain.lines("Journal", header, right, rows))
         else:
-            out.print(_report_table(book, numbered, count, what, selection, by))
+            _print(_report_table(book, numbered, count, what, selection, by))
 
     guarded(go, writes=False, db=db)
+
+
+def _print(report: RenderableType) -> None:
+    """Print a report; its tables through :func:`plain.print_table` (fast for big ones)."""
+    if isinstance(report, Group):
+        for part in report.renderables:
+            _print(part)
+    elif isinstance(report, Table):
+        plain.print_table(out, report)
+    else:
+        out.print(report)
 
 
 def check_period(option: str, value: str) -> None:
@@ -706,8 +730,8 @@ def demo(
         scenario = parse_scenario(text, "northshore.yaml (demo)")
         store = Store(db)
         _import(store, scenario)
-        book, entries, count = store.snapshot()
-        out.print(tables.period_report(book, entries, count))
+        book, figures, count = store.summary()
+        out.print(tables.period_report(book, figures, count))
         out.print(
             f"\nThe demo book is in [bold]{escape(store.display_url)}[/]. Try:\n"
             f"  backflush report --db {escape(db)} --what journal --period 2026-01\n"

@@ -177,7 +177,7 @@ def test_command_line(tmp_path: Path) -> None:
     )
     shown = runner.invoke(app, ["report", "--db", db, "--what", "margin"])
     assert shown.exit_code == 0, shown.output
-    assert "ROUTER" in shown.output and "27.3" in shown.output
+    assert "5,390,000.00" in shown.output and "27.3" in shown.output  # figures never cut
     args = ["report", "--db", db, "--what", "variance-analysis", "--by", "item", "--json"]
     found = json.loads(runner.invoke(app, args).output)
     assert found["posted_by_type"]["2026-02"] == {

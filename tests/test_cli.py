@@ -472,3 +472,46 @@ def test_close_warns_about_consumption_still_waiting_for_stock(tmp_path: Path) -
     # 500 routers' materials were credited at 28.00 each: 14,000.00 short until stock arrives.
     assert "5 backflush exception(s) still wait for stock" in result.stderr
     assert "short by 14000.00 at standard" in result.stderr
+
+
+def test_init_brings_an_older_book_up_to_date_whatever_its_settings(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from backflush.store.repository import MIGRATIONS, Store
+
+    db = str(tmp_path / "old.db")
+    runner = CliRunner()
+    assert (
+        runner.invoke(app, ["import", str(EXAMPLES / "northshore.yaml"), "--db", db]).exit_code == 0
+    )
+    store = Store(db)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0003")
+    store.close()
+    stale = runner.invoke(app, ["report", "--db", db, "--what", "margin"])
+    assert stale.exit_code == 2 and "run `backflush init` to migrate" in stale.output
+    migrated = runner.invoke(app, ["init", "--db", db])
+    assert migrated.exit_code == 0 and "schema up to date" in migrated.output
+    shown = runner.invoke(app, ["report", "--db", db, "--what", "margin"])
+    assert shown.exit_code == 0 and "5,390,000.00" in shown.output  # sums made by the upgrade
+    other = runner.invoke(app, ["init", "--db", db, "--name", "Other"])
+    assert other.exit_code == 2 and "holds a different book" in other.output
+
+
+def test_the_journal_on_screen_is_paged(tmp_path: Path) -> None:
+    db = str(tmp_path / "book.db")
+    runner = CliRunner()
+    assert (
+        runner.invoke(app, ["import", str(EXAMPLES / "northshore.yaml"), "--db", db]).exit_code == 0
+    )
+    args = ["report", "--db", db, "--what", "journal", "--period", "2026-01"]
+    page = runner.invoke(app, [*args, "--limit", "2"])
+    assert page.exit_code == 0, page.output
+    assert "no. 1" in page.output and "no. 2" in page.output and "no. 3" not in page.output
+    assert "the first 2 of 11 entries of 2026-01" in " ".join(page.output.split())
+    whole = runner.invoke(app, [*args, "--limit", "0"])
+    assert "no. 11" in whole.output and "the first" not in whole.output

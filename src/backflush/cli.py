@@ -15,9 +15,10 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from backflush.book import Book
@@ -28,7 +29,7 @@ from backflush.engine.standards import StandardError
 from backflush.formats import beancount
 from backflush.formats.inputs import BookModel, InputError, build_event, describe, fields_of
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
-from backflush.reports import tables
+from backflush.reports import plain, tables
 from backflush.reports.analysis import (
     By,
     Selection,
@@ -137,8 +138,14 @@ def run(
 # ---------------------------------------------------------------- the persistent book
 
 
+def _given(ctx: typer.Context, parameter: str) -> bool:
+    """Whether ``parameter`` was set on the command line (not left at its default)."""
+    return getattr(ctx.get_parameter_source(parameter), "name", "") == "COMMANDLINE"
+
+
 @app.command()
 def init(
+    ctx: typer.Context,
     db: DbOption = DEFAULT_DB,
     name: Annotated[str, typer.Option(help="Name of the book.")] = "Plant",
     currency: Annotated[str, typer.Option(help="ISO 4217 code.")] = "USD",
@@ -160,8 +167,16 @@ def init(
     ] = None,
 ) -> None:
     """Create a book (or bring an existing one's schema up to date)."""
+    given = [p for p in ctx.params if p != "db" and _given(ctx, p)]
+    settings_given = settings_from is not None or bool(given)
 
     def go() -> None:
+        if not settings_given:  # an existing book is only migrated, whatever its settings
+            existing = Store(db)
+            if existing.initialized():
+                existing.migrate()
+                out.print(f"book at {escape(existing.display_url)}: schema up to date")
+                return
         if settings_from is not None:
             settings = read_scenario(settings_from).settings
         else:
@@ -502,6 +517,10 @@ def report(
     db: DbOption = DEFAULT_DB,
     what: Annotated[ReportKind, typer.Option(help="Which report.")] = ReportKind.summary,
     period: Annotated[str | None, typer.Option(help="Journal of one period (YYYY-MM).")] = None,
+    limit: Annotated[
+        int,
+        typer.Option(min=0, help="journal: at most this many entries on screen (0: all)."),
+    ] = 1000,
     as_json: JsonOption = False,
     xlsx: Annotated[
         Path | None,
@@ -550,6 +569,24 @@ def report(
 
     def go() -> None:
         store = Store(db, create=False)
+        if what is not ReportKind.journal and not (html or xlsx or csv_folder or as_json):
+            # No journal lines needed: the summary's figures are kept per period and kind.
+            if what is ReportKind.summary:
+                book, figures, count = store.summary()  # one transaction: the three agree
+                _print(tables.period_report(book, figures, count))
+            else:
+                _print(_report_table(store.load(), [], 0, what, selection, by))
+            return
+        if what is ReportKind.journal and limit and not (html or xlsx or csv_folder or as_json):
+            book, page, total = store.journal_page(period, limit)
+            _print(tables.journal_table(book, [e for _, e in page], [n for n, _ in page]))
+            if total > len(page):
+                out.print(
+                    f"the first {len(page):,} of {total:,} entries"
+                    + (f" of {period}" if period else "")
+                    + ": --limit 0 shows them all, --csv or --xlsx writes them to files"
+                )
+            return
         # one transaction: the three agree
         book, numbered, count = store.numbered_snapshot(period)
         entries = [entry for _, entry in numbered]
@@ -573,10 +610,25 @@ def report(
             print_json(variance_document(book, selection))
         elif as_json:
             print_json(document(book, entries))
+        elif sum(len(e.lines) for e in entries) > plain.LARGE:  # the journal: not by Rich
+            rows = tables.journal_rows(book, entries, [n for n, _ in numbered])
+            header, right = tables.JOURNAL_HEADER, tables.JOURNAL_RIGHT
+            plain.write_lines(out, plain.lines("Journal", header, right, rows))
         else:
-            out.print(_report_table(book, numbered, count, what, selection, by))
+            _print(_report_table(book, numbered, count, what, selection, by))
 
     guarded(go, writes=False, db=db)
+
+
+def _print(report: RenderableType) -> None:
+    """Print a report; its tables through :func:`plain.print_table` (fast for big ones)."""
+    if isinstance(report, Group):
+        for part in report.renderables:
+            _print(part)
+    elif isinstance(report, Table):
+        plain.print_table(out, report)
+    else:
+        out.print(report)
 
 
 def check_period(option: str, value: str) -> None:
@@ -720,8 +772,8 @@ def demo(
         scenario = parse_scenario(text, "northshore.yaml (demo)")
         store = Store(db)
         _import(store, scenario)
-        book, entries, count = store.snapshot()
-        out.print(tables.period_report(book, entries, count))
+        book, figures, count = store.summary()
+        out.print(tables.period_report(book, figures, count))
         out.print(
             f"\nThe demo book is in [bold]{escape(store.display_url)}[/]. Try:\n"
             f"  backflush report --db {escape(db)} --what journal --period 2026-01\n"

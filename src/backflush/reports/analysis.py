@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from enum import StrEnum
 
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -324,28 +325,39 @@ def _money(value: Decimal, currency: str) -> str:
 def margin_table(book: Book, selection: Selection = Selection()) -> Table:
     rows = margins(book, selection)
     currency = book.settings.currency
-    table = Table(title="Gross margin by product", title_justify="left", title_style="bold")
-    for name in ("period", "product", "family"):
-        table.add_column(name)
-    for name in ("sold", "sales", "COGS", "gross margin", "margin %"):
-        table.add_column(name, justify="right")
+    # No vertical rules: the figures fit an 80-column terminal beside a readable product.
+    table = Table(
+        title="Gross margin by product",
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    families = any(r.family for r in rows)  # no column for a book without families
+    table.add_column("period", no_wrap=True)
+    table.add_column("product", overflow="fold", min_width=10)
+    if families:
+        table.add_column("family", overflow="fold")
+    for name in ("sold", "sales", "COGS", "gross margin", "%"):
+        table.add_column(name, justify="right", no_wrap=True)  # figures are never cut
     totals = margin_totals(rows)
     for period in dict.fromkeys(r.period for r in rows):
         for row in (r for r in rows if r.period == period):
-            table.add_row(*_margin_cells(row, currency))
+            table.add_row(*_margin_cells(row, currency, families))
         total = totals[period]
         if not selection.every_item:  # what closes wrote off to COGS belongs to no product
             total = dataclasses.replace(total, item="selection, at standard")
-        table.add_row(*_margin_cells(total, currency), style="bold", end_section=True)
+        table.add_row(*_margin_cells(total, currency, families), style="bold", end_section=True)
     return table
 
 
-def _margin_cells(row: MarginRow, currency: str) -> list[str]:
+def _margin_cells(row: MarginRow, currency: str, families: bool) -> list[str]:
     percent = row.margin_percent
     return [
         row.period,
         escape(row.item),
-        escape(row.family),
+        *([escape(row.family)] if families else []),
         f"{row.sold:,}" if row.sold else "",
         _money(row.sales, currency),
         _money(row.cogs, currency),
@@ -362,11 +374,11 @@ def variance_analysis_table(
     currency = book.settings.currency
     title = f"Variances by {by.value} and period (+ unfavorable U, − favorable F)"
     table = Table(title=title, title_justify="left", title_style="bold")
-    table.add_column("variance")
+    table.add_column("variance", overflow="fold")
     if by is not By.type:
-        table.add_column(by.value)
+        table.add_column(by.value, overflow="fold")
     for period in periods:
-        table.add_column(period, justify="right")
+        table.add_column(period, justify="right", no_wrap=True)  # figures are never cut
     for (kind, value), cells in pivot(rows, by).items():
         if kind in HOURS_SPLIT:  # explains conversion: not to be added to it
             label = f"  of which {kind.removeprefix('conversion_')}"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from backflush.book import OFF_BOOK, Book
+from backflush.domain.journal import JournalSummary, summarize
 from backflush.domain.model import INVENTORY_ACCOUNTS, Account, Entry, Kind
 from backflush.domain.money import CONTEXT, ZERO, fmt, round_money
 from backflush.engine.close import PRORATED
@@ -23,6 +24,13 @@ def _amount(value: Decimal, currency: str, blank_zero: bool = False) -> str:
     """Money with thousands separators and the currency's minor units."""
     if blank_zero and not value:
         return ""
+    return _money_text(value, currency)
+
+
+@lru_cache(maxsize=1 << 16)
+def _money_text(value: Decimal, currency: str) -> str:
+    # A function of the value alone (equal decimals round to the same minor units): cached,
+    # the amounts of a journal of hundreds of thousands of lines repeat.
     return f"{Decimal(money(value, currency)):,}"
 
 
@@ -239,21 +247,16 @@ def inventory_balance(book: Book) -> Decimal:
     return sum((v for (a, _), v in book.balances.items() if a in INVENTORY_ACCOUNTS), ZERO)
 
 
-def journal_summary(book: Book, entries: Iterable[Entry]) -> Table:
-    counts: Counter[tuple[str, str]] = Counter()
-    lines: Counter[tuple[str, str]] = Counter()
-    debits: dict[tuple[str, str], Decimal] = {}
-    for entry in entries:
-        kind = entry.memo.split(" ", 1)[0].rstrip(":")
-        key = (entry.period, kind)
-        counts[key] += 1
-        lines[key] += len(entry.lines)
-        debits[key] = debits.get(key, ZERO) + sum((ln.debit for ln in entry.lines), ZERO)
+def journal_summary(book: Book, entries: Iterable[Entry] | JournalSummary) -> Table:
+    """Entries, lines and debits per period and kind: of ``entries``, or the figures a store
+    keeps of its journal (:meth:`Store.summary`)."""
+    found = entries if isinstance(entries, dict) else summarize(entries)
     table = _table("Journal summary", "period", "kind", "entries", "lines", "debits",
                    numeric=("entries", "lines", "debits"))  # fmt: skip
-    for key in sorted(counts):
-        table.add_row(key[0], key[1], str(counts[key]), str(lines[key]),
-                      _amount(debits[key], book.settings.currency))  # fmt: skip
+    for key in sorted(found):
+        figures = found[key]
+        table.add_row(key[0], key[1], str(figures.entries), str(figures.lines),
+                      _amount(figures.debits, book.settings.currency))  # fmt: skip
     return table
 
 
@@ -283,6 +286,34 @@ def journal_table(
             )
         table.add_section()
     return table
+
+
+JOURNAL_HEADER = ("date", "event", "memo", "account", "debit", "credit")
+#: Which of the journal's columns are justified right (the amounts).
+JOURNAL_RIGHT = (False, False, False, False, True, True)
+
+
+def journal_rows(
+    book: Book, entries: Iterable[Entry], numbers: Sequence[int] | None = None
+) -> Iterator[tuple[str, ...] | None]:
+    """The rows of :func:`journal_table` as plain text (no markup), None after each entry's
+    lines: what :mod:`backflush.reports.plain` draws for a journal too big for Rich."""
+    currency = book.settings.currency
+    for k, entry in enumerate(entries):
+        for n, line in enumerate(entry.lines):
+            account = line.account.value + (f":{line.element}" if line.element else "")
+            event = entry.event if n == 0 else ""
+            if n == 1 and numbers is not None:
+                event = f"no. {numbers[k]}"
+            yield (
+                entry.date.isoformat() if n == 0 else "",
+                event,
+                entry.memo if n == 0 else "",
+                account,
+                _amount(line.debit, currency, True),
+                _amount(line.credit, currency, True),
+            )
+        yield None
 
 
 def exceptions_table(book: Book) -> Table:
@@ -365,8 +396,11 @@ def nrv_table(book: Book) -> Table:
     return table
 
 
-def period_report(book: Book, entries: list[Entry], events: int) -> RenderableType:
-    """The readable period report of ``backflush run`` and ``backflush report``."""
+def period_report(
+    book: Book, entries: Iterable[Entry] | JournalSummary, events: int
+) -> RenderableType:
+    """The readable period report of ``backflush run`` and ``backflush report``: ``entries``
+    is the journal, or its figures as a store keeps them (:meth:`Store.summary`)."""
     parts: list[RenderableType] = [
         header(book, events),
         journal_summary(book, entries),

@@ -11,9 +11,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
 
 from backflush.book import Book
 from backflush.domain.model import Entry
@@ -144,25 +144,34 @@ def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
 
 
 def write_workbook(book: Book, entries: Iterable[Entry], path: Path) -> None:
-    """The reports as one XLSX workbook, a sheet each, amounts as numeric cells."""
+    """The reports as one XLSX workbook, a sheet each, amounts as numeric cells. Written row
+    by row (openpyxl's write-only mode): a journal of millions of lines in bounded memory."""
     number_format = _money_format(book.settings.currency)
-    workbook = Workbook()
-    workbook.remove(workbook.active)  # type: ignore[arg-type]
+    workbook = Workbook(write_only=True)
     for found in report_sheets(book, entries):
-        sheet: Worksheet = workbook.create_sheet(found.title)
-        sheet.append(list(found.header))
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        for row in found.rows:
-            sheet.append(list(row))
-            for cell in sheet[sheet.max_row]:  # text, never a formula (an id may start with =)
-                if isinstance(cell.value, str) and cell.value.startswith("="):
-                    cell.data_type = "s"
-            for column in found.money:
-                sheet.cell(sheet.max_row, column + 1).number_format = number_format
+        sheet = workbook.create_sheet(found.title)
         sheet.freeze_panes = "A2"
         for column, name in enumerate(found.header, start=1):
             sheet.column_dimensions[get_column_letter(column)].width = max(12, len(name) + 2)
+        head = []
+        for name in found.header:
+            cell = WriteOnlyCell(sheet, name)
+            cell.font = Font(bold=True)
+            head.append(cell)
+        sheet.append(head)
+        money = set(found.money)
+        for row in found.rows:
+            cells: list[object] = list(row)
+            for column, value in enumerate(row):  # text, never a formula (an id may start =)
+                if isinstance(value, str) and value.startswith("="):
+                    text = WriteOnlyCell(sheet, value)
+                    text.data_type = "s"
+                    cells[column] = text
+            for column in money:
+                cell = WriteOnlyCell(sheet, row[column])  # type: ignore[arg-type]
+                cell.number_format = number_format
+                cells[column] = cell
+            sheet.append(cells)
     workbook.save(path)
 
 

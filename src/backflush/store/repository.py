@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from backflush.book import CLOSING_EVENTS, Book, Changes, Recorded, ReopenRecord, fingerprint
 from backflush.domain import model as m
+from backflush.domain.journal import JournalSummary, KindFigures, summarize
 from backflush.domain.money import ZERO, fmt, totals
 from backflush.engine.close import is_disposal
 from backflush.engine.standards import Standards
@@ -35,7 +36,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE = "backflush_write"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 
 class StoreError(RuntimeError):
@@ -538,9 +539,11 @@ class Store:
             cached = self._cache = (revision, Standards(settings, self._master(conn)))
         return cached[1]
 
-    def _load(self, conn: Connection, *, history: bool = True) -> Book:
+    def _load(self, conn: Connection, *, history: bool = True, by_item: bool = True) -> Book:
         """The book's state. Without ``history`` (the posting path) only the open shortage
-        queue is read, not the cleared entries and negative-stock flags kept for reports."""
+        queue is read, not the cleared entries and negative-stock flags kept for reports, nor
+        (as without ``by_item``) the journal summed per item that margin and variance
+        analysis read."""
         settings = self._require_settings(conn)
         writing = conn.get_execution_options().get(WRITE)
         if writing and conn.dialect.name == "postgresql":  # one writer at a time per book
@@ -592,7 +595,7 @@ class Store:
             book.flows.setdefault(row.period, {})[(row.item, row.flow)] = row.quantity
         for row in conn.execute(sa.select(t.daily_flows)):
             book.daily.setdefault(row.period, {})[(row.date, row.flow)] = row.quantity
-        if history:  # reports only: posting adds to these sums without reading them
+        if history and by_item:  # reports only: posting adds to these sums without reading them
             for row in conn.execute(sa.select(t.item_activity)):
                 book.item_activity.setdefault(row.period, {})[
                     (m.Account(row.account), row.element, row.item)
@@ -643,7 +646,7 @@ class Store:
             .order_by(events.c.seq)
         )
         with self.transaction() as conn:
-            book = self._load(conn)
+            book = self._load(conn, by_item=False)
             found = [event_from_payload(row.id, row.payload) for row in conn.execute(query)]
         book.history = None
         return book, found
@@ -713,6 +716,32 @@ class Store:
         book.history = None
         return book, numbered, count
 
+    def journal_page(
+        self, period: str | None, limit: int
+    ) -> tuple[Book, list[tuple[int, m.Entry]], int]:
+        """The book, the first ``limit`` journal entries (of ``period``) and how many there
+        are in all, read in one transaction: a page of a journal of millions of lines."""
+        lines = t.journal_lines
+        where = lines.c.period == period if period else sa.true()
+        with self.transaction() as conn:
+            book = self._load(conn, by_item=False)
+            total = conn.execute(
+                sa.select(sa.func.count(sa.distinct(lines.c.entry_no))).where(where)
+            ).scalar_one()
+            beyond = conn.execute(
+                sa.select(lines.c.entry_no)
+                .where(where)
+                .group_by(lines.c.entry_no)
+                .order_by(lines.c.entry_no)
+                .limit(1)
+                .offset(limit)
+            ).scalar()
+            if beyond is not None:
+                where = sa.and_(where, lines.c.entry_no < beyond)
+            numbered = list(_numbered_entries(conn, where))
+        book.history = None
+        return book, numbered, total
+
     def trail(self, *, event: str | None = None, entry_no: int | None = None) -> EventTrail | None:
         """One recorded event, given by its id or by the number of an entry it posted, with
         what it posted and moved and the standards it was costed at, read in one transaction
@@ -767,6 +796,24 @@ class Store:
                 _order_from_row(order_row) if order_row is not None else None,
                 written_off,
             )
+
+    def summary(self) -> tuple[Book, JournalSummary, int]:
+        """The book's state, the figures of its journal per period and kind (entries, lines,
+        debits) and its number of events, read in one transaction: what the period report
+        shows, without reading the journal itself."""
+        with self.transaction() as conn:
+            book = self._load(conn)
+            figures = self._journal_summary(conn)
+            count = self._event_count(conn)
+        book.history = None
+        return book, figures, count
+
+    @staticmethod
+    def _journal_summary(conn: Connection) -> JournalSummary:
+        return {
+            (row.period, row.kind): KindFigures(row.entries, row.lines, row.debits)
+            for row in conn.execute(sa.select(t.journal_summary))
+        }
 
     # ------------------------------------------------------------ writing
 
@@ -852,6 +899,7 @@ class Store:
                     for line in entry.lines
                 ]
             conn.execute(t.journal_lines.insert(), rows)
+            self._add_journal_summary(conn, summarize(changes.entries))
         if changes.movements:
             conn.execute(
                 t.movements.insert(),
@@ -981,6 +1029,24 @@ class Store:
                     for r in changes.closes
                 ],
             )
+
+    @staticmethod
+    def _add_journal_summary(conn: Connection, added: JournalSummary) -> None:
+        """Add the figures of entries just written to those kept per period and kind."""
+        table = t.journal_summary
+        query = sa.select(table).where(table.c.period.in_(sorted({p for p, _ in added})))
+        found = {
+            (row.period, row.kind): KindFigures(row.entries, row.lines, row.debits)
+            for row in conn.execute(query)
+        }
+        for key, figures in added.items():
+            found[key] = found.get(key, KindFigures()) + figures
+        rows = [
+            {"period": p, "kind": k, "entries": f.entries, "lines": f.lines, "debits": f.debits}
+            for (p, k), f in sorted(found.items())
+            if (p, k) in added
+        ]
+        _upsert(conn, table, rows)
 
     @staticmethod
     def _write_close_procedure(conn: Connection, changes: Changes, now: dt.datetime) -> None:
@@ -1120,6 +1186,10 @@ def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
         yield values[start : start + size]
 
 
+#: Accounts by name: a dict lookup per journal line instead of the Enum's call.
+_ACCOUNTS = {account.value: account for account in m.Account}
+
+
 def _entries(conn: Connection, where: sa.ColumnElement[bool]) -> Iterator[m.Entry]:
     return (entry for _, entry in _numbered_entries(conn, where))
 
@@ -1141,7 +1211,7 @@ def _numbered_entries(
             if head is not None:
                 yield head.entry_no, m.Entry(head.date, head.event, head.memo, tuple(lines))
             current, head, lines = row.entry_no, row, []
-        lines.append(m.Line(m.Account(row.account), row.amount, row.element, row.item))
+        lines.append(m.Line(_ACCOUNTS[row.account], row.amount, row.element, row.item))
     if head is not None:
         yield head.entry_no, m.Entry(head.date, head.event, head.memo, tuple(lines))
 

@@ -383,3 +383,17 @@ daily_flows = sa.Table(
     sa.Column("flow", sa.String(32), primary_key=True),
     sa.Column("quantity", Exact, nullable=False),
 )
+
+# ---------------------------------------------------------------- reports at scale (issue 5)
+
+#: The journal in figures per period and kind of entry (the first word of the memo), kept as
+#: the journal is written: the period report's journal summary without reading every line.
+journal_summary = sa.Table(
+    "journal_summary",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("kind", sa.String(200), primary_key=True),
+    sa.Column("entries", sa.Integer, nullable=False),
+    sa.Column("lines", sa.Integer, nullable=False),
+    sa.Column("debits", Exact, nullable=False),
+)

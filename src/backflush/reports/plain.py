@@ -1,0 +1,148 @@
+"""Big tables drawn fast: the lines Rich draws for a table at its natural width.
+
+Rich lays a table out cell by cell (measuring, wrapping, cropping): a valuation of thousands
+of items takes seconds, the journal of one period of a book of a million events (hundreds of
+thousands of lines) minutes. These functions draw the same box (Rich's default, heavy head)
+with columns at the width of their contents, one line per row: when the table fits the
+console that is exactly what Rich prints without a terminal; a wider table is not wrapped or
+cut to the console's width (a journal stays one line per journal line, nothing elided).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console
+from rich.markup import render
+from rich.table import Table
+
+#: Tables with more rows than this are drawn here even when they do not fit the console.
+LARGE = 1000
+
+#: A row of cells, or None: a line between two sections.
+Row = Sequence[str] | None
+
+
+def _width(text: str) -> int:
+    return len(text) if text.isascii() else cell_len(text)
+
+
+def lines(
+    title: str, header: Sequence[str], right: Sequence[bool], rows: Iterable[Row]
+) -> Iterator[str]:
+    """The table's lines: ``title`` above it (plain text), ``header`` and ``rows`` of plain
+    text, columns flagged in ``right`` justified right."""
+    kept = list(rows)
+    while kept and kept[-1] is None:  # no line between the last section and the bottom
+        kept.pop()
+    cells = [row for row in kept if row is not None]
+    widths = [
+        max((_width(h), *(_width(c) for c in column)))
+        for h, column in zip(
+            header, zip(*cells, strict=True) if cells else [()] * len(header), strict=True
+        )
+    ]
+    ascii_only = all(c.isascii() for row in cells for c in row)
+
+    def draw(row: Sequence[str], edge: str) -> str:
+        if ascii_only:
+            padded = [
+                cell.rjust(width) if flush_right else cell.ljust(width)
+                for cell, width, flush_right in zip(row, widths, right, strict=True)
+            ]
+        else:
+            padded = []
+            for cell, width, flush_right in zip(row, widths, right, strict=True):
+                pad = " " * (width - _width(cell))
+                padded.append(pad + cell if flush_right else cell + pad)
+        return f"{edge} " + f" {edge} ".join(padded) + f" {edge}"
+
+    def rule(left: str, line: str, cross: str, end: str) -> str:
+        return left + cross.join(line * (w + 2) for w in widths) + end
+
+    total = sum(widths) + 3 * len(widths) + 1
+    if title:
+        yield title + " " * (total - _width(title))
+    yield rule("┏", "━", "┳", "┓")
+    yield draw(header, "┃")
+    yield rule("┡", "━", "╇", "┩")
+    between = rule("├", "─", "┼", "┤")
+    for row in kept:
+        yield between if row is None else draw(row, "│")
+    yield rule("└", "─", "┴", "┘")
+
+
+def _plain(cell: object) -> str | None:
+    """A cell's text without markup; None for a cell that is not text on one line."""
+    if not isinstance(cell, str):
+        return None
+    text = cell if "[" not in cell else render(cell).plain
+    return None if "\n" in text else text
+
+
+def table_lines(table: Table) -> Iterator[str] | None:
+    """The lines of a Rich ``table`` made as the reports make theirs (default box, header,
+    edges and padding; text cells; a plain title); None when it is made otherwise."""
+    if (
+        table.box is not box.HEAVY_HEAD
+        or not table.show_header
+        or not table.show_edge
+        or table.padding != (0, 1, 0, 1)
+        or table.caption
+        or table.expand
+        or table.min_width
+        or table.width
+        or not isinstance(table.title or "", str)
+        or (table.title_justify not in ("left", "default") and table.title)
+    ):
+        return None
+    header = [_plain(c.header) for c in table.columns]
+    right = [c.justify == "right" for c in table.columns]
+    if any(h is None for h in header) or any(
+        c.justify not in ("left", "right", "default") or c.min_width or c.max_width or c.width
+        for c in table.columns
+    ):
+        return None
+    rows: list[Row] = []
+    cells = [c._cells for c in table.columns]
+    for n, row in enumerate(table.rows):
+        found = [_plain(column[n]) for column in cells]
+        if any(c is None for c in found):
+            return None
+        rows.append(found)  # type: ignore[arg-type]
+        if row.end_section:
+            rows.append(None)
+    title = _plain(table.title or "")
+    if title is None:
+        return None
+    return lines(title, header, right, rows)  # type: ignore[arg-type]
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print ``table`` as Rich would; drawn here when that gives the same text (no terminal,
+    the table fits) or when it is large (see the module's docstring)."""
+    if table.row_count > LARGE or not console.is_terminal:
+        found = table_lines(table)
+        if found is not None:
+            drawn = list(found)
+            widest = max(_width(line) for line in drawn)
+            title_wraps = bool(table.title) and _width(drawn[0].rstrip()) > _width(drawn[1])
+            if table.row_count > LARGE or (widest <= console.width and not title_wraps):
+                write_lines(console, drawn)
+                return
+    console.print(table)
+
+
+def write_lines(console: Console, found: Iterable[str]) -> None:
+    """Write lines to the console's file as they are (no markup, no wrapping)."""
+    file = console.file
+    batch: list[str] = []
+    for line in found:
+        batch.append(line)
+        if len(batch) >= 10_000:
+            file.write("\n".join(batch) + "\n")
+            batch.clear()
+    if batch:
+        file.write("\n".join(batch) + "\n")

@@ -173,8 +173,25 @@ def commands(db: Path, args: argparse.Namespace, out: Path) -> dict[str, list[st
         "throughput",
         "statements",
         "nrv",
+        "margin",
+        "variance-analysis",
+        "flags",
     ):
         found[kind] = ["report", "--db", str(db), "--what", kind]
+    found["variance-analysis --by item"] = [
+        "report", "--db", str(db), "--what", "variance-analysis", "--by", "item"
+    ]  # fmt: skip
+    found["margin --json"] = ["report", "--db", str(db), "--what", "margin", "--json"]
+    found["explain (one sale)"] = ["explain", "--db", str(db), "--entry", "1000"]
+    found["chart --what margin"] = [
+        "chart",
+        "--db",
+        str(db),
+        "--what",
+        "margin",
+        "-o",
+        str(out / "m.svg"),
+    ]
     found[f"journal --period {one}"] = [
         "report", "--db", str(db), "--what", "journal", "--period", one
     ]  # fmt: skip

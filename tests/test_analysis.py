@@ -186,6 +186,10 @@ def test_command_line(tmp_path: Path) -> None:
         "conversion": "77000.00",
     }
     assert {r["item"] for r in found["rows"] if r["type"] == "purchase_price"} == {"PCB"}
+    for what in ("statements", "variances", "throughput"):
+        ranged = runner.invoke(app, ["report", "--db", db, "--what", what, "--from", "2026-02"])
+        assert ranged.exit_code == 0 and "2026-02" in ranged.output, what
+        assert "2026-01" not in ranged.output, what
     refused = runner.invoke(app, ["report", "--db", db, "--what", "margin", "--to", "2026-1"])
     assert refused.exit_code == 2
     assert "--to: expected a period YYYY-MM, got '2026-1'" in refused.output

@@ -535,7 +535,8 @@ def report(
         typer.Option("--html", help="Write the period report as one self-contained HTML file."),
     ] = None,
     first: Annotated[
-        str | None, typer.Option("--from", help="margin, variance-analysis: first period.")
+        str | None,
+        typer.Option("--from", help="Period reports (margin, variances, statements, ...): from."),
     ] = None,
     last: Annotated[
         str | None,
@@ -652,16 +653,17 @@ def _report_table(
     entries = [entry for _, entry in numbered]
     selection.check(book.master)
     selected = None if selection.every_item else partial(selection.covers, master=book.master)
+    periods = selection.periods(book)
     renderers: dict[ReportKind, Callable[[], Any]] = {
         ReportKind.summary: lambda: tables.period_report(book, entries, count),
         ReportKind.trial_balance: lambda: tables.trial_balance(book, selection.last),
         ReportKind.valuation: lambda: tables.valuation_table(book, selected),
-        ReportKind.variances: lambda: tables.variances_table(book),
+        ReportKind.variances: lambda: tables.variances_table(book, periods),
         ReportKind.journal: lambda: tables.journal_table(book, entries, [n for n, _ in numbered]),
         ReportKind.exceptions: lambda: tables.exceptions_table(book),
         ReportKind.orders: lambda: tables.orders_table(book),
-        ReportKind.throughput: lambda: throughput_table(book),
-        ReportKind.statements: lambda: statements_table(book),
+        ReportKind.throughput: lambda: throughput_table(book, periods),
+        ReportKind.statements: lambda: statements_table(book, periods),
         ReportKind.nrv: lambda: tables.nrv_table(book),
         ReportKind.margin: lambda: margin_table(book, selection),
         ReportKind.variance_analysis: lambda: variance_analysis_table(book, selection, by),

@@ -107,8 +107,9 @@ ROWS = (
 )
 
 
-def statements_table(book: Book) -> Table:
-    periods = book.periods()
+def statements_table(book: Book, periods: list[str] | None = None) -> Table:
+    """Every period side by side, or those of ``periods``."""
+    periods = book.periods() if periods is None else periods
     found: list[object] = [statements(book, p) for p in periods]
     title = "Income statement and balance sheet extracts"
     return figures_table(title, periods, found, ROWS, book.settings.currency)

@@ -81,8 +81,9 @@ def header(book: Book, events: int) -> Text:
     return text
 
 
-def variances_table(book: Book) -> Table:
-    periods = book.periods()
+def variances_table(book: Book, periods: list[str] | None = None) -> Table:
+    """Every period side by side, or those of ``periods``."""
+    periods = book.periods() if periods is None else periods
     table = _table("Variances by period (+ unfavorable, − favorable)", "variance", *periods,
                    numeric=periods)  # fmt: skip
     keys: list[str] = []

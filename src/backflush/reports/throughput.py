@@ -89,8 +89,9 @@ ROWS = (
 )
 
 
-def throughput_table(book: Book) -> Table:
-    periods = book.periods()
+def throughput_table(book: Book, periods: list[str] | None = None) -> Table:
+    """Every period side by side, or those of ``periods``."""
+    periods = book.periods() if periods is None else periods
     found: list[object] = [throughput(book, p) for p in periods]
     title = "Throughput accounting beside absorption"
     return figures_table(title, periods, found, ROWS, book.settings.currency)

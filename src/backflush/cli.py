@@ -570,6 +570,11 @@ def report(
 
     def go() -> None:
         store = Store(db, create=False)
+        if as_json and what in (ReportKind.margin, ReportKind.variance_analysis):
+            book = store.load()  # the sums kept per item: no journal lines
+            found = margin_document if what is ReportKind.margin else variance_document
+            print_json(found(book, selection))
+            return
         if what is not ReportKind.journal and not (html or xlsx or csv_folder or as_json):
             # No journal lines needed: the summary's figures are kept per period and kind.
             if what is ReportKind.summary:
@@ -605,11 +610,7 @@ def report(
             written = write_csv(book, entries, csv_folder)
             out.print(f"{len(written)} CSV files written to {escape(str(csv_folder))}")
             return
-        if as_json and what is ReportKind.margin:
-            print_json(margin_document(book, selection))
-        elif as_json and what is ReportKind.variance_analysis:
-            print_json(variance_document(book, selection))
-        elif as_json:
+        if as_json:
             print_json(document(book, entries))
         elif sum(len(e.lines) for e in entries) > plain.LARGE:  # the journal: not by Rich
             rows = tables.journal_rows(book, entries, [n for n, _ in numbered])

@@ -183,6 +183,7 @@ def commands(db: Path, args: argparse.Namespace, out: Path) -> dict[str, list[st
     ]  # fmt: skip
     found["margin --json"] = ["report", "--db", str(db), "--what", "margin", "--json"]
     found["explain (one sale)"] = ["explain", "--db", str(db), "--entry", "1000"]
+    found["html"] = ["report", "--db", str(db), "--html", str(out / "r.html")]
     found["chart --what margin"] = [
         "chart",
         "--db",

@@ -593,15 +593,16 @@ def report(
                     + ": --limit 0 shows them all, --csv or --xlsx writes them to files"
                 )
             return
-        # one transaction: the three agree
-        book, numbered, count = store.numbered_snapshot(period)
-        entries = [entry for _, entry in numbered]
         if html is not None:
             from backflush.reports.html import write_html  # matplotlib only when asked for
 
+            book, _, count = store.summary()  # no journal lines: the sums kept by period
             write_html(book, count, html)
             out.print(f"period report written to {escape(str(html))}")
             return
+        # one transaction: the three agree
+        book, numbered, count = store.numbered_snapshot(period)
+        entries = [entry for _, entry in numbered]
         if xlsx is not None:
             write_workbook(book, entries, xlsx)
             out.print(f"reports written to {escape(str(xlsx))}")

@@ -74,6 +74,7 @@ from backflush.domain.model import Account, next_period, period_bounds, period_o
 from backflush.domain.money import CONTEXT, ZERO, fmt
 from backflush.engine.standards import StandardError
 from backflush.reports.close import aging
+from backflush.reports.document import money
 from backflush.reports.statements import statements
 
 #: Decimal places every ratio is worked to (and compared at).
@@ -402,8 +403,9 @@ def variance_flags(book: Book, limits: Thresholds) -> list[Flag]:
                     f"> {percent(limits.variance_share)} of standard COGS",
                     percent(share),
                     {"variance": amount, "standard_cogs": cogs, "share": share},
-                    f"{key} variance of {period}: {fmt(amount)} {currency} {side}, "
-                    f"{percent(share)} of the standard cost of goods sold ({fmt(cogs)})",
+                    f"{key} variance of {period}: {money(amount, currency)} {currency} {side}, "
+                    f"{percent(share)} of the standard cost of goods sold "
+                    f"({money(cogs, currency)})",
                 )
             )
     recurring: list[Flag] = []
@@ -448,7 +450,7 @@ def _recurring(
         f"{len(run)} periods {side}",
         {**amounts, "periods": Decimal(len(run)), "total": total},
         f"{key} variance {side} in {len(run)} consecutive periods ({run[0]} to {run[-1]}, "
-        f"{fmt(total)} {currency} in all): the standard is biased, not unlucky",
+        f"{money(total, currency)} {currency} in all): the standard is biased, not unlucky",
     )
 
 
@@ -583,7 +585,8 @@ def drift_flags(book: Book, limits: Thresholds) -> list[Flag]:
                         percent(abs(share)),
                         {"price_variance": price, "purchases_at_standard": bought, "share": share},
                         f"{period}: purchases cost {_signed(share)} against standard "
-                        f"({fmt(price)} {currency} on {fmt(bought)}); IAS 2.21 wants "
+                        f"({money(price, currency)} {currency} on {money(bought, currency)}); "
+                        "IAS 2.21 wants "
                         "standards that approximate cost: review material standards",
                     )
                 )
@@ -605,10 +608,13 @@ def drift_flags(book: Book, limits: Thresholds) -> list[Flag]:
         if abs(share) <= limits.conversion_drift:
             continue
         if accrued:
-            told = f"actual conversion {fmt(accrued)} against {fmt(applied)} applied"
+            told = (
+                f"actual conversion {money(accrued, currency)} "
+                f"against {money(applied, currency)} applied"
+            )
             todo = "review rates and routings"
         else:
-            told = f"no actual conversion recorded against {fmt(applied)} applied"
+            told = f"no actual conversion recorded against {money(applied, currency)} applied"
             todo = "post the conversion costs, or review rates and routings"
         flags.append(
             Flag(

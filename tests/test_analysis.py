@@ -178,7 +178,7 @@ def test_command_line(tmp_path: Path) -> None:
     shown = runner.invoke(app, ["report", "--db", db, "--what", "margin"])
     assert shown.exit_code == 0, shown.output
     assert "5,390,000.00" in shown.output and "27.3" in shown.output  # figures never cut
-    args = ["report", "--db", db, "--what", "variance-analysis", "--by", "item", "--json"]
+    args = ["report", "--db", db, "--what", "variance-analysis", "--json"]
     found = json.loads(runner.invoke(app, args).output)
     assert found["posted_by_type"]["2026-02"] == {
         "material_usage": "60000.00",
@@ -267,3 +267,27 @@ def test_a_report_file_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert "No such file or directory" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--what", "margin", "--by", "item"], "--by does not apply to --what margin;"),
+        (["--what", "journal", "--to", "2026-01"], "--to does not apply to --what journal;"),
+        (["--what", "summary", "--item", "ROUTER"], "--item does not apply to --what summary;"),
+        (
+            ["--what", "variance-analysis", "--by", "item", "--json"],
+            "--by does not apply to --what variance-analysis written as JSON or to a file;",
+        ),
+        (["--what", "trial-balance", "--limit", "5"], "--limit does not apply"),
+    ],
+)
+def test_an_option_the_report_does_not_take_is_refused(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    db = str(tmp_path / "book.db")
+    runner = CliRunner()
+    runner.invoke(app, ["import", str(EXAMPLES / "northshore.yaml"), "--db", db])
+    result = runner.invoke(app, ["report", "--db", db, *args])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())

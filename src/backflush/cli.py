@@ -514,6 +514,7 @@ def ledger(
 
 @app.command()
 def report(
+    ctx: typer.Context,
     db: DbOption = DEFAULT_DB,
     what: Annotated[ReportKind, typer.Option(help="Which report.")] = ReportKind.summary,
     period: Annotated[str | None, typer.Option(help="Journal of one period (YYYY-MM).")] = None,
@@ -563,6 +564,15 @@ def report(
     ] = By.type,
 ) -> None:
     """Print the book's reports (or its JSON document, an XLSX workbook, CSV or HTML files)."""
+    analysed = as_json and what in (ReportKind.margin, ReportKind.variance_analysis)
+    on_screen = not (as_json or xlsx or html or csv_folder)
+    for option, (flag, kinds) in REPORT_OPTIONS.items():
+        takes = what in kinds and (on_screen or (analysed and option != "by"))
+        if _given(ctx, option) and not takes:
+            names = ", ".join(k.value for k in kinds)
+            output = "" if on_screen else " written as JSON or to a file"
+            fail(f"{flag} does not apply to --what {what.value}{output}; "
+                 f"it is for --what {names}", 2)  # fmt: skip
     for name, value in (("--from", first), ("--to", last)):
         if value is not None:
             check_period(name, value)
@@ -632,6 +642,26 @@ def _print(report: RenderableType) -> None:
         plain.print_table(out, report)
     else:
         out.print(report)
+
+
+#: Options that only some reports take: parameter → (option, the reports that take it).
+_RANGED = (
+    ReportKind.margin,
+    ReportKind.variance_analysis,
+    ReportKind.statements,
+    ReportKind.variances,
+    ReportKind.throughput,
+)
+_BY_ITEM = (ReportKind.margin, ReportKind.variance_analysis, ReportKind.valuation)
+REPORT_OPTIONS: dict[str, tuple[str, tuple[ReportKind, ...]]] = {
+    "first": ("--from", _RANGED),
+    "last": ("--to", (*_RANGED, ReportKind.trial_balance)),
+    "items": ("--item", _BY_ITEM),
+    "family": ("--family", _BY_ITEM),
+    "site": ("--site", _BY_ITEM),
+    "by": ("--by", (ReportKind.variance_analysis,)),
+    "limit": ("--limit", (ReportKind.journal,)),
+}
 
 
 def check_period(option: str, value: str) -> None:

@@ -145,10 +145,20 @@ def test_an_entry_number_leads_to_its_event(northshore: Store) -> None:
     assert moved(found) == {"ROUTER": -98000}
 
 
-def test_other_events_are_shown_not_checked(northshore: Store) -> None:
-    found = drilldown(northshore, event="jan-po-pcb")
-    assert found.check.status == "not checked"
+def test_a_purchase_is_checked_against_its_standard_and_price(northshore: Store) -> None:
+    found = drilldown(northshore, event="jan-po-pcb")  # 100,000 PCB at 12.08, standard 12.00
+    assert found.check.status == "agrees"
+    assert {(a.account, a.expected) for a in found.check.amounts} == {
+        (Account.RAW_IN_PROCESS, D("1200000.00")),
+        (Account.ACCOUNTS_PAYABLE, D("-1208000.00")),
+        (Account.PURCHASE_PRICE_VARIANCE, D("8000.00")),
+    }
     assert posted(found)[(Account.PURCHASE_PRICE_VARIANCE, "", "PCB")] == D("8000.00")
+
+
+def test_other_events_are_shown_not_checked(northshore: Store) -> None:
+    found = drilldown(northshore, event="jan-labor")
+    assert found.check.status == "not checked"
     scrap = drilldown(northshore, event="feb-scrap-pcb")  # 5,000 x 12.00 to usage
     assert scrap.check.status == "agrees"
     assert posted(scrap)[(Account.MATERIAL_USAGE_VARIANCE, "", "PCB")] == D("60000.00")
@@ -200,7 +210,7 @@ def test_queued_consumption_and_the_receipt_that_cleared_it(versions: Store) -> 
     assert [(s.quantity, s.open) for s in found.shortages] == [(D("2.5"), 0)]
     receipt = drilldown(versions, event="more")
     assert ("short", "more") in {(o, c) for o, c, _ in receipt.movements}
-    assert receipt.check.status == "not checked"
+    assert receipt.check.status == "agrees"  # the receipt itself: at standard and price
 
 
 def test_an_order_completion_uses_the_bom_as_released(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ from backflush.domain.model import (
     Kind,
     Movement,
     ProductionOrder,
+    Purchase,
     Routing,
     Sale,
     Scrap,
@@ -302,7 +303,7 @@ class _Expected:
 
 def _check(trail: EventTrail, requirements: tuple[Requirement, ...] | None) -> Check:
     event, settings = trail.event, trail.settings
-    if not isinstance(event, (Completion, Sale, Scrap)):
+    if not isinstance(event, (Completion, Sale, Scrap, Purchase)):
         return Check("not checked", f"a {event.type} event: shown as recorded")
     if settings.triggers.periodic:
         return Check("not checked", f"triggers {settings.triggers.value}: quantities only")
@@ -313,6 +314,10 @@ def _check(trail: EventTrail, requirements: tuple[Requirement, ...] | None) -> C
             expected = _completion(trail, event, requirements)
         elif isinstance(event, Sale):
             expected = _sale(trail, event)
+        elif isinstance(event, Purchase):
+            if not trail.standards.policy(event.item).costs_purchases:
+                return Check("not checked", "purchases are no trigger here: nothing is posted")
+            expected = _purchase(trail, event)
         else:
             expected = _scrap(trail, event)
     except (StandardError, KeyError) as error:
@@ -402,6 +407,23 @@ def _sale(trail: EventTrail, event: Sale) -> list[_Expected]:
     revenue.add(Account.ACCOUNTS_RECEIVABLE, quantity * event.unit_price, why)
     revenue.add(Account.SALES, -quantity * event.unit_price, why, item=event.item)
     return [found, revenue]
+
+
+def _purchase(trail: EventTrail, event: Purchase) -> list[_Expected]:
+    """Received at standard, owed at the invoice price, the difference a price variance."""
+    std, quantity = trail.standards, event.quantity
+    standard = std.unit_cost(event.item, event.date).total
+    found = _Expected()
+    found.holding(std.holding(event.item, event.date), quantity, +1, f"{fmt(quantity)} x")
+    owed = f"{fmt(quantity)} x price {fmt(event.unit_cost)}"
+    found.add(Account.ACCOUNTS_PAYABLE, -quantity * event.unit_cost, owed)
+    found.add(
+        Account.PURCHASE_PRICE_VARIANCE,
+        quantity * (event.unit_cost - standard),
+        f"{fmt(quantity)} x (price {fmt(event.unit_cost)} - standard {fmt(standard)})",
+        item=event.item,
+    )
+    return [found]
 
 
 def _scrap(trail: EventTrail, event: Scrap) -> list[_Expected]:

@@ -66,7 +66,7 @@ def figures_table(
             table.add_section()
             table.add_row(f"[bold]{label}[/]", *([""] * len(periods)))
         else:
-            table.add_row(label, *(money(getattr(f, name), currency) for f in figures))
+            table.add_row(label, *(_amount(getattr(f, name), currency) for f in figures))
     return table
 
 

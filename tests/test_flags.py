@@ -312,6 +312,24 @@ def drift_book(unit_cost: str, labor: str) -> Book:
     )
 
 
+def test_one_material_drifting_behind_the_others_is_a_flag() -> None:
+    """M costs 10 % over its standard (20.00 on 200.00); N, bought for 800.00, at standard:
+    the book's purchases are off 2 % (no flag), M alone 10 %."""
+    book = book_of(
+        """  - {id: p1, type: purchase, date: 2026-01-02, item: M, quantity: 100, unit_cost: "2.20"}
+  - {id: p2, type: purchase, date: 2026-01-03, item: N, quantity: 800, unit_cost: "1.00"}
+"""
+    )
+    (flag,) = flags_of(book, "standards_drift")
+    assert (flag.subject, flag.value, flag.periods) == ("M", D("0.1"), ("2026-01",))
+    assert flag.figures == {
+        "price_variance": D("20.00"),
+        "purchases_at_standard": 200,
+        "share": D("0.1"),
+    }
+    assert "M costs +10% against its standard" in flag.message
+
+
 def test_standards_drifting_over_five_percent_from_cost_are_flags() -> None:
     """Purchase price variance 10.01 on 200.00 at standard (5.005 %); labor 105.01 actual
     against 100.00 applied (5.01 %)."""
@@ -498,7 +516,7 @@ def check(book: Book, flag: Flag, limits: Thresholds) -> None:
         assert flag.value == ratio(figures["completed_last_days"], figures["completed"])
         assert flag.value > limits.bunched_share
     elif flag.kind == "standards_drift":
-        if flag.subject == "purchases":
+        if "price_variance" in figures:  # the book's purchases, or one material's
             share = ratio(figures["price_variance"], figures["purchases_at_standard"])
             assert flag.threshold == limits.price_drift
         else:

@@ -46,10 +46,12 @@ The flags and their exact definitions (defaults in :class:`Thresholds`):
 ``standards_drift`` (IAS 2.21: standards must approximate cost)
     ``purchases``: the period's purchase price variance (recorded and not recorded) over the
     purchases at standard (quantities received x the standard unit cost at the period end),
-    in absolute value more than ``price_drift``. ``conversion``: actual conversion (what was
-    accrued) against conversion applied at standard (actual less the conversion variance), off
-    by more than ``conversion_drift`` of the applied. Books of the periodic methods charge
-    conversion as incurred and apply none: not judged for conversion.
+    in absolute value more than ``price_drift``; and, where two materials or more were bought,
+    the same for each material (its recorded price variance; subject: the material).
+    ``conversion``: actual conversion (what was accrued) against conversion applied at
+    standard (actual less the conversion variance), off by more than ``conversion_drift`` of
+    the applied. Books of the periodic methods charge conversion as incurred and apply none:
+    not judged for conversion.
 ``exceptions_piling``
     At the last posted date (the latest day stock moved, an exception was raised or a closed
     period ended; or the date asked for): more than ``exceptions_open`` open backflush
@@ -73,6 +75,7 @@ from backflush.book import Book
 from backflush.domain.model import Account, next_period, period_bounds, period_of
 from backflush.domain.money import CONTEXT, ZERO, fmt
 from backflush.engine.standards import StandardError
+from backflush.reports.analysis import own_activity
 from backflush.reports.close import aging
 from backflush.reports.document import money
 from backflush.reports.statements import statements
@@ -560,6 +563,52 @@ def purchases_at_standard(book: Book, period: str) -> Decimal:
     return total
 
 
+def _material_drift(book: Book, period: str, limits: Thresholds) -> list[Flag]:
+    """One material whose recorded price variance is off its purchases at standard: what the
+    whole book's figure can hide behind other materials (with one material bought, the whole
+    book's figure is its own: no second flag)."""
+    flags: list[Flag] = []
+    currency = book.settings.currency
+    on = period_bounds(period)[1]
+    own = own_activity(book, period)
+    received = [
+        (item, quantity)
+        for (item, flow), quantity in sorted(book.flows.get(period, {}).items())
+        if flow == "received" and quantity > 0
+    ]
+    if len(received) < 2:
+        return flags
+    for item, quantity in received:
+        try:
+            bought = quantity * book.standards.unit_cost(item, on).total
+        except StandardError:
+            continue
+        ppv = Account.PURCHASE_PRICE_VARIANCE
+        price = sum((v for (a, _, i), v in own.items() if a is ppv and i == item), ZERO)
+        if bought <= 0 or not price:
+            continue
+        share = ratio(price, bought)
+        if abs(share) <= limits.price_drift:
+            continue
+        flags.append(
+            Flag(
+                "standards_drift",
+                item,
+                (period,),
+                abs(share),
+                ">",
+                limits.price_drift,
+                f"> {percent(limits.price_drift)} of its purchases at standard",
+                percent(abs(share)),
+                {"price_variance": price, "purchases_at_standard": bought, "share": share},
+                f"{period}: {item} costs {_signed(share)} against its standard "
+                f"({money(price, currency)} {currency} on {money(bought, currency)}); "
+                "IAS 2.21 wants standards that approximate cost: review its standard",
+            )
+        )
+    return flags
+
+
 def drift_flags(book: Book, limits: Thresholds) -> list[Flag]:
     flags: list[Flag] = []
     currency = book.settings.currency
@@ -590,6 +639,7 @@ def drift_flags(book: Book, limits: Thresholds) -> list[Flag]:
                         "standards that approximate cost: review material standards",
                     )
                 )
+        flags += _material_drift(book, period, limits)
         if periodic:
             continue
         accrued = -sum(

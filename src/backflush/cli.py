@@ -841,3 +841,10 @@ from backflush.commands import explain as _explain_command  # noqa: E402
 
 _explain_command.register(app)
 # ---------------------------------------------------------------- end of drill-down
+
+# ---------------------------------------------------------------- the HTTP API (issue 6)
+# (backflush.commands.serve: serve; token create | list | revoke)
+from backflush.commands import serve as _serve_commands  # noqa: E402
+
+_serve_commands.register(app)
+# ---------------------------------------------------------------- end of the HTTP API

@@ -36,7 +36,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE = "backflush_write"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 
 
 class StoreError(RuntimeError):
@@ -717,10 +717,11 @@ class Store:
         return book, numbered, count
 
     def journal_page(
-        self, period: str | None, limit: int
+        self, period: str | None, limit: int, after: int | None = None
     ) -> tuple[Book, list[tuple[int, m.Entry]], int]:
-        """The book, the first ``limit`` journal entries (of ``period``) and how many there
-        are in all, read in one transaction: a page of a journal of millions of lines."""
+        """The book, the first ``limit`` journal entries (of ``period``; numbered above
+        ``after`` when given) and how many there are in all (of ``period``), read in one
+        transaction: a page of a journal of millions of lines."""
         lines = t.journal_lines
         where = lines.c.period == period if period else sa.true()
         with self.transaction() as conn:
@@ -728,6 +729,8 @@ class Store:
             total = conn.execute(
                 sa.select(sa.func.count(sa.distinct(lines.c.entry_no))).where(where)
             ).scalar_one()
+            if after is not None:
+                where = sa.and_(where, lines.c.entry_no > after)
             beyond = conn.execute(
                 sa.select(lines.c.entry_no)
                 .where(where)
@@ -817,12 +820,22 @@ class Store:
 
     # ------------------------------------------------------------ writing
 
-    def post(self, events: Sequence[m.Event]) -> list[bool]:
-        """Apply events in one transaction; True per event applied, False per duplicate."""
+    def post(
+        self,
+        events: Sequence[m.Event],
+        *,
+        recorded_by: str | None = None,
+        also: Callable[[Connection, list[bool]], None] | None = None,
+    ) -> list[bool]:
+        """Apply events in one transaction; True per event applied, False per duplicate.
+        ``recorded_by`` names who posted them (an API token); ``also`` writes more in the
+        same transaction, given what was applied (an idempotency key and its response)."""
         with self.transaction(write=True) as conn:
             book = self._load(conn, history=False)
             applied = book.post_many(events)
-            self._write(conn, book, book.take_changes())
+            self._write(conn, book, book.take_changes(), recorded_by)
+            if also is not None:
+                also(conn, applied)
             return applied
 
     def import_scenario(
@@ -858,7 +871,9 @@ class Store:
     def _event_count(conn: Connection) -> int:
         return int(conn.execute(sa.select(sa.func.count()).select_from(t.events)).scalar_one())
 
-    def _write(self, conn: Connection, book: Book, changes: Changes) -> None:
+    def _write(
+        self, conn: Connection, book: Book, changes: Changes, recorded_by: str | None = None
+    ) -> None:
         now = dt.datetime.now(dt.UTC)
         if changes.events:
             conn.execute(
@@ -872,6 +887,7 @@ class Store:
                         "statistics": _json(totals(r.statistics)),
                         "reversed_by": r.reversed_by or None,
                         "recorded_at": now,
+                        "recorded_by": recorded_by,
                     }
                     for r in changes.events
                 ],

@@ -397,3 +397,33 @@ journal_summary = sa.Table(
     sa.Column("lines", sa.Integer, nullable=False),
     sa.Column("debits", Exact, nullable=False),
 )
+
+# ---------------------------------------------------------------- the HTTP API (issue 6)
+
+#: Who recorded an event: the name of the API token it came with (None: the CLI or an import).
+events.append_column(sa.Column("recorded_by", sa.String(200)))
+
+#: API tokens: the secret is shown once and kept only as its SHA-256 (hex).
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),  # operator | accountant | viewer | admin
+    sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+#: Responses to writes sent with an ``Idempotency-Key``: a replay gets the same answer. The key
+#: is written in the transaction of the events it posted.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),  # SHA-256 of method, path, body
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("response", sa.Text, nullable=False),  # the JSON body sent
+    sa.Column("token", sa.String(200), nullable=False),  # the token's name
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,411 @@
+"""The book over HTTP (FastAPI): events posted one at a time or in batches with idempotency
+keys, reports, the journal a page at a time, drill-down and the exceptions queue.
+
+Every route but ``GET /health`` needs ``Authorization: Bearer <secret>`` of a live token
+(:mod:`backflush.api.tokens`); every error is an RFC 9457 problem document
+(:mod:`backflush.api.problems`). A write is one transaction: a refused request writes nothing.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the routes' annotations, some of
+# which name dependencies local to create_app.
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import TypeAdapter
+from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
+
+from backflush.api.documents import ReportKind, exceptions_document, journal_document
+from backflush.api.documents import report_document as _report_document
+from backflush.api.problems import HANDLERS, Problem, field_error, invalid
+from backflush.api.tokens import READERS, Role, Token, find_token
+from backflush.book import ConflictError
+from backflush.domain import model as m
+from backflush.engine.flush import PostingError
+from backflush.engine.standards import StandardError
+from backflush.formats.inputs import EventModel, InputError, build_event
+from backflush.reports.analysis import Selection, SelectionError
+from backflush.reports.drilldown import NotFound, drilldown, drilldown_document
+from backflush.store import schema as t
+from backflush.store.repository import Store, StoreError
+
+#: Most events one batch may hold.
+MAX_BATCH = 10_000
+#: Largest request body, in bytes.
+MAX_BODY = 32 * 1024 * 1024
+#: Most journal entries one page may hold.
+MAX_PAGE = 1000
+_PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
+_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # visible ASCII, as a header carries it
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `backflush token create`.")
+
+
+def create_app(db_url: str) -> FastAPI:
+    """The API over the book at ``db_url`` (which must exist: ``backflush init``)."""
+    store = Store(db_url, create=False)
+    app = FastAPI(
+        title="backflush",
+        version="0.1.0",
+        description="Backflush costing over HTTP: post events, read reports.",
+        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        openapi_url=None,  # served below, to token holders only
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.store = store
+
+    def authenticated(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Token:
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise Problem(
+                401, "unauthenticated", "give Authorization: Bearer <token>", headers=challenge
+            )
+        token = find_token(store, credentials.credentials)
+        if token is None:
+            raise Problem(401, "unauthenticated", "unknown or revoked token", headers=challenge)
+        return token
+
+    def allowed(roles: frozenset[Role]) -> Callable[[Token], Token]:
+        def check(token: Annotated[Token, Depends(authenticated)]) -> Token:
+            if token.role not in roles:
+                raise Problem(403, "forbidden", f"a {token.role} token may not do this")
+            return token
+
+        return check
+
+    Reader = Annotated[Token, Depends(allowed(READERS))]
+    Writer = Annotated[Token, Depends(allowed(frozenset({Role.operator, Role.accountant})))]
+    IdempotencyKey = Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="A replay with the same key and body gets the first answer back.",
+        ),
+    ]
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, str]:
+        """Up and the book readable (no token needed)."""
+        try:
+            store.settings()
+        except (StoreError, sa.exc.SQLAlchemyError) as error:
+            raise Problem(503, "unavailable", f"the book cannot be read: {error}") from None
+        return {"status": "ok"}
+
+    @app.post(
+        "/events",
+        tags=["events"],
+        status_code=201,
+        openapi_extra=_body_schema(EventModel),
+        responses={200: {"description": "Already recorded with the same content: no change"}},
+    )
+    async def post_event(request: Request, token: Writer, key: IdempotencyKey = None) -> Any:
+        """Post one event (the fields of a scenario file's event; ``id`` required)."""
+        raw = await _read_json(request)
+        if not isinstance(raw, dict):
+            raise invalid([field_error("body", "body", "expected a JSON object (one event)", "")])
+        return await run_in_threadpool(_post, store, token, key, request, raw, [raw], False)
+
+    @app.post(
+        "/events/batch",
+        tags=["events"],
+        status_code=201,
+        openapi_extra=_body_schema(list[EventModel]),
+        responses={200: {"description": "Every event already recorded: no change"}},
+    )
+    async def post_batch(request: Request, token: Writer, key: IdempotencyKey = None) -> Any:
+        """Post a list of events in one transaction (at most 10,000): all or nothing."""
+        raw = await _read_json(request)
+        if not isinstance(raw, list):
+            raise invalid([field_error("body", "body", "expected a JSON array of events", "")])
+        if len(raw) > MAX_BATCH:
+            raise Problem(
+                413, "batch-too-large", f"{len(raw):,} events; a batch holds at most {MAX_BATCH:,}"
+            )
+        if not raw:
+            raise invalid([field_error("body", "body", "expected at least one event", "")])
+        return await run_in_threadpool(_post, store, token, key, request, raw, raw, True)
+
+    @app.get("/events/{event_id}", tags=["events"])
+    def get_event(event_id: str, _token: Reader) -> dict[str, Any]:
+        """One event's audit trail: entries posted, standards used, check of the amounts."""
+        try:
+            return drilldown_document(drilldown(store, event=event_id))
+        except NotFound as error:
+            raise Problem(404, "not-found", str(error)) from None
+
+    @app.get("/reports/{kind}", tags=["reports"])
+    def get_report(
+        kind: str,
+        _token: Reader,
+        first: Annotated[str | None, Query(alias="from", pattern=_PERIOD)] = None,
+        last: Annotated[str | None, Query(alias="to", pattern=_PERIOD)] = None,
+        item: Annotated[list[str] | None, Query()] = None,
+        family: str | None = None,
+        site: str | None = None,
+    ) -> dict[str, Any]:
+        """A report as JSON: summary, trial-balance (at the end of ``to``), valuation,
+        variances, exceptions, orders, statements, nrv, margin, variance-analysis, flags."""
+        try:
+            which = ReportKind(kind)
+        except ValueError:
+            known = ", ".join(k.value for k in ReportKind)
+            raise Problem(
+                404,
+                "unknown-report",
+                f"no report {kind!r}; there are {known}",
+                [field_error("path", "kind", f"expected one of {known}")],
+            ) from None
+        selection = Selection(first, last, frozenset(item or ()), family, site)
+        book = store.load()
+        try:
+            selection.check(book.master)
+            periods = selection.periods(book)
+        except SelectionError as error:
+            detail = str(error).replace("--", "")
+            raise invalid([field_error("query", "selection", detail)]) from None
+        return _report_document(book, which, selection, periods)
+
+    @app.get("/journal", tags=["reports"])
+    def get_journal(
+        _token: Reader,
+        period: Annotated[str | None, Query(pattern=_PERIOD)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+        after: Annotated[int | None, Query(ge=0, description="Entries numbered above.")] = None,
+    ) -> dict[str, Any]:
+        """The journal a page at a time, in entry number order; ``next`` is the ``after`` of
+        the next page."""
+        book, numbered, total = store.journal_page(period, limit + 1, after)
+        page = numbered[:limit]
+        found = journal_document(book, page, total, limit)
+        if len(numbered) <= limit:
+            found["next"] = None
+        return found
+
+    @app.get("/exceptions", tags=["reports"])
+    def get_exceptions(
+        _token: Reader, status: Annotated[str | None, Query(max_length=32)] = None
+    ) -> dict[str, Any]:
+        """The backflush exceptions queue (``status``: only those, e.g. open)."""
+        return exceptions_document(store.load(), status)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(_EVENT_DEFS)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_document(_token: Reader) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    return app
+
+
+# ---------------------------------------------------------------- request bodies
+
+_REF = "#/components/schemas/{model}"
+_EVENT_DEFS: dict[str, Any] = {}
+
+
+def _body_schema(shape: Any) -> dict[str, Any]:
+    """The request body's schema in the OpenAPI document (the body is read by hand: JSON
+    numbers as exact decimals, duplicate keys refused)."""
+    schema = TypeAdapter(shape).json_schema(ref_template=_REF, mode="validation")
+    _EVENT_DEFS.update(schema.pop("$defs", {}))
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+async def _read_json(request: Request) -> Any:
+    """The body as JSON: numbers with a fraction as exact decimals; malformed JSON, duplicate
+    keys, NaN and bodies over :data:`MAX_BODY` refused."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise Problem(413, "body-too-large", f"the body is over {MAX_BODY:,} bytes")
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise Problem(413, "body-too-large", f"the body is over {MAX_BODY:,} bytes")
+    try:
+        text = body.decode("utf-8")
+        return json.loads(
+            text, parse_float=Decimal, parse_constant=_constant, object_pairs_hook=_object
+        )
+    except UnicodeDecodeError:
+        detail = "the body is not UTF-8 text"
+    except _DuplicateKey as error:
+        detail = f"duplicate key {error.args[0]!r}"
+    except json.JSONDecodeError as error:
+        detail = f"malformed JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+    except ValueError as error:  # NaN, or an integer of thousands of digits
+        detail = f"malformed JSON: {error}"
+    raise Problem(400, "malformed-json", detail, [field_error("body", "body", detail, "")])
+
+
+# ---------------------------------------------------------------- posting
+
+
+def _request_hash(request: Request, raw: Any) -> str:
+    canonical = json.dumps(raw, sort_keys=True, default=str, separators=(",", ":"))
+    text = f"{request.method} {request.url.path}\n{canonical}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class _Replay(Exception):
+    """The key was stored by another request meanwhile: roll back, answer as it was."""
+
+
+def _stored(store: Store, key: str, digest: str) -> JSONResponse | None:
+    """The answer kept for ``key``, None when there is none; a problem when the key came with
+    another request."""
+    keys = t.idempotency_keys
+    with store.transaction() as conn:
+        row = conn.execute(sa.select(keys).where(keys.c.key == key)).first()
+    if row is None:
+        return None
+    if row.request_hash != digest:
+        raise Problem(
+            422,
+            "idempotency-key-reused",
+            "this Idempotency-Key was used with another request; use a new key",
+            [field_error("header", "Idempotency-Key", "used before with another request")],
+        )
+    return JSONResponse(
+        json.loads(row.response), status_code=row.status, headers={"Idempotent-Replayed": "true"}
+    )
+
+
+def _events(store: Store, token: Token, raws: list[Any], batch: bool) -> list[m.Event]:
+    """The events of the body, or a problem naming every bad field (pointer into the body)."""
+    settings, master = store.settings(), store.master()
+    errors: list[dict[str, str]] = []
+    found: list[m.Event] = []
+    for number, raw in enumerate(raws):
+        base = f"/{number}" if batch else ""
+        if not isinstance(raw, dict):
+            errors.append(field_error("body", base or "body", "expected a JSON object", base))
+            continue
+        where = f"event {number}" if batch else "event"
+        try:
+            event = build_event(raw, master, settings, where=where)
+        except InputError as error:
+            label = f"{where}: event {raw.get('id') or '?'}: "
+            for problem in error.problems:
+                text = problem.removeprefix(label)
+                field, _, detail = text.partition(": ")
+                if not detail:
+                    field, detail = "event", text
+                pointer = f"{base}/{field}" if field != "event" else base
+                errors.append(field_error("body", field, detail, pointer))
+            continue
+        if not token.may_post(event.type):
+            raise Problem(
+                403,
+                "forbidden",
+                f"a {token.role} token may not post {event.type} events",
+                [field_error("body", "type", "not for this role", f"{base}/type")],
+            )
+        found.append(event)
+    if errors:
+        raise invalid(errors)
+    return found
+
+
+def _post(
+    store: Store,
+    token: Token,
+    key: str | None,
+    request: Request,
+    raw: Any,
+    raws: list[Any],
+    batch: bool,
+) -> JSONResponse:
+    digest = ""
+    if key is not None:
+        if not _KEY.match(key):
+            raise invalid(
+                [field_error("header", "Idempotency-Key", "1 to 200 visible ASCII characters")]
+            )
+        digest = _request_hash(request, raw)
+        replay = _stored(store, key, digest)
+        if replay is not None:
+            return replay
+    events = _events(store, token, raws, batch)
+    answer: dict[str, Any] = {}
+
+    def keep(conn: Connection, applied: list[bool]) -> None:
+        rows = [
+            {"id": e.id, "type": e.type, "applied": a} for e, a in zip(events, applied, strict=True)
+        ]
+        body: dict[str, Any] = (
+            {"events": rows, "applied": sum(applied), "already_recorded": len(rows) - sum(applied)}
+            if batch
+            else rows[0]
+        )
+        body["recorded_by"] = token.name
+        answer.update(body=body, status=201 if any(applied) else 200)
+        if key is None:
+            return
+        keys = t.idempotency_keys
+        if conn.execute(sa.select(keys.c.key).where(keys.c.key == key)).first() is not None:
+            raise _Replay()
+        conn.execute(
+            keys.insert().values(
+                key=key,
+                request_hash=digest,
+                status=answer["status"],
+                response=json.dumps(body),
+                token=token.name,
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        )
+
+    try:
+        store.post(events, recorded_by=token.name, also=keep)
+    except ConflictError as error:
+        raise Problem(409, "conflict", str(error)) from None
+    except (PostingError, StandardError) as error:
+        raise Problem(422, "posting-refused", f"{error}; nothing was written") from None
+    except (_Replay, sa.exc.IntegrityError):
+        if key is None:
+            raise
+        replay = _stored(store, key, digest)
+        if replay is None:
+            raise
+        return replay
+    return JSONResponse(answer["body"], status_code=answer["status"])

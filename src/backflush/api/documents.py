@@ -1,0 +1,156 @@
+"""The JSON documents the API reads out (decimals as strings): the CLI's documents where it
+has one, small ones here where the CLI prints only a table."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from decimal import Decimal
+from enum import StrEnum
+from functools import partial
+from typing import Any
+
+from backflush.book import Book
+from backflush.domain.model import Account, Entry
+from backflush.domain.money import ZERO, fmt
+from backflush.reports.analysis import Selection, margin_document, variance_document
+from backflush.reports.document import (
+    document,
+    entry_document,
+    exception_document,
+    money,
+    nrv_document,
+    order_document,
+    periods_document,
+)
+from backflush.reports.flags import Thresholds, flags_document, red_flags
+from backflush.reports.statements import statements
+from backflush.reports.tables import valuation
+
+
+class ReportKind(StrEnum):
+    summary = "summary"
+    trial_balance = "trial-balance"
+    valuation = "valuation"
+    variances = "variances"
+    exceptions = "exceptions"
+    orders = "orders"
+    statements = "statements"
+    nrv = "nrv"
+    margin = "margin"
+    variance_analysis = "variance-analysis"
+    flags = "flags"
+
+
+def summary_document(book: Book) -> dict[str, Any]:
+    """The book's JSON document (DESIGN §4.1) without its journal (``GET /journal`` pages
+    through that)."""
+    found = document(book, [])
+    del found["entries"]
+    return found
+
+
+def trial_balance_document(book: Book, through: str | None = None) -> dict[str, Any]:
+    """The balances per account now, or at the end of period ``through``."""
+    currency = book.settings.currency
+    balances = book.balances if through is None else book.balances_through(through)
+    accounts = []
+    debits = credits = ZERO
+    for account in Account:
+        value = sum((v for (a, _), v in balances.items() if a is account), ZERO)
+        if not value:
+            continue
+        debit, credit = (value, ZERO) if value > 0 else (ZERO, -value)
+        debits, credits = debits + debit, credits + credit
+        accounts.append(
+            {
+                "account": account.value,
+                "debit": money(debit, currency),
+                "credit": money(credit, currency),
+            }
+        )
+    return {
+        "currency": currency,
+        "through": through,
+        "accounts": accounts,
+        "total": {"debit": money(debits, currency), "credit": money(credits, currency)},
+    }
+
+
+def valuation_document(book: Book, selection: Selection) -> dict[str, Any]:
+    currency = book.settings.currency
+    selected = None if selection.every_item else partial(selection.covers, master=book.master)
+    money_fields = {"on_books", "off_books"}
+    rows = []
+    for row in valuation(book, selected):
+        shown: dict[str, str] = {}
+        for name, value in dataclasses.asdict(row).items():
+            if isinstance(value, Decimal):
+                shown[name] = money(value, currency) if name in money_fields else fmt(value)
+            else:
+                shown[name] = str(getattr(value, "value", value))
+        rows.append(shown)
+    return {"currency": currency, "items": rows}
+
+
+def statements_document(book: Book, periods: list[str]) -> dict[str, Any]:
+    currency = book.settings.currency
+    found = []
+    for period in periods:
+        figures = statements(book, period)
+        shown: dict[str, str] = {"period": period}
+        for name, value in dataclasses.asdict(figures).items():
+            if isinstance(value, Decimal):
+                shown[name] = money(value, currency)
+        for name in ("gross_margin", "income", "inventories", "assets"):
+            shown[name] = money(getattr(figures, name), currency)
+        found.append(shown)
+    return {"currency": currency, "periods": found}
+
+
+def exceptions_document(book: Book, status: str | None = None) -> dict[str, Any]:
+    rows = [exception_document(book, key) for key in book.shortages]
+    if status is not None:
+        rows = [r for r in rows if r["status"] == status]
+    return {"exceptions": rows}
+
+
+def report_document(
+    book: Book, kind: ReportKind, selection: Selection, periods: list[str]
+) -> dict[str, Any]:
+    """The report ``kind`` of ``book`` (``periods``: those of ``selection``)."""
+    makers: dict[ReportKind, Callable[[], dict[str, Any]]] = {
+        ReportKind.summary: lambda: summary_document(book),
+        ReportKind.trial_balance: lambda: trial_balance_document(book, selection.last),
+        ReportKind.valuation: lambda: valuation_document(book, selection),
+        ReportKind.variances: lambda: {
+            "currency": book.settings.currency,
+            "periods": [p for p in periods_document(book) if p["period"] in periods],
+        },
+        ReportKind.exceptions: lambda: exceptions_document(book),
+        ReportKind.orders: lambda: {
+            "orders": [order_document(o) for _, o in sorted(book.orders.items())]
+        },
+        ReportKind.statements: lambda: statements_document(book, periods),
+        ReportKind.nrv: lambda: nrv_document(book),
+        ReportKind.margin: lambda: margin_document(book, selection),
+        ReportKind.variance_analysis: lambda: variance_document(book, selection),
+        ReportKind.flags: lambda: flags_document(red_flags(book), Thresholds()),
+    }
+    return makers[kind]()
+
+
+def journal_document(
+    book: Book, numbered: list[tuple[int, Entry]], total: int, limit: int
+) -> dict[str, Any]:
+    """A page of the journal: each entry with its number; ``next``: the cursor of the next
+    page (the last number shown), None on the last page."""
+    currency = book.settings.currency
+    entries = [{"number": n, **entry_document(e, currency)} for n, e in numbered]
+    more = len(numbered) == limit and numbered
+    return {
+        "currency": currency,
+        "total": total,
+        "entries": entries,
+        "next": numbered[-1][0] if more else None,
+    }

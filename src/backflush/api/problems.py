@@ -1,0 +1,124 @@
+"""RFC 9457 problem details: every error the API sends is ``application/problem+json`` with
+``type``, ``title``, ``status``, ``detail`` and, for bad input, ``errors`` naming each field
+(``location``: body, query, path or header; ``pointer``: a JSON pointer into the body)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backflush.store.repository import StoreError
+
+PROBLEM = "application/problem+json"
+
+TITLES = {
+    400: "Malformed request",
+    401: "Not authenticated",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    422: "Unprocessable request",
+    500: "Internal error",
+    503: "Book unavailable",
+}
+
+
+class Problem(Exception):
+    """An error answered with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        errors: Sequence[dict[str, str]] = (),
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+        self.errors = list(errors)
+        self.title = title or TITLES.get(status, "Error")
+        self.headers = headers
+
+    def document(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "type": f"/problems/{self.kind}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.errors:
+            found["errors"] = self.errors
+        return found
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(
+            self.document(), status_code=self.status, media_type=PROBLEM, headers=self.headers
+        )
+
+
+def field_error(location: str, field: str, detail: str, pointer: str = "") -> dict[str, str]:
+    found = {"location": location, "field": field, "detail": detail}
+    if pointer:
+        found["pointer"] = pointer
+    return found
+
+
+def invalid(errors: Iterable[dict[str, str]], detail: str = "") -> Problem:
+    errors = list(errors)
+    detail = detail or "; ".join(f"{e['field']}: {e['detail']}" for e in errors[:5])
+    return Problem(422, "validation", detail, errors, title="Invalid input")
+
+
+async def _problem(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, Problem)
+    return error.response()
+
+
+async def _http(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http")
+    headers = dict(error.headers) if error.headers else None
+    return Problem(error.status_code, slug, str(error.detail), headers=headers).response()
+
+
+async def _validation(_request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = []
+    for found in error.errors():
+        loc = [str(p) for p in found["loc"]]
+        location, rest = (loc[0], loc[1:]) if loc else ("body", [])
+        message = str(found["msg"]).removeprefix("Value error, ")
+        if "input" in found and found["type"] != "missing":
+            message = f"{message}, got {found['input']!r}"
+        pointer = "/" + "/".join(rest) if location == "body" else ""
+        errors.append(field_error(location, ".".join(rest) or location, message, pointer))
+    return invalid(errors).response()
+
+
+async def _store(_request: Request, error: Exception) -> JSONResponse:
+    return Problem(503, "unavailable", str(error)).response()
+
+
+async def _unexpected(_request: Request, _error: Exception) -> JSONResponse:
+    return Problem(500, "internal", "the server failed; nothing was written").response()
+
+
+HANDLERS = {
+    Problem: _problem,
+    StarletteHTTPException: _http,
+    RequestValidationError: _validation,
+    StoreError: _store,
+    Exception: _unexpected,
+}

@@ -1,0 +1,108 @@
+"""API tokens: a name, a role, a secret shown once and kept only as its SHA-256."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import secrets
+from enum import StrEnum
+
+import sqlalchemy as sa
+
+from backflush.store import schema as t
+from backflush.store.repository import Store
+
+
+class Role(StrEnum):
+    #: Posts production events from the shop floor (see :data:`OPERATOR_EVENTS`).
+    operator = "operator"
+    #: Everything an operator can, plus purchases, conversion, sales, counts, close, reopen...
+    accountant = "accountant"
+    #: Reads only.
+    viewer = "viewer"
+    #: Manages tokens, and reads.
+    admin = "admin"
+
+
+#: The event types an operator may post: what the shop floor reports (DESIGN §1: completions
+#: and scrap many times a minute; orders released, issued to and closed; hours worked). Sales,
+#: purchases, conversion costs, counts, reversals, NRV estimates, retries and write-offs of
+#: exceptions, close and reopen are the accountant's.
+OPERATOR_EVENTS = frozenset({"completion", "scrap", "release", "issue", "order_close", "hours"})
+
+#: Every role reads.
+READERS = frozenset(Role)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Token:
+    id: int
+    name: str
+    role: Role
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+    def may_post(self, event_type: str) -> bool:
+        if self.role is Role.accountant:
+            return True
+        return self.role is Role.operator and event_type in OPERATOR_EVENTS
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _token(row: sa.Row[tuple[object, ...]]) -> Token:
+    return Token(row.id, row.name, Role(row.role), row.created_at, row.revoked_at)
+
+
+def create_token(store: Store, name: str, role: Role) -> tuple[Token, str]:
+    """A new token and its secret (the only time the secret is known: keep it)."""
+    if not name.strip() or len(name) > 200:
+        raise ValueError("a token's name is 1 to 200 characters, not only white space")
+    store.settings()  # a book at this schema
+    secret = secrets.token_urlsafe(32)
+    now = dt.datetime.now(dt.UTC)
+    with store.transaction(write=True) as conn:
+        new_id = conn.execute(
+            t.api_tokens.insert().values(
+                name=name, role=role.value, secret_hash=hash_secret(secret), created_at=now
+            )
+        ).inserted_primary_key
+        assert new_id is not None
+        row = conn.execute(sa.select(t.api_tokens).where(t.api_tokens.c.id == new_id[0])).one()
+    return _token(row), secret
+
+
+def list_tokens(store: Store) -> list[Token]:
+    store.settings()
+    with store.transaction() as conn:
+        rows = conn.execute(sa.select(t.api_tokens).order_by(t.api_tokens.c.id))
+        return [_token(row) for row in rows]
+
+
+def revoke_token(store: Store, token_id: int) -> Token | None:
+    """Revoke a token (one revoked already keeps its first revocation); None: no such token."""
+    store.settings()
+    tokens = t.api_tokens
+    with store.transaction(write=True) as conn:
+        conn.execute(
+            tokens.update()
+            .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+            .values(revoked_at=dt.datetime.now(dt.UTC))
+        )
+        row = conn.execute(sa.select(tokens).where(tokens.c.id == token_id)).first()
+        return None if row is None else _token(row)
+
+
+def find_token(store: Store, secret: str) -> Token | None:
+    """The live (not revoked) token with this secret, else None."""
+    tokens = t.api_tokens
+    with store.transaction() as conn:
+        row = conn.execute(
+            sa.select(tokens).where(
+                tokens.c.secret_hash == hash_secret(secret), tokens.c.revoked_at.is_(None)
+            )
+        ).first()
+    return None if row is None else _token(row)

@@ -1,0 +1,108 @@
+"""``backflush serve`` (the HTTP API) and ``backflush token create | list | revoke``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from backflush.api.tokens import Role, create_token, list_tokens, revoke_token
+from backflush.cli import DEFAULT_DB, DbOption, JsonOption, fail, guarded, out, print_json
+from backflush.store.repository import Store
+
+tokens = typer.Typer(help="API tokens: create (the secret is shown once), list, revoke.")
+
+
+def serve(
+    db: DbOption = DEFAULT_DB,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the book over HTTP (OpenAPI document at /openapi.json, docs at /docs)."""
+    import uvicorn
+
+    from backflush.api import create_app
+
+    app = guarded(lambda: create_app(db), writes=False, db=db)
+    guarded(lambda: Store(db, create=False).settings(), writes=False, db=db)  # a book, migrated
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@tokens.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="Who or what uses it (recorded with its writes).")],
+    role: Annotated[Role, typer.Option(help="operator, accountant, viewer or admin.")],
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a token; its secret is printed once (only its hash is kept)."""
+
+    def go() -> None:
+        try:
+            token, secret = create_token(Store(db, create=False), name, role)
+        except ValueError as error:
+            fail(str(error), 2)
+        if as_json:
+            print_json(
+                {"id": token.id, "name": token.name, "role": token.role.value, "secret": secret}
+            )
+            return
+        out.print(
+            f"token {token.id} ({escape(token.name)}, {token.role}) created; its secret, "
+            "shown this once:"
+        )
+        out.print(secret, highlight=False, soft_wrap=True)
+
+    guarded(go, db=db)
+
+
+@tokens.command("list")
+def token_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """The tokens (never their secrets)."""
+
+    def go() -> None:
+        found = list_tokens(Store(db, create=False))
+        rows = [
+            {
+                "id": t.id,
+                "name": t.name,
+                "role": t.role.value,
+                "created_at": t.created_at.isoformat(),
+                "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+            }
+            for t in found
+        ]
+        if as_json:
+            print_json(rows)
+            return
+        table = Table(title="API tokens")
+        for column in ("id", "name", "role", "created at", "revoked at"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(escape(str(v or "")) for v in row.values()))
+        out.print(table)
+
+    guarded(go, writes=False, db=db)
+
+
+@tokens.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see `token list`).")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Revoke a token: it is refused from now on."""
+
+    def go() -> None:
+        found = revoke_token(Store(db, create=False), token_id)
+        if found is None:
+            fail(f"no token {token_id}", 2)
+        out.print(f"token {found.id} ({escape(found.name)}) revoked")
+
+    guarded(go, db=db)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.add_typer(tokens, name="token")

@@ -1,0 +1,412 @@
+"""The HTTP API through real HTTP: uvicorn on a loopback port (its socket listening before the
+server thread starts, so no waiting), httpx as the client, a SQLite book and a PostgreSQL one."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+
+from backflush.api import create_app
+from backflush.api.app import MAX_BATCH
+from backflush.api.tokens import Role, create_token, list_tokens, revoke_token
+from backflush.formats.scenario import read_scenario
+from backflush.store import schema as t
+from backflush.store.repository import Store
+from helpers import EXAMPLES, dump_tables
+
+PROBLEM = "application/problem+json"
+COMPLETION = {"id": "c1", "date": "2026-01-15", "type": "completion", "item": "W", "quantity": "20"}
+
+
+@dataclass
+class Service:
+    store: Store
+    client: httpx.Client
+    secrets: dict[Role, str]
+    app: Any
+
+    def as_(self, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secrets[role]}"}
+
+
+@pytest.fixture
+def service(db_url: str) -> Iterator[Service]:
+    """The widgets book (its master data and first purchase) served on a free loopback port,
+    with a token per role (named after it)."""
+    scenario = read_scenario(EXAMPLES / "widgets_prorate.yaml")
+    store = Store(db_url)
+    store.import_scenario(scenario.settings, scenario.master, scenario.events[:1])
+    secrets = {role: create_token(store, role.value, role)[1] for role in Role}
+    app = create_app(db_url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # connections queue until the server accepts them
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield Service(store, client, secrets, app)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        app.state.store.close()
+        store.close()
+
+
+def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    found: dict[str, Any] = response.json()
+    assert found["status"] == status
+    assert found["title"] and found["detail"] and found["type"].startswith("/problems/")
+    return found
+
+
+def _trial_balance(service: Service) -> dict[str, str]:
+    response = service.client.get("/reports/trial-balance", headers=service.as_(Role.viewer))
+    assert response.status_code == 200, response.text
+    return {a["account"]: a["debit"] or a["credit"] for a in response.json()["accounts"]}
+
+
+def _accounts(service: Service) -> dict[str, tuple[str, str]]:
+    response = service.client.get("/reports/trial-balance", headers=service.as_(Role.viewer))
+    return {a["account"]: (a["debit"], a["credit"]) for a in response.json()["accounts"]}
+
+
+# ---------------------------------------------------------------- authentication and roles
+
+
+def test_health_needs_no_token(service: Service) -> None:
+    response = service.client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_every_other_route_refuses_a_request_without_a_valid_token(service: Service) -> None:
+    revoked = create_token(service.store, "gone", Role.admin)
+    revoke_token(service.store, revoked[0].id)
+    routes = [
+        (method, route.path.replace("{event_id}", "c1").replace("{kind}", "summary"))
+        for route in service.app.routes
+        for method in sorted(getattr(route, "methods", None) or ())
+        if route.path != "/health" and method != "HEAD"
+    ]
+    assert ("GET", "/openapi.json") in routes and ("POST", "/events") in routes
+    assert len(routes) >= 7
+    for headers in (
+        {},
+        {"Authorization": "Bearer nonsense"},
+        {"Authorization": f"Bearer {revoked[1]}"},
+        {"Authorization": f"Basic {service.secrets[Role.admin]}"},
+    ):
+        for method, path in routes:
+            response = service.client.request(method, path, headers=headers, json=COMPLETION)
+            problem = _problem(response, 401)
+            assert response.headers["www-authenticate"] == "Bearer", (method, path)
+            assert problem["type"] == "/problems/unauthenticated"
+
+
+def test_roles(service: Service) -> None:
+    purchase = {
+        "id": "p2",
+        "date": "2026-01-03",
+        "type": "purchase",
+        "item": "M",
+        "quantity": "10",
+        "unit_cost": "2.00",
+    }
+    before = dump_tables(service.store)
+    for role in (Role.viewer, Role.admin):  # read only
+        response = service.client.post("/events", json=COMPLETION, headers=service.as_(role))
+        _problem(response, 403)
+    # an operator posts production, not purchases (nor anything in a batch with one)
+    problem = _problem(
+        service.client.post("/events", json=purchase, headers=service.as_(Role.operator)), 403
+    )
+    assert problem["errors"][0]["field"] == "type"
+    response = service.client.post(
+        "/events/batch", json=[COMPLETION, purchase], headers=service.as_(Role.operator)
+    )
+    _problem(response, 403)
+    assert dump_tables(service.store) == before
+    for role in Role:  # every role reads
+        response = service.client.get("/reports/summary", headers=service.as_(role))
+        assert response.status_code == 200
+    response = service.client.post("/events", json=purchase, headers=service.as_(Role.accountant))
+    assert response.status_code == 201, response.text
+    response = service.client.post("/events", json=COMPLETION, headers=service.as_(Role.operator))
+    assert response.status_code == 201, response.text
+
+
+def test_openapi_document(service: Service) -> None:
+    response = service.client.get("/openapi.json", headers=service.as_(Role.viewer))
+    assert response.status_code == 200
+    found = response.json()
+    assert found["openapi"].startswith("3.")
+    assert {"/events", "/events/batch", "/reports/{kind}", "/journal"} <= set(found["paths"])
+    body = found["paths"]["/events"]["post"]["requestBody"]["content"]["application/json"]
+    assert "CompletionModel" in json.dumps(body)
+    assert "CompletionModel" in found["components"]["schemas"]
+    assert found["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+# ---------------------------------------------------------------- posting
+
+
+def test_a_completion_posted_shows_in_the_trial_balance_with_who_posted_it(
+    service: Service,
+) -> None:
+    before = _accounts(service)
+    assert "finished_goods" not in before
+    response = service.client.post("/events", json=COMPLETION, headers=service.as_(Role.operator))
+    assert response.status_code == 201
+    assert response.json() == {
+        "id": "c1",
+        "type": "completion",
+        "applied": True,
+        "recorded_by": "operator",
+    }
+    # 20 W at 21.00 standard into finished goods (M at 2.00 a unit, 3 a W, and conversion)
+    assert _accounts(service)["finished_goods"] == ("420.00", "0.00")
+    with service.store.engine.connect() as conn:
+        rows = dict(conn.execute(sa.select(t.events.c.id, t.events.c.recorded_by)).all())
+    assert rows == {"p1": None, "c1": "operator"}
+    # posted again (no key): the book sees an exact duplicate and changes nothing
+    response = service.client.post("/events", json=COMPLETION, headers=service.as_(Role.operator))
+    assert response.status_code == 200
+    assert response.json()["applied"] is False
+    assert _accounts(service)["finished_goods"] == ("420.00", "0.00")
+    # the same id with another content is a conflict
+    other = {**COMPLETION, "quantity": "21"}
+    before_tables = dump_tables(service.store)
+    response = service.client.post("/events", json=other, headers=service.as_(Role.operator))
+    assert _problem(response, 409)["type"] == "/problems/conflict"
+    assert dump_tables(service.store) == before_tables
+    # drill-down
+    response = service.client.get("/events/c1", headers=service.as_(Role.viewer))
+    assert response.status_code == 200
+    assert response.json()["event"]["id"] == "c1"
+    _problem(service.client.get("/events/nope", headers=service.as_(Role.viewer)), 404)
+
+
+def test_an_idempotent_replay_returns_the_first_answer_and_posts_once(service: Service) -> None:
+    headers = {**service.as_(Role.operator), "Idempotency-Key": "terminal-7-000123"}
+    first = service.client.post("/events", json=COMPLETION, headers=headers)
+    assert first.status_code == 201
+    after_first = dump_tables(service.store)
+    # the same body, written differently (key order, spacing), is the same request
+    text = json.dumps(dict(reversed(list(COMPLETION.items()))), indent=2)
+    again = service.client.post(
+        "/events", content=text, headers={**headers, "Content-Type": "application/json"}
+    )
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert dump_tables(service.store) == after_first
+    assert len(after_first["idempotency_keys"]) == 1
+    # the same key with another body: refused, nothing written
+    other = {**COMPLETION, "id": "c2"}
+    problem = _problem(service.client.post("/events", json=other, headers=headers), 422)
+    assert problem["type"] == "/problems/idempotency-key-reused"
+    assert problem["errors"][0]["location"] == "header"
+    assert dump_tables(service.store) == after_first
+    # a batch with a key replays too
+    batch = [{**COMPLETION, "id": f"b{n}", "quantity": "1"} for n in range(3)]
+    headers["Idempotency-Key"] = "batch-1"
+    first = service.client.post("/events/batch", json=batch, headers=headers)
+    assert first.status_code == 201
+    assert first.json()["applied"] == 3
+    again = service.client.post("/events/batch", json=batch, headers=headers)
+    assert again.json() == first.json()
+    assert _accounts(service)["finished_goods"] == ("483.00", "0.00")  # 23 W at 21.00
+
+
+def test_a_refused_posting_is_not_kept_under_its_key(service: Service) -> None:
+    headers = {**service.as_(Role.accountant), "Idempotency-Key": "k1"}
+    sale = {
+        "id": "s1",
+        "date": "2026-01-20",
+        "type": "sale",
+        "item": "W",
+        "quantity": "5",
+        "unit_price": "30.00",
+    }
+    before = dump_tables(service.store)
+    response = service.client.post("/events", json={**sale, "quantity": "-5"}, headers=headers)
+    _problem(response, 422)
+    assert dump_tables(service.store) == before
+    response = service.client.post("/events", json=sale, headers=headers)
+    assert response.status_code in (201, 422)  # whatever the book says, the key was free
+
+
+def test_a_batch_over_the_limit_is_refused(service: Service) -> None:
+    before = dump_tables(service.store)
+    batch = [{**COMPLETION, "id": f"b{n}", "quantity": "1"} for n in range(MAX_BATCH + 1)]
+    response = service.client.post("/events/batch", json=batch, headers=service.as_(Role.operator))
+    assert _problem(response, 413)["type"] == "/problems/batch-too-large"
+    assert dump_tables(service.store) == before
+
+
+def test_a_batch_is_one_transaction(service: Service) -> None:
+    before = dump_tables(service.store)
+    batch = [
+        {**COMPLETION, "id": "b1", "quantity": "1"},
+        {**COMPLETION, "id": "b2", "item": "NOPE"},
+        {**COMPLETION, "id": "b3", "quantity": "x"},
+    ]
+    response = service.client.post("/events/batch", json=batch, headers=service.as_(Role.operator))
+    problem = _problem(response, 422)
+    assert [(e["pointer"], e["field"]) for e in problem["errors"]] == [
+        ("/1/item", "item"),
+        ("/2/quantity", "quantity"),
+    ]
+    assert dump_tables(service.store) == before
+
+
+BAD_BODIES = [
+    ('{"id": "c1", "date": "2026-01-15",', 400, "body", None),
+    ('{"id": "c1", "id": "c2"}', 400, "body", None),
+    (
+        '{"id": "c1", "date": "2026-01-15", "type": "completion", "item": "W", "quantity": NaN}',
+        400,
+        "body",
+        None,
+    ),
+    (b'{"id": "c\xff"}', 400, "body", None),
+    ("[1, 2]", 422, "body", None),
+    (json.dumps({**COMPLETION, "colour": "red"}), 422, "colour", "/colour"),
+    (json.dumps({**COMPLETION, "quantity": [1]}), 422, "quantity", "/quantity"),
+    (json.dumps({**COMPLETION, "quantity": True}), 422, "quantity", "/quantity"),
+    (json.dumps({**COMPLETION, "quantity": {"a": 1}}), 422, "quantity", "/quantity"),
+    (json.dumps({**COMPLETION, "date": 20260115}), 422, "date", "/date"),
+    (json.dumps({**COMPLETION, "quantity": "1e400"}), 422, "quantity", "/quantity"),
+    (json.dumps(COMPLETION).replace('"20"', "1" + "0" * 60), 422, "quantity", "/quantity"),
+    (json.dumps(COMPLETION).replace('"20"', "1" * 5000), 400, "body", None),
+    (json.dumps({**COMPLETION, "type": "teleport"}), 422, "type", "/type"),
+    (json.dumps({k: v for k, v in COMPLETION.items() if k != "id"}), 422, "id", "/id"),
+]
+
+
+def test_bad_input_gets_a_problem_naming_the_field_and_writes_nothing(service: Service) -> None:
+    before = dump_tables(service.store)
+    headers = {
+        **service.as_(Role.accountant),
+        "Content-Type": "application/json",
+        "Idempotency-Key": "bad-1",
+    }
+    for body, status, field, pointer in BAD_BODIES:
+        response = service.client.post("/events", content=body, headers=headers)
+        problem = _problem(response, status)
+        assert problem["errors"][0]["field"] == field, (body, problem)
+        assert problem["errors"][0]["location"] == "body"
+        assert problem["errors"][0].get("pointer") == pointer, (body, problem)
+    assert dump_tables(service.store) == before
+
+
+def test_bad_query_and_unknown_report(service: Service) -> None:
+    viewer = service.as_(Role.viewer)
+    problem = _problem(service.client.get("/journal?limit=x", headers=viewer), 422)
+    assert problem["errors"][0] == {
+        "location": "query",
+        "field": "limit",
+        "detail": "Input should be a valid integer, unable to parse string as an integer, got 'x'",
+    }
+    problem = _problem(service.client.get("/reports/nothing", headers=viewer), 404)
+    assert problem["type"] == "/problems/unknown-report"
+    problem = _problem(service.client.get("/reports/margin?item=NOPE", headers=viewer), 422)
+    assert "NOPE" in problem["detail"]
+
+
+# ---------------------------------------------------------------- reads
+
+
+def test_reports_and_the_journal_a_page_at_a_time(service: Service) -> None:
+    operator, viewer = service.as_(Role.operator), service.as_(Role.viewer)
+    batch = [{**COMPLETION, "id": f"b{n}", "quantity": "1"} for n in range(5)]
+    assert service.client.post("/events/batch", json=batch, headers=operator).status_code == 201
+    seen: list[str] = []
+    after = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 2, "period": "2026-01"}
+        if after is not None:
+            params["after"] = after
+        page = service.client.get("/journal", params=params, headers=viewer).json()
+        assert page["total"] == 6
+        seen += [e["event"] for e in page["entries"]]
+        pages += 1
+        after = page["next"]
+        if after is None:
+            break
+    assert seen == ["p1", "b0", "b1", "b2", "b3", "b4"]
+    assert pages == 3
+    for kind in (
+        "summary",
+        "trial-balance",
+        "valuation",
+        "variances",
+        "exceptions",
+        "orders",
+        "statements",
+        "nrv",
+        "margin",
+        "variance-analysis",
+        "flags",
+    ):
+        response = service.client.get(f"/reports/{kind}", headers=viewer)
+        assert response.status_code == 200, (kind, response.text)
+    summary = service.client.get("/reports/summary", headers=viewer).json()
+    assert summary["quantities"]["W"] == "5"
+    assert "entries" not in summary
+    valuation = service.client.get("/reports/valuation", headers=viewer).json()
+    assert {"item": "W", "on_books": "105.00"}.items() <= next(
+        r for r in valuation["items"] if r["item"] == "W"
+    ).items()
+    response = service.client.get("/exceptions", headers=viewer)
+    assert response.json() == {"exceptions": []}
+
+
+def test_token_commands(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from backflush.cli import app
+
+    scenario = read_scenario(EXAMPLES / "widgets_prorate.yaml")
+    db = str(tmp_path / "book.db")
+    store = Store(db)
+    store.import_scenario(scenario.settings, scenario.master, [])
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["token", "create", "--db", db, "--name", "line 1", "--role", "operator", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.output)
+    assert len(created["secret"]) >= 40
+    (token,) = list_tokens(store)
+    assert (token.name, token.role, token.revoked_at) == ("line 1", Role.operator, None)
+    with store.engine.connect() as conn:  # only the hash is kept
+        kept = conn.execute(sa.select(t.api_tokens.c.secret_hash)).scalar_one()
+    assert created["secret"] not in kept and len(kept) == 64
+    result = runner.invoke(app, ["token", "list", "--db", db, "--json"])
+    assert created["secret"] not in result.output
+    assert json.loads(result.output)[0]["name"] == "line 1"
+    result = runner.invoke(app, ["token", "revoke", "--db", db, str(token.id)])
+    assert result.exit_code == 0, result.output
+    assert list_tokens(store)[0].revoked_at is not None
+    result = runner.invoke(app, ["token", "revoke", "--db", db, "99"])
+    assert result.exit_code == 2
+    result = runner.invoke(app, ["token", "create", "--db", db, "--name", "x", "--role", "boss"])
+    assert result.exit_code == 2
+    store.close()

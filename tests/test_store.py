@@ -23,7 +23,7 @@ from backflush.engine.flush import PostingError
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports.document import document
 from backflush.run import run_scenario
-from backflush.store.repository import Store, StoreError, event_from_payload
+from backflush.store.repository import WRITE_LOCK, Store, StoreError, event_from_payload
 from backflush.store.schema import metadata
 from helpers import EXAMPLE_NAMES, EXAMPLES, assert_matches_expected, dump_tables
 
@@ -468,8 +468,7 @@ def writer_holding_the_lock(db_url: str) -> Iterator[None]:
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as conn, conn.begin():
-            settings = metadata.tables["book_settings"]
-            conn.execute(sa.select(settings.c.id).with_for_update())
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(WRITE_LOCK)))
             yield
     finally:
         engine.dispose()

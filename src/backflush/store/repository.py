@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import random
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -37,6 +39,15 @@ WRITE = "backflush_write"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
 SCHEMA_REVISION = "0006"
+#: Key of the PostgreSQL advisory lock (``pg_advisory_xact_lock``) every write transaction
+#: takes first: one writer at a time per book (database), schema and settings writes included.
+WRITE_LOCK = 0x6261636B666C7368  # "backflsh"
+#: SQLSTATEs after which a write transaction is run again (serialization failure, deadlock),
+#: and how many times in all it is run.
+RETRYABLE = frozenset({"40001", "40P01"})
+RETRIES = 5
+
+_T = TypeVar("_T")
 
 
 class StoreError(RuntimeError):
@@ -154,15 +165,38 @@ class Store:
 
     @contextmanager
     def transaction(self, *, write: bool = False) -> Iterator[Connection]:
-        """One transaction. A ``write`` one takes the book's write lock first (SQLite: BEGIN
-        IMMEDIATE); a read one never blocks a writer and sees one consistent snapshot
-        (SQLite: BEGIN in WAL mode; PostgreSQL: REPEATABLE READ)."""
+        """One transaction. A ``write`` one takes the book's write lock first, before it reads
+        anything: one writer at a time per book, and every state it reads is what the writers
+        before it committed (SQLite: BEGIN IMMEDIATE; PostgreSQL: READ COMMITTED, the advisory
+        lock :data:`WRITE_LOCK` as its first statement, so each later statement sees every
+        commit made before the lock was granted; REPEATABLE READ would freeze the snapshot
+        at that first statement, before the lock was granted). A read one never blocks a
+        writer and sees one consistent snapshot (SQLite: BEGIN in WAL mode; PostgreSQL:
+        REPEATABLE READ)."""
         with self.engine.connect() as conn:
             conn.execution_options(**{WRITE: write})
-            if not write and conn.dialect.name == "postgresql":
-                conn.execution_options(isolation_level="REPEATABLE READ")
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:
+                level = "READ COMMITTED" if write else "REPEATABLE READ"
+                conn.execution_options(isolation_level=level)
             with conn.begin():
+                if write and postgres:
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(WRITE_LOCK)))
                 yield conn
+
+    def _retrying(self, work: Callable[[], _T]) -> _T:
+        """``work`` (one whole write transaction) run again, a bounded number of times after
+        a jittered pause, when PostgreSQL rolled it back as a serialization failure or a
+        deadlock victim: safe, since nothing of a rolled-back transaction stays."""
+        for attempt in range(1, RETRIES + 1):
+            try:
+                return work()
+            except sa.exc.DBAPIError as error:
+                code = getattr(error.orig, "sqlstate", None)
+                if code not in RETRYABLE or attempt == RETRIES:
+                    raise
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------ schema and settings
 
@@ -539,15 +573,21 @@ class Store:
             cached = self._cache = (revision, Standards(settings, self._master(conn)))
         return cached[1]
 
-    def _load(self, conn: Connection, *, history: bool = True, by_item: bool = True) -> Book:
+    def _load(
+        self,
+        conn: Connection,
+        *,
+        history: bool = True,
+        by_item: bool = True,
+        period_sums: bool = True,
+    ) -> Book:
         """The book's state. Without ``history`` (the posting path) only the open shortage
         queue is read, not the cleared entries and negative-stock flags kept for reports, nor
         (as without ``by_item``) the journal summed per item that margin and variance
-        analysis read."""
+        analysis read. Without ``period_sums`` (posting what neither closes nor reopens) the
+        stock moved per period, item and flow is not read either: only a close reads it, and
+        :meth:`_write` adds what the events moved to the stored sums (``added_sums``)."""
         settings = self._require_settings(conn)
-        writing = conn.get_execution_options().get(WRITE)
-        if writing and conn.dialect.name == "postgresql":  # one writer at a time per book
-            conn.execute(sa.select(t.settings.c.id).where(t.settings.c.id == 1).with_for_update())
         standards = self._standards(conn, settings)
         book = Book(settings, standards.master, standards)
         book.keep_journal = False
@@ -589,12 +629,13 @@ class Store:
                 tuple(_decimals(row.variances).items()),
                 tuple(sorted(_decimals(row.balances).items())),
             )
-        for row in conn.execute(sa.select(t.period_quantities)):
-            book.moved.setdefault(row.period, {})[row.item] = row.on_hand
-        for row in conn.execute(sa.select(t.period_flows)):
-            book.flows.setdefault(row.period, {})[(row.item, row.flow)] = row.quantity
-        for row in conn.execute(sa.select(t.daily_flows)):
-            book.daily.setdefault(row.period, {})[(row.date, row.flow)] = row.quantity
+        if period_sums:
+            for row in conn.execute(sa.select(t.period_quantities)):
+                book.moved.setdefault(row.period, {})[row.item] = row.on_hand
+            for row in conn.execute(sa.select(t.period_flows)):
+                book.flows.setdefault(row.period, {})[(row.item, row.flow)] = row.quantity
+            for row in conn.execute(sa.select(t.daily_flows)):
+                book.daily.setdefault(row.period, {})[(row.date, row.flow)] = row.quantity
         if history and by_item:  # reports only: posting adds to these sums without reading them
             for row in conn.execute(sa.select(t.item_activity)):
                 book.item_activity.setdefault(row.period, {})[
@@ -829,14 +870,23 @@ class Store:
     ) -> list[bool]:
         """Apply events in one transaction; True per event applied, False per duplicate.
         ``recorded_by`` names who posted them (an API token); ``also`` writes more in the
-        same transaction, given what was applied (an idempotency key and its response)."""
-        with self.transaction(write=True) as conn:
-            book = self._load(conn, history=False)
-            applied = book.post_many(events)
-            self._write(conn, book, book.take_changes(), recorded_by)
-            if also is not None:
-                also(conn, applied)
-            return applied
+        same transaction, given what was applied (an idempotency key and its response). A
+        serialization failure or deadlock runs the whole transaction again."""
+
+        # Only a close or a reopen reads the stock moved per period: other events are posted
+        # without reading those sums, and what they moved is added to the stored ones.
+        sums = any(e.type in CLOSING_EVENTS for e in events)
+
+        def work() -> list[bool]:
+            with self.transaction(write=True) as conn:
+                book = self._load(conn, history=False, period_sums=sums)
+                applied = book.post_many(events)
+                self._write(conn, book, book.take_changes(), recorded_by, added_sums=not sums)
+                if also is not None:
+                    also(conn, applied)
+                return applied
+
+        return self._retrying(work)
 
     def import_scenario(
         self,
@@ -872,8 +922,18 @@ class Store:
         return int(conn.execute(sa.select(sa.func.count()).select_from(t.events)).scalar_one())
 
     def _write(
-        self, conn: Connection, book: Book, changes: Changes, recorded_by: str | None = None
+        self,
+        conn: Connection,
+        book: Book,
+        changes: Changes,
+        recorded_by: str | None = None,
+        *,
+        added_sums: bool = False,
     ) -> None:
+        """Write what ``changes`` changed. With ``added_sums`` the book's stock moved per
+        period (``moved``, ``flows``, ``daily``) holds only what was moved since it was loaded
+        (see :meth:`_load`): it is added to the stored sums, then forgotten. ``recorded_by``
+        names who posted the events (an API token)."""
         now = dt.datetime.now(dt.UTC)
         if changes.events:
             conn.execute(
@@ -966,30 +1026,38 @@ class Store:
                 for i in sorted(changes.quantities)
             ],
         )
-        _upsert(
-            conn,
-            t.period_quantities,
-            [
-                {"period": p, "item": i, "on_hand": book.moved[p][i]}
-                for p, i in sorted(changes.moved)
-            ],
-        )
-        _upsert(
-            conn,
-            t.period_flows,
-            [
-                {"period": p, "item": i, "flow": f, "quantity": book.flows[p][(i, f)]}
-                for p, i, f in sorted(changes.flows)
-            ],
-        )
-        _upsert(
-            conn,
-            t.daily_flows,
-            [
-                {"period": p, "date": d, "flow": f, "quantity": book.daily[p][(d, f)]}
-                for p, d, f in sorted(changes.daily)
-            ],
-        )
+        if added_sums:
+            _add_sums(conn, t.period_quantities, "on_hand", _flat(book.moved, changes.moved))
+            _add_sums(conn, t.period_flows, "quantity", _flat(book.flows, changes.flows))
+            _add_sums(conn, t.daily_flows, "quantity", _flat(book.daily, changes.daily))
+            book.moved.clear()
+            book.flows.clear()
+            book.daily.clear()
+        else:
+            _upsert(
+                conn,
+                t.period_quantities,
+                [
+                    {"period": p, "item": i, "on_hand": book.moved[p][i]}
+                    for p, i in sorted(changes.moved)
+                ],
+            )
+            _upsert(
+                conn,
+                t.period_flows,
+                [
+                    {"period": p, "item": i, "flow": f, "quantity": book.flows[p][(i, f)]}
+                    for p, i, f in sorted(changes.flows)
+                ],
+            )
+            _upsert(
+                conn,
+                t.daily_flows,
+                [
+                    {"period": p, "date": d, "flow": f, "quantity": book.daily[p][(d, f)]}
+                    for p, d, f in sorted(changes.daily)
+                ],
+            )
         _add_item_activity(conn, changes.item_activity)
         _upsert(
             conn,
@@ -1195,6 +1263,39 @@ def _add_item_activity(
             | {"amount": amount}
         )
     _upsert(conn, t.item_activity, rows)
+
+
+def _flat(
+    by_period: Mapping[str, Mapping[Any, Decimal]], keys: Iterable[tuple[Any, ...]]
+) -> dict[tuple[Any, ...], Decimal]:
+    """``by_period[period][rest]`` for each key (period, *rest), keyed (period, *rest)."""
+    found = {}
+    for period, *rest in keys:
+        found[(period, *rest)] = by_period[period][rest[0] if len(rest) == 1 else tuple(rest)]
+    return found
+
+
+def _add_sums(
+    conn: Connection, table: sa.Table, value: str, deltas: Mapping[tuple[Any, ...], Decimal]
+) -> None:
+    """Add ``deltas`` (keyed by ``table``'s primary key, period first) to the stored sums:
+    read, added in Python and written back, under the book's write lock."""
+    if not deltas:
+        return
+    keys = [c.name for c in table.primary_key.columns]
+    assert keys[0] == "period"
+    second = table.c[keys[1]]
+    stored: dict[tuple[Any, ...], Decimal] = {}
+    for period in sorted({k[0] for k in deltas}):
+        wanted = sorted({k[1] for k in deltas if k[0] == period})
+        query = sa.select(table).where(table.c.period == period, second.in_(wanted))
+        for row in conn.execute(query):
+            stored[tuple(row._mapping[k] for k in keys)] = row._mapping[value]
+    rows = [
+        dict(zip(keys, key, strict=True)) | {value: stored.get(key, ZERO) + delta}
+        for key, delta in sorted(deltas.items())
+    ]
+    _upsert(conn, table, rows)
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:

@@ -811,6 +811,8 @@ def demo(
         out.print(
             f"\nThe demo book is in [bold]{escape(store.display_url)}[/]. Try:\n"
             f"  backflush report --db {escape(db)} --what journal --period 2026-01\n"
+            f"  backflush report --db {escape(db)} --what margin\n"
+            f"  backflush report --db {escape(db)} --html period.html\n"
             f"  backflush report --db {escape(db)} --json"
         )
 

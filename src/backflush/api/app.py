@@ -214,6 +214,10 @@ def create_app(db_url: str) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
+    from backflush.api.web import install  # the /ui pages (imports jinja2)
+
+    install(app, store)
+
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document(_token: Reader) -> JSONResponse:
         return JSONResponse(app.openapi())

@@ -1,0 +1,328 @@
+"""The web pages (``/ui``) end to end: uvicorn on a loopback port, httpx for the rules
+(sign-in, roles, CSRF) and Debian's headless Chromium through Playwright for the pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+
+from backflush.api import create_app
+from backflush.api.tokens import Role, create_token
+from backflush.api.web import csrf_token
+from backflush.formats.scenario import read_scenario
+from backflush.store import schema as t
+from backflush.store.repository import Store
+from helpers import EXAMPLES, dump_tables
+from test_charts_html import CHROMIUM_ARGS, PNG_SIGNATURE, chromium
+
+SHOTS = Path(tempfile.gettempdir()) / "backflush-web-screenshots"  # looked at by hand
+
+
+@dataclass
+class Site:
+    store: Store
+    base: str
+    secrets: dict[Role, str]
+    problems: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def serving(db_url: str, events: int | None = None, source: Path | None = None) -> Iterator[Site]:
+    """A book (``source``: a scenario, its first ``events`` events) served on a free loopback
+    port, with a token per role named after it."""
+    scenario = read_scenario(source or EXAMPLES / "northshore.yaml")
+    store = Store(db_url)
+    chosen = scenario.events if events is None else scenario.events[:events]
+    store.import_scenario(scenario.settings, scenario.master, chosen)
+    secrets = {role: create_token(store, role.value, role)[1] for role in Role}
+    app = create_app(db_url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield Site(store, f"http://127.0.0.1:{port}", secrets)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        app.state.store.close()
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def northshore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    db = tmp_path_factory.mktemp("web") / "book.db"
+    with serving(f"sqlite:///{db}") as site:
+        yield site
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium()
+    with sync_playwright() as playwright:
+        found = playwright.chromium.launch(executable_path=str(executable), args=CHROMIUM_ARGS)
+        try:
+            yield found
+        finally:
+            found.close()
+
+
+def signed_in(browser: Any, site: Site, role: Role) -> Any:
+    """A browser page signed in through the form, console and page errors kept in
+    ``site.problems``."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.on(
+        "console",
+        lambda m: site.problems.append(f"{m.type}: {m.text}") if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: site.problems.append(f"pageerror: {e}"))
+    page.goto(f"{site.base}/ui/")
+    assert page.url == f"{site.base}/ui/login"  # no page without signing in
+    page.fill("input[name=token]", site.secrets[role])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{site.base}/ui/")
+    (cookie,) = [c for c in context.cookies() if c["name"] == "backflush_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui"
+    return page
+
+
+@contextmanager
+def client_for(site: Site, role: Role | None) -> Iterator[httpx.Client]:
+    """An httpx client signed in as ``role`` through the form (None: not signed in)."""
+    with httpx.Client(base_url=site.base, timeout=30) as client:
+        if role is not None:
+            _sign_in(client, site.secrets[role])
+        yield client
+
+
+def _sign_in(client: httpx.Client, secret: str) -> None:
+    form = client.get("/ui/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None
+    response = client.post("/ui/login", data={"csrf": csrf.group(1), "token": secret})
+    assert response.status_code == 303 and response.headers["location"] == "/ui/"
+
+
+# ---------------------------------------------------------------- the pages, as a viewer
+
+
+def test_every_page_in_chromium_as_a_viewer(northshore: Site, browser: Any) -> None:
+    site = northshore
+    page = signed_in(browser, site, Role.viewer)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    # the dashboard: key figures, the two charts, red flags
+    january = page.locator("#period-2026-01")
+    assert january.locator(".gross-margin").inner_text() == "1,450,000.00"
+    assert page.locator("#period-2026-02 .gross-margin").inner_text() == "1,330,000.00"
+    for chart in ("waterfall", "margin"):
+        box = page.locator(f"#chart-{chart} svg").bounding_box()
+        assert box is not None and box["width"] > 300 and box["height"] > 200, (chart, box)
+    assert "Variance waterfall 2026-02" in page.locator("#chart-waterfall").inner_text()
+    flags = page.locator("#flags").inner_text()
+    assert "standards drift" in flags and "conversion" in flags
+    shot = page.screenshot(path=str(SHOTS / "dashboard.png"), full_page=True)
+    assert shot.startswith(PNG_SIGNATURE)
+    page.click("#period-2026-01 a >> text=2026-01")
+    assert "Variance waterfall 2026-01" in page.locator("#chart-waterfall").inner_text()
+
+    # the close checklist of a period, from the dashboard
+    page.click("#period-2026-01 >> text=checklist")
+    assert page.url.endswith("/ui/close/2026-01")
+    assert page.locator("#checks tbody tr").count() == 5
+    assert "periods close in order" in page.locator("#checks").inner_text()
+
+    # the journal, a page at a time, and the drill-down of an entry's event
+    page.goto(f"{site.base}/ui/journal")
+    total = int(page.locator("p.muted").inner_text().split()[0])
+    first = page.locator("a.event").first
+    event_id = first.inner_text()
+    first.click()
+    assert page.url == f"{site.base}/ui/events/{event_id}"
+    assert page.locator("h1").inner_text().startswith(f"Event {event_id}:")
+    assert page.locator("#entries h3").count() >= 1
+    assert page.locator("#check-status").inner_text() == "agrees"
+    page.screenshot(path=str(SHOTS / "event.png"), full_page=True)
+    page.goto(f"{site.base}/ui/journal?period=2026-02")
+    numbers = [int(n) for n in page.locator("tr.entry td.num").first.all_inner_texts()]
+    assert numbers
+    if total > 50:
+        page.click("#next")
+        assert "after=" in page.url
+
+    # an item with its BOM and cost rollup
+    page.goto(f"{site.base}/ui/items/ROUTER")
+    standard = site.store.load().standards.unit_cost("ROUTER", dt.date(2026, 2, 28))
+    assert page.locator("#standard").inner_text() == f"{standard.total:,}"
+    assert page.locator("#bom tbody tr").count() == 5
+    page.click("#bom >> text=PCB")
+    assert page.url == f"{site.base}/ui/items/PCB"
+    assert "ROUTER" in page.locator("#where-used").inner_text()
+
+    # the exceptions queue: a viewer sees it without the buttons
+    page.goto(f"{site.base}/ui/exceptions")
+    assert page.locator("form[action='/ui/exceptions/retry']").count() == 0
+    assert page.locator("text=Refused").count() == 0
+    page.context.close()
+    assert site.problems == []
+
+
+# ---------------------------------------------------------------- sign-in, roles and CSRF
+
+
+def test_no_page_without_the_cookie(northshore: Site) -> None:
+    with client_for(northshore, None) as client:
+        for path in (
+            "/ui/",
+            "/ui/exceptions",
+            "/ui/journal",
+            "/ui/items/ROUTER",
+            "/ui/events/x",
+            "/ui/close/2026-01",
+        ):
+            response = client.get(path)
+            assert response.status_code == 303, path
+            assert response.headers["location"] == "/ui/login"
+        for path in ("/ui/exceptions/retry", "/ui/exceptions/resolve", "/ui/logout"):
+            response = client.post(path, data={"csrf": "x"})
+            assert response.status_code == 303 and response.headers["location"] == "/ui/login"
+        # a revoked or made-up token in the cookie is no session
+        client.cookies.set("backflush_session", "nonsense", path="/ui")
+        assert client.get("/ui/").status_code == 303
+
+
+def test_sign_in_refusals(northshore: Site) -> None:
+    with client_for(northshore, None) as client:
+        form = client.get("/ui/login")
+        assert "script-src" not in form.headers["content-security-policy"]  # none allowed
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None
+        wrong = client.post("/ui/login", data={"csrf": csrf.group(1), "token": "nope"})
+        assert wrong.status_code == 401 and "unknown or revoked token" in wrong.text
+        assert "backflush_session" not in client.cookies
+        # the sign-in form without its CSRF token (another site posting it) is refused
+        good = northshore.secrets[Role.viewer]
+        assert client.post("/ui/login", data={"token": good}).status_code == 403
+    with client_for(northshore, None) as fresh:  # nor with a token but no login cookie
+        response = fresh.post("/ui/login", data={"csrf": csrf.group(1), "token": good})
+        assert response.status_code == 403 and "backflush_session" not in fresh.cookies
+
+
+def _csrf(client: httpx.Client) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', client.get("/ui/exceptions").text)
+    assert found is not None
+    return found.group(1)
+
+
+def test_viewer_refused_and_csrf_required(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    with serving(url, 4, EXAMPLES / "reopen.yaml") as site:
+        before = dump_tables(site.store)
+        resolve = {"event": "c1", "item": "M", "reason": "found", "date": "2026-01-31"}
+        with client_for(site, Role.viewer) as viewer:
+            csrf = _csrf(viewer)
+            assert csrf == csrf_token(site.secrets[Role.viewer])
+            for path, form in (
+                ("/ui/exceptions/retry", {"date": "2026-01-31"}),
+                ("/ui/exceptions/resolve", resolve),
+            ):
+                response = viewer.post(path, data={**form, "csrf": csrf})
+                assert response.status_code == 403, response.text
+                assert "a viewer token may not retry or resolve" in response.text
+        with client_for(site, Role.accountant) as accountant:
+            for csrf in (None, "", "0" * 64, csrf_token(site.secrets[Role.viewer])):
+                form = resolve if csrf is None else {**resolve, "csrf": csrf}
+                response = accountant.post("/ui/exceptions/resolve", data=form)
+                assert response.status_code == 403, response.text
+                assert "CSRF token is missing or wrong" in response.text
+            # a reason is required
+            response = accountant.post(
+                "/ui/exceptions/resolve",
+                data={**resolve, "reason": " ", "csrf": _csrf(accountant)},
+            )
+            assert response.status_code == 422 and "give a reason" in response.text
+        assert dump_tables(site.store) == before  # nothing written
+
+
+# ---------------------------------------------------------------- an accountant works the queue
+
+
+def test_accountant_retries_and_resolves_through_the_page(
+    tmp_path: Path, browser: Any, db_url: str
+) -> None:
+    # the reopen example before its close: completion c1 waits for 2 M
+    with serving(db_url, 4, EXAMPLES / "reopen.yaml") as site:
+        page = signed_in(browser, site, Role.accountant)
+        page.goto(f"{site.base}/ui/exceptions")
+        row = page.locator("#queue tbody tr")
+        assert row.count() == 1
+        assert row.locator("td").nth(0).inner_text() == "c1"
+        assert row.locator("td").nth(6).inner_text() == "2"
+        # one M arrives: the purchase clears what it can at once (every arrival retries)
+        purchase = {
+            "id": "p-late",
+            "date": "2026-01-25",
+            "type": "purchase",
+            "item": "M",
+            "quantity": "1",
+            "unit_cost": "2.00",
+        }
+        with httpx.Client(base_url=site.base) as api:
+            headers = {"Authorization": f"Bearer {site.secrets[Role.accountant]}"}
+            assert api.post("/events", json=purchase, headers=headers).status_code == 201
+        rip_before = _balance(site.store, "raw_in_process")
+        assert rip_before == -2  # 12 M credited at 2.00, 11 bought
+        page.reload()
+        assert page.locator("#queue tbody tr td").nth(6).inner_text() == "1"
+        # a retry by hand: nothing on the shelf, the event is recorded and nothing moves
+        page.fill("#retry input[name=date]", "2026-01-26")
+        page.click("#retry button")
+        assert page.locator("#posted").inner_text().startswith("Event web-retry-")
+        assert page.locator("#queue tbody tr td").nth(6).inner_text() == "1"
+        assert site.store.load().on_hand.get("M", 0) == 0
+        assert _balance(site.store, "raw_in_process") == rip_before
+        # the last one is written off with a reason
+        page.fill("#queue input[name=reason]", "found on the shelf")
+        page.fill("#queue input[name=date]", "2026-01-31")
+        page.click("#queue button")
+        assert page.locator("#posted").inner_text() == "Event write-off-c1-M posted."
+        assert page.locator("#none").inner_text() == "No open backflush exceptions."
+        assert _balance(site.store, "raw_in_process") == 0  # Dr RIP 2.00: 1 M at standard
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "exceptions.png"), full_page=True)
+        page.context.close()
+        with site.store.transaction() as conn:
+            who = dict(
+                conn.execute(
+                    sa.select(t.events.c.type, t.events.c.recorded_by).where(
+                        t.events.c.type.in_(("retry", "write_off"))
+                    )
+                ).all()
+            )
+        assert who == {"retry": "accountant", "write_off": "accountant"}
+        book = site.store.load()
+        assert list(book.written_off.values()) == ["found on the shelf"]
+        assert site.problems == []
+
+
+def _balance(store: Store, account: str) -> Any:
+    return store.load().account_balances().get(account, 0)

@@ -375,7 +375,7 @@ def test_reports_and_the_journal_a_page_at_a_time(service: Service) -> None:
         r for r in valuation["items"] if r["item"] == "W"
     ).items()
     response = service.client.get("/exceptions", headers=viewer)
-    assert response.json() == {"exceptions": []}
+    assert response.json() == {"total": 0, "exceptions": [], "next": None}
 
 
 def test_token_commands(tmp_path: Any) -> None:

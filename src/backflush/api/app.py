@@ -14,18 +14,18 @@ import json
 import re
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
-from backflush.api.documents import ReportKind, exceptions_document, journal_document
+from backflush.api.documents import CSV_SHEETS, ReportKind, csv_report, journal_document
 from backflush.api.documents import report_document as _report_document
 from backflush.api.problems import HANDLERS, Problem, field_error, invalid
 from backflush.api.tokens import READERS, Role, Token, find_token
@@ -46,6 +46,7 @@ MAX_BODY = 32 * 1024 * 1024
 #: Most journal entries one page may hold.
 MAX_PAGE = 1000
 _PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
+PathPeriod = Path(pattern=_PERIOD, description="YYYY-MM")
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # visible ASCII, as a header carries it
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `backflush token create`.")
@@ -147,8 +148,13 @@ def create_app(db_url: str) -> FastAPI:
         except NotFound as error:
             raise Problem(404, "not-found", str(error)) from None
 
-    @app.get("/reports/{kind}", tags=["reports"])
+    @app.get(
+        "/reports/{kind}",
+        tags=["reports"],
+        responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    )
     def get_report(
+        request: Request,
         kind: str,
         _token: Reader,
         first: Annotated[str | None, Query(alias="from", pattern=_PERIOD)] = None,
@@ -156,9 +162,16 @@ def create_app(db_url: str) -> FastAPI:
         item: Annotated[list[str] | None, Query()] = None,
         family: str | None = None,
         site: str | None = None,
-    ) -> dict[str, Any]:
+        form: Annotated[
+            Literal["json", "csv"] | None,
+            Query(alias="format", description="csv: the report's sheet of the workbook."),
+        ] = None,
+    ) -> Any:
         """A report as JSON: summary, trial-balance (at the end of ``to``), valuation,
-        variances, exceptions, orders, statements, nrv, margin, variance-analysis, flags."""
+        variances, exceptions, orders, statements, nrv, margin, variance-analysis, flags,
+        throughput. As CSV (``format=csv`` or ``Accept: text/csv``; the whole book, decimals
+        exact): trial-balance, valuation, variances, throughput, margin, variance-analysis,
+        flags."""
         try:
             which = ReportKind(kind)
         except ValueError:
@@ -169,6 +182,27 @@ def create_app(db_url: str) -> FastAPI:
                 f"no report {kind!r}; there are {known}",
                 [field_error("path", "kind", f"expected one of {known}")],
             ) from None
+        accept = request.headers.get("accept", "")
+        if form == "csv" or (form is None and "text/csv" in accept):
+            if which not in CSV_SHEETS:
+                known = ", ".join(k.value for k in CSV_SHEETS)
+                raise Problem(
+                    406,
+                    "no-csv",
+                    f"report {kind} has no CSV form; CSV: {known}",
+                    [field_error("query", "format", f"CSV is for {known}")],
+                )
+            given = {"from": first, "to": last, "item": item, "family": family, "site": site}
+            chosen = [name for name, value in given.items() if value]
+            if chosen:
+                raise invalid(
+                    [field_error("query", n, "the CSV covers the whole book") for n in chosen]
+                )
+            return Response(
+                csv_report(store.load(), which),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{kind}.csv"'},
+            )
         selection = Selection(first, last, frozenset(item or ()), family, site)
         book = store.load()
         try:
@@ -195,12 +229,9 @@ def create_app(db_url: str) -> FastAPI:
             found["next"] = None
         return found
 
-    @app.get("/exceptions", tags=["reports"])
-    def get_exceptions(
-        _token: Reader, status: Annotated[str | None, Query(max_length=32)] = None
-    ) -> dict[str, Any]:
-        """The backflush exceptions queue (``status``: only those, e.g. open)."""
-        return exceptions_document(store.load(), status)
+    from backflush.api.routes import add_routes
+
+    add_routes(app, store, allowed(READERS), allowed(frozenset({Role.accountant})))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -3,7 +3,10 @@ has one, small ones here where the CLI prints only a table."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import datetime as dt
+import io
 from collections.abc import Callable
 from decimal import Decimal
 from enum import StrEnum
@@ -26,6 +29,9 @@ from backflush.reports.document import (
 from backflush.reports.flags import Thresholds, flags_document, red_flags
 from backflush.reports.statements import statements
 from backflush.reports.tables import valuation
+from backflush.reports.throughput import ROWS as THROUGHPUT_ROWS
+from backflush.reports.throughput import throughput
+from backflush.reports.workbook import Cell, report_sheets
 
 
 class ReportKind(StrEnum):
@@ -40,6 +46,53 @@ class ReportKind(StrEnum):
     margin = "margin"
     variance_analysis = "variance-analysis"
     flags = "flags"
+    throughput = "throughput"
+
+
+#: The reports with a CSV form: their sheet of the workbook (``backflush report --csv``).
+CSV_SHEETS = {
+    ReportKind.trial_balance: "Trial balance",
+    ReportKind.valuation: "Valuation",
+    ReportKind.variances: "Variances",
+    ReportKind.throughput: "Throughput",
+    ReportKind.margin: "Margin by product",
+    ReportKind.variance_analysis: "Variance analysis",
+    ReportKind.flags: "Flags",
+}
+
+
+def csv_report(book: Book, kind: ReportKind) -> str:
+    """The report ``kind`` as CSV text: its workbook sheet's header and rows, decimals exactly
+    as the book holds them, dates as ISO 8601."""
+    (sheet,) = [s for s in report_sheets(book, []) if s.title == CSV_SHEETS[kind]]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(sheet.header)
+    writer.writerows([_cell(value) for value in row] for row in sheet.rows)
+    return text.getvalue()
+
+
+def _cell(value: Cell) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return fmt(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def throughput_document(book: Book, periods: list[str]) -> dict[str, Any]:
+    """Throughput accounting per period beside absorption (``report --what throughput``)."""
+    currency = book.settings.currency
+    found = []
+    for period in periods:
+        figures = throughput(book, period)
+        shown: dict[str, str] = {"period": period}
+        for _, name in THROUGHPUT_ROWS:
+            shown[name] = money(getattr(figures, name), currency)
+        found.append(shown)
+    return {"currency": currency, "periods": found}
 
 
 def summary_document(book: Book) -> dict[str, Any]:
@@ -136,6 +189,7 @@ def report_document(
         ReportKind.margin: lambda: margin_document(book, selection),
         ReportKind.variance_analysis: lambda: variance_document(book, selection),
         ReportKind.flags: lambda: flags_document(red_flags(book), Thresholds()),
+        ReportKind.throughput: lambda: throughput_document(book, periods),
     }
     return makers[kind]()
 

@@ -520,9 +520,28 @@ class Store:
             if on <= last
         ]
 
-    def release_cost_set(self, name: str, effective: dt.date) -> m.CostSet:
+    def add_master(
+        self, master: m.MasterData, *, also: Callable[[Connection], None] | None = None
+    ) -> None:
+        """Add master data to an existing book in one transaction (what is already there must
+        be identical); ``also`` writes more in that transaction (an idempotency key)."""
+        with self.transaction(write=True) as conn:
+            self._check_schema(conn)
+            self._require_settings(conn)
+            self._add_master(conn, master)
+            if also is not None:
+                also(conn)
+
+    def release_cost_set(
+        self,
+        name: str,
+        effective: dt.date,
+        *,
+        also: Callable[[Connection], None] | None = None,
+    ) -> m.CostSet:
         """Release a cost set: its costs and rates are the book's standards from ``effective``
-        on; stock on hand is revalued when the first event of that date or later is posted."""
+        on; stock on hand is revalued when the first event of that date or later is posted.
+        ``also`` writes more in the same transaction (an idempotency key)."""
         with self.transaction(write=True) as conn:
             self._check_schema(conn)
             stored = self._master(conn)
@@ -556,6 +575,8 @@ class Store:
             conn.execute(
                 t.settings.update().values(master_revision=t.settings.c.master_revision + 1)
             )
+            if also is not None:
+                also(conn)
             return released
 
     def master(self) -> m.MasterData:

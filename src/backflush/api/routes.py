@@ -1,0 +1,671 @@
+"""The accountant's routes of the API (issue 6): close and reopen periods with their
+checklist, retry and resolve backflush exceptions, master data and cost sets, items with
+their BOMs and standards; lists a page at a time (``limit`` and an ``after`` cursor).
+
+Close, reopen, retry and resolve post ordinary events (as ``backflush close``, ``reopen`` and
+``exceptions retry | resolve`` do) through the same path as ``POST /events``: recorded_by,
+one transaction, ``Idempotency-Key`` replays. Master data and releases keep their key in the
+transaction that writes them.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the routes' annotations, some of
+# which name dependencies given to add_routes.
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
+
+from backflush.api import app as base
+from backflush.api.problems import Problem, field_error, invalid
+from backflush.api.tokens import Token
+from backflush.book import Book
+from backflush.domain import model as m
+from backflush.domain.money import fmt
+from backflush.engine.standards import StandardError, Standards
+from backflush.formats.inputs import (
+    BomModel,
+    CostSetModel,
+    Date,
+    Identifier,
+    InputError,
+    ItemModel,
+    Reason,
+    RoutingModel,
+    WorkCenterModel,
+    build_master,
+    describe,
+    fields_of,
+    to_decimal,
+)
+from backflush.reports import close as close_reports
+from backflush.reports import standards as standards_reports
+from backflush.reports.document import exception_document
+from backflush.store import schema as t
+from backflush.store.repository import Store
+
+#: Most rows one page of ``/items`` or ``/exceptions`` may hold.
+MAX_LIST = 1000
+
+# ---------------------------------------------------------------- request bodies
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CloseBody(_Body):
+    id: Identifier | None = None
+
+
+class ReopenBody(_Body):
+    reason: Reason
+    date: Date | None = None
+    id: Identifier | None = None
+
+
+class RetryBody(_Body):
+    date: Date | None = None
+    id: Identifier | None = None
+
+
+class ResolveBody(ReopenBody):
+    pass
+
+
+class ReleaseBody(_Body):
+    effective: Date
+
+
+_MASTER_SECTIONS = {
+    "items": ItemModel,
+    "boms": BomModel,
+    "work_centers": WorkCenterModel,
+    "routings": RoutingModel,
+    "cost_sets": CostSetModel,
+}
+
+
+def _master_schema() -> dict[str, Any]:
+    """``POST /master``'s body in the OpenAPI document: the sections of a scenario file."""
+    properties = {}
+    for name, model in _MASTER_SECTIONS.items():
+        section = base._body_schema(list[model])  # type: ignore[valid-type]
+        properties[name] = section["requestBody"]["content"]["application/json"]["schema"]
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _parsed(raw: Any, model: type[_Body]) -> Any:
+    """The body checked against ``model``: a problem naming every bad field otherwise."""
+    if not isinstance(raw, dict):
+        raise invalid([field_error("body", "body", "expected a JSON object", "")])
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        errors = []
+        for text in describe(error, allowed=fields_of(model)):
+            field, _, detail = text.partition(": ")
+            errors.append(field_error("body", field, detail or text, "/" + field.replace(".", "/")))
+        raise invalid(errors) from None
+
+
+async def _body(request: Request) -> Any:
+    """The request body as JSON; an empty body is an empty object."""
+    if not await request.body():
+        return {}
+    return await base._read_json(request)
+
+
+# ---------------------------------------------------------------- documents
+
+
+def item_document(item: m.Item) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "kind": item.kind.value,
+        "uom": item.uom,
+        "flush": item.flush.value,
+        "material_cost": None if item.material_cost is None else fmt(item.material_cost),
+        "conversion": {e: fmt(v) for e, v in item.conversion},
+        "triggers": None if item.policy is None else item.policy.value,
+        "lot_size": fmt(item.lot_size),
+        "family": item.family,
+        "site": item.site,
+    }
+
+
+def _day(value: dt.date | None) -> str | None:
+    return None if value is None or value in (dt.date.min, dt.date.max) else value.isoformat()
+
+
+def bom_document(bom: m.Bom) -> dict[str, Any]:
+    return {
+        "effective_from": _day(bom.effective_from),
+        "effective_to": _day(bom.effective_to),
+        "lines": [
+            {
+                "component": line.component,
+                "quantity": fmt(line.quantity),
+                "scrap": fmt(line.scrap),
+                "flush": None if line.flush is None else line.flush.value,
+                "operation": line.operation,
+            }
+            for line in bom.lines
+        ],
+    }
+
+
+def routing_document(routing: m.Routing) -> dict[str, Any]:
+    return {
+        "effective_from": _day(routing.effective_from),
+        "effective_to": _day(routing.effective_to),
+        "operations": [
+            {
+                "operation": op.number,
+                "work_center": op.work_center,
+                "run_hours": fmt(op.run_hours),
+                "setup_hours": fmt(op.setup_hours),
+                "yield": fmt(op.yield_),
+            }
+            for op in routing.operations
+        ],
+    }
+
+
+def item_detail_document(
+    settings: m.Settings, master: m.MasterData, item_id: str, on: dt.date
+) -> dict[str, Any]:
+    """An item with its BOM and routing versions, its standard rolled up on ``on`` and its
+    indented BOM (None with ``standard_error`` when its standards cannot be rolled up)."""
+    found = item_document(master.items[item_id])
+    found["boms"] = [bom_document(b) for b in master.boms.get(item_id, ())]
+    found["routings"] = [routing_document(r) for r in master.routings.get(item_id, ())]
+    standards = Standards(settings, master)
+    found["date"] = on.isoformat()
+    try:
+        rows = standards_reports.rollup(standards, on, [item_id])
+        found["standard"] = standards_reports.rollup_document(on, rows, None)["items"][0]
+        found["indented_bom"] = (
+            standards_reports.indented_bom_document(
+                standards_reports.indented_bom(standards, item_id, on)
+            )
+            if master.bom_on(item_id, on) is not None
+            else None
+        )
+    except StandardError as error:
+        found["standard"] = found["indented_bom"] = None
+        found["standard_error"] = str(error)
+    return found
+
+
+def exception_key(key: tuple[str, str, str]) -> str:
+    """An exception's key in URLs: event/item/kind."""
+    return "/".join(key)
+
+
+def exceptions_page(
+    book: Book, status: str | None, limit: int, after: str | None
+) -> dict[str, Any]:
+    keys = list(book.shortages)
+    if status is not None:
+        keys = [k for k in keys if book.exception_status(k) == status]
+    start = 0
+    if after is not None:
+        shown = [exception_key(k) for k in keys]
+        if after not in shown:
+            raise invalid([field_error("query", "after", "not the key of an exception listed")])
+        start = shown.index(after) + 1
+    page = keys[start : start + limit]
+    rows = [{"key": exception_key(k), **exception_document(book, k)} for k in page]
+    more = start + limit < len(keys)
+    return {
+        "total": len(keys),
+        "exceptions": rows,
+        "next": exception_key(page[-1]) if more and page else None,
+    }
+
+
+# ---------------------------------------------------------------- idempotent writes
+
+
+def keyed(
+    store: Store,
+    token: Token,
+    key: str | None,
+    request: Request,
+    raw: Any,
+    write: Callable[[Callable[[Connection, dict[str, Any], int], None]], None],
+) -> JSONResponse:
+    """Run ``write`` (one transaction) with ``Idempotency-Key`` replays: ``write`` calls the
+    given ``keep(conn, body, status)`` inside its transaction with its answer."""
+    digest = ""
+    if key is not None:
+        if not base._KEY.match(key):
+            raise invalid(
+                [field_error("header", "Idempotency-Key", "1 to 200 visible ASCII characters")]
+            )
+        digest = base._request_hash(request, raw)
+        replay = base._stored(store, key, digest)
+        if replay is not None:
+            return replay
+    answer: dict[str, Any] = {}
+
+    def keep(conn: Connection, body: dict[str, Any], status: int) -> None:
+        body = {**body, "recorded_by": token.name}
+        answer.update(body=body, status=status)
+        if key is None:
+            return
+        keys = t.idempotency_keys
+        if conn.execute(sa.select(keys.c.key).where(keys.c.key == key)).first() is not None:
+            raise base._Replay()
+        conn.execute(
+            keys.insert().values(
+                key=key,
+                request_hash=digest,
+                status=status,
+                response=json.dumps(body),
+                token=token.name,
+                created_at=dt.datetime.now(dt.UTC),
+            )
+        )
+
+    try:
+        write(keep)
+    except InputError as error:
+        raise invalid(
+            [field_error("body", "body", p) for p in error.problems],
+            f"refused; nothing was written: {'; '.join(error.problems[:5])}",
+        ) from None
+    except (base._Replay, sa.exc.IntegrityError):
+        if key is None:
+            raise
+        replay = base._stored(store, key, digest)
+        if replay is None:
+            raise
+        return replay
+    return JSONResponse(answer["body"], status_code=answer["status"])
+
+
+def _period(period: str) -> tuple[dt.date, dt.date]:
+    try:
+        return m.period_bounds(period)
+    except ValueError:
+        raise invalid(
+            [field_error("path", "period", f"expected YYYY-MM, got {period!r}")]
+        ) from None
+
+
+# ---------------------------------------------------------------- the routes
+
+
+def add_routes(
+    app: FastAPI,
+    store: Store,
+    reader: Callable[..., Token],
+    accountant: Callable[..., Token],
+) -> None:
+    """Add the routes above to ``app`` (``reader``, ``accountant``: the token dependencies)."""
+    Reader = Annotated[Token, Depends(reader)]
+    Accountant = Annotated[Token, Depends(accountant)]
+    IdempotencyKey = Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="A replay with the same key and body gets the first answer back.",
+        ),
+    ]
+    Limit = Annotated[int, Query(ge=1, le=MAX_LIST)]
+    Period = Annotated[str, base.PathPeriod]
+
+    def post_one(
+        token: Token, key: str | None, request: Request, raw: Any, event: dict[str, Any]
+    ) -> JSONResponse:
+        return base._post(store, token, key, request, raw, [event], False)
+
+    # ------------------------------------------------------------ close and reopen
+
+    @app.get("/periods/{period}/checklist", tags=["close"])
+    def get_checklist(
+        period: Period,
+        _token: Reader,
+        drift: Annotated[
+            str, Query(max_length=40, description="Standards drift threshold (0.05: 5%).")
+        ] = "0.05",
+    ) -> dict[str, Any]:
+        """The close checklist of ``period`` (``backflush close --check --json``)."""
+        _period(period)
+        try:
+            threshold = to_decimal(drift)
+        except ValueError as error:
+            raise invalid([field_error("query", "drift", str(error))]) from None
+        if not threshold >= 0 or threshold > 1000:
+            raise invalid([field_error("query", "drift", f"expected 0 to 1000, got {drift}")])
+        book, events = store.close_check(period)
+        checks = close_reports.checklist(book, period, events, drift=threshold)
+        return close_reports.checklist_document(period, checks)
+
+    @app.post(
+        "/periods/{period}/close",
+        tags=["close"],
+        status_code=201,
+        openapi_extra=base._body_schema(CloseBody | None),
+        responses={200: {"description": "Already closed: no change"}},
+    )
+    async def close_period(
+        period: Period, request: Request, token: Accountant, key: IdempotencyKey = None
+    ) -> Any:
+        """Close ``period`` (``backflush close``): variances disposed, the period locked. Body
+        (optional): ``id`` of the close event (default close-PERIOD, -2 after a reopen)."""
+        end = _period(period)[1]
+        raw = await _body(request)
+        body: CloseBody = _parsed(raw, CloseBody)
+
+        def go() -> JSONResponse:
+            if key is not None and base._KEY.match(key):
+                replay = base._stored(store, key, base._request_hash(request, raw))
+                if replay is not None:
+                    return replay
+            book = store.load()
+            done = book.closed.get(period)
+            if done is not None and body.id in (None, done.close_event):
+                answer = {"id": done.close_event, "type": "close", "applied": False}
+                return JSONResponse({**answer, "recorded_by": token.name}, status_code=200)
+            event_id = body.id or _close_id(book, period)
+            event = {"id": event_id, "type": "close", "period": period, "date": end.isoformat()}
+            return post_one(token, key, request, raw, event)
+
+        return await run_in_threadpool(go)
+
+    @app.post(
+        "/periods/{period}/reopen",
+        tags=["close"],
+        status_code=201,
+        openapi_extra=base._body_schema(ReopenBody),
+        responses={200: {"description": "Already recorded with the same content: no change"}},
+    )
+    async def reopen_period(
+        period: Period, request: Request, token: Accountant, key: IdempotencyKey = None
+    ) -> Any:
+        """Reopen the latest closed period (``backflush reopen``): its close is negated.
+        Body: ``reason`` (required), ``date`` (default today), ``id``."""
+        _period(period)
+        raw = await _body(request)
+        body: ReopenBody = _parsed(raw, ReopenBody)
+
+        def go() -> JSONResponse:
+            book = store.load()
+            event_id = body.id or f"reopen-{period}-{len(book.reopened(period)) + 1}"
+            event = {
+                "id": event_id,
+                "type": "reopen",
+                "period": period,
+                "reason": body.reason,
+                "date": (body.date or dt.date.today()).isoformat(),
+            }
+            return post_one(token, key, request, raw, event)
+
+        return await run_in_threadpool(go)
+
+    # ------------------------------------------------------------ exceptions
+
+    @app.get("/exceptions", tags=["reports"])
+    def get_exceptions(
+        _token: Reader,
+        status: Annotated[str | None, Query(max_length=32)] = None,
+        limit: Limit = 100,
+        after: Annotated[
+            str | None, Query(max_length=1000, description="The key of the last one shown.")
+        ] = None,
+    ) -> dict[str, Any]:
+        """The backflush exceptions queue a page at a time (``status``: only those, e.g.
+        open); ``next`` is the ``after`` of the next page. ``key`` names one in the routes
+        below."""
+        return exceptions_page(store.load(), status, limit, after)
+
+    def exception(book: Book, key: str) -> tuple[str, str, str]:
+        for found in book.shortages:
+            if exception_key(found) == key:
+                return found
+        raise Problem(
+            404,
+            "not-found",
+            f"no backflush exception {key!r}",
+            [field_error("path", "key", "not the key of an exception")],
+        )
+
+    @app.post(
+        "/exceptions/{key:path}/retry",
+        tags=["close"],
+        status_code=201,
+        openapi_extra=base._body_schema(RetryBody | None),
+        responses={200: {"description": "Already recorded with the same content: no change"}},
+    )
+    async def retry_exception(
+        key: str, request: Request, token: Accountant, idempotency: IdempotencyKey = None
+    ) -> Any:
+        """Retry the queued consumption of the exception's item where stock is available
+        (``backflush exceptions retry --item``). Body (optional): ``date``, ``id``."""
+        raw = await _body(request)
+        body: RetryBody = _parsed(raw, RetryBody)
+
+        def go() -> JSONResponse:
+            _event, item, _kind = exception(store.load(), key)
+            event = {
+                "id": body.id or f"api-retry-{uuid.uuid4()}",
+                "type": "retry",
+                "item": item,
+                "date": (body.date or dt.date.today()).isoformat(),
+            }
+            return post_one(token, idempotency, request, raw, event)
+
+        return await run_in_threadpool(go)
+
+    @app.post(
+        "/exceptions/{key:path}/resolve",
+        tags=["close"],
+        status_code=201,
+        openapi_extra=base._body_schema(ResolveBody),
+        responses={200: {"description": "Already recorded with the same content: no change"}},
+    )
+    async def resolve_exception(
+        key: str, request: Request, token: Accountant, idempotency: IdempotencyKey = None
+    ) -> Any:
+        """Write off a queued consumption with a reason (``backflush exceptions resolve``).
+        Body: ``reason`` (required), ``date`` (default today), ``id``."""
+        raw = await _body(request)
+        body: ResolveBody = _parsed(raw, ResolveBody)
+
+        def go() -> JSONResponse:
+            event_id, item, _kind = exception(store.load(), key)
+            event = {
+                "id": body.id or f"write-off-{event_id}-{item}",
+                "type": "write_off",
+                "event": event_id,
+                "item": item,
+                "reason": body.reason,
+                "date": (body.date or dt.date.today()).isoformat(),
+            }
+            return post_one(token, idempotency, request, raw, event)
+
+        return await run_in_threadpool(go)
+
+    # ------------------------------------------------------------ master data
+
+    @app.get("/items", tags=["master"])
+    def get_items(
+        _token: Reader,
+        limit: Limit = 100,
+        after: Annotated[
+            str | None, Query(max_length=1000, description="The id of the last item shown.")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Items in id order, a page at a time; ``next`` is the ``after`` of the next page."""
+        master = store.master()
+        ids = sorted(master.items)
+        if after is not None:
+            ids = [i for i in ids if i > after]
+        page = ids[:limit]
+        return {
+            "total": len(master.items),
+            "items": [item_document(master.items[i]) for i in page],
+            "next": page[-1] if len(ids) > limit else None,
+        }
+
+    @app.get("/items/{item_id}", tags=["master"])
+    def get_item(
+        item_id: str,
+        _token: Reader,
+        on: Annotated[
+            dt.date | None, Query(alias="date", description="Standards on (default today).")
+        ] = None,
+    ) -> dict[str, Any]:
+        """An item, its BOM and routing versions, its standard rolled up and indented BOM."""
+        settings, master = store.settings(), store.master()
+        if item_id not in master.items:
+            raise Problem(
+                404,
+                "not-found",
+                f"no item {item_id!r}",
+                [field_error("path", "item_id", "not an item of the book")],
+            )
+        return item_detail_document(settings, master, item_id, on or dt.date.today())
+
+    @app.post(
+        "/master",
+        tags=["master"],
+        status_code=201,
+        openapi_extra=_master_schema(),
+    )
+    async def post_master(request: Request, token: Accountant, key: IdempotencyKey = None) -> Any:
+        """Add master data (items, BOMs, work centers, routings, cost sets in the scenario
+        file's layout) in one transaction: what is already in the book must be identical,
+        new standards take effect after the last event. Every item a BOM, routing or cost set
+        names is in the body."""
+        raw = await base._read_json(request)
+        if not isinstance(raw, dict):
+            raise invalid([field_error("body", "body", "expected a JSON object", "")])
+        unknown = sorted(set(raw) - set(_MASTER_SECTIONS))
+        if unknown:
+            raise invalid(
+                [field_error("body", str(u), "unknown section", f"/{u}") for u in unknown]
+            )
+        errors = [
+            field_error("body", name, "expected a list of objects", f"/{name}")
+            for name, value in raw.items()
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value)
+        ]
+        if errors:
+            raise invalid(errors)
+
+        def go() -> JSONResponse:
+            settings = store.settings()
+
+            def records(name: str) -> list[tuple[str, Any]]:
+                return [(f"{name}/{n}", r) for n, r in enumerate(raw.get(name, []))]
+
+            master = build_master(
+                records("items"),
+                records("boms"),
+                settings,
+                work_centers=records("work_centers"),
+                routings=records("routings"),
+                cost_sets=records("cost_sets"),
+            )
+
+            def write(keep: Callable[[Connection, dict[str, Any], int], None]) -> None:
+                def also(conn: Connection) -> None:
+                    counts = _counts(master)
+                    keep(conn, {"read": counts}, 201)
+
+                store.add_master(master, also=also)
+
+            return keyed(store, token, key, request, raw, write)
+
+        try:
+            return await run_in_threadpool(go)
+        except InputError as error:
+            raise _input_problem(error) from None
+
+    @app.post(
+        "/cost-sets/{name}/release",
+        tags=["master"],
+        status_code=201,
+        openapi_extra=base._body_schema(ReleaseBody),
+    )
+    async def release_cost_set(
+        name: str, request: Request, token: Accountant, key: IdempotencyKey = None
+    ) -> Any:
+        """Release a cost set (``backflush standards release``): its material costs and rates
+        are the book's standards from ``effective`` (body, YYYY-MM-DD) on."""
+        raw = await base._read_json(request)
+        body: ReleaseBody = _parsed(raw, ReleaseBody)
+
+        def go() -> JSONResponse:
+            master = store.master()
+            if name not in master.cost_sets:
+                known = ", ".join(sorted(master.cost_sets)) or "none"
+                raise Problem(
+                    404,
+                    "not-found",
+                    f"no cost set {name!r} (cost sets: {known})",
+                    [field_error("path", "name", "not a cost set of the book")],
+                )
+            found = master.cost_sets[name]
+
+            def write(keep: Callable[[Connection, dict[str, Any], int], None]) -> None:
+                def also(conn: Connection) -> None:
+                    keep(conn, _released(name, body.effective, found), 201)
+
+                store.release_cost_set(name, body.effective, also=also)
+
+            return keyed(store, token, key, request, raw, write)
+
+        return await run_in_threadpool(go)
+
+
+def _released(name: str, effective: dt.date, found: m.CostSet) -> dict[str, Any]:
+    return {
+        "released": {
+            "name": name,
+            "effective": effective.isoformat(),
+            "materials": {i: fmt(c) for i, c in found.materials},
+            "rates": [{"work_center": w, "element": e, "rate": fmt(r)} for w, e, r in found.rates],
+        }
+    }
+
+
+def _counts(master: m.MasterData) -> dict[str, int]:
+    return {
+        "items": len(master.items),
+        "boms": sum(len(v) for v in master.boms.values()),
+        "work_centers": len(master.work_centers),
+        "routings": sum(len(v) for v in master.routings.values()),
+        "cost_sets": len(master.cost_sets),
+    }
+
+
+def _input_problem(error: InputError) -> Problem:
+    """Master data refused: each problem names its section and position (items/0: ...)."""
+    errors = []
+    for text in error.problems:
+        where, _, detail = text.partition(": ")
+        section = where.split("/")[0]
+        if section in _MASTER_SECTIONS:
+            errors.append(field_error("body", section, detail, "/" + where))
+        else:
+            errors.append(field_error("body", "body", text))
+    return invalid(errors, f"refused; nothing was written: {'; '.join(error.problems[:5])}")
+
+
+def _close_id(book: Book, period: str) -> str:
+    """As ``backflush close``: close-PERIOD, close-PERIOD-2 after a reopen, ..."""
+    reopens = len(book.reopened(period))
+    return f"close-{period}" + (f"-{reopens + 1}" if reopens else "")

@@ -1,0 +1,289 @@
+"""The accountant's routes of the HTTP API through real HTTP (the ``service`` fixture of
+test_api: uvicorn on loopback, a SQLite book and a PostgreSQL one): close and reopen with the
+checklist, exceptions retried and resolved, master data, cost set releases, items with their
+standards, CSV reports and pages of lists."""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from backflush.api.tokens import Role
+from helpers import dump_tables
+from test_api import COMPLETION, Service, _problem, service
+
+__all__ = ["service"]  # the fixture, used by name
+
+SHORT = {**COMPLETION, "id": "c40", "quantity": "40"}  # 120 M wanted, 100 bought: 20 queued
+PURCHASE = {
+    "id": "p2",
+    "date": "2026-01-16",
+    "type": "purchase",
+    "item": "M",
+    "quantity": "50",
+    "unit_cost": "2.00",
+}
+
+
+def _post(
+    service: Service, path: str, body: Any, role: Role = Role.accountant, **headers: str
+) -> httpx.Response:
+    return service.client.post(path, json=body, headers={**service.as_(role), **headers})
+
+
+def _refused_by_every_other_role(service: Service, path: str, body: Any) -> None:
+    before = dump_tables(service.store)
+    for role in (Role.viewer, Role.operator, Role.admin):
+        problem = _problem(_post(service, path, body, role), 403)
+        assert problem["type"] == "/problems/forbidden"
+    assert dump_tables(service.store) == before
+
+
+# ---------------------------------------------------------------- close and reopen
+
+
+def test_close_reopen_and_the_checklist(service: Service) -> None:
+    accountant, viewer = service.as_(Role.accountant), service.as_(Role.viewer)
+    assert _post(service, "/events", COMPLETION, Role.operator).status_code == 201
+    checklist = service.client.get("/periods/2026-01/checklist", headers=viewer)
+    assert checklist.status_code == 200, checklist.text
+    found = checklist.json()
+    assert found["period"] == "2026-01"
+    assert found["status"] in ("ok", "warn", "fail")
+    assert {c["check"] for c in found["checks"]}
+    problem = _problem(
+        service.client.get("/periods/2026-01/checklist?drift=-1", headers=viewer), 422
+    )
+    assert problem["errors"][0]["field"] == "drift"
+    _refused_by_every_other_role(service, "/periods/2026-01/close", {})
+    # the close: an event with who posted it, replayed under its key
+    headers = {"Idempotency-Key": "close-jan"}
+    first = _post(service, "/periods/2026-01/close", None, **headers)
+    assert first.status_code == 201, first.text
+    assert first.json() == {
+        "id": "close-2026-01",
+        "type": "close",
+        "applied": True,
+        "recorded_by": "accountant",
+    }
+    after = dump_tables(service.store)
+    again = _post(service, "/periods/2026-01/close", None, **headers)
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert again.headers["idempotent-replayed"] == "true"
+    assert dump_tables(service.store) == after
+    # closed: a second close (no key) changes nothing; a posting in January is refused
+    again = _post(service, "/periods/2026-01/close", {})
+    assert (again.status_code, again.json()["applied"]) == (200, False)
+    late = _post(service, "/events", {**COMPLETION, "id": "late"}, Role.operator)
+    _problem(late, 422)
+    assert dump_tables(service.store) == after
+    # reopen: reason required, named; then the close again under a new id
+    _refused_by_every_other_role(service, "/periods/2026-01/reopen", {"reason": "late count"})
+    problem = _problem(_post(service, "/periods/2026-01/reopen", {}), 422)
+    assert problem["errors"][0]["field"] == "reason"
+    assert problem["errors"][0]["pointer"] == "/reason"
+    problem = _problem(_post(service, "/periods/2026-01/reopen", {"reason": "x", "y": 1}), 422)
+    assert problem["errors"][0]["field"] == "y"
+    problem = _problem(_post(service, "/periods/2026-13/reopen", {"reason": "x"}), 422)
+    assert problem["errors"][0]["location"] == "path"
+    assert dump_tables(service.store) == after
+    reopened = _post(
+        service, "/periods/2026-01/reopen", {"reason": "late count", "date": "2026-02-01"}
+    )
+    assert reopened.status_code == 201, reopened.text
+    assert reopened.json()["id"] == "reopen-2026-01-1"
+    assert _post(service, "/events", {**COMPLETION, "id": "late"}, Role.operator).is_success
+    closed = _post(service, "/periods/2026-01/close", {}, **{"Idempotency-Key": "close-jan-2"})
+    assert (closed.status_code, closed.json()["id"]) == (201, "close-2026-01-2")
+    with service.store.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT id, recorded_by FROM events WHERE type IN ('close', 'reopen') ORDER BY id"
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("close-2026-01", "accountant"),
+        ("close-2026-01-2", "accountant"),
+        ("reopen-2026-01-1", "accountant"),
+    ]
+    summary = service.client.get("/reports/summary", headers=accountant).json()
+    assert summary["quantities"]["W"] == "40"
+
+
+# ---------------------------------------------------------------- exceptions
+
+
+def test_exceptions_paged_retried_and_resolved(service: Service) -> None:
+    viewer = service.as_(Role.viewer)
+    assert _post(service, "/events", SHORT, Role.operator).status_code == 201
+    second = {**SHORT, "id": "c41", "quantity": "1"}
+    assert _post(service, "/events", second, Role.operator).status_code == 201
+    page = service.client.get("/exceptions?limit=1", headers=viewer).json()
+    assert page["total"] == 2
+    (first,) = page["exceptions"]
+    assert first["key"] == "c40/M/shortage" and first["open"] == "20"
+    rest = service.client.get(f"/exceptions?limit=1&after={page['next']}", headers=viewer).json()
+    assert [e["key"] for e in rest["exceptions"]] == ["c41/M/shortage"]
+    assert rest["next"] is None
+    problem = _problem(service.client.get("/exceptions?after=nope", headers=viewer), 422)
+    assert problem["errors"][0]["field"] == "after"
+    _refused_by_every_other_role(service, "/exceptions/c40/M/shortage/retry", {})
+    _refused_by_every_other_role(service, "/exceptions/c40/M/shortage/resolve", {"reason": "r"})
+    before = dump_tables(service.store)
+    _problem(_post(service, "/exceptions/nope/M/shortage/retry", {}), 404)
+    problem = _problem(_post(service, "/exceptions/c40/M/shortage/resolve", {}), 422)
+    assert problem["errors"][0]["field"] == "reason"
+    assert dump_tables(service.store) == before
+    # stock arrives; the retry consumes what waits for M
+    assert _post(service, "/events", PURCHASE).status_code == 201
+    headers = {"Idempotency-Key": "retry-1"}
+    retried = _post(service, "/exceptions/c40/M/shortage/retry", {"date": "2026-01-17"}, **headers)
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["type"] == "retry" and retried.json()["recorded_by"] == "accountant"
+    after = dump_tables(service.store)
+    again = _post(service, "/exceptions/c40/M/shortage/retry", {"date": "2026-01-17"}, **headers)
+    assert again.json() == retried.json() and dump_tables(service.store) == after
+    cleared = service.client.get("/exceptions?status=open", headers=viewer).json()
+    assert cleared["exceptions"] == []
+
+
+def test_an_exception_resolved_with_a_reason(service: Service) -> None:
+    assert _post(service, "/events", SHORT, Role.operator).status_code == 201
+    body = {"reason": "found on the shelf", "date": "2026-01-20"}
+    resolved = _post(service, "/exceptions/c40/M/shortage/resolve", body)
+    assert resolved.status_code == 201, resolved.text
+    assert resolved.json()["id"] == "write-off-c40-M"
+    (row,) = service.client.get("/exceptions", headers=service.as_(Role.viewer)).json()[
+        "exceptions"
+    ]
+    assert (row["status"], row["reason"]) == ("written off", "found on the shelf")
+    again = _post(service, "/exceptions/c40/M/shortage/resolve", body)
+    assert (again.status_code, again.json()["applied"]) == (200, False)
+
+
+# ---------------------------------------------------------------- master data and cost sets
+
+ASM = {"id": "ASM", "name": "Assembly", "rates": {"labor": "20.00", "overhead": "10.00"}}
+G_LINES = [{"component": "M", "quantity": "2"}, {"component": "K", "quantity": "4"}]
+G_STEPS = [{"operation": 10, "work_center": "ASM", "run_hours": "0.25"}]
+MASTER = {
+    "items": [
+        {"id": "M", "kind": "material", "standard_cost": "2.00"},
+        {"id": "K", "kind": "material", "standard_cost": "1.25"},
+        {"id": "G", "kind": "finished"},
+    ],
+    "work_centers": [ASM],
+    "boms": [{"item": "G", "effective_from": "2026-02-01", "lines": G_LINES}],
+    "routings": [{"item": "G", "effective_from": "2026-02-01", "operations": G_STEPS}],
+    "cost_sets": [{"name": "next", "materials": {"K": "1.50"}}],
+}
+
+
+def test_master_data_items_and_a_cost_set_release(service: Service) -> None:
+    viewer = service.as_(Role.viewer)
+    _refused_by_every_other_role(service, "/master", MASTER)
+    before = dump_tables(service.store)
+    bad = {**MASTER, "items": [*MASTER["items"][:2], {"id": "G", "kind": "teleporter"}]}
+    problem = _problem(_post(service, "/master", bad), 422)
+    assert problem["errors"][0]["field"] == "items"
+    assert problem["errors"][0]["pointer"].startswith("/items/2")
+    problem = _problem(_post(service, "/master", {"colours": []}), 422)
+    assert problem["errors"][0]["field"] == "colours"
+    changed = {**MASTER, "items": [{"id": "M", "kind": "material", "standard_cost": "9.00"}]}
+    _problem(_post(service, "/master", {"items": changed["items"]}), 422)  # M differs
+    assert dump_tables(service.store) == before
+    headers = {"Idempotency-Key": "master-1"}
+    added = _post(service, "/master", MASTER, **headers)
+    assert added.status_code == 201, added.text
+    assert added.json() == {
+        "read": {"items": 3, "boms": 1, "work_centers": 1, "routings": 1, "cost_sets": 1},
+        "recorded_by": "accountant",
+    }
+    after = dump_tables(service.store)
+    again = _post(service, "/master", MASTER, **headers)
+    assert again.json() == added.json() and again.headers["idempotent-replayed"] == "true"
+    assert dump_tables(service.store) == after
+    # items a page at a time, in id order
+    seen, after_id = [], None
+    while True:
+        params: dict[str, Any] = {"limit": 2, **({"after": after_id} if after_id else {})}
+        page = service.client.get("/items", params=params, headers=viewer).json()
+        assert page["total"] == 4
+        seen += [i["id"] for i in page["items"]]
+        after_id = page["next"]
+        if after_id is None:
+            break
+    assert seen == ["G", "K", "M", "W"]
+    # G = 2 M at 2.00 + 4 K at 1.25 + 0.25 h at 30.00: 4.00 + 5.00 + 7.50 = 16.50
+    item = service.client.get("/items/G?date=2026-03-01", headers=viewer).json()
+    assert item["kind"] == "finished"
+    assert item["boms"][0]["lines"][1] == {
+        "component": "K",
+        "quantity": "4",
+        "scrap": "0",
+        "flush": None,
+        "operation": None,
+    }
+    assert item["standard"]["material"] == "9"
+    assert item["standard"]["total"] == "16.5"
+    assert item["indented_bom"]["total"] == "16.5"
+    problem = _problem(service.client.get("/items/NOPE", headers=viewer), 404)
+    assert problem["errors"][0]["field"] == "item_id"
+    # release: effective date required, after the last event; replay under its key
+    _refused_by_every_other_role(service, "/cost-sets/next/release", {"effective": "2026-03-01"})
+    problem = _problem(_post(service, "/cost-sets/next/release", {}), 422)
+    assert problem["errors"][0]["field"] == "effective"
+    _problem(_post(service, "/cost-sets/nope/release", {"effective": "2026-03-01"}), 404)
+    _problem(_post(service, "/cost-sets/next/release", {"effective": "2025-12-01"}), 422)
+    assert dump_tables(service.store) == after
+    headers = {"Idempotency-Key": "release-1"}
+    released = _post(service, "/cost-sets/next/release", {"effective": "2026-03-01"}, **headers)
+    assert released.status_code == 201, released.text
+    assert released.json()["released"] == {
+        "name": "next",
+        "effective": "2026-03-01",
+        "materials": {"K": "1.5"},
+        "rates": [],
+    }
+    again = _post(service, "/cost-sets/next/release", {"effective": "2026-03-01"}, **headers)
+    assert again.json() == released.json()
+    _problem(_post(service, "/cost-sets/next/release", {"effective": "2026-03-01"}), 422)
+    item = service.client.get("/items/G?date=2026-03-01", headers=viewer).json()
+    assert item["standard"]["total"] == "17.5"  # K at 1.50
+
+
+# ---------------------------------------------------------------- CSV and throughput
+
+
+def test_reports_as_csv_with_exact_decimals_and_throughput_as_json(service: Service) -> None:
+    viewer = service.as_(Role.viewer)
+    assert _post(service, "/events", COMPLETION, Role.operator).status_code == 201
+    response = service.client.get("/reports/trial-balance?format=csv", headers=viewer)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0] == ["account", "debit", "credit"]
+    # 100 M bought at 2.0007: 200.07, 60 of them at 2.00 standard into W
+    assert ["finished_goods", "420", ""] in rows
+    assert ["purchase_price_variance", "0.07", ""] in rows
+    json_form = service.client.get("/reports/trial-balance", headers=viewer).json()
+    debits = {a["account"]: Decimal(a["debit"]) for a in json_form["accounts"]}
+    assert {r[0]: Decimal(r[1] or "0") for r in rows[1:]} == debits
+    accepted = service.client.get("/reports/valuation", headers={**viewer, "Accept": "text/csv"})
+    assert accepted.text.splitlines()[0].startswith("item,kind,on hand")
+    for kind in ("variances", "throughput", "margin", "variance-analysis", "flags"):
+        response = service.client.get(f"/reports/{kind}?format=csv", headers=viewer)
+        assert response.status_code == 200, (kind, response.text)
+    problem = _problem(service.client.get("/reports/summary?format=csv", headers=viewer), 406)
+    assert problem["errors"][0]["field"] == "format"
+    problem = _problem(
+        service.client.get("/reports/valuation?format=csv&from=2026-01", headers=viewer), 422
+    )
+    assert problem["errors"][0]["field"] == "from"
+    throughput = service.client.get("/reports/throughput", headers=viewer).json()
+    (january,) = throughput["periods"]
+    assert january["period"] == "2026-01"
+    assert january["sales"] == "0.00"
+    assert january["inventory"] == "500.00"  # 40 M at 2.00 left (80) and 20 W at 21.00 (420)

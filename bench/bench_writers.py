@@ -92,6 +92,22 @@ def history(count: int, materials: int, products: int) -> list[m.Event]:
     return events
 
 
+def build_book(url: str, materials: int, products: int, past: int) -> Store:
+    """The plant's book at ``url``: ``past`` events of history, then an opening purchase of
+    every material on :data:`DAY` (so completions on DAY never run short). Returns the open
+    store (close it); the book then holds ``past + materials`` events."""
+    settings, master = plant(materials, products)
+    store = Store(url)
+    store.import_scenario(settings, master, history(past, materials, products))
+    opening = [
+        m.Purchase(f"open-{i}", DAY, i, Decimal(10_000_000), Decimal("1.30"))
+        for i in master.items
+        if i.startswith("M")
+    ]
+    store.post(opening)
+    return store
+
+
 def run(
     url: str,
     threads: int,
@@ -175,18 +191,8 @@ def main() -> None:
     cluster.start()
     try:
         url = cluster.url(cluster.create_database("bench"))
-        settings, master = plant(args.materials, args.products)
-        store = Store(url)
         began = time.perf_counter()
-        store.import_scenario(
-            settings, master, history(args.history, args.materials, args.products)
-        )
-        opening = [
-            m.Purchase(f"open-{i}", DAY, i, Decimal(10_000_000), Decimal("1.30"))
-            for i in master.items
-            if i.startswith("M")
-        ]
-        store.post(opening)
+        store = build_book(url, args.materials, args.products, args.history)
         say(
             f"book: {args.history:,} events of history, {args.materials} materials, "
             f"{args.products} products; imported in {time.perf_counter() - began:.1f} s; "

@@ -21,8 +21,8 @@ demo: $(VENV)/.installed
 	$(BIN)/backflush demo
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 # Does not install PostgreSQL: without it the postgres tests are skipped

@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import cProfile
 import dataclasses
-import datetime as dt
 import hashlib
 import inspect
 import json
@@ -98,7 +97,7 @@ def build(path: Path, args: argparse.Namespace) -> None:
         count = per if n < args.periods - 1 else args.events - per * (args.periods - 1)
         events = [shifted(e, n) for e in month(master, settings, count, args.seed + n)]
         if n < args.closed:
-            first, last = m.period_bounds(period_of(n))
+            _first, last = m.period_bounds(period_of(n))
             events.append(m.Close(f"close-{period_of(n)}", last, period_of(n)))
         for begin in range(0, len(events), args.batch):
             book.post_many(events[begin : begin + args.batch])

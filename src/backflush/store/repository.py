@@ -580,9 +580,10 @@ class Store:
             return released
 
     def master(self) -> m.MasterData:
+        """The book's master data (kept by this Store while the book's master revision is
+        unchanged: checking an event against it costs one query, not a read of every item)."""
         with self.transaction() as conn:
-            self._check_schema(conn)
-            return self._master(conn)
+            return self._standards(conn, self._require_settings(conn)).master
 
     # ------------------------------------------------------------ loading the book
 

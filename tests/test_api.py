@@ -417,3 +417,77 @@ def test_token_commands(tmp_path: Any) -> None:
     result = runner.invoke(app, ["token", "create", "--db", db, "--name", "x", "--role", "boss"])
     assert result.exit_code == 2
     store.close()
+
+
+# ---------------------------------------------------------------- review findings
+
+
+def test_idempotency_keys_are_each_tokens_own(service: Service) -> None:
+    """Another token's key neither replays its answer (nor skips the role check) nor tells
+    that the key exists."""
+    purchase = {
+        "id": "p9",
+        "date": "2026-01-03",
+        "type": "purchase",
+        "item": "M",
+        "quantity": "1",
+        "unit_cost": "2.00",
+    }
+    key = {"Idempotency-Key": "shared-key-1"}
+    first = service.client.post(
+        "/events", json=purchase, headers={**service.as_(Role.accountant), **key}
+    )
+    assert first.status_code == 201, first.text
+    stolen = service.client.post(
+        "/events", json=purchase, headers={**service.as_(Role.operator), **key}
+    )
+    _problem(stolen, 403)  # judged as the operator's own request: operators buy nothing
+    own = service.client.post(
+        "/events", json=COMPLETION, headers={**service.as_(Role.operator), **key}
+    )
+    assert own.status_code == 201 and own.json()["recorded_by"] == "operator", own.text
+    again = service.client.post(
+        "/events", json=COMPLETION, headers={**service.as_(Role.operator), **key}
+    )
+    assert again.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_hostile_input_is_a_problem_not_a_crash(service: Service) -> None:
+    writer = service.as_(Role.accountant)
+    before = dump_tables(service.store)
+    nested = '{"a":' * 3000 + "1" + "}" * 3000
+    response = service.client.post(
+        "/events", content=nested, headers={**writer, "Content-Type": "application/json"}
+    )
+    assert "nested too deeply" in _problem(response, 400)["detail"]
+    huge = {**COMPLETION, "quantity": 1, "id": "h1"}
+    text = json.dumps(huge).replace('"quantity": 1', '"quantity": 1e999999999999')
+    response = service.client.post(
+        "/events", content=text, headers={**writer, "Content-Type": "application/json"}
+    )
+    assert response.status_code in (400, 422), response.text
+    for path in ("/journal?after=99999999999999999999999", "/events/a%00b", "/events/a%E2%80%AEb"):
+        response = service.client.get(path, headers=writer)
+        assert response.status_code in (404, 422), (path, response.text)
+    assert dump_tables(service.store) == before
+
+
+def test_a_form_too_large_is_refused_before_it_is_read(service: Service) -> None:
+    """No token is needed to sign in: a chunked body (no Content-Length) over the limit is
+    refused without being read whole."""
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(64):  # 4 MiB against a limit of 64 KiB
+            yield b"a" * 65536
+
+    response = service.client.post(
+        "/ui/login",
+        content=chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+
+
+def test_token_names_are_unique(service: Service) -> None:
+    with pytest.raises(ValueError, match="a token named 'viewer' exists"):
+        create_token(service.store, "viewer", Role.viewer)

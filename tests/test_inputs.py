@@ -288,17 +288,17 @@ YAML_CASES: dict[str, tuple[Callable[[str], str], str | None, list[str]]] = {
     "id with a trailing space": (
         add_event(EVENT.replace("id: x1", 'id: "x1 "')),
         'id: "x1 "',
-        ["event x1 : id: String should match pattern"],
+        ["event x1 : id: expected an id: no white space at either end"],
     ),
     "id with a leading space": (
         add_event(EVENT.replace("id: x1", 'id: " x1"')),
         'id: " x1"',
-        ["event  x1: id: String should match pattern"],
+        ["event  x1: id: expected an id: no white space at either end"],
     ),
     "BOM component with a trailing space": (
         replace("component: K", 'component: "K "'),
         'component: "K "',
-        ["BOM of F: line 2: component: String should match pattern"],
+        ["BOM of F: line 2: component: expected an id: no white space at either end"],
     ),
     # dates: a YAML date or YYYY-MM-DD, never a number of seconds
     "a number for a date": (
@@ -551,7 +551,7 @@ JSON_CASES: dict[str, tuple[str, list[str]]] = {
     ),
     "an id with a trailing space": (
         '{"id": "j2 ", "type": "conversion", "date": "2026-02-10", "amount": "1"}',
-        ["events.jsonl:2: event j2 : id: String should match pattern"],
+        ["events.jsonl:2: event j2 : id: expected an id: no white space at either end"],
     ),
 }
 

@@ -11,6 +11,7 @@ Every route but ``GET /health`` needs ``Authorization: Bearer <secret>`` of a li
 import datetime as dt
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -43,6 +44,9 @@ from backflush.store.repository import Store, StoreError
 MAX_BATCH = 10_000
 #: Largest request body, in bytes.
 MAX_BODY = 32 * 1024 * 1024
+#: The largest journal entry number a cursor may name (a signed 64-bit integer in SQL).
+MAX_ENTRY_NO = 2**63 - 1
+log = logging.getLogger("backflush.api")
 #: Most journal entries one page may hold.
 MAX_PAGE = 1000
 _PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -103,7 +107,8 @@ def create_app(db_url: str) -> FastAPI:
         try:
             store.settings()
         except (StoreError, sa.exc.SQLAlchemyError) as error:
-            raise Problem(503, "unavailable", f"the book cannot be read: {error}") from None
+            log.warning("health: the book cannot be read: %s", error)  # details for the log only
+            raise Problem(503, "unavailable", "the book cannot be read") from None
         return {"status": "ok"}
 
     @app.post(
@@ -218,7 +223,9 @@ def create_app(db_url: str) -> FastAPI:
         _token: Reader,
         period: Annotated[str | None, Query(pattern=_PERIOD)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-        after: Annotated[int | None, Query(ge=0, description="Entries numbered above.")] = None,
+        after: Annotated[
+            int | None, Query(ge=0, le=MAX_ENTRY_NO, description="Entries numbered above.")
+        ] = None,
     ) -> dict[str, Any]:
         """The journal a page at a time, in entry number order; ``next`` is the ``after`` of
         the next page."""
@@ -287,15 +294,30 @@ def _constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-async def _read_json(request: Request) -> Any:
-    """The body as JSON: numbers with a fraction as exact decimals; malformed JSON, duplicate
-    keys, NaN and bodies over :data:`MAX_BODY` refused."""
+async def limited_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is over ``limit`` bytes: what is sent beyond
+    that is never read into memory (a chunked body has no Content-Length to check)."""
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY:
+    if length.isdigit() and int(length) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_json(request: Request, *, empty: Any = None) -> Any:
+    """The body as JSON: numbers with a fraction as exact decimals; malformed JSON, duplicate
+    keys, NaN, nesting too deep and bodies over :data:`MAX_BODY` refused. An empty body is
+    ``empty`` when one is given."""
+    body = await limited_body(request, MAX_BODY)
+    if body is None:
         raise Problem(413, "body-too-large", f"the body is over {MAX_BODY:,} bytes")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise Problem(413, "body-too-large", f"the body is over {MAX_BODY:,} bytes")
+    if not body and empty is not None:
+        return empty
     try:
         text = body.decode("utf-8")
         return json.loads(
@@ -309,6 +331,8 @@ async def _read_json(request: Request) -> Any:
         detail = f"malformed JSON: {error.msg} (line {error.lineno}, column {error.colno})"
     except ValueError as error:  # NaN, or an integer of thousands of digits
         detail = f"malformed JSON: {error}"
+    except RecursionError:
+        detail = "malformed JSON: nested too deeply"
     raise Problem(400, "malformed-json", detail, [field_error("body", "body", detail, "")])
 
 
@@ -325,12 +349,14 @@ class _Replay(Exception):
     """The key was stored by another request meanwhile: roll back, answer as it was."""
 
 
-def _stored(store: Store, key: str, digest: str) -> JSONResponse | None:
-    """The answer kept for ``key``, None when there is none; a problem when the key came with
-    another request."""
+def _stored(store: Store, token: str, key: str, digest: str) -> JSONResponse | None:
+    """The answer kept for ``token``'s ``key``, None when there is none; a problem when the
+    key came with another request. Keys are each token's own: one client never sees
+    another's answers, nor learns that its key exists."""
     keys = t.idempotency_keys
     with store.transaction() as conn:
-        row = conn.execute(sa.select(keys).where(keys.c.key == key)).first()
+        mine = sa.and_(keys.c.token == token, keys.c.key == key)
+        row = conn.execute(sa.select(keys).where(mine)).first()
     if row is None:
         return None
     if row.request_hash != digest:
@@ -397,7 +423,7 @@ def _post(
                 [field_error("header", "Idempotency-Key", "1 to 200 visible ASCII characters")]
             )
         digest = _request_hash(request, raw)
-        replay = _stored(store, key, digest)
+        replay = _stored(store, token.name, key, digest)
         if replay is not None:
             return replay
     events = _events(store, token, raws, batch)
@@ -417,7 +443,8 @@ def _post(
         if key is None:
             return
         keys = t.idempotency_keys
-        if conn.execute(sa.select(keys.c.key).where(keys.c.key == key)).first() is not None:
+        mine = sa.and_(keys.c.token == token.name, keys.c.key == key)
+        if conn.execute(sa.select(keys.c.key).where(mine)).first() is not None:
             raise _Replay()
         conn.execute(
             keys.insert().values(
@@ -439,7 +466,7 @@ def _post(
     except (_Replay, sa.exc.IntegrityError):
         if key is None:
             raise
-        replay = _stored(store, key, digest)
+        replay = _stored(store, token.name, key, digest)
         if replay is None:
             raise
         return replay

@@ -119,9 +119,7 @@ def _parsed(raw: Any, model: type[_Body]) -> Any:
 
 async def _body(request: Request) -> Any:
     """The request body as JSON; an empty body is an empty object."""
-    if not await request.body():
-        return {}
-    return await base._read_json(request)
+    return await base._read_json(request, empty={})
 
 
 # ---------------------------------------------------------------- documents
@@ -253,7 +251,7 @@ def keyed(
                 [field_error("header", "Idempotency-Key", "1 to 200 visible ASCII characters")]
             )
         digest = base._request_hash(request, raw)
-        replay = base._stored(store, key, digest)
+        replay = base._stored(store, token.name, key, digest)
         if replay is not None:
             return replay
     answer: dict[str, Any] = {}
@@ -264,7 +262,8 @@ def keyed(
         if key is None:
             return
         keys = t.idempotency_keys
-        if conn.execute(sa.select(keys.c.key).where(keys.c.key == key)).first() is not None:
+        mine = sa.and_(keys.c.token == token.name, keys.c.key == key)
+        if conn.execute(sa.select(keys.c.key).where(mine)).first() is not None:
             raise base._Replay()
         conn.execute(
             keys.insert().values(
@@ -287,7 +286,7 @@ def keyed(
     except (base._Replay, sa.exc.IntegrityError):
         if key is None:
             raise
-        replay = base._stored(store, key, digest)
+        replay = base._stored(store, token.name, key, digest)
         if replay is None:
             raise
         return replay
@@ -370,7 +369,7 @@ def add_routes(
 
         def go() -> JSONResponse:
             if key is not None and base._KEY.match(key):
-                replay = base._stored(store, key, base._request_hash(request, raw))
+                replay = base._stored(store, token.name, key, base._request_hash(request, raw))
                 if replay is not None:
                     return replay
             book = store.load()

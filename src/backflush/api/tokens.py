@@ -65,6 +65,11 @@ def create_token(store: Store, name: str, role: Role) -> tuple[Token, str]:
     secret = secrets.token_urlsafe(32)
     now = dt.datetime.now(dt.UTC)
     with store.transaction(write=True) as conn:
+        taken = t.api_tokens.c.name == name
+        if conn.execute(sa.select(t.api_tokens.c.id).where(taken)).first() is not None:
+            raise ValueError(
+                f"a token named {name!r} exists: names are unique (events record the name)"
+            )
         new_id = conn.execute(
             t.api_tokens.insert().values(
                 name=name, role=role.value, secret_hash=hash_secret(secret), created_at=now

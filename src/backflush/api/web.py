@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
+from backflush.api.app import MAX_ENTRY_NO, limited_body
 from backflush.api.tokens import Token, find_token
 from backflush.book import ConflictError
 from backflush.domain.money import fmt
@@ -104,8 +105,8 @@ class Session:
 
 async def _form(request: Request) -> dict[str, str]:
     """An application/x-www-form-urlencoded body (last value of each field)."""
-    body = await request.body()
-    if len(body) > _MAX_FORM:
+    body = await limited_body(request, _MAX_FORM)  # no token needed here: never read it all
+    if body is None:
         raise _Refused(413, "the form is too large")
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "application/x-www-form-urlencoded":
@@ -423,7 +424,7 @@ def web_router(store: Store) -> tuple[APIRouter, Callable[..., HTMLResponse]]:
     def journal(
         session: UiSession,
         period: Annotated[str | None, Query(max_length=7)] = None,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        after: Annotated[int | None, Query(ge=0, le=MAX_ENTRY_NO)] = None,
     ) -> HTMLResponse:
         if period is not None and not period:
             period = None

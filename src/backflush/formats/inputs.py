@@ -50,8 +50,8 @@ _DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
 def too_large(value: Decimal, limit: Decimal) -> str | None:
     """The complaint about ``value`` when its magnitude is not below ``limit``, else None."""
-    if abs(value) < limit:
-        return None
+    if value.is_finite() and value.adjusted() < limit.adjusted() + 1 and abs(value) < limit:
+        return None  # (adjusted() first: abs() of 1e999999999999 overflows the context)
     shown = fmt(value) if value.adjusted() < 40 else f"{value:E}"
     return f"too large, got {shown}; expected less than 10^{limit.adjusted()} in absolute value"
 
@@ -110,9 +110,28 @@ def to_date(value: Any) -> dt.date:
 Dec = Annotated[Decimal, BeforeValidator(to_decimal)]
 Date = Annotated[dt.date, BeforeValidator(to_date)]
 #: No leading or trailing white space (an id that differs only by a space is another id).
-Identifier = Annotated[str, Field(min_length=1, max_length=ID_LENGTH, pattern=r"^\S(.*\S)?$")]
+#: No control characters (NUL is not text to PostgreSQL) and no bidirectional overrides
+#: (an id that displays as another one); no white space at either end.
+_UNPRINTABLE = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+Identifier = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=ID_LENGTH,
+        pattern=rf"^[^\s{_UNPRINTABLE}]([^{_UNPRINTABLE}]*[^\s{_UNPRINTABLE}])?$",
+    ),
+]
 Element = Annotated[str, Field(max_length=ELEMENT_LENGTH)]
 _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
+
+
+def is_identifier(value: str) -> bool:
+    """Whether ``value`` could be an id of the book (item, event, ...)."""
+    try:
+        _IDENTIFIER.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def _disposition_key(key: str) -> str:
@@ -458,6 +477,11 @@ def describe(
             message = "unknown field" + (f"; expected one of {', '.join(known)}" if known else "")
         elif kind != "missing" and message.startswith("Input should"):
             message = f"{message}, got {problem['input']!r}"
+        elif kind == "string_pattern_mismatch" and _UNPRINTABLE in problem["ctx"]["pattern"]:
+            message = (
+                f"expected an id: no white space at either end, no control or bidirectional "
+                f"characters, got {problem['input']!r}"
+            )
         found.append(f"{location}: {message}")
     return found
 

@@ -408,7 +408,7 @@ api_tokens = sa.Table(
     "api_tokens",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),  # recorded_by names it
     sa.Column("role", sa.String(16), nullable=False),  # operator | accountant | viewer | admin
     sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -420,10 +420,10 @@ api_tokens = sa.Table(
 idempotency_keys = sa.Table(
     "idempotency_keys",
     metadata,
+    sa.Column("token", sa.String(200), primary_key=True),  # the token's name: keys are its own
     sa.Column("key", sa.String(200), primary_key=True),
     sa.Column("request_hash", sa.String(64), nullable=False),  # SHA-256 of method, path, body
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("response", sa.Text, nullable=False),  # the JSON body sent
-    sa.Column("token", sa.String(200), nullable=False),  # the token's name
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -23,7 +23,7 @@ def upgrade() -> None:
     op.create_table(
         "api_tokens",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False, unique=True),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -31,11 +31,11 @@ def upgrade() -> None:
     )
     op.create_table(
         "idempotency_keys",
+        sa.Column("token", sa.String(200), primary_key=True),
         sa.Column("key", sa.String(200), primary_key=True),
         sa.Column("request_hash", sa.String(64), nullable=False),
         sa.Column("status", sa.Integer, nullable=False),
         sa.Column("response", sa.Text, nullable=False),
-        sa.Column("token", sa.String(200), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
 

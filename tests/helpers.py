@@ -8,6 +8,24 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: purchase+sale, unsold conversion inventoried: January's close puts 8 x 3.00 of conversion
+#: on FG; February sells 6 of the 8 (what closes keep on the books until the next one).
+SOLD_AFTER_THE_CLOSE = """
+book: {name: S, currency: USD, triggers: purchase+sale, inventory_unsold_conversion: true}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: {labor: "3.00"}}}
+boms:
+  - {item: F, lines: [{component: M, quantity: "1"}]}
+events:
+  - {id: p1, date: 2026-01-05, type: purchase, item: M, quantity: "10", unit_cost: "2.10"}
+  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: "10"}
+  - {id: s1, date: 2026-01-20, type: sale, item: F, quantity: "2", unit_price: "9.00"}
+  - {id: l1, date: 2026-01-31, type: conversion, amount: "31.00", element: labor}
+  - {id: close1, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: s2, date: 2026-02-10, type: sale, item: F, quantity: "6", unit_price: "9.00"}
+"""
 EXAMPLES = ROOT / "examples"
 EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLES.glob("*.yaml"))
 

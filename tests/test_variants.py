@@ -20,7 +20,7 @@ from backflush.reports.statements import statements
 from backflush.reports.throughput import throughput
 from backflush.reports.variants import compare_variants, explain
 from backflush.run import run_scenario
-from helpers import EXAMPLE_NAMES, EXAMPLES
+from helpers import EXAMPLE_NAMES, EXAMPLES, SOLD_AFTER_THE_CLOSE
 
 D = Decimal
 
@@ -78,22 +78,7 @@ def test_conversion_a_close_inventoried_is_not_called_stock_off_the_books() -> N
     """purchase+sale with unsold conversion inventoried: January's close puts 8 x 3.00 = 24.00
     of conversion on FG; February sells 6 of the 8. Against sequential costing the books hold
     18.00 more: 6.00 (2 units' conversion) off the books, less the 24.00 the close put on."""
-    source = """
-book: {name: S, currency: USD, triggers: purchase+sale, inventory_unsold_conversion: true}
-items:
-  - {id: M, kind: material, standard_cost: "2.00"}
-  - {id: F, kind: finished, standard_cost: {conversion: {labor: "3.00"}}}
-boms:
-  - {item: F, lines: [{component: M, quantity: "1"}]}
-events:
-  - {id: p1, date: 2026-01-05, type: purchase, item: M, quantity: "10", unit_cost: "2.10"}
-  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: "10"}
-  - {id: s1, date: 2026-01-20, type: sale, item: F, quantity: "2", unit_price: "9.00"}
-  - {id: l1, date: 2026-01-31, type: conversion, amount: "31.00", element: labor}
-  - {id: close1, date: 2026-01-31, type: close, period: 2026-01}
-  - {id: s2, date: 2026-02-10, type: sale, item: F, quantity: "6", unit_price: "9.00"}
-"""
-    seen = {v.policy: v for v in compare_variants(parse_scenario(source, "s.yaml"))}
+    seen = {v.policy: v for v in compare_variants(parse_scenario(SOLD_AFTER_THE_CLOSE, "s.yaml"))}
     said = explain(list(seen.values()), "USD")
     line = next(s for s in said if s.startswith("purchase+sale:"))
     assert line.startswith(

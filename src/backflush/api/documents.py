@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime as dt
 import io
 from collections.abc import Callable
 from decimal import Decimal
@@ -14,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from backflush.book import Book
-from backflush.domain.model import Account, Entry
+from backflush.domain.model import Entry
 from backflush.domain.money import ZERO, fmt
 from backflush.reports.analysis import Selection, margin_document, variance_document
 from backflush.reports.document import (
@@ -28,10 +27,10 @@ from backflush.reports.document import (
 )
 from backflush.reports.flags import Thresholds, flags_document, red_flags
 from backflush.reports.statements import statements
-from backflush.reports.tables import valuation
+from backflush.reports.tables import trial_balance_rows, valuation
 from backflush.reports.throughput import ROWS as THROUGHPUT_ROWS
 from backflush.reports.throughput import throughput
-from backflush.reports.workbook import Cell, report_sheets
+from backflush.reports.workbook import csv_text, report_sheets
 
 
 class ReportKind(StrEnum):
@@ -68,18 +67,8 @@ def csv_report(book: Book, kind: ReportKind) -> str:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(sheet.header)
-    writer.writerows([_cell(value) for value in row] for row in sheet.rows)
+    writer.writerows([csv_text(value) for value in row] for row in sheet.rows)
     return text.getvalue()
-
-
-def _cell(value: Cell) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return fmt(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
 
 
 def throughput_document(book: Book, periods: list[str]) -> dict[str, Any]:
@@ -106,22 +95,13 @@ def summary_document(book: Book) -> dict[str, Any]:
 def trial_balance_document(book: Book, through: str | None = None) -> dict[str, Any]:
     """The balances per account now, or at the end of period ``through``."""
     currency = book.settings.currency
-    balances = book.balances if through is None else book.balances_through(through)
-    accounts = []
-    debits = credits = ZERO
-    for account in Account:
-        value = sum((v for (a, _), v in balances.items() if a is account), ZERO)
-        if not value:
-            continue
-        debit, credit = (value, ZERO) if value > 0 else (ZERO, -value)
-        debits, credits = debits + debit, credits + credit
-        accounts.append(
-            {
-                "account": account.value,
-                "debit": money(debit, currency),
-                "credit": money(credit, currency),
-            }
-        )
+    rows = trial_balance_rows(book, through)
+    accounts = [
+        {"account": a.value, "debit": money(d, currency), "credit": money(c, currency)}
+        for a, d, c in rows
+    ]
+    debits = sum((d for _, d, _ in rows), ZERO)
+    credits = sum((c for _, _, c in rows), ZERO)
     return {
         "currency": currency,
         "through": through,

@@ -184,7 +184,7 @@ SALT = "backflush"
 LABEL_BOX = {"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85}
 
 
-def _figure(width: float = 8.0, height: float = 4.5) -> Figure:
+def _figure(width: float = 8.0, height: float = 4.5) -> Figure:  # float-ok: chart coordinates
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -236,19 +236,19 @@ def draw_waterfall(book: Book, period: str) -> Figure:
     figure = _figure(max(8.0, 1.3 * len(labels)), 4.8)
     axes = figure.add_subplot()
     level = figures.standard_margin
-    bottoms: list[float] = [0.0]
-    heights: list[float] = [float(level)]
+    bottoms: list[float] = [0.0]  # float-ok: chart coordinates
+    heights: list[float] = [float(level)]  # float-ok: chart coordinates
     colors = [TOTAL]
     texts = [amount(level, currency)]
     for step in steps:
         after = level + step.amount
-        bottoms.append(float(min(level, after)))
-        heights.append(float(abs(step.amount)))
+        bottoms.append(float(min(level, after)))  # float-ok: chart coordinates
+        heights.append(float(abs(step.amount)))  # float-ok: chart coordinates
         colors.append(FAVORABLE if step.amount > 0 else UNFAVORABLE)
         texts.append(amount(step.amount, currency, signed=True))
         level = after
     bottoms.append(0.0)
-    heights.append(float(figures.income))
+    heights.append(float(figures.income))  # float-ok: chart coordinates
     colors.append(TOTAL)
     texts.append(amount(figures.income, currency))
     xs = list(range(len(labels)))
@@ -270,7 +270,8 @@ def draw_waterfall(book: Book, period: str) -> Figure:
         )
     running = figures.standard_margin
     for x in xs[:-1]:  # connectors at the running total, from each bar to the next
-        axes.plot([x + 0.3, x + 0.7], [float(running)] * 2, color="#888888", linewidth=0.7)
+        level_y = [float(running)] * 2  # float-ok: chart coordinates
+        axes.plot([x + 0.3, x + 0.7], level_y, color="#888888", linewidth=0.7)
         if x < len(steps):
             running += steps[x].amount
     axes.axhline(0, color="#444444", linewidth=0.8)
@@ -303,20 +304,24 @@ def draw_margin(book: Book) -> Figure:
     width = 0.36
     sales = axes.bar(
         [x - width / 2 for x in xs],
-        [float(r.sales) for r in rows],
+        [float(r.sales) for r in rows],  # float-ok: chart coordinates
         width,
         color=SALES,
         label="sales",
     )
     cogs = axes.bar(
         [x + width / 2 for x in xs],
-        [float(r.cogs) for r in rows],
+        [float(r.cogs) for r in rows],  # float-ok: chart coordinates
         width,
         color=COGS,
         label="cost of goods sold (with write-downs to NRV)",
     )
     (margin,) = axes.plot(
-        xs, [float(r.gross_margin) for r in rows], color=MARGIN, marker="o", label="gross margin"
+        xs,
+        [float(r.gross_margin) for r in rows],  # float-ok: chart coordinates
+        color=MARGIN,
+        marker="o",
+        label="gross margin",
     )
     for x, r in zip(xs, rows, strict=True):
         percent = r.margin_percent
@@ -325,7 +330,7 @@ def draw_margin(book: Book) -> Figure:
             text += f"\n{str(percent).replace('-', '−')} %"
         axes.annotate(
             text,
-            (x, float(r.gross_margin)),
+            (x, float(r.gross_margin)),  # float-ok: chart coordinates
             textcoords="offset points",
             xytext=(0, 8),
             ha="center",
@@ -359,13 +364,13 @@ def draw_inventory(book: Book) -> Figure:
         values = [part(r) for r in rows]
         if not any(values):
             continue
-        heights = [float(v) for v in values]
+        heights = [float(v) for v in values]  # float-ok: chart coordinates
         axes.bar(xs, heights, 0.5, bottom=base, color=color, label=label)
         base = [b + h for b, h in zip(base, heights, strict=True)]
     if any(r.nrv_allowance for r in rows):
         axes.bar(
             xs,
-            [float(r.nrv_allowance) for r in rows],
+            [float(r.nrv_allowance) for r in rows],  # float-ok: chart coordinates
             0.5,
             color="#bbbbbb",
             hatch="//",
@@ -383,7 +388,7 @@ def draw_inventory(book: Book) -> Figure:
         )
     axes.plot(
         xs,
-        [float(r.cogs) for r in rows],
+        [float(r.cogs) for r in rows],  # float-ok: chart coordinates
         color=COGS,
         marker="o",
         linewidth=2,
@@ -392,7 +397,7 @@ def draw_inventory(book: Book) -> Figure:
     for x, r in zip(xs, rows, strict=True):
         axes.annotate(
             amount(r.cogs, currency),
-            (x, float(r.cogs)),
+            (x, float(r.cogs)),  # float-ok: chart coordinates
             textcoords="offset points",
             xytext=(12, 0),
             ha="left",

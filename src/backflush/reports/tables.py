@@ -107,22 +107,32 @@ def variances_table(book: Book, periods: list[str] | None = None) -> Table:
     return table
 
 
+def trial_balance_rows(
+    book: Book, through: str | None = None
+) -> list[tuple[Account, Decimal, Decimal]]:
+    """(account, debit, credit) of each account with a balance, now or at the end of
+    period ``through``, in the chart's order."""
+    balances = book.balances if through is None else book.balances_through(through)
+    rows = []
+    for account in Account:
+        value = sum((v for (a, _), v in balances.items() if a is account), ZERO)
+        if value:
+            rows.append((account, value, ZERO) if value > 0 else (account, ZERO, -value))
+    return rows
+
+
 def trial_balance(book: Book, through: str | None = None) -> Table:
     """The balances now, or at the end of period ``through``."""
     currency = book.settings.currency
     title = "Trial balance" + (f" at the end of {through}" if through else "")
     table = _table(title, "account", "debit", "credit", numeric=("debit", "credit"))
-    balances = book.balances if through is None else book.balances_through(through)
-    debits = credits = ZERO
-    for account in Account:
-        value = sum((v for (a, _), v in balances.items() if a is account), ZERO)
-        if not value:
-            continue
-        debit, credit = (value, ZERO) if value > 0 else (ZERO, -value)
-        debits, credits = debits + debit, credits + credit
+    rows = trial_balance_rows(book, through)
+    for account, debit, credit in rows:
         table.add_row(
             account.value, _amount(debit, currency, True), _amount(credit, currency, True)
         )
+    debits = sum((d for _, d, _ in rows), ZERO)
+    credits = sum((c for _, _, c in rows), ZERO)
     table.add_section()
     table.add_row("total", _amount(debits, currency), _amount(credits, currency), style="bold")
     return table

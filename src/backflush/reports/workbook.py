@@ -185,12 +185,13 @@ def write_csv(book: Book, entries: Iterable[Entry], folder: Path) -> list[Path]:
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(found.header)
-            writer.writerows([_text(value) for value in row] for row in found.rows)
+            writer.writerows([csv_text(value) for value in row] for row in found.rows)
         written.append(path)
     return written
 
 
-def _text(value: Cell) -> str:
+def csv_text(value: Cell) -> str:
+    """A cell as CSV text: decimals exactly as held, dates ISO 8601, nothing for None."""
     if value is None:
         return ""
     if isinstance(value, Decimal):

@@ -27,7 +27,15 @@ from backflush.domain.model import period_bounds
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
 from backflush.formats import beancount
-from backflush.formats.inputs import BookModel, InputError, build_event, describe, fields_of
+from backflush.formats.inputs import (
+    BookModel,
+    DuplicateKey,
+    InputError,
+    build_event,
+    describe,
+    fields_of,
+    unique_keys,
+)
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports import plain, tables
 from backflush.reports.analysis import (
@@ -345,8 +353,8 @@ def _events_from_lines(
             continue
         where = f"{name}:{number}"
         try:
-            raw = json.loads(line, parse_float=Decimal, object_pairs_hook=_json_object)
-        except _DuplicateKey as error:
+            raw = json.loads(line, parse_float=Decimal, object_pairs_hook=unique_keys)
+        except DuplicateKey as error:
             problems.append(f"{where}: duplicate key {error.args[0]!r}")
             continue
         except json.JSONDecodeError as error:
@@ -361,19 +369,6 @@ def _events_from_lines(
             problems += error.problems
     if problems:
         raise InputError(problems)
-
-
-class _DuplicateKey(ValueError):
-    """A key given twice in one JSON object (json.loads would keep the last silently)."""
-
-
-def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _DuplicateKey(key)
-        found[key] = value
-    return found
 
 
 @app.command()

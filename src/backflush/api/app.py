@@ -34,7 +34,13 @@ from backflush.book import ConflictError
 from backflush.domain import model as m
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
-from backflush.formats.inputs import EventModel, InputError, build_event
+from backflush.formats.inputs import (
+    DuplicateKey,
+    EventModel,
+    InputError,
+    build_event,
+    unique_keys,
+)
 from backflush.reports.analysis import Selection, SelectionError
 from backflush.reports.drilldown import NotFound, drilldown, drilldown_document
 from backflush.store import schema as t
@@ -277,19 +283,6 @@ def _body_schema(shape: Any) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _DuplicateKey(key)
-        found[key] = value
-    return found
-
-
 def _constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
@@ -321,11 +314,11 @@ async def _read_json(request: Request, *, empty: Any = None) -> Any:
     try:
         text = body.decode("utf-8")
         return json.loads(
-            text, parse_float=Decimal, parse_constant=_constant, object_pairs_hook=_object
+            text, parse_float=Decimal, parse_constant=_constant, object_pairs_hook=unique_keys
         )
     except UnicodeDecodeError:
         detail = "the body is not UTF-8 text"
-    except _DuplicateKey as error:
+    except DuplicateKey as error:
         detail = f"duplicate key {error.args[0]!r}"
     except json.JSONDecodeError as error:
         detail = f"malformed JSON: {error.msg} (line {error.lineno}, column {error.colno})"

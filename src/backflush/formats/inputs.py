@@ -64,6 +64,20 @@ class InputError(ValueError):
         super().__init__("\n".join(self.problems))
 
 
+class DuplicateKey(ValueError):
+    """A key given twice in one JSON object (json.loads would keep the last silently)."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook`` refusing a key given twice."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise DuplicateKey(key)
+        found[key] = value
+    return found
+
+
 def to_decimal(value: Any) -> Decimal:
     """Exact decimal from a string, an int or a Decimal; floats are refused (they are inexact)."""
     if isinstance(value, bool):

@@ -359,18 +359,24 @@ def bom_flags(book: Book, limits: Thresholds) -> list[Flag]:
 # ---------------------------------------------------------------- variances
 
 
-def standard_cogs(book: Book, period: str) -> Decimal:
-    """Units sold in ``period`` x the standard unit cost in force at its end."""
+def at_standard(book: Book, period: str, flow: str) -> dict[str, Decimal]:
+    """Per item, the quantity that moved in ``period`` by ``flow`` (signed as stock moved)
+    x the standard unit cost in force at its end; items without a standard then left out."""
     on = period_bounds(period)[1]
-    total = ZERO
-    for (item, flow), quantity in sorted(book.flows.get(period, {}).items()):
-        if flow != "sold" or not quantity:
+    found: dict[str, Decimal] = {}
+    for (item, moved), quantity in sorted(book.flows.get(period, {}).items()):
+        if moved != flow or not quantity:
             continue
         try:
-            total += -quantity * book.standards.unit_cost(item, on).total
-        except StandardError:  # no standard at the period end: left out
+            found[item] = quantity * book.standards.unit_cost(item, on).total
+        except StandardError:
             continue
-    return total
+    return found
+
+
+def standard_cogs(book: Book, period: str) -> Decimal:
+    """Units sold in ``period`` x the standard unit cost in force at its end."""
+    return -sum(at_standard(book, period, "sold").values(), ZERO)
 
 
 def watched_variances(book: Book, period: str) -> dict[str, Decimal]:
@@ -551,16 +557,7 @@ def bunching_flags(book: Book, limits: Thresholds) -> list[Flag]:
 
 def purchases_at_standard(book: Book, period: str) -> Decimal:
     """Quantities received in ``period`` x the standard unit cost at its end."""
-    on = period_bounds(period)[1]
-    total = ZERO
-    for (item, flow), quantity in sorted(book.flows.get(period, {}).items()):
-        if flow != "received" or not quantity:
-            continue
-        try:
-            total += quantity * book.standards.unit_cost(item, on).total
-        except StandardError:
-            continue
-    return total
+    return sum(at_standard(book, period, "received").values(), ZERO)
 
 
 def _material_drift(book: Book, period: str, limits: Thresholds) -> list[Flag]:
@@ -569,23 +566,18 @@ def _material_drift(book: Book, period: str, limits: Thresholds) -> list[Flag]:
     book's figure is its own: no second flag)."""
     flags: list[Flag] = []
     currency = book.settings.currency
-    on = period_bounds(period)[1]
     own = own_activity(book, period)
-    received = [
-        (item, quantity)
-        for (item, flow), quantity in sorted(book.flows.get(period, {}).items())
+    received = {
+        item: quantity
+        for (item, flow), quantity in book.flows.get(period, {}).items()
         if flow == "received" and quantity > 0
-    ]
+    }
     if len(received) < 2:
         return flags
-    for item, quantity in received:
-        try:
-            bought = quantity * book.standards.unit_cost(item, on).total
-        except StandardError:
-            continue
+    for item, bought in at_standard(book, period, "received").items():
         ppv = Account.PURCHASE_PRICE_VARIANCE
         price = sum((v for (a, _, i), v in own.items() if a is ppv and i == item), ZERO)
-        if bought <= 0 or not price:
+        if item not in received or bought <= 0 or not price:
             continue
         share = ratio(price, bought)
         if abs(share) <= limits.price_drift:

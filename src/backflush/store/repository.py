@@ -1080,7 +1080,9 @@ class Store:
                     for p, d, f in sorted(changes.daily)
                 ],
             )
-        _add_item_activity(conn, changes.item_activity)
+        # The journal per item is never loaded to post: its new sums are added to the stored.
+        item_sums = {(p, a.value, e, i): v for (p, a, e, i), v in changes.item_activity.items()}
+        _add_sums(conn, t.item_activity, "amount", item_sums)
         _upsert(
             conn,
             t.unsold_conversion,
@@ -1259,32 +1261,6 @@ def _load_disposed(conn: Connection, book: Book) -> None:
         by_item = book.disposed.setdefault(row.period, {})
         key = (m.Account(row.account), row.element, row.item)
         by_item[key] = by_item.get(key, ZERO) + row.amount
-
-
-def _add_item_activity(
-    conn: Connection, deltas: Mapping[tuple[str, m.Account, str, str], Decimal]
-) -> None:
-    """Add the journal's new sums per (period, account, element, item) to the stored ones.
-    Read, added in Python and written back: SQLite keeps the amounts as exact text, which
-    SQL arithmetic would turn into floats."""
-    if not deltas:
-        return
-    stored: dict[tuple[str, str, str, str], Decimal] = {}
-    for period in sorted({p for p, *_ in deltas}):
-        accounts = sorted({a.value for p, a, *_ in deltas if p == period})
-        query = sa.select(t.item_activity).where(
-            t.item_activity.c.period == period, t.item_activity.c.account.in_(accounts)
-        )
-        for row in conn.execute(query):
-            stored[(row.period, row.account, row.element, row.item)] = row.amount
-    rows = []
-    for (period, account, element, item), delta in sorted(deltas.items()):
-        amount = stored.get((period, account.value, element, item), ZERO) + delta
-        rows.append(
-            {"period": period, "account": account.value, "element": element, "item": item}
-            | {"amount": amount}
-        )
-    _upsert(conn, t.item_activity, rows)
 
 
 def _flat(

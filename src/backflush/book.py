@@ -617,7 +617,8 @@ class Book:
     ) -> None:
         """Move stock for ``owner``'s event, made to happen by ``cause`` on ``date`` (counted
         in ``period``, by default the date's)."""
-        period = period or period_of(date)
+        dated = period_of(date)  # the day's own period (a reopen counts in the closed one)
+        period = period or dated
         self.on_hand[movement.item] = self.quantity(movement.item) + movement.on_hand
         if movement.on_hand:
             moved = self.moved.setdefault(period, {})
@@ -634,9 +635,9 @@ class Book:
             flows[key] = flows.get(key, ZERO) + movement.on_hand
             self.changes.flows.add((period, *key))
             day_key = (date, key[1])
-            daily = self.daily.setdefault(period_of(date), {})
+            daily = self.daily.setdefault(dated, {})
             daily[day_key] = daily.get(day_key, ZERO) + movement.on_hand
-            self.changes.daily.add((period_of(date), *day_key))
+            self.changes.daily.add((dated, *day_key))
         if movement.in_process:
             self.in_process[movement.item] = (
                 self.in_process.get(movement.item, ZERO) + movement.in_process

@@ -27,6 +27,7 @@ from backflush.book import Book
 from backflush.domain.model import Account, MasterData
 from backflush.domain.money import CONTEXT, ZERO, fmt
 from backflush.reports.document import money
+from backflush.reports.tables import _amount
 
 ItemSums = Mapping[tuple[Account, str, str], Decimal]
 
@@ -218,6 +219,11 @@ class By(StrEnum):
     work_center = "work-center"
 
 
+def favorability(amount: Decimal) -> str:
+    """U for an unfavorable variance (positive), F for a favorable one, nothing for zero."""
+    return "U" if amount > 0 else "F" if amount < 0 else ""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class VarianceRow:
     period: str
@@ -232,7 +238,7 @@ class VarianceRow:
 
     @property
     def sign(self) -> str:
-        return "U" if self.amount > 0 else "F" if self.amount < 0 else ""
+        return favorability(self.amount)
 
     def key(self, by: By) -> str:
         return {
@@ -318,10 +324,6 @@ TYPE_ORDER = (
 # ---------------------------------------------------------------- terminal tables
 
 
-def _money(value: Decimal, currency: str) -> str:
-    return f"{Decimal(money(value, currency)):,}"
-
-
 def margin_table(book: Book, selection: Selection = Selection()) -> Table:
     rows = margins(book, selection)
     currency = book.settings.currency
@@ -359,9 +361,9 @@ def _margin_cells(row: MarginRow, currency: str, families: bool) -> list[str]:
         escape(row.item),
         *([escape(row.family)] if families else []),
         f"{row.sold:,}" if row.sold else "",
-        _money(row.sales, currency),
-        _money(row.cogs, currency),
-        _money(row.gross_margin, currency),
+        _amount(row.sales, currency),
+        _amount(row.cogs, currency),
+        _amount(row.gross_margin, currency),
         "" if percent is None else f"{percent}",
     ]
 
@@ -389,8 +391,7 @@ def variance_analysis_table(
         shown = [escape(label)] + ([escape(value or "—")] if by is not By.type else [])
         for period in periods:
             amount = cells.get(period, ZERO)
-            sign = "U" if amount > 0 else "F" if amount < 0 else ""
-            shown.append(f"{_money(amount, currency)} {sign}".rstrip() if amount else "")
+            shown.append(f"{_amount(amount, currency)} {favorability(amount)}" if amount else "")
         table.add_row(*shown)
     return table
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,7 +41,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE = "backflush_write"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 #: Key of the PostgreSQL advisory lock (``pg_advisory_xact_lock``) every write transaction
 #: takes first: one writer at a time per book (database), schema and settings writes included.
 WRITE_LOCK = 0x6261636B666C7368  # "backflsh"
@@ -147,6 +150,48 @@ class EventTrail:
     written_off: tuple[tuple[str, str, str, str], ...] = ()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Posting(Generic[_T]):
+    """One request's events, posted with other requests' in one write transaction
+    (:meth:`Store.post_each`), yet all or nothing on its own."""
+
+    #: The events, worked out inside the transaction from the book and ``kept`` (values read
+    #: from the database, valid while no other writer writes: see :class:`_Kept`). It must
+    #: not change the book; what it raises refuses this posting alone.
+    events: Callable[[Connection, Book, dict[str, Any]], Sequence[m.Event]]
+    #: What the posting answers, given which events were applied (it may write more in the
+    #: transaction, e.g. an idempotency key); None: the list itself.
+    done: Callable[[Connection, list[bool]], _T] | None = None
+    #: Who posts them (an API token's name), recorded with each event.
+    recorded_by: str | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class _Kept:
+    """The book a process posted on, kept in memory for its next write while the book's
+    revision shows that no other writer has written since."""
+
+    revision: int
+    created_at: dt.datetime
+    book: Book
+    #: Other values read from the database, valid as long as the book (e.g. live API tokens).
+    memo: dict[str, Any]
+
+
+class _Refused(Exception):
+    """A posting was refused after it changed the book: the transaction is rolled back and
+    the book it changed forgotten."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index, self.error = index, error
+
+
+#: What :meth:`Store._post_group` answers for a posting that closes or reopens a period when
+#: the stock moved per period was not loaded: it is posted on its own afterwards.
+_ALONE = object()
+
+
 class Store:
     def __init__(self, url: str, *, create: bool = True) -> None:
         """Open the book at ``url``; with ``create`` False a SQLite file must exist already."""
@@ -159,6 +204,10 @@ class Store:
         self.engine = make_engine(self.url)
         self._cache: tuple[int, Standards] | None = None
         self._schema_checked = False
+        #: Keep the book posted on in memory between writes (False: load it for each write).
+        self.keep_book = True
+        self._kept: _Kept | None = None
+        self._kept_lock = threading.Lock()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -183,6 +232,9 @@ class Store:
                 if write and postgres:
                     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(WRITE_LOCK)))
                 yield conn
+                if write and self._schema_checked:
+                    revision = t.settings.c.revision
+                    conn.execute(t.settings.update().values(revision=revision + 1))
 
     def _retrying(self, work: Callable[[], _T]) -> _T:
         """``work`` (one whole write transaction) run again, a bounded number of times after
@@ -652,12 +704,7 @@ class Store:
                 tuple(sorted(_decimals(row.balances).items())),
             )
         if period_sums:
-            for row in conn.execute(sa.select(t.period_quantities)):
-                book.moved.setdefault(row.period, {})[row.item] = row.on_hand
-            for row in conn.execute(sa.select(t.period_flows)):
-                book.flows.setdefault(row.period, {})[(row.item, row.flow)] = row.quantity
-            for row in conn.execute(sa.select(t.daily_flows)):
-                book.daily.setdefault(row.period, {})[(row.date, row.flow)] = row.quantity
+            _load_period_sums(conn, book)
         if history and by_item:  # reports only: posting adds to these sums without reading them
             for row in conn.execute(sa.select(t.item_activity)):
                 book.item_activity.setdefault(row.period, {})[
@@ -895,20 +942,103 @@ class Store:
         same transaction, given what was applied (an idempotency key and its response). A
         serialization failure or deadlock runs the whole transaction again."""
 
-        # Only a close or a reopen reads the stock moved per period: other events are posted
-        # without reading those sums, and what they moved is added to the stored ones.
+        def done(conn: Connection, applied: list[bool]) -> list[bool]:
+            if also is not None:
+                also(conn, applied)
+            return applied
+
+        posting = Posting(lambda _conn, _book, _kept: events, done, recorded_by)
+        # Only a close or a reopen reads the stock moved per period.
         sums = any(e.type in CLOSING_EVENTS for e in events)
+        try:
+            found = self._retrying(partial(self._post_group, [(0, posting)], sums=sums))
+        except _Refused as refused:
+            raise refused.error from None
+        outcome = found[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        assert isinstance(outcome, list)
+        return outcome
 
-        def work() -> list[bool]:
-            with self.transaction(write=True) as conn:
-                book = self._load(conn, history=False, period_sums=sums)
-                applied = book.post_many(events)
-                self._write(conn, book, book.take_changes(), recorded_by, added_sums=not sums)
-                if also is not None:
-                    also(conn, applied)
-                return applied
+    def post_each(self, postings: Sequence[Posting[Any]]) -> list[Any]:
+        """Post each posting's events, all or nothing per posting, in as few transactions as
+        it takes (group commit): one for them all, unless one is refused after it changed the
+        book (they are posted again without it), and one more for each that closes or
+        reopens a period. Per posting: what its ``done`` answered (else the list of events
+        applied), or the exception that refused it. A database error refuses them all: it is
+        raised."""
+        outcomes: dict[int, Any] = {}
+        group = list(enumerate(postings))
+        while group:
+            try:
+                outcomes.update(self._retrying(partial(self._post_group, group, sums=False)))
+            except _Refused as refused:
+                outcomes[refused.index] = refused.error
+                group = [(i, p) for i, p in group if i != refused.index]
+                continue
+            break
+        for index in [i for i, outcome in outcomes.items() if outcome is _ALONE]:
+            alone = [(index, postings[index])]
+            try:
+                outcomes.update(self._retrying(partial(self._post_group, alone, sums=True)))
+            except _Refused as refused:
+                outcomes[index] = refused.error
+        return [outcomes[i] for i in range(len(postings))]
 
-        return self._retrying(work)
+    def _post_group(
+        self, group: Sequence[tuple[int, Posting[Any]]], *, sums: bool
+    ) -> dict[int, Any]:
+        """Post ``group`` (numbered postings) in one write transaction on the kept book.
+        Without ``sums`` a posting that closes or reopens a period is answered
+        :data:`_ALONE`, as that needs the stock moved per period loaded."""
+        outcomes: dict[int, Any] = {}
+        with self.transaction(write=True) as conn:
+            kept = self._posting_book(conn)
+            book = kept.book
+            book.history = lambda ids: self._history(conn, book, ids)
+            if sums:
+                _load_period_sums(conn, book)
+            posted_by: list[str | None] = []
+            for index, posting in group:
+                try:
+                    events = list(posting.events(conn, book, kept.memo))
+                except sa.exc.DBAPIError:
+                    raise
+                except Exception as error:  # refused before it changed anything
+                    outcomes[index] = error
+                    continue
+                if not sums and any(e.type in CLOSING_EVENTS for e in events):
+                    outcomes[index] = _ALONE
+                    continue
+                try:
+                    applied = book.post_many(events)
+                    done = posting.done
+                    outcomes[index] = applied if done is None else done(conn, applied)
+                except sa.exc.DBAPIError:
+                    raise
+                except Exception as error:
+                    raise _Refused(index, error) from error
+                posted_by += [posting.recorded_by] * (len(book.changes.events) - len(posted_by))
+            self._write(conn, book, book.take_changes(), posted_by, added_sums=not sums)
+        _forget(book)
+        kept.revision += 1  # the transaction's own bump
+        if self.keep_book:
+            with self._kept_lock:
+                self._kept = kept
+        return outcomes
+
+    def _posting_book(self, conn: Connection) -> _Kept:
+        """The book to post on: the kept one when no other writer wrote since (same revision
+        of the same book), else loaded. Taken out of the store until the transaction
+        commits, so a write that fails leaves no book behind."""
+        row = conn.execute(sa.select(t.settings.c.revision, t.settings.c.created_at)).first()
+        with self._kept_lock:
+            kept, self._kept = self._kept, None
+        if kept is None or row is None or (kept.revision, kept.created_at) != tuple(row):
+            book = self._load(conn, history=False, period_sums=False)
+            assert row is not None  # the load found the settings
+            kept = _Kept(row.revision, row.created_at, book, {})
+        return kept
 
     def import_scenario(
         self,
@@ -948,14 +1078,14 @@ class Store:
         conn: Connection,
         book: Book,
         changes: Changes,
-        recorded_by: str | None = None,
+        posted_by: Sequence[str | None] = (),
         *,
         added_sums: bool = False,
     ) -> None:
         """Write what ``changes`` changed. With ``added_sums`` the book's stock moved per
         period (``moved``, ``flows``, ``daily``) holds only what was moved since it was loaded
-        (see :meth:`_load`): it is added to the stored sums, then forgotten. ``recorded_by``
-        names who posted the events (an API token)."""
+        (see :meth:`_load`): it is added to the stored sums, then forgotten. ``posted_by``
+        names who posted each event of ``changes.events`` (an API token), in their order."""
         now = dt.datetime.now(dt.UTC)
         if changes.events:
             conn.execute(
@@ -969,9 +1099,9 @@ class Store:
                         "statistics": _json(totals(r.statistics)),
                         "reversed_by": r.reversed_by or None,
                         "recorded_at": now,
-                        "recorded_by": recorded_by,
+                        "recorded_by": by,
                     }
-                    for r in changes.events
+                    for r, by in itertools.zip_longest(changes.events, posted_by)
                 ],
             )
         for original, by in changes.reversed:
@@ -1194,6 +1324,43 @@ class Store:
 
 
 # ---------------------------------------------------------------- net realisable value
+
+
+def _load_period_sums(conn: Connection, book: Book) -> None:
+    """The stock moved per period: by item, by item and flow, by day and flow."""
+    for row in conn.execute(sa.select(t.period_quantities)):
+        book.moved.setdefault(row.period, {})[row.item] = row.on_hand
+    for row in conn.execute(sa.select(t.period_flows)):
+        book.flows.setdefault(row.period, {})[(row.item, row.flow)] = row.quantity
+    for row in conn.execute(sa.select(t.daily_flows)):
+        book.daily.setdefault(row.period, {})[(row.date, row.flow)] = row.quantity
+
+
+def _forget(book: Book) -> None:
+    """Drop from a book just written what :meth:`Store._load` does not read to post
+    (``history=False, period_sums=False``): the book kept for the next write is the one that
+    load would give (a test compares them), and its memory stays bounded."""
+    book.history = None
+    book.recorded.clear()
+    for sums in (book.moved, book.flows, book.daily, book.item_activity, book.disposed):
+        sums.clear()
+    for by_period in (book.activity, book.statistics):  # a period is read with its sums
+        for period in [p for p, figures in by_period.items() if not figures]:
+            del by_period[period]
+    # Only the open queue is read (a flag, a cleared entry: history); of what cleared entries,
+    # the write-offs (exception_write_offs).
+    waiting = [
+        (key, entry)
+        for key, entry in book.shortages.items()
+        if entry.kind == "shortage" and key not in book.cleared_by
+    ]
+    written_off = {key: book.cleared_by[key] for key in book.written_off}
+    book.shortages.clear()
+    book.queue.clear()
+    book.cleared_by.clear()
+    for _key, entry in waiting:
+        book.restore_shortage(entry)
+    book.cleared_by.update(written_off)
 
 
 def _load_nrv(conn: Connection, book: Book) -> None:

@@ -61,6 +61,9 @@ settings = sa.Table(
     sa.Column("dispositions", sa.Text, nullable=False, server_default="{}"),
     #: Bumped whenever master data changes, so a process can keep its rolled-up standards.
     sa.Column("master_revision", sa.Integer, nullable=False),
+    #: Bumped by every write transaction (:meth:`Store.transaction`), so a process can keep
+    #: the book it posted on while no other writer wrote.
+    sa.Column("revision", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 

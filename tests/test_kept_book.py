@@ -1,0 +1,253 @@
+"""The book kept in memory between writes (issue 6, throughput): a store posts on the book it
+wrote last while the book's revision shows no other writer wrote, and that kept book is always
+the one loading it again would give; group commit (:meth:`Store.post_each`) posts many
+requests in one transaction, each still all or nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.engine import Connection
+
+from backflush.book import Book
+from backflush.domain import model as m
+from backflush.engine.flush import PostingError
+from backflush.formats.scenario import parse_scenario
+from backflush.store import schema as t
+from backflush.store.repository import Posting, Store
+from helpers import dump_tables
+from test_properties import Stream, budget, plants
+
+PLANT = """\
+book: {name: Kept, currency: USD, triggers: purchase+completion, shortage: queue}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: {labor: "1.00"}}}
+boms:
+  - {item: F, lines: [{component: M, quantity: "3"}]}
+"""
+DAY = dt.date(2026, 1, 10)
+#: What a posting load reads, compared between the kept book and one loaded again.
+STATE = (
+    "balances",
+    "activity",
+    "statistics",
+    "on_hand",
+    "in_process",
+    "queue",
+    "cleared_by",
+    "closed",
+    "unsold_conversion",
+    "orders",
+    "reopens",
+    "written_off",
+    "epoch",
+    "nrv_estimates",
+    "nrv_allowance",
+    "nrv_writedowns",
+    "moved",
+    "flows",
+    "daily",
+    "item_activity",
+    "disposed",
+    "recorded",
+)
+
+
+def state(book: Book) -> dict[str, Any]:
+    found = {name: getattr(book, name) for name in STATE}
+    found["shortages"] = list(book.shortages.items())  # in queue order
+    found["queue"] = {item: list(entries.items()) for item, entries in book.queue.items()}
+    for name in ("on_hand", "in_process"):  # a load reads a zero where memory has none
+        found[name] = {item: q for item, q in getattr(book, name).items() if q}
+    return found
+
+
+def loaded(store: Store) -> Book:
+    with store.transaction() as conn:
+        return store._load(conn, history=False, period_sums=False)
+
+
+def kept(store: Store) -> Book | None:
+    return None if store._kept is None else store._kept.book
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """How many times any store loaded a book to post on."""
+    loads: list[int] = []
+    load = Store._load
+
+    def counting(self: Store, conn: Connection, **options: bool) -> Book:
+        if options.get("history") is False:
+            loads.append(1)
+        return load(self, conn, **options)
+
+    monkeypatch.setattr(Store, "_load", counting)
+    yield loads
+
+
+def opened(url: str) -> Store:
+    store = Store(url)
+    sc = parse_scenario(PLANT, "kept.yaml")
+    store.import_scenario(sc.settings, sc.master, [])
+    return store
+
+
+def buy(n: int, quantity: str = "30") -> m.Purchase:
+    return m.Purchase(f"p{n}", DAY, "M", Decimal(quantity), Decimal("2.10"))
+
+
+def make(n: int, quantity: str = "2") -> m.Completion:
+    return m.Completion(f"c{n}", DAY, "F", Decimal(quantity))
+
+
+def given_events(events: Sequence[m.Event], by: str | None = None) -> Posting[list[bool]]:
+    return Posting(lambda _conn, _book, _kept: events, recorded_by=by)
+
+
+@given(data=st.data())
+@budget(25)
+def test_random_streams_through_a_kept_book_equal_loading_it_for_each_write(
+    data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every event of a random stream (closes, reopens, reversals, queued consumption,
+    write-offs, revaluations...) posted through one store: after each write the kept book is
+    the book loaded again, and the database is what a store loading it every time writes."""
+    plant = data.draw(plants(), label="plant")
+    stream = Stream(data, plant, backdating=data.draw(st.booleans(), label="backdating"))
+    stream.run(data.draw(st.integers(1, 30), label="steps"))
+    folder = tmp_path_factory.mktemp("kept")
+    stores = [Store(str(folder / "kept.db")), Store(str(folder / "loaded.db"))]
+    stores[1].keep_book = False
+    try:
+        for store in stores:
+            store.import_scenario(plant.settings, plant.master, [])
+        for event, outcome in stream.posted:
+            for store in stores:
+                try:
+                    assert store.post([event]) == [True]
+                except PostingError:
+                    assert outcome == "refused", event
+                    assert kept(store) is None  # a refused write keeps no book
+                else:
+                    assert outcome == "accepted", event
+            book = kept(stores[0])
+            if book is not None:
+                assert state(book) == state(loaded(stores[0]))
+        assert dump_tables(stores[0], times=False) == dump_tables(stores[1], times=False)
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_store_loads_its_book_again_only_after_another_writer_wrote(
+    db_url: str, counted: list[int]
+) -> None:
+    first = opened(db_url)
+    second = Store(db_url)
+    counted.clear()  # the import's load
+    try:
+        first.post([buy(1)])
+        first.post([make(1)])
+        first.post([make(2)])
+        assert len(counted) == 1  # loaded for the first write only
+        second.post([make(3)])  # loads: it never wrote
+        assert len(counted) == 2
+        first.post([make(4)])  # loads again: the second store wrote since
+        assert len(counted) == 3
+        first.post([make(5)])
+        assert len(counted) == 3
+        assert kept(first) is not None
+        assert state(kept(first)) == state(loaded(first))  # type: ignore[arg-type]
+        assert loaded(first).on_hand == {"M": Decimal(30 - 5 * 6), "F": Decimal(10)}
+    finally:
+        for store in (first, second):
+            store.close()
+
+
+def test_a_write_of_other_data_makes_the_kept_book_stale(db_url: str, counted: list[int]) -> None:
+    """Master data released by another store: the next posting loads the book again and
+    costs at the new standard."""
+    store = opened(db_url)
+    other = Store(db_url)
+    counted.clear()
+    try:
+        store.post([buy(1)])
+        sc = parse_scenario(
+            PLANT.replace(
+                'standard_cost: "2.00"',
+                'standard_cost: "2.00"}\n  - {id: N, kind: material, standard_cost: "1.00"',
+            ),
+            "more.yaml",
+        )
+        other.add_master(sc.master)
+        store.post([m.Purchase("p2", DAY, "N", Decimal(1), Decimal(1))])  # N is known now
+        assert len(counted) == 2
+    finally:
+        store.close()
+        other.close()
+
+
+def test_one_transaction_posts_a_group_each_all_or_nothing(db_url: str, counted: list[int]) -> None:
+    store = opened(db_url)
+    try:
+        store.post([buy(1, "12")])
+        before = len(counted)
+
+        def bad_input(_conn: Connection, _book: Book, _kept: dict[str, Any]) -> list[m.Event]:
+            raise ValueError("field quantity: expected a number")
+
+        answers = store.post_each(
+            [
+                given_events([make(1)], by="a"),
+                Posting(bad_input, recorded_by="b"),
+                # changes the book (c2 made) before its second event is refused
+                given_events([make(2), m.Reversal("r", DAY, "nothing", "typo")], by="c"),
+                given_events([make(4), make(1)], by="d"),  # c1 again: already recorded
+            ]
+        )
+        assert answers[0] == [True]
+        assert isinstance(answers[1], ValueError)
+        assert isinstance(answers[2], PostingError) and "nothing" in str(answers[2])
+        assert answers[3] == [True, False]
+        # refused after changing the book: rolled back, loaded again, the rest posted again
+        assert len(counted) == before + 1
+        with store.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.events.c.id, t.events.c.recorded_by)).all()
+        assert sorted(rows) == [("c1", "a"), ("c4", "d"), ("p1", None)]
+        assert loaded(store).on_hand == {"M": Decimal(0), "F": Decimal(4)}
+        assert state(kept(store)) == state(loaded(store))  # type: ignore[arg-type]
+    finally:
+        store.close()
+
+
+def test_a_close_in_a_group_is_posted_on_its_own_after_the_others(db_url: str) -> None:
+    store = opened(db_url)
+    try:
+        store.post([buy(1)])
+        close = m.Close("close", dt.date(2026, 1, 31), "2026-01")
+        answers = store.post_each(
+            [given_events([make(1)]), given_events([close]), given_events([make(2)])]
+        )
+        assert answers == [[True], [True], [True]]
+        book = store.load()
+        assert "2026-01" in book.closed
+        assert book.on_hand["F"] == 4
+        with store.engine.connect() as conn:
+            flows = t.period_flows
+            made = conn.execute(
+                sa.select(flows.c.quantity).where(flows.c.item == "F", flows.c.flow == "completed")
+            ).scalar_one()
+        assert made == 4  # both completions written before the close read the sums
+        assert book.closed["2026-01"].balances  # the close valued them
+        assert state(kept(store)) == state(loaded(store))  # type: ignore[arg-type]
+    finally:
+        store.close()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -90,3 +94,26 @@ def dump_tables(store: Any, *, times: bool = True) -> dict[str, list[tuple[Any, 
             query = f"SELECT {columns} FROM {quote(table.name)} ORDER BY {order}"
             found[table.name] = [tuple(row) for row in conn.exec_driver_sql(query)]
     return found
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on a free loopback port (its socket listening before the
+    server thread starts, so no waiting); yields the base URL. The app's group writer is
+    stopped after the server."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # connections queue until the server accepts them
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        app.state.writer.stop()

@@ -1,11 +1,9 @@
-"""The HTTP API through real HTTP: uvicorn on a loopback port (its socket listening before the
-server thread starts, so no waiting), httpx as the client, a SQLite book and a PostgreSQL one."""
+"""The HTTP API through real HTTP: uvicorn on a loopback port (``helpers.serving``), httpx as
+the client, a SQLite book and a PostgreSQL one."""
 
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from backflush.api import create_app
 from backflush.api.app import MAX_BATCH
@@ -21,7 +18,7 @@ from backflush.api.tokens import Role, create_token, list_tokens, revoke_token
 from backflush.formats.scenario import read_scenario
 from backflush.store import schema as t
 from backflush.store.repository import Store
-from helpers import EXAMPLES, dump_tables
+from helpers import EXAMPLES, dump_tables, serving
 
 PROBLEM = "application/problem+json"
 COMPLETION = {"id": "c1", "date": "2026-01-15", "type": "completion", "item": "W", "quantity": "20"}
@@ -47,20 +44,13 @@ def service(db_url: str) -> Iterator[Service]:
     store.import_scenario(scenario.settings, scenario.master, scenario.events[:1])
     secrets = {role: create_token(store, role.value, role)[1] for role in Role}
     app = create_app(db_url)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)  # connections queue until the server accepts them
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        with (
+            serving(app) as url,
+            httpx.Client(base_url=url, timeout=30) as client,
+        ):
             yield Service(store, client, secrets, app)
     finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
         app.state.store.close()
         store.close()
 
@@ -206,6 +196,23 @@ def test_a_completion_posted_shows_in_the_trial_balance_with_who_posted_it(
     assert response.status_code == 200
     assert response.json()["event"]["id"] == "c1"
     _problem(service.client.get("/events/nope", headers=service.as_(Role.viewer)), 404)
+
+
+def test_a_token_revoked_after_posting_posts_no_more(service: Service) -> None:
+    """The posting routes know a token seen before without reading the database; the group
+    writer checks it again in the posting's transaction, where a revocation is seen."""
+    token, secret = create_token(service.store, "terminal 9", Role.operator)
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert service.client.post("/events", json=COMPLETION, headers=headers).status_code == 201
+    revoke_token(service.store, token.id)
+    before = dump_tables(service.store)
+    late = {**COMPLETION, "id": "c2"}
+    response = service.client.post("/events", json=late, headers=headers)
+    assert _problem(response, 401)["detail"] == "unknown or revoked token"
+    assert response.headers["www-authenticate"] == "Bearer"
+    response = service.client.post("/events/batch", json=[late], headers=headers)
+    _problem(response, 401)
+    assert dump_tables(service.store) == before
 
 
 def test_an_idempotent_replay_returns_the_first_answer_and_posts_once(service: Service) -> None:

@@ -6,18 +6,24 @@ were committed, gives in memory. On PostgreSQL 16 clients, on a SQLite file 4.""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
-from backflush.book import Book
+from backflush.api import create_app
+from backflush.api.tokens import Role, create_token
+from backflush.book import Book, fingerprint
 from backflush.domain import model as m
 from backflush.domain.journal import summarize
 from backflush.domain.money import ZERO
@@ -26,6 +32,7 @@ from backflush.formats.scenario import Scenario, parse_scenario
 from backflush.reports.document import document
 from backflush.store import schema as t
 from backflush.store.repository import RETRIES, Store, event_from_payload
+from helpers import serving
 
 PLANT = """\
 book: {name: Many writers, currency: USD, triggers: purchase+completion, shortage: queue}
@@ -81,17 +88,38 @@ class Outcome:
     errors: list[BaseException] = field(default_factory=list)
 
 
-def run_clients(url: str, clients: int, rounds: int, close_after: int) -> list[Outcome]:
-    """``clients`` threads, each with its own Store, posting ``rounds`` rounds at once (even
-    clients one event per transaction, odd ones a round per transaction); after round
-    ``close_after`` client 0 closes January while the others go on posting into it."""
+#: A client's way to post: True per event applied, False per duplicate; PostingError when
+#: the whole posting was refused.
+Poster = Callable[[list[m.Event]], list[bool]]
+
+
+@contextmanager
+def through_store(url: str, _client: int) -> Iterator[Poster]:
+    """A client posting through its own :class:`Store`."""
+    store = Store(url)
+    try:
+        yield store.post
+    finally:
+        store.close()
+
+
+def run_clients(
+    connect: Callable[[int], AbstractContextManager[Poster]],
+    clients: int,
+    rounds: int,
+    close_after: int,
+) -> list[Outcome]:
+    """``clients`` threads, each with its own way to post (``connect(n)``), posting ``rounds``
+    rounds at once (even clients one event per transaction, odd ones a round per
+    transaction); after round ``close_after`` client 0 closes January while the others go
+    on posting into it."""
     outcomes = [Outcome() for _ in range(clients)]
     start = threading.Barrier(clients)
     halfway = threading.Barrier(clients)
 
-    def post(store: Store, outcome: Outcome, batch: list[m.Event]) -> None:
+    def post(poster: Poster, outcome: Outcome, batch: list[m.Event]) -> None:
         try:
-            applied = store.post(batch)
+            applied = poster(batch)
         except PostingError as error:
             outcome.refused.append((batch, str(error)))
             return
@@ -100,26 +128,24 @@ def run_clients(url: str, clients: int, rounds: int, close_after: int) -> list[O
 
     def client(n: int) -> None:
         outcome = outcomes[n]
-        store = Store(url)
         try:
-            start.wait()
-            for rnd in range(rounds):
-                if rnd == close_after:
-                    halfway.wait()
-                    if n == 0:
-                        post(store, outcome, [CLOSE])
-                events = round_events(n, rnd, clients)
-                if n % 2:
-                    post(store, outcome, events)
-                else:
-                    for event in events:
-                        post(store, outcome, [event])
+            with connect(n) as poster:
+                start.wait()
+                for rnd in range(rounds):
+                    if rnd == close_after:
+                        halfway.wait()
+                        if n == 0:
+                            post(poster, outcome, [CLOSE])
+                    events = round_events(n, rnd, clients)
+                    if n % 2:
+                        post(poster, outcome, events)
+                    else:
+                        for event in events:
+                            post(poster, outcome, [event])
         except BaseException as error:  # reported by the test, not lost in the thread
             outcome.errors.append(error)
             start.abort()
             halfway.abort()
-        finally:
-            store.close()
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for thread in threads:
@@ -245,15 +271,76 @@ def test_sixteen_writers_on_postgresql_lose_nothing_and_apply_nothing_twice(
     pg_db_url: str,
 ) -> None:
     sc = open_book(pg_db_url)
-    outcomes = run_clients(pg_db_url, clients=16, rounds=6, close_after=2)
+    outcomes = run_clients(partial(through_store, pg_db_url), clients=16, rounds=6, close_after=2)
     check_book(pg_db_url, sc, outcomes, clients=16)
 
 
 def test_four_writers_on_a_sqlite_file_keep_working(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'book.db'}"
     sc = open_book(url)
-    outcomes = run_clients(url, clients=4, rounds=5, close_after=2)
+    outcomes = run_clients(partial(through_store, url), clients=4, rounds=5, close_after=2)
     check_book(url, sc, outcomes, clients=4)
+
+
+def _body(event: m.Event) -> dict[str, str]:
+    """An event as the API takes it (the fields of a scenario file's event)."""
+    return {"id": event.id, **json.loads(fingerprint(event))}
+
+
+@contextmanager
+def through_http(base: str, secret: str, client: int) -> Iterator[Poster]:
+    """A client posting over HTTP: single events to ``/events`` (every other one with an
+    Idempotency-Key), rounds to ``/events/batch``."""
+    headers = {"Authorization": f"Bearer {secret}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+
+        def post(batch: list[m.Event]) -> list[bool]:
+            if len(batch) == 1:
+                key = {"Idempotency-Key": f"{client}-{batch[0].id}"} if client % 4 == 0 else {}
+                response = http.post("/events", json=_body(batch[0]), headers=key)
+            else:
+                response = http.post("/events/batch", json=[_body(e) for e in batch])
+            found = response.json()
+            if response.status_code == 422 and found["type"] == "/problems/posting-refused":
+                raise PostingError(found["detail"])
+            assert response.status_code in (200, 201), response.text
+            if len(batch) == 1:
+                assert found["recorded_by"] == f"client {client}"
+                return [found["applied"]]
+            return [e["applied"] for e in found["events"]]
+
+        yield post
+
+
+@pytest.mark.postgres
+def test_sixteen_clients_posting_over_http_lose_nothing_and_apply_nothing_twice(
+    pg_db_url: str,
+) -> None:
+    """Through the API's group writer: concurrent requests share transactions, each still
+    all or nothing (a batch refused whole by the close), with the exact state of posting the
+    stored events one by one."""
+    sc = open_book(pg_db_url)
+    store = Store(pg_db_url)
+    secrets = [create_token(store, f"client {n}", Role.accountant)[1] for n in range(16)]
+    store.close()
+    app = create_app(pg_db_url)
+    groups: list[int] = []
+    post_each = app.state.store.post_each
+
+    def counted(postings: Any) -> Any:
+        groups.append(len(postings))
+        return post_each(postings)
+
+    app.state.store.post_each = counted
+    try:
+        with serving(app) as base:
+            outcomes = run_clients(
+                lambda n: through_http(base, secrets[n], n), clients=16, rounds=6, close_after=2
+            )
+    finally:
+        app.state.store.close()
+    check_book(pg_db_url, sc, outcomes, clients=16)
+    assert max(groups) > 1  # requests waiting while a group posted went in one transaction
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import socket
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
 from backflush.api import create_app
 from backflush.api.tokens import Role, create_token
@@ -25,7 +22,7 @@ from backflush.api.web import csrf_token
 from backflush.formats.scenario import read_scenario
 from backflush.store import schema as t
 from backflush.store.repository import Store
-from helpers import EXAMPLES, dump_tables
+from helpers import EXAMPLES, dump_tables, serving
 from test_charts_html import CHROMIUM_ARGS, PNG_SIGNATURE, chromium
 
 SHOTS = Path(tempfile.gettempdir()) / "backflush-web-screenshots"  # looked at by hand
@@ -40,7 +37,7 @@ class Site:
 
 
 @contextmanager
-def serving(db_url: str, events: int | None = None, source: Path | None = None) -> Iterator[Site]:
+def served(db_url: str, events: int | None = None, source: Path | None = None) -> Iterator[Site]:
     """A book (``source``: a scenario, its first ``events`` events) served on a free loopback
     port, with a token per role named after it."""
     scenario = read_scenario(source or EXAMPLES / "northshore.yaml")
@@ -49,19 +46,10 @@ def serving(db_url: str, events: int | None = None, source: Path | None = None) 
     store.import_scenario(scenario.settings, scenario.master, chosen)
     secrets = {role: create_token(store, role.value, role)[1] for role in Role}
     app = create_app(db_url)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        yield Site(store, f"http://127.0.0.1:{port}", secrets)
+        with serving(app) as base:
+            yield Site(store, base, secrets)
     finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
         app.state.store.close()
         store.close()
 
@@ -69,7 +57,7 @@ def serving(db_url: str, events: int | None = None, source: Path | None = None) 
 @pytest.fixture(scope="module")
 def northshore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     db = tmp_path_factory.mktemp("web") / "book.db"
-    with serving(f"sqlite:///{db}") as site:
+    with served(f"sqlite:///{db}") as site:
         yield site
 
 
@@ -235,7 +223,7 @@ def _csrf(client: httpx.Client) -> str:
 
 def test_viewer_refused_and_csrf_required(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'book.db'}"
-    with serving(url, 4, EXAMPLES / "reopen.yaml") as site:
+    with served(url, 4, EXAMPLES / "reopen.yaml") as site:
         before = dump_tables(site.store)
         resolve = {"event": "c1", "item": "M", "reason": "found", "date": "2026-01-31"}
         with client_for(site, Role.viewer) as viewer:
@@ -270,7 +258,7 @@ def test_accountant_retries_and_resolves_through_the_page(
     tmp_path: Path, browser: Any, db_url: str
 ) -> None:
     # the reopen example before its close: completion c1 waits for 2 M
-    with serving(db_url, 4, EXAMPLES / "reopen.yaml") as site:
+    with served(db_url, 4, EXAMPLES / "reopen.yaml") as site:
         page = signed_in(browser, site, Role.accountant)
         page.goto(f"{site.base}/ui/exceptions")
         row = page.locator("#queue tbody tr")

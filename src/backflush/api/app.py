@@ -13,7 +13,8 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -29,8 +30,9 @@ from starlette.concurrency import run_in_threadpool
 from backflush.api.documents import CSV_SHEETS, ReportKind, csv_report, journal_document
 from backflush.api.documents import report_document as _report_document
 from backflush.api.problems import HANDLERS, Problem, field_error, invalid
-from backflush.api.tokens import READERS, Role, Token, find_token
-from backflush.book import ConflictError
+from backflush.api.tokens import READERS, Role, SeenTokens, Token, find_token, live_tokens
+from backflush.api.writer import GroupWriter
+from backflush.book import Book, ConflictError
 from backflush.domain import model as m
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
@@ -44,7 +46,7 @@ from backflush.formats.inputs import (
 from backflush.reports.analysis import Selection, SelectionError
 from backflush.reports.drilldown import NotFound, drilldown, drilldown_document
 from backflush.store import schema as t
-from backflush.store.repository import Store, StoreError
+from backflush.store.repository import Posting, Store, StoreError
 
 #: Most events one batch may hold.
 MAX_BATCH = 10_000
@@ -60,11 +62,32 @@ PathPeriod = Path(pattern=_PERIOD, description="YYYY-MM")
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # visible ASCII, as a header carries it
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `backflush token create`.")
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+#: The roles that post events.
+POSTERS = frozenset({Role.operator, Role.accountant})
+
+
+def _unauthenticated(detail: str) -> Problem:
+    return Problem(401, "unauthenticated", detail, headers=_CHALLENGE)
+
+
+def _secret(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthenticated("give Authorization: Bearer <token>")
+    return credentials.credentials
 
 
 def create_app(db_url: str) -> FastAPI:
     """The API over the book at ``db_url`` (which must exist: ``backflush init``)."""
     store = Store(db_url, create=False)
+    writer = GroupWriter(store)
+    seen = SeenTokens(store)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(writer.stop)  # what is waiting is posted first
+
     app = FastAPI(
         title="backflush",
         version="0.1.0",
@@ -73,20 +96,30 @@ def create_app(db_url: str) -> FastAPI:
         openapi_url=None,  # served below, to token holders only
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.store = store
+    app.state.writer = writer
 
     def authenticated(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Token:
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise Problem(
-                401, "unauthenticated", "give Authorization: Bearer <token>", headers=challenge
-            )
-        token = find_token(store, credentials.credentials)
+        token = find_token(store, _secret(credentials))
         if token is None:
-            raise Problem(401, "unauthenticated", "unknown or revoked token", headers=challenge)
+            raise _unauthenticated("unknown or revoked token")
+        return token
+
+    async def poster(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Token:
+        """A token that may post events, read from the database only when not seen before:
+        the group writer checks it again in the posting's transaction."""
+        secret = _secret(credentials)
+        token = seen.known(secret) or await run_in_threadpool(seen.find, secret)
+        if token is None:
+            raise _unauthenticated("unknown or revoked token")
+        if token.role not in POSTERS:
+            raise Problem(403, "forbidden", f"a {token.role} token may not do this")
         return token
 
     def allowed(roles: frozenset[Role]) -> Callable[[Token], Token]:
@@ -98,7 +131,7 @@ def create_app(db_url: str) -> FastAPI:
         return check
 
     Reader = Annotated[Token, Depends(allowed(READERS))]
-    Writer = Annotated[Token, Depends(allowed(frozenset({Role.operator, Role.accountant})))]
+    Poster = Annotated[Token, Depends(poster)]
     IdempotencyKey = Annotated[
         str | None,
         Header(
@@ -124,12 +157,12 @@ def create_app(db_url: str) -> FastAPI:
         openapi_extra=_body_schema(EventModel),
         responses={200: {"description": "Already recorded with the same content: no change"}},
     )
-    async def post_event(request: Request, token: Writer, key: IdempotencyKey = None) -> Any:
+    async def post_event(request: Request, token: Poster, key: IdempotencyKey = None) -> Any:
         """Post one event (the fields of a scenario file's event; ``id`` required)."""
         raw = await _read_json(request)
         if not isinstance(raw, dict):
             raise invalid([field_error("body", "body", "expected a JSON object (one event)", "")])
-        return await run_in_threadpool(_post, store, token, key, request, raw, [raw], False)
+        return await _post(writer, token, key, request, raw, [raw], False)
 
     @app.post(
         "/events/batch",
@@ -138,7 +171,7 @@ def create_app(db_url: str) -> FastAPI:
         openapi_extra=_body_schema(list[EventModel]),
         responses={200: {"description": "Every event already recorded: no change"}},
     )
-    async def post_batch(request: Request, token: Writer, key: IdempotencyKey = None) -> Any:
+    async def post_batch(request: Request, token: Poster, key: IdempotencyKey = None) -> Any:
         """Post a list of events in one transaction (at most 10,000): all or nothing."""
         raw = await _read_json(request)
         if not isinstance(raw, list):
@@ -149,7 +182,7 @@ def create_app(db_url: str) -> FastAPI:
             )
         if not raw:
             raise invalid([field_error("body", "body", "expected at least one event", "")])
-        return await run_in_threadpool(_post, store, token, key, request, raw, raw, True)
+        return await _post(writer, token, key, request, raw, raw, True)
 
     @app.get("/events/{event_id}", tags=["events"])
     def get_event(event_id: str, _token: Reader) -> dict[str, Any]:
@@ -244,7 +277,7 @@ def create_app(db_url: str) -> FastAPI:
 
     from backflush.api.routes import add_routes
 
-    add_routes(app, store, allowed(READERS), allowed(frozenset({Role.accountant})))
+    add_routes(app, store, writer, allowed(READERS), allowed(frozenset({Role.accountant})))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -338,18 +371,21 @@ def _request_hash(request: Request, raw: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class _Replay(Exception):
-    """The key was stored by another request meanwhile: roll back, answer as it was."""
+class _Answer(Exception):
+    """The answer a posting gives without posting: a replay of an idempotency key."""
+
+    def __init__(self, response: JSONResponse) -> None:
+        super().__init__(response)
+        self.response = response
 
 
-def _stored(store: Store, token: str, key: str, digest: str) -> JSONResponse | None:
+def _stored(conn: Connection, token: str, key: str, digest: str) -> JSONResponse | None:
     """The answer kept for ``token``'s ``key``, None when there is none; a problem when the
     key came with another request. Keys are each token's own: one client never sees
     another's answers, nor learns that its key exists."""
     keys = t.idempotency_keys
-    with store.transaction() as conn:
-        mine = sa.and_(keys.c.token == token, keys.c.key == key)
-        row = conn.execute(sa.select(keys).where(mine)).first()
+    mine = sa.and_(keys.c.token == token, keys.c.key == key)
+    row = conn.execute(sa.select(keys).where(mine)).first()
     if row is None:
         return None
     if row.request_hash != digest:
@@ -364,9 +400,32 @@ def _stored(store: Store, token: str, key: str, digest: str) -> JSONResponse | N
     )
 
 
-def _events(store: Store, token: Token, raws: list[Any], batch: bool) -> list[m.Event]:
+def keep_answer(
+    conn: Connection, token: str, key: str, digest: str, status: int, body: dict[str, Any]
+) -> None:
+    """Keep the answer to ``token``'s request with ``key`` (in the request's transaction)."""
+    conn.execute(
+        t.idempotency_keys.insert().values(
+            key=key,
+            request_hash=digest,
+            status=status,
+            response=json.dumps(body),
+            token=token,
+            created_at=dt.datetime.now(dt.UTC),
+        )
+    )
+
+
+def stored_answer(store: Store, token: str, key: str, digest: str) -> JSONResponse | None:
+    """:func:`_stored`, read in a transaction of its own."""
+    with store.transaction() as conn:
+        return _stored(conn, token, key, digest)
+
+
+def _events(
+    settings: m.Settings, master: m.MasterData, token: Token, raws: list[Any], batch: bool
+) -> list[m.Event]:
     """The events of the body, or a problem naming every bad field (pointer into the body)."""
-    settings, master = store.settings(), store.master()
     errors: list[dict[str, str]] = []
     found: list[m.Event] = []
     for number, raw in enumerate(raws):
@@ -400,8 +459,8 @@ def _events(store: Store, token: Token, raws: list[Any], batch: bool) -> list[m.
     return found
 
 
-def _post(
-    store: Store,
+async def _post(
+    writer: GroupWriter,
     token: Token,
     key: str | None,
     request: Request,
@@ -409,6 +468,9 @@ def _post(
     raws: list[Any],
     batch: bool,
 ) -> JSONResponse:
+    """Post the body's events through the group writer. In the posting's transaction: the
+    token is checked again, a replayed key answers as it first did, the events are read
+    against the book's master data, and the answer is kept with the key."""
     digest = ""
     if key is not None:
         if not _KEY.match(key):
@@ -416,15 +478,26 @@ def _post(
                 [field_error("header", "Idempotency-Key", "1 to 200 visible ASCII characters")]
             )
         digest = _request_hash(request, raw)
-        replay = _stored(store, token.name, key, digest)
-        if replay is not None:
-            return replay
-    events = _events(store, token, raws, batch)
-    answer: dict[str, Any] = {}
 
-    def keep(conn: Connection, applied: list[bool]) -> None:
+    built: list[m.Event] = []
+
+    def events(conn: Connection, book: Book, kept: dict[str, Any]) -> list[m.Event]:
+        live = kept.get("tokens")
+        if live is None:  # read again whenever another writer wrote (a token revoked...)
+            live = kept["tokens"] = live_tokens(conn)
+        if token.id not in live:
+            raise _unauthenticated("unknown or revoked token")
+        if key is not None:
+            replay = _stored(conn, token.name, key, digest)
+            if replay is not None:
+                raise _Answer(replay)
+        built[:] = _events(book.settings, book.master, token, raws, batch)
+        return built
+
+    def done(conn: Connection, applied: list[bool]) -> JSONResponse:
         rows = [
-            {"id": e.id, "type": e.type, "applied": a} for e, a in zip(events, applied, strict=True)
+            {"id": r.get("id"), "type": r.get("type"), "applied": a}
+            for r, a in zip(raws, applied, strict=True)
         ]
         body: dict[str, Any] = (
             {"events": rows, "applied": sum(applied), "already_recorded": len(rows) - sum(applied)}
@@ -432,35 +505,16 @@ def _post(
             else rows[0]
         )
         body["recorded_by"] = token.name
-        answer.update(body=body, status=201 if any(applied) else 200)
-        if key is None:
-            return
-        keys = t.idempotency_keys
-        mine = sa.and_(keys.c.token == token.name, keys.c.key == key)
-        if conn.execute(sa.select(keys.c.key).where(mine)).first() is not None:
-            raise _Replay()
-        conn.execute(
-            keys.insert().values(
-                key=key,
-                request_hash=digest,
-                status=answer["status"],
-                response=json.dumps(body),
-                token=token.name,
-                created_at=dt.datetime.now(dt.UTC),
-            )
-        )
+        status = 201 if any(applied) else 200
+        if key is not None:
+            keep_answer(conn, token.name, key, digest, status, body)
+        return JSONResponse(body, status_code=status)
 
     try:
-        store.post(events, recorded_by=token.name, also=keep)
+        return await writer.post(Posting(events, done, token.name), len(raws))
+    except _Answer as answer:
+        return answer.response
     except ConflictError as error:
         raise Problem(409, "conflict", str(error)) from None
     except (PostingError, StandardError) as error:
         raise Problem(422, "posting-refused", f"{error}; nothing was written") from None
-    except (_Replay, sa.exc.IntegrityError):
-        if key is None:
-            raise
-        replay = _stored(store, token.name, key, digest)
-        if replay is None:
-            raise
-        return replay
-    return JSONResponse(answer["body"], status_code=answer["status"])

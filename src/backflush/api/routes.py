@@ -11,12 +11,10 @@ transaction that writes them.
 # No ``from __future__ import annotations``: FastAPI reads the routes' annotations, some of
 # which name dependencies given to add_routes.
 import datetime as dt
-import json
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -26,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from backflush.api import app as base
 from backflush.api.problems import Problem, field_error, invalid
 from backflush.api.tokens import Token
+from backflush.api.writer import GroupWriter
 from backflush.book import Book
 from backflush.domain import model as m
 from backflush.domain.money import fmt
@@ -48,7 +47,6 @@ from backflush.formats.inputs import (
 from backflush.reports import close as close_reports
 from backflush.reports import standards as standards_reports
 from backflush.reports.document import exception_document
-from backflush.store import schema as t
 from backflush.store.repository import Store
 
 #: Most rows one page of ``/items`` or ``/exceptions`` may hold.
@@ -251,7 +249,7 @@ def keyed(
                 [field_error("header", "Idempotency-Key", "1 to 200 visible ASCII characters")]
             )
         digest = base._request_hash(request, raw)
-        replay = base._stored(store, token.name, key, digest)
+        replay = base.stored_answer(store, token.name, key, digest)
         if replay is not None:
             return replay
     answer: dict[str, Any] = {}
@@ -261,20 +259,10 @@ def keyed(
         answer.update(body=body, status=status)
         if key is None:
             return
-        keys = t.idempotency_keys
-        mine = sa.and_(keys.c.token == token.name, keys.c.key == key)
-        if conn.execute(sa.select(keys.c.key).where(mine)).first() is not None:
-            raise base._Replay()
-        conn.execute(
-            keys.insert().values(
-                key=key,
-                request_hash=digest,
-                status=status,
-                response=json.dumps(body),
-                token=token.name,
-                created_at=dt.datetime.now(dt.UTC),
-            )
-        )
+        replay = base._stored(conn, token.name, key, digest)  # kept meanwhile
+        if replay is not None:
+            raise base._Answer(replay)
+        base.keep_answer(conn, token.name, key, digest, status, body)
 
     try:
         write(keep)
@@ -283,13 +271,8 @@ def keyed(
             [field_error("body", "body", p) for p in error.problems],
             f"refused; nothing was written: {'; '.join(error.problems[:5])}",
         ) from None
-    except (base._Replay, sa.exc.IntegrityError):
-        if key is None:
-            raise
-        replay = base._stored(store, token.name, key, digest)
-        if replay is None:
-            raise
-        return replay
+    except base._Answer as replayed:
+        return replayed.response
     return JSONResponse(answer["body"], status_code=answer["status"])
 
 
@@ -308,10 +291,12 @@ def _period(period: str) -> tuple[dt.date, dt.date]:
 def add_routes(
     app: FastAPI,
     store: Store,
+    writer: GroupWriter,
     reader: Callable[..., Token],
     accountant: Callable[..., Token],
 ) -> None:
-    """Add the routes above to ``app`` (``reader``, ``accountant``: the token dependencies)."""
+    """Add the routes above to ``app`` (``writer`` posts events; ``reader``, ``accountant``:
+    the token dependencies)."""
     Reader = Annotated[Token, Depends(reader)]
     Accountant = Annotated[Token, Depends(accountant)]
     IdempotencyKey = Annotated[
@@ -324,10 +309,17 @@ def add_routes(
     Limit = Annotated[int, Query(ge=1, le=MAX_LIST)]
     Period = Annotated[str, base.PathPeriod]
 
-    def post_one(
-        token: Token, key: str | None, request: Request, raw: Any, event: dict[str, Any]
+    async def post_one(
+        token: Token,
+        key: str | None,
+        request: Request,
+        raw: Any,
+        event: dict[str, Any] | JSONResponse,
     ) -> JSONResponse:
-        return base._post(store, token, key, request, raw, [event], False)
+        """Post ``event`` (worked out from the body); a response is the answer already."""
+        if isinstance(event, JSONResponse):
+            return event
+        return await base._post(writer, token, key, request, raw, [event], False)
 
     # ------------------------------------------------------------ close and reopen
 
@@ -367,9 +359,10 @@ def add_routes(
         raw = await _body(request)
         body: CloseBody = _parsed(raw, CloseBody)
 
-        def go() -> JSONResponse:
+        def go() -> dict[str, Any] | JSONResponse:
             if key is not None and base._KEY.match(key):
-                replay = base._stored(store, token.name, key, base._request_hash(request, raw))
+                digest = base._request_hash(request, raw)
+                replay = base.stored_answer(store, token.name, key, digest)
                 if replay is not None:
                     return replay
             book = store.load()
@@ -378,10 +371,9 @@ def add_routes(
                 answer = {"id": done.close_event, "type": "close", "applied": False}
                 return JSONResponse({**answer, "recorded_by": token.name}, status_code=200)
             event_id = body.id or _close_id(book, period)
-            event = {"id": event_id, "type": "close", "period": period, "date": end.isoformat()}
-            return post_one(token, key, request, raw, event)
+            return {"id": event_id, "type": "close", "period": period, "date": end.isoformat()}
 
-        return await run_in_threadpool(go)
+        return await post_one(token, key, request, raw, await run_in_threadpool(go))
 
     @app.post(
         "/periods/{period}/reopen",
@@ -399,19 +391,17 @@ def add_routes(
         raw = await _body(request)
         body: ReopenBody = _parsed(raw, ReopenBody)
 
-        def go() -> JSONResponse:
+        def go() -> dict[str, Any]:
             book = store.load()
-            event_id = body.id or f"reopen-{period}-{len(book.reopened(period)) + 1}"
-            event = {
-                "id": event_id,
+            return {
+                "id": body.id or f"reopen-{period}-{len(book.reopened(period)) + 1}",
                 "type": "reopen",
                 "period": period,
                 "reason": body.reason,
                 "date": (body.date or dt.date.today()).isoformat(),
             }
-            return post_one(token, key, request, raw, event)
 
-        return await run_in_threadpool(go)
+        return await post_one(token, key, request, raw, await run_in_threadpool(go))
 
     # ------------------------------------------------------------ exceptions
 
@@ -455,17 +445,16 @@ def add_routes(
         raw = await _body(request)
         body: RetryBody = _parsed(raw, RetryBody)
 
-        def go() -> JSONResponse:
+        def go() -> dict[str, Any]:
             _event, item, _kind = exception(store.load(), key)
-            event = {
+            return {
                 "id": body.id or f"api-retry-{uuid.uuid4()}",
                 "type": "retry",
                 "item": item,
                 "date": (body.date or dt.date.today()).isoformat(),
             }
-            return post_one(token, idempotency, request, raw, event)
 
-        return await run_in_threadpool(go)
+        return await post_one(token, idempotency, request, raw, await run_in_threadpool(go))
 
     @app.post(
         "/exceptions/{key:path}/resolve",
@@ -482,9 +471,9 @@ def add_routes(
         raw = await _body(request)
         body: ResolveBody = _parsed(raw, ResolveBody)
 
-        def go() -> JSONResponse:
+        def go() -> dict[str, Any]:
             event_id, item, _kind = exception(store.load(), key)
-            event = {
+            return {
                 "id": body.id or f"write-off-{event_id}-{item}",
                 "type": "write_off",
                 "event": event_id,
@@ -492,9 +481,8 @@ def add_routes(
                 "reason": body.reason,
                 "date": (body.date or dt.date.today()).isoformat(),
             }
-            return post_one(token, idempotency, request, raw, event)
 
-        return await run_in_threadpool(go)
+        return await post_one(token, idempotency, request, raw, await run_in_threadpool(go))
 
     # ------------------------------------------------------------ master data
 

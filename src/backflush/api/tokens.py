@@ -6,9 +6,11 @@ import dataclasses
 import datetime as dt
 import hashlib
 import secrets
+import threading
 from enum import StrEnum
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from backflush.store import schema as t
 from backflush.store.repository import Store
@@ -111,3 +113,34 @@ def find_token(store: Store, secret: str) -> Token | None:
             )
         ).first()
     return None if row is None else _token(row)
+
+
+def live_tokens(conn: Connection) -> dict[int, Token]:
+    """Every live token by id, read in ``conn``'s transaction."""
+    rows = conn.execute(sa.select(t.api_tokens).where(t.api_tokens.c.revoked_at.is_(None)))
+    return {row.id: _token(row) for row in rows}
+
+
+class SeenTokens:
+    """Tokens found by their secret before, for a quick first check of a posting request
+    (before its body is read) without a database read. The group writer checks the token
+    again in the posting's transaction: one revoked since is refused there."""
+
+    def __init__(self, store: Store, most: int = 10_000) -> None:
+        self.store, self.most = store, most
+        self._found: dict[str, Token] = {}
+        self._lock = threading.Lock()
+
+    def known(self, secret: str) -> Token | None:
+        """The token seen with this secret, None when not seen yet."""
+        return self._found.get(hash_secret(secret))
+
+    def find(self, secret: str) -> Token | None:
+        """The live token with this secret (read from the database), remembered."""
+        token = find_token(self.store, secret)
+        if token is not None:
+            with self._lock:
+                if len(self._found) >= self.most:
+                    self._found.clear()
+                self._found[hash_secret(secret)] = token
+        return token

@@ -1,0 +1,102 @@
+"""Group commit for the HTTP API: one thread posts what concurrent requests send.
+
+Every write to a book is serialised by its write lock; a request holding the lock alone pays
+for a transaction and a commit per event. The writer thread instead takes every request
+waiting and posts them together (:meth:`Store.post_each`): one lock, one commit for all, each
+request still all or nothing and answered on its own. Under light load a group is one
+request, so nothing waits for a group to fill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from backflush.store.repository import Posting, Store
+
+_T = TypeVar("_T")
+log = logging.getLogger("backflush.api")
+
+#: Most events one group commit takes (more requests wait for the next).
+GROUP_EVENTS = 10_000
+
+
+@dataclass(slots=True)
+class _Request:
+    posting: Posting[Any]
+    events: int
+    answer: Future[Any]
+
+
+class GroupWriter:
+    """Posts requests' events through one thread, in groups (see the module)."""
+
+    def __init__(self, store: Store, *, group_events: int = GROUP_EVENTS) -> None:
+        self.store = store
+        self.group_events = group_events
+        self._waiting: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    async def post(self, posting: Posting[_T], events: int) -> _T:
+        """Post one request's events; what its ``done`` answered, or what refused it is
+        raised."""
+        request = _Request(posting, events, Future())
+        self._running()
+        self._waiting.put(request)
+        outcome = await asyncio.wrap_future(request.answer)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        """Post what is waiting, then end the thread."""
+        with self._start:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._waiting.put(None)
+            thread.join()
+
+    def _running(self) -> None:
+        with self._start:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="backflush-writer", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            first = self._waiting.get()
+            if first is None:
+                return
+            group, events, last = [first], first.events, False
+            while events < self.group_events:
+                try:
+                    more = self._waiting.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    last = True
+                    break
+                group.append(more)
+                events += more.events
+            self._post(group)
+            if last:
+                return
+
+    def _post(self, group: list[_Request]) -> None:
+        try:
+            outcomes = self.store.post_each([r.posting for r in group])
+        except Exception as error:  # the database failed them all
+            log.exception("group commit of %d requests failed", len(group))
+            for request in group:
+                request.answer.set_exception(error)
+            return
+        for request, outcome in zip(group, outcomes, strict=True):
+            request.answer.set_result(outcome)

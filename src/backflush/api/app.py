@@ -511,7 +511,8 @@ async def _post(
         return JSONResponse(body, status_code=status)
 
     try:
-        return await writer.post(Posting(events, done, token.name), len(raws))
+        ids = [r["id"] for r in raws if isinstance(r, dict) and isinstance(r.get("id"), str)]
+        return await writer.post(Posting(events, done, token.name, ids), len(raws))
     except _Answer as answer:
         return answer.response
     except ConflictError as error:

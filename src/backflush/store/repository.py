@@ -118,6 +118,24 @@ def _decimals(text: str) -> dict[str, Decimal]:
     return {k: Decimal(v) for k, v in json.loads(text).items()}
 
 
+def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys): on PostgreSQL with COPY, many times faster
+    per row than INSERT statements, in the same transaction."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), rows)
+        return
+    columns = list(rows[0])
+    names = ", ".join(f'"{c}"' for c in columns)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
+    ):
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
+
+
 def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
@@ -164,6 +182,9 @@ class Posting(Generic[_T]):
     done: Callable[[Connection, list[bool]], _T] | None = None
     #: Who posts them (an API token's name), recorded with each event.
     recorded_by: str | None = None
+    #: The ids of its events, when known beforehand: whether they are recorded already is
+    #: read for the whole group at once.
+    ids: Sequence[str] = ()
 
 
 @dataclasses.dataclass(slots=True)
@@ -761,6 +782,22 @@ class Store:
         book.history = None
         return book, found
 
+    def _history_of(
+        self, conn: Connection, book: Book
+    ) -> Callable[[Iterable[str]], dict[str, Recorded]]:
+        """:meth:`_history` for a write transaction: an id once found not recorded is not
+        read again (under the write lock only the book records events, and it knows what it
+        recorded)."""
+        absent: set[str] = set()
+
+        def history(ids: Iterable[str]) -> dict[str, Recorded]:
+            wanted = [i for i in ids if i not in absent]
+            found = self._history(conn, book, wanted) if wanted else {}
+            absent.update(i for i in wanted if i not in found)
+            return found
+
+        return history
+
     def _history(self, conn: Connection, book: Book, ids: Iterable[str]) -> dict[str, Recorded]:
         """Recorded events by id, with the entries and movements a reversal needs."""
         wanted = sorted(set(ids))
@@ -947,7 +984,8 @@ class Store:
                 also(conn, applied)
             return applied
 
-        posting = Posting(lambda _conn, _book, _kept: events, done, recorded_by)
+        ids = [e.id for e in events]
+        posting = Posting(lambda _conn, _book, _kept: events, done, recorded_by, ids)
         # Only a close or a reopen reads the stock moved per period.
         sums = any(e.type in CLOSING_EVENTS for e in events)
         try:
@@ -995,7 +1033,9 @@ class Store:
         with self.transaction(write=True) as conn:
             kept = self._posting_book(conn)
             book = kept.book
-            book.history = lambda ids: self._history(conn, book, ids)
+            book.history = self._history_of(conn, book)
+            known = [i for _index, posting in group for i in posting.ids]
+            book.recorded.update(book.history(known))  # one read for the group
             if sums:
                 _load_period_sums(conn, book)
             posted_by: list[str | None] = []
@@ -1088,8 +1128,9 @@ class Store:
         names who posted each event of ``changes.events`` (an API token), in their order."""
         now = dt.datetime.now(dt.UTC)
         if changes.events:
-            conn.execute(
-                t.events.insert(),
+            _insert(
+                conn,
+                t.events,
                 [
                     {
                         "id": r.event.id,
@@ -1126,11 +1167,12 @@ class Store:
                     }
                     for line in entry.lines
                 ]
-            conn.execute(t.journal_lines.insert(), rows)
+            _insert(conn, t.journal_lines, rows)
             self._add_journal_summary(conn, summarize(changes.entries))
         if changes.movements:
-            conn.execute(
-                t.movements.insert(),
+            _insert(
+                conn,
+                t.movements,
                 [
                     {
                         "event": owner,
@@ -1271,20 +1313,14 @@ class Store:
     @staticmethod
     def _add_journal_summary(conn: Connection, added: JournalSummary) -> None:
         """Add the figures of entries just written to those kept per period and kind."""
-        table = t.journal_summary
-        query = sa.select(table).where(table.c.period.in_(sorted({p for p, _ in added})))
-        found = {
-            (row.period, row.kind): KindFigures(row.entries, row.lines, row.debits)
-            for row in conn.execute(query)
-        }
-        for key, figures in added.items():
-            found[key] = found.get(key, KindFigures()) + figures
-        rows = [
-            {"period": p, "kind": k, "entries": f.entries, "lines": f.lines, "debits": f.debits}
-            for (p, k), f in sorted(found.items())
-            if (p, k) in added
-        ]
-        _upsert(conn, table, rows)
+        _add_to(
+            conn,
+            t.journal_summary,
+            {
+                key: {"entries": f.entries, "lines": f.lines, "debits": f.debits}
+                for key, f in added.items()
+            },
+        )
 
     @staticmethod
     def _write_close_procedure(conn: Connection, changes: Changes, now: dt.datetime) -> None:
@@ -1443,23 +1479,40 @@ def _flat(
 def _add_sums(
     conn: Connection, table: sa.Table, value: str, deltas: Mapping[tuple[Any, ...], Decimal]
 ) -> None:
-    """Add ``deltas`` (keyed by ``table``'s primary key, period first) to the stored sums:
-    read, added in Python and written back, under the book's write lock."""
+    """Add ``deltas`` (keyed by ``table``'s primary key, period first) to the stored sums
+    in column ``value`` (see :func:`_add_to`)."""
+    _add_to(conn, table, {key: {value: delta} for key, delta in deltas.items()})
+
+
+def _add_to(
+    conn: Connection, table: sa.Table, deltas: Mapping[tuple[Any, ...], Mapping[str, Any]]
+) -> None:
+    """Add ``deltas`` (keyed by ``table``'s primary key, period first: column -> amount) to
+    the stored figures, under the book's write lock: on PostgreSQL in the upsert itself
+    (NUMERIC adds exactly); on SQLite read, added in Python and written back, as it keeps
+    amounts as exact text."""
     if not deltas:
         return
     keys = [c.name for c in table.primary_key.columns]
     assert keys[0] == "period"
+    rows = [dict(zip(keys, k, strict=True)) | dict(d) for k, d in sorted(deltas.items())]
+    columns = list(rows[0].keys() - set(keys))
+    if conn.dialect.name == "postgresql":
+        insert = postgresql.insert(table)
+        added = {c: table.c[c] + insert.excluded[c] for c in columns}
+        conn.execute(insert.on_conflict_do_update(index_elements=keys, set_=added), rows)
+        return
     second = table.c[keys[1]]
-    stored: dict[tuple[Any, ...], Decimal] = {}
+    stored: dict[tuple[Any, ...], Any] = {}
     for period in sorted({k[0] for k in deltas}):
         wanted = sorted({k[1] for k in deltas if k[0] == period})
         query = sa.select(table).where(table.c.period == period, second.in_(wanted))
-        for row in conn.execute(query):
-            stored[tuple(row._mapping[k] for k in keys)] = row._mapping[value]
-    rows = [
-        dict(zip(keys, key, strict=True)) | {value: stored.get(key, ZERO) + delta}
-        for key, delta in sorted(deltas.items())
-    ]
+        for found in conn.execute(query):
+            stored[tuple(found._mapping[k] for k in keys)] = found._mapping
+    for row in rows:
+        before = stored.get(tuple(row[k] for k in keys))
+        if before is not None:
+            row.update({c: before[c] + row[c] for c in columns})
     _upsert(conn, table, rows)
 
 

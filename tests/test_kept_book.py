@@ -21,7 +21,7 @@ from backflush.domain import model as m
 from backflush.engine.flush import PostingError
 from backflush.formats.scenario import parse_scenario
 from backflush.store import schema as t
-from backflush.store.repository import Posting, Store
+from backflush.store.repository import Answer, Key, KeyReused, Posting, Store
 from helpers import dump_tables
 from test_properties import Stream, budget, plants
 
@@ -249,5 +249,45 @@ def test_a_close_in_a_group_is_posted_on_its_own_after_the_others(db_url: str) -
         assert made == 4  # both completions written before the close read the sums
         assert book.closed["2026-01"].balances  # the close valued them
         assert state(kept(store)) == state(loaded(store))  # type: ignore[arg-type]
+    finally:
+        store.close()
+
+
+def test_idempotency_keys_of_a_group_are_read_and_kept_once(db_url: str) -> None:
+    """Two requests with one key in one group: the first posts and its answer is kept, the
+    second gets it replayed; the key with another request is refused; a key kept earlier
+    replays without posting."""
+    store = opened(db_url)
+    try:
+        store.post([buy(1)])
+
+        def keyed(events: list[m.Event], key: Key) -> Posting[Answer]:
+            def done(_conn: Connection, applied: list[bool]) -> Answer:
+                return Answer(201, {"applied": applied})
+
+            return Posting(lambda _c, _b, _k: events, done, "t", [e.id for e in events], key)
+
+        first, same, other = Key("t", "k1", "a"), Key("t", "k1", "a"), Key("t", "k1", "b")
+        answers = store.post_each(
+            [
+                keyed([make(1)], first),
+                keyed([make(1)], same),
+                keyed([make(2)], other),
+                keyed([make(3)], Key("u", "k1", "c")),  # another owner's k1
+            ]
+        )
+        assert answers[0] == Answer(201, {"applied": [True]})
+        assert answers[1] == Answer(201, {"applied": [True]}, replayed=True)
+        assert isinstance(answers[2], KeyReused)
+        assert answers[3] == Answer(201, {"applied": [True]})
+        again = store.post_each([keyed([make(4)], first)])  # c4 never posted: a replay
+        assert again == [Answer(201, {"applied": [True]}, replayed=True)]
+        with store.engine.connect() as conn:
+            kept_keys = conn.execute(
+                sa.select(t.idempotency_keys.c.token, t.idempotency_keys.c.key)
+            )
+            assert sorted(kept_keys) == [("t", "k1"), ("u", "k1")]
+            ids = sorted(conn.execute(sa.select(t.events.c.id)).scalars())
+        assert ids == ["c1", "c3", "p1"]
     finally:
         store.close()

@@ -8,7 +8,6 @@ Every route but ``GET /health`` needs ``Authorization: Bearer <secret>`` of a li
 
 # No ``from __future__ import annotations``: FastAPI reads the routes' annotations, some of
 # which name dependencies local to create_app.
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -45,8 +44,15 @@ from backflush.formats.inputs import (
 )
 from backflush.reports.analysis import Selection, SelectionError
 from backflush.reports.drilldown import NotFound, drilldown, drilldown_document
-from backflush.store import schema as t
-from backflush.store.repository import Posting, Store, StoreError
+from backflush.store.repository import (
+    Answer,
+    Key,
+    KeyReused,
+    Posting,
+    Store,
+    StoreError,
+    answer_kept,
+)
 
 #: Most events one batch may hold.
 MAX_BATCH = 10_000
@@ -371,55 +377,42 @@ def _request_hash(request: Request, raw: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class _Answer(Exception):
-    """The answer a posting gives without posting: a replay of an idempotency key."""
-
-    def __init__(self, response: JSONResponse) -> None:
-        super().__init__(response)
-        self.response = response
+def respond(answer: Answer) -> JSONResponse:
+    """An answer as sent (a replay says so in ``Idempotent-Replayed``)."""
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
-def _stored(conn: Connection, token: str, key: str, digest: str) -> JSONResponse | None:
-    """The answer kept for ``token``'s ``key``, None when there is none; a problem when the
-    key came with another request. Keys are each token's own: one client never sees
-    another's answers, nor learns that its key exists."""
-    keys = t.idempotency_keys
-    mine = sa.and_(keys.c.token == token, keys.c.key == key)
-    row = conn.execute(sa.select(keys).where(mine)).first()
-    if row is None:
+def key_reused() -> Problem:
+    return Problem(
+        422,
+        "idempotency-key-reused",
+        "this Idempotency-Key was used with another request; use a new key",
+        [field_error("header", "Idempotency-Key", "used before with another request")],
+    )
+
+
+def request_key(token: Token, key: str | None, request: Request, raw: Any) -> Key | None:
+    """The request's idempotency key (checked), with the digest of its method, path and
+    body (canonical JSON: the same body written differently is the same request)."""
+    if key is None:
         return None
-    if row.request_hash != digest:
-        raise Problem(
-            422,
-            "idempotency-key-reused",
-            "this Idempotency-Key was used with another request; use a new key",
-            [field_error("header", "Idempotency-Key", "used before with another request")],
+    if not _KEY.match(key):
+        raise invalid(
+            [field_error("header", "Idempotency-Key", "1 to 200 visible ASCII characters")]
         )
-    return JSONResponse(
-        json.loads(row.response), status_code=row.status, headers={"Idempotent-Replayed": "true"}
-    )
+    return Key(token.name, key, _request_hash(request, raw))
 
 
-def keep_answer(
-    conn: Connection, token: str, key: str, digest: str, status: int, body: dict[str, Any]
-) -> None:
-    """Keep the answer to ``token``'s request with ``key`` (in the request's transaction)."""
-    conn.execute(
-        t.idempotency_keys.insert().values(
-            key=key,
-            request_hash=digest,
-            status=status,
-            response=json.dumps(body),
-            token=token,
-            created_at=dt.datetime.now(dt.UTC),
-        )
-    )
-
-
-def stored_answer(store: Store, token: str, key: str, digest: str) -> JSONResponse | None:
-    """:func:`_stored`, read in a transaction of its own."""
-    with store.transaction() as conn:
-        return _stored(conn, token, key, digest)
+def stored_answer(store: Store, key: Key) -> JSONResponse | None:
+    """The answer kept under ``key`` (its own read), None when there is none. Keys are each
+    token's own: one client never sees another's answers, nor learns that its key exists."""
+    try:
+        with store.transaction() as conn:
+            found = answer_kept(conn, key)
+    except KeyReused:
+        raise key_reused() from None
+    return None if found is None else respond(found)
 
 
 def _events(
@@ -469,16 +462,8 @@ async def _post(
     batch: bool,
 ) -> JSONResponse:
     """Post the body's events through the group writer. In the posting's transaction: the
-    token is checked again, a replayed key answers as it first did, the events are read
-    against the book's master data, and the answer is kept with the key."""
-    digest = ""
-    if key is not None:
-        if not _KEY.match(key):
-            raise invalid(
-                [field_error("header", "Idempotency-Key", "1 to 200 visible ASCII characters")]
-            )
-        digest = _request_hash(request, raw)
-
+    token is checked again, the events are read against the book's master data, and a
+    replayed key answers as it first did (see :class:`Posting`)."""
     built: list[m.Event] = []
 
     def events(conn: Connection, book: Book, kept: dict[str, Any]) -> list[m.Event]:
@@ -487,17 +472,12 @@ async def _post(
             live = kept["tokens"] = live_tokens(conn)
         if token.id not in live:
             raise _unauthenticated("unknown or revoked token")
-        if key is not None:
-            replay = _stored(conn, token.name, key, digest)
-            if replay is not None:
-                raise _Answer(replay)
         built[:] = _events(book.settings, book.master, token, raws, batch)
         return built
 
-    def done(conn: Connection, applied: list[bool]) -> JSONResponse:
+    def done(_conn: Connection, applied: list[bool]) -> Answer:
         rows = [
-            {"id": r.get("id"), "type": r.get("type"), "applied": a}
-            for r, a in zip(raws, applied, strict=True)
+            {"id": e.id, "type": e.type, "applied": a} for e, a in zip(built, applied, strict=True)
         ]
         body: dict[str, Any] = (
             {"events": rows, "applied": sum(applied), "already_recorded": len(rows) - sum(applied)}
@@ -505,16 +485,14 @@ async def _post(
             else rows[0]
         )
         body["recorded_by"] = token.name
-        status = 201 if any(applied) else 200
-        if key is not None:
-            keep_answer(conn, token.name, key, digest, status, body)
-        return JSONResponse(body, status_code=status)
+        return Answer(201 if any(applied) else 200, body)
 
+    ids = [r["id"] for r in raws if isinstance(r, dict) and isinstance(r.get("id"), str)]
+    posting = Posting(events, done, token.name, ids, request_key(token, key, request, raw))
     try:
-        ids = [r["id"] for r in raws if isinstance(r, dict) and isinstance(r.get("id"), str)]
-        return await writer.post(Posting(events, done, token.name, ids), len(raws))
-    except _Answer as answer:
-        return answer.response
+        return respond(await writer.post(posting, len(raws)))
+    except KeyReused:
+        raise key_reused() from None
     except ConflictError as error:
         raise Problem(409, "conflict", str(error)) from None
     except (PostingError, StandardError) as error:

@@ -47,7 +47,13 @@ from backflush.formats.inputs import (
 from backflush.reports import close as close_reports
 from backflush.reports import standards as standards_reports
 from backflush.reports.document import exception_document
-from backflush.store.repository import Store
+from backflush.store.repository import (
+    Answer,
+    KeyReused,
+    Store,
+    answer_kept,
+    keep_answers,
+)
 
 #: Most rows one page of ``/items`` or ``/exceptions`` may hold.
 MAX_LIST = 1000
@@ -232,6 +238,14 @@ def exceptions_page(
 # ---------------------------------------------------------------- idempotent writes
 
 
+class _Replayed(Exception):
+    """An answer kept under the key meanwhile: the write is rolled back, that answer given."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer)
+        self.answer = answer
+
+
 def keyed(
     store: Store,
     token: Token,
@@ -242,14 +256,9 @@ def keyed(
 ) -> JSONResponse:
     """Run ``write`` (one transaction) with ``Idempotency-Key`` replays: ``write`` calls the
     given ``keep(conn, body, status)`` inside its transaction with its answer."""
-    digest = ""
-    if key is not None:
-        if not base._KEY.match(key):
-            raise invalid(
-                [field_error("header", "Idempotency-Key", "1 to 200 visible ASCII characters")]
-            )
-        digest = base._request_hash(request, raw)
-        replay = base.stored_answer(store, token.name, key, digest)
+    found = base.request_key(token, key, request, raw)
+    if found is not None:
+        replay = base.stored_answer(store, found)
         if replay is not None:
             return replay
     answer: dict[str, Any] = {}
@@ -257,12 +266,12 @@ def keyed(
     def keep(conn: Connection, body: dict[str, Any], status: int) -> None:
         body = {**body, "recorded_by": token.name}
         answer.update(body=body, status=status)
-        if key is None:
+        if found is None:
             return
-        replay = base._stored(conn, token.name, key, digest)  # kept meanwhile
+        replay = answer_kept(conn, found)
         if replay is not None:
-            raise base._Answer(replay)
-        base.keep_answer(conn, token.name, key, digest, status, body)
+            raise _Replayed(replay)
+        keep_answers(conn, [(found, Answer(status, body))])
 
     try:
         write(keep)
@@ -271,8 +280,10 @@ def keyed(
             [field_error("body", "body", p) for p in error.problems],
             f"refused; nothing was written: {'; '.join(error.problems[:5])}",
         ) from None
-    except base._Answer as replayed:
-        return replayed.response
+    except KeyReused:
+        raise base.key_reused() from None
+    except _Replayed as replayed:
+        return base.respond(replayed.answer)
     return JSONResponse(answer["body"], status_code=answer["status"])
 
 
@@ -360,9 +371,9 @@ def add_routes(
         body: CloseBody = _parsed(raw, CloseBody)
 
         def go() -> dict[str, Any] | JSONResponse:
-            if key is not None and base._KEY.match(key):
-                digest = base._request_hash(request, raw)
-                replay = base.stored_answer(store, token.name, key, digest)
+            found = base.request_key(token, key, request, raw)
+            if found is not None:
+                replay = base.stored_answer(store, found)
                 if replay is not None:
                     return replay
             book = store.load()

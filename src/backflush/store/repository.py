@@ -169,6 +169,29 @@ class EventTrail:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Key:
+    """An idempotency key: its owner's (an API token's name), with the digest of the request
+    it came with. A request sent again with it is answered as it first was."""
+
+    owner: str
+    key: str
+    digest: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answer:
+    """What a request was answered: kept with its idempotency key, given again on a replay."""
+
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class KeyReused(ValueError):
+    """An idempotency key came again with another request."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Posting(Generic[_T]):
     """One request's events, posted with other requests' in one write transaction
     (:meth:`Store.post_each`), yet all or nothing on its own."""
@@ -185,6 +208,11 @@ class Posting(Generic[_T]):
     #: The ids of its events, when known beforehand: whether they are recorded already is
     #: read for the whole group at once.
     ids: Sequence[str] = ()
+    #: Its idempotency key: when an answer is kept under it, that :class:`Answer` is the
+    #: posting's (replayed), after ``events`` checked the request but before anything is
+    #: posted; else ``done`` must answer an :class:`Answer`, which is kept. The keys of a
+    #: group are read in one query and written in one statement.
+    key: Key | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -1038,14 +1066,20 @@ class Store:
             book.recorded.update(book.history(known))  # one read for the group
             if sums:
                 _load_period_sums(conn, book)
+            answers = _answers(conn, [p.key for _i, p in group if p.key is not None])
+            kept_answers: list[tuple[Key, Answer]] = []
             posted_by: list[str | None] = []
             for index, posting in group:
                 try:
                     events = list(posting.events(conn, book, kept.memo))
+                    replay = _replay(answers, posting.key)
                 except sa.exc.DBAPIError:
                     raise
                 except Exception as error:  # refused before it changed anything
                     outcomes[index] = error
+                    continue
+                if replay is not None:
+                    outcomes[index] = replay
                     continue
                 if not sums and any(e.type in CLOSING_EVENTS for e in events):
                     outcomes[index] = _ALONE
@@ -1053,13 +1087,19 @@ class Store:
                 try:
                     applied = book.post_many(events)
                     done = posting.done
-                    outcomes[index] = applied if done is None else done(conn, applied)
+                    outcome = applied if done is None else done(conn, applied)
                 except sa.exc.DBAPIError:
                     raise
                 except Exception as error:
                     raise _Refused(index, error) from error
+                if posting.key is not None:
+                    assert isinstance(outcome, Answer), "a keyed posting answers an Answer"
+                    answers[(posting.key.owner, posting.key.key)] = (posting.key.digest, outcome)
+                    kept_answers.append((posting.key, outcome))
+                outcomes[index] = outcome
                 posted_by += [posting.recorded_by] * (len(book.changes.events) - len(posted_by))
             self._write(conn, book, book.take_changes(), posted_by, added_sums=not sums)
+            keep_answers(conn, kept_answers)
         _forget(book)
         kept.revision += 1  # the transaction's own bump
         if self.keep_book:
@@ -1360,6 +1400,62 @@ class Store:
 
 
 # ---------------------------------------------------------------- net realisable value
+
+
+# ---------------------------------------------------------------- idempotency keys
+
+
+def _answers(conn: Connection, keys: Sequence[Key]) -> dict[tuple[str, str], tuple[str, Answer]]:
+    """The answers kept under ``keys``, by (owner, key): (request digest, answer)."""
+    table = t.idempotency_keys
+    found: dict[tuple[str, str], tuple[str, Answer]] = {}
+    pairs = sorted({(k.owner, k.key) for k in keys})
+    for start in range(0, len(pairs), 500):
+        chosen = sa.tuple_(table.c.token, table.c.key).in_(pairs[start : start + 500])
+        for row in conn.execute(sa.select(table).where(chosen)):
+            answer = Answer(row.status, json.loads(row.response), replayed=True)
+            found[(row.token, row.key)] = (row.request_hash, answer)
+    return found
+
+
+def _replay(
+    answers: Mapping[tuple[str, str], tuple[str, Answer]], key: Key | None
+) -> Answer | None:
+    """The answer kept under ``key`` (replayed), None when there is none."""
+    if key is None:
+        return None
+    found = answers.get((key.owner, key.key))
+    if found is None:
+        return None
+    digest, answer = found
+    if digest != key.digest:
+        raise KeyReused(f"the idempotency key {key.key!r} was used with another request")
+    return dataclasses.replace(answer, replayed=True)
+
+
+def answer_kept(conn: Connection, key: Key) -> Answer | None:
+    """The answer kept under ``key`` (replayed), None when there is none; :class:`KeyReused`
+    when it came with another request."""
+    return _replay(_answers(conn, [key]), key)
+
+
+def keep_answers(conn: Connection, answers: Sequence[tuple[Key, Answer]]) -> None:
+    """Keep each answer under its key, in one statement."""
+    if not answers:
+        return
+    now = _now()
+    rows = [
+        {
+            "token": key.owner,
+            "key": key.key,
+            "request_hash": key.digest,
+            "status": answer.status,
+            "response": json.dumps(answer.body),
+            "created_at": now,
+        }
+        for key, answer in answers
+    ]
+    conn.execute(t.idempotency_keys.insert(), rows)
 
 
 def _load_period_sums(conn: Connection, book: Book) -> None:

@@ -5,11 +5,17 @@ for a transaction and a commit per event. The writer thread instead takes every 
 waiting and posts them together (:meth:`Store.post_each`): one lock, one commit for all, each
 request still all or nothing and answered on its own. Under light load a group is one
 request, so nothing waits for a group to fill.
+
+The book the store keeps between writes is large and long-lived: after each group in which
+the store loaded it, the writer moves every object alive into the collector's permanent
+generation (``gc.freeze``), so full collections stop walking the book (they made the slowest
+1% of requests several times slower). Reference counting still frees what is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import queue
 import threading
@@ -42,6 +48,7 @@ class GroupWriter:
         self._waiting: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
+        self._loads = 0  # the store's loads when the writer last froze what is alive
 
     async def post(self, posting: Posting[_T], events: int) -> _T:
         """Post one request's events; what its ``done`` answered, or what refused it is
@@ -98,5 +105,8 @@ class GroupWriter:
             for request in group:
                 request.answer.set_exception(error)
             return
+        if self.store.loads != self._loads:
+            self._loads = self.store.loads
+            gc.freeze()
         for request, outcome in zip(group, outcomes, strict=True):
             request.answer.set_result(outcome)

@@ -17,8 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from backflush.api import create_app
-from backflush.api.tokens import Role, create_token
-from backflush.api.web import csrf_token
+from backflush.api.tokens import Role, create_token, list_tokens, revoke_token
 from backflush.formats.scenario import read_scenario
 from backflush.store import schema as t
 from backflush.store.repository import Store
@@ -37,15 +36,23 @@ class Site:
 
 
 @contextmanager
-def served(db_url: str, events: int | None = None, source: Path | None = None) -> Iterator[Site]:
+def served(
+    db_url: str,
+    events: int | None = None,
+    source: Path | None = None,
+    *,
+    secure_cookies: bool = False,
+) -> Iterator[Site]:
     """A book (``source``: a scenario, its first ``events`` events) served on a free loopback
-    port, with a token per role named after it."""
-    scenario = read_scenario(source or EXAMPLES / "northshore.yaml")
+    port, with a token per role named after it (a book served before: served again)."""
     store = Store(db_url)
-    chosen = scenario.events if events is None else scenario.events[:events]
-    store.import_scenario(scenario.settings, scenario.master, chosen)
-    secrets = {role: create_token(store, role.value, role)[1] for role in Role}
-    app = create_app(db_url)
+    secrets: dict[Role, str] = {}
+    if not store.initialized():
+        scenario = read_scenario(source or EXAMPLES / "northshore.yaml")
+        chosen = scenario.events if events is None else scenario.events[:events]
+        store.import_scenario(scenario.settings, scenario.master, chosen)
+        secrets = {role: create_token(store, role.value, role)[1] for role in Role}
+    app = create_app(db_url, secure_cookies=secure_cookies)
     try:
         with serving(app) as base:
             yield Site(store, base, secrets)
@@ -215,6 +222,48 @@ def test_sign_in_refusals(northshore: Site) -> None:
         assert response.status_code == 403 and "backflush_session" not in fresh.cookies
 
 
+def test_a_session_is_no_secret_and_ends(tmp_path: Path) -> None:
+    """The cookie holds a random session id, not the token's secret; each sign-in has its
+    own CSRF token; a session ends at sign-out, at its expiry and when its token is
+    revoked."""
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    with served(url, 4, EXAMPLES / "reopen.yaml") as site:
+        secret = site.secrets[Role.accountant]
+        with client_for(site, Role.accountant) as first, client_for(site, Role.accountant) as two:
+            cookie = first.cookies["backflush_session"]
+            assert secret not in cookie and cookie != two.cookies["backflush_session"]
+            assert _csrf(first) != _csrf(two)
+            with site.store.engine.connect() as conn:
+                kept = conn.execute(sa.select(t.web_sessions.c.id_hash)).scalars().all()
+            assert len(kept) == 2 and cookie not in kept  # only hashes are kept
+            # sign-out ends the session: its cookie, sent again, is no session
+            assert first.post("/ui/logout", data={"csrf": _csrf(first)}).status_code == 303
+            first.cookies.set("backflush_session", cookie, path="/ui")
+            assert first.get("/ui/").status_code == 303
+            assert two.get("/ui/").status_code == 200
+            # expired
+            with site.store.engine.begin() as conn:
+                past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+                conn.execute(t.web_sessions.update().values(expires_at=past))
+            assert two.get("/ui/").status_code == 303
+        with client_for(site, Role.viewer) as viewer:
+            assert viewer.get("/ui/").status_code == 200
+            (token,) = [k for k in list_tokens(site.store) if k.name == "viewer"]
+            revoke_token(site.store, token.id)
+            assert viewer.get("/ui/").status_code == 303  # revoked: the session is gone
+
+
+def test_cookies_are_secure_over_https_or_when_told(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    with served(url, 4, EXAMPLES / "reopen.yaml") as site, httpx.Client(base_url=site.base) as c:
+        assert "secure" not in c.get("/ui/login").headers["set-cookie"].lower()
+        # behind a proxy on an allowed address (uvicorn believes 127.0.0.1 by default)
+        behind = c.get("/ui/login", headers={"X-Forwarded-Proto": "https"})
+        assert "; secure" in behind.headers["set-cookie"].lower()
+    with served(url, secure_cookies=True) as site, httpx.Client(base_url=site.base) as client:
+        assert "; secure" in client.get("/ui/login").headers["set-cookie"].lower()
+
+
 def _csrf(client: httpx.Client) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', client.get("/ui/exceptions").text)
     assert found is not None
@@ -227,8 +276,7 @@ def test_viewer_refused_and_csrf_required(tmp_path: Path) -> None:
         before = dump_tables(site.store)
         resolve = {"event": "c1", "item": "M", "reason": "found", "date": "2026-01-31"}
         with client_for(site, Role.viewer) as viewer:
-            csrf = _csrf(viewer)
-            assert csrf == csrf_token(site.secrets[Role.viewer])
+            csrf = viewer_csrf = _csrf(viewer)
             for path, form in (
                 ("/ui/exceptions/retry", {"date": "2026-01-31"}),
                 ("/ui/exceptions/resolve", resolve),
@@ -237,7 +285,7 @@ def test_viewer_refused_and_csrf_required(tmp_path: Path) -> None:
                 assert response.status_code == 403, response.text
                 assert "a viewer token may not retry or resolve" in response.text
         with client_for(site, Role.accountant) as accountant:
-            for csrf in (None, "", "0" * 64, csrf_token(site.secrets[Role.viewer])):
+            for csrf in (None, "", "0" * 64, viewer_csrf):  # the last: another session's
                 form = resolve if csrf is None else {**resolve, "csrf": csrf}
                 response = accountant.post("/ui/exceptions/resolve", data=form)
                 assert response.status_code == 403, response.text
@@ -248,7 +296,10 @@ def test_viewer_refused_and_csrf_required(tmp_path: Path) -> None:
                 data={**resolve, "reason": " ", "csrf": _csrf(accountant)},
             )
             assert response.status_code == 422 and "give a reason" in response.text
-        assert dump_tables(site.store) == before  # nothing written
+        after = dump_tables(site.store)
+        assert len(after.pop("web_sessions")) == 2  # the sign-ins
+        before.pop("web_sessions")
+        assert after == before  # nothing else written
 
 
 # ---------------------------------------------------------------- an accountant works the queue

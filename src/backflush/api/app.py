@@ -83,8 +83,10 @@ def _secret(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-def create_app(db_url: str) -> FastAPI:
-    """The API over the book at ``db_url`` (which must exist: ``backflush init``)."""
+def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
+    """The API over the book at ``db_url`` (which must exist: ``backflush init``). With
+    ``secure_cookies`` the web pages' cookies go over HTTPS only (a server behind a proxy that
+    terminates TLS without telling it so)."""
     store = Store(db_url, create=False)
     writer = GroupWriter(store)
     seen = SeenTokens(store)
@@ -299,7 +301,7 @@ def create_app(db_url: str) -> FastAPI:
 
     from backflush.api.web import install  # the /ui pages (imports jinja2)
 
-    install(app, store)
+    install(app, store, secure_cookies=secure_cookies)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document(_token: Reader) -> JSONResponse:

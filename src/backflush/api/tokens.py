@@ -144,3 +144,65 @@ class SeenTokens:
                     self._found.clear()
                 self._found[hash_secret(secret)] = token
         return token
+
+
+#: How long a web session lasts after sign-in.
+SESSION_HOURS = 8
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WebSession:
+    """A signed-in session of the web pages: its token and the CSRF token of its forms."""
+
+    token: Token
+    csrf: str
+
+    @property
+    def may_work_exceptions(self) -> bool:
+        return self.token.may_post("retry") and self.token.may_post("write_off")
+
+
+def open_session(store: Store, token: Token) -> str:
+    """A new web session for ``token``: the id for the cookie (kept only as its hash)."""
+    session_id = secrets.token_urlsafe(32)
+    now = dt.datetime.now(dt.UTC)
+    with store.transaction(write=True) as conn:
+        conn.execute(
+            t.web_sessions.insert().values(
+                id_hash=hash_secret(session_id),
+                token_id=token.id,
+                csrf=secrets.token_hex(32),
+                created_at=now,
+                expires_at=now + dt.timedelta(hours=SESSION_HOURS),
+            )
+        )
+    return session_id
+
+
+def find_session(store: Store, session_id: str) -> WebSession | None:
+    """The live session with this id: not ended, not expired, its token not revoked."""
+    sessions, tokens = t.web_sessions, t.api_tokens
+    query = (
+        sa.select(tokens, sessions.c.csrf)
+        .join(sessions, sessions.c.token_id == tokens.c.id)
+        .where(
+            sessions.c.id_hash == hash_secret(session_id),
+            sessions.c.ended_at.is_(None),
+            sessions.c.expires_at > dt.datetime.now(dt.UTC),
+            tokens.c.revoked_at.is_(None),
+        )
+    )
+    with store.transaction() as conn:
+        row = conn.execute(query).first()
+    return None if row is None else WebSession(_token(row), row.csrf)
+
+
+def end_session(store: Store, session_id: str) -> None:
+    """Sign out: the session ends (kept, for the record)."""
+    sessions = t.web_sessions
+    with store.transaction(write=True) as conn:
+        conn.execute(
+            sessions.update()
+            .where(sessions.c.id_hash == hash_secret(session_id), sessions.c.ended_at.is_(None))
+            .values(ended_at=dt.datetime.now(dt.UTC))
+        )

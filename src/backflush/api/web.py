@@ -1,17 +1,21 @@
 """Web pages for controllers (issue 6): server-rendered HTML under ``/ui`` in the API's app.
 
-Sign-in takes an API token and keeps it in an HttpOnly, SameSite=Strict cookie scoped to
-``/ui``; every page needs it (else a redirect to the sign-in form) and the API's role rules
-apply: every role reads, only a role that may post ``retry`` / ``write_off`` events (the
-accountant) retries or resolves exceptions. Every form posted carries a CSRF token bound to
-the session (an HMAC of the token's secret, which a page of another site can neither read nor
-compute); the sign-in form itself uses a double-submit cookie. Pages carry no script, and a
-Content-Security-Policy that allows none. All user text is escaped by the templates.
+Sign-in takes an API token and opens a session kept in the book (``web_sessions``): the
+HttpOnly, SameSite=Strict cookie scoped to ``/ui`` holds the session's random id, never the
+token's secret. A session ends at sign-out, after :data:`~backflush.api.tokens.SESSION_HOURS`
+or when its token is revoked. Every page needs one (else a redirect to the sign-in form) and
+the API's role rules apply: every role reads, only a role that may post ``retry`` /
+``write_off`` events (the accountant) retries or resolves exceptions. Every form posted
+carries the session's CSRF token (random, kept with the session: a page of another site can
+neither read nor guess it); the sign-in form itself uses a double-submit cookie. Cookies are
+``Secure`` when the request came over HTTPS (behind a proxy: ``backflush serve
+--forwarded-allow-ips``) or when the server is told so (``--secure-cookies``). Pages carry no
+script, and a Content-Security-Policy that allows none. All user text is escaped by the
+templates.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the routes' annotations.
 import datetime as dt
-import hashlib
 import hmac
 import re
 import secrets
@@ -27,7 +31,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from backflush.api.app import MAX_ENTRY_NO, limited_body
-from backflush.api.tokens import Token, find_token
+from backflush.api.tokens import WebSession, end_session, find_session, find_token, open_session
 from backflush.book import ConflictError
 from backflush.domain.money import fmt
 from backflush.engine.flush import PostingError
@@ -76,11 +80,6 @@ class _Refused(Exception):
         self.message = message
 
 
-def csrf_token(secret: str) -> str:
-    """The CSRF token of a session: bound to the token's secret, unguessable without it."""
-    return hmac.new(secret.encode("utf-8"), b"backflush-ui-csrf", hashlib.sha256).hexdigest()
-
-
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("backflush.api", "templates"),
@@ -91,16 +90,6 @@ def _environment() -> Environment:
     env.filters["urlpart"] = lambda value: quote(str(value), safe="")
     env.filters["grouped"] = _grouped
     return env
-
-
-class Session:
-    def __init__(self, token: Token, secret: str) -> None:
-        self.token = token
-        self.csrf = csrf_token(secret)
-
-    @property
-    def may_work_exceptions(self) -> bool:
-        return self.token.may_post("retry") and self.token.may_post("write_off")
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -118,29 +107,32 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: v[-1] for k, v in fields.items()}
 
 
-def web_router(store: Store) -> tuple[APIRouter, Callable[..., HTMLResponse]]:
-    """The ``/ui`` pages over ``store``, and the function that renders a page."""
+def web_router(
+    store: Store, *, secure_cookies: bool = False
+) -> tuple[APIRouter, Callable[..., HTMLResponse]]:
+    """The ``/ui`` pages over ``store``, and the function that renders a page. With
+    ``secure_cookies`` the cookies are sent over HTTPS only, whatever the request's scheme."""
     env = _environment()
     router = APIRouter(prefix="/ui", include_in_schema=False)
 
     def page(
-        name: str, status: int = 200, session: Session | None = None, **values: Any
+        name: str, status: int = 200, session: WebSession | None = None, **values: Any
     ) -> HTMLResponse:
         text = env.get_template(name).render(
             session=session, book_name=values.pop("book_name", None), **values
         )
         return HTMLResponse(text, status_code=status, headers=_HEADERS)
 
-    def session_of(request: Request) -> Session:
-        secret = request.cookies.get(COOKIE)
-        token = find_token(store, secret) if secret else None
-        if token is None or secret is None:
+    def session_of(request: Request) -> WebSession:
+        session_id = request.cookies.get(COOKIE)
+        session = find_session(store, session_id) if session_id else None
+        if session is None:
             raise _SignIn()
-        return Session(token, secret)
+        return session
 
-    UiSession = Annotated[Session, Depends(session_of)]
+    UiSession = Annotated[WebSession, Depends(session_of)]
 
-    async def checked_form(request: Request, session: Session) -> dict[str, str]:
+    async def checked_form(request: Request, session: WebSession) -> dict[str, str]:
         form = await _form(request)
         given = form.get("csrf", "")
         if not hmac.compare_digest(given.encode("utf-8"), session.csrf.encode("utf-8")):
@@ -148,7 +140,7 @@ def web_router(store: Store) -> tuple[APIRouter, Callable[..., HTMLResponse]]:
         return form
 
     def secure(request: Request) -> bool:
-        return request.url.scheme == "https"
+        return secure_cookies or request.url.scheme == "https"
 
     # ------------------------------------------------------------ sign-in
 
@@ -180,9 +172,10 @@ def web_router(store: Store) -> tuple[APIRouter, Callable[..., HTMLResponse]]:
                 "login.html.j2", 401, csrf=nonce, error="unknown or revoked token"
             )
             return response
+        session_id = await run_in_threadpool(open_session, store, token)
         response = RedirectResponse("/ui/", status_code=303, headers=_HEADERS)
         response.set_cookie(
-            COOKIE, secret, httponly=True, samesite="strict", path="/ui", secure=secure(request)
+            COOKIE, session_id, httponly=True, samesite="strict", path="/ui", secure=secure(request)
         )
         response.delete_cookie(LOGIN_COOKIE, path="/ui")
         return response
@@ -190,6 +183,7 @@ def web_router(store: Store) -> tuple[APIRouter, Callable[..., HTMLResponse]]:
     @router.post("/logout")
     async def logout(request: Request, session: UiSession) -> Response:
         await checked_form(request, session)
+        await run_in_threadpool(end_session, store, request.cookies.get(COOKIE, ""))
         response = RedirectResponse("/ui/login", status_code=303, headers=_HEADERS)
         response.delete_cookie(COOKIE, path="/ui")
         return response
@@ -291,7 +285,7 @@ def web_router(store: Store) -> tuple[APIRouter, Callable[..., HTMLResponse]]:
             posted=posted,
         )
 
-    def post_from_form(session: Session, raw: dict[str, Any], event_id: str) -> bool:
+    def post_from_form(session: WebSession, raw: dict[str, Any], event_id: str) -> bool:
         book = store.load()
         try:
             event = build_event(raw, book.master, book.settings, where="form", default_id=event_id)
@@ -306,7 +300,7 @@ def web_router(store: Store) -> tuple[APIRouter, Callable[..., HTMLResponse]]:
         except (PostingError, StandardError) as error:
             raise _Refused(422, f"{error}; nothing was written") from None
 
-    def require_accountant(session: Session) -> None:
+    def require_accountant(session: WebSession) -> None:
         if not session.may_work_exceptions:
             raise _Refused(403, f"a {session.token.role} token may not retry or resolve")
 
@@ -478,9 +472,9 @@ def web_router(store: Store) -> tuple[APIRouter, Callable[..., HTMLResponse]]:
     return router, page
 
 
-def install(app: Any, store: Store) -> None:
+def install(app: Any, store: Store, *, secure_cookies: bool = False) -> None:
     """Mount the ``/ui`` pages on ``app`` with their error handling."""
-    router, page = web_router(store)
+    router, page = web_router(store, secure_cookies=secure_cookies)
     app.include_router(router)
 
     async def sign_in(_request: Request, _error: Exception) -> Response:

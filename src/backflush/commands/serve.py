@@ -19,15 +19,30 @@ def serve(
     db: DbOption = DEFAULT_DB,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Proxies (comma-separated addresses, or *) whose X-Forwarded-Proto and "
+            "X-Forwarded-For are believed: behind a proxy terminating TLS, the scheme is "
+            "https and the web pages' cookies are Secure."
+        ),
+    ] = "127.0.0.1",
+    secure_cookies: Annotated[
+        bool, typer.Option(help="The web pages' cookies go over HTTPS only, whatever the scheme.")
+    ] = False,
 ) -> None:
-    """Serve the book over HTTP (OpenAPI document at /openapi.json, docs at /docs)."""
+    """Serve the book over HTTP (the OpenAPI document at /openapi.json, to token holders; the
+    web pages at /ui). One process: its group writer posts what concurrent requests send in
+    shared transactions and keeps the book in memory between them."""
     import uvicorn
 
     from backflush.api import create_app
 
-    app = guarded(lambda: create_app(db), writes=False, db=db)
+    app = guarded(lambda: create_app(db, secure_cookies=secure_cookies), writes=False, db=db)
     guarded(lambda: Store(db, create=False).settings(), writes=False, db=db)  # a book, migrated
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", forwarded_allow_ips=forwarded_allow_ips
+    )
 
 
 @tokens.command("create")

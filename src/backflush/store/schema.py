@@ -430,3 +430,17 @@ idempotency_keys = sa.Table(
     sa.Column("response", sa.Text, nullable=False),  # the JSON body sent
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+#: Signed-in sessions of the web pages: the cookie holds a random session id (kept here only
+#: as its SHA-256), never the API token's secret; a session ends at sign-out, at its expiry,
+#: or when its token is revoked.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("token_id", sa.Integer, sa.ForeignKey("api_tokens.id"), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),  # the forms' CSRF token
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+)

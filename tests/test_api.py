@@ -498,3 +498,41 @@ def test_a_form_too_large_is_refused_before_it_is_read(service: Service) -> None
 def test_token_names_are_unique(service: Service) -> None:
     with pytest.raises(ValueError, match="a token named 'viewer' exists"):
         create_token(service.store, "viewer", Role.viewer)
+
+
+def test_an_admin_manages_tokens_over_the_api(service: Service) -> None:
+    admin = service.as_(Role.admin)
+    for role in (Role.operator, Role.accountant, Role.viewer):  # tokens are the admin's
+        assert service.client.get("/tokens", headers=service.as_(role)).status_code == 403
+        body = {"name": "x", "role": "viewer"}
+        response = service.client.post("/tokens", json=body, headers=service.as_(role))
+        assert response.status_code == 403
+    response = service.client.post(
+        "/tokens", json={"name": "terminal 12", "role": "operator"}, headers=admin
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert (created["name"], created["role"], created["created_by"]) == (
+        "terminal 12",
+        "operator",
+        "admin",
+    )
+    secret = created.pop("secret")
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert service.client.post("/events", json=COMPLETION, headers=headers).status_code == 201
+    listed = service.client.get("/tokens", headers=admin).json()["tokens"]
+    assert created in listed and all("secret" not in t for t in listed)
+    assert secret not in json.dumps(listed)
+    # a name taken, a bad name, a role that is none
+    again = service.client.post(
+        "/tokens", json={"name": "terminal 12", "role": "viewer"}, headers=admin
+    )
+    assert _problem(again, 409)["errors"][0]["field"] == "name"
+    for bad in ({"name": " x", "role": "viewer"}, {"name": "x", "role": "boss"}, {"name": ""}):
+        _problem(service.client.post("/tokens", json=bad, headers=admin), 422)
+    # revoked: refused from now on, and who revoked it is kept
+    revoked = service.client.post(f"/tokens/{created['id']}/revoke", headers=admin)
+    assert revoked.status_code == 200 and revoked.json()["revoked_by"] == "admin"
+    late = {**COMPLETION, "id": "c2"}
+    _problem(service.client.post("/events", json=late, headers=headers), 401)
+    _problem(service.client.post("/tokens/999/revoke", headers=admin), 404)

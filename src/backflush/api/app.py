@@ -285,7 +285,14 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
 
     from backflush.api.routes import add_routes
 
-    add_routes(app, store, writer, allowed(READERS), allowed(frozenset({Role.accountant})))
+    add_routes(
+        app,
+        store,
+        writer,
+        allowed(READERS),
+        allowed(frozenset({Role.accountant})),
+        allowed(frozenset({Role.admin})),
+    )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.engine import Connection
@@ -23,7 +23,14 @@ from starlette.concurrency import run_in_threadpool
 
 from backflush.api import app as base
 from backflush.api.problems import Problem, field_error, invalid
-from backflush.api.tokens import Token
+from backflush.api.tokens import (
+    Role,
+    Token,
+    create_token,
+    list_tokens,
+    revoke_token,
+    token_document,
+)
 from backflush.api.writer import GroupWriter
 from backflush.book import Book
 from backflush.domain import model as m
@@ -63,6 +70,11 @@ MAX_LIST = 1000
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TokenBody(_Body):
+    name: Identifier
+    role: Role
 
 
 class CloseBody(_Body):
@@ -305,11 +317,13 @@ def add_routes(
     writer: GroupWriter,
     reader: Callable[..., Token],
     accountant: Callable[..., Token],
+    admin: Callable[..., Token],
 ) -> None:
-    """Add the routes above to ``app`` (``writer`` posts events; ``reader``, ``accountant``:
-    the token dependencies)."""
+    """Add the routes above to ``app`` (``writer`` posts events; ``reader``, ``accountant``,
+    ``admin``: the token dependencies)."""
     Reader = Annotated[Token, Depends(reader)]
     Accountant = Annotated[Token, Depends(accountant)]
+    Admin = Annotated[Token, Depends(admin)]
     IdempotencyKey = Annotated[
         str | None,
         Header(
@@ -627,6 +641,43 @@ def add_routes(
             return keyed(store, token, key, request, raw, write)
 
         return await run_in_threadpool(go)
+
+    # ------------------------------------------------------------ tokens (admin)
+
+    @app.get("/tokens", tags=["tokens"])
+    def get_tokens(_token: Admin) -> dict[str, Any]:
+        """Every token, live or revoked (never a secret: only hashes are kept)."""
+        return {"tokens": [token_document(t) for t in list_tokens(store)]}
+
+    @app.post(
+        "/tokens", tags=["tokens"], status_code=201, openapi_extra=base._body_schema(TokenBody)
+    )
+    async def post_token(request: Request, token: Admin) -> Any:
+        """Create a token (body: ``name``, unique, recorded with every write it makes;
+        ``role``). Its ``secret`` is in this answer only: it is kept as a hash. Not
+        idempotent by key (an answer kept would keep the secret): after a lost answer,
+        find the token in ``GET /tokens``, revoke it and create another."""
+        body: TokenBody = _parsed(await base._read_json(request), TokenBody)
+        try:
+            created, secret = await run_in_threadpool(
+                create_token, store, body.name, body.role, by=token.name
+            )
+        except ValueError as error:
+            raise Problem(
+                409, "conflict", str(error), [field_error("body", "name", str(error), "/name")]
+            ) from None
+        return JSONResponse({**token_document(created), "secret": secret}, status_code=201)
+
+    @app.post("/tokens/{token_id}/revoke", tags=["tokens"])
+    def post_revoke(token_id: Annotated[int, Path(ge=1, le=2**31 - 1)], token: Admin) -> Any:
+        """Revoke a token: refused from now on, its web sessions ended (a token revoked
+        already keeps its first revocation)."""
+        found = revoke_token(store, token_id, by=token.name)
+        if found is None:
+            raise Problem(
+                404, "not-found", f"no token {token_id}", [field_error("path", "token_id", "not a token's id")]
+            )
+        return token_document(found)
 
 
 def _released(name: str, effective: dt.date, found: m.CostSet) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from backflush.formats.inputs import is_identifier
 from backflush.store import schema as t
 from backflush.store.repository import Store
 
@@ -44,6 +45,8 @@ class Token:
     role: Role
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+    created_by: str | None = None
+    revoked_by: str | None = None
 
     def may_post(self, event_type: str) -> bool:
         if self.role is Role.accountant:
@@ -56,13 +59,40 @@ def hash_secret(secret: str) -> str:
 
 
 def _token(row: sa.Row[tuple[object, ...]]) -> Token:
-    return Token(row.id, row.name, Role(row.role), row.created_at, row.revoked_at)
+    return Token(
+        row.id,
+        row.name,
+        Role(row.role),
+        row.created_at,
+        row.revoked_at,
+        row.created_by,
+        row.revoked_by,
+    )
 
 
-def create_token(store: Store, name: str, role: Role) -> tuple[Token, str]:
-    """A new token and its secret (the only time the secret is known: keep it)."""
-    if not name.strip() or len(name) > 200:
-        raise ValueError("a token's name is 1 to 200 characters, not only white space")
+def token_document(token: Token) -> dict[str, object]:
+    """A token as JSON (never its secret, which is not kept)."""
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role.value,
+        "created_at": token.created_at.isoformat(),
+        "created_by": token.created_by,
+        "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
+        "revoked_by": token.revoked_by,
+    }
+
+
+def create_token(
+    store: Store, name: str, role: Role, *, by: str | None = None
+) -> tuple[Token, str]:
+    """A new token and its secret (the only time the secret is known: keep it); ``by``: who
+    created it."""
+    if not is_identifier(name):
+        raise ValueError(
+            "a token's name is 1 to 200 characters, no white space at either end, no control "
+            "characters"
+        )
     store.settings()  # a book at this schema
     secret = secrets.token_urlsafe(32)
     now = dt.datetime.now(dt.UTC)
@@ -74,7 +104,11 @@ def create_token(store: Store, name: str, role: Role) -> tuple[Token, str]:
             )
         new_id = conn.execute(
             t.api_tokens.insert().values(
-                name=name, role=role.value, secret_hash=hash_secret(secret), created_at=now
+                name=name,
+                role=role.value,
+                secret_hash=hash_secret(secret),
+                created_at=now,
+                created_by=by,
             )
         ).inserted_primary_key
         assert new_id is not None
@@ -89,15 +123,16 @@ def list_tokens(store: Store) -> list[Token]:
         return [_token(row) for row in rows]
 
 
-def revoke_token(store: Store, token_id: int) -> Token | None:
-    """Revoke a token (one revoked already keeps its first revocation); None: no such token."""
+def revoke_token(store: Store, token_id: int, *, by: str | None = None) -> Token | None:
+    """Revoke a token (one revoked already keeps its first revocation); None: no such token.
+    ``by``: who revoked it."""
     store.settings()
     tokens = t.api_tokens
     with store.transaction(write=True) as conn:
         conn.execute(
             tokens.update()
             .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
-            .values(revoked_at=dt.datetime.now(dt.UTC))
+            .values(revoked_at=dt.datetime.now(dt.UTC), revoked_by=by)
         )
         row = conn.execute(sa.select(tokens).where(tokens.c.id == token_id)).first()
         return None if row is None else _token(row)

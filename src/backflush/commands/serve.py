@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from backflush.api.tokens import Role, create_token, list_tokens, revoke_token
+from backflush.api.tokens import Role, create_token, list_tokens, revoke_token, token_document
 from backflush.cli import DEFAULT_DB, DbOption, JsonOption, fail, guarded, out, print_json
 from backflush.store.repository import Store
 
@@ -56,7 +57,7 @@ def token_create(
 
     def go() -> None:
         try:
-            token, secret = create_token(Store(db, create=False), name, role)
+            token, secret = create_token(Store(db, create=False), name, role, by=_cli_user())
         except ValueError as error:
             fail(str(error), 2)
         if as_json:
@@ -78,22 +79,12 @@ def token_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """The tokens (never their secrets)."""
 
     def go() -> None:
-        found = list_tokens(Store(db, create=False))
-        rows = [
-            {
-                "id": t.id,
-                "name": t.name,
-                "role": t.role.value,
-                "created_at": t.created_at.isoformat(),
-                "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
-            }
-            for t in found
-        ]
+        rows = [token_document(t) for t in list_tokens(Store(db, create=False))]
         if as_json:
             print_json(rows)
             return
         table = Table(title="API tokens")
-        for column in ("id", "name", "role", "created at", "revoked at"):
+        for column in ("id", "name", "role", "created at", "by", "revoked at", "by"):
             table.add_column(column)
         for row in rows:
             table.add_row(*(escape(str(v or "")) for v in row.values()))
@@ -110,12 +101,20 @@ def token_revoke(
     """Revoke a token: it is refused from now on."""
 
     def go() -> None:
-        found = revoke_token(Store(db, create=False), token_id)
+        found = revoke_token(Store(db, create=False), token_id, by=_cli_user())
         if found is None:
             fail(f"no token {token_id}", 2)
         out.print(f"token {found.id} ({escape(found.name)}) revoked")
 
     guarded(go, db=db)
+
+
+def _cli_user() -> str:
+    """Who manages tokens from the command line: ``cli:<login name>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this user id
+        return "cli"
 
 
 def register(app: typer.Typer) -> None:

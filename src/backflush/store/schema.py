@@ -416,6 +416,9 @@ api_tokens = sa.Table(
     sa.Column("secret_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    #: Who created and who revoked it: an admin token's name, or ``cli:<user>``.
+    sa.Column("created_by", sa.String(200)),
+    sa.Column("revoked_by", sa.String(200)),
 )
 
 #: Responses to writes sent with an ``Idempotency-Key``: a replay gets the same answer. The key

@@ -1,5 +1,5 @@
 """Issue 6, review: the web pages' sessions kept server-side, the cookie holding a random
-session id instead of the API token's secret.
+session id instead of the API token's secret; who created and who revoked each API token.
 
 Revision ID: 0008
 Revises: 0007
@@ -18,6 +18,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("api_tokens") as batch:
+        batch.add_column(sa.Column("created_by", sa.String(200)))
+        batch.add_column(sa.Column("revoked_by", sa.String(200)))
     op.create_table(
         "web_sessions",
         sa.Column("id_hash", sa.String(64), primary_key=True),
@@ -31,3 +34,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("web_sessions")
+    with op.batch_alter_table("api_tokens") as batch:
+        batch.drop_column("revoked_by")
+        batch.drop_column("created_by")

@@ -3,6 +3,7 @@ the client, a SQLite book and a PostgreSQL one."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -536,3 +537,16 @@ def test_an_admin_manages_tokens_over_the_api(service: Service) -> None:
     late = {**COMPLETION, "id": "c2"}
     _problem(service.client.post("/events", json=late, headers=headers), 401)
     _problem(service.client.post("/tokens/999/revoke", headers=admin), 404)
+
+
+def test_an_event_dated_more_than_a_year_ahead_is_refused(service: Service) -> None:
+    ahead = (dt.date.today() + dt.timedelta(days=367)).isoformat()
+    before = dump_tables(service.store)
+    headers = service.as_(Role.operator)
+    response = service.client.post("/events", json={**COMPLETION, "date": ahead}, headers=headers)
+    (error,) = _problem(response, 422)["errors"]
+    assert error["field"] == "date" and "a typo?" in error["detail"]
+    batch = [COMPLETION, {**COMPLETION, "id": "c2", "date": ahead}]
+    response = service.client.post("/events/batch", json=batch, headers=headers)
+    assert _problem(response, 422)["errors"][0]["pointer"] == "/1/date"
+    assert dump_tables(service.store) == before

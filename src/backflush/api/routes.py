@@ -675,7 +675,10 @@ def add_routes(
         found = revoke_token(store, token_id, by=token.name)
         if found is None:
             raise Problem(
-                404, "not-found", f"no token {token_id}", [field_error("path", "token_id", "not a token's id")]
+                404,
+                "not-found",
+                f"no token {token_id}",
+                [field_error("path", "token_id", "not a token's id")],
             )
         return token_document(found)
 

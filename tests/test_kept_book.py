@@ -6,6 +6,8 @@ requests in one transaction, each still all or nothing."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import weakref
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -291,3 +293,26 @@ def test_idempotency_keys_of_a_group_are_read_and_kept_once(db_url: str) -> None
         assert ids == ["c1", "c3", "p1"]
     finally:
         store.close()
+
+
+def test_a_stale_kept_book_is_freed_without_the_cycle_collector(db_url: str) -> None:
+    """The API's writer freezes what is alive after a load (``gc.freeze``): a book made stale
+    by another writer must then be freed by reference counting alone, or each reload would
+    leak a whole book."""
+    first, second = opened(db_url), Store(db_url)
+    old: list[weakref.ref[Book]] = []
+    gc.disable()
+    try:
+        for n in range(3):
+            first.post([buy(n)])
+            book = kept(first)
+            assert book is not None
+            old.append(weakref.ref(book))
+            del book
+            second.post([make(n)])  # first's book is stale: its next write loads another
+        first.post([buy(9)])
+        assert [ref() for ref in old] == [None, None, None]
+    finally:
+        gc.enable()
+        first.close()
+        second.close()

@@ -316,3 +316,18 @@ def test_a_stale_kept_book_is_freed_without_the_cycle_collector(db_url: str) -> 
         gc.enable()
         first.close()
         second.close()
+
+
+def test_a_book_dropped_by_a_refusal_holds_no_cycle_through_its_history(db_url: str) -> None:
+    """The transaction's history lookup is a closure over the book: left on a book that a
+    refusal drops, the cycle would outlive it once the writer froze the book (see above)."""
+    store = opened(db_url)
+    try:
+        store.post([buy(1)])
+        book = kept(store)
+        assert book is not None
+        with pytest.raises(PostingError):
+            store.post([make(1), m.Reversal("r", DAY, "nothing", "typo")])
+        assert kept(store) is None and book.history is None
+    finally:
+        store.close()

@@ -1095,54 +1095,72 @@ class Store:
         """Post ``group`` (numbered postings) in one write transaction on the kept book.
         Without ``sums`` a posting that closes or reopens a period is answered
         :data:`_ALONE`, as that needs the stock moved per period loaded."""
-        outcomes: dict[int, Any] = {}
         with self.transaction(write=True) as conn:
             kept = self._posting_book(conn)
             book = kept.book
             book.history = self._history_of(conn, book)
-            known = [i for _index, posting in group for i in posting.ids]
-            book.recorded.update(book.history(known))  # one read for the group
-            if sums:
-                _load_period_sums(conn, book)
-            answers = _answers(conn, [p.key for _i, p in group if p.key is not None])
-            kept_answers: list[tuple[Key, Answer]] = []
-            posted_by: list[str | None] = []
-            for index, posting in group:
-                try:
-                    events = list(posting.events(conn, book, kept.memo))
-                    replay = _replay(answers, posting.key)
-                except sa.exc.DBAPIError:
-                    raise
-                except Exception as error:  # refused before it changed anything
-                    outcomes[index] = error
-                    continue
-                if replay is not None:
-                    outcomes[index] = replay
-                    continue
-                if not sums and any(e.type in CLOSING_EVENTS for e in events):
-                    outcomes[index] = _ALONE
-                    continue
-                try:
-                    applied = book.post_many(events)
-                    done = posting.done
-                    outcome = applied if done is None else done(conn, applied)
-                except sa.exc.DBAPIError:
-                    raise
-                except Exception as error:
-                    raise _Refused(index, error) from error
-                if posting.key is not None:
-                    assert isinstance(outcome, Answer), "a keyed posting answers an Answer"
-                    answers[(posting.key.owner, posting.key.key)] = (posting.key.digest, outcome)
-                    kept_answers.append((posting.key, outcome))
-                outcomes[index] = outcome
-                posted_by += [posting.recorded_by] * (len(book.changes.events) - len(posted_by))
-            self._write(conn, book, book.take_changes(), posted_by, added_sums=not sums)
-            keep_answers(conn, kept_answers)
+            try:
+                outcomes = self._post_postings(conn, kept, group, sums=sums)
+            finally:  # no cycle through the closure: a book dropped is freed at once
+                book.history = None
         _forget(book)
         kept.revision += 1  # the transaction's own bump
         if self.keep_book:
             with self._kept_lock:
                 self._kept = kept
+        return outcomes
+
+    def _post_postings(
+        self,
+        conn: Connection,
+        kept: _Kept,
+        group: Sequence[tuple[int, Posting[Any]]],
+        *,
+        sums: bool,
+    ) -> dict[int, Any]:
+        """The body of :meth:`_post_group`: each posting on the book, then what they changed
+        and the answers kept under their keys written."""
+        book = kept.book
+        outcomes: dict[int, Any] = {}
+        known = [i for _index, posting in group for i in posting.ids]
+        assert book.history is not None  # bound to this transaction by _post_group
+        book.recorded.update(book.history(known))  # one read for the group
+        if sums:
+            _load_period_sums(conn, book)
+        answers = _answers(conn, [p.key for _i, p in group if p.key is not None])
+        kept_answers: list[tuple[Key, Answer]] = []
+        posted_by: list[str | None] = []
+        for index, posting in group:
+            try:
+                events = list(posting.events(conn, book, kept.memo))
+                replay = _replay(answers, posting.key)
+            except sa.exc.DBAPIError:
+                raise
+            except Exception as error:  # refused before it changed anything
+                outcomes[index] = error
+                continue
+            if replay is not None:
+                outcomes[index] = replay
+                continue
+            if not sums and any(e.type in CLOSING_EVENTS for e in events):
+                outcomes[index] = _ALONE
+                continue
+            try:
+                applied = book.post_many(events)
+                done = posting.done
+                outcome = applied if done is None else done(conn, applied)
+            except sa.exc.DBAPIError:
+                raise
+            except Exception as error:
+                raise _Refused(index, error) from error
+            if posting.key is not None:
+                assert isinstance(outcome, Answer), "a keyed posting answers an Answer"
+                answers[(posting.key.owner, posting.key.key)] = (posting.key.digest, outcome)
+                kept_answers.append((posting.key, outcome))
+            outcomes[index] = outcome
+            posted_by += [posting.recorded_by] * (len(book.changes.events) - len(posted_by))
+        self._write(conn, book, book.take_changes(), posted_by, added_sums=not sums)
+        keep_answers(conn, kept_answers)
         return outcomes
 
     def _posting_book(self, conn: Connection) -> _Kept:

@@ -318,9 +318,9 @@ def test_a_stale_kept_book_is_freed_without_the_cycle_collector(db_url: str) -> 
         second.close()
 
 
-def test_a_book_dropped_by_a_refusal_holds_no_cycle_through_its_history(db_url: str) -> None:
-    """The transaction's history lookup is a closure over the book: left on a book that a
-    refusal drops, the cycle would outlive it once the writer froze the book (see above)."""
+def test_a_book_dropped_by_a_refusal_keeps_no_history_lookup(db_url: str) -> None:
+    """The history lookup bound to a transaction is removed from the book whatever happens
+    (it would hold the dead transaction's connection)."""
     store = opened(db_url)
     try:
         store.post([buy(1)])

@@ -812,7 +812,7 @@ class Store:
             book.unsold_conversion[(m.Account(row.account), row.element)] = row.amount
         self._load_close_procedure(conn, book)
         _load_nrv(conn, book)
-        book.history = lambda ids: self._history(conn, book, ids)
+        book.history = lambda ids: self._history(conn, ids)
         return book
 
     @staticmethod
@@ -848,9 +848,7 @@ class Store:
         book.history = None
         return book, found
 
-    def _history_of(
-        self, conn: Connection, book: Book
-    ) -> Callable[[Iterable[str]], dict[str, Recorded]]:
+    def _history_of(self, conn: Connection) -> Callable[[Iterable[str]], dict[str, Recorded]]:
         """:meth:`_history` for a write transaction: an id once found not recorded is not
         read again (under the write lock only the book records events, and it knows what it
         recorded)."""
@@ -858,13 +856,13 @@ class Store:
 
         def history(ids: Iterable[str]) -> dict[str, Recorded]:
             wanted = [i for i in ids if i not in absent]
-            found = self._history(conn, book, wanted) if wanted else {}
+            found = self._history(conn, wanted) if wanted else {}
             absent.update(i for i in wanted if i not in found)
             return found
 
         return history
 
-    def _history(self, conn: Connection, book: Book, ids: Iterable[str]) -> dict[str, Recorded]:
+    def _history(self, conn: Connection, ids: Iterable[str]) -> dict[str, Recorded]:
         """Recorded events by id, with the entries and movements a reversal needs."""
         wanted = sorted(set(ids))
         found: dict[str, Recorded] = {}
@@ -1098,10 +1096,10 @@ class Store:
         with self.transaction(write=True) as conn:
             kept = self._posting_book(conn)
             book = kept.book
-            book.history = self._history_of(conn, book)
+            book.history = self._history_of(conn)
             try:
                 outcomes = self._post_postings(conn, kept, group, sums=sums)
-            finally:  # no cycle through the closure: a book dropped is freed at once
+            finally:  # the lookup is this transaction's only
                 book.history = None
         _forget(book)
         kept.revision += 1  # the transaction's own bump

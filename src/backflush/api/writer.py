@@ -98,6 +98,11 @@ class GroupWriter:
                 return
 
     def _post(self, group: list[_Request]) -> None:
+        # A request given up while it waited (its future cancelled) is not posted; the others
+        # can no longer be cancelled, so their answers can always be set.
+        group = [r for r in group if r.answer.set_running_or_notify_cancel()]
+        if not group:
+            return
         try:
             outcomes = self.store.post_each([r.posting for r in group])
         except Exception as error:  # the database failed them all

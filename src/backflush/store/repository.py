@@ -812,7 +812,7 @@ class Store:
             book.unsold_conversion[(m.Account(row.account), row.element)] = row.amount
         self._load_close_procedure(conn, book)
         _load_nrv(conn, book)
-        book.history = lambda ids: self._history(conn, book, ids)
+        book.history = partial(self._history, conn)
         return book
 
     @staticmethod
@@ -848,23 +848,23 @@ class Store:
         book.history = None
         return book, found
 
-    def _history_of(
-        self, conn: Connection, book: Book
-    ) -> Callable[[Iterable[str]], dict[str, Recorded]]:
+    def _history_of(self, conn: Connection) -> Callable[[Iterable[str]], dict[str, Recorded]]:
         """:meth:`_history` for a write transaction: an id once found not recorded is not
         read again (under the write lock only the book records events, and it knows what it
-        recorded)."""
+        recorded). It does not refer to the book it is given to: a book dropped without
+        :func:`_forget` (a posting refused after it changed it) is freed by its reference
+        count, even once frozen (see :mod:`backflush.api.writer`)."""
         absent: set[str] = set()
 
         def history(ids: Iterable[str]) -> dict[str, Recorded]:
             wanted = [i for i in ids if i not in absent]
-            found = self._history(conn, book, wanted) if wanted else {}
+            found = self._history(conn, wanted) if wanted else {}
             absent.update(i for i in wanted if i not in found)
             return found
 
         return history
 
-    def _history(self, conn: Connection, book: Book, ids: Iterable[str]) -> dict[str, Recorded]:
+    def _history(self, conn: Connection, ids: Iterable[str]) -> dict[str, Recorded]:
         """Recorded events by id, with the entries and movements a reversal needs."""
         wanted = sorted(set(ids))
         found: dict[str, Recorded] = {}
@@ -1069,8 +1069,9 @@ class Store:
         it takes (group commit): one for them all, unless one is refused after it changed the
         book (they are posted again without it), and one more for each that closes or
         reopens a period. Per posting: what its ``done`` answered (else the list of events
-        applied), or the exception that refused it. A database error refuses them all: it is
-        raised."""
+        applied), or the exception that refused it. A database error refuses every posting
+        of the transaction it failed: raised when that is the group's, the outcome of the
+        close or reopen when it is that one's (the group's postings are committed then)."""
         outcomes: dict[int, Any] = {}
         group = list(enumerate(postings))
         while group:
@@ -1087,6 +1088,8 @@ class Store:
                 outcomes.update(self._retrying(partial(self._post_group, alone, sums=True)))
             except _Refused as refused:
                 outcomes[index] = refused.error
+            except sa.exc.DBAPIError as error:
+                outcomes[index] = error
         return [outcomes[i] for i in range(len(postings))]
 
     def _post_group(
@@ -1099,7 +1102,7 @@ class Store:
         with self.transaction(write=True) as conn:
             kept = self._posting_book(conn)
             book = kept.book
-            book.history = self._history_of(conn, book)
+            book.history = self._history_of(conn)
             known = [i for _index, posting in group for i in posting.ids]
             book.recorded.update(book.history(known))  # one read for the group
             if sums:

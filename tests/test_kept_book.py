@@ -331,3 +331,22 @@ def test_a_book_dropped_by_a_refusal_keeps_no_history_lookup(db_url: str) -> Non
         assert kept(store) is None and book.history is None
     finally:
         store.close()
+
+
+def test_a_warmed_store_posts_its_first_write_on_the_book_it_loaded(
+    db_url: str, counted: list[int]
+) -> None:
+    store, other = opened(db_url), Store(db_url)
+    try:
+        store.warm()
+        counted.clear()
+        store.post([buy(1)])
+        assert counted == []  # the book loaded ahead was posted on
+        other.post([make(1)])
+        store.warm()  # loaded again: the other store wrote
+        store.post([make(2)])
+        assert len(counted) == 2  # the other store's load, the warm-up's; the post's none
+        assert loaded(store).on_hand == {"M": Decimal(18), "F": Decimal(4)}
+    finally:
+        store.close()
+        other.close()

@@ -98,6 +98,7 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(writer.start)  # the book loaded before the first request
         yield
         await run_in_threadpool(writer.stop)  # what is waiting is posted first
 

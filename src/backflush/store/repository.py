@@ -851,7 +851,9 @@ class Store:
     def _history_of(self, conn: Connection) -> Callable[[Iterable[str]], dict[str, Recorded]]:
         """:meth:`_history` for a write transaction: an id once found not recorded is not
         read again (under the write lock only the book records events, and it knows what it
-        recorded)."""
+        recorded). It does not refer to the book it is given to: a book dropped without
+        :func:`_forget` (a posting refused after it changed it) is freed by its reference
+        count, even once frozen (see :mod:`backflush.api.writer`)."""
         absent: set[str] = set()
 
         def history(ids: Iterable[str]) -> dict[str, Recorded]:
@@ -1067,8 +1069,9 @@ class Store:
         it takes (group commit): one for them all, unless one is refused after it changed the
         book (they are posted again without it), and one more for each that closes or
         reopens a period. Per posting: what its ``done`` answered (else the list of events
-        applied), or the exception that refused it. A database error refuses them all: it is
-        raised."""
+        applied), or the exception that refused it. A database error refuses every posting
+        of the transaction it failed: raised when that is the group's, the outcome of the
+        close or reopen when it is that one's (the group's postings are committed then)."""
         outcomes: dict[int, Any] = {}
         group = list(enumerate(postings))
         while group:
@@ -1085,6 +1088,8 @@ class Store:
                 outcomes.update(self._retrying(partial(self._post_group, alone, sums=True)))
             except _Refused as refused:
                 outcomes[index] = refused.error
+            except sa.exc.DBAPIError as error:
+                outcomes[index] = error
         return [outcomes[i] for i in range(len(postings))]
 
     def _post_group(
@@ -1160,6 +1165,19 @@ class Store:
         self._write(conn, book, book.take_changes(), posted_by, added_sums=not sums)
         keep_answers(conn, kept_answers)
         return outcomes
+
+    def warm(self) -> None:
+        """Load the book to post on ahead of the first write (a server starting): revision
+        and state read in one snapshot."""
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(t.settings.c.revision, t.settings.c.created_at)).first()
+            if row is None:
+                return
+            book = self._load(conn, history=False, period_sums=False)
+        book.history = None
+        self.loads += 1
+        with self._kept_lock:
+            self._kept = _Kept(row.revision, row.created_at, book, {})
 
     def _posting_book(self, conn: Connection) -> _Kept:
         """The book to post on: the kept one when no other writer wrote since (same revision

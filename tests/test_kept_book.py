@@ -350,3 +350,22 @@ def test_a_warmed_store_posts_its_first_write_on_the_book_it_loaded(
     finally:
         store.close()
         other.close()
+
+
+@pytest.mark.postgres
+def test_a_value_too_long_for_its_column_is_refused_not_cut_short(pg_db_url: str) -> None:
+    """The one-statement upserts send columns as arrays, inserts go by COPY: a string longer
+    than its column is an error (raised as SQLAlchemy raises the driver's), as an INSERT
+    would make it, never silently truncated."""
+    from backflush.store.repository import _insert, _upsert
+
+    store = opened(pg_db_url)
+    try:
+        with pytest.raises(sa.exc.DataError), store.transaction(write=True) as conn:
+            row = {"item": "x" * 201, "on_hand": Decimal(1), "in_process": Decimal(0)}
+            _upsert(conn, t.quantities, [row])
+        with pytest.raises(sa.exc.DataError), store.transaction(write=True) as conn:
+            move = {"event": "e", "cause": "e", "item": "x" * 201}
+            _insert(conn, t.movements, [move | {"on_hand": Decimal(1), "in_process": Decimal(0)}])
+    finally:
+        store.close()

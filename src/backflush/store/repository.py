@@ -124,16 +124,19 @@ def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> No
     if conn.dialect.name != "postgresql":
         conn.execute(table.insert(), rows)
         return
+    import psycopg  # PostgreSQL's driver, only here
+
     columns = list(rows[0])
     names = ", ".join(f'"{c}"' for c in columns)
+    statement = f'COPY "{table.name}" ({names}) FROM STDIN'
     driver = conn.connection.driver_connection
     assert driver is not None
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
-    ):
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+    except psycopg.Error as error:  # as SQLAlchemy raises it (retries look at its SQLSTATE)
+        raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from error
 
 
 def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -159,7 +162,14 @@ def _pg_upsert(
     keys = [c.name for c in table.primary_key.columns]
     sql = _PG_UPSERTS.get((table.name, tuple(columns), add))
     if sql is None:
-        types = [table.c[c].type.compile(dialect=conn.dialect) for c in columns]
+        # Strings as TEXT: an explicit cast to VARCHAR(n) would cut a longer value short,
+        # where storing it into the column refuses it.
+        types = [
+            "TEXT"
+            if isinstance(table.c[c].type, sa.String)
+            else table.c[c].type.compile(dialect=conn.dialect)
+            for c in columns
+        ]
         arrays = ", ".join(f"%s::{kind}[]" for kind in types)
         values = [c for c in columns if c not in keys]
         update = ", ".join(
@@ -172,10 +182,7 @@ def _pg_upsert(
             f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays}) '
             f"ON CONFLICT ({conflict}) " + (f"DO UPDATE SET {update}" if values else "DO NOTHING")
         )
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor:
-        cursor.execute(sql, [[row[c] for row in rows] for c in columns])
+    conn.exec_driver_sql(sql, tuple([row[c] for row in rows] for c in columns))
 
 
 #: The statements of :func:`_pg_upsert`, by table, columns and whether it adds.

@@ -24,7 +24,7 @@ lines (one event object per line, the fields of a scenario file's event, decimal
 strings), CSV (header: the union of the event fields; an empty cell is an absent field) and
 Parquet (the same columns, all strings; absent: null).
 
-    .venv/bin/python bench/plantgen.py OUT [--completions N] [--seed S] [--formats jsonl,csv]
+    .venv/bin/python bench/plantgen.py [OUT] [--completions N] [--seed S] [--formats jsonl,csv]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import calendar
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -39,6 +40,7 @@ import json
 import math
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -538,7 +540,9 @@ def generate(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", type=Path)
+    parser.add_argument(
+        "folder", type=Path, nargs="?", help="where to write (default: a temporary folder)"
+    )
     parser.add_argument("--name", default="plant")
     parser.add_argument("--formats", default=",".join(FORMATS))
     for knob in dataclasses.fields(Knobs):
@@ -549,9 +553,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.add_argument(f"--{knob.name.replace('_', '-')}", type=kind, default=knob.default)
     args = parser.parse_args(argv)
     knobs = Knobs(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Knobs)})
-    began = time.perf_counter()
-    found = generate(knobs, args.folder, args.formats.split(","), args.name)
-    took = time.perf_counter() - began
+    with contextlib.ExitStack() as stack:  # make bench runs it without a folder
+        folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        began = time.perf_counter()
+        found = generate(knobs, folder, args.formats.split(","), args.name)
+        took = time.perf_counter() - began
+        _print(found, took)
+
+
+def _print(found: Generated, took: float) -> None:
     print(
         f"{found.scenario}: master data; {found.total:,} events in {took:.1f} s:", file=sys.stderr
     )

@@ -17,8 +17,17 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from backflush.book import Book
@@ -26,7 +35,7 @@ from backflush.domain import model as m
 from backflush.domain.model import period_bounds
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
-from backflush.formats import beancount
+from backflush.formats import beancount, streams
 from backflush.formats.inputs import (
     BookModel,
     DuplicateKey,
@@ -54,7 +63,7 @@ from backflush.reports.statements import statements_table
 from backflush.reports.throughput import throughput_table
 from backflush.reports.workbook import write_csv, write_workbook
 from backflush.run import run_scenario
-from backflush.store.repository import Store, StoreError, database_url, display_url
+from backflush.store.repository import Imported, Store, StoreError, database_url, display_url
 
 app = typer.Typer(
     name="backflush",
@@ -213,16 +222,35 @@ def init(
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="Scenario YAML file.", show_default=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Scenario YAML file, or an event stream into an existing book: JSON lines "
+            "(.jsonl, .ndjson), CSV (.csv) or Parquet (.parquet).",
+            show_default=False,
+        ),
+    ],
     db: DbOption = DEFAULT_DB,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, help="Events posted and written at a time.")
+    ] = 5000,
 ) -> None:
-    """Import a scenario's master data and events into the book (one transaction)."""
+    """Import a scenario's master data and events, or a stream of events, into the book
+    (one transaction: a bad row or a refused event writes nothing)."""
 
     def go() -> None:
+        if streams.is_stream(file):
+            store = Store(db, create=False)
+            imported = _import_stream(store, file, batch)
+            out.print(
+                f"{imported.applied} event(s) applied, {imported.recorded} already recorded "
+                "(no change)"
+            )
+            return
         store = Store(db)
         scenario = read_scenario(file)
         try:
-            applied = _import(store, scenario)
+            applied = _import(store, scenario, batch)
         except PostingError as error:
             raise scenario.where(error) from None
         _print_applied(applied)
@@ -230,7 +258,7 @@ def import_(
     guarded(go, db=db)
 
 
-def _import(store: Store, scenario: Scenario) -> list[bool]:
+def _import(store: Store, scenario: Scenario, batch: int = 5000) -> list[bool]:
     total = len(scenario.events)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -247,7 +275,52 @@ def _import(store: Store, scenario: Scenario) -> list[bool]:
             scenario.master,
             scenario.events,
             on_progress=lambda n: progress.update(task, advance=n),
+            batch=batch,
         )
+
+
+class _Rate(ProgressColumn):
+    """Events per second (Rich's estimate over the last seconds)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} events/s", style="progress.data.speed")
+
+
+class _Count(ProgressColumn):
+    """Events posted, of how many when the total is known."""
+
+    def render(self, task: Task) -> Text:
+        done = f"{int(task.completed):,}"
+        if task.total is not None:
+            done += f"/{int(task.total):,}"
+        return Text(f"{done} events", style="progress.download")
+
+
+def _import_stream(store: Store, file: Path, batch: int) -> Imported:
+    """The events of ``file`` (JSON lines, CSV, Parquet) streamed into the book, with a
+    progress bar on standard error."""
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        _Count(),
+        _Rate(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"importing {file.name}", total=streams.row_count(file))
+        return store.import_events(
+            partial(_stream_events, file),
+            batch=batch,
+            on_progress=lambda n: progress.update(task, advance=n),
+        )
+
+
+def _stream_events(
+    file: Path, settings: m.Settings, master: m.MasterData
+) -> Iterator[tuple[str, m.Event]]:
+    return streams.read_events(file, master, settings)
 
 
 def _print_applied(applied: Sequence[bool]) -> None:

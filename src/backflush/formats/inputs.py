@@ -428,6 +428,12 @@ _EVENT_MODELS: dict[str, type[_EventModel]] = {
 }
 
 
+#: Every field an event of some type may have (the columns an event table may have).
+EVENT_FIELDS: frozenset[str] = frozenset(
+    name for model in _EVENT_MODELS.values() for name in model.model_fields
+)
+
+
 class _EventEnvelope(BaseModel):
     event: EventModel
 

@@ -32,6 +32,7 @@ from backflush.domain import model as m
 from backflush.domain.journal import JournalSummary, KindFigures, summarize
 from backflush.domain.money import ZERO, fmt, totals
 from backflush.engine.close import is_disposal
+from backflush.engine.flush import PostingError
 from backflush.engine.standards import Standards
 from backflush.formats.inputs import InputError, check_standards, check_versions
 from backflush.store import schema as t
@@ -268,6 +269,15 @@ class _Kept:
     book: Book
     #: Other values read from the database, valid as long as the book (e.g. live API tokens).
     memo: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Imported:
+    """What :meth:`Store.import_events` did: events applied, and already recorded (the
+    same event again: no change)."""
+
+    applied: int
+    recorded: int
 
 
 class _Refused(Exception):
@@ -1225,6 +1235,45 @@ class Store:
                     on_progress(len(chunk))
             return applied
 
+    def import_events(
+        self,
+        read: Callable[[m.Settings, m.MasterData], Iterable[tuple[str, m.Event]]],
+        *,
+        batch: int = 5000,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> Imported:
+        """Stream events into a book that holds its settings and master data already, in one
+        write transaction: a bad row or a refused event anywhere writes nothing. ``read``
+        gives the events, each with where it was read (file and row), from the book's
+        settings and master data; they are posted and written ``batch`` at a time, and what
+        the next batch does not need is dropped after each (:func:`_forget_imported`), so
+        memory does not grow with the number of events. An event the rules refuse raises
+        its :class:`PostingError` with where it was read."""
+        if batch < 1:
+            raise ValueError(f"batch: expected 1 or more, got {batch}")
+        applied = recorded = 0
+        with self.transaction(write=True) as conn:
+            book = self._load(conn, history=False)
+            if not book.master.items:
+                raise StoreError(
+                    f"{self.display_url}: the book has no master data (items, BOMs) to cost "
+                    "events with; import a scenario file or master data tables first "
+                    "(`backflush import FILE.yaml`, `backflush master import`)"
+                )
+            events = iter(read(book.settings, book.master))
+            while chunk := list(itertools.islice(events, batch)):
+                try:
+                    done = book.post_many(event for _where, event in chunk)
+                except PostingError as error:
+                    raise _located(error, chunk) from None
+                self._write(conn, book, book.take_changes())
+                _forget_imported(book)
+                new = sum(done)
+                applied, recorded = applied + new, recorded + len(done) - new
+                if on_progress is not None:
+                    on_progress(len(chunk))
+        return Imported(applied, recorded)
+
     def event_count(self) -> int:
         with self.transaction() as conn:
             return self._event_count(conn)
@@ -1573,6 +1622,28 @@ def _forget(book: Book) -> None:
     for _key, entry in waiting:
         book.restore_shortage(entry)
     book.cleared_by.update(written_off)
+
+
+def _forget_imported(book: Book) -> None:
+    """:func:`_forget` for :meth:`Store.import_events`, whose book holds the stock moved
+    per period in full (it was loaded, and is written as totals): that is kept, and so is the
+    lookup of recorded events (dropped ones are read again when an event names them)."""
+    history = book.history
+    sums = book.moved, book.flows, book.daily
+    book.moved, book.flows, book.daily = {}, {}, {}
+    _forget(book)
+    book.moved, book.flows, book.daily = sums
+    book.history = history
+
+
+def _located(error: PostingError, chunk: Sequence[tuple[str, m.Event]]) -> PostingError:
+    """``error`` with where its event was read (one of ``chunk``'s), when known."""
+    place = next((where for where, event in chunk if event.id == error.event_id), None)
+    if place is None:
+        return error
+    found = type(error)(f"{place}: {error}")
+    found.event_id = error.event_id
+    return found
 
 
 def _load_nrv(conn: Connection, book: Book) -> None:

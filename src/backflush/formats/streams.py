@@ -1,0 +1,266 @@
+"""Event streams (issue 7, the bulk path of ``backflush import``): one event per JSON line,
+CSV row or Parquet row, read lazily (never the whole file in memory) and validated once, at
+the edge, by :func:`~backflush.formats.inputs.build_event`.
+
+- JSON lines (``.jsonl``, ``.ndjson``): one event object per line, with a scenario file's
+  event fields. Numbers are exact: decimals written as JSON numbers are read as Decimal,
+  never float. Blank lines are skipped. Rows are the file's lines (``plant.jsonl:12``).
+- CSV (``.csv``): a header naming event fields (any subset of them, in any order), one event
+  per row; an empty cell is an absent field. Rows count like a spreadsheet's: the header is
+  row 1 (``plant.csv row 2``). Blank rows are skipped.
+- Parquet (``.parquet``): the same columns as the CSV, read one record batch at a time
+  (:meth:`pyarrow.parquet.ParquetFile.iter_batches`); strings, integers, decimals and dates
+  are fine, a null (or empty string) is an absent field, a binary float is refused (it is
+  inexact). Rows count from 1 (``plant.parquet row 1``).
+
+An event without an id takes the file's stem and its position (``plant:3``), as in a scenario
+file. After the first bad row no more events are handed on, but the rest of the file is still
+checked, so one run reports up to :data:`MAX_PROBLEMS` problems; then :class:`InputError` is
+raised (inside the import's transaction: nothing is written).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from backflush.domain import model as m
+from backflush.formats.inputs import (
+    EVENT_FIELDS,
+    DuplicateKey,
+    InputError,
+    build_event,
+    unique_keys,
+)
+from backflush.formats.scenario import default_id
+
+JSON_LINES = frozenset({".jsonl", ".ndjson"})
+CSV = ".csv"
+PARQUET = ".parquet"
+#: File suffixes read as event streams (anything else is a scenario file).
+SUFFIXES = frozenset({*JSON_LINES, CSV, PARQUET})
+#: Problems reported at most by one run (the rest are counted).
+MAX_PROBLEMS = 20
+#: Rows read from a Parquet file at a time.
+PARQUET_ROWS = 4096
+
+#: A row as read: where it was read, and its fields, or what is wrong with it.
+Row = tuple[str, "dict[str, Any] | str"]
+
+
+def is_stream(path: Path) -> bool:
+    """Whether ``path`` names an event stream (by its suffix), not a scenario file."""
+    return path.suffix.lower() in SUFFIXES
+
+
+def row_count(path: Path) -> int | None:
+    """The number of rows of ``path`` when its format tells it without reading it (Parquet's
+    metadata), else None."""
+    if path.suffix.lower() != PARQUET:
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    except Exception:  # read_events names what is wrong with the file
+        return None
+
+
+def read_events(
+    path: Path, master: m.MasterData, settings: m.Settings
+) -> Iterator[tuple[str, m.Event]]:
+    """The events of ``path``, each with where it was read, lazily. Raises
+    :class:`InputError` naming the file, row and field: at once for what is wrong with the
+    whole file (unreadable, a header naming an unknown field), at the end for bad rows (no
+    event is yielded after the first)."""
+    source = str(path)
+    stem = default_id(source, 0).removesuffix(":0")  # default_id(source, n) is f"{stem}:{n}"
+    problems: list[str] = []
+    more = 0
+    for position, (where, raw) in enumerate(_rows(path), 1):
+        if isinstance(raw, dict):
+            try:
+                event = build_event(
+                    raw, master, settings, where=where, default_id=f"{stem}:{position}"
+                )
+            except InputError as error:
+                found = error.problems
+            else:
+                if not problems and not more:
+                    yield where, event
+                continue
+        else:
+            found = [f"{where}: {raw}"]
+        room = max(MAX_PROBLEMS - len(problems), 0)
+        problems += found[:room]
+        more += len(found[room:])
+    if more:
+        problems.append(f"{source}: ... and {more} more problem(s)")
+    if problems:
+        raise InputError(problems)
+
+
+def _rows(path: Path) -> Iterator[Row]:
+    suffix = path.suffix.lower()
+    if suffix in JSON_LINES:
+        return _json_rows(path)
+    if suffix == CSV:
+        return _csv_rows(path)
+    if suffix == PARQUET:
+        return _parquet_rows(path)
+    raise InputError(
+        [f"{path}: not an event stream; expected one of {', '.join(sorted(SUFFIXES))}"]
+    )
+
+
+def _cannot_read(path: Path, error: OSError) -> InputError:
+    return InputError([f"{path}: cannot read: {error.strerror or error}"])
+
+
+# ---------------------------------------------------------------- JSON lines
+
+
+class _NotJson(ValueError):
+    """NaN or Infinity: not JSON, and no decimal number."""
+
+
+def _constant(name: str) -> Any:
+    raise _NotJson(name)
+
+
+def _json_rows(path: Path) -> Iterator[Row]:
+    try:
+        stream = path.open("rb")
+    except OSError as error:
+        raise _cannot_read(path, error) from None
+    with stream:
+        for number, data in enumerate(stream, 1):
+            where = f"{path}:{number}"
+            try:
+                line = data.decode("utf-8")
+            except UnicodeDecodeError:
+                yield where, "not UTF-8 text"
+                continue
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(
+                    line,
+                    parse_float=Decimal,
+                    parse_constant=_constant,
+                    object_pairs_hook=unique_keys,
+                )
+            except DuplicateKey as error:
+                yield where, f"duplicate key {error.args[0]!r}"
+                continue
+            except _NotJson as error:
+                yield where, f"malformed JSON: {error.args[0]} is not a number; write a decimal"
+                continue
+            except json.JSONDecodeError as error:
+                yield where, f"malformed JSON: {error.msg} (column {error.colno})"
+                continue
+            if not isinstance(raw, dict):
+                yield where, "expected a JSON object per line"
+                continue
+            yield where, raw
+
+
+# ---------------------------------------------------------------- CSV and Parquet
+
+
+def _check_columns(path: Path, where: str, names: list[str]) -> None:
+    """A table's columns: event fields, each once."""
+    problems = []
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            problems.append(f"{where}: column {name!r}: given twice")
+        elif name not in EVENT_FIELDS:
+            problems.append(
+                f"{where}: column {name!r}: unknown field; expected event fields: "
+                + ", ".join(sorted(EVENT_FIELDS))
+            )
+        seen.add(name)
+    if "type" not in seen:
+        problems.append(f"{where}: no column 'type'; every event needs its type")
+    if problems:
+        raise InputError(problems)
+
+
+def _present(names: list[str], values: Any) -> dict[str, Any]:
+    """A row's fields, without the empty cells (absent fields)."""
+    return {k: v for k, v in zip(names, values, strict=False) if v is not None and v != ""}
+
+
+def _csv_rows(path: Path) -> Iterator[Row]:
+    try:
+        stream = path.open(encoding="utf-8-sig", newline="")
+    except OSError as error:
+        raise _cannot_read(path, error) from None
+    with stream:
+        reader = csv.reader(stream)
+        number = 1
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise InputError([f"{path}: empty; expected a header row naming event fields"])
+            names = [name.strip() for name in header]
+            _check_columns(path, f"{path} row 1", names)
+            for number, cells in enumerate(reader, 2):  # (number read after the loop too)
+                where = f"{path} row {number}"
+                if not any(cell.strip() for cell in cells):
+                    continue
+                if len(cells) > len(names):
+                    yield where, f"{len(cells)} cells, but the header names {len(names)} columns"
+                    continue
+                yield where, _present(names, (cell.strip() for cell in cells))
+        except UnicodeDecodeError:
+            yield f"{path} row {number + 1}", "not UTF-8 text"
+        except csv.Error as error:
+            yield f"{path} row {number + 1}", f"malformed CSV: {error}"
+
+
+def _parquet_rows(path: Path) -> Iterator[Row]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except pa.ArrowException as error:
+        raise InputError([f"{path}: not a Parquet file: {error}"]) from None
+    except OSError as error:
+        raise _cannot_read(path, error) from None
+    with parquet:
+        names = list(parquet.schema_arrow.names)
+        _check_columns(path, str(path), names)
+        number = 0
+        batches = parquet.iter_batches(batch_size=PARQUET_ROWS)
+        while True:
+            try:
+                batch = next(batches, None)
+            except pa.ArrowException as error:
+                yield f"{path} row {number + 1}", f"unreadable: {error}"
+                return
+            if batch is None:
+                return
+            columns = [column.to_pylist() for column in batch.columns]
+            for values in zip(*columns, strict=True):
+                number += 1
+                where = f"{path} row {number}"
+                raw = _present(names, values)
+                floats = [name for name, value in raw.items() if isinstance(value, float)]
+                if floats:
+                    yield (
+                        where,
+                        "; ".join(
+                            f"{name}: a binary floating-point value ({raw[name]!r}) is inexact; "
+                            "write quantities and amounts as strings or decimals"
+                            for name in floats
+                        ),
+                    )
+                    continue
+                yield where, raw

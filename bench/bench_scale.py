@@ -105,28 +105,16 @@ def _phase(phases: list[Phase], name: str) -> Iterator[Phase]:
 
 
 def import_events(url: str, path: Path) -> int:
-    """Post the events of a JSON lines file into the book at ``url`` (its settings and master
-    data already there); returns the number applied. For now: read in chunks of 5,000 events,
-    each posted by one ``Store.import_scenario`` call (the streaming ``backflush import``
-    replaces this)."""
-    from backflush.formats.inputs import build_event
+    """Stream the events of ``path`` into the book at ``url`` (its settings and master data
+    already there) as ``backflush import FILE`` does: one transaction, posted and written
+    :data:`CHUNK` at a time; returns the number applied."""
+    from backflush.formats.streams import read_events
     from backflush.store.repository import Store
 
     store = Store(url, create=False)
     try:
-        settings, master = store.settings(), store.master()
-        applied = 0
-        chunk = []
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                raw = json.loads(line)
-                chunk.append(build_event(raw, master, settings, where=f"{path.name}:{number}"))
-                if len(chunk) == CHUNK:
-                    applied += sum(store.import_scenario(settings, master, chunk))
-                    chunk = []
-        if chunk:
-            applied += sum(store.import_scenario(settings, master, chunk))
-        return applied
+        read = lambda settings, master: read_events(path, master, settings)  # noqa: E731
+        return store.import_events(read, batch=CHUNK).applied
     finally:
         store.close()
 

@@ -58,6 +58,14 @@ def refused_after_a_change() -> list[m.Event]:
     return [make(9), m.Reversal("r", DAY, "nothing", "typo")]
 
 
+def freed(dropped: weakref.ref[Book], writer: GroupWriter) -> bool:
+    """Whether the book is gone once the writer stopped (its thread holds the last group it
+    posted until it takes the next) and the collector ran."""
+    writer.stop()
+    gc.collect()
+    return dropped() is None
+
+
 class Held:
     """A posting that holds the writer thread inside its transaction until released, so
     that the requests sent meanwhile wait and are taken as one group."""
@@ -104,9 +112,8 @@ def test_a_posting_refused_after_it_changed_the_book_leaves_a_book_that_can_be_f
     drops it: the collector (or its reference count) must still be able to free it."""
 
     async def scenario() -> weakref.ref[Book]:
-        assert await writer.post(given_events([buy(1)]), 1) == [
-            True
-        ]  # on the book frozen at the start
+        # on the book frozen at the start
+        assert await writer.post(given_events([buy(1)]), 1) == [True]
         book = kept(store)
         assert book is not None
         dropped = weakref.ref(book)
@@ -115,10 +122,7 @@ def test_a_posting_refused_after_it_changed_the_book_leaves_a_book_that_can_be_f
             await writer.post(given_events(refused_after_a_change()), 2)
         return dropped
 
-    dropped = asyncio.run(scenario())
-    writer.stop()  # (its thread holds the last group it posted until it takes the next)
-    gc.collect()
-    assert dropped() is None
+    assert freed(asyncio.run(scenario()), writer)
 
 
 def test_a_posting_refused_in_a_group_leaves_a_book_that_can_be_freed(
@@ -130,9 +134,8 @@ def test_a_posting_refused_in_a_group_leaves_a_book_that_can_be_freed(
     held = Held()
 
     async def scenario() -> weakref.ref[Book]:
-        assert await writer.post(given_events([make(1)]), 1) == [
-            True
-        ]  # on the book frozen at the start
+        # on the book frozen at the start
+        assert await writer.post(given_events([make(1)]), 1) == [True]
         book = kept(store)
         assert book is not None
         dropped = weakref.ref(book)
@@ -149,10 +152,7 @@ def test_a_posting_refused_in_a_group_leaves_a_book_that_can_be_freed(
             await refused
         return dropped
 
-    dropped = asyncio.run(scenario())
-    writer.stop()  # (its thread holds the last group it posted until it takes the next)
-    gc.collect()
-    assert dropped() is None
+    assert freed(asyncio.run(scenario()), writer)
 
 
 def test_a_database_error_after_the_group_was_committed_fails_only_what_it_failed(

@@ -10,6 +10,7 @@ import gc
 import weakref
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -369,3 +370,54 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut_short(pg_db_url: str
             _insert(conn, t.movements, [move | {"on_hand": Decimal(1), "in_process": Decimal(0)}])
     finally:
         store.close()
+
+
+def test_bulk_writes_on_sqlite_store_what_sqlalchemy_stores(tmp_path: Path) -> None:
+    """The driver's executemany with SQLAlchemy's own conversions: the same text in the file
+    (exact decimals, ISO dates, timestamps, booleans, NULL) as SQLAlchemy's INSERT."""
+    from backflush.store.repository import _insert, _upsert
+
+    stamp = dt.datetime(2026, 12, 1, 8, 30, 15, 123456, tzinfo=dt.UTC)
+    row = {
+        "seq": 1,
+        "event": "e1",
+        "item": "M",
+        "kind": "shortage",
+        "date": DAY,
+        "quantity": Decimal("1.2500000000000000000000000001"),
+        "open": Decimal("-0.5"),
+        "into_process": True,
+        "cleared_by": None,
+    }
+    event = {
+        "id": "e1",
+        "type": "count",
+        "date": DAY,
+        "payload": "{}",
+        "statistics": "{}",
+        "reversed_by": None,
+        "recorded_at": stamp,
+        "recorded_by": "t",
+    }
+    stored = []
+    for name, bulk in (("ours", True), ("sqlalchemy", False)):
+        store = opened(f"sqlite:///{tmp_path / name}.db")
+        try:
+            with store.transaction(write=True) as conn:
+                if bulk:
+                    _insert(conn, t.events, [event])
+                    _upsert(conn, t.shortages, [row])
+                else:
+                    conn.execute(t.events.insert(), [event])
+                    conn.execute(t.shortages.insert(), [row])
+            with store.engine.connect() as conn:
+                stored.append(
+                    [
+                        conn.exec_driver_sql(f"SELECT * FROM {table}").all()
+                        for table in ("events", "shortages")
+                    ]
+                )
+        finally:
+            store.close()
+    assert stored[0] == stored[1]
+    assert stored[0][1][0][5] == "1.2500000000000000000000000001"  # exact, as text

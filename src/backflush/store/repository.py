@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from backflush.book import CLOSING_EVENTS, Book, Changes, Recorded, ReopenRecord, fingerprint
@@ -123,7 +122,7 @@ def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> No
     """Insert ``rows`` (all with the same keys): on PostgreSQL with COPY, many times faster
     per row than INSERT statements, in the same transaction."""
     if conn.dialect.name != "postgresql":
-        conn.execute(table.insert(), rows)
+        _sqlite_write(conn, table, rows, upsert=False)
         return
     import psycopg  # PostgreSQL's driver, only here
 
@@ -147,10 +146,45 @@ def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> No
     if conn.dialect.name == "postgresql":
         _pg_upsert(conn, table, rows)
         return
-    keys = [c.name for c in table.primary_key.columns]
-    statement = sqlite.insert(table)
-    update = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
-    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=update), rows)
+    _sqlite_write(conn, table, rows, upsert=True)
+
+
+def _sqlite_write(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]], *, upsert: bool
+) -> None:
+    """Insert (or with ``upsert`` insert or update) ``rows`` on SQLite: one statement run by
+    the driver's ``executemany``, each value converted as SQLAlchemy would bind it (exact
+    decimals as text, dates as ISO text), without SQLAlchemy's work per row."""
+    columns = list(rows[0])
+    key = (table.name, tuple(columns), upsert)
+    found = _SQLITE_WRITES.get(key)
+    if found is None:
+        names = ", ".join(f'"{c}"' for c in columns)
+        sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" for _ in columns)})'
+        if upsert:
+            keys = [c.name for c in table.primary_key.columns]
+            values = [c for c in columns if c not in keys]
+            update = ", ".join(f'"{c}" = excluded."{c}"' for c in values)
+            conflict = ", ".join(f'"{c}"' for c in keys)
+            sql += f" ON CONFLICT ({conflict}) " + (
+                f"DO UPDATE SET {update}" if values else "DO NOTHING"
+            )
+        dialect = conn.dialect
+        binds = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+        found = _SQLITE_WRITES[key] = (sql, binds)
+    sql, binds = found
+    converted = [
+        tuple(
+            value if bind is None or value is None else bind(value)
+            for bind, value in zip(binds, (row[c] for c in columns), strict=True)
+        )
+        for row in rows
+    ]
+    conn.exec_driver_sql(sql, converted)
+
+
+#: The statements of :func:`_sqlite_write` and their columns' bind conversions.
+_SQLITE_WRITES: dict[tuple[str, tuple[str, ...], bool], tuple[str, list[Any]]] = {}
 
 
 def _pg_upsert(

@@ -173,14 +173,11 @@ def _sqlite_write(
         binds = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
         found = _SQLITE_WRITES[key] = (sql, binds)
     sql, binds = found
-    converted = [
-        tuple(
-            value if bind is None or value is None else bind(value)
-            for bind, value in zip(binds, (row[c] for c in columns), strict=True)
-        )
-        for row in rows
-    ]
-    conn.exec_driver_sql(sql, converted)
+    by_column: list[list[Any]] = []  # a conversion over a column costs least
+    for column, bind in zip(columns, binds, strict=True):
+        given = [row[column] for row in rows]
+        by_column.append(given if bind is None else [None if v is None else bind(v) for v in given])
+    conn.exec_driver_sql(sql, list(zip(*by_column, strict=True)))
 
 
 #: The statements of :func:`_sqlite_write` and their columns' bind conversions.

@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -39,6 +39,9 @@ from backflush.store import schema as t
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Execution option of a connection whose transaction writes (see :meth:`Store.transaction`).
 WRITE = "backflush_write"
+#: Key in ``Connection.info`` of (revision, created_at) of the book after a write
+#: transaction's bump, taken as its first statement after the lock (see Store.transaction).
+BUMPED = "backflush_bumped"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
 SCHEMA_REVISION = "0008"
@@ -300,6 +303,8 @@ class _Kept:
     book: Book
     #: Other values read from the database, valid as long as the book (e.g. live API tokens).
     memo: dict[str, Any]
+    #: The last journal entry number written (None: not known yet, read when needed).
+    last_entry: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -323,6 +328,14 @@ class _Refused(Exception):
 #: What :meth:`Store._post_group` answers for a posting that closes or reopens a period when
 #: the stock moved per period was not loaded: it is posted on its own afterwards.
 _ALONE = object()
+
+
+#: The bump of a write transaction (see :meth:`Store.transaction`).
+_BUMP = (
+    t.settings.update()
+    .values(revision=t.settings.c.revision + 1)
+    .returning(t.settings.c.revision, t.settings.c.created_at)
+)
 
 
 class Store:
@@ -354,9 +367,12 @@ class Store:
         before it committed (SQLite: BEGIN IMMEDIATE; PostgreSQL: READ COMMITTED, the advisory
         lock :data:`WRITE_LOCK` as its first statement, so each later statement sees every
         commit made before the lock was granted; REPEATABLE READ would freeze the snapshot
-        at that first statement, before the lock was granted). A read one never blocks a
-        writer and sees one consistent snapshot (SQLite: BEGIN in WAL mode; PostgreSQL:
-        REPEATABLE READ)."""
+        at that first statement, before the lock was granted). A write one also bumps the
+        book's revision, whatever it writes, so that a book kept in memory is known stale:
+        right after the lock, reading the new revision back (:data:`BUMPED` in
+        ``conn.info``), or last when this store had not yet checked the schema. A read one
+        never blocks a writer and sees one consistent snapshot (SQLite: BEGIN in WAL mode;
+        PostgreSQL: REPEATABLE READ)."""
         with self.engine.connect() as conn:
             conn.execution_options(**{WRITE: write})
             postgres = conn.dialect.name == "postgresql"
@@ -366,10 +382,20 @@ class Store:
             with conn.begin():
                 if write and postgres:
                     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(WRITE_LOCK)))
-                yield conn
-                if write and self._schema_checked:
-                    revision = t.settings.c.revision
-                    conn.execute(t.settings.update().values(revision=revision + 1))
+                checked = self._schema_checked
+                bumped = write and checked
+                if bumped:  # first, and read back: a writer learns what it follows at once
+                    conn.info[BUMPED] = conn.execute(_BUMP).first()
+                try:
+                    yield conn
+                    if write and not bumped and self._schema_checked:  # checked meanwhile
+                        conn.execute(_BUMP)
+                except BaseException:
+                    if not checked:  # a schema checked here may be rolled back with it
+                        self._schema_checked = False
+                    raise
+                finally:
+                    conn.info.pop(BUMPED, None)
 
     def _retrying(self, work: Callable[[], _T]) -> _T:
         """``work`` (one whole write transaction) run again, a bounded number of times after
@@ -389,8 +415,14 @@ class Store:
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration."""
-        with self.transaction(write=True) as conn:
+        with self._migrating() as conn:
             self._migrate(conn)
+
+    def _migrating(self) -> AbstractContextManager[Connection]:
+        """A write transaction that migrates first: the schema is checked again after it
+        (the revision is bumped last, once the migration made its column)."""
+        self._schema_checked = False
+        return self.transaction(write=True)
 
     @staticmethod
     def _migrate(conn: Connection) -> None:
@@ -433,7 +465,7 @@ class Store:
     def init(self, settings: m.Settings) -> bool:
         """Create (or migrate) the schema and record the book's settings once.
         False when the same book was already there; a different book is refused."""
-        with self.transaction(write=True) as conn:
+        with self._migrating() as conn:
             self._migrate(conn)
             return self._ensure_settings(conn, settings)
 
@@ -1210,7 +1242,14 @@ class Store:
                 kept_answers.append((posting.key, outcome))
             outcomes[index] = outcome
             posted_by += [posting.recorded_by] * (len(book.changes.events) - len(posted_by))
-        self._write(conn, book, book.take_changes(), posted_by, added_sums=not sums)
+        kept.last_entry = self._write(
+            conn,
+            book,
+            book.take_changes(),
+            posted_by,
+            added_sums=not sums,
+            last_entry=kept.last_entry,
+        )
         keep_answers(conn, kept_answers)
         return outcomes
 
@@ -1231,14 +1270,19 @@ class Store:
         """The book to post on: the kept one when no other writer wrote since (same revision
         of the same book), else loaded. Taken out of the store until the transaction
         commits, so a write that fails leaves no book behind."""
-        row = conn.execute(sa.select(t.settings.c.revision, t.settings.c.created_at)).first()
+        bumped = conn.info.get(BUMPED)
+        if bumped is not None:  # what this transaction follows: the revision before its bump
+            row: tuple[int, dt.datetime] | None = (bumped.revision - 1, bumped.created_at)
+        else:  # the store's first write: its bump comes last
+            found = conn.execute(sa.select(t.settings.c.revision, t.settings.c.created_at)).first()
+            row = None if found is None else (found.revision, found.created_at)
         with self._kept_lock:
             kept, self._kept = self._kept, None
-        if kept is None or row is None or (kept.revision, kept.created_at) != tuple(row):
+        if kept is None or row is None or (kept.revision, kept.created_at) != row:
             self.loads += 1
             book = self._load(conn, history=False, period_sums=False)
             assert row is not None  # the load found the settings
-            kept = _Kept(row.revision, row.created_at, book, {})
+            kept = _Kept(row[0], row[1], book, {})
         return kept
 
     def import_scenario(
@@ -1252,7 +1296,7 @@ class Store:
         """A scenario's master data and events in one transaction (book created if new,
         its schema made in that same transaction: a refused import leaves no trace), written
         in batches so memory stays bounded."""
-        with self.transaction(write=True) as conn:
+        with self._migrating() as conn:
             self._migrate(conn)
             self._ensure_settings(conn, settings)
             self._add_master(conn, master)
@@ -1321,11 +1365,14 @@ class Store:
         posted_by: Sequence[str | None] = (),
         *,
         added_sums: bool = False,
-    ) -> None:
+        last_entry: int | None = None,
+    ) -> int | None:
         """Write what ``changes`` changed. With ``added_sums`` the book's stock moved per
         period (``moved``, ``flows``, ``daily``) holds only what was moved since it was loaded
         (see :meth:`_load`): it is added to the stored sums, then forgotten. ``posted_by``
-        names who posted each event of ``changes.events`` (an API token), in their order."""
+        names who posted each event of ``changes.events`` (an API token), in their order.
+        ``last_entry``: the last journal entry number, when known (else read). Returns the
+        last entry number afterwards (None: not read, as no entry was written)."""
         now = dt.datetime.now(dt.UTC)
         if changes.events:
             _insert(
@@ -1348,8 +1395,10 @@ class Store:
         for original, by in changes.reversed:
             conn.execute(t.events.update().where(t.events.c.id == original).values(reversed_by=by))
         if changes.entries:
-            last = conn.execute(sa.select(sa.func.max(t.journal_lines.c.entry_no))).scalar()
-            number = last or 0
+            if last_entry is None:
+                found = conn.execute(sa.select(sa.func.max(t.journal_lines.c.entry_no))).scalar()
+                last_entry = found or 0
+            number = last_entry
             rows = []
             for entry in changes.entries:
                 number += 1
@@ -1369,6 +1418,7 @@ class Store:
                 ]
             _insert(conn, t.journal_lines, rows)
             self._add_journal_summary(conn, summarize(changes.entries))
+            last_entry = number
         if changes.movements:
             _insert(
                 conn,
@@ -1509,6 +1559,7 @@ class Store:
                     for r in changes.closes
                 ],
             )
+        return last_entry
 
     @staticmethod
     def _add_journal_summary(conn: Connection, added: JournalSummary) -> None:

@@ -421,3 +421,28 @@ def test_bulk_writes_on_sqlite_store_what_sqlalchemy_stores(tmp_path: Path) -> N
             store.close()
     assert stored[0] == stored[1]
     assert stored[0][1][0][5] == "1.2500000000000000000000000001"  # exact, as text
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_the_server_dropped_is_replaced(
+    pg_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection idle in the pool is pinged before use (one used a moment ago is not): a
+    connection the server closed meanwhile is replaced, not handed to the caller."""
+    from backflush.store import repository
+
+    store = opened(pg_db_url)
+    killer = Store(pg_db_url)
+    try:
+        store.post([buy(1)])
+        with killer.engine.begin() as conn:  # the server ends every other session
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        monkeypatch.setattr(repository, "IDLE_PING", 0.0)  # as if idle long enough
+        store.post([make(1)])
+        assert loaded(store).on_hand["F"] == 2
+    finally:
+        store.close()
+        killer.close()

@@ -104,7 +104,32 @@ def _make_engine(url: str) -> Engine:
                 conn.exec_driver_sql("BEGIN")  # a read: a snapshot, never blocks a writer
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url)
+
+    @sa.event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi: Any, record: Any, _proxy: Any) -> None:
+        """A connection idle in the pool for a while (the server may have been restarted,
+        or a firewall dropped it) is checked with a ping before use; a dead one is replaced
+        (SQLAlchemy's "pessimistic" handling). A connection used a moment ago is not: under
+        load that saves a round trip per transaction."""
+        now = time.monotonic()
+        idle = now - record.info.get(_USED, 0.0)
+        record.info[_USED] = now
+        if idle <= IDLE_PING:
+            return
+        try:
+            with dbapi.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            dbapi.rollback()
+        except Exception as error:
+            raise sa.exc.DisconnectionError(str(error)) from error
+
+    return engine
+
+
+#: Seconds a pooled connection may sit idle and be used without a ping first.
+IDLE_PING = 2.0
+_USED = "backflush_used"
 
 
 def _sqlite_path(url: str) -> Path | None:

@@ -25,7 +25,7 @@ with p99 under 50 ms, 20,000 events/s in batches).
 the singles phase and prints the functions that cost most.
 
     .venv/bin/python bench/bench_api.py [--clients 16] [--seconds 15] [--quick] [--sqlite]
-        [--workers 2] [--profile]
+        [--workers 2] [--profile] [--no-access-log] [--batch 100]
 """
 
 from __future__ import annotations
@@ -136,13 +136,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(url: str, workers: int, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def server(
+    url: str, workers: int, log: Path, *, access_log: bool = True
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``backflush serve`` (or uvicorn with ``workers`` processes) on a free loopback port, in
     its own session so that it, and its workers, can be stopped whatever happens."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "bench")]))
     if workers <= 1:
         command = [sys.executable, "-m", "backflush", "serve", "--db", url, "--port", str(port)]
+        command += [] if access_log else ["--no-access-log"]
     else:
         env["BACKFLUSH_DB"] = url
         command = [
@@ -378,6 +381,9 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=50)
     parser.add_argument("--history", type=int, default=5_000)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--no-access-log", action="store_true", help="backflush serve --no-access-log"
+    )
     parser.add_argument("--sqlite", action="store_true", help="a SQLite file, not PostgreSQL")
     parser.add_argument("--quick", action="store_true", help="3 s per phase, a smoke run")
     parser.add_argument("--profile", action="store_true", help="py-spy the server (singles)")
@@ -419,7 +425,8 @@ def main() -> None:
             if args.workers <= 1
             else f"uvicorn --workers {args.workers} (backflush serve has no --workers)"
         )
-        with server(url, args.workers, work / "server.log") as (process, base):
+        served = server(url, args.workers, work / "server.log", access_log=not args.no_access_log)
+        with served as (process, base):
             postmaster = None
             if cluster is not None:
                 postmaster = int((cluster.datadir / "postmaster.pid").read_text().split()[0])

@@ -31,6 +31,10 @@ def serve(
     secure_cookies: Annotated[
         bool, typer.Option(help="The web pages' cookies go over HTTPS only, whatever the scheme.")
     ] = False,
+    access_log: Annotated[
+        bool,
+        typer.Option(help="Log every request (off: a proxy in front logs them; saves CPU)."),
+    ] = True,
 ) -> None:
     """Serve the book over HTTP (the OpenAPI document at /openapi.json, to token holders; the
     web pages at /ui). One process: its group writer posts what concurrent requests send in
@@ -42,7 +46,12 @@ def serve(
     app = guarded(lambda: create_app(db, secure_cookies=secure_cookies), writes=False, db=db)
     guarded(lambda: Store(db, create=False).settings(), writes=False, db=db)  # a book, migrated
     uvicorn.run(
-        app, host=host, port=port, log_level="info", forwarded_allow_ips=forwarded_allow_ips
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        forwarded_allow_ips=forwarded_allow_ips,
+        access_log=access_log,
     )
 
 

@@ -1854,18 +1854,31 @@ def _add_to(
     if conn.dialect.name == "postgresql":
         _pg_upsert(conn, table, rows, add=True)
         return
-    second = table.c[keys[1]]
+    # Per period, the rows whose every other key column holds a value added to: the index
+    # finds them (a row-value IN would make SQLite scan the table).
+    query = _ADDED_TO.get((table.name, tuple(columns)))
+    if query is None:  # built once: a statement built per call costs more than it reads
+        query = _ADDED_TO[(table.name, tuple(columns))] = sa.select(
+            *(table.c[k] for k in keys), *(table.c[c] for c in columns)
+        ).where(
+            table.c.period == sa.bindparam("period"),
+            *(table.c[k].in_(sa.bindparam(k, expanding=True)) for k in keys[1:]),
+        )
     stored: dict[tuple[Any, ...], Any] = {}
     for period in sorted({k[0] for k in deltas}):
-        wanted = sorted({k[1] for k in deltas if k[0] == period})
-        query = sa.select(table).where(table.c.period == period, second.in_(wanted))
-        for found in conn.execute(query):
+        mine = [k for k in deltas if k[0] == period]
+        values = {name: sorted({k[n] for k in mine}) for n, name in enumerate(keys) if n}
+        for found in conn.execute(query, {"period": period, **values}):
             stored[tuple(found._mapping[k] for k in keys)] = found._mapping
     for row in rows:
         before = stored.get(tuple(row[k] for k in keys))
         if before is not None:
             row.update({c: before[c] + row[c] for c in columns})
     _upsert(conn, table, rows)
+
+
+#: The queries of :func:`_add_to` on SQLite, by table and value columns.
+_ADDED_TO: dict[tuple[str, tuple[str, ...]], sa.Select[Any]] = {}
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:

@@ -446,3 +446,75 @@ def test_a_pooled_connection_the_server_dropped_is_replaced(
     finally:
         store.close()
         killer.close()
+
+
+def test_a_write_after_a_migration_still_makes_other_kept_books_stale(
+    db_url: str, counted: list[int]
+) -> None:
+    """A store that migrated (nothing to do) while it kept its book: its next posting must
+    still bump the revision, else another store posts on its own stale book (entry numbers
+    used twice, the first posting's stock overwritten)."""
+    first = opened(db_url)
+    second = Store(db_url)
+    try:
+        first.post([buy(1)])
+        second.post([make(1)])
+        first.post([make(2)])
+        second.warm()  # both kept books now at the same revision
+        first.migrate()  # the schema is at head already: no change
+        first.post([make(3)])  # on first's kept book, still current
+        second.post([make(4)])  # must load again: first wrote since
+        entries = [n for n, _entry in first_numbers(first)]
+        assert len(entries) == len(set(entries))
+        assert loaded(second).on_hand == {"M": Decimal(30 - 4 * 6), "F": Decimal(8)}
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_posting_bumps_the_revision_when_a_migration_starts_meanwhile(db_url: str) -> None:
+    """Another thread's migrate() marks the schema unchecked while a posting runs (simulated
+    in the posting itself): the posting wrote, so it still bumps the revision."""
+    store = opened(db_url)
+    store.post([buy(1)])
+    store.close()
+    store = Store(db_url)  # its first write: the revision is bumped last
+    try:
+        revision = store_revision(store)
+
+        def events(_conn: Connection, _book: Book, _memo: Any) -> list[m.Event]:
+            store._schema_checked = False  # what _migrating() does first, in another thread
+            return [make(1)]
+
+        store.post_each([Posting(events)])
+        assert store_revision(store) == revision + 1
+    finally:
+        store.close()
+
+
+def store_revision(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(t.settings.c.revision)).scalar_one())
+
+
+def first_numbers(store: Store) -> list[tuple[int, str]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.journal_lines.c.entry_no, t.journal_lines.c.event).distinct()
+        ).all()
+    return [(row.entry_no, row.event) for row in rows]
+
+
+def test_a_migration_makes_kept_books_stale(db_url: str) -> None:
+    """A migration may change data (a backfill): it bumps the revision like any write."""
+    store, other = opened(db_url), Store(db_url)
+    try:
+        store.post([buy(1)])
+        before = store._kept.revision if store._kept else None
+        other.migrate()
+        with store.engine.connect() as conn:
+            after = conn.execute(sa.select(t.settings.c.revision)).scalar_one()
+        assert before is not None and after == before + 1
+    finally:
+        store.close()
+        other.close()

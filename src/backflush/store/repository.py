@@ -355,6 +355,9 @@ class _Refused(Exception):
 _ALONE = object()
 
 
+#: Key in ``Connection.info``: this transaction checked the schema (see Store.transaction).
+_CHECKED = "backflush_checked"
+
 #: The bump of a write transaction (see :meth:`Store.transaction`).
 _BUMP = (
     t.settings.update()
@@ -407,13 +410,16 @@ class Store:
             with conn.begin():
                 if write and postgres:
                     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(WRITE_LOCK)))
+                conn.info.pop(_CHECKED, None)  # a pooled connection's, from elsewhere
                 checked = self._schema_checked
                 bumped = write and checked
                 if bumped:  # first, and read back: a writer learns what it follows at once
                     conn.info[BUMPED] = conn.execute(_BUMP).first()
                 try:
                     yield conn
-                    if write and not bumped and self._schema_checked:  # checked meanwhile
+                    # checked meanwhile: by this transaction (another thread's migrate() may
+                    # have cleared the store's flag since) or by another
+                    if write and not bumped and (conn.info.get(_CHECKED) or self._schema_checked):
                         conn.execute(_BUMP)
                 except BaseException:
                     if not checked:  # a schema checked here may be rolled back with it
@@ -421,6 +427,7 @@ class Store:
                     raise
                 finally:
                     conn.info.pop(BUMPED, None)
+                    conn.info.pop(_CHECKED, None)
 
     def _retrying(self, work: Callable[[], _T]) -> _T:
         """``work`` (one whole write transaction) run again, a bounded number of times after
@@ -460,6 +467,9 @@ class Store:
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+        # The schema is current now: the transaction bumps the revision at its end, so a
+        # book kept elsewhere is stale after a migration (which may have changed data).
+        conn.info[_CHECKED] = True
 
     @staticmethod
     def _revision(conn: Connection) -> str | None:
@@ -476,6 +486,7 @@ class Store:
     def _check_schema(self, conn: Connection) -> None:
         """The database holds a book at this version's schema (checked once per Store)."""
         if self._schema_checked:
+            conn.info[_CHECKED] = True
             return
         current = self._revision(conn)
         if current is None:
@@ -486,6 +497,7 @@ class Store:
                 f"{SCHEMA_REVISION}; run `backflush init` to migrate"
             )
         self._schema_checked = True
+        conn.info[_CHECKED] = True
 
     def init(self, settings: m.Settings) -> bool:
         """Create (or migrate) the schema and record the book's settings once.
@@ -1298,7 +1310,8 @@ class Store:
         bumped = conn.info.get(BUMPED)
         if bumped is not None:  # what this transaction follows: the revision before its bump
             row: tuple[int, dt.datetime] | None = (bumped.revision - 1, bumped.created_at)
-        else:  # the store's first write: its bump comes last
+        else:  # the store's first write (or first after a migration): its bump comes last,
+            self._check_schema(conn)  # once the schema is checked, even on the kept book
             found = conn.execute(sa.select(t.settings.c.revision, t.settings.c.created_at)).first()
             row = None if found is None else (found.revision, found.created_at)
         with self._kept_lock:

@@ -190,13 +190,7 @@ def _sqlite_write(
         names = ", ".join(f'"{c}"' for c in columns)
         sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" for _ in columns)})'
         if upsert:
-            keys = [c.name for c in table.primary_key.columns]
-            values = [c for c in columns if c not in keys]
-            update = ", ".join(f'"{c}" = excluded."{c}"' for c in values)
-            conflict = ", ".join(f'"{c}"' for c in keys)
-            sql += f" ON CONFLICT ({conflict}) " + (
-                f"DO UPDATE SET {update}" if values else "DO NOTHING"
-            )
+            sql += " " + _on_conflict(table, columns)
         dialect = conn.dialect
         binds = [table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
         found = _SQLITE_WRITES[key] = (sql, binds)
@@ -219,7 +213,6 @@ def _pg_upsert(
     column is sent as one array and the rows made by ``unnest``, which costs the client a
     fraction of a statement per row. With ``add`` the values are added to those stored."""
     columns = list(rows[0])
-    keys = [c.name for c in table.primary_key.columns]
     sql = _PG_UPSERTS.get((table.name, tuple(columns), add))
     if sql is None:
         # Strings as TEXT: an explicit cast to VARCHAR(n) would cut a longer value short,
@@ -231,18 +224,28 @@ def _pg_upsert(
             for c in columns
         ]
         arrays = ", ".join(f"%s::{kind}[]" for kind in types)
-        values = [c for c in columns if c not in keys]
-        update = ", ".join(
-            f'"{c}" = "{table.name}"."{c}" + EXCLUDED."{c}"' if add else f'"{c}" = EXCLUDED."{c}"'
-            for c in values
-        )
         names = ", ".join(f'"{c}"' for c in columns)
-        conflict = ", ".join(f'"{c}"' for c in keys)
         sql = _PG_UPSERTS[(table.name, tuple(columns), add)] = (
             f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays}) '
-            f"ON CONFLICT ({conflict}) " + (f"DO UPDATE SET {update}" if values else "DO NOTHING")
+            + _on_conflict(table, columns, add=add)
         )
     conn.exec_driver_sql(sql, tuple([row[c] for row in rows] for c in columns))
+
+
+def _on_conflict(table: sa.Table, columns: Sequence[str], *, add: bool = False) -> str:
+    """An upsert's ON CONFLICT clause (SQLite and PostgreSQL alike): on a primary key
+    stored already, its other ``columns`` take the new values (with ``add``: the sums)."""
+    keys = [c.name for c in table.primary_key.columns]
+    values = [c for c in columns if c not in keys]
+    conflict = ", ".join(f'"{c}"' for c in keys)
+    if not values:
+        return f"ON CONFLICT ({conflict}) DO NOTHING"
+    stored = f'"{table.name}".'
+    update = ", ".join(
+        f'"{c}" = {stored}"{c}" + excluded."{c}"' if add else f'"{c}" = excluded."{c}"'
+        for c in values
+    )
+    return f"ON CONFLICT ({conflict}) DO UPDATE SET {update}"
 
 
 #: The statements of :func:`_pg_upsert`, by table, columns and whether it adds.

@@ -373,13 +373,13 @@ def test_the_book_holds_at_most_a_batch_of_events(
     rows = [*plant_events(400), {"id": "close", "date": "2026-01-31", "type": "close",
                                  "period": "2026-01"}]  # fmt: skip
     forgotten: list[Book] = []
-    forget = repository._forget_imported
+    forget = repository._forget
 
-    def keep(book: Book) -> None:
-        forget(book)
+    def keep(book: Book, *, importing: bool = False) -> None:
+        forget(book, importing=importing)
         forgotten.append(book)
 
-    monkeypatch.setattr(repository, "_forget_imported", keep)
+    monkeypatch.setattr(repository, "_forget", keep)
     assert stream(store, write_events(tmp_path / "plant.jsonl", rows), batch=50) == Imported(401, 0)
     assert len(held) == 9
     assert max(held) == 50

@@ -1336,7 +1336,7 @@ class Store:
     ) -> list[bool]:
         """A scenario's master data and events in one transaction (book created if new,
         its schema made in that same transaction: a refused import leaves no trace), written
-        in batches so memory stays bounded."""
+        in batches so the book's memory stays bounded (:func:`_forget`)."""
         with self._migrating() as conn:
             self._migrate(conn)
             self._ensure_settings(conn, settings)
@@ -1347,6 +1347,7 @@ class Store:
                 chunk = events[start : start + batch]
                 applied += book.post_many(chunk)
                 self._write(conn, book, book.take_changes())
+                _forget(book, importing=True)
                 if on_progress is not None:
                     on_progress(len(chunk))
             return applied
@@ -1362,7 +1363,7 @@ class Store:
         write transaction: a bad row or a refused event anywhere writes nothing. ``read``
         gives the events, each with where it was read (file and row), from the book's
         settings and master data; they are posted and written ``batch`` at a time, and what
-        the next batch does not need is dropped after each (:func:`_forget_imported`), so
+        the next batch does not need is dropped after each (:func:`_forget`), so
         memory does not grow with the number of events. An event the rules refuse raises
         its :class:`PostingError` with where it was read."""
         if batch < 1:
@@ -1383,7 +1384,7 @@ class Store:
                 except PostingError as error:
                     raise _located(error, chunk) from None
                 self._write(conn, book, book.take_changes())
-                _forget_imported(book)
+                _forget(book, importing=True)
                 new = sum(done)
                 applied, recorded = applied + new, recorded + len(done) - new
                 if on_progress is not None:
@@ -1720,14 +1721,20 @@ def _load_period_sums(conn: Connection, book: Book) -> None:
         book.daily.setdefault(row.period, {})[(row.date, row.flow)] = row.quantity
 
 
-def _forget(book: Book) -> None:
+def _forget(book: Book, *, importing: bool = False) -> None:
     """Drop from a book just written what :meth:`Store._load` does not read to post
     (``history=False, period_sums=False``): the book kept for the next write is the one that
-    load would give (a test compares them), and its memory stays bounded."""
-    book.history = None
+    load would give (a test compares them), and its memory stays bounded. ``importing``: the
+    book of an import, in the middle of its transaction, which holds the stock moved per
+    period in full (loaded, and written as totals) and keeps its lookup of recorded events
+    (those dropped are read again when an event names them)."""
+    if not importing:
+        book.history = None
+        for stock in (book.moved, book.flows, book.daily):
+            stock.clear()
     book.recorded.clear()
-    for sums in (book.moved, book.flows, book.daily, book.item_activity, book.disposed):
-        sums.clear()
+    book.item_activity.clear()
+    book.disposed.clear()
     for by_period in (book.activity, book.statistics):  # a period is read with its sums
         for period in [p for p, figures in by_period.items() if not figures]:
             del by_period[period]
@@ -1745,18 +1752,6 @@ def _forget(book: Book) -> None:
     for _key, entry in waiting:
         book.restore_shortage(entry)
     book.cleared_by.update(written_off)
-
-
-def _forget_imported(book: Book) -> None:
-    """:func:`_forget` for :meth:`Store.import_events`, whose book holds the stock moved
-    per period in full (it was loaded, and is written as totals): that is kept, and so is the
-    lookup of recorded events (dropped ones are read again when an event names them)."""
-    history = book.history
-    sums = book.moved, book.flows, book.daily
-    book.moved, book.flows, book.daily = {}, {}, {}
-    _forget(book)
-    book.moved, book.flows, book.daily = sums
-    book.history = history
 
 
 def _located(error: PostingError, chunk: Sequence[tuple[str, m.Event]]) -> PostingError:

@@ -109,6 +109,8 @@ class Knobs:
     cover_days: int = 10
     #: Mean units of a finished good's completion.
     lot: int = 20
+    #: The book's journal detail: event, day or period (a high-volume book sums per day).
+    journal_detail: str = "day"
 
     @property
     def pool(self) -> int:
@@ -227,6 +229,7 @@ class Plant:
             "triggers": "purchase+completion",
             "disposition": "cogs",
             "shortage": "queue",
+            "journal_detail": self.knobs.journal_detail,
         }
 
     def write_scenario(self, path: Path) -> None:

@@ -179,6 +179,13 @@ def init(
     lower_of_cost: Annotated[
         m.LowerOfCost, typer.Option(help="Write-downs to net realisable value that recover.")
     ] = m.LowerOfCost.IFRS,
+    journal_detail: Annotated[
+        m.JournalDetail,
+        typer.Option(
+            help="Journal lines of routine events: one entry per event, or summed per event "
+            "type and day or period (each event keeps its own lines for drill-down)."
+        ),
+    ] = m.JournalDetail.EVENT,
     settings_from: Annotated[
         Path | None, typer.Option(help="Take the settings from a scenario file's book section.")
     ] = None,
@@ -206,6 +213,7 @@ def init(
                 "inventory_unsold_conversion": inventory_unsold_conversion,
                 "exceptions_at_close": exceptions_at_close,
                 "lower_of_cost": lower_of_cost,
+                "journal_detail": journal_detail,
             }
             try:  # the same rules as a scenario's book section
                 settings = BookModel.model_validate(flags).to_domain()

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from backflush.cli import DEFAULT_DB, DbOption, JsonOption, fail, guarded, out, print_json
-from backflush.reports.drilldown import NotFound, drilldown, drilldown_document, drilldown_report
+from backflush.reports.drilldown import (
+    NotFound,
+    drilldown,
+    drilldown_document,
+    drilldown_report,
+    summary_document,
+    summary_report,
+)
 from backflush.store.repository import Store
 
 
@@ -36,6 +43,14 @@ def explain(
     def go() -> None:
         store = Store(db, create=False)
         try:
+            summary = store.summarised_entry(entry) if entry is not None else None
+            if summary is not None:  # a summary entry: its lines and the events they sum
+                currency = store.settings().currency
+                if as_json:
+                    print_json(summary_document(summary, currency))
+                else:
+                    out.print(summary_report(summary, currency))
+                return
             found = drilldown(store, event=event, entry_no=entry)
         except NotFound as error:
             fail(str(error.args[0]), 2)

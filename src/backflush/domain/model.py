@@ -112,6 +112,18 @@ class ExceptionsAtClose(StrEnum):
     REFUSE = "refuse"
 
 
+class JournalDetail(StrEnum):
+    """How a store keeps the journal lines of routine events (purchases, completions, sales,
+    conversion, counts, ...): one entry per event, or their lines summed into one entry per
+    event type and day (or period) by account, element and item. Summarised events keep their
+    own entries and movements with the event, for drill-down and reversal; closes, reopens,
+    reversals, revaluations and write-offs always keep one entry each."""
+
+    EVENT = "event"
+    DAY = "day"
+    PERIOD = "period"
+
+
 class CountVariance(StrEnum):
     """Where a cycle count difference goes."""
 
@@ -157,6 +169,7 @@ class Settings:
     #: ``revaluation``, ``inventory_adjustment``, ``rounding``) where they differ from
     #: ``disposition``.
     dispositions: tuple[tuple[str, Disposition], ...] = ()
+    journal_detail: JournalDetail = JournalDetail.EVENT
 
     @property
     def count_account(self) -> Account:

@@ -174,6 +174,7 @@ class BookModel(_Strict):
     count_variance: m.CountVariance = m.CountVariance.USAGE
     exceptions_at_close: m.ExceptionsAtClose = m.ExceptionsAtClose.WARN
     lower_of_cost: m.LowerOfCost = m.LowerOfCost.IFRS
+    journal_detail: m.JournalDetail = m.JournalDetail.EVENT
 
     def to_domain(self) -> m.Settings:
         if isinstance(self.disposition, dict):
@@ -196,6 +197,7 @@ class BookModel(_Strict):
             count_variance=self.count_variance,
             exceptions_at_close=self.exceptions_at_close,
             lower_of_cost=self.lower_of_cost,
+            journal_detail=self.journal_detail,
         )
 
 

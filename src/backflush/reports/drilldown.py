@@ -52,7 +52,7 @@ from backflush.engine.standards import (
 from backflush.formats.inputs import is_identifier
 from backflush.reports.document import line_document, money, order_document
 from backflush.reports.tables import _amount, _unit
-from backflush.store.repository import EventTrail, Store
+from backflush.store.repository import EventTrail, Store, SummaryEntry
 
 
 class NotFound(LookupError):
@@ -638,6 +638,82 @@ def drilldown_document(found: Drilldown) -> dict[str, Any]:
     }
 
 
+def _entries_table(
+    numbered: Iterable[NumberedEntry], currency: str, marked: int | None
+) -> RenderableType:
+    """Journal entries, each with its lines and totals (entry ``marked`` in bold)."""
+    numbered = list(numbered)
+    if not numbered:
+        return Text("No journal entries.", style="dim")
+    entries = Table(title="Entries", title_justify="left", title_style="bold")
+    for column in ("no.", "date", "memo", "account", "item", "debit", "credit"):
+        entries.add_column(
+            column,
+            justify="right" if column in ("no.", "debit", "credit") else "left",
+            overflow="fold",
+        )
+    for e in numbered:
+        style = "bold" if e.number == marked else ""
+        for n, line in enumerate(e.entry.lines):
+            account = line.account.value + (f":{line.element}" if line.element else "")
+            entries.add_row(
+                str(e.number) if n == 0 else "",
+                e.entry.date.isoformat() if n == 0 else "",
+                escape(e.entry.memo) if n == 0 else "",
+                escape(account),
+                escape(line.item),
+                _amount(line.debit, currency, blank_zero=True),
+                _amount(line.credit, currency, blank_zero=True),
+                style=style,
+            )
+        status = "balanced" if e.balanced else "[red]NOT BALANCED[/]"
+        entries.add_row(
+            "",
+            "",
+            status,
+            "total",
+            "",
+            _amount(e.debits, currency),
+            _amount(e.credits, currency),
+            style="dim",
+        )
+        entries.add_section()
+    return entries
+
+
+#: Event ids a summary's readable drill-down lists (the JSON document lists them all).
+LISTED_EVENTS = 50
+
+
+def summary_document(found: SummaryEntry, currency: str) -> dict[str, Any]:
+    """A summary entry (``journal_detail`` day or period) and the events it sums, as JSON."""
+    e = NumberedEntry(found.entry_no, found.entry)
+    return {
+        "entry_no": found.entry_no,
+        "summary": found.key,
+        "date": found.entry.date.isoformat(),
+        "memo": found.entry.memo,
+        "debits": money(e.debits, currency),
+        "credits": money(e.credits, currency),
+        "balanced": e.balanced,
+        "lines": [line_document(line, currency) for line in found.entry.lines],
+        "events": list(found.events),
+    }
+
+
+def summary_report(found: SummaryEntry, currency: str) -> RenderableType:
+    """A summary entry's lines and the events whose lines it sums."""
+    listed = ", ".join(escape(event) for event in found.events[:LISTED_EVENTS])
+    more = len(found.events) - LISTED_EVENTS
+    events = Text.from_markup(
+        f"[bold]Sums the lines of {len(found.events):,} events[/] "
+        f"({escape(found.key)}): {listed}" + (f", and {more:,} more" if more > 0 else "")
+    )
+    hint = Text("Drill down to one of them with `backflush explain EVENT`.", style="dim")
+    entry = NumberedEntry(found.entry_no, found.entry)
+    return Group(_entries_table([entry], currency, found.entry_no), events, hint)
+
+
 # ---------------------------------------------------------------- the readable report
 
 
@@ -665,40 +741,7 @@ def drilldown_report(found: Drilldown) -> RenderableType:
         )
     parts.append(head)
 
-    entries = Table(title="Entries", title_justify="left", title_style="bold")
-    for column in ("no.", "date", "memo", "account", "item", "debit", "credit"):
-        entries.add_column(
-            column,
-            justify="right" if column in ("no.", "debit", "credit") else "left",
-            overflow="fold",
-        )
-    for e in found.entries:
-        marked = "bold" if e.number == found.entry_no else ""
-        for n, line in enumerate(e.entry.lines):
-            account = line.account.value + (f":{line.element}" if line.element else "")
-            entries.add_row(
-                str(e.number) if n == 0 else "",
-                e.entry.date.isoformat() if n == 0 else "",
-                escape(e.entry.memo) if n == 0 else "",
-                escape(account),
-                escape(line.item),
-                _amount(line.debit, currency, blank_zero=True),
-                _amount(line.credit, currency, blank_zero=True),
-                style=marked,
-            )
-        status = "balanced" if e.balanced else "[red]NOT BALANCED[/]"
-        entries.add_row(
-            "",
-            "",
-            status,
-            "total",
-            "",
-            _amount(e.debits, currency),
-            _amount(e.credits, currency),
-            style="dim",
-        )
-        entries.add_section()
-    parts.append(entries if found.entries else Text("No journal entries.", style="dim"))
+    parts.append(_entries_table(found.entries, currency, found.entry_no))
 
     for used in found.standards:
         parts.append(_standard_table(used, event.date, currency))

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from backflush.book import OFF_BOOK, Book
 from backflush.domain.journal import JournalSummary, summarize
-from backflush.domain.model import INVENTORY_ACCOUNTS, Account, Entry, Kind
+from backflush.domain.model import INVENTORY_ACCOUNTS, Account, Entry, JournalDetail, Kind
 from backflush.domain.money import CONTEXT, ZERO, fmt, round_money
 from backflush.engine.close import PRORATED
 from backflush.reports.document import gross_margin, money
@@ -78,6 +78,8 @@ def header(book: Book, events: int) -> Text:
         f"  ·  {s.currency}  ·  triggers {s.triggers.value}  ·  disposition {s.disposal_memo}"
         f"  ·  shortage {s.shortage.value}  ·  {events} events"
     )
+    if s.journal_detail is not JournalDetail.EVENT:
+        text.append(f"  ·  journal summed by {s.journal_detail.value}")
     return text
 
 

@@ -35,6 +35,7 @@ from backflush.engine.flush import PostingError
 from backflush.engine.standards import Standards
 from backflush.formats.inputs import InputError, check_standards, check_versions
 from backflush.store import schema as t
+from backflush.store import summaries
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Execution option of a connection whose transaction writes (see :meth:`Store.transaction`).
@@ -44,7 +45,7 @@ WRITE = "backflush_write"
 BUMPED = "backflush_bumped"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 #: Key of the PostgreSQL advisory lock (``pg_advisory_xact_lock``) every write transaction
 #: takes first: one writer at a time per book (database), schema and settings writes included.
 WRITE_LOCK = 0x6261636B666C7368  # "backflsh"
@@ -250,6 +251,18 @@ def _on_conflict(table: sa.Table, columns: Sequence[str], *, add: bool = False) 
 
 #: The statements of :func:`_pg_upsert`, by table, columns and whether it adds.
 _PG_UPSERTS: dict[tuple[str, tuple[str, ...], bool], str] = {}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SummaryEntry:
+    """A summary journal entry and the events whose lines it sums (see
+    :meth:`Store.summarised_entry`)."""
+
+    entry_no: int
+    #: ``completion 2026-01-05`` (by day) or ``completion 2026-01`` (by period).
+    key: str
+    entry: m.Entry
+    events: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -530,6 +543,7 @@ class Store:
                 "dispositions": json.dumps({k: v.value for k, v in settings.dispositions}),
                 "exceptions_at_close": settings.exceptions_at_close.value,
                 "lower_of_cost": settings.lower_of_cost.value,
+                "journal_detail": settings.journal_detail.value,
                 "master_revision": 0,
                 "created_at": dt.datetime.now(dt.UTC),
             },
@@ -554,6 +568,7 @@ class Store:
             ),
             exceptions_at_close=m.ExceptionsAtClose(row["exceptions_at_close"]),
             lower_of_cost=m.LowerOfCost(row["lower_of_cost"]),
+            journal_detail=m.JournalDetail(row["journal_detail"]),
         )
 
     def settings(self) -> m.Settings:
@@ -997,6 +1012,10 @@ class Store:
                     statistics=list(_decimals(row.statistics).items()),
                     reversed_by=row.reversed_by or "",
                 )
+                if row.detail is not None:  # summarised: its own entries kept with it
+                    detail = summaries.Detail.from_json(row.id, row.detail)
+                    found[row.id].entries += detail.entries
+                    found[row.id].movements += detail.movements
             if not found:
                 continue
             present = [i for i in chunk if i in found]
@@ -1078,6 +1097,28 @@ class Store:
         book.history = None
         return book, numbered, total
 
+    def summarised_entry(self, entry_no: int) -> SummaryEntry | None:
+        """Journal entry ``entry_no`` when it is a summary (``journal_detail`` day or period),
+        with the events it sums in posting order; None when there is no such summary."""
+        lines = t.journal_lines
+        with self.transaction() as conn:
+            self._check_schema(conn)
+            numbered = list(_numbered_entries(conn, lines.c.entry_no == entry_no))
+            key = conn.execute(
+                sa.select(lines.c.summary).where(lines.c.entry_no == entry_no).limit(1)
+            ).scalar()
+            if not numbered or key is None:
+                return None
+            kind, first, last = summaries.span(key)
+            ev = t.events
+            query = (
+                sa.select(ev.c.id)
+                .where(ev.c.type == kind, ev.c.date.between(first, last), ev.c.detail.is_not(None))
+                .order_by(ev.c.seq)
+            )
+            events = tuple(conn.execute(query).scalars())
+        return SummaryEntry(entry_no, key, numbered[0][1], events)
+
     def trail(self, *, event: str | None = None, entry_no: int | None = None) -> EventTrail | None:
         """One recorded event, given by its id or by the number of an entry it posted, with
         what it posted and moved and the standards it was costed at, read in one transaction
@@ -1091,16 +1132,26 @@ class Store:
                     .where(t.journal_lines.c.entry_no == entry_no)
                     .limit(1)
                 ).scalar()
-                if event is None:
+                if not event:  # none, or a summary entry (see summarised_entry)
                     return None
             row = conn.execute(sa.select(t.events).where(t.events.c.id == event)).first()
             if row is None:
                 return None
             recorded = event_from_payload(row.id, row.payload)
             entries = tuple(_numbered_entries(conn, t.journal_lines.c.event == event))
+            own: tuple[tuple[str, str, m.Movement], ...] = ()
+            if row.detail is not None:  # summarised: numbered as the summary it went to
+                detail = summaries.Detail.from_json(row.id, row.detail)
+                number = conn.execute(
+                    sa.select(t.journal_lines.c.entry_no)
+                    .where(t.journal_lines.c.summary == detail.summary)
+                    .limit(1)
+                ).scalar()
+                entries = tuple((number or 0, entry) for entry in detail.entries) + entries
+                own = tuple((event, event, movement) for movement in detail.movements)
             mv = t.movements
             query = sa.select(mv).where(sa.or_(mv.c.event == event, mv.c.cause == event))
-            movements = tuple(
+            movements = own + tuple(
                 (r.event, r.cause, m.Movement(r.item, r.on_hand, r.in_process))
                 for r in conn.execute(query.order_by(mv.c.id))
             )
@@ -1416,6 +1467,7 @@ class Store:
         ``last_entry``: the last journal entry number, when known (else read). Returns the
         last entry number afterwards (None: not read, as no entry was written)."""
         now = dt.datetime.now(dt.UTC)
+        split = summaries.split(changes, book.settings.journal_detail)
         if changes.events:
             _insert(
                 conn,
@@ -1430,6 +1482,7 @@ class Store:
                         "reversed_by": r.reversed_by or None,
                         "recorded_at": now,
                         "recorded_by": by,
+                        "detail": d.to_json() if (d := split.details.get(r.event.id)) else None,
                     }
                     for r, by in itertools.zip_longest(changes.events, posted_by)
                 ],
@@ -1440,28 +1493,9 @@ class Store:
             if last_entry is None:
                 found = conn.execute(sa.select(sa.func.max(t.journal_lines.c.entry_no))).scalar()
                 last_entry = found or 0
-            number = last_entry
-            rows = []
-            for entry in changes.entries:
-                number += 1
-                rows += [
-                    {
-                        "entry_no": number,
-                        "event": entry.event,
-                        "date": entry.date,
-                        "period": entry.period,
-                        "memo": entry.memo,
-                        "account": line.account.value,
-                        "element": line.element,
-                        "item": line.item,
-                        "amount": line.amount,
-                    }
-                    for line in entry.lines
-                ]
-            _insert(conn, t.journal_lines, rows)
+            last_entry = _write_journal(conn, changes.entries, split, last_entry)
             self._add_journal_summary(conn, summarize(changes.entries))
-            last_entry = number
-        if changes.movements:
+        if split.movements:
             _insert(
                 conn,
                 t.movements,
@@ -1473,7 +1507,7 @@ class Store:
                         "on_hand": mv.on_hand,
                         "in_process": mv.in_process,
                     }
-                    for owner, cause, mv in changes.movements
+                    for owner, cause, mv in split.movements
                 ],
             )
         _upsert(
@@ -1829,6 +1863,92 @@ def _load_disposed(conn: Connection, book: Book) -> None:
         by_item = book.disposed.setdefault(row.period, {})
         key = (m.Account(row.account), row.element, row.item)
         by_item[key] = by_item.get(key, ZERO) + row.amount
+
+
+def _write_journal(
+    conn: Connection, entries: Sequence[m.Entry], split: summaries.Split, last_entry: int
+) -> int:
+    """Write ``entries``, numbered on from ``last_entry``: one entry each, or, for the events
+    of ``split.details``, added to their summary entries (numbered when first written).
+    Returns the last entry number."""
+    lines = t.journal_lines
+    number = last_entry
+    rows: list[dict[str, Any]] = []
+    keys = sorted({d.summary for d in split.details.values()})
+    stored: dict[tuple[str, m.Account, str, str], tuple[int, Decimal]] = {}
+    numbers: dict[str, int] = {}
+    for chunk in _chunks(keys, 500):
+        query = sa.select(
+            lines.c.id, lines.c.entry_no, lines.c.summary, lines.c.account, lines.c.element,
+            lines.c.item, lines.c.amount,
+        ).where(lines.c.summary.in_(chunk))  # fmt: skip
+        for row in conn.execute(query):
+            numbers[row.summary] = row.entry_no
+            stored[(row.summary, _ACCOUNTS[row.account], row.element, row.item)] = (
+                row.id,
+                row.amount,
+            )
+    added: dict[str, summaries.Summary] = {}
+    for entry in entries:
+        detail = split.details.get(entry.event)
+        if detail is None:
+            number += 1
+            rows += [
+                {
+                    "entry_no": number,
+                    "event": entry.event,
+                    "date": entry.date,
+                    "period": entry.period,
+                    "memo": entry.memo,
+                    "account": line.account.value,
+                    "element": line.element,
+                    "item": line.item,
+                    "amount": line.amount,
+                    "summary": None,
+                }
+                for line in entry.lines
+            ]
+            continue
+        summary = added.get(detail.summary)
+        if summary is None:
+            entry_no = numbers.get(detail.summary)
+            if entry_no is None:
+                number += 1
+                entry_no = number
+            summary = added[detail.summary] = summaries.Summary(entry_no)
+        summary.add(entry.lines)
+    changed = []
+    for summary_key, summary in added.items():
+        date, period, memo = summaries.summary_head(summary_key)
+        for (account, element, item), amount in summary.lines.items():
+            before = stored.get((summary_key, account, element, item))
+            if before is not None:
+                changed.append({"line_id": before[0], "new_amount": before[1] + amount})
+                continue
+            rows.append(
+                {
+                    "entry_no": summary.entry_no,
+                    "event": "",
+                    "date": date,
+                    "period": period,
+                    "memo": memo,
+                    "account": account.value,
+                    "element": element,
+                    "item": item,
+                    "amount": amount,
+                    "summary": summary_key,
+                }
+            )
+    if rows:
+        _insert(conn, lines, rows)
+    if changed:
+        update = (
+            lines.update()
+            .where(lines.c.id == sa.bindparam("line_id"))
+            .values(amount=sa.bindparam("new_amount"))
+        )
+        conn.execute(update, changed)
+    return number
 
 
 def _flat(

@@ -447,3 +447,18 @@ web_sessions = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("ended_at", sa.DateTime(timezone=True)),
 )
+
+# ---------------------------------------------------------------- journal detail (issue 7)
+
+#: How routine events' journal lines are kept: ``event`` | ``day`` | ``period`` (see
+#: :class:`backflush.domain.model.JournalDetail`).
+settings.append_column(
+    sa.Column("journal_detail", sa.String(16), nullable=False, server_default="event")
+)
+#: A summary entry's key (``completion 2026-01-05``, ``sale 2026-01``); None on an event's own
+#: lines. A summary's lines have an empty ``event``: its events are those of the key's type and
+#: day (or period) that have a ``detail``.
+journal_lines.append_column(sa.Column("summary", sa.String(64), index=True))
+#: A summarised event's own entries and movements (canonical JSON, see the store); None when
+#: they are in ``journal_lines`` and ``movements``.
+events.append_column(sa.Column("detail", sa.Text))

@@ -1,0 +1,265 @@
+"""Journal detail (issue 7): a book that sums routine events' journal lines per day or per
+period holds exactly the figures of one that keeps an entry per event, keeps each summarised
+event's own entries and movements (drill-down, reversal), and finds a summary's events."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from backflush.cli import app
+from backflush.domain import model as m
+from backflush.engine.flush import PostingError
+from backflush.formats.scenario import parse_scenario, read_scenario
+from backflush.store import schema as t
+from backflush.store.repository import Store
+from helpers import EXAMPLE_NAMES, EXAMPLES, dump_tables
+from test_properties import Stream, budget, plants
+
+DETAILS = list(m.JournalDetail)
+#: What only the journal's detail changes: left out of the comparison of two books' tables.
+DETAIL_TABLES = {"journal_lines", "movements"}
+
+PLANT = """\
+book: {name: Summed, currency: USD, triggers: purchase+completion, shortage: queue}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: N, kind: material, standard_cost: "0.50"}
+  - {id: F, kind: finished, standard_cost: {conversion: {labor: "1.00"}}}
+boms:
+  - {item: F, lines: [{component: M, quantity: "3"}, {component: N, quantity: "2"}]}
+"""
+DAY, NEXT = dt.date(2026, 1, 10), dt.date(2026, 1, 11)
+
+
+def plain(value: Any) -> Any:
+    """A stored value as both databases give it back (SQLite keeps decimals and dates as text)."""
+    if isinstance(value, str):
+        try:
+            return Decimal(value)
+        except ArithmeticError:
+            return value
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def figures(store: Store) -> dict[str, Any]:
+    """Every table but the journal's own rows, with the events' detail left out; and the
+    journal's lines summed by period, account, element and item."""
+    tables = dump_tables(store, times=False)
+    found = {
+        name: [tuple(plain(v) for v in row) for row in rows]
+        for name, rows in tables.items()
+        if name not in DETAIL_TABLES
+    }
+    found.pop("book_settings")
+    columns = [c.name for c in t.events.columns if not isinstance(c.type, sa.DateTime)]
+    at = columns.index("detail")
+    found["events"] = [row[:at] + row[at + 1 :] for row in found["events"]]
+    sums: dict[tuple[str, str, str, str], Decimal] = {}
+    for entry in store.entries():
+        for line in entry.lines:
+            key = (entry.period, line.account.value, line.element, line.item)
+            sums[key] = sums.get(key, Decimal(0)) + line.amount
+    found["journal sums"] = sorted((k, v) for k, v in sums.items() if v)
+    return found
+
+
+def own(store: Store, event: str) -> tuple[list[m.Entry], list[m.Movement]]:
+    """What ``event`` posted and moved itself, as a reversal reads it."""
+    with store.transaction() as conn:
+        recorded = store._history(conn, [event])[event]
+    return recorded.entries, recorded.movements
+
+
+@pytest.fixture
+def stores(db_url: str, tmp_path: Path) -> Iterator[dict[m.JournalDetail, Store]]:
+    """A book of each journal detail: summed per day on the database of ``db_url``, the two
+    others on SQLite."""
+    opened = {d: Store(f"sqlite:///{tmp_path / f'{d.value}.db'}") for d in DETAILS}
+    opened[m.JournalDetail.DAY].close()
+    opened[m.JournalDetail.DAY] = Store(db_url)
+    try:
+        yield opened
+    finally:
+        for store in opened.values():
+            store.close()
+
+
+def summed(text: str, detail: m.JournalDetail) -> tuple[m.Settings, m.MasterData]:
+    found = parse_scenario(text, "plant.yaml")
+    return dataclasses.replace(found.settings, journal_detail=detail), found.master
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_every_example_holds_the_same_figures_in_every_detail(name: str, tmp_path: Path) -> None:
+    scenario = read_scenario(EXAMPLES / f"{name}.yaml")
+    found = {}
+    for detail in DETAILS:
+        store = Store(f"sqlite:///{tmp_path / f'{detail.value}.db'}")
+        try:
+            settings = dataclasses.replace(scenario.settings, journal_detail=detail)
+            store.import_scenario(settings, scenario.master, scenario.events)
+            found[detail] = figures(store)
+            assert store.settings().journal_detail is detail
+            for event in scenario.events:
+                entries, movements = own(store, event.id)
+                found[detail][f"own {event.id}"] = (entries, movements)
+        finally:
+            store.close()
+    assert found[m.JournalDetail.DAY] == found[m.JournalDetail.EVENT]
+    assert found[m.JournalDetail.PERIOD] == found[m.JournalDetail.EVENT]
+
+
+def test_a_summary_adds_the_lines_of_every_write_of_its_day(
+    stores: dict[m.JournalDetail, Store],
+) -> None:
+    """Completions posted one transaction each add to one summary entry per type and day;
+    the figures and each event's own lines equal a book keeping an entry per event."""
+    events: list[m.Event] = [m.Purchase("p1", DAY, "M", Decimal("100"), Decimal("2.10"))]
+    events += [m.Purchase("p2", DAY, "N", Decimal("100"), Decimal("0.40"))]
+    events += [m.Completion(f"c{n}", NEXT if n % 2 else DAY, "F", Decimal(n)) for n in range(1, 5)]
+    for detail, store in stores.items():
+        store.import_scenario(*summed(PLANT, detail), [])
+        for event in events:
+            assert store.post([event]) == [True]
+    event_book, day_book = stores[m.JournalDetail.EVENT], stores[m.JournalDetail.DAY]
+    assert figures(day_book) == figures(event_book)
+    assert figures(stores[m.JournalDetail.PERIOD]) == figures(event_book)
+    memos = [(e.date, e.event, e.memo, len(e.lines)) for e in day_book.entries()]
+    assert memos == [
+        (DAY, "", "purchase events of 2026-01-10, summarised by day", 4),
+        (NEXT, "", "completion events of 2026-01-11, summarised by day", 3),
+        (DAY, "", "completion events of 2026-01-10, summarised by day", 3),
+    ]
+    period = [(e.date, e.memo) for e in stores[m.JournalDetail.PERIOD].entries()]
+    assert period == [
+        (dt.date(2026, 1, 31), "purchase events of 2026-01, summarised by period"),
+        (dt.date(2026, 1, 31), "completion events of 2026-01, summarised by period"),
+    ]
+    with day_book.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.movements)).scalar() == 0
+    for event in events:
+        assert own(day_book, event.id) == own(event_book, event.id)
+    # c1 and c3 on the 11th: the summary's lines are their lines summed
+    (c1,), (c3,) = own(day_book, "c1")[0], own(day_book, "c3")[0]
+    summary = day_book.entries()[1]
+    by_key = {(ln.account, ln.element, ln.item): ln.amount for ln in summary.lines}
+    for line in c1.lines + c3.lines:
+        by_key[(line.account, line.element, line.item)] -= line.amount
+    assert set(by_key.values()) == {Decimal(0)}
+
+
+def test_a_summarised_event_is_reversed_from_its_own_lines(
+    stores: dict[m.JournalDetail, Store],
+) -> None:
+    for detail, store in stores.items():
+        store.import_scenario(*summed(PLANT, detail), [])
+        store.post([m.Purchase("p1", DAY, "M", Decimal("30"), Decimal("2.10"))])
+        store.post([m.Purchase("p2", DAY, "N", Decimal("30"), Decimal("0.50"))])
+        store.post([m.Completion("c1", DAY, "F", Decimal("4"))])
+        store.keep_book = False  # the reversal reads c1 back from the database
+        store.post([m.Reversal("r1", DAY, "c1")])
+        with pytest.raises(PostingError, match="already reversed"):
+            store.post([m.Reversal("r2", DAY, "c1")])
+    event_book = stores[m.JournalDetail.EVENT]
+    for detail in (m.JournalDetail.DAY, m.JournalDetail.PERIOD):
+        assert figures(stores[detail]) == figures(event_book)
+        reversal = [e for e in stores[detail].entries() if e.event == "r1"]
+        assert reversal == [e for e in event_book.entries() if e.event == "r1"]
+        assert stores[detail].load().on_hand == event_book.load().on_hand
+
+
+def test_explain_shows_a_summarised_event_and_drills_down_from_a_summary(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    scenario = tmp_path / "plant.yaml"
+    scenario.write_text(
+        PLANT.replace("shortage: queue", "shortage: queue, journal_detail: day")
+        + """events:
+  - {id: p1, date: 2026-01-10, type: purchase, item: M, quantity: "30", unit_cost: "2.10"}
+  - {id: p2, date: 2026-01-10, type: purchase, item: N, quantity: "30", unit_cost: "0.50"}
+  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: "2"}
+  - {id: c2, date: 2026-01-10, type: completion, item: F, quantity: "3"}
+  - {id: c3, date: 2026-01-12, type: completion, item: F, quantity: "1"}
+"""
+    )
+    runner = CliRunner()
+    done = runner.invoke(app, ["import", str(scenario), "--db", str(db)])
+    assert done.exit_code == 0, done.output
+    done = runner.invoke(app, ["explain", "--entry", "2", "--db", str(db), "--json"])
+    assert done.exit_code == 0, done.output
+    body = json.loads(done.output)
+    assert body["summary"] == "completion 2026-01-10"
+    assert body["events"] == ["c1", "c2"]
+    assert body["balanced"] is True
+    # 5 units of F: 15 M at 2.00 and 10 N at 0.50 out of raw in process, 5 x 1.00 of labor
+    assert {(ln["account"], ln.get("item"), ln["debit"], ln["credit"]) for ln in body["lines"]} == {
+        ("raw_in_process", None, "0.00", "35.00"),
+        ("conversion_allocated", None, "0.00", "5.00"),
+        ("finished_goods", "F", "40.00", "0.00"),
+    }
+    done = runner.invoke(app, ["explain", "--entry", "2", "--db", str(db)])
+    assert done.exit_code == 0, done.output
+    assert "Sums the lines of 2 events" in done.output and "c1, c2" in done.output
+    done = runner.invoke(app, ["explain", "c2", "--db", str(db), "--json"])
+    assert done.exit_code == 0, done.output
+    body = json.loads(done.output)
+    assert [e["entry_no"] for e in body["entries"]] == [2]
+    assert body["check"]["status"] == "agrees"
+    assert {mv["item"]: mv["on_hand"] for mv in body["movements"]} == {
+        "M": "-9",
+        "N": "-6",
+        "F": "3",
+    }
+
+
+@given(data=st.data())
+@budget(15)
+def test_random_streams_hold_the_same_figures_in_every_detail(
+    data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A random stream (closes, reopens, reversals, queued consumption, write-offs,
+    revaluations...) posted one event at a time: a book summing per day or per period holds
+    the figures of one keeping an entry per event, and each event's own lines and moves."""
+    plant = data.draw(plants(), label="plant")
+    stream = Stream(data, plant, backdating=data.draw(st.booleans(), label="backdating"))
+    stream.run(data.draw(st.integers(1, 30), label="steps"))
+    folder = tmp_path_factory.mktemp("detail")
+    stores = {d: Store(str(folder / f"{d.value}.db")) for d in DETAILS}
+    stores[m.JournalDetail.DAY].keep_book = False  # history read back for each reversal
+    try:
+        for detail, store in stores.items():
+            store.import_scenario(
+                dataclasses.replace(plant.settings, journal_detail=detail), plant.master, []
+            )
+        for event, outcome in stream.posted:
+            for store in stores.values():
+                try:
+                    assert store.post([event]) == [True]
+                except PostingError:
+                    assert outcome == "refused", event
+                else:
+                    assert outcome == "accepted", event
+        found = {d: figures(store) for d, store in stores.items()}
+        assert found[m.JournalDetail.DAY] == found[m.JournalDetail.EVENT]
+        assert found[m.JournalDetail.PERIOD] == found[m.JournalDetail.EVENT]
+        accepted = [event.id for event, outcome in stream.posted if outcome == "accepted"]
+        for event in accepted:
+            assert own(stores[m.JournalDetail.DAY], event) == own(
+                stores[m.JournalDetail.EVENT], event
+            )
+    finally:
+        for store in stores.values():
+            store.close()

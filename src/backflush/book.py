@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import TypeVar
@@ -76,22 +76,38 @@ class ConflictError(PostingError):
     """An event id already recorded with different content."""
 
 
+#: Per event class, the fields that make an event's content: all but the id.
+_CONTENT_FIELDS: dict[type[Event], tuple[str, ...]] = {}
+
+
+def _content_fields(cls: type[Event]) -> tuple[str, ...]:
+    found = _CONTENT_FIELDS.get(cls)
+    if found is None:
+        found = _CONTENT_FIELDS[cls] = tuple(
+            f.name for f in dataclasses.fields(cls) if f.name != "id"
+        )
+    return found
+
+
+#: A string as JSON writes it (``ensure_ascii``, as ``json.dumps`` does by default).
+_json_string = json.encoder.encode_basestring_ascii
+
+
 def fingerprint(event: Event) -> str:
     """Canonical content of an event, without its id: equal content, equal fingerprint."""
     body: dict[str, str] = {"type": event.type}
-    for f in dataclasses.fields(event):
-        if f.name == "id":
-            continue
-        value = getattr(event, f.name)
-        if value is None or value == "":
-            continue
+    for name in _content_fields(type(event)):
+        value = getattr(event, name)
         if isinstance(value, Decimal):
-            body[f.name] = fmt(value)
+            body[name] = fmt(value)
         elif isinstance(value, dt.date):
-            body[f.name] = value.isoformat()
-        else:
-            body[f.name] = str(value)
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+            body[name] = value.isoformat()
+        elif value is not None and value != "":
+            body[name] = str(value)
+    # json.dumps(body, sort_keys=True, separators=(",", ":")), byte for byte (every value is
+    # a string), without making an encoder per event.
+    fields = (f"{_json_string(key)}:{_json_string(body[key])}" for key in sorted(body))
+    return "{" + ",".join(fields) + "}"
 
 
 @dataclass(slots=True)
@@ -451,7 +467,8 @@ class Book:
     def post_many(self, events: Iterable[Event]) -> list[bool]:
         events = list(events)
         self._load_history(events)
-        return [self._post(event) for event in events]
+        with localcontext(CONTEXT):  # quantities and values worked out to 50 digits
+            return [self._post(event) for event in events]
 
     def _load_history(self, events: list[Event]) -> None:
         if self.history is None:
@@ -463,8 +480,7 @@ class Book:
 
     def _post(self, event: Event) -> bool:
         try:
-            with localcontext(CONTEXT):  # quantities and values worked out to 50 digits
-                return self._post_once(event)
+            return self._post_once(event)
         except PostingError as error:
             error.event_id = event.id
             raise
@@ -547,11 +563,8 @@ class Book:
             self._post_entry(entry, record)
         for name, value in effects.memo:
             self._add_statistic(period_of(event.date), name, value, record)
-        arrivals: list[str] = []
-        for movement in effects.movements:
-            self._move(event.id, event.id, event.date, movement, record)
-            if movement.on_hand > 0:
-                arrivals.append(movement.item)
+        self._move(event.id, event.id, event.date, effects.movements, record)
+        arrivals = [movement.item for movement in effects.movements if movement.on_hand > 0]
         for shortage in effects.shortages:
             key = shortage_key(shortage)
             previous = self.shortages.get(key)
@@ -611,40 +624,49 @@ class Book:
         owner: str,
         cause: str,
         date: dt.date,
-        movement: Movement,
+        movements: Sequence[Movement],
         record: Recorded,
         period: str | None = None,
     ) -> None:
         """Move stock for ``owner``'s event, made to happen by ``cause`` on ``date`` (counted
-        in ``period``, by default the date's)."""
+        in ``period``, by default the date's), one movement after the other."""
         dated = period_of(date)  # the day's own period (a reopen counts in the closed one)
         period = period or dated
-        self.on_hand[movement.item] = self.quantity(movement.item) + movement.on_hand
-        if movement.on_hand:
-            moved = self.moved.setdefault(period, {})
-            moved[movement.item] = moved.get(movement.item, ZERO) + movement.on_hand
-            self.changes.moved.add((period, movement.item))
         source = record.event
         if isinstance(source, Reversal):  # takes back the original's flow
             original = self.recorded.get(source.reverses)
             source = original.event if original is not None else source
-        if movement.on_hand or source.type == "count":  # a count that agreed is a count too
-            sign = -1 if source is not record.event else 1
-            key = (movement.item, flow_of(source.type, sign * movement.on_hand))
-            flows = self.flows.setdefault(period, {})
-            flows[key] = flows.get(key, ZERO) + movement.on_hand
-            self.changes.flows.add((period, *key))
-            day_key = (date, key[1])
-            daily = self.daily.setdefault(dated, {})
-            daily[day_key] = daily.get(day_key, ZERO) + movement.on_hand
-            self.changes.daily.add((dated, *day_key))
-        if movement.in_process:
-            self.in_process[movement.item] = (
-                self.in_process.get(movement.item, ZERO) + movement.in_process
-            )
-        record.movements.append(movement)
-        self.changes.movements.append((owner, cause, movement))
-        self.changes.quantities.add(movement.item)
+        # The kind of flow is flow_of(source.type, quantity), the quantity negated for a
+        # reversal (it takes back what its original moved).
+        into, out = FLOWS.get(source.type, (source.type, source.type))
+        forward = source is record.event
+        counted = source.type == "count"  # a count that agreed is a count too
+        on_hand, in_process, changes = self.on_hand, self.in_process, self.changes
+        # The period's sums, made only when a movement adds to them.
+        stock_moves = any(movement.on_hand for movement in movements)
+        moved = self.moved.setdefault(period, {}) if stock_moves else {}
+        flowed = stock_moves or counted
+        flows = self.flows.setdefault(period, {}) if flowed else {}
+        daily = self.daily.setdefault(dated, {}) if flowed else {}
+        for movement in movements:
+            item, quantity = movement.item, movement.on_hand
+            on_hand[item] = on_hand.get(item, ZERO) + quantity
+            if quantity:
+                moved[item] = moved.get(item, ZERO) + quantity
+                changes.moved.add((period, item))
+            if quantity or counted:
+                flow = into if (quantity > ZERO if forward else quantity < ZERO) else out
+                key = (item, flow)
+                flows[key] = flows.get(key, ZERO) + quantity
+                changes.flows.add((period, item, flow))
+                day_key = (date, flow)
+                daily[day_key] = daily.get(day_key, ZERO) + quantity
+                changes.daily.add((dated, date, flow))
+            if movement.in_process:
+                in_process[item] = in_process.get(item, ZERO) + movement.in_process
+        record.movements.extend(movements)
+        changes.movements.extend((owner, cause, movement) for movement in movements)
+        changes.quantities.update(movement.item for movement in movements)
 
     def _retry(self, item: str, cause: str, date: dt.date) -> None:
         """Stock of ``item`` arrived on ``date``: clear queued consumption, oldest first."""
@@ -660,7 +682,7 @@ class Book:
             if owner is None:
                 raise PostingError(f"queued shortage of event {entry.event} has no recorded event")
             movement = Movement(item, -take, take if entry.into_process else ZERO)
-            self._move(entry.event, cause, date, movement, owner)
+            self._move(entry.event, cause, date, [movement], owner)
             updated = dataclasses.replace(entry, open=entry.open - take)
             self._set_shortage(key, updated)
             self.changes.shortages[key] = updated
@@ -1020,9 +1042,8 @@ class Book:
             self._post_entry(Entry(entry.date, by, memo, lines), record)
         for key, value in close.statistics:
             self._add_statistic(period, key, -value, record)
-        for movement in close.movements:
-            undone = Movement(movement.item, -movement.on_hand, -movement.in_process)
-            self._move(by, by, close.event.date, undone, record, period)
+        undone = [Movement(m.item, -m.on_hand, -m.in_process) for m in close.movements]
+        self._move(by, by, close.event.date, undone, record, period)
 
     def _restore_after_reopen(self, close: Recorded, period: str) -> None:
         """The state a close keeps outside the journal, put back as it was before the close.

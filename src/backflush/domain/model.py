@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -496,10 +497,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
 RECORDED_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, Revaluation.type: Revaluation}
 
 
+@functools.lru_cache(maxsize=4096)  # asked per journal entry and stock movement
 def period_of(day: dt.date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
+@functools.lru_cache(maxsize=4096)  # asked per event (is its period closed?)
 def period_bounds(period: str) -> tuple[dt.date, dt.date]:
     """First and last day of ``period`` (YYYY-MM); ValueError when it is not a month."""
     year, month = (int(part) for part in period.split("-"))

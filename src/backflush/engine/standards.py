@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, getcontext, localcontext
 from typing import NoReturn
@@ -493,6 +494,19 @@ class Standards:
             with localcontext(CONTEXT):
                 found = self._holding(item_id, on, epoch, holdings)
         return found[0]
+
+    def holdings(self, item_ids: Iterable[str], on: dt.date) -> list[Holding]:
+        """:meth:`holding` of each of ``item_ids``, the epoch looked up once."""
+        epoch = self.epoch(on)
+        holdings = self._holdings.setdefault(epoch, {})
+        found: list[Holding] = []
+        for item_id in item_ids:
+            held = holdings.get(item_id)
+            if held is None:
+                with localcontext(CONTEXT):
+                    held = self._holding(item_id, on, epoch, holdings)
+            found.append(held[0])
+        return found
 
     def _holding(
         self, item_id: str, on: dt.date, epoch: dt.date, holdings: dict[str, _Held]

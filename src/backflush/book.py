@@ -58,6 +58,8 @@ from backflush.engine.flush import Context, Effects, EntryBuilder, PostingError,
 from backflush.engine.standards import StandardError, Standards, without_conversion
 
 Key = tuple[Account, str]
+# An enum member at hand: reading one off its class costs a lookup the posting path feels.
+_NRV_ALLOWANCE = Account.NRV_ALLOWANCE
 #: Where a unit's value waits while it is not on the books.
 OFF_BOOK = (Account.ACCOUNTS_PAYABLE, Account.CONVERSION_ALLOCATED)
 
@@ -76,37 +78,40 @@ class ConflictError(PostingError):
     """An event id already recorded with different content."""
 
 
-#: Per event class, the fields that make an event's content: all but the id.
-_CONTENT_FIELDS: dict[type[Event], tuple[str, ...]] = {}
-
-
-def _content_fields(cls: type[Event]) -> tuple[str, ...]:
-    found = _CONTENT_FIELDS.get(cls)
-    if found is None:
-        found = _CONTENT_FIELDS[cls] = tuple(
-            f.name for f in dataclasses.fields(cls) if f.name != "id"
-        )
-    return found
-
-
 #: A string as JSON writes it (``ensure_ascii``, as ``json.dumps`` does by default).
 _json_string = json.encoder.encode_basestring_ascii
 
+#: Per event class, what makes an event's content: its type and its fields but the id, in
+#: the order of their names, each with its JSON key (``"name":``).
+_CONTENT: dict[type[Event], tuple[tuple[str, str], ...]] = {}
+
+
+def _content(cls: type[Event]) -> tuple[tuple[str, str], ...]:
+    found = _CONTENT.get(cls)
+    if found is None:
+        names = ["type", *(f.name for f in dataclasses.fields(cls) if f.name != "id")]
+        found = _CONTENT[cls] = tuple((name, f"{_json_string(name)}:") for name in sorted(names))
+    return found
+
 
 def fingerprint(event: Event) -> str:
-    """Canonical content of an event, without its id: equal content, equal fingerprint."""
-    body: dict[str, str] = {"type": event.type}
-    for name in _content_fields(type(event)):
+    """Canonical content of an event, without its id: equal content, equal fingerprint.
+
+    The JSON of ``{"type": ..., field: value as text, ...}`` (empty fields left out) as
+    ``json.dumps(..., sort_keys=True, separators=(",", ":"))`` writes it, byte for byte,
+    written out here (it is asked per event)."""
+    fields: list[str] = []
+    for name, key in _content(type(event)):
         value = getattr(event, name)
         if isinstance(value, Decimal):
-            body[name] = fmt(value)
+            text = fmt(value)
         elif isinstance(value, dt.date):
-            body[name] = value.isoformat()
-        elif value is not None and value != "":
-            body[name] = str(value)
-    # json.dumps(body, sort_keys=True, separators=(",", ":")), byte for byte (every value is
-    # a string), without making an encoder per event.
-    fields = (f"{_json_string(key)}:{_json_string(body[key])}" for key in sorted(body))
+            text = value.isoformat()
+        elif value is None or value == "":
+            continue
+        else:
+            text = str(value)
+        fields.append(key + _json_string(text))
     return "{" + ",".join(fields) + "}"
 
 
@@ -467,8 +472,16 @@ class Book:
     def post_many(self, events: Iterable[Event]) -> list[bool]:
         events = list(events)
         self._load_history(events)
+        ctx = Context(
+            self.settings,
+            self.standards,
+            self.quantity,
+            self.waiting,
+            lambda item: self.in_process.get(item, ZERO),
+            self.orders.get,
+        )
         with localcontext(CONTEXT):  # quantities and values worked out to 50 digits
-            return [self._post(event) for event in events]
+            return [self._post(event, ctx) for event in events]
 
     def _load_history(self, events: list[Event]) -> None:
         if self.history is None:
@@ -478,9 +491,9 @@ class Book:
         if missing:
             self.recorded.update(self.history(missing))
 
-    def _post(self, event: Event) -> bool:
+    def _post(self, event: Event, ctx: Context) -> bool:
         try:
-            return self._post_once(event)
+            return self._post_once(event, ctx)
         except PostingError as error:
             error.event_id = event.id
             raise
@@ -489,7 +502,8 @@ class Book:
             refused.event_id = event.id
             raise refused from None
 
-    def _post_once(self, event: Event) -> bool:
+    def _post_once(self, event: Event, ctx: Context) -> bool:
+        """Apply ``event``; ``ctx``: the view of the book that :func:`flush` works from."""
         print_ = fingerprint(event)
         seen = self.recorded.get(event.id)
         if seen is not None:
@@ -532,14 +546,6 @@ class Book:
         elif isinstance(event, NetRealisableValue):
             self._estimate_nrv(event, follow_standards)
         else:
-            ctx = Context(
-                self.settings,
-                self.standards,
-                self.quantity,
-                self.waiting,
-                lambda item: self.in_process.get(item, ZERO),
-                self.orders.get,
-            )
             if isinstance(event, OrderClose):
                 self._check_order_picked(event)
             effects = flush(event, ctx)
@@ -591,22 +597,23 @@ class Book:
         closes = record is not None and record.event.type in CLOSING_EVENTS
         if closes and closing.is_disposal(entry.memo):
             disposed = self.disposed.setdefault(period, {})
+        balances, changes = self.balances, self.changes
         for line in entry.lines:
-            key = (line.account, line.element)
-            self.balances[key] = self.balances.get(key, ZERO) + line.amount
-            activity[key] = activity.get(key, ZERO) + line.amount
-            self.changes.balances.add(key)
-            self.changes.activity.add((period, key))
-            item_key = (line.account, line.element, line.item)
-            by_item[item_key] = by_item.get(item_key, ZERO) + line.amount
-            change_key = (period, *item_key)
-            item_changes[change_key] = item_changes.get(change_key, ZERO) + line.amount
+            account, element, item, amount = line.account, line.element, line.item, line.amount
+            key = (account, element)
+            balances[key] = balances.get(key, ZERO) + amount
+            activity[key] = activity.get(key, ZERO) + amount
+            changes.balances.add(key)
+            changes.activity.add((period, key))
+            item_key = (account, element, item)
+            by_item[item_key] = by_item.get(item_key, ZERO) + amount
+            change_key = (period, account, element, item)
+            item_changes[change_key] = item_changes.get(change_key, ZERO) + amount
             if disposed is not None:
-                disposed[item_key] = disposed.get(item_key, ZERO) + line.amount
-            if line.account is Account.NRV_ALLOWANCE:
-                allowance = self.nrv_allowance.get(line.item, ZERO) + line.amount
-                self.nrv_allowance[line.item] = allowance
-                self.changes.nrv_allowance.add(line.item)
+                disposed[item_key] = disposed.get(item_key, ZERO) + amount
+            if account is _NRV_ALLOWANCE:
+                self.nrv_allowance[item] = self.nrv_allowance.get(item, ZERO) + amount
+                changes.nrv_allowance.add(item)
         if record is not None:
             record.entries.append(entry)
         if self.keep_journal:

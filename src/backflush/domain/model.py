@@ -72,25 +72,32 @@ class Policy(StrEnum):
     @property
     def costs_purchases(self) -> bool:
         """Purchases are posted (materials are on the books from receipt)."""
-        return self in (
-            Policy.PURCHASE_COMPLETION,
-            Policy.PURCHASE_SALE,
-            Policy.SEQUENTIAL,
-            Policy.COUNT,
-            Policy.COGS_FIRST,
-        )
+        return self in _COSTS_PURCHASES
 
     @property
     def costs_completions(self) -> bool:
         """Completed goods are posted to finished goods at standard."""
-        return self in (Policy.PURCHASE_COMPLETION, Policy.COMPLETION, Policy.SEQUENTIAL)
+        return self in _COSTS_COMPLETIONS
 
     @property
     def periodic(self) -> bool:
         """A periodic-count method (``count``, ``cogs-first``): completions, sales, scrap and
         counts move quantities only; the close values the inventories from the quantities at
         the period end (after counts). A whole-book choice, never a per-item override."""
-        return self in (Policy.COUNT, Policy.COGS_FIRST)
+        return self in _PERIODIC
+
+
+# The policies of each property above, at hand (asked per event: reading a member off the
+# enum class each time costs a lookup the posting path feels).
+_COSTS_PURCHASES = (
+    Policy.PURCHASE_COMPLETION,
+    Policy.PURCHASE_SALE,
+    Policy.SEQUENTIAL,
+    Policy.COUNT,
+    Policy.COGS_FIRST,
+)
+_COSTS_COMPLETIONS = (Policy.PURCHASE_COMPLETION, Policy.COMPLETION, Policy.SEQUENTIAL)
+_PERIODIC = (Policy.COUNT, Policy.COGS_FIRST)
 
 
 class Disposition(StrEnum):

@@ -69,6 +69,6 @@ def decimals(value: Decimal) -> int:
 
 def fmt(value: Decimal) -> str:
     """Canonical decimal string: no exponent, no trailing zeros, '-0' shown as '0'."""
-    if value == 0:
+    if not value:
         return "0"
     return format(value.normalize(CONTEXT), "f")

@@ -207,7 +207,7 @@ def _require_kind(event: Event, item: str, ctx: Context, kinds: Iterable[Kind], 
 
 
 def _purchase(event: Purchase, ctx: Context, effects: Effects) -> None:
-    _require_kind(event, event.item, ctx, (Kind.MATERIAL,), "a purchase")
+    _require_kind(event, event.item, ctx, _PURCHASED, "a purchase")
     effects.movements.append(Movement(event.item, event.quantity))
     standard = ctx.standards.unit_cost(event.item, event.date).total
     if ctx.settings.triggers.periodic:
@@ -298,7 +298,7 @@ def _order_of(event: Event, order_id: str, ctx: Context, item: str | None) -> Pr
 
 
 def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
-    _require_kind(event, event.item, ctx, (Kind.FINISHED, Kind.SUBASSEMBLY), "a completion")
+    _require_kind(event, event.item, ctx, _MADE, "a completion")
     std = ctx.standards
     cost = std.unit_cost(event.item, event.date)
     good, scrapped = event.quantity, event.scrapped
@@ -408,9 +408,7 @@ def _sequential_completion(
 
 
 def _sale(event: Sale, ctx: Context, effects: Effects) -> None:
-    _require_kind(
-        event, event.item, ctx, (Kind.FINISHED, Kind.SUBASSEMBLY, Kind.MATERIAL), "a sale"
-    )
+    _require_kind(event, event.item, ctx, _SOLD, "a sale")
     _take(ctx, effects, event, event.item, event.quantity, queueable=False)
     if not ctx.settings.triggers.periodic:  # periodic: quantities only (and revenue)
         cost = ctx.standards.unit_cost(event.item, event.date)
@@ -482,7 +480,7 @@ def _issue(event: Issue, ctx: Context, effects: Effects) -> None:
 
 
 def _release(event: Release, ctx: Context, effects: Effects) -> None:
-    _require_kind(event, event.item, ctx, (Kind.FINISHED, Kind.SUBASSEMBLY), "a release")
+    _require_kind(event, event.item, ctx, _MADE, "a release")
     if event.order:
         known = ctx.order(event.order)
         if known is not None:
@@ -534,7 +532,11 @@ def _order_close(event: OrderClose, ctx: Context, effects: Effects) -> None:
     )
 
 
+# What each event takes, by kind of item (the order is the order an error names them in).
 _STOCKED = (Kind.MATERIAL, Kind.SUBASSEMBLY, Kind.FINISHED)
+_PURCHASED = (Kind.MATERIAL,)
+_MADE = (Kind.FINISHED, Kind.SUBASSEMBLY)
+_SOLD = (Kind.FINISHED, Kind.SUBASSEMBLY, Kind.MATERIAL)
 
 _HANDLERS: dict[type[Event], Callable[[Event, Context, Effects], None]] = {
     Purchase: _purchase,  # type: ignore[dict-item]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import TypeVar
@@ -58,6 +58,8 @@ from backflush.engine.flush import Context, Effects, EntryBuilder, PostingError,
 from backflush.engine.standards import StandardError, Standards, without_conversion
 
 Key = tuple[Account, str]
+# An enum member at hand: reading one off its class costs a lookup the posting path feels.
+_NRV_ALLOWANCE = Account.NRV_ALLOWANCE
 #: Where a unit's value waits while it is not on the books.
 OFF_BOOK = (Account.ACCOUNTS_PAYABLE, Account.CONVERSION_ALLOCATED)
 
@@ -76,22 +78,41 @@ class ConflictError(PostingError):
     """An event id already recorded with different content."""
 
 
+#: A string as JSON writes it (``ensure_ascii``, as ``json.dumps`` does by default).
+_json_string = json.encoder.encode_basestring_ascii
+
+#: Per event class, what makes an event's content: its type and its fields but the id, in
+#: the order of their names, each with its JSON key (``"name":``).
+_CONTENT: dict[type[Event], tuple[tuple[str, str], ...]] = {}
+
+
+def _content(cls: type[Event]) -> tuple[tuple[str, str], ...]:
+    found = _CONTENT.get(cls)
+    if found is None:
+        names = ["type", *(f.name for f in dataclasses.fields(cls) if f.name != "id")]
+        found = _CONTENT[cls] = tuple((name, f"{_json_string(name)}:") for name in sorted(names))
+    return found
+
+
 def fingerprint(event: Event) -> str:
-    """Canonical content of an event, without its id: equal content, equal fingerprint."""
-    body: dict[str, str] = {"type": event.type}
-    for f in dataclasses.fields(event):
-        if f.name == "id":
-            continue
-        value = getattr(event, f.name)
-        if value is None or value == "":
-            continue
+    """Canonical content of an event, without its id: equal content, equal fingerprint.
+
+    The JSON of ``{"type": ..., field: value as text, ...}`` (empty fields left out) as
+    ``json.dumps(..., sort_keys=True, separators=(",", ":"))`` writes it, byte for byte,
+    written out here (it is asked per event)."""
+    fields: list[str] = []
+    for name, key in _content(type(event)):
+        value = getattr(event, name)
         if isinstance(value, Decimal):
-            body[f.name] = fmt(value)
+            text = fmt(value)
         elif isinstance(value, dt.date):
-            body[f.name] = value.isoformat()
+            text = value.isoformat()
+        elif value is None or value == "":
+            continue
         else:
-            body[f.name] = str(value)
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+            text = str(value)
+        fields.append(key + _json_string(text))
+    return "{" + ",".join(fields) + "}"
 
 
 @dataclass(slots=True)
@@ -451,7 +472,16 @@ class Book:
     def post_many(self, events: Iterable[Event]) -> list[bool]:
         events = list(events)
         self._load_history(events)
-        return [self._post(event) for event in events]
+        ctx = Context(
+            self.settings,
+            self.standards,
+            self.quantity,
+            self.waiting,
+            lambda item: self.in_process.get(item, ZERO),
+            self.orders.get,
+        )
+        with localcontext(CONTEXT):  # quantities and values worked out to 50 digits
+            return [self._post(event, ctx) for event in events]
 
     def _load_history(self, events: list[Event]) -> None:
         if self.history is None:
@@ -461,10 +491,9 @@ class Book:
         if missing:
             self.recorded.update(self.history(missing))
 
-    def _post(self, event: Event) -> bool:
+    def _post(self, event: Event, ctx: Context) -> bool:
         try:
-            with localcontext(CONTEXT):  # quantities and values worked out to 50 digits
-                return self._post_once(event)
+            return self._post_once(event, ctx)
         except PostingError as error:
             error.event_id = event.id
             raise
@@ -473,7 +502,8 @@ class Book:
             refused.event_id = event.id
             raise refused from None
 
-    def _post_once(self, event: Event) -> bool:
+    def _post_once(self, event: Event, ctx: Context) -> bool:
+        """Apply ``event``; ``ctx``: the view of the book that :func:`flush` works from."""
         print_ = fingerprint(event)
         seen = self.recorded.get(event.id)
         if seen is not None:
@@ -516,14 +546,6 @@ class Book:
         elif isinstance(event, NetRealisableValue):
             self._estimate_nrv(event, follow_standards)
         else:
-            ctx = Context(
-                self.settings,
-                self.standards,
-                self.quantity,
-                self.waiting,
-                lambda item: self.in_process.get(item, ZERO),
-                self.orders.get,
-            )
             if isinstance(event, OrderClose):
                 self._check_order_picked(event)
             effects = flush(event, ctx)
@@ -547,11 +569,8 @@ class Book:
             self._post_entry(entry, record)
         for name, value in effects.memo:
             self._add_statistic(period_of(event.date), name, value, record)
-        arrivals: list[str] = []
-        for movement in effects.movements:
-            self._move(event.id, event.id, event.date, movement, record)
-            if movement.on_hand > 0:
-                arrivals.append(movement.item)
+        self._move(event.id, event.id, event.date, effects.movements, record)
+        arrivals = [movement.item for movement in effects.movements if movement.on_hand > 0]
         for shortage in effects.shortages:
             key = shortage_key(shortage)
             previous = self.shortages.get(key)
@@ -578,22 +597,23 @@ class Book:
         closes = record is not None and record.event.type in CLOSING_EVENTS
         if closes and closing.is_disposal(entry.memo):
             disposed = self.disposed.setdefault(period, {})
+        balances, changes = self.balances, self.changes
         for line in entry.lines:
-            key = (line.account, line.element)
-            self.balances[key] = self.balances.get(key, ZERO) + line.amount
-            activity[key] = activity.get(key, ZERO) + line.amount
-            self.changes.balances.add(key)
-            self.changes.activity.add((period, key))
-            item_key = (line.account, line.element, line.item)
-            by_item[item_key] = by_item.get(item_key, ZERO) + line.amount
-            change_key = (period, *item_key)
-            item_changes[change_key] = item_changes.get(change_key, ZERO) + line.amount
+            account, element, item, amount = line.account, line.element, line.item, line.amount
+            key = (account, element)
+            balances[key] = balances.get(key, ZERO) + amount
+            activity[key] = activity.get(key, ZERO) + amount
+            changes.balances.add(key)
+            changes.activity.add((period, key))
+            item_key = (account, element, item)
+            by_item[item_key] = by_item.get(item_key, ZERO) + amount
+            change_key = (period, account, element, item)
+            item_changes[change_key] = item_changes.get(change_key, ZERO) + amount
             if disposed is not None:
-                disposed[item_key] = disposed.get(item_key, ZERO) + line.amount
-            if line.account is Account.NRV_ALLOWANCE:
-                allowance = self.nrv_allowance.get(line.item, ZERO) + line.amount
-                self.nrv_allowance[line.item] = allowance
-                self.changes.nrv_allowance.add(line.item)
+                disposed[item_key] = disposed.get(item_key, ZERO) + amount
+            if account is _NRV_ALLOWANCE:
+                self.nrv_allowance[item] = self.nrv_allowance.get(item, ZERO) + amount
+                changes.nrv_allowance.add(item)
         if record is not None:
             record.entries.append(entry)
         if self.keep_journal:
@@ -611,40 +631,49 @@ class Book:
         owner: str,
         cause: str,
         date: dt.date,
-        movement: Movement,
+        movements: Sequence[Movement],
         record: Recorded,
         period: str | None = None,
     ) -> None:
         """Move stock for ``owner``'s event, made to happen by ``cause`` on ``date`` (counted
-        in ``period``, by default the date's)."""
+        in ``period``, by default the date's), one movement after the other."""
         dated = period_of(date)  # the day's own period (a reopen counts in the closed one)
         period = period or dated
-        self.on_hand[movement.item] = self.quantity(movement.item) + movement.on_hand
-        if movement.on_hand:
-            moved = self.moved.setdefault(period, {})
-            moved[movement.item] = moved.get(movement.item, ZERO) + movement.on_hand
-            self.changes.moved.add((period, movement.item))
         source = record.event
         if isinstance(source, Reversal):  # takes back the original's flow
             original = self.recorded.get(source.reverses)
             source = original.event if original is not None else source
-        if movement.on_hand or source.type == "count":  # a count that agreed is a count too
-            sign = -1 if source is not record.event else 1
-            key = (movement.item, flow_of(source.type, sign * movement.on_hand))
-            flows = self.flows.setdefault(period, {})
-            flows[key] = flows.get(key, ZERO) + movement.on_hand
-            self.changes.flows.add((period, *key))
-            day_key = (date, key[1])
-            daily = self.daily.setdefault(dated, {})
-            daily[day_key] = daily.get(day_key, ZERO) + movement.on_hand
-            self.changes.daily.add((dated, *day_key))
-        if movement.in_process:
-            self.in_process[movement.item] = (
-                self.in_process.get(movement.item, ZERO) + movement.in_process
-            )
-        record.movements.append(movement)
-        self.changes.movements.append((owner, cause, movement))
-        self.changes.quantities.add(movement.item)
+        # The kind of flow is flow_of(source.type, quantity), the quantity negated for a
+        # reversal (it takes back what its original moved).
+        into, out = FLOWS.get(source.type, (source.type, source.type))
+        forward = source is record.event
+        counted = source.type == "count"  # a count that agreed is a count too
+        on_hand, in_process, changes = self.on_hand, self.in_process, self.changes
+        # The period's sums, made only when a movement adds to them.
+        stock_moves = any(movement.on_hand for movement in movements)
+        moved = self.moved.setdefault(period, {}) if stock_moves else {}
+        flowed = stock_moves or counted
+        flows = self.flows.setdefault(period, {}) if flowed else {}
+        daily = self.daily.setdefault(dated, {}) if flowed else {}
+        for movement in movements:
+            item, quantity = movement.item, movement.on_hand
+            on_hand[item] = on_hand.get(item, ZERO) + quantity
+            if quantity:
+                moved[item] = moved.get(item, ZERO) + quantity
+                changes.moved.add((period, item))
+            if quantity or counted:
+                flow = into if (quantity > ZERO if forward else quantity < ZERO) else out
+                key = (item, flow)
+                flows[key] = flows.get(key, ZERO) + quantity
+                changes.flows.add((period, item, flow))
+                day_key = (date, flow)
+                daily[day_key] = daily.get(day_key, ZERO) + quantity
+                changes.daily.add((dated, date, flow))
+            if movement.in_process:
+                in_process[item] = in_process.get(item, ZERO) + movement.in_process
+        record.movements.extend(movements)
+        changes.movements.extend((owner, cause, movement) for movement in movements)
+        changes.quantities.update(movement.item for movement in movements)
 
     def _retry(self, item: str, cause: str, date: dt.date) -> None:
         """Stock of ``item`` arrived on ``date``: clear queued consumption, oldest first."""
@@ -660,7 +689,7 @@ class Book:
             if owner is None:
                 raise PostingError(f"queued shortage of event {entry.event} has no recorded event")
             movement = Movement(item, -take, take if entry.into_process else ZERO)
-            self._move(entry.event, cause, date, movement, owner)
+            self._move(entry.event, cause, date, [movement], owner)
             updated = dataclasses.replace(entry, open=entry.open - take)
             self._set_shortage(key, updated)
             self.changes.shortages[key] = updated
@@ -1020,9 +1049,8 @@ class Book:
             self._post_entry(Entry(entry.date, by, memo, lines), record)
         for key, value in close.statistics:
             self._add_statistic(period, key, -value, record)
-        for movement in close.movements:
-            undone = Movement(movement.item, -movement.on_hand, -movement.in_process)
-            self._move(by, by, close.event.date, undone, record, period)
+        undone = [Movement(m.item, -m.on_hand, -m.in_process) for m in close.movements]
+        self._move(by, by, close.event.date, undone, record, period)
 
     def _restore_after_reopen(self, close: Recorded, period: str) -> None:
         """The state a close keeps outside the journal, put back as it was before the close.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -71,25 +72,32 @@ class Policy(StrEnum):
     @property
     def costs_purchases(self) -> bool:
         """Purchases are posted (materials are on the books from receipt)."""
-        return self in (
-            Policy.PURCHASE_COMPLETION,
-            Policy.PURCHASE_SALE,
-            Policy.SEQUENTIAL,
-            Policy.COUNT,
-            Policy.COGS_FIRST,
-        )
+        return self in _COSTS_PURCHASES
 
     @property
     def costs_completions(self) -> bool:
         """Completed goods are posted to finished goods at standard."""
-        return self in (Policy.PURCHASE_COMPLETION, Policy.COMPLETION, Policy.SEQUENTIAL)
+        return self in _COSTS_COMPLETIONS
 
     @property
     def periodic(self) -> bool:
         """A periodic-count method (``count``, ``cogs-first``): completions, sales, scrap and
         counts move quantities only; the close values the inventories from the quantities at
         the period end (after counts). A whole-book choice, never a per-item override."""
-        return self in (Policy.COUNT, Policy.COGS_FIRST)
+        return self in _PERIODIC
+
+
+# The policies of each property above, at hand (asked per event: reading a member off the
+# enum class each time costs a lookup the posting path feels).
+_COSTS_PURCHASES = (
+    Policy.PURCHASE_COMPLETION,
+    Policy.PURCHASE_SALE,
+    Policy.SEQUENTIAL,
+    Policy.COUNT,
+    Policy.COGS_FIRST,
+)
+_COSTS_COMPLETIONS = (Policy.PURCHASE_COMPLETION, Policy.COMPLETION, Policy.SEQUENTIAL)
+_PERIODIC = (Policy.COUNT, Policy.COGS_FIRST)
 
 
 class Disposition(StrEnum):
@@ -509,10 +517,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
 RECORDED_TYPES: dict[str, type[Event]] = {**EVENT_TYPES, Revaluation.type: Revaluation}
 
 
+@functools.lru_cache(maxsize=4096)  # asked per journal entry and stock movement
 def period_of(day: dt.date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
+@functools.lru_cache(maxsize=4096)  # asked per event (is its period closed?)
 def period_bounds(period: str) -> tuple[dt.date, dt.date]:
     """First and last day of ``period`` (YYYY-MM); ValueError when it is not a month."""
     year, month = (int(part) for part in period.split("-"))

@@ -7,6 +7,7 @@ when a journal line is made; unit standards and quantities keep their full preci
 from __future__ import annotations
 
 import decimal
+import functools
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import TypeVar
@@ -50,6 +51,7 @@ def minor_units(currency: str) -> int:
     return _MINOR_UNITS.get(currency.upper(), 2)
 
 
+@functools.cache  # currencies are few; a quantum is worked out per journal line
 def quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-minor_units(currency))
 
@@ -67,6 +69,6 @@ def decimals(value: Decimal) -> int:
 
 def fmt(value: Decimal) -> str:
     """Canonical decimal string: no exponent, no trailing zeros, '-0' shown as '0'."""
-    if value == 0:
+    if not value:
         return "0"
     return format(value.normalize(CONTEXT), "f")

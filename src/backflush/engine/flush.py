@@ -40,6 +40,10 @@ from backflush.domain.money import ZERO, fmt, round_money, totals
 from backflush.engine.close import ACTUAL_COST, ACTUAL_HOURS, STANDARD_HOURS
 from backflush.engine.standards import Holding, Requirement, Standards, without_conversion
 
+# Enum members at hand: reading one off its class costs a lookup the hot paths feel.
+_BACKWARD = Flush.BACKWARD
+_MATERIAL_USAGE_VARIANCE = Account.MATERIAL_USAGE_VARIANCE
+
 
 class PostingError(ValueError):
     """An event the rules refuse (shortage under ``reject``, wrong kind of item, ...)."""
@@ -74,17 +78,19 @@ class EntryBuilder:
     def add_holding(self, holding: Holding, quantity: Decimal, sign: int = -1) -> Decimal:
         """Move ``quantity`` units out of (sign -1) or into (+1) where they sit; returns value."""
         total = ZERO
-        for account, element, amount in holding:
-            self.add(account, sign * quantity * amount, element)
-            total += quantity * amount
+        parts = self.parts
+        for account, element, amount in holding:  # add(account, ..., element), inlined
+            value = quantity * amount
+            key = (account, element, "")
+            parts[key] = parts.get(key, ZERO) + sign * value
+            total += value
         return total
 
     def build(
         self, settings: Settings, plug: Account = Account.ROUNDING_VARIANCE, plug_item: str = ""
     ) -> Entry | None:
-        rounded: dict[tuple[Account, str, str], Decimal] = {}
-        for key, amount in self.parts.items():
-            rounded[key] = round_money(amount, settings.currency, settings.rounding)
+        currency, rounding = settings.currency, settings.rounding
+        rounded = {key: round_money(value, currency, rounding) for key, value in self.parts.items()}
         residue = -sum(rounded.values(), ZERO)
         if residue:
             plug_key = (plug, "", plug_item)
@@ -134,7 +140,7 @@ def _take(
     pending: dict[str, Decimal] | None = None,
 ) -> None:
     """Take ``quantity`` of ``item`` out of stock under the book's shortage policy."""
-    if quantity <= 0:
+    if quantity <= ZERO:
         raise PostingError(f"event {event.id}: quantity to take of {item!r} must be positive")
     taken_before = pending.get(item, ZERO) if pending is not None else ZERO
     available = ctx.on_hand(item) - taken_before
@@ -201,7 +207,7 @@ def _require_kind(event: Event, item: str, ctx: Context, kinds: Iterable[Kind], 
 
 
 def _purchase(event: Purchase, ctx: Context, effects: Effects) -> None:
-    _require_kind(event, event.item, ctx, (Kind.MATERIAL,), "a purchase")
+    _require_kind(event, event.item, ctx, _PURCHASED, "a purchase")
     effects.movements.append(Movement(event.item, event.quantity))
     standard = ctx.standards.unit_cost(event.item, event.date).total
     if ctx.settings.triggers.periodic:
@@ -292,7 +298,7 @@ def _order_of(event: Event, order_id: str, ctx: Context, item: str | None) -> Pr
 
 
 def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
-    _require_kind(event, event.item, ctx, (Kind.FINISHED, Kind.SUBASSEMBLY), "a completion")
+    _require_kind(event, event.item, ctx, _MADE, "a completion")
     std = ctx.standards
     cost = std.unit_cost(event.item, event.date)
     good, scrapped = event.quantity, event.scrapped
@@ -307,7 +313,7 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
     pending_in: dict[str, Decimal] = {}
     for req in requirements:
         need = made * req.quantity
-        if req.flush is Flush.BACKWARD:
+        if req.flush is _BACKWARD:
             _take(ctx, effects, event, req.component, need, queueable=True, pending=pending)
         else:
             _consume_in_process(
@@ -339,13 +345,13 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
     builder = EntryBuilder(event.date, event.id, memo)
     costed = std.costed_at_completion(event.item)
     consumed = ZERO
-    for req in requirements:
-        parts = std.holding(req.component, event.date)
+    components = std.holdings([req.component for req in requirements], event.date)
+    for req, parts in zip(requirements, components, strict=True):
         if costed and good:
             consumed += builder.add_holding(parts, good * req.quantity)
         if scrapped:
             value = builder.add_holding(without_conversion(parts), scrapped * req.quantity)
-            builder.add(Account.MATERIAL_USAGE_VARIANCE, value, item=event.item)
+            builder.add(_MATERIAL_USAGE_VARIANCE, value, item=event.item)
     if costed and good:
         if not requirements:  # material standard given without a BOM: pooled in RIP
             builder.add(Account.RAW_IN_PROCESS, -good * cost.material)
@@ -402,9 +408,7 @@ def _sequential_completion(
 
 
 def _sale(event: Sale, ctx: Context, effects: Effects) -> None:
-    _require_kind(
-        event, event.item, ctx, (Kind.FINISHED, Kind.SUBASSEMBLY, Kind.MATERIAL), "a sale"
-    )
+    _require_kind(event, event.item, ctx, _SOLD, "a sale")
     _take(ctx, effects, event, event.item, event.quantity, queueable=False)
     if not ctx.settings.triggers.periodic:  # periodic: quantities only (and revenue)
         cost = ctx.standards.unit_cost(event.item, event.date)
@@ -476,7 +480,7 @@ def _issue(event: Issue, ctx: Context, effects: Effects) -> None:
 
 
 def _release(event: Release, ctx: Context, effects: Effects) -> None:
-    _require_kind(event, event.item, ctx, (Kind.FINISHED, Kind.SUBASSEMBLY), "a release")
+    _require_kind(event, event.item, ctx, _MADE, "a release")
     if event.order:
         known = ctx.order(event.order)
         if known is not None:
@@ -528,7 +532,11 @@ def _order_close(event: OrderClose, ctx: Context, effects: Effects) -> None:
     )
 
 
+# What each event takes, by kind of item (the order is the order an error names them in).
 _STOCKED = (Kind.MATERIAL, Kind.SUBASSEMBLY, Kind.FINISHED)
+_PURCHASED = (Kind.MATERIAL,)
+_MADE = (Kind.FINISHED, Kind.SUBASSEMBLY)
+_SOLD = (Kind.FINISHED, Kind.SUBASSEMBLY, Kind.MATERIAL)
 
 _HANDLERS: dict[type[Event], Callable[[Event, Context, Effects], None]] = {
     Purchase: _purchase,  # type: ignore[dict-item]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, getcontext, localcontext
 from typing import NoReturn
@@ -31,6 +32,7 @@ ONE = Decimal(1)
 _MATERIAL, _PHANTOM, _FINISHED = Kind.MATERIAL, Kind.PHANTOM, Kind.FINISHED
 _RAW_IN_PROCESS, _FINISHED_GOODS = Account.RAW_IN_PROCESS, Account.FINISHED_GOODS
 _CONVERSION_ALLOCATED = Account.CONVERSION_ALLOCATED
+_SEQUENTIAL = Policy.SEQUENTIAL
 
 
 class StandardError(ValueError):
@@ -231,14 +233,14 @@ class Standards:
 
     @property
     def sequential(self) -> bool:
-        return self.settings.triggers is Policy.SEQUENTIAL
+        return self.settings.triggers is _SEQUENTIAL
 
     def costed_at_completion(self, item_id: str) -> bool:
         """A backflush completion of ``item_id`` moves its full standard into finished goods:
         a finished good under a policy with a completion trigger. (A subassembly is never
         costed on its own, even when one of its components is such a finished good.)"""
         item = self.master.items[item_id]
-        return item.kind is Kind.FINISHED and self.policy(item_id).costs_completions
+        return item.kind is _FINISHED and self.policy(item_id).costs_completions
 
     def epoch(self, on: dt.date) -> dt.date:
         """The latest change of standards (a BOM or routing version of any item, a cost set
@@ -494,6 +496,19 @@ class Standards:
                 found = self._holding(item_id, on, epoch, holdings)
         return found[0]
 
+    def holdings(self, item_ids: Iterable[str], on: dt.date) -> list[Holding]:
+        """:meth:`holding` of each of ``item_ids``, the epoch looked up once."""
+        epoch = self.epoch(on)
+        holdings = self._holdings.setdefault(epoch, {})
+        found: list[Holding] = []
+        for item_id in item_ids:
+            held = holdings.get(item_id)
+            if held is None:
+                with localcontext(CONTEXT):
+                    held = self._holding(item_id, on, epoch, holdings)
+            found.append(held[0])
+        return found
+
     def _holding(
         self, item_id: str, on: dt.date, epoch: dt.date, holdings: dict[str, _Held]
     ) -> _Held:
@@ -574,4 +589,4 @@ def without_conversion(holding: Holding) -> Holding:
     """A holding less its unallocated conversion: what scrap, counts and scrapped assemblies
     take to the usage variance. Off-book material is recognised then (credited to payables);
     conversion never allocated to a lost unit shows up as under-allocation instead."""
-    return tuple(part for part in holding if part[0] is not Account.CONVERSION_ALLOCATED)
+    return tuple(part for part in holding if part[0] is not _CONVERSION_ALLOCATED)

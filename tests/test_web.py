@@ -181,6 +181,26 @@ def test_every_page_in_chromium_as_a_viewer(northshore: Site, browser: Any) -> N
     assert site.problems == []
 
 
+def test_a_summarised_journal_links_each_entry_to_a_page(tmp_path: Path) -> None:
+    """A book summing routine events per day (journal_detail: day): a summary entry has no
+    event of its own, so its row links to no event page (an empty id is no page)."""
+    source = tmp_path / "summed.yaml"
+    text = (EXAMPLES / "northshore.yaml").read_text()
+    source.write_text(
+        text.replace("  shortage: queue\n", "  shortage: queue\n  journal_detail: day\n")
+    )
+    with (
+        served(f"sqlite:///{tmp_path / 'book.db'}", source=source) as site,
+        client_for(site, Role.viewer) as client,
+    ):
+        page = client.get("/ui/journal").text
+        assert "summarised by day" in page
+        links = re.findall(r'href="/ui/events/([^"]*)"', page)
+        assert links, "the closes keep an entry each"
+        for link in sorted(set(links)):
+            assert client.get(f"/ui/events/{link}").status_code == 200, link
+
+
 # ---------------------------------------------------------------- sign-in, roles and CSRF
 
 

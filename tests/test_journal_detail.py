@@ -66,8 +66,8 @@ def figures(store: Store) -> dict[str, Any]:
     }
     found.pop("book_settings")
     columns = [c.name for c in t.events.columns if not isinstance(c.type, sa.DateTime)]
-    at = columns.index("detail")
-    found["events"] = [row[:at] + row[at + 1 :] for row in found["events"]]
+    kept = [n for n, name in enumerate(columns) if name not in ("detail", "summary_entry")]
+    found["events"] = [tuple(row[n] for n in kept) for row in found["events"]]
     sums: dict[tuple[str, str, str, str], Decimal] = {}
     for entry in store.entries():
         for line in entry.lines:
@@ -123,23 +123,23 @@ def test_every_example_holds_the_same_figures_in_every_detail(name: str, tmp_pat
     assert found[m.JournalDetail.PERIOD] == found[m.JournalDetail.EVENT]
 
 
-def test_a_summary_adds_the_lines_of_every_write_of_its_day(
+def test_a_write_sums_its_events_per_type_and_day_and_never_changes_an_entry(
     stores: dict[m.JournalDetail, Store],
 ) -> None:
-    """Completions posted one transaction each add to one summary entry per type and day;
-    the figures and each event's own lines equal a book keeping an entry per event."""
+    """One write (here one posting of six events) makes one summary entry per event type
+    and day (or period); a later write makes entries of its own and leaves the earlier ones
+    as they were. The figures and each event's own lines equal a book keeping an entry per
+    event."""
     events: list[m.Event] = [m.Purchase("p1", DAY, "M", Decimal("100"), Decimal("2.10"))]
     events += [m.Purchase("p2", DAY, "N", Decimal("100"), Decimal("0.40"))]
     events += [m.Completion(f"c{n}", NEXT if n % 2 else DAY, "F", Decimal(n)) for n in range(1, 5)]
+    later = m.Completion("c5", DAY, "F", Decimal("1"))
     for detail, store in stores.items():
         store.import_scenario(*summed(PLANT, detail), [])
-        for event in events:
-            assert store.post([event]) == [True]
+        assert store.post(events) == [True] * len(events)
     event_book, day_book = stores[m.JournalDetail.EVENT], stores[m.JournalDetail.DAY]
-    assert figures(day_book) == figures(event_book)
-    assert figures(stores[m.JournalDetail.PERIOD]) == figures(event_book)
-    memos = [(e.date, e.event, e.memo, len(e.lines)) for e in day_book.entries()]
-    assert memos == [
+    first = day_book.entries()
+    assert [(e.date, e.event, e.memo, len(e.lines)) for e in first] == [
         (DAY, "", "purchase events of 2026-01-10, summarised by day", 4),
         (NEXT, "", "completion events of 2026-01-11, summarised by day", 3),
         (DAY, "", "completion events of 2026-01-10, summarised by day", 3),
@@ -149,17 +149,27 @@ def test_a_summary_adds_the_lines_of_every_write_of_its_day(
         (dt.date(2026, 1, 31), "purchase events of 2026-01, summarised by period"),
         (dt.date(2026, 1, 31), "completion events of 2026-01, summarised by period"),
     ]
+    for store in stores.values():
+        assert store.post([later]) == [True]
+    assert day_book.entries()[:3] == first
+    assert day_book.entries()[3].memo == "completion events of 2026-01-10, summarised by day"
+    assert figures(day_book) == figures(event_book)
+    assert figures(stores[m.JournalDetail.PERIOD]) == figures(event_book)
     with day_book.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.movements)).scalar() == 0
-    for event in events:
+    for event in [*events, later]:
         assert own(day_book, event.id) == own(event_book, event.id)
     # c1 and c3 on the 11th: the summary's lines are their lines summed
     (c1,), (c3,) = own(day_book, "c1")[0], own(day_book, "c3")[0]
-    summary = day_book.entries()[1]
-    by_key = {(ln.account, ln.element, ln.item): ln.amount for ln in summary.lines}
+    by_key = {(ln.account, ln.element, ln.item): ln.amount for ln in first[1].lines}
     for line in c1.lines + c3.lines:
         by_key[(line.account, line.element, line.item)] -= line.amount
     assert set(by_key.values()) == {Decimal(0)}
+    summary = day_book.summarised_entry(2)
+    assert summary is not None and summary.events == ("c1", "c3")
+    assert day_book.summarised_entry(4) is not None
+    assert day_book.summarised_entry(4).events == ("c5",)  # type: ignore[union-attr]
+    assert day_book.summarised_entry(99) is None
 
 
 def test_a_summarised_event_is_reversed_from_its_own_lines(
@@ -201,7 +211,7 @@ def test_explain_shows_a_summarised_event_and_drills_down_from_a_summary(tmp_pat
     done = runner.invoke(app, ["explain", "--entry", "2", "--db", str(db), "--json"])
     assert done.exit_code == 0, done.output
     body = json.loads(done.output)
-    assert body["summary"] == "completion 2026-01-10"
+    assert body["memo"] == "completion events of 2026-01-10, summarised by day"
     assert body["events"] == ["c1", "c2"]
     assert body["balanced"] is True
     # 5 units of F: 15 M at 2.00 and 10 N at 0.50 out of raw in process, 5 x 1.00 of labor

@@ -690,7 +690,6 @@ def summary_document(found: SummaryEntry, currency: str) -> dict[str, Any]:
     e = NumberedEntry(found.entry_no, found.entry)
     return {
         "entry_no": found.entry_no,
-        "summary": found.key,
         "date": found.entry.date.isoformat(),
         "memo": found.entry.memo,
         "debits": money(e.debits, currency),
@@ -706,8 +705,8 @@ def summary_report(found: SummaryEntry, currency: str) -> RenderableType:
     listed = ", ".join(escape(event) for event in found.events[:LISTED_EVENTS])
     more = len(found.events) - LISTED_EVENTS
     events = Text.from_markup(
-        f"[bold]Sums the lines of {len(found.events):,} events[/] "
-        f"({escape(found.key)}): {listed}" + (f", and {more:,} more" if more > 0 else "")
+        f"[bold]Sums the lines of {len(found.events):,} events:[/] {listed}"
+        + (f", and {more:,} more" if more > 0 else "")
     )
     hint = Text("Drill down to one of them with `backflush explain EVENT`.", style="dim")
     entry = NumberedEntry(found.entry_no, found.entry)

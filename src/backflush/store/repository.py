@@ -259,8 +259,6 @@ class SummaryEntry:
     :meth:`Store.summarised_entry`)."""
 
     entry_no: int
-    #: ``completion 2026-01-05`` (by day) or ``completion 2026-01`` (by period).
-    key: str
     entry: m.Entry
     events: tuple[str, ...]
 
@@ -1013,7 +1011,7 @@ class Store:
                     reversed_by=row.reversed_by or "",
                 )
                 if row.detail is not None:  # summarised: its own entries kept with it
-                    detail = summaries.Detail.from_json(row.id, row.detail)
+                    detail = summaries.Detail.from_json(row.id, row.detail, row.summary_entry)
                     found[row.id].entries += detail.entries
                     found[row.id].movements += detail.movements
             if not found:
@@ -1099,25 +1097,17 @@ class Store:
 
     def summarised_entry(self, entry_no: int) -> SummaryEntry | None:
         """Journal entry ``entry_no`` when it is a summary (``journal_detail`` day or period),
-        with the events it sums in posting order; None when there is no such summary."""
-        lines = t.journal_lines
+        with the events whose lines it sums in posting order; None when there is no such
+        summary."""
         with self.transaction() as conn:
             self._check_schema(conn)
-            numbered = list(_numbered_entries(conn, lines.c.entry_no == entry_no))
-            key = conn.execute(
-                sa.select(lines.c.summary).where(lines.c.entry_no == entry_no).limit(1)
-            ).scalar()
-            if not numbered or key is None:
+            found = list(_numbered_entries(conn, t.journal_lines.c.entry_no == entry_no))
+            if not found or found[0][1].event:
                 return None
-            kind, first, last = summaries.span(key)
             ev = t.events
-            query = (
-                sa.select(ev.c.id)
-                .where(ev.c.type == kind, ev.c.date.between(first, last), ev.c.detail.is_not(None))
-                .order_by(ev.c.seq)
-            )
+            query = sa.select(ev.c.id).where(ev.c.summary_entry == entry_no).order_by(ev.c.seq)
             events = tuple(conn.execute(query).scalars())
-        return SummaryEntry(entry_no, key, numbered[0][1], events)
+        return SummaryEntry(entry_no, found[0][1], events)
 
     def trail(self, *, event: str | None = None, entry_no: int | None = None) -> EventTrail | None:
         """One recorded event, given by its id or by the number of an entry it posted, with
@@ -1141,13 +1131,9 @@ class Store:
             entries = tuple(_numbered_entries(conn, t.journal_lines.c.event == event))
             own: tuple[tuple[str, str, m.Movement], ...] = ()
             if row.detail is not None:  # summarised: numbered as the summary it went to
-                detail = summaries.Detail.from_json(row.id, row.detail)
-                number = conn.execute(
-                    sa.select(t.journal_lines.c.entry_no)
-                    .where(t.journal_lines.c.summary == detail.summary)
-                    .limit(1)
-                ).scalar()
-                entries = tuple((number or 0, entry) for entry in detail.entries) + entries
+                detail = summaries.Detail.from_json(row.id, row.detail, row.summary_entry)
+                number = detail.entry_no or 0
+                entries = tuple((number, entry) for entry in detail.entries) + entries
                 own = tuple((event, event, movement) for movement in detail.movements)
             mv = t.movements
             query = sa.select(mv).where(sa.or_(mv.c.event == event, mv.c.cause == event))
@@ -1468,6 +1454,12 @@ class Store:
         last entry number afterwards (None: not read, as no entry was written)."""
         now = dt.datetime.now(dt.UTC)
         split = summaries.split(changes, book.settings.journal_detail)
+        numbered: list[tuple[int, m.Entry]] = []
+        if changes.entries:
+            if last_entry is None:
+                found = conn.execute(sa.select(sa.func.max(t.journal_lines.c.entry_no))).scalar()
+                last_entry = found or 0
+            numbered, last_entry = summaries.numbered(changes.entries, split.details, last_entry)
         if changes.events:
             _insert(
                 conn,
@@ -1483,17 +1475,33 @@ class Store:
                         "recorded_at": now,
                         "recorded_by": by,
                         "detail": d.to_json() if (d := split.details.get(r.event.id)) else None,
+                        "summary_entry": d.entry_no if d else None,
                     }
                     for r, by in itertools.zip_longest(changes.events, posted_by)
                 ],
             )
         for original, by in changes.reversed:
             conn.execute(t.events.update().where(t.events.c.id == original).values(reversed_by=by))
-        if changes.entries:
-            if last_entry is None:
-                found = conn.execute(sa.select(sa.func.max(t.journal_lines.c.entry_no))).scalar()
-                last_entry = found or 0
-            last_entry = _write_journal(conn, changes.entries, split, last_entry)
+        if numbered:
+            _insert(
+                conn,
+                t.journal_lines,
+                [
+                    {
+                        "entry_no": number,
+                        "event": entry.event,
+                        "date": entry.date,
+                        "period": entry.period,
+                        "memo": entry.memo,
+                        "account": line.account.value,
+                        "element": line.element,
+                        "item": line.item,
+                        "amount": line.amount,
+                    }
+                    for number, entry in numbered
+                    for line in entry.lines
+                ],
+            )
             self._add_journal_summary(conn, summarize(changes.entries))
         if split.movements:
             _insert(
@@ -1863,92 +1871,6 @@ def _load_disposed(conn: Connection, book: Book) -> None:
         by_item = book.disposed.setdefault(row.period, {})
         key = (m.Account(row.account), row.element, row.item)
         by_item[key] = by_item.get(key, ZERO) + row.amount
-
-
-def _write_journal(
-    conn: Connection, entries: Sequence[m.Entry], split: summaries.Split, last_entry: int
-) -> int:
-    """Write ``entries``, numbered on from ``last_entry``: one entry each, or, for the events
-    of ``split.details``, added to their summary entries (numbered when first written).
-    Returns the last entry number."""
-    lines = t.journal_lines
-    number = last_entry
-    rows: list[dict[str, Any]] = []
-    keys = sorted({d.summary for d in split.details.values()})
-    stored: dict[tuple[str, m.Account, str, str], tuple[int, Decimal]] = {}
-    numbers: dict[str, int] = {}
-    for chunk in _chunks(keys, 500):
-        query = sa.select(
-            lines.c.id, lines.c.entry_no, lines.c.summary, lines.c.account, lines.c.element,
-            lines.c.item, lines.c.amount,
-        ).where(lines.c.summary.in_(chunk))  # fmt: skip
-        for row in conn.execute(query):
-            numbers[row.summary] = row.entry_no
-            stored[(row.summary, _ACCOUNTS[row.account], row.element, row.item)] = (
-                row.id,
-                row.amount,
-            )
-    added: dict[str, summaries.Summary] = {}
-    for entry in entries:
-        detail = split.details.get(entry.event)
-        if detail is None:
-            number += 1
-            rows += [
-                {
-                    "entry_no": number,
-                    "event": entry.event,
-                    "date": entry.date,
-                    "period": entry.period,
-                    "memo": entry.memo,
-                    "account": line.account.value,
-                    "element": line.element,
-                    "item": line.item,
-                    "amount": line.amount,
-                    "summary": None,
-                }
-                for line in entry.lines
-            ]
-            continue
-        summary = added.get(detail.summary)
-        if summary is None:
-            entry_no = numbers.get(detail.summary)
-            if entry_no is None:
-                number += 1
-                entry_no = number
-            summary = added[detail.summary] = summaries.Summary(entry_no)
-        summary.add(entry.lines)
-    changed = []
-    for summary_key, summary in added.items():
-        date, period, memo = summaries.summary_head(summary_key)
-        for (account, element, item), amount in summary.lines.items():
-            before = stored.get((summary_key, account, element, item))
-            if before is not None:
-                changed.append({"line_id": before[0], "new_amount": before[1] + amount})
-                continue
-            rows.append(
-                {
-                    "entry_no": summary.entry_no,
-                    "event": "",
-                    "date": date,
-                    "period": period,
-                    "memo": memo,
-                    "account": account.value,
-                    "element": element,
-                    "item": item,
-                    "amount": amount,
-                    "summary": summary_key,
-                }
-            )
-    if rows:
-        _insert(conn, lines, rows)
-    if changed:
-        update = (
-            lines.update()
-            .where(lines.c.id == sa.bindparam("line_id"))
-            .values(amount=sa.bindparam("new_amount"))
-        )
-        conn.execute(update, changed)
-    return number
 
 
 def _flat(

@@ -455,10 +455,8 @@ web_sessions = sa.Table(
 settings.append_column(
     sa.Column("journal_detail", sa.String(16), nullable=False, server_default="event")
 )
-#: A summary entry's key (``completion 2026-01-05``, ``sale 2026-01``); None on an event's own
-#: lines. A summary's lines have an empty ``event``: its events are those of the key's type and
-#: day (or period) that have a ``detail``.
-journal_lines.append_column(sa.Column("summary", sa.String(64), index=True))
-#: A summarised event's own entries and movements (canonical JSON, see the store); None when
-#: they are in ``journal_lines`` and ``movements``.
+#: A summarised event's own entries and movements (canonical JSON, see ``summaries``); None
+#: when they are in ``journal_lines`` and ``movements``.
 events.append_column(sa.Column("detail", sa.Text))
+#: The summary entry (``journal_lines.entry_no``) a summarised event's lines went to.
+events.append_column(sa.Column("summary_entry", sa.Integer, index=True))

@@ -1,14 +1,16 @@
 """Journal detail (issue 7): how a store keeps the journal lines of routine events.
 
 Under ``journal_detail: day`` (or ``period``) the lines of purchases, completions, sales,
-conversion, counts, ... are summed into one summary entry per event type and day (or period),
-by account, element and item: a plant posting thousands of completions a day keeps a few
-thousand lines a day instead of one entry per completion. Nothing is lost:
+conversion, counts, ... posted by one write (an import batch, a posting) are summed into one
+summary entry per event type and day (or period) by account, element and item: a plant
+importing thousands of completions a day keeps a few lines per item and day instead of an
+entry per completion. Posted entries never change: a later write makes entries of its own.
+Nothing is lost:
 
 * each summarised event keeps its own entries and movements with it (``events.detail``), so
   ``backflush explain EVENT`` shows what it posted and a reversal takes exactly that back;
-* a summary entry's events are those of its type and day (or period) holding a detail
-  (:func:`span`): the drill-down from a summary line to the events behind it.
+* each names the summary entry its lines went to (``events.summary_entry``): the drill-down
+  from a summary line to the events behind it.
 
 Closes, reopens, reversals, revaluations, write-offs and estimates always keep one entry each.
 """
@@ -17,12 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from backflush.book import Changes
 from backflush.domain import model as m
+from backflush.domain.money import CONTEXT, ZERO
 from backflush.store.schema import _scaled_text
 
 #: The routine events a summarising book sums: the many a plant posts every day.
@@ -53,35 +56,28 @@ def summary_key(event: m.Event, detail: m.JournalDetail) -> str:
     return f"{event.type} {when}"
 
 
-def span(key: str) -> tuple[str, dt.date, dt.date]:
-    """The events a summary sums: (type, first day, last day)."""
+def summary_head(key: str) -> tuple[dt.date, str]:
+    """(date, memo) of a summary entry: dated its day, or its period's last day."""
     kind, when = key.split(" ")
     if len(when) == len("2026-01"):
-        return (kind, *m.period_bounds(when))
-    day = dt.date.fromisoformat(when)
-    return kind, day, day
-
-
-def summary_head(key: str) -> tuple[dt.date, str, str]:
-    """(date, period, memo) of a summary entry: dated its day, or its period's last day."""
-    kind, first, last = span(key)
-    by = "day" if first == last else "period"
-    when = key.split(" ")[1]
-    return last, m.period_of(last), f"{kind} events of {when}, summarised by {by}"
+        return m.period_bounds(when)[1], f"{kind} events of {when}, summarised by period"
+    return dt.date.fromisoformat(when), f"{kind} events of {when}, summarised by day"
 
 
 @dataclass(slots=True)
 class Detail:
-    """A summarised event's own entries and movements, and the summary its lines went to."""
+    """A summarised event's own entries and movements, the summary its lines go to (by
+    :func:`summary_key`) and that summary's entry number once numbered (None: it posted no
+    lines)."""
 
     summary: str
     entries: list[m.Entry] = field(default_factory=list)
     movements: list[m.Movement] = field(default_factory=list)
+    entry_no: int | None = None
 
     def to_json(self) -> str:
         """Canonical JSON; amounts as the database holds them (scale kept)."""
         body = {
-            "summary": self.summary,
             "entries": [
                 [
                     entry.date.isoformat(),
@@ -101,7 +97,9 @@ class Detail:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, event: str, text: str) -> Detail:
+    def from_json(cls, event: str, text: str, entry_no: int | None) -> Detail:
+        """The detail stored with ``event`` (its summary key is not kept: ``entry_no`` names
+        the summary)."""
         body = json.loads(text)
         entries = [
             m.Entry(
@@ -119,13 +117,13 @@ class Detail:
             m.Movement(item, Decimal(on_hand), Decimal(in_process))
             for item, on_hand, in_process in body["movements"]
         ]
-        return cls(body["summary"], entries, movements)
+        return cls("", entries, movements, entry_no)
 
 
 @dataclass(slots=True)
 class Split:
     """A write's changes under the book's journal detail: the summarised events' details, and
-    the entries and movements kept one row each."""
+    the movements kept one row each."""
 
     details: dict[str, Detail]
     movements: list[Moved]
@@ -156,14 +154,32 @@ def split(changes: Changes, detail: m.JournalDetail) -> Split:
     return Split(details, rows)
 
 
-@dataclass(slots=True)
-class Summary:
-    """One summary entry's lines added by a write, by (account, element, item)."""
-
-    entry_no: int
-    lines: dict[LineKey, Decimal] = field(default_factory=dict)
-
-    def add(self, lines: Iterable[m.Line]) -> None:
-        for line in lines:
-            key = (line.account, line.element, line.item)
-            self.lines[key] = self.lines.get(key, Decimal(0)) + line.amount
+def numbered(
+    entries: Iterable[m.Entry], details: Mapping[str, Detail], last: int
+) -> tuple[list[tuple[int, m.Entry]], int]:
+    """``entries`` numbered on from ``last``, those of the events of ``details`` summed into
+    one summary entry per summary key, numbered where its first lines came (and noted in each
+    event's detail). Returns the numbered entries in number order and the last number."""
+    found: list[tuple[int, m.Entry]] = []
+    sums: dict[str, tuple[int, dict[LineKey, Decimal]]] = {}
+    with localcontext(CONTEXT):  # sums exact to the book's precision
+        for entry in entries:
+            detail = details.get(entry.event)
+            if detail is None:
+                last += 1
+                found.append((last, entry))
+                continue
+            summary = sums.get(detail.summary)
+            if summary is None:
+                last += 1
+                summary = sums[detail.summary] = (last, {})
+            detail.entry_no, lines = summary
+            for line in entry.lines:
+                at = (line.account, line.element, line.item)
+                lines[at] = lines.get(at, ZERO) + line.amount
+    for key, (number, lines) in sums.items():
+        date, memo = summary_head(key)
+        summed = tuple(m.Line(a, amount, e, i) for (a, e, i), amount in lines.items())
+        found.append((number, m.Entry(date, "", memo, summed)))
+    found.sort(key=lambda numbered: numbered[0])
+    return found, last

@@ -1,5 +1,6 @@
 """Issue 7: journal lines summarised per policy (``journal_detail``: event, day or period),
-the summarised events keeping their own entries and movements for drill-down and reversal.
+the summarised events keeping their own entries and movements and naming their summary entry,
+for drill-down and reversal.
 
 Revision ID: 0009
 Revises: 0008
@@ -22,18 +23,16 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("journal_detail", sa.String(16), nullable=False, server_default="event")
         )
-    with op.batch_alter_table("journal_lines") as batch:
-        batch.add_column(sa.Column("summary", sa.String(64)))
-        batch.create_index("ix_journal_lines_summary", ["summary"])
     with op.batch_alter_table("events") as batch:
         batch.add_column(sa.Column("detail", sa.Text))
+        batch.add_column(sa.Column("summary_entry", sa.Integer))
+        batch.create_index("ix_events_summary_entry", ["summary_entry"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("events") as batch:
+        batch.drop_index("ix_events_summary_entry")
+        batch.drop_column("summary_entry")
         batch.drop_column("detail")
-    with op.batch_alter_table("journal_lines") as batch:
-        batch.drop_index("ix_journal_lines_summary")
-        batch.drop_column("summary")
     with op.batch_alter_table("book_settings") as batch:
         batch.drop_column("journal_detail")

@@ -12,19 +12,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from backflush.api import create_app
+from backflush.api.tokens import Role, create_token
 from backflush.cli import app
 from backflush.domain import model as m
 from backflush.engine.flush import PostingError
 from backflush.formats.scenario import parse_scenario, read_scenario
 from backflush.store import schema as t
 from backflush.store.repository import Store
-from helpers import EXAMPLE_NAMES, EXAMPLES, dump_tables
+from helpers import EXAMPLE_NAMES, EXAMPLES, dump_tables, serving
 from test_properties import Stream, budget, plants
 
 DETAILS = list(m.JournalDetail)
@@ -273,3 +276,39 @@ def test_random_streams_hold_the_same_figures_in_every_detail(
     finally:
         for store in stores.values():
             store.close()
+
+
+def test_the_api_drills_down_from_a_summary_entry(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'book.db'}"
+    store = Store(url)
+    try:
+        store.import_scenario(*summed(PLANT, m.JournalDetail.DAY), [])
+        store.post(
+            [
+                m.Purchase("p1", DAY, "M", Decimal("30"), Decimal("2.10")),
+                m.Purchase("p2", DAY, "N", Decimal("30"), Decimal("0.50")),
+                m.Completion("c1", DAY, "F", Decimal("2")),
+                m.Close("close-1", dt.date(2026, 1, 31), "2026-01"),
+            ]
+        )
+        secret = create_token(store, "viewer", Role.viewer)[1]
+    finally:
+        store.close()
+    app = create_app(url)
+    try:
+        with serving(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+            headers = {"Authorization": f"Bearer {secret}"}
+            summary = client.get("/journal/1", headers=headers).json()
+            assert summary["memo"] == "purchase events of 2026-01-10, summarised by day"
+            assert summary["events"] == ["p1", "p2"]
+            assert client.get("/journal/2", headers=headers).json()["events"] == ["c1"]
+            closing = client.get("/journal/3", headers=headers).json()
+            assert closing["event"]["id"] == "close-1"  # an entry of its own: its event's trail
+            assert client.get("/journal/99", headers=headers).status_code == 404
+            assert client.get("/journal/0", headers=headers).status_code == 422
+            # entry numbers are 32-bit in SQL: a larger one is refused, not an error
+            assert client.get("/journal/2147483648", headers=headers).status_code == 422
+            beyond = {"after": "2147483648"}
+            assert client.get("/journal", params=beyond, headers=headers).status_code == 422
+    finally:
+        app.state.store.close()

@@ -199,6 +199,17 @@ def test_a_summarised_journal_links_each_entry_to_a_page(tmp_path: Path) -> None
         assert links, "the closes keep an entry each"
         for link in sorted(set(links)):
             assert client.get(f"/ui/events/{link}").status_code == 200, link
+        summaries = re.findall(r'href="/ui/entries/(\d+)"', page)
+        assert summaries
+        for number in summaries:  # each summary lists its events, each a page of its own
+            shown = client.get(f"/ui/entries/{number}")
+            assert shown.status_code == 200, number
+            assert "summarised by day" in shown.text
+            events = re.findall(r'class="event" href="/ui/events/([^"]*)"', shown.text)
+            assert events, number
+            assert client.get(f"/ui/events/{events[0]}").status_code == 200
+        assert client.get("/ui/entries/1").status_code == 200
+        assert client.get("/ui/entries/999999").status_code == 404
 
 
 # ---------------------------------------------------------------- sign-in, roles and CSRF

@@ -44,7 +44,12 @@ from backflush.formats.inputs import (
     unique_keys,
 )
 from backflush.reports.analysis import Selection, SelectionError
-from backflush.reports.drilldown import NotFound, drilldown, drilldown_document
+from backflush.reports.drilldown import (
+    NotFound,
+    drilldown,
+    drilldown_document,
+    summary_document,
+)
 from backflush.store.repository import (
     Answer,
     Key,
@@ -59,8 +64,9 @@ from backflush.store.repository import (
 MAX_BATCH = 10_000
 #: Largest request body, in bytes.
 MAX_BODY = 32 * 1024 * 1024
-#: The largest journal entry number a cursor may name (a signed 64-bit integer in SQL).
-MAX_ENTRY_NO = 2**63 - 1
+#: The largest journal entry number a request may name: ``journal_lines.entry_no`` is a
+#: 32-bit INTEGER in SQL (PostgreSQL refuses a larger number compared with it).
+MAX_ENTRY_NO = 2**31 - 1
 log = logging.getLogger("backflush.api")
 #: Most journal entries one page may hold.
 MAX_PAGE = 1000
@@ -288,6 +294,20 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
         if len(numbered) <= limit:
             found["next"] = None
         return found
+
+    @app.get("/journal/{entry_no}", tags=["reports"])
+    def get_entry(
+        entry_no: Annotated[int, Path(ge=1, le=MAX_ENTRY_NO)], _token: Reader
+    ) -> dict[str, Any]:
+        """One journal entry's drill-down: a summary entry (``journal_detail`` day or period)
+        with the events whose lines it sums, or the audit trail of the event that posted it."""
+        summary = store.summarised_entry(entry_no)
+        if summary is not None:
+            return summary_document(summary)
+        try:
+            return drilldown_document(drilldown(store, entry_no=entry_no))
+        except NotFound as error:
+            raise Problem(404, "not-found", str(error)) from None
 
     from backflush.api.routes import add_routes
 

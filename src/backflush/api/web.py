@@ -42,7 +42,12 @@ from backflush.reports import flags as flag_reports
 from backflush.reports import standards as std_reports
 from backflush.reports.charts import Chart, chart_bytes
 from backflush.reports.document import entry_document
-from backflush.reports.drilldown import NotFound, drilldown, drilldown_document
+from backflush.reports.drilldown import (
+    NotFound,
+    drilldown,
+    drilldown_document,
+    summary_document,
+)
 from backflush.reports.html import amount, inline_svg, variance
 from backflush.reports.statements import statements
 from backflush.reports.tables import _unit as unit_cost
@@ -449,6 +454,22 @@ def web_router(
         except NotFound as error:
             raise _Refused(404, str(error)) from None
         return page("event.html.j2", session=session, doc=found, book_name=store.settings().name)
+
+    @router.get("/entries/{entry_no}")
+    def entry(entry_no: int, session: UiSession) -> HTMLResponse:
+        """A journal entry: a summary with the events it sums, or its event's drill-down."""
+        if not 1 <= entry_no <= MAX_ENTRY_NO:
+            raise _Refused(404, f"journal entry {entry_no}: not in the book")
+        name = store.settings().name
+        summary = store.summarised_entry(entry_no)
+        if summary is not None:
+            doc = summary_document(summary)
+            return page("summary.html.j2", session=session, doc=doc, book_name=name)
+        try:
+            found = drilldown_document(drilldown(store, entry_no=entry_no))
+        except NotFound as error:
+            raise _Refused(404, str(error)) from None
+        return page("event.html.j2", session=session, doc=found, book_name=name)
 
     # ------------------------------------------------------------ close checklist
 

@@ -45,11 +45,10 @@ def explain(
         try:
             summary = store.summarised_entry(entry) if entry is not None else None
             if summary is not None:  # a summary entry: its lines and the events they sum
-                currency = store.settings().currency
                 if as_json:
-                    print_json(summary_document(summary, currency))
+                    print_json(summary_document(summary))
                 else:
-                    out.print(summary_report(summary, currency))
+                    out.print(summary_report(summary))
                 return
             found = drilldown(store, event=event, entry_no=entry)
         except NotFound as error:

@@ -685,8 +685,9 @@ def _entries_table(
 LISTED_EVENTS = 50
 
 
-def summary_document(found: SummaryEntry, currency: str) -> dict[str, Any]:
+def summary_document(found: SummaryEntry) -> dict[str, Any]:
     """A summary entry (``journal_detail`` day or period) and the events it sums, as JSON."""
+    currency = found.currency
     e = NumberedEntry(found.entry_no, found.entry)
     return {
         "entry_no": found.entry_no,
@@ -700,7 +701,7 @@ def summary_document(found: SummaryEntry, currency: str) -> dict[str, Any]:
     }
 
 
-def summary_report(found: SummaryEntry, currency: str) -> RenderableType:
+def summary_report(found: SummaryEntry) -> RenderableType:
     """A summary entry's lines and the events whose lines it sums."""
     listed = ", ".join(escape(event) for event in found.events[:LISTED_EVENTS])
     more = len(found.events) - LISTED_EVENTS
@@ -710,7 +711,7 @@ def summary_report(found: SummaryEntry, currency: str) -> RenderableType:
     )
     hint = Text("Drill down to one of them with `backflush explain EVENT`.", style="dim")
     entry = NumberedEntry(found.entry_no, found.entry)
-    return Group(_entries_table([entry], currency, found.entry_no), events, hint)
+    return Group(_entries_table([entry], found.currency, found.entry_no), events, hint)
 
 
 # ---------------------------------------------------------------- the readable report

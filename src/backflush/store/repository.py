@@ -261,6 +261,7 @@ class SummaryEntry:
     entry_no: int
     entry: m.Entry
     events: tuple[str, ...]
+    currency: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -1100,14 +1101,14 @@ class Store:
         with the events whose lines it sums in posting order; None when there is no such
         summary."""
         with self.transaction() as conn:
-            self._check_schema(conn)
+            currency = self._require_settings(conn).currency
             found = list(_numbered_entries(conn, t.journal_lines.c.entry_no == entry_no))
             if not found or found[0][1].event:
                 return None
             ev = t.events
             query = sa.select(ev.c.id).where(ev.c.summary_entry == entry_no).order_by(ev.c.seq)
             events = tuple(conn.execute(query).scalars())
-        return SummaryEntry(entry_no, found[0][1], events)
+        return SummaryEntry(entry_no, found[0][1], events, currency)
 
     def trail(self, *, event: str | None = None, entry_no: int | None = None) -> EventTrail | None:
         """One recorded event, given by its id or by the number of an entry it posted, with

@@ -21,11 +21,13 @@ from typer.testing import CliRunner
 
 from backflush.api import create_app
 from backflush.api.tokens import Role, create_token
+from backflush.book import Book
 from backflush.cli import app
 from backflush.domain import model as m
 from backflush.engine.flush import PostingError
 from backflush.formats.scenario import parse_scenario, read_scenario
 from backflush.store import schema as t
+from backflush.store import summaries
 from backflush.store.repository import Store
 from helpers import EXAMPLE_NAMES, EXAMPLES, dump_tables, serving
 from test_properties import Stream, budget, plants
@@ -312,3 +314,19 @@ def test_the_api_drills_down_from_a_summary_entry(tmp_path: Path) -> None:
             assert client.get("/journal", params=beyond, headers=headers).status_code == 422
     finally:
         app.state.store.close()
+
+
+def test_a_summary_never_spans_an_entry_of_its_own() -> None:
+    """Completions of one day around a reversal in one write: two summaries, numbered
+    before and after the reversal's own entry (the journal in number order is the order of
+    posting)."""
+    day = [m.Completion(f"c{n}", DAY, "F", Decimal(1)) for n in (1, 2)]
+    reversal = m.Reversal("r1", DAY, "c1")
+    book = Book(*summed(PLANT, m.JournalDetail.DAY))
+    book.post_many([*day[:1], reversal, *day[1:]])
+    changes = book.take_changes()
+    split = summaries.split(changes, m.JournalDetail.DAY)
+    numbered, last = summaries.numbered(changes.entries, split.details, 10)
+    assert [(n, e.event) for n, e in numbered] == [(11, ""), (12, "r1"), (13, "")]
+    assert last == 13
+    assert (split.details["c1"].entry_no, split.details["c2"].entry_no) == (11, 13)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 
@@ -159,13 +159,17 @@ def numbered(
 ) -> tuple[list[tuple[int, m.Entry]], int]:
     """``entries`` numbered on from ``last``, those of the events of ``details`` summed into
     one summary entry per summary key, numbered where its first lines came (and noted in each
-    event's detail). Returns the numbered entries in number order and the last number."""
+    event's detail). A summary never spans an entry of its own (a close, a reversal, ...):
+    the journal read in number order tells what was posted before what. Returns the numbered
+    entries in number order and the last number."""
     found: list[tuple[int, m.Entry]] = []
     sums: dict[str, tuple[int, dict[LineKey, Decimal]]] = {}
     with localcontext(CONTEXT):  # sums exact to the book's precision
         for entry in entries:
             detail = details.get(entry.event)
             if detail is None:
+                found += _summaries(sums)
+                sums = {}
                 last += 1
                 found.append((last, entry))
                 continue
@@ -177,9 +181,15 @@ def numbered(
             for line in entry.lines:
                 at = (line.account, line.element, line.item)
                 lines[at] = lines.get(at, ZERO) + line.amount
+    found += _summaries(sums)
+    found.sort(key=lambda numbered: numbered[0])
+    return found, last
+
+
+def _summaries(
+    sums: Mapping[str, tuple[int, Mapping[LineKey, Decimal]]],
+) -> Iterator[tuple[int, m.Entry]]:
     for key, (number, lines) in sums.items():
         date, memo = summary_head(key)
         summed = tuple(m.Line(a, amount, e, i) for (a, e, i), amount in lines.items())
-        found.append((number, m.Entry(date, "", memo, summed)))
-    found.sort(key=lambda numbered: numbered[0])
-    return found, last
+        yield number, m.Entry(date, "", memo, summed)

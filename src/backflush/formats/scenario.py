@@ -27,8 +27,9 @@ from backflush.formats.inputs import (
 LINE = "__line__"
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML with exact decimals and the line number of every mapping."""
+class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
+    """Safe YAML with exact decimals and the line number of every mapping (parsed by libyaml
+    where PyYAML has it: a large plant's master data reads several times faster)."""
 
 
 def _decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal:

@@ -96,6 +96,9 @@ def _make_engine(url: str) -> Engine:
             dbapi.execute("PRAGMA foreign_keys = ON")
             dbapi.execute("PRAGMA journal_mode = WAL")
             dbapi.execute("PRAGMA synchronous = NORMAL")
+            # 64 MiB of pages (the default is 2 MiB): a year's events, their unique ids and
+            # journal indexes stay in memory while a large import writes them.
+            dbapi.execute("PRAGMA cache_size = -65536")
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:

@@ -29,7 +29,7 @@ class Exact(TypeDecorator[Decimal]):
             return None
         if not isinstance(value, Decimal):
             raise TypeError(f"expected a Decimal, got {type(value).__name__}")
-        return _scaled_text(value) if dialect.name == "sqlite" else value
+        return scaled_text(value) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
@@ -37,7 +37,7 @@ class Exact(TypeDecorator[Decimal]):
         return value if isinstance(value, Decimal) else Decimal(value)
 
 
-def _scaled_text(value: Decimal) -> str:
+def scaled_text(value: Decimal) -> str:
     """``value`` as PostgreSQL NUMERIC holds it: no exponent, digits after the point kept,
     no negative zero."""
     return format(abs(value) if value.is_zero() else value, "f")

@@ -26,7 +26,7 @@ from decimal import Decimal, localcontext
 from backflush.book import Changes
 from backflush.domain import model as m
 from backflush.domain.money import CONTEXT, ZERO
-from backflush.store.schema import _scaled_text
+from backflush.store.schema import scaled_text
 
 #: The routine events a summarising book sums: the many a plant posts every day.
 SUMMARISED_TYPES = frozenset(
@@ -83,14 +83,14 @@ class Detail:
                     entry.date.isoformat(),
                     entry.memo,
                     [
-                        [line.account.value, line.element, line.item, _scaled_text(line.amount)]
+                        [line.account.value, line.element, line.item, scaled_text(line.amount)]
                         for line in entry.lines
                     ],
                 ]
                 for entry in self.entries
             ],
             "movements": [
-                [mv.item, _scaled_text(mv.on_hand), _scaled_text(mv.in_process)]
+                [mv.item, scaled_text(mv.on_hand), scaled_text(mv.in_process)]
                 for mv in self.movements
             ],
         }

@@ -15,17 +15,15 @@ from typing import TypeVar
 ZERO = Decimal(0)
 K = TypeVar("K")
 
-#: Context for formatting and quantizing (50 significant digits: every figure a report prints,
-#: even a balance summed from millions of the largest entries, fits with room to spare).
-#:
-#: Engine arithmetic uses Python's default context: 28 significant digits. What that guarantees
-#: follows from the limits at the edge (backflush.formats.inputs): quantities, unit costs, unit
-#: prices and standards below 10^12 with at most 6 decimals, amounts below 10^15. A product of
-#: a quantity and a unit cost is then below 10^24 with at most 12 decimals; it is exact while
-#: below 10^16, and above that rounded at the 28th digit, i.e. at 10^-4 or finer: less than a
-#: hundredth of a cent before it is rounded to the currency's minor unit (a double rounding
-#: that can, in a rare tie, move that one line by one minor unit). Sums of amounts stay exact
-#: to the minor unit up to 10^25, far beyond any book.
+#: Context of the book's arithmetic (``Book`` posts every event under it), of formatting and
+#: of quantizing: 50 significant digits. With the limits at the edge
+#: (backflush.formats.inputs: quantities, unit costs, unit prices and standards below 10^12
+#: with at most 6 decimals, amounts below 10^15), a product of a quantity and a unit cost is
+#: below 10^24 with at most 12 decimals: exact, before it is rounded once to the currency's
+#: minor unit. Every figure a report prints, even a balance summed from millions of the
+#: largest entries, fits with room to spare. Code outside the book (reports, the SQLite
+#: store's running sums) adds in Python's default 28 digits: sums of amounts stay exact to
+#: the minor unit up to 10^25, far beyond any book.
 CONTEXT = decimal.Context(prec=50, rounding=decimal.ROUND_HALF_EVEN)
 
 #: ISO 4217 minor units for currencies whose minor unit is not 2.

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from backflush.api import create_app
+from backflush.api import create_app, web
 from backflush.api.tokens import Role, create_token, list_tokens, revoke_token
 from backflush.formats.scenario import read_scenario
 from backflush.store import schema as t
@@ -181,7 +181,9 @@ def test_every_page_in_chromium_as_a_viewer(northshore: Site, browser: Any) -> N
     assert site.problems == []
 
 
-def test_a_summarised_journal_links_each_entry_to_a_page(tmp_path: Path) -> None:
+def test_a_summarised_journal_links_each_entry_to_a_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A book summing routine events per day (journal_detail: day): a summary entry has no
     event of its own, so its row links to no event page (an empty id is no page)."""
     source = tmp_path / "summed.yaml"
@@ -210,6 +212,16 @@ def test_a_summarised_journal_links_each_entry_to_a_page(tmp_path: Path) -> None
             assert client.get(f"/ui/events/{events[0]}").status_code == 200
         assert client.get("/ui/entries/1").status_code == 200
         assert client.get("/ui/entries/999999").status_code == 404
+        monkeypatch.setattr(web, "LISTED", 1)  # a long list is cut, and says where the rest is
+        cut = 0
+        for number in summaries:
+            shown = client.get(f"/ui/entries/{number}").text
+            total = int(re.findall(r"The (\d+) events it sums", shown)[0])
+            assert len(re.findall(r'class="event" href=', shown)) == 1
+            if total > 1:
+                assert f"and {total - 1} more" in shown and f"GET /journal/{number}" in shown
+                cut += 1
+        assert cut
 
 
 # ---------------------------------------------------------------- sign-in, roles and CSRF

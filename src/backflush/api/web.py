@@ -56,6 +56,8 @@ from backflush.store.repository import Store
 COOKIE = "backflush_session"
 LOGIN_COOKIE = "backflush_login"
 PAGE = 50  # journal entries a page
+#: Events a summary entry's page lists (the API's ``GET /journal/{no}`` lists them all).
+LISTED = 1_000
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _MAX_FORM = 64 * 1024
 
@@ -464,7 +466,8 @@ def web_router(
         summary = store.summarised_entry(entry_no)
         if summary is not None:
             doc = summary_document(summary)
-            return page("summary.html.j2", session=session, doc=doc, book_name=name)
+            shown, doc["events"] = doc["events"][:LISTED], len(doc["events"])
+            return page("summary.html.j2", session=session, doc=doc, shown=shown, book_name=name)
         try:
             found = drilldown_document(drilldown(store, entry_no=entry_no))
         except NotFound as error:

@@ -48,7 +48,8 @@ from backflush.reports.drilldown import (
     NotFound,
     drilldown,
     drilldown_document,
-    summary_document,
+    entry_drilldown,
+    summary_entry_document,
 )
 from backflush.store.repository import (
     Answer,
@@ -57,6 +58,7 @@ from backflush.store.repository import (
     Posting,
     Store,
     StoreError,
+    SummaryEntry,
     answer_kept,
 )
 
@@ -301,13 +303,13 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
     ) -> dict[str, Any]:
         """One journal entry's drill-down: a summary entry (``journal_detail`` day or period)
         with the events whose lines it sums, or the audit trail of the event that posted it."""
-        summary = store.summarised_entry(entry_no)
-        if summary is not None:
-            return summary_document(summary)
         try:
-            return drilldown_document(drilldown(store, entry_no=entry_no))
+            found = entry_drilldown(store, entry_no)
         except NotFound as error:
             raise Problem(404, "not-found", str(error)) from None
+        if isinstance(found, SummaryEntry):
+            return summary_entry_document(found)
+        return drilldown_document(found)
 
     from backflush.api.routes import add_routes
 

@@ -46,12 +46,13 @@ from backflush.reports.drilldown import (
     NotFound,
     drilldown,
     drilldown_document,
-    summary_document,
+    entry_drilldown,
+    summary_entry_document,
 )
 from backflush.reports.html import amount, inline_svg, variance
 from backflush.reports.statements import statements
 from backflush.reports.tables import _unit as unit_cost
-from backflush.store.repository import Store
+from backflush.store.repository import Store, SummaryEntry
 
 COOKIE = "backflush_session"
 LOGIN_COOKIE = "backflush_login"
@@ -462,17 +463,16 @@ def web_router(
         """A journal entry: a summary with the events it sums, or its event's drill-down."""
         if not 1 <= entry_no <= MAX_ENTRY_NO:
             raise _Refused(404, f"journal entry {entry_no}: not in the book")
-        name = store.settings().name
-        summary = store.summarised_entry(entry_no)
-        if summary is not None:
-            doc = summary_document(summary)
-            shown, doc["events"] = doc["events"][:LISTED], len(doc["events"])
-            return page("summary.html.j2", session=session, doc=doc, shown=shown, book_name=name)
         try:
-            found = drilldown_document(drilldown(store, entry_no=entry_no))
+            found = entry_drilldown(store, entry_no)
         except NotFound as error:
             raise _Refused(404, str(error)) from None
-        return page("event.html.j2", session=session, doc=found, book_name=name)
+        name = store.settings().name
+        if isinstance(found, SummaryEntry):
+            doc = summary_entry_document(found)
+            shown = doc["events"][:LISTED]
+            return page("summary.html.j2", session=session, doc=doc, shown=shown, book_name=name)
+        return page("event.html.j2", session=session, doc=drilldown_document(found), book_name=name)
 
     # ------------------------------------------------------------ close checklist
 

@@ -13,10 +13,11 @@ from backflush.reports.drilldown import (
     drilldown,
     drilldown_document,
     drilldown_report,
-    summary_document,
-    summary_report,
+    entry_drilldown,
+    summary_entry_document,
+    summary_entry_report,
 )
-from backflush.store.repository import Store
+from backflush.store.repository import Store, SummaryEntry
 
 
 def explain(
@@ -43,19 +44,19 @@ def explain(
     def go() -> None:
         store = Store(db, create=False)
         try:
-            summary = store.summarised_entry(entry) if entry is not None else None
-            if summary is not None:  # a summary entry: its lines and the events they sum
-                if as_json:
-                    print_json(summary_document(summary))
-                else:
-                    out.print(summary_report(summary))
-                return
-            found = drilldown(store, event=event, entry_no=entry)
+            found = (
+                drilldown(store, event=event) if entry is None else entry_drilldown(store, entry)
+            )
         except NotFound as error:
             fail(str(error.args[0]), 2)
         finally:
             store.close()
-        if as_json:
+        if isinstance(found, SummaryEntry):  # a summary entry: its lines and their events
+            if as_json:
+                print_json(summary_entry_document(found))
+            else:
+                out.print(summary_entry_report(found))
+        elif as_json:
             print_json(drilldown_document(found))
         else:
             out.print(drilldown_report(found))

@@ -186,6 +186,14 @@ def drilldown(store: Store, *, event: str | None = None, entry_no: int | None = 
     return explain(found, entry_no=entry_no)
 
 
+def entry_drilldown(store: Store, entry_no: int) -> SummaryEntry | Drilldown:
+    """Journal entry ``entry_no``: a summary (``journal_detail`` day or period) with the
+    events whose lines it sums, or the drill-down of the event that posted it.
+    :class:`NotFound` when there is no such entry."""
+    summary = store.summarised_entry(entry_no)
+    return summary if summary is not None else drilldown(store, entry_no=entry_no)
+
+
 def explain(trail: EventTrail, entry_no: int | None = None) -> Drilldown:
     """Lay out a stored event's audit trail (pure: no I/O)."""
     event = trail.event
@@ -685,7 +693,7 @@ def _entries_table(
 LISTED_EVENTS = 50
 
 
-def summary_document(found: SummaryEntry) -> dict[str, Any]:
+def summary_entry_document(found: SummaryEntry) -> dict[str, Any]:
     """A summary entry (``journal_detail`` day or period) and the events it sums, as JSON."""
     currency = found.currency
     e = NumberedEntry(found.entry_no, found.entry)
@@ -701,7 +709,7 @@ def summary_document(found: SummaryEntry) -> dict[str, Any]:
     }
 
 
-def summary_report(found: SummaryEntry) -> RenderableType:
+def summary_entry_report(found: SummaryEntry) -> RenderableType:
     """A summary entry's lines and the events whose lines it sums."""
     listed = ", ".join(escape(event) for event in found.events[:LISTED_EVENTS])
     more = len(found.events) - LISTED_EVENTS

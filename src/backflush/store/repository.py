@@ -1015,9 +1015,9 @@ class Store:
                     reversed_by=row.reversed_by or "",
                 )
                 if row.detail is not None:  # summarised: its own entries kept with it
-                    detail = summaries.Detail.from_json(row.id, row.detail, row.summary_entry)
-                    found[row.id].entries += detail.entries
-                    found[row.id].movements += detail.movements
+                    entries, movements = summaries.read_detail(row.id, row.detail)
+                    found[row.id].entries += entries
+                    found[row.id].movements += movements
             if not found:
                 continue
             present = [i for i in chunk if i in found]
@@ -1135,10 +1135,9 @@ class Store:
             entries = tuple(_numbered_entries(conn, t.journal_lines.c.event == event))
             own: tuple[tuple[str, str, m.Movement], ...] = ()
             if row.detail is not None:  # summarised: numbered as the summary it went to
-                detail = summaries.Detail.from_json(row.id, row.detail, row.summary_entry)
-                number = detail.entry_no or 0
-                entries = tuple((number, entry) for entry in detail.entries) + entries
-                own = tuple((event, event, movement) for movement in detail.movements)
+                summed, moved = summaries.read_detail(row.id, row.detail)
+                entries = tuple((row.summary_entry, entry) for entry in summed) + entries
+                own = tuple((event, event, movement) for movement in moved)
             mv = t.movements
             query = sa.select(mv).where(sa.or_(mv.c.event == event, mv.c.cause == event))
             movements = own + tuple(

@@ -96,28 +96,27 @@ class Detail:
         }
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
-    @classmethod
-    def from_json(cls, event: str, text: str, entry_no: int | None) -> Detail:
-        """The detail stored with ``event`` (its summary key is not kept: ``entry_no`` names
-        the summary)."""
-        body = json.loads(text)
-        entries = [
-            m.Entry(
-                dt.date.fromisoformat(day),
-                event,
-                memo,
-                tuple(
-                    m.Line(m.Account(account), Decimal(amount), element, item)
-                    for account, element, item, amount in lines
-                ),
-            )
-            for day, memo, lines in body["entries"]
-        ]
-        movements = [
-            m.Movement(item, Decimal(on_hand), Decimal(in_process))
-            for item, on_hand, in_process in body["movements"]
-        ]
-        return cls("", entries, movements, entry_no)
+
+def read_detail(event: str, text: str) -> tuple[list[m.Entry], list[m.Movement]]:
+    """The entries and movements of ``event`` kept with it (:meth:`Detail.to_json`)."""
+    body = json.loads(text)
+    entries = [
+        m.Entry(
+            dt.date.fromisoformat(day),
+            event,
+            memo,
+            tuple(
+                m.Line(m.Account(account), Decimal(amount), element, item)
+                for account, element, item, amount in lines
+            ),
+        )
+        for day, memo, lines in body["entries"]
+    ]
+    movements = [
+        m.Movement(item, Decimal(on_hand), Decimal(in_process))
+        for item, on_hand, in_process in body["movements"]
+    ]
+    return entries, movements
 
 
 @dataclass(slots=True)

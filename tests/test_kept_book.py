@@ -176,6 +176,31 @@ def test_a_store_loads_its_book_again_only_after_another_writer_wrote(
             store.close()
 
 
+def test_sums_another_writer_added_to_are_read_again(tmp_path: Path) -> None:
+    """The sums a store's own writes left (kept with its book, so that a posting adds to
+    them without reading them) are read again once another writer wrote: two stores posting
+    the same item in turn leave every table as one store posting it all does."""
+    stores = [opened(str(tmp_path / "two.db")), Store(str(tmp_path / "two.db"))]
+    alone = opened(str(tmp_path / "one.db"))
+    try:
+        events: list[m.Event] = [buy(0, "100")] + [make(n) for n in range(1, 9)]
+        for n, event in enumerate(events):
+            stores[n % 2].post([event])
+            alone.post([event])
+        assert stores[0]._kept is not None and stores[0]._kept.sums  # sums were kept
+        assert dump_tables(stores[0], times=False) == dump_tables(alone, times=False)
+        with alone.transaction() as conn:
+            flows = conn.execute(
+                sa.select(t.period_flows.c.quantity).where(
+                    t.period_flows.c.item == "F", t.period_flows.c.flow == "completed"
+                )
+            ).scalar_one()
+        assert flows == Decimal(16)
+    finally:
+        for store in (*stores, alone):
+            store.close()
+
+
 def test_a_write_of_other_data_makes_the_kept_book_stale(db_url: str, counted: list[int]) -> None:
     """Master data released by another store: the next posting loads the book again and
     costs at the new standard."""

@@ -14,6 +14,7 @@ import itertools
 import json
 import random
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -185,8 +186,9 @@ def _sqlite_write(
     conn: Connection, table: sa.Table, rows: list[dict[str, Any]], *, upsert: bool
 ) -> None:
     """Insert (or with ``upsert`` insert or update) ``rows`` on SQLite: one statement run by
-    the driver's ``executemany``, each value converted as SQLAlchemy would bind it (exact
-    decimals as text, dates as ISO text), without SQLAlchemy's work per row."""
+    the driver's ``executemany`` on the transaction's connection, each value converted as
+    SQLAlchemy would bind it (exact decimals as text, dates as ISO text), without
+    SQLAlchemy's work per row or per statement (a single posting runs a dozen)."""
     columns = list(rows[0])
     key = (table.name, tuple(columns), upsert)
     found = _SQLITE_WRITES.get(key)
@@ -203,7 +205,12 @@ def _sqlite_write(
     for column, bind in zip(columns, binds, strict=True):
         given = [row[column] for row in rows]
         by_column.append(given if bind is None else [None if v is None else bind(v) for v in given])
-    conn.exec_driver_sql(sql, list(zip(*by_column, strict=True)))
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    try:
+        driver.executemany(sql, zip(*by_column, strict=True))
+    except sqlite3.Error as error:  # as SQLAlchemy raises it (an IntegrityError stays one)
+        raise sa.exc.DBAPIError.instance(sql, None, error, sqlite3.Error) from error
 
 
 #: The statements of :func:`_sqlite_write` and their columns' bind conversions.
@@ -348,6 +355,11 @@ class _Kept:
     memo: dict[str, Any]
     #: The last journal entry number written (None: not known yet, read when needed).
     last_entry: int | None = None
+    #: Sums as this book's writes left them in the tables :func:`_add_to` adds to: on
+    #: SQLite the next write adds to them without reading them back.
+    sums: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -1006,7 +1018,7 @@ class Store:
         wanted = sorted(set(ids))
         found: dict[str, Recorded] = {}
         for chunk in _chunks(wanted, 500):
-            for row in conn.execute(sa.select(t.events).where(t.events.c.id.in_(chunk))):
+            for row in conn.execute(_HISTORY, {"ids": chunk}):
                 event = event_from_payload(row.id, row.payload)
                 found[row.id] = Recorded(
                     event,
@@ -1329,6 +1341,7 @@ class Store:
             posted_by,
             added_sums=not sums,
             last_entry=kept.last_entry,
+            sums=kept.sums,
         )
         keep_answers(conn, kept_answers)
         return outcomes
@@ -1448,12 +1461,14 @@ class Store:
         *,
         added_sums: bool = False,
         last_entry: int | None = None,
+        sums: Sums | None = None,
     ) -> int | None:
         """Write what ``changes`` changed. With ``added_sums`` the book's stock moved per
         period (``moved``, ``flows``, ``daily``) holds only what was moved since it was loaded
         (see :meth:`_load`): it is added to the stored sums, then forgotten. ``posted_by``
         names who posted each event of ``changes.events`` (an API token), in their order.
-        ``last_entry``: the last journal entry number, when known (else read). Returns the
+        ``last_entry``: the last journal entry number, when known (else read). ``sums``: the
+        stored sums as this book's last writes left them (see :func:`_add_to`). Returns the
         last entry number afterwards (None: not read, as no entry was written)."""
         now = dt.datetime.now(dt.UTC)
         split = summaries.split(changes, book.settings.journal_detail)
@@ -1505,7 +1520,7 @@ class Store:
                     for line in entry.lines
                 ],
             )
-            self._add_journal_summary(conn, summarize(changes.entries))
+            self._add_journal_summary(conn, summarize(changes.entries), sums)
         if split.movements:
             _insert(
                 conn,
@@ -1558,13 +1573,15 @@ class Store:
             ],
         )
         if added_sums:
-            _add_sums(conn, t.period_quantities, "on_hand", _flat(book.moved, changes.moved))
-            _add_sums(conn, t.period_flows, "quantity", _flat(book.flows, changes.flows))
-            _add_sums(conn, t.daily_flows, "quantity", _flat(book.daily, changes.daily))
+            _add_sums(conn, t.period_quantities, "on_hand", _flat(book.moved, changes.moved), sums)
+            _add_sums(conn, t.period_flows, "quantity", _flat(book.flows, changes.flows), sums)
+            _add_sums(conn, t.daily_flows, "quantity", _flat(book.daily, changes.daily), sums)
             book.moved.clear()
             book.flows.clear()
             book.daily.clear()
         else:
+            if sums is not None:  # these sums are written whole below, not added to
+                sums.clear()
             _upsert(
                 conn,
                 t.period_quantities,
@@ -1591,7 +1608,7 @@ class Store:
             )
         # The journal per item is never loaded to post: its new sums are added to the stored.
         item_sums = {(p, a.value, e, i): v for (p, a, e, i), v in changes.item_activity.items()}
-        _add_sums(conn, t.item_activity, "amount", item_sums)
+        _add_sums(conn, t.item_activity, "amount", item_sums, sums)
         _upsert(
             conn,
             t.unsold_conversion,
@@ -1649,7 +1666,9 @@ class Store:
         return last_entry
 
     @staticmethod
-    def _add_journal_summary(conn: Connection, added: JournalSummary) -> None:
+    def _add_journal_summary(
+        conn: Connection, added: JournalSummary, sums: Sums | None = None
+    ) -> None:
         """Add the figures of entries just written to those kept per period and kind."""
         _add_to(
             conn,
@@ -1658,6 +1677,7 @@ class Store:
                 key: {"entries": f.entries, "lines": f.lines, "debits": f.debits}
                 for key, f in added.items()
             },
+            sums,
         )
 
     @staticmethod
@@ -1887,20 +1907,37 @@ def _flat(
 
 
 def _add_sums(
-    conn: Connection, table: sa.Table, value: str, deltas: Mapping[tuple[Any, ...], Decimal]
+    conn: Connection,
+    table: sa.Table,
+    value: str,
+    deltas: Mapping[tuple[Any, ...], Decimal],
+    sums: Sums | None = None,
 ) -> None:
     """Add ``deltas`` (keyed by ``table``'s primary key, period first) to the stored sums
     in column ``value`` (see :func:`_add_to`)."""
-    _add_to(conn, table, {key: {value: delta} for key, delta in deltas.items()})
+    _add_to(conn, table, {key: {value: delta} for key, delta in deltas.items()}, sums)
+
+
+#: Stored sums by table name and primary key, as a book's own writes left them (see
+#: :func:`_add_to`); valid while no other writer has written (the kept book's revision).
+Sums = dict[tuple[str, tuple[Any, ...]], dict[str, Any]]
+
+#: The most stored sums kept in :data:`Sums` (about 300 bytes each); beyond, it starts over.
+MAX_KEPT_SUMS = 100_000
 
 
 def _add_to(
-    conn: Connection, table: sa.Table, deltas: Mapping[tuple[Any, ...], Mapping[str, Any]]
+    conn: Connection,
+    table: sa.Table,
+    deltas: Mapping[tuple[Any, ...], Mapping[str, Any]],
+    sums: Sums | None = None,
 ) -> None:
     """Add ``deltas`` (keyed by ``table``'s primary key, period first: column -> amount) to
     the stored figures, under the book's write lock: on PostgreSQL in the upsert itself
     (NUMERIC adds exactly); on SQLite read, added in Python and written back, as it keeps
-    amounts as exact text."""
+    amounts as exact text. ``sums``, when given, holds figures as the book's own writes
+    left them: those are not read again, and it is updated (a posting of an item posted
+    before reads nothing)."""
     if not deltas:
         return
     keys = [c.name for c in table.primary_key.columns]
@@ -1920,18 +1957,31 @@ def _add_to(
             table.c.period == sa.bindparam("period"),
             *(table.c[k].in_(sa.bindparam(k, expanding=True)) for k in keys[1:]),
         )
+    known: Sums = {} if sums is None else sums
+    kind = table.name
+    unknown = [k for k in deltas if (kind, k) not in known]
     stored: dict[tuple[Any, ...], Any] = {}
-    for period in sorted({k[0] for k in deltas}):
-        mine = [k for k in deltas if k[0] == period]
+    for period in sorted({k[0] for k in unknown}):
+        mine = [k for k in unknown if k[0] == period]
         values = {name: sorted({k[n] for k in mine}) for n, name in enumerate(keys) if n}
         for found in conn.execute(query, {"period": period, **values}):
             stored[tuple(found._mapping[k] for k in keys)] = found._mapping
-    for row in rows:
-        before = stored.get(tuple(row[k] for k in keys))
+    added = []
+    for key, row in zip(sorted(deltas), rows, strict=True):
+        before = known.get((kind, key)) or stored.get(key)
         if before is not None:
             row.update({c: before[c] + row[c] for c in columns})
+        added.append(((kind, key), {c: row[c] for c in columns}))
+    if len(known) + len(added) > MAX_KEPT_SUMS:
+        known.clear()
+    known.update(added)
     _upsert(conn, table, rows)
 
+
+#: What :meth:`Store._history` reads of the events it is given (built once: a posting runs it).
+_HISTORY = sa.select(
+    *(t.events.c[c] for c in ("id", "payload", "statistics", "reversed_by", "detail"))
+).where(t.events.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 #: The queries of :func:`_add_to` on SQLite, by table and value columns.
 _ADDED_TO: dict[tuple[str, tuple[str, ...]], sa.Select[Any]] = {}

@@ -22,7 +22,7 @@ Asserts nothing about time (issue 6 targets on the 2-core machine: 1,000 single 
 with p99 under 50 ms, 20,000 events/s in batches).
 
 ``--profile`` samples the server with py-spy (on PATH, or ``--py-spy``) for a few seconds of
-the singles phase and prints the functions that cost most.
+each phase and prints the functions that cost most.
 
     .venv/bin/python bench/bench_api.py [--clients 16] [--seconds 15] [--quick] [--sqlite]
         [--workers 2] [--profile] [--no-access-log] [--batch 100]
@@ -386,7 +386,7 @@ def main() -> None:
     )
     parser.add_argument("--sqlite", action="store_true", help="a SQLite file, not PostgreSQL")
     parser.add_argument("--quick", action="store_true", help="3 s per phase, a smoke run")
-    parser.add_argument("--profile", action="store_true", help="py-spy the server (singles)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the server (each phase)")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
     args = parser.parse_args()
     if args.quick:
@@ -462,22 +462,27 @@ def main() -> None:
                     ]
                     return "/events/batch", json.dumps(events).encode(), f"key-b{n}", args.batch
 
-                during = None
-                if args.profile:
+                def profiling(out: Path) -> Callable[[], None] | None:
+                    if not args.profile:
+                        return None
                     sample = min(5.0, max(1.0, args.seconds - 2))
 
                     def during() -> None:
                         time.sleep(1)  # past the first requests
-                        profile(args.py_spy, process.pid, sample, PROFILE)
+                        profile(args.py_spy, process.pid, sample, out)
+
+                    return during
 
                 singles = run_phase(
                     "single completions (POST /events)", base, secret,
-                    args.clients, args.seconds, args.max_events, single, cpu, during,
+                    args.clients, args.seconds, args.max_events, single, cpu,
+                    profiling(PROFILE),
                 )  # fmt: skip
                 show(singles)
                 batches = run_phase(
                     f"batches of {args.batch} (POST /events/batch)", base, secret,
                     args.clients, args.seconds, args.max_events // args.batch, batch, cpu,
+                    profiling(PROFILE.with_name("bench_api_profile_batches.txt")),
                 )  # fmt: skip
                 show(batches)
                 failed = bool(singles.errors or batches.errors)

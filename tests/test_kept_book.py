@@ -137,9 +137,10 @@ def test_random_streams_through_a_kept_book_equal_loading_it_for_each_write(
             for store in stores:
                 try:
                     assert store.post([event]) == [True]
-                except PostingError:
+                except PostingError as error:
                     assert outcome == "refused", event
-                    assert kept(store) is None  # a refused write keeps no book
+                    assert not error.changed_book  # one event, refused before it changed any
+                    assert (kept(store) is not None) == store.keep_book  # so it is kept
                 else:
                     assert outcome == "accepted", event
             book = kept(stores[0])
@@ -245,6 +246,7 @@ def test_one_transaction_posts_a_group_each_all_or_nothing(db_url: str, counted:
         assert answers[0] == [True]
         assert isinstance(answers[1], ValueError)
         assert isinstance(answers[2], PostingError) and "nothing" in str(answers[2])
+        assert answers[2].changed_book  # c2 was made before r was refused
         assert answers[3] == [True, False]
         # refused after changing the book: rolled back, loaded again, the rest posted again
         assert len(counted) == before + 1
@@ -252,6 +254,45 @@ def test_one_transaction_posts_a_group_each_all_or_nothing(db_url: str, counted:
             rows = conn.execute(sa.select(t.events.c.id, t.events.c.recorded_by)).all()
         assert sorted(rows) == [("c1", "a"), ("c4", "d"), ("p1", None)]
         assert loaded(store).on_hand == {"M": Decimal(0), "F": Decimal(4)}
+        assert state(kept(store)) == state(loaded(store))  # type: ignore[arg-type]
+    finally:
+        store.close()
+
+
+def test_a_posting_refused_before_it_changed_the_book_leaves_the_group_be(
+    db_url: str, counted: list[int]
+) -> None:
+    """A posting whose first event the rules refuse (a closed period, an unknown item, a
+    reversal of nothing, a shortage the policy rejects) changed nothing: the group is
+    committed in its one transaction, and the kept book is not loaded again."""
+    store = opened(db_url)
+    try:
+        store.post([buy(1, "12")])
+        store.post([m.Close("close-2025-12", dt.date(2025, 12, 31), "2025-12")])
+        before = len(counted)
+        answers = store.post_each(
+            [
+                given_events([make(1)], by="a"),
+                given_events(
+                    [m.Purchase("late", dt.date(2025, 12, 5), "M", Decimal(1), Decimal(2))]
+                ),
+                given_events([m.Completion("x", DAY, "nothing", Decimal(1))]),
+                given_events([m.Reversal("r", DAY, "nothing", "typo"), make(3)]),
+                given_events([make(2)], by="e"),
+            ]
+        )
+        assert answers[0] == answers[4] == [True]
+        assert all(isinstance(a, PostingError) and not a.changed_book for a in answers[1:4]), (
+            answers
+        )
+        assert "closed" in str(answers[1]) and "nothing" in str(answers[3])
+        assert len(counted) == before  # the kept book, still the book
+        with store.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.events.c.id, t.events.c.recorded_by)).all()
+        assert sorted(rows) == [("c1", "a"), ("c2", "e"), ("close-2025-12", None), ("p1", None)]
+        with pytest.raises(PostingError, match="nothing") as refused:
+            store.post([m.Completion("y", DAY, "nothing", Decimal(1))])
+        assert not refused.value.changed_book and len(counted) == before
         assert state(kept(store)) == state(loaded(store))  # type: ignore[arg-type]
     finally:
         store.close()

@@ -272,6 +272,8 @@ class Book:
         #: What each close found per item against its net realisable value.
         self.nrv_writedowns: dict[str, dict[str, NrvWritedown]] = {}
         self.changes = Changes()
+        #: The event being posted was accepted and may have changed the book (see _post).
+        self._accepted = False
 
     # ------------------------------------------------------------ queries
 
@@ -480,8 +482,15 @@ class Book:
             lambda item: self.in_process.get(item, ZERO),
             self.orders.get,
         )
+        applied: list[bool] = []
         with localcontext(CONTEXT):  # quantities and values worked out to 50 digits
-            return [self._post(event, ctx) for event in events]
+            try:
+                for event in events:
+                    applied.append(self._post(event, ctx))
+            except PostingError as error:
+                error.changed_book = error.changed_book or any(applied)
+                raise
+        return applied
 
     def _load_history(self, events: list[Event]) -> None:
         if self.history is None:
@@ -492,14 +501,20 @@ class Book:
             self.recorded.update(self.history(missing))
 
     def _post(self, event: Event, ctx: Context) -> bool:
+        """Post ``event``; a refusal says whether the book changed before it was refused.
+        Every check that can refuse an event runs before it is accepted: accepted, it
+        changes the book (``_accepted``, set by ``follow_standards`` or the reopen)."""
+        self._accepted = False
         try:
             return self._post_once(event, ctx)
         except PostingError as error:
             error.event_id = event.id
+            error.changed_book = self._accepted
             raise
         except StandardError as error:  # e.g. a product made before its first BOM version
             refused = PostingError(f"event {event.id}: {error}")
             refused.event_id = event.id
+            refused.changed_book = self._accepted
             raise refused from None
 
     def _post_once(self, event: Event, ctx: Context) -> bool:
@@ -527,6 +542,7 @@ class Book:
 
         def follow_standards() -> None:
             """Called once the event is known to be accepted, before it changes anything."""
+            self._accepted = True
             if epoch > self.epoch:
                 self._revalue(epoch, event.date)
 
@@ -1029,6 +1045,7 @@ class Book:
             raise PostingError(f"event {event.id}: a reopen needs a reason")
         result = self.closed[period]
         close = self._recorded_event(result.close_event)
+        self._accepted = True
         self._undo_close(close, period, event.id, record)
         self._restore_after_reopen(close, period)
         del self.closed[period]
@@ -1143,7 +1160,9 @@ class Book:
         self, event: NetRealisableValue, follow_standards: Callable[[], None]
     ) -> None:
         """Record an estimate of net realisable value; it posts nothing until a close."""
-        item = self.master.items[event.item]
+        item = self.master.items.get(event.item)
+        if item is None:
+            raise PostingError(f"event {event.id}: unknown item {event.item!r}")
         if item.kind is Kind.PHANTOM:
             raise PostingError(f"event {event.id}: {event.item} is a phantom, never stocked")
         if event.unit_value < 0:

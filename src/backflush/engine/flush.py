@@ -50,6 +50,9 @@ class PostingError(ValueError):
 
     #: The refused event's id, set by the book, so an edge can say where the event came from.
     event_id: str = ""
+    #: Set by the book: events posted before it in the same call were applied, or the event
+    #: itself had begun to change the book. False: the book is as it was before the call.
+    changed_book: bool = False
 
 
 @dataclass(slots=True)
@@ -198,7 +201,10 @@ def _consume_in_process(
 
 
 def _require_kind(event: Event, item: str, ctx: Context, kinds: Iterable[Kind], verb: str) -> None:
-    kind = ctx.standards.master.items[item].kind
+    found = ctx.standards.master.items.get(item)
+    if found is None:  # the edges check names; a library caller may not have
+        raise PostingError(f"event {event.id}: unknown item {item!r}; add it to the master data")
+    kind = found.kind
     if kind not in kinds:
         expected = " or ".join(k.value for k in kinds)
         raise PostingError(

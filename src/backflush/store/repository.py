@@ -1322,6 +1322,16 @@ class Store:
                 continue
             try:
                 applied = book.post_many(events)
+            except PostingError as error:
+                if error.changed_book:
+                    raise _Refused(index, error) from error
+                outcomes[index] = error  # the book is as it was: the group goes on
+                continue
+            except sa.exc.DBAPIError:
+                raise
+            except Exception as error:
+                raise _Refused(index, error) from error
+            try:
                 done = posting.done
                 outcome = applied if done is None else done(conn, applied)
             except sa.exc.DBAPIError:
@@ -1334,15 +1344,17 @@ class Store:
                 kept_answers.append((posting.key, outcome))
             outcomes[index] = outcome
             posted_by += [posting.recorded_by] * (len(book.changes.events) - len(posted_by))
-        kept.last_entry = self._write(
-            conn,
-            book,
-            book.take_changes(),
-            posted_by,
-            added_sums=not sums,
-            last_entry=kept.last_entry,
-            sums=kept.sums,
-        )
+        changes = book.take_changes()
+        if changes.events:  # else every posting was refused, or replayed: nothing to write
+            kept.last_entry = self._write(
+                conn,
+                book,
+                changes,
+                posted_by,
+                added_sums=not sums,
+                last_entry=kept.last_entry,
+                sums=kept.sums,
+            )
         keep_answers(conn, kept_answers)
         return outcomes
 

@@ -424,7 +424,7 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut_short(pg_db_url: str
     """The one-statement upserts send columns as arrays, inserts go by COPY: a string longer
     than its column is an error (raised as SQLAlchemy raises the driver's), as an INSERT
     would make it, never silently truncated."""
-    from backflush.store.repository import _insert, _upsert
+    from backflush.store.repository import _insert, _pipelined, _upsert
 
     store = opened(pg_db_url)
     try:
@@ -434,6 +434,23 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut_short(pg_db_url: str
         with pytest.raises(sa.exc.DataError), store.transaction(write=True) as conn:
             move = {"event": "e", "cause": "e", "item": "x" * 201}
             _insert(conn, t.movements, [move | {"on_hand": Decimal(1), "in_process": Decimal(0)}])
+        # Upserts held back to be sent in one round trip: the error is raised all the same,
+        # and what was sent with it is rolled back with the transaction.
+        fine = {"item": "M", "on_hand": Decimal(7), "in_process": Decimal(0)}
+        with (
+            pytest.raises(sa.exc.DataError),
+            store.transaction(write=True) as conn,
+            _pipelined(conn),
+        ):
+            _upsert(conn, t.quantities, [fine])
+            _upsert(conn, t.quantities, [row])
+        with store.transaction(write=True) as conn, _pipelined(conn):
+            _upsert(conn, t.quantities, [fine])
+            _upsert(conn, t.quantities, [fine | {"item": "F", "on_hand": Decimal(3)}])
+            assert not conn.execute(sa.select(t.quantities)).all()  # held back
+        with store.transaction() as conn:
+            stored = conn.execute(sa.select(t.quantities.c.item, t.quantities.c.on_hand)).all()
+        assert sorted(stored) == [("F", Decimal(3)), ("M", Decimal(7))]
     finally:
         store.close()
 

@@ -298,6 +298,33 @@ def test_a_posting_refused_before_it_changed_the_book_leaves_the_group_be(
         store.close()
 
 
+def test_a_refused_posting_leaves_the_books_other_writers_keep_valid(
+    db_url: str, counted: list[int]
+) -> None:
+    """A posting refused before it changed anything writes nothing, not even the revision
+    bump (its transaction is rolled back): another store's kept book stays valid, where a
+    client posting into a closed period would otherwise make every other writer load its
+    whole book again."""
+    first, second = opened(db_url), Store(db_url)
+    try:
+        first.post([buy(1)])
+        first.post([m.Close("close-2025-12", dt.date(2025, 12, 31), "2025-12")])
+        second.post([make(1)])
+        late = m.Purchase("late", dt.date(2025, 12, 5), "M", Decimal(1), Decimal(2))
+        with pytest.raises(PostingError, match="closed"):
+            first.post([late])
+        # refused, and recorded already: nothing to write, no revision bump either
+        assert second.post_each([given_events([late]), given_events([make(1)])])[1] == [False]
+        assert first.post([make(1)]) == [False]
+        loads = len(counted)
+        second.post([make(2)])  # no other writer wrote since its last write
+        first.post([make(3)])  # second wrote: first loads its book again
+        assert len(counted) == loads + 1
+    finally:
+        first.close()
+        second.close()
+
+
 def test_a_close_in_a_group_is_posted_on_its_own_after_the_others(db_url: str) -> None:
     store = opened(db_url)
     try:

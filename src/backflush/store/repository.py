@@ -408,6 +408,16 @@ class Imported:
     recorded: int
 
 
+class _Unwritten(Exception):
+    """Every posting of a group was refused before it changed the book, or replayed: the
+    transaction is rolled back, its revision bump with it, so that the books other writers
+    keep stay valid (a client posting into a closed period costs them no reload)."""
+
+    def __init__(self, outcomes: dict[int, Any]) -> None:
+        super().__init__(outcomes)
+        self.outcomes = outcomes
+
+
 class _Refused(Exception):
     """A posting was refused after it changed the book: the transaction is rolled back and
     the book it changed forgotten."""
@@ -1255,12 +1265,14 @@ class Store:
         serialization failure or deadlock runs the whole transaction again."""
 
         def done(conn: Connection, applied: list[bool]) -> list[bool]:
-            if also is not None:
-                also(conn, applied)
+            assert also is not None
+            also(conn, applied)
             return applied
 
         ids = [e.id for e in events]
-        posting = Posting(lambda _conn, _book, _kept: events, done, recorded_by, ids)
+        posting = Posting(
+            lambda _conn, _book, _kept: events, None if also is None else done, recorded_by, ids
+        )
         # Only a close or a reopen reads the stock moved per period.
         sums = any(e.type in CLOSING_EVENTS for e in events)
         try:
@@ -1307,16 +1319,21 @@ class Store:
         """Post ``group`` (numbered postings) in one write transaction on the kept book.
         Without ``sums`` a posting that closes or reopens a period is answered
         :data:`_ALONE`, as that needs the stock moved per period loaded."""
-        with self.transaction(write=True) as conn:
-            kept = self._posting_book(conn)
-            book = kept.book
-            book.history = self._history_of(conn)
-            try:
-                outcomes = self._post_postings(conn, kept, group, sums=sums)
-            finally:  # the lookup is this transaction's only
-                book.history = None
+        written = True
+        try:
+            with self.transaction(write=True) as conn:
+                kept = self._posting_book(conn)
+                book = kept.book
+                book.history = self._history_of(conn)
+                try:
+                    outcomes = self._post_postings(conn, kept, group, sums=sums)
+                finally:  # the lookup is this transaction's only
+                    book.history = None
+        except _Unwritten as unwritten:
+            outcomes, written = unwritten.outcomes, False
         _forget(book)
-        kept.revision += 1  # the transaction's own bump
+        if written:
+            kept.revision += 1  # the transaction's own bump
         if self.keep_book:
             with self._kept_lock:
                 self._kept = kept
@@ -1342,6 +1359,7 @@ class Store:
         answers = _answers(conn, [p.key for _i, p in group if p.key is not None])
         kept_answers: list[tuple[Key, Answer]] = []
         posted_by: list[str | None] = []
+        answered = False  # a posting's done was called: it may have written something
         for index, posting in group:
             try:
                 events = list(posting.events(conn, book, kept.memo))
@@ -1370,6 +1388,7 @@ class Store:
                 raise _Refused(index, error) from error
             try:
                 done = posting.done
+                answered = answered or done is not None
                 outcome = applied if done is None else done(conn, applied)
             except sa.exc.DBAPIError:
                 raise
@@ -1382,7 +1401,9 @@ class Store:
             outcomes[index] = outcome
             posted_by += [posting.recorded_by] * (len(book.changes.events) - len(posted_by))
         changes = book.take_changes()
-        if changes.events:  # else every posting was refused, or replayed: nothing to write
+        if not (changes.events or answered):  # every posting refused or replayed
+            raise _Unwritten(outcomes)
+        if changes.events:  # else its events were all recorded already
             kept.last_entry = self._write(
                 conn,
                 book,

@@ -273,7 +273,9 @@ def _pipelined(conn: Connection) -> Iterator[None]:
             for sql, parameters in statements:
                 cursor.execute(sql, parameters)
     except psycopg.Error as error:  # as SQLAlchemy raises it (retries look at its SQLSTATE)
-        raise sa.exc.DBAPIError.instance(sql, None, error, psycopg.Error) from error
+        # One of them failed; which one, the pipeline does not say (the server's message does).
+        sent = "; ".join(sql for sql, _ in statements)
+        raise sa.exc.DBAPIError.instance(sent, None, error, psycopg.Error) from error
 
 
 #: ``conn.info`` key of the statements :func:`_pipelined` holds back.

@@ -27,7 +27,15 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from backflush.book import CLOSING_EVENTS, Book, Changes, Recorded, ReopenRecord, fingerprint
+from backflush.book import (
+    CLOSING_EVENTS,
+    Book,
+    Changes,
+    Recorded,
+    ReopenRecord,
+    collector_paused,
+    fingerprint,
+)
 from backflush.domain import model as m
 from backflush.domain.journal import JournalSummary, KindFigures, summarize
 from backflush.domain.money import ZERO, fmt, totals
@@ -1398,9 +1406,10 @@ class Store:
             applied: list[bool] = []
             for start in range(0, len(events), batch):
                 chunk = events[start : start + batch]
-                applied += book.post_many(chunk)
-                self._write(conn, book, book.take_changes())
-                _forget(book, importing=True)
+                with collector_paused():  # see there: the batch's objects live till written
+                    applied += book.post_many(chunk)
+                    self._write(conn, book, book.take_changes())
+                    _forget(book, importing=True)
                 if on_progress is not None:
                     on_progress(len(chunk))
             return applied
@@ -1432,12 +1441,13 @@ class Store:
                 )
             events = iter(read(book.settings, book.master))
             while chunk := list(itertools.islice(events, batch)):
-                try:
-                    done = book.post_many(event for _where, event in chunk)
-                except PostingError as error:
-                    raise _located(error, chunk) from None
-                self._write(conn, book, book.take_changes())
-                _forget(book, importing=True)
+                with collector_paused():  # see there: the batch's objects live till written
+                    try:
+                        done = book.post_many(event for _where, event in chunk)
+                    except PostingError as error:
+                        raise _located(error, chunk) from None
+                    self._write(conn, book, book.take_changes())
+                    _forget(book, importing=True)
                 new = sum(done)
                 applied, recorded = applied + new, recorded + len(done) - new
                 if on_progress is not None:
@@ -1488,7 +1498,7 @@ class Store:
                         "type": r.event.type,
                         "date": r.event.date,
                         "payload": r.fingerprint,
-                        "statistics": _json(totals(r.statistics)),
+                        "statistics": _json(totals(r.statistics)) if r.statistics else "{}",
                         "reversed_by": r.reversed_by or None,
                         "recorded_at": now,
                         "recorded_by": by,

@@ -362,6 +362,7 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
     components = std.holdings([req.component for req in requirements], event.date)
     if scrapped:
         bare = std.holdings([req.component for req in requirements], event.date, conversion=False)
+        usage = (_MATERIAL_USAGE_VARIANCE, "", event.item)
     into = builder.parts
     for n, (req, parts) in enumerate(zip(requirements, components, strict=True)):
         if costed and good:
@@ -375,8 +376,16 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
                 total += value
             consumed += total
         if scrapped:
-            value = builder.add_holding(bare[n], scrapped * req.quantity)
-            builder.add(_MATERIAL_USAGE_VARIANCE, value, item=event.item)
+            # value = builder.add_holding(bare[n], scrapped * req.quantity), inlined
+            quantity = scrapped * req.quantity
+            total = ZERO
+            for account, element, amount in bare[n]:
+                value = quantity * amount
+                key = (account, element, "")
+                into[key] = into.get(key, ZERO) + _MINUS_ONE * value
+                total += value
+            # builder.add(_MATERIAL_USAGE_VARIANCE, value, item=event.item)
+            into[usage] = into.get(usage, ZERO) + total
     if costed and good:
         if not requirements:  # material standard given without a BOM: pooled in RIP
             builder.add(Account.RAW_IN_PROCESS, -good * cost.material)

@@ -212,13 +212,30 @@ def _sqlite_write(
     by_column: list[list[Any]] = []  # a conversion over a column costs least
     for column, bind in zip(columns, binds, strict=True):
         given = [row[column] for row in rows]
-        by_column.append(given if bind is None else [None if v is None else bind(v) for v in given])
+        by_column.append(given if bind is None else _bound(given, bind))
     driver = conn.connection.driver_connection
     assert driver is not None
     try:
         driver.executemany(sql, zip(*by_column, strict=True))
     except sqlite3.Error as error:  # as SQLAlchemy raises it (an IntegrityError stays one)
         raise sa.exc.DBAPIError.instance(sql, None, error, sqlite3.Error) from error
+
+
+def _bound(values: list[Any], bind: Callable[[Any], Any]) -> list[Any]:
+    """``bind`` of each of ``values`` (a column's), None kept. A write's rows share a few
+    days and one time: a column of dates converts each day once (equal dates convert alike),
+    one of times each object once (equal times of two zones do not); other values, a
+    Decimal above all (1.0 and 1.00), one by one."""
+    first = values[0] if values else None
+    if type(first) is dt.date:
+        done: dict[Any, Any] = {None: None}
+        return [done[v] if v in done else done.setdefault(v, bind(v)) for v in values]
+    if type(first) is dt.datetime:
+        by_id: dict[int, Any] = {id(None): None}  # the rows hold the objects: ids stay theirs
+        return [
+            by_id[id(v)] if id(v) in by_id else by_id.setdefault(id(v), bind(v)) for v in values
+        ]
+    return [None if v is None else bind(v) for v in values]
 
 
 #: The statements of :func:`_sqlite_write` and their columns' bind conversions.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from backflush.domain.model import Entry
 from backflush.domain.money import ZERO
@@ -40,8 +41,18 @@ def entry_kind(memo: str) -> str:
 def summarize(entries: Iterable[Entry], into: JournalSummary | None = None) -> JournalSummary:
     """The figures of ``entries`` (added to ``into`` when given)."""
     found: JournalSummary = {} if into is None else into
+    # Summed in lists, made figures once per key at the end: the same sums, in the same order.
+    sums: dict[tuple[str, str], list[Any]] = {}
     for entry in entries:
         key = (entry.period, entry_kind(entry.memo))
-        debits = sum((line.debit for line in entry.lines), ZERO)
-        found[key] = found.get(key, KindFigures()) + KindFigures(1, len(entry.lines), debits)
+        debits = sum((line.amount for line in entry.lines if line.amount > 0), ZERO)
+        figures = sums.get(key)
+        if figures is None:
+            before = found.get(key, KindFigures())
+            figures = sums[key] = [before.entries, before.lines, before.debits]
+        figures[0] += 1
+        figures[1] += len(entry.lines)
+        figures[2] += debits
+    for key, (count, lines, debits) in sums.items():
+        found[key] = KindFigures(count, lines, debits)
     return found

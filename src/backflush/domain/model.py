@@ -3,14 +3,44 @@
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from backflush.domain.money import ZERO
+
+_C = TypeVar("_C", bound=type)
+
+
+def _direct_init(cls: _C) -> _C:
+    """Give a frozen slotted dataclass an ``__init__`` that sets each slot through its
+    descriptor, where the generated one calls ``object.__setattr__`` by name: the same
+    object with the same signature, made in about half the time (a book makes journal lines,
+    entries and stock movements by the million). Plain defaults only (no factories, no
+    ``__post_init__``)."""
+    fields = dataclasses.fields(cls)
+    assert not hasattr(cls, "__post_init__")
+    names: dict[str, Any] = {"__set_" + f.name: getattr(cls, f.name).__set__ for f in fields}
+    params = []
+    for f in fields:
+        assert f.init and f.kw_only is False and f.default_factory is dataclasses.MISSING
+        if f.default is dataclasses.MISSING:
+            params.append(f.name)
+        else:
+            names["__default_" + f.name] = f.default
+            params.append(f"{f.name}=__default_{f.name}")
+    body = "".join(f"\n    __set_{f.name}(self, {f.name})" for f in fields) or "\n    pass"
+    source = f"def __init__(self, {', '.join(params)}):{body}"
+    exec(source, names)  # as dataclasses makes its __init__
+    init = names["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    setattr(cls, "__init__", init)  # noqa: B010 - mypy: no __init__ on a type variable
+    return cls
 
 
 class Account(StrEnum):
@@ -544,6 +574,7 @@ def next_period(period: str) -> str:
     return period_of(dt.date(year + month // 12, month % 12 + 1, 1))
 
 
+@_direct_init
 @dataclass(frozen=True, slots=True)
 class ProductionOrder:
     """A production order's state. Its ``requirements`` are the BOM exploded on its release
@@ -581,6 +612,7 @@ class ProductionOrder:
 # ---------------------------------------------------------------- journal
 
 
+@_direct_init
 @dataclass(frozen=True, slots=True)
 class Line:
     """One journal line. ``amount`` is signed: debit positive, credit negative."""
@@ -599,6 +631,7 @@ class Line:
         return -self.amount if self.amount < 0 else ZERO
 
 
+@_direct_init
 @dataclass(frozen=True, slots=True)
 class Entry:
     date: dt.date
@@ -611,6 +644,7 @@ class Entry:
         return period_of(self.date)
 
 
+@_direct_init
 @dataclass(frozen=True, slots=True)
 class Movement:
     """A change of on-hand (and in-process) quantity of one item."""
@@ -620,6 +654,7 @@ class Movement:
     in_process: Decimal = ZERO
 
 
+@_direct_init
 @dataclass(frozen=True, slots=True)
 class ShortageEntry:
     """Consumption that waits for stock (shortage policy ``queue``), or a negative-stock flag."""

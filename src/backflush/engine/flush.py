@@ -36,13 +36,14 @@ from backflush.domain.model import (
     Shortage,
     ShortageEntry,
 )
-from backflush.domain.money import ZERO, fmt, round_money, totals
+from backflush.domain.money import CONTEXT, ROUNDING_MODES, ZERO, fmt, quantum, totals
 from backflush.engine.close import ACTUAL_COST, ACTUAL_HOURS, STANDARD_HOURS
-from backflush.engine.standards import Holding, Requirement, Standards, without_conversion
+from backflush.engine.standards import Holding, Requirement, Standards
 
 # Enum members at hand: reading one off its class costs a lookup the hot paths feel.
 _BACKWARD = Flush.BACKWARD
 _MATERIAL_USAGE_VARIANCE = Account.MATERIAL_USAGE_VARIANCE
+_MINUS_ONE = Decimal(-1)
 
 
 class PostingError(ValueError):
@@ -82,18 +83,23 @@ class EntryBuilder:
         """Move ``quantity`` units out of (sign -1) or into (+1) where they sit; returns value."""
         total = ZERO
         parts = self.parts
+        factor = _MINUS_ONE if sign == -1 else Decimal(sign)  # what sign * value makes of it
         for account, element, amount in holding:  # add(account, ..., element), inlined
             value = quantity * amount
             key = (account, element, "")
-            parts[key] = parts.get(key, ZERO) + sign * value
+            parts[key] = parts.get(key, ZERO) + factor * value
             total += value
         return total
 
     def build(
         self, settings: Settings, plug: Account = Account.ROUNDING_VARIANCE, plug_item: str = ""
     ) -> Entry | None:
-        currency, rounding = settings.currency, settings.rounding
-        rounded = {key: round_money(value, currency, rounding) for key, value in self.parts.items()}
+        # round_money() of each part, inlined: the quantum and the mode looked up once.
+        unit, mode = quantum(settings.currency), ROUNDING_MODES[settings.rounding]
+        rounded = {
+            key: value.quantize(unit, rounding=mode, context=CONTEXT)
+            for key, value in self.parts.items()
+        }
         residue = -sum(rounded.values(), ZERO)
         if residue:
             plug_key = (plug, "", plug_item)
@@ -317,17 +323,25 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
         requirements = tuple(Requirement(c, q, f) for c, q, f in order.requirements)
     pending: dict[str, Decimal] = {}
     pending_in: dict[str, Decimal] = {}
+    on_hand, movements = ctx.on_hand, effects.movements
     for req in requirements:
         need = made * req.quantity
         if req.flush is _BACKWARD:
-            _take(ctx, effects, event, req.component, need, queueable=True, pending=pending)
+            # _take(..., queueable=True, pending=pending), its path with stock enough inlined
+            item = req.component
+            taken_before = pending.get(item, ZERO)
+            if ZERO < need <= on_hand(item) - taken_before:
+                pending[item] = taken_before + need
+                movements.append(Movement(item, -need, ZERO))
+            else:
+                _take(ctx, effects, event, item, need, queueable=True, pending=pending)
         else:
             _consume_in_process(
                 ctx, effects, event, req.component, need, req.flush, pending_in, order
             )
     if good:
         effects.movements.append(Movement(event.item, good))
-        for center, hours in std.work_center_hours(event.item, event.date).items():
+        for center, hours in std.standard_hours(event.item, event.date):
             effects.memo.append((STANDARD_HOURS + center, good * hours))
     if order is not None:
         effects.orders.append(
@@ -352,12 +366,32 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
     costed = std.costed_at_completion(event.item)
     consumed = ZERO
     components = std.holdings([req.component for req in requirements], event.date)
-    for req, parts in zip(requirements, components, strict=True):
+    if scrapped:
+        bare = std.holdings([req.component for req in requirements], event.date, conversion=False)
+        usage = (_MATERIAL_USAGE_VARIANCE, "", event.item)
+    into = builder.parts
+    for n, (req, parts) in enumerate(zip(requirements, components, strict=True)):
         if costed and good:
-            consumed += builder.add_holding(parts, good * req.quantity)
+            # consumed += builder.add_holding(parts, good * req.quantity), inlined
+            quantity = good * req.quantity
+            total = ZERO
+            for account, element, amount in parts:
+                value = quantity * amount
+                key = (account, element, "")
+                into[key] = into.get(key, ZERO) + _MINUS_ONE * value
+                total += value
+            consumed += total
         if scrapped:
-            value = builder.add_holding(without_conversion(parts), scrapped * req.quantity)
-            builder.add(_MATERIAL_USAGE_VARIANCE, value, item=event.item)
+            # value = builder.add_holding(bare[n], scrapped * req.quantity), inlined
+            quantity = scrapped * req.quantity
+            total = ZERO
+            for account, element, amount in bare[n]:
+                value = quantity * amount
+                key = (account, element, "")
+                into[key] = into.get(key, ZERO) + _MINUS_ONE * value
+                total += value
+            # builder.add(_MATERIAL_USAGE_VARIANCE, value, item=event.item)
+            into[usage] = into.get(usage, ZERO) + total
     if costed and good:
         if not requirements:  # material standard given without a BOM: pooled in RIP
             builder.add(Account.RAW_IN_PROCESS, -good * cost.material)
@@ -436,7 +470,7 @@ def _scrap(event: Scrap, ctx: Context, effects: Effects) -> None:
         return  # quantities only: the close values stock from counts
     builder = EntryBuilder(event.date, event.id, f"scrap {fmt(event.quantity)} {event.item}")
     value = builder.add_holding(
-        without_conversion(ctx.standards.holding(event.item, event.date)), event.quantity
+        ctx.standards.holding(event.item, event.date, conversion=False), event.quantity
     )
     builder.add(Account.MATERIAL_USAGE_VARIANCE, value, item=event.item)
     _emit(effects, ctx, builder)
@@ -460,7 +494,7 @@ def _count(event: Count, ctx: Context, effects: Effects) -> None:
         event.id,
         f"count {event.item}: {'+' if difference > 0 else ''}{fmt(difference)}",
     )
-    holding = without_conversion(ctx.standards.holding(event.item, event.date))
+    holding = ctx.standards.holding(event.item, event.date, conversion=False)
     value = builder.add_holding(holding, difference, +1)
     builder.add(ctx.settings.count_account, -value, item=event.item)
     _emit(effects, ctx, builder)

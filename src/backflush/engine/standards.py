@@ -133,8 +133,9 @@ def _rolled(cost: UnitCost) -> _Rolled:
     return cost, total, elements, single
 
 
-#: A holding cached with its parts keyed by (account, element), as a parent's sums them.
-_Held = tuple[Holding, tuple[tuple[tuple[Account, str], Decimal], ...]]
+#: A holding cached with its parts keyed by (account, element), as a parent's sums them, and
+#: the holding :func:`without_conversion`.
+_Held = tuple[Holding, tuple[tuple[tuple[Account, str], Decimal], ...], Holding]
 
 
 @dataclass(slots=True)
@@ -224,6 +225,8 @@ class Standards:
         #: Per epoch, per item.
         self._holdings: dict[dt.date, dict[str, _Held]] = {}
         self._inputs: dict[dt.date, Inputs] = {}
+        #: Per epoch and item, :meth:`standard_hours`.
+        self._hours: dict[tuple[dt.date, str], tuple[tuple[str, Decimal], ...]] = {}
         self._epochs = master.change_dates()
 
     def policy(self, item: str) -> Policy:
@@ -410,11 +413,22 @@ class Standards:
         """Standard hours per good unit of ``item_id`` at each work center of its routing
         effective on ``on`` (setup over the lot, run over the yields): the hours its output
         earns, against which the hours reported are measured."""
-        structure = self._structure(item_id, self.master.items[item_id], on)
-        if structure.routing is None or structure.hours is None:
-            return {}
-        centers = (op.work_center for op in structure.routing.operations)
-        return totals(zip(centers, structure.hours, strict=True))
+        return dict(self.standard_hours(item_id, on))
+
+    def standard_hours(self, item_id: str, on: dt.date) -> tuple[tuple[str, Decimal], ...]:
+        """:meth:`work_center_hours` as (work center, hours) pairs, cached per epoch (a
+        completion asks)."""
+        epoch = self.epoch(on)
+        found = self._hours.get((epoch, item_id))
+        if found is None:
+            structure = self._structure(item_id, self.master.items[item_id], on)
+            if structure.routing is None or structure.hours is None:
+                found = ()
+            else:
+                centers = (op.work_center for op in structure.routing.operations)
+                found = tuple(totals(zip(centers, structure.hours, strict=True)).items())
+            self._hours[(epoch, item_id)] = found
+        return found
 
     def _routing(
         self,
@@ -487,16 +501,20 @@ class Standards:
         structure.requirements = (tuple(phantoms), requirements)
         return requirements
 
-    def holding(self, item_id: str, on: dt.date) -> Holding:
+    def holding(self, item_id: str, on: dt.date, *, conversion: bool = True) -> Holding:
+        """Where a unit of ``item_id`` sits; without ``conversion``: less its unallocated
+        conversion (:func:`without_conversion`, cached with it)."""
         epoch = self.epoch(on)
         holdings = self._holdings.setdefault(epoch, {})
         found = holdings.get(item_id)
         if found is None:
             with localcontext(CONTEXT):
                 found = self._holding(item_id, on, epoch, holdings)
-        return found[0]
+        return found[0] if conversion else found[2]
 
-    def holdings(self, item_ids: Iterable[str], on: dt.date) -> list[Holding]:
+    def holdings(
+        self, item_ids: Iterable[str], on: dt.date, *, conversion: bool = True
+    ) -> list[Holding]:
         """:meth:`holding` of each of ``item_ids``, the epoch looked up once."""
         epoch = self.epoch(on)
         holdings = self._holdings.setdefault(epoch, {})
@@ -506,7 +524,7 @@ class Standards:
             if held is None:
                 with localcontext(CONTEXT):
                     held = self._holding(item_id, on, epoch, holdings)
-            found.append(held[0])
+            found.append(held[0] if conversion else held[2])
         return found
 
     def _holding(
@@ -514,7 +532,8 @@ class Standards:
     ) -> _Held:
         """Work out the holding of ``item_id`` and cache it in ``holdings``, the epoch's."""
         parts = self._where(item_id, on, epoch, holdings)
-        found = holdings[item_id] = (tuple((a, e, v) for (a, e), v in parts), parts)
+        holding = tuple((a, e, v) for (a, e), v in parts)
+        found = holdings[item_id] = (holding, parts, without_conversion(holding))
         return found
 
     def _where(

@@ -132,6 +132,20 @@ def _constant(name: str) -> Any:
     raise _NotJson(name)
 
 
+#: What ``json.loads(text, parse_float=Decimal, parse_constant=_constant,
+#: object_pairs_hook=unique_keys)`` decodes with, made once (loads makes one per call).
+_DECODER = json.JSONDecoder(
+    parse_float=Decimal, parse_constant=_constant, object_pairs_hook=unique_keys
+)
+
+
+def _loads(line: str) -> Any:
+    """``json.loads`` of ``line`` as above, through :data:`_DECODER` (per row)."""
+    if line.startswith("\ufeff"):  # as json.loads refuses it
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", line, 0)
+    return _DECODER.decode(line)
+
+
 def _json_rows(path: Path) -> Iterator[Row]:
     try:
         stream = path.open("rb")
@@ -148,12 +162,7 @@ def _json_rows(path: Path) -> Iterator[Row]:
             if not line.strip():
                 continue
             try:
-                raw = json.loads(
-                    line,
-                    parse_float=Decimal,
-                    parse_constant=_constant,
-                    object_pairs_hook=unique_keys,
-                )
+                raw = _loads(line)
             except DuplicateKey as error:
                 yield where, f"duplicate key {error.args[0]!r}"
                 continue

@@ -27,7 +27,15 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from backflush.book import CLOSING_EVENTS, Book, Changes, Recorded, ReopenRecord, fingerprint
+from backflush.book import (
+    CLOSING_EVENTS,
+    Book,
+    Changes,
+    Recorded,
+    ReopenRecord,
+    collector_paused,
+    fingerprint,
+)
 from backflush.domain import model as m
 from backflush.domain.journal import JournalSummary, KindFigures, summarize
 from backflush.domain.money import ZERO, fmt, totals
@@ -204,13 +212,30 @@ def _sqlite_write(
     by_column: list[list[Any]] = []  # a conversion over a column costs least
     for column, bind in zip(columns, binds, strict=True):
         given = [row[column] for row in rows]
-        by_column.append(given if bind is None else [None if v is None else bind(v) for v in given])
+        by_column.append(given if bind is None else _bound(given, bind))
     driver = conn.connection.driver_connection
     assert driver is not None
     try:
         driver.executemany(sql, zip(*by_column, strict=True))
     except sqlite3.Error as error:  # as SQLAlchemy raises it (an IntegrityError stays one)
         raise sa.exc.DBAPIError.instance(sql, None, error, sqlite3.Error) from error
+
+
+def _bound(values: list[Any], bind: Callable[[Any], Any]) -> list[Any]:
+    """``bind`` of each of ``values`` (a column's), None kept. A write's rows share a few
+    days and one time: a column of dates converts each day once (equal dates convert alike),
+    one of times each object once (equal times of two zones do not); other values, a
+    Decimal above all (1.0 and 1.00), one by one."""
+    first = values[0] if values else None
+    if type(first) is dt.date:
+        done: dict[Any, Any] = {None: None}
+        return [done[v] if v in done else done.setdefault(v, bind(v)) for v in values]
+    if type(first) is dt.datetime:
+        by_id: dict[int, Any] = {id(None): None}  # the rows hold the objects: ids stay theirs
+        return [
+            by_id[id(v)] if id(v) in by_id else by_id.setdefault(id(v), bind(v)) for v in values
+        ]
+    return [None if v is None else bind(v) for v in values]
 
 
 #: The statements of :func:`_sqlite_write` and their columns' bind conversions.
@@ -1470,9 +1495,10 @@ class Store:
             applied: list[bool] = []
             for start in range(0, len(events), batch):
                 chunk = events[start : start + batch]
-                applied += book.post_many(chunk)
-                self._write(conn, book, book.take_changes())
-                _forget(book, importing=True)
+                with collector_paused():  # see there: the batch's objects live till written
+                    applied += book.post_many(chunk)
+                    self._write(conn, book, book.take_changes())
+                    _forget(book, importing=True)
                 if on_progress is not None:
                     on_progress(len(chunk))
             return applied
@@ -1504,12 +1530,13 @@ class Store:
                 )
             events = iter(read(book.settings, book.master))
             while chunk := list(itertools.islice(events, batch)):
-                try:
-                    done = book.post_many(event for _where, event in chunk)
-                except PostingError as error:
-                    raise _located(error, chunk) from None
-                self._write(conn, book, book.take_changes())
-                _forget(book, importing=True)
+                with collector_paused():  # see there: the batch's objects live till written
+                    try:
+                        done = book.post_many(event for _where, event in chunk)
+                    except PostingError as error:
+                        raise _located(error, chunk) from None
+                    self._write(conn, book, book.take_changes())
+                    _forget(book, importing=True)
                 new = sum(done)
                 applied, recorded = applied + new, recorded + len(done) - new
                 if on_progress is not None:
@@ -1560,7 +1587,7 @@ class Store:
                         "type": r.event.type,
                         "date": r.event.date,
                         "payload": r.fingerprint,
-                        "statistics": _json(totals(r.statistics)),
+                        "statistics": _json(totals(r.statistics)) if r.statistics else "{}",
                         "reversed_by": r.reversed_by or None,
                         "recorded_at": now,
                         "recorded_by": by,

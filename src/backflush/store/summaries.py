@@ -44,6 +44,9 @@ SUMMARISED_TYPES = frozenset(
     }
 )
 
+#: A string as JSON writes it (``ensure_ascii=False``, as :meth:`Detail.to_json` writes).
+_json_string = json.encoder.encode_basestring
+
 #: (owner event, causing event, movement), as :class:`Changes` holds them.
 Moved = tuple[str, str, m.Movement]
 #: (account, element, item) of a summary line.
@@ -76,25 +79,29 @@ class Detail:
     entry_no: int | None = None
 
     def to_json(self) -> str:
-        """Canonical JSON; amounts as the database holds them (scale kept)."""
-        body = {
-            "entries": [
-                [
-                    entry.date.isoformat(),
-                    entry.memo,
-                    [
-                        [line.account.value, line.element, line.item, scaled_text(line.amount)]
-                        for line in entry.lines
-                    ],
-                ]
-                for entry in self.entries
-            ],
-            "movements": [
-                [mv.item, scaled_text(mv.on_hand), scaled_text(mv.in_process)]
-                for mv in self.movements
-            ],
-        }
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        """Canonical JSON; amounts as the database holds them (scale kept).
+
+        What ``json.dumps`` writes of ``{"entries": [[date, memo, [[account, element, item,
+        amount], ...]], ...], "movements": [[item, on_hand, in_process], ...]}`` with
+        ``separators=(",", ":"), ensure_ascii=False``, byte for byte, written out here (it is
+        asked per event): strings through the same encoder; dates and amounts need none."""
+        text = _json_string
+        entries = ",".join(
+            f'["{entry.date.isoformat()}",{text(entry.memo)},['
+            + ",".join(
+                # an account is a StrEnum: the string it is, is its value
+                f"[{text(line.account)},{text(line.element)},{text(line.item)},"
+                f'"{scaled_text(line.amount)}"]'
+                for line in entry.lines
+            )
+            + "]]"
+            for entry in self.entries
+        )
+        movements = ",".join(
+            f'[{text(mv.item)},"{scaled_text(mv.on_hand)}","{scaled_text(mv.in_process)}"]'
+            for mv in self.movements
+        )
+        return f'{{"entries":[{entries}],"movements":[{movements}]}}'
 
 
 def read_detail(event: str, text: str) -> tuple[list[m.Entry], list[m.Movement]]:

@@ -1,0 +1,179 @@
+"""The per-event fast paths (issue 7) write what the plain code they replace wrote.
+
+Each is checked against the general form it stands for: ``Detail.to_json`` against
+``json.dumps`` of the same body, ``scaled_text`` against ``format(..., "f")``, the frozen
+dataclasses' direct ``__init__`` against dataclass behaviour, the cached holdings without
+conversion and standard hours against what they are worked out from, the JSON lines decoder
+against ``json.loads``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backflush.domain import model as m
+from backflush.domain.journal import KindFigures, summarize
+from backflush.engine.standards import Standards, without_conversion
+from backflush.formats.inputs import InputError
+from backflush.formats.scenario import read_scenario
+from backflush.formats.streams import read_events
+from backflush.store.schema import scaled_text
+from backflush.store.summaries import Detail, read_detail
+from helpers import EXAMPLE_NAMES, EXAMPLES
+
+#: Text a memo, an element or an item may hold: quotes, backslashes, control characters,
+#: non-ASCII letters and characters JSON escapes.
+TEXT = st.text(alphabet=st.sampled_from('ab "\\/\n\t\x01\x7féÉ中\u2028\U0001f600'), max_size=8)
+AMOUNTS = st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+    lambda d: abs(d.adjusted()) < 30
+)
+
+
+def reference_scaled_text(value: Decimal) -> str:
+    return format(abs(value) if value.is_zero() else value, "f")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("1E+2", "100"),
+        ("-0.00", "0.00"),
+        ("-0", "0"),
+        ("0E-8", "0.00000000"),
+        ("-0E+3", "0"),
+        ("1E-7", "0.0000001"),
+        ("-1.50", "-1.50"),
+        ("123456789012345678901234567890.123", "123456789012345678901234567890.123"),
+    ],
+)
+def test_scaled_text_examples(value: str, text: str) -> None:
+    assert scaled_text(Decimal(value)) == text
+
+
+@given(AMOUNTS)
+def test_scaled_text_is_format_f(value: Decimal) -> None:
+    assert scaled_text(value) == reference_scaled_text(value)
+    assert scaled_text(-value) == reference_scaled_text(-value)
+
+
+def reference_json(detail: Detail) -> str:
+    body = {
+        "entries": [
+            [
+                entry.date.isoformat(),
+                entry.memo,
+                [
+                    [line.account.value, line.element, line.item, scaled_text(line.amount)]
+                    for line in entry.lines
+                ],
+            ]
+            for entry in detail.entries
+        ],
+        "movements": [
+            [mv.item, scaled_text(mv.on_hand), scaled_text(mv.in_process)]
+            for mv in detail.movements
+        ],
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+LINES = st.builds(m.Line, st.sampled_from(list(m.Account)), AMOUNTS, TEXT, TEXT)
+ENTRIES = st.builds(
+    m.Entry,
+    st.dates(dt.date(2000, 1, 1), dt.date(2100, 12, 31)),
+    st.just("e1"),
+    TEXT,
+    st.lists(LINES, max_size=4).map(tuple),
+)
+MOVEMENTS = st.builds(m.Movement, TEXT, AMOUNTS, AMOUNTS)
+
+
+@given(st.lists(ENTRIES, max_size=3), st.lists(MOVEMENTS, max_size=4))
+def test_detail_json_is_json_dumps(entries: list[m.Entry], movements: list[m.Movement]) -> None:
+    detail = Detail("completion 2026-01-05", entries, movements)
+    text = detail.to_json()
+    assert text == reference_json(detail)
+    kept_entries, kept_movements = read_detail("e1", text)
+    assert [e.memo for e in kept_entries] == [e.memo for e in entries]
+    assert [mv.item for mv in kept_movements] == [mv.item for mv in movements]
+
+
+def test_direct_init_keeps_dataclass_behaviour() -> None:
+    movement = m.Movement("M", Decimal("2"))
+    assert movement == m.Movement(item="M", on_hand=Decimal("2"), in_process=Decimal(0))
+    assert repr(movement) == ("Movement(item='M', on_hand=Decimal('2'), in_process=Decimal('0'))")
+    assert hash(movement) == hash(m.Movement("M", Decimal("2")))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        movement.on_hand = Decimal(1)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'item'"):
+        m.Movement()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'quantity'"):
+        m.Movement("M", quantity=Decimal(1))  # type: ignore[call-arg]
+    line = dataclasses.replace(m.Line(m.Account.COGS, Decimal("1.00")), item="F")
+    assert (line.account, line.amount, line.element, line.item) == (
+        m.Account.COGS,
+        Decimal("1.00"),
+        "",
+        "F",
+    )
+    short = m.ShortageEntry("e", dt.date(2026, 1, 1), "M", Decimal(1), Decimal(1))
+    assert (short.kind, short.into_process) == ("shortage", False)
+    assert m.Entry.__init__.__qualname__ == "Entry.__init__"
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_cached_holdings_and_hours(name: str) -> None:
+    scenario = read_scenario(EXAMPLES / f"{name}.yaml")
+    standards = Standards(scenario.settings, scenario.master)
+    dates = [dt.date.min, *scenario.master.change_dates()]
+    for on in dates:
+        for item_id, item in scenario.master.items.items():
+            if item.kind is m.Kind.PHANTOM:
+                continue
+            try:
+                holding = standards.holding(item_id, on)
+            except (ValueError, KeyError):
+                continue
+            bare = standards.holding(item_id, on, conversion=False)
+            assert bare == without_conversion(holding)
+            assert standards.holdings([item_id], on, conversion=False) == [bare]
+            hours = standards.work_center_hours(item_id, on)
+            assert standards.standard_hours(item_id, on) == tuple(hours.items())
+
+
+def test_summarize_adds_to_what_was_there() -> None:
+    day = dt.date(2026, 1, 5)
+    lines = (m.Line(m.Account.COGS, Decimal("2.50")), m.Line(m.Account.SALES, Decimal("-2.50")))
+    entries = [
+        m.Entry(day, "a", "sale 1 F", lines),
+        m.Entry(day, "b", "completion 1 F", lines[:1]),
+        m.Entry(day, "c", "sale 2 F", lines),
+    ]
+    before = {("2026-01", "sale"): KindFigures(3, 7, Decimal("1.000"))}
+    found = summarize(entries, before)
+    assert found is before
+    assert list(found) == [("2026-01", "sale"), ("2026-01", "completion")]
+    assert found[("2026-01", "sale")] == KindFigures(5, 11, Decimal("6.000"))
+    assert found[("2026-01", "completion")] == KindFigures(1, 1, Decimal("2.50"))
+    assert str(found[("2026-01", "sale")].debits) == "6.000"
+
+
+def test_json_lines_with_a_byte_order_mark(tmp_path: Path) -> None:
+    """The decoder made once refuses what json.loads refuses, with its words."""
+    scenario = read_scenario(EXAMPLES / "potter.yaml")
+    path = tmp_path / "events.jsonl"
+    row = '{"id": "p1", "date": "2026-01-05", "type": "conversion", "amount": "1.00"}\n'
+    path.write_text("\ufeff" + row + row.replace("p1", "p2"), encoding="utf-8")
+    with pytest.raises(InputError) as error:
+        list(read_events(path, scenario.master, scenario.settings))
+    assert error.value.problems == [
+        f"{path}:1: malformed JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) (column 1)"
+    ]

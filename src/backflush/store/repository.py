@@ -119,6 +119,12 @@ def _make_engine(url: str) -> Engine:
         return engine
     engine = sa.create_engine(url)
 
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _held_back_first(conn: Connection, *_args: Any) -> None:
+        """Writes held back in a pipeline (:func:`_pipelined`) run before any other statement."""
+        if conn.info.get(_PIPELINE):
+            _send_held_back(conn)
+
     @sa.event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi: Any, record: Any, _proxy: Any) -> None:
         """A connection idle in the pool for a while (the server may have been restarted,
@@ -160,11 +166,16 @@ def _decimals(text: str) -> dict[str, Decimal]:
 
 
 def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same keys): on PostgreSQL with COPY, many times faster
-    per row than INSERT statements, in the same transaction."""
+    """Insert ``rows`` (all with the same keys). On PostgreSQL: a few held back in the
+    write's pipeline (:func:`_pipelined`) as one INSERT of arrays; more by COPY, many times
+    faster per row than INSERT statements, in the same transaction."""
     if conn.dialect.name != "postgresql":
         _sqlite_write(conn, table, rows, upsert=False)
         return
+    if _PIPELINE in conn.info and len(rows) <= PIPELINED_ROWS:
+        _pg_unnest(conn, table, rows, "")
+        return
+    _send_held_back(conn)  # first what was held back: in order
     import psycopg  # PostgreSQL's driver, only here
 
     columns = list(rows[0])
@@ -245,11 +256,20 @@ _SQLITE_WRITES: dict[tuple[str, tuple[str, ...], bool], tuple[str, list[Any]]] =
 def _pg_upsert(
     conn: Connection, table: sa.Table, rows: list[dict[str, Any]], *, add: bool = False
 ) -> None:
-    """:func:`_upsert` on PostgreSQL in one statement whatever the number of rows: each
-    column is sent as one array and the rows made by ``unnest``, which costs the client a
-    fraction of a statement per row. With ``add`` the values are added to those stored."""
+    """:func:`_upsert` on PostgreSQL in one statement whatever the number of rows (see
+    :func:`_pg_unnest`). With ``add`` the values are added to those stored."""
+    _pg_unnest(conn, table, rows, _on_conflict(table, list(rows[0]), add=add))
+
+
+def _pg_unnest(
+    conn: Connection, table: sa.Table, rows: list[dict[str, Any]], conflict: str
+) -> None:
+    """Insert ``rows`` on PostgreSQL in one statement with ``conflict`` (an ON CONFLICT
+    clause, or nothing): each column is sent as one array and the rows made by ``unnest``,
+    which costs the client a fraction of a statement per row. Held back when a pipeline is
+    open (:func:`_pipelined`)."""
     columns = list(rows[0])
-    sql = _PG_UPSERTS.get((table.name, tuple(columns), add))
+    sql = _PG_UPSERTS.get((table.name, tuple(columns), conflict))
     if sql is None:
         # Strings as TEXT: an explicit cast to VARCHAR(n) would cut a longer value short,
         # where storing it into the column refuses it.
@@ -261,34 +281,41 @@ def _pg_upsert(
         ]
         arrays = ", ".join(f"%s::{kind}[]" for kind in types)
         names = ", ".join(f'"{c}"' for c in columns)
-        sql = _PG_UPSERTS[(table.name, tuple(columns), add)] = (
-            f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays}) '
-            + _on_conflict(table, columns, add=add)
+        sql = _PG_UPSERTS[(table.name, tuple(columns), conflict)] = (
+            f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays}) {conflict}'
         )
     parameters = tuple([row[c] for row in rows] for c in columns)
-    deferred = conn.info.get(_PIPELINE)
-    if deferred is not None:
-        deferred.append((sql, parameters))
+    held_back = conn.info.get(_PIPELINE)
+    if held_back is not None:
+        held_back.append((sql, parameters))
     else:
         conn.exec_driver_sql(sql, parameters)
 
 
 @contextmanager
 def _pipelined(conn: Connection) -> Iterator[None]:
-    """On PostgreSQL the upserts made inside (:func:`_pg_upsert`, which must not depend on
-    one another) are sent at its end in one round trip (psycopg's pipeline mode), not one
-    each; a posting makes a dozen. On SQLite, nothing changes."""
-    if conn.dialect.name != "postgresql":
+    """On PostgreSQL the writes made inside (upserts, inserts of a few rows: a posting makes
+    a dozen) are held back and sent in one round trip (psycopg's pipeline mode), at its end
+    or before any other statement runs (the engine's ``before_cursor_execute``, and a
+    COPY): their order stays. Nested: the outermost sends. On SQLite, nothing changes."""
+    if conn.dialect.name != "postgresql" or _PIPELINE in conn.info:
         yield
         return
-    statements: list[tuple[str, Any]] = []
-    conn.info[_PIPELINE] = statements
+    conn.info[_PIPELINE] = []
     try:
         yield
+        _send_held_back(conn)
     finally:
         del conn.info[_PIPELINE]
+
+
+def _send_held_back(conn: Connection) -> None:
+    """Send the statements :func:`_pipelined` holds back, in one round trip."""
+    statements = conn.info.get(_PIPELINE)
     if not statements:
         return
+    statements = list(statements)
+    conn.info[_PIPELINE].clear()
     import psycopg  # PostgreSQL's driver, only here
 
     driver = conn.connection.driver_connection
@@ -305,6 +332,9 @@ def _pipelined(conn: Connection) -> Iterator[None]:
 
 #: ``conn.info`` key of the statements :func:`_pipelined` holds back.
 _PIPELINE = "backflush.pipeline"
+
+#: Most rows an insert holds back in a pipeline (more go by COPY).
+PIPELINED_ROWS = 1_000
 
 
 def _on_conflict(table: sa.Table, columns: Sequence[str], *, add: bool = False) -> str:
@@ -324,7 +354,7 @@ def _on_conflict(table: sa.Table, columns: Sequence[str], *, add: bool = False) 
 
 
 #: The statements of :func:`_pg_upsert`, by table, columns and whether it adds.
-_PG_UPSERTS: dict[tuple[str, tuple[str, ...], bool], str] = {}
+_PG_UPSERTS: dict[tuple[str, tuple[str, ...], str], str] = {}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -1430,17 +1460,18 @@ class Store:
         changes = book.take_changes()
         if not (changes.events or answered):  # every posting refused or replayed
             raise _Unwritten(outcomes)
-        if changes.events:  # else its events were all recorded already
-            kept.last_entry = self._write(
-                conn,
-                book,
-                changes,
-                posted_by,
-                added_sums=not sums,
-                last_entry=kept.last_entry,
-                sums=kept.sums,
-            )
-        keep_answers(conn, kept_answers)
+        with _pipelined(conn):  # what it writes and the answers: one round trip
+            if changes.events:  # else its events were all recorded already
+                kept.last_entry = self._write(
+                    conn,
+                    book,
+                    changes,
+                    posted_by,
+                    added_sums=not sums,
+                    last_entry=kept.last_entry,
+                    sums=kept.sums,
+                )
+            keep_answers(conn, kept_answers)
         return outcomes
 
     def warm(self) -> None:
@@ -1568,7 +1599,31 @@ class Store:
         names who posted each event of ``changes.events`` (an API token), in their order.
         ``last_entry``: the last journal entry number, when known (else read). ``sums``: the
         stored sums as this book's last writes left them (see :func:`_add_to`). Returns the
-        last entry number afterwards (None: not read, as no entry was written)."""
+        last entry number afterwards (None: not read, as no entry was written). On
+        PostgreSQL its writes go in as few round trips as they can (:func:`_pipelined`)."""
+        with _pipelined(conn):
+            return self._write_changes(
+                conn,
+                book,
+                changes,
+                posted_by,
+                added_sums=added_sums,
+                last_entry=last_entry,
+                sums=sums,
+            )
+
+    def _write_changes(
+        self,
+        conn: Connection,
+        book: Book,
+        changes: Changes,
+        posted_by: Sequence[str | None],
+        *,
+        added_sums: bool,
+        last_entry: int | None,
+        sums: Sums | None,
+    ) -> int | None:
+        """The body of :meth:`_write`."""
         now = dt.datetime.now(dt.UTC)
         split = summaries.split(changes, book.settings.journal_detail)
         numbered: list[tuple[int, m.Entry]] = []
@@ -1634,98 +1689,95 @@ class Store:
                     for owner, cause, mv in split.movements
                 ],
             )
-        with _pipelined(conn):  # one round trip on PostgreSQL
-            if numbered:
-                self._add_journal_summary(conn, summarize(changes.entries), sums)
+        if numbered:
+            self._add_journal_summary(conn, summarize(changes.entries), sums)
+        _upsert(
+            conn,
+            t.balances,
+            [
+                {"account": a.value, "element": e, "amount": book.balances[(a, e)]}
+                for a, e in sorted(changes.balances)
+            ],
+        )
+        _upsert(
+            conn,
+            t.period_activity,
+            [
+                {
+                    "period": p,
+                    "account": a.value,
+                    "element": e,
+                    "amount": book.activity[p][(a, e)],
+                }
+                for p, (a, e) in sorted(changes.activity)
+            ],
+        )
+        _upsert(
+            conn,
+            t.period_statistics,
+            [
+                {"period": p, "name": n, "amount": book.statistics[p][n]}
+                for p, n in sorted(changes.statistics)
+            ],
+        )
+        _upsert(
+            conn,
+            t.quantities,
+            [
+                {
+                    "item": i,
+                    "on_hand": book.on_hand.get(i, ZERO),
+                    "in_process": book.in_process.get(i, ZERO),
+                }
+                for i in sorted(changes.quantities)
+            ],
+        )
+        if added_sums:
+            _add_sums(conn, t.period_quantities, "on_hand", _flat(book.moved, changes.moved), sums)
+            _add_sums(conn, t.period_flows, "quantity", _flat(book.flows, changes.flows), sums)
+            _add_sums(conn, t.daily_flows, "quantity", _flat(book.daily, changes.daily), sums)
+            book.moved.clear()
+            book.flows.clear()
+            book.daily.clear()
+        else:
+            if sums is not None:  # these sums are written whole below, not added to
+                sums.clear()
             _upsert(
                 conn,
-                t.balances,
+                t.period_quantities,
                 [
-                    {"account": a.value, "element": e, "amount": book.balances[(a, e)]}
-                    for a, e in sorted(changes.balances)
+                    {"period": p, "item": i, "on_hand": book.moved[p][i]}
+                    for p, i in sorted(changes.moved)
                 ],
             )
             _upsert(
                 conn,
-                t.period_activity,
+                t.period_flows,
                 [
-                    {
-                        "period": p,
-                        "account": a.value,
-                        "element": e,
-                        "amount": book.activity[p][(a, e)],
-                    }
-                    for p, (a, e) in sorted(changes.activity)
+                    {"period": p, "item": i, "flow": f, "quantity": book.flows[p][(i, f)]}
+                    for p, i, f in sorted(changes.flows)
                 ],
             )
             _upsert(
                 conn,
-                t.period_statistics,
+                t.daily_flows,
                 [
-                    {"period": p, "name": n, "amount": book.statistics[p][n]}
-                    for p, n in sorted(changes.statistics)
+                    {"period": p, "date": d, "flow": f, "quantity": book.daily[p][(d, f)]}
+                    for p, d, f in sorted(changes.daily)
                 ],
             )
-            _upsert(
-                conn,
-                t.quantities,
-                [
-                    {
-                        "item": i,
-                        "on_hand": book.on_hand.get(i, ZERO),
-                        "in_process": book.in_process.get(i, ZERO),
-                    }
-                    for i in sorted(changes.quantities)
-                ],
-            )
-            if added_sums:
-                _add_sums(
-                    conn, t.period_quantities, "on_hand", _flat(book.moved, changes.moved), sums
-                )
-                _add_sums(conn, t.period_flows, "quantity", _flat(book.flows, changes.flows), sums)
-                _add_sums(conn, t.daily_flows, "quantity", _flat(book.daily, changes.daily), sums)
-                book.moved.clear()
-                book.flows.clear()
-                book.daily.clear()
-            else:
-                if sums is not None:  # these sums are written whole below, not added to
-                    sums.clear()
-                _upsert(
-                    conn,
-                    t.period_quantities,
-                    [
-                        {"period": p, "item": i, "on_hand": book.moved[p][i]}
-                        for p, i in sorted(changes.moved)
-                    ],
-                )
-                _upsert(
-                    conn,
-                    t.period_flows,
-                    [
-                        {"period": p, "item": i, "flow": f, "quantity": book.flows[p][(i, f)]}
-                        for p, i, f in sorted(changes.flows)
-                    ],
-                )
-                _upsert(
-                    conn,
-                    t.daily_flows,
-                    [
-                        {"period": p, "date": d, "flow": f, "quantity": book.daily[p][(d, f)]}
-                        for p, d, f in sorted(changes.daily)
-                    ],
-                )
-            # The journal per item is never loaded to post: its new sums are added to the stored.
-            item_sums = {(p, a.value, e, i): v for (p, a, e, i), v in changes.item_activity.items()}
-            _add_sums(conn, t.item_activity, "amount", item_sums, sums)
-            _upsert(
-                conn,
-                t.unsold_conversion,
-                [
-                    {"account": a.value, "element": e, "amount": book.unsold_conversion[(a, e)]}
-                    for a, e in sorted(changes.unsold_conversion)
-                ],
-            )
-            _upsert(conn, t.orders, [_order_row(book.orders[o]) for o in sorted(changes.orders)])
+        # The journal per item is never loaded to post: its new sums are added to the stored.
+        item_sums = {(p, a.value, e, i): v for (p, a, e, i), v in changes.item_activity.items()}
+        _add_sums(conn, t.item_activity, "amount", item_sums, sums)
+        _upsert(
+            conn,
+            t.unsold_conversion,
+            [
+                {"account": a.value, "element": e, "amount": book.unsold_conversion[(a, e)]}
+                for a, e in sorted(changes.unsold_conversion)
+            ],
+        )
+        _upsert(conn, t.orders, [_order_row(book.orders[o]) for o in sorted(changes.orders)])
         if changes.shortages:
             order = {key: n for n, key in enumerate(book.shortages)}
             base = conn.execute(sa.select(sa.func.max(t.shortages.c.seq))).scalar() or 0
@@ -1881,7 +1933,7 @@ def keep_answers(conn: Connection, answers: Sequence[tuple[Key, Answer]]) -> Non
         }
         for key, answer in answers
     ]
-    conn.execute(t.idempotency_keys.insert(), rows)
+    _insert(conn, t.idempotency_keys, rows)
 
 
 def _load_period_sums(conn: Connection, book: Book) -> None:

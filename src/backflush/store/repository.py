@@ -266,10 +266,13 @@ def _pg_unnest(
 ) -> None:
     """Insert ``rows`` on PostgreSQL in one statement with ``conflict`` (an ON CONFLICT
     clause, or nothing): each column is sent as one array and the rows made by ``unnest``,
-    which costs the client a fraction of a statement per row. Held back when a pipeline is
-    open (:func:`_pipelined`)."""
+    which costs the client a fraction of a statement per row; up to :data:`VALUES_ROWS`
+    rows, as VALUES (a posting's few: an array costs the driver more to send than its
+    values one by one). Held back when a pipeline is open (:func:`_pipelined`)."""
     columns = list(rows[0])
-    sql = _PG_UPSERTS.get((table.name, tuple(columns), conflict))
+    few = len(rows) <= VALUES_ROWS
+    key = (table.name, tuple(columns), conflict, len(rows) if few else 0)
+    sql = _PG_WRITES.get(key)
     if sql is None:
         # Strings as TEXT: an explicit cast to VARCHAR(n) would cut a longer value short,
         # where storing it into the column refuses it.
@@ -279,12 +282,18 @@ def _pg_unnest(
             else table.c[c].type.compile(dialect=conn.dialect)
             for c in columns
         ]
-        arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+        if few:
+            values = "(" + ", ".join(f"%s::{kind}" for kind in types) + ")"
+            source = "VALUES " + ", ".join([values] * len(rows))
+        else:
+            source = "SELECT * FROM unnest(" + ", ".join(f"%s::{kind}[]" for kind in types) + ")"
         names = ", ".join(f'"{c}"' for c in columns)
-        sql = _PG_UPSERTS[(table.name, tuple(columns), conflict)] = (
-            f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays}) {conflict}'
-        )
-    parameters = tuple([row[c] for row in rows] for c in columns)
+        sql = _PG_WRITES[key] = f'INSERT INTO "{table.name}" ({names}) {source} {conflict}'
+    parameters = (
+        tuple(row[c] for row in rows for c in columns)
+        if few
+        else tuple([row[c] for row in rows] for c in columns)
+    )
     held_back = conn.info.get(_PIPELINE)
     if held_back is not None:
         held_back.append((sql, parameters))
@@ -353,8 +362,12 @@ def _on_conflict(table: sa.Table, columns: Sequence[str], *, add: bool = False) 
     return f"ON CONFLICT ({conflict}) DO UPDATE SET {update}"
 
 
-#: The statements of :func:`_pg_upsert`, by table, columns and whether it adds.
-_PG_UPSERTS: dict[tuple[str, tuple[str, ...], str], str] = {}
+#: The statements of :func:`_pg_unnest`, by table, columns, conflict clause and number of
+#: rows (0: arrays).
+_PG_WRITES: dict[tuple[str, tuple[str, ...], str, int], str] = {}
+
+#: Most rows :func:`_pg_unnest` sends as VALUES.
+VALUES_ROWS = 64
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -1885,15 +1898,23 @@ class Store:
 
 def _answers(conn: Connection, keys: Sequence[Key]) -> dict[tuple[str, str], tuple[str, Answer]]:
     """The answers kept under ``keys``, by (owner, key): (request digest, answer)."""
-    table = t.idempotency_keys
     found: dict[tuple[str, str], tuple[str, Answer]] = {}
     pairs = sorted({(k.owner, k.key) for k in keys})
     for start in range(0, len(pairs), 500):
-        chosen = sa.tuple_(table.c.token, table.c.key).in_(pairs[start : start + 500])
-        for row in conn.execute(sa.select(table).where(chosen)):
+        for row in conn.execute(_ANSWERS, {"pairs": pairs[start : start + 500]}):
             answer = Answer(row.status, json.loads(row.response), replayed=True)
             found[(row.token, row.key)] = (row.request_hash, answer)
     return found
+
+
+#: What :func:`_answers` reads (built once: every keyed request's group runs it).
+_ANSWERS = sa.select(
+    *(t.idempotency_keys.c[c] for c in ("token", "key", "request_hash", "status", "response"))
+).where(
+    sa.tuple_(t.idempotency_keys.c.token, t.idempotency_keys.c.key).in_(
+        sa.bindparam("pairs", expanding=True)
+    )
+)
 
 
 def _replay(

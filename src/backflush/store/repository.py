@@ -282,11 +282,17 @@ def _pg_unnest(
             else table.c[c].type.compile(dialect=conn.dialect)
             for c in columns
         ]
+        # PostgreSQL's own placeholders ($1...): the driver sends them as they are (see
+        # _send_held_back), where parsing a long statement for %s cost more than sending it.
         if few:
-            values = "(" + ", ".join(f"%s::{kind}" for kind in types) + ")"
-            source = "VALUES " + ", ".join([values] * len(rows))
+            width = len(types)
+            source = "VALUES " + ", ".join(
+                "(" + ", ".join(f"${at + n + 1}::{kind}" for n, kind in enumerate(types)) + ")"
+                for at in range(0, len(rows) * width, width)
+            )
         else:
-            source = "SELECT * FROM unnest(" + ", ".join(f"%s::{kind}[]" for kind in types) + ")"
+            arrays = ", ".join(f"${n + 1}::{kind}[]" for n, kind in enumerate(types))
+            source = f"SELECT * FROM unnest({arrays})"
         names = ", ".join(f'"{c}"' for c in columns)
         sql = _PG_WRITES[key] = f'INSERT INTO "{table.name}" ({names}) {source} {conflict}'
     parameters = (
@@ -294,11 +300,8 @@ def _pg_unnest(
         if few
         else tuple([row[c] for row in rows] for c in columns)
     )
-    held_back = conn.info.get(_PIPELINE)
-    if held_back is not None:
-        held_back.append((sql, parameters))
-    else:
-        conn.exec_driver_sql(sql, parameters)
+    with _pipelined(conn):  # sent at once unless a pipeline is open already
+        conn.info[_PIPELINE].append((sql, parameters))
 
 
 @contextmanager
@@ -330,7 +333,7 @@ def _send_held_back(conn: Connection) -> None:
     driver = conn.connection.driver_connection
     assert driver is not None
     try:
-        with driver.pipeline(), driver.cursor() as cursor:
+        with driver.pipeline(), psycopg.RawCursor(driver) as cursor:
             for sql, parameters in statements:
                 cursor.execute(sql, parameters)
     except psycopg.Error as error:  # as SQLAlchemy raises it (retries look at its SQLSTATE)

@@ -486,6 +486,41 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut_short(pg_db_url: str
         store.close()
 
 
+@pytest.mark.postgres
+def test_a_few_rows_go_in_as_values_lists_of_few_shapes_in_order(pg_db_url: str) -> None:
+    """Up to 64 rows are sent as VALUES lists of 64, 32, ..., 1 rows (statement texts few
+    enough to stay prepared), more as arrays: every row stored, in the order given."""
+    from backflush.store.repository import _PG_WRITES, _insert, _pipelined
+
+    store = opened(pg_db_url)
+    try:
+        given: list[dict[str, Any]] = []
+        for count in (1, 23, 64, 65, 7):
+            rows = [
+                {
+                    "event": f"e{count}-{n}",
+                    "cause": "c",
+                    "item": f"i{n % 3}",
+                    "on_hand": Decimal(n) / 7,
+                    "in_process": Decimal("-0.10"),
+                }
+                for n in range(count)
+            ]
+            given += rows
+            with store.transaction(write=True) as conn, _pipelined(conn):
+                _insert(conn, t.movements, rows)
+        columns = ("event", "cause", "item", "on_hand", "in_process")
+        with store.transaction() as conn:
+            query = sa.select(*(t.movements.c[c] for c in columns)).order_by(t.movements.c.id)
+            stored = [dict(zip(columns, row, strict=True)) for row in conn.execute(query)]
+        assert stored == given
+        shapes = {n for name, _, _, n in _PG_WRITES if name == "movements"}
+        assert {0, 1, 2, 4, 16, 64} <= shapes  # 23 = 16 + 4 + 2 + 1, 7 = 4 + 2 + 1; 65: arrays
+        assert shapes <= {0, 1, 2, 4, 8, 16, 32, 64}  # whatever else this process wrote
+    finally:
+        store.close()
+
+
 def test_bulk_writes_on_sqlite_store_what_sqlalchemy_stores(tmp_path: Path) -> None:
     """The driver's executemany with SQLAlchemy's own conversions: the same text in the file
     (exact decimals, ISO dates, timestamps, booleans, NULL) as SQLAlchemy's INSERT."""

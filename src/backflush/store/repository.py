@@ -264,14 +264,41 @@ def _pg_upsert(
 def _pg_unnest(
     conn: Connection, table: sa.Table, rows: list[dict[str, Any]], conflict: str
 ) -> None:
-    """Insert ``rows`` on PostgreSQL in one statement with ``conflict`` (an ON CONFLICT
-    clause, or nothing): each column is sent as one array and the rows made by ``unnest``,
-    which costs the client a fraction of a statement per row; up to :data:`VALUES_ROWS`
-    rows, as VALUES (a posting's few: an array costs the driver more to send than its
-    values one by one). Held back when a pipeline is open (:func:`_pipelined`)."""
-    columns = list(rows[0])
-    few = len(rows) <= VALUES_ROWS
-    key = (table.name, tuple(columns), conflict, len(rows) if few else 0)
+    """Insert ``rows`` on PostgreSQL with ``conflict`` (an ON CONFLICT clause, or nothing),
+    held back when a pipeline is open (:func:`_pipelined`). Many rows in one statement:
+    each column is sent as one array and the rows made by ``unnest``, which costs the
+    client a fraction of a statement per row. Up to :data:`VALUES_ROWS` rows (a posting's
+    few, where an array costs the driver more to send than its values one by one) as
+    VALUES lists of 64, 32, ..., 1 rows: so few statement texts that each can stay
+    prepared (psycopg prepares what runs five times), in the server's memory as in the
+    driver's cache."""
+    columns = tuple(rows[0])
+    chunks: list[list[dict[str, Any]]] = []
+    if len(rows) > VALUES_ROWS:
+        chunks.append(rows)
+    else:
+        at = 0
+        while at < len(rows):
+            size = 1 << ((len(rows) - at).bit_length() - 1)  # the most that fits, a power of 2
+            chunks.append(rows[at : at + size])
+            at += size
+    with _pipelined(conn):  # sent at once unless a pipeline is open already
+        for chunk in chunks:
+            few = len(chunk) <= VALUES_ROWS
+            sql = _pg_statement(conn, table, columns, conflict, len(chunk) if few else 0)
+            parameters = (
+                tuple(row[c] for row in chunk for c in columns)
+                if few
+                else tuple([row[c] for row in chunk] for c in columns)
+            )
+            conn.info[_PIPELINE].append((sql, parameters))
+
+
+def _pg_statement(
+    conn: Connection, table: sa.Table, columns: tuple[str, ...], conflict: str, rows: int
+) -> str:
+    """The INSERT of :func:`_pg_unnest`: of ``rows`` VALUES, or (0) of arrays."""
+    key = (table.name, columns, conflict, rows)
     sql = _PG_WRITES.get(key)
     if sql is None:
         # Strings as TEXT: an explicit cast to VARCHAR(n) would cut a longer value short,
@@ -284,24 +311,18 @@ def _pg_unnest(
         ]
         # PostgreSQL's own placeholders ($1...): the driver sends them as they are (see
         # _send_held_back), where parsing a long statement for %s cost more than sending it.
-        if few:
+        if rows:
             width = len(types)
             source = "VALUES " + ", ".join(
                 "(" + ", ".join(f"${at + n + 1}::{kind}" for n, kind in enumerate(types)) + ")"
-                for at in range(0, len(rows) * width, width)
+                for at in range(0, rows * width, width)
             )
         else:
             arrays = ", ".join(f"${n + 1}::{kind}[]" for n, kind in enumerate(types))
             source = f"SELECT * FROM unnest({arrays})"
         names = ", ".join(f'"{c}"' for c in columns)
         sql = _PG_WRITES[key] = f'INSERT INTO "{table.name}" ({names}) {source} {conflict}'
-    parameters = (
-        tuple(row[c] for row in rows for c in columns)
-        if few
-        else tuple([row[c] for row in rows] for c in columns)
-    )
-    with _pipelined(conn):  # sent at once unless a pipeline is open already
-        conn.info[_PIPELINE].append((sql, parameters))
+    return sql
 
 
 @contextmanager
@@ -338,7 +359,7 @@ def _send_held_back(conn: Connection) -> None:
                 cursor.execute(sql, parameters)
     except psycopg.Error as error:  # as SQLAlchemy raises it (retries look at its SQLSTATE)
         # One of them failed; which one, the pipeline does not say (the server's message does).
-        sent = "; ".join(sql for sql, _ in statements)
+        sent = "; ".join(sql if len(sql) < 200 else sql[:200] + "..." for sql, _ in statements)
         raise sa.exc.DBAPIError.instance(sent, None, error, psycopg.Error) from error
 
 
@@ -365,8 +386,8 @@ def _on_conflict(table: sa.Table, columns: Sequence[str], *, add: bool = False) 
     return f"ON CONFLICT ({conflict}) DO UPDATE SET {update}"
 
 
-#: The statements of :func:`_pg_unnest`, by table, columns, conflict clause and number of
-#: rows (0: arrays).
+#: The statements of :func:`_pg_statement`, by table, columns, conflict clause and number
+#: of rows (0: arrays).
 _PG_WRITES: dict[tuple[str, tuple[str, ...], str, int], str] = {}
 
 #: Most rows :func:`_pg_unnest` sends as VALUES.

@@ -166,9 +166,10 @@ def _decimals(text: str) -> dict[str, Decimal]:
 
 
 def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same keys). On PostgreSQL: a few held back in the
-    write's pipeline (:func:`_pipelined`) as one INSERT of arrays; more by COPY, many times
-    faster per row than INSERT statements, in the same transaction."""
+    """Insert ``rows`` (all with the same keys). On PostgreSQL: up to
+    :data:`PIPELINED_ROWS` held back in the write's pipeline (:func:`_pipelined`, as
+    :func:`_pg_unnest` writes them); more by COPY, many times faster per row than INSERT
+    statements, in the same transaction."""
     if conn.dialect.name != "postgresql":
         _sqlite_write(conn, table, rows, upsert=False)
         return
@@ -256,8 +257,8 @@ _SQLITE_WRITES: dict[tuple[str, tuple[str, ...], bool], tuple[str, list[Any]]] =
 def _pg_upsert(
     conn: Connection, table: sa.Table, rows: list[dict[str, Any]], *, add: bool = False
 ) -> None:
-    """:func:`_upsert` on PostgreSQL in one statement whatever the number of rows (see
-    :func:`_pg_unnest`). With ``add`` the values are added to those stored."""
+    """:func:`_upsert` on PostgreSQL, in a statement or a few whatever the number of rows
+    (see :func:`_pg_unnest`). With ``add`` the values are added to those stored."""
     _pg_unnest(conn, table, rows, _on_conflict(table, list(rows[0]), add=add))
 
 

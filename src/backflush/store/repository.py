@@ -489,9 +489,7 @@ class _Kept:
     last_entry: int | None = None
     #: Sums as this book's writes left them in the tables :func:`_add_to` adds to: on
     #: SQLite the next write adds to them without reading them back.
-    sums: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = dataclasses.field(
-        default_factory=dict
-    )
+    sums: Sums = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

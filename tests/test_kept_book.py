@@ -78,6 +78,13 @@ def loaded(store: Store) -> Book:
         return store._load(conn, history=False, period_sums=False)
 
 
+def recorded_by(store: Store) -> list[tuple[str, str | None]]:
+    """Each recorded event's id and who posted it, by id."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(t.events.c.id, t.events.c.recorded_by))
+        return sorted((row.id, row.recorded_by) for row in rows)
+
+
 def kept(store: Store) -> Book | None:
     return None if store._kept is None else store._kept.book
 
@@ -250,9 +257,7 @@ def test_one_transaction_posts_a_group_each_all_or_nothing(db_url: str, counted:
         assert answers[3] == [True, False]
         # refused after changing the book: rolled back, loaded again, the rest posted again
         assert len(counted) == before + 1
-        with store.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.events.c.id, t.events.c.recorded_by)).all()
-        assert sorted(rows) == [("c1", "a"), ("c4", "d"), ("p1", None)]
+        assert recorded_by(store) == [("c1", "a"), ("c4", "d"), ("p1", None)]
         assert loaded(store).on_hand == {"M": Decimal(0), "F": Decimal(4)}
         assert state(kept(store)) == state(loaded(store))  # type: ignore[arg-type]
     finally:
@@ -287,9 +292,12 @@ def test_a_posting_refused_before_it_changed_the_book_leaves_the_group_be(
         )
         assert "closed" in str(answers[1]) and "nothing" in str(answers[3])
         assert len(counted) == before  # the kept book, still the book
-        with store.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.events.c.id, t.events.c.recorded_by)).all()
-        assert sorted(rows) == [("c1", "a"), ("c2", "e"), ("close-2025-12", None), ("p1", None)]
+        assert recorded_by(store) == [
+            ("c1", "a"),
+            ("c2", "e"),
+            ("close-2025-12", None),
+            ("p1", None),
+        ]
         with pytest.raises(PostingError, match="nothing") as refused:
             store.post([m.Completion("y", DAY, "nothing", Decimal(1))])
         assert not refused.value.changed_book and len(counted) == before

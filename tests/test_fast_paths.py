@@ -4,13 +4,15 @@ Each is checked against the general form it stands for: ``Detail.to_json`` again
 ``json.dumps`` of the same body, ``scaled_text`` against ``format(..., "f")``, the frozen
 dataclasses' direct ``__init__`` against dataclass behaviour, the cached holdings without
 conversion and standard hours against what they are worked out from, the JSON lines decoder
-against ``json.loads``.
+against ``json.loads``, a completion's consumption summed per unit against valuing one
+component at a time.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +23,7 @@ from hypothesis import strategies as st
 
 from backflush.domain import model as m
 from backflush.domain.journal import KindFigures, summarize
+from backflush.engine.flush import EntryBuilder, take_consumed
 from backflush.engine.standards import Standards, without_conversion
 from backflush.formats.inputs import InputError
 from backflush.formats.scenario import read_scenario
@@ -177,3 +180,66 @@ def test_json_lines_with_a_byte_order_mark(tmp_path: Path) -> None:
     assert error.value.problems == [
         f"{path}:1: malformed JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) (column 1)"
     ]
+
+
+def component_at_a_time(
+    standards: Standards, item: str, on: dt.date, good: Decimal, scrapped: Decimal
+) -> dict[tuple[m.Account, str, str], Decimal]:
+    """The parts a completion made before :func:`take_consumed`: every component valued."""
+    builder = EntryBuilder(on, "e", "")
+    requirements = standards.unit_cost(item, on).requirements
+    components = [req.component for req in requirements]
+    holdings = standards.holdings(components, on)
+    bare = standards.holdings(components, on, conversion=False)
+    for req, held, less in zip(requirements, holdings, bare, strict=True):
+        if good:
+            builder.add_holding(held, good * req.quantity)
+        if scrapped:
+            value = builder.add_holding(less, scrapped * req.quantity)
+            builder.add(m.Account.MATERIAL_USAGE_VARIANCE, value, item=item)
+    return builder.parts
+
+
+QUANTITIES = st.decimals(min_value=0, max_value=10**6, places=3)
+
+
+@functools.cache
+def standards_of(name: str) -> tuple[Standards, list[tuple[str, dt.date]]]:
+    """The example's standards and every (made item, epoch) they give a standard for."""
+    scenario = read_scenario(EXAMPLES / f"{name}.yaml")
+    standards = Standards(scenario.settings, scenario.master)
+    made = []
+    for on in [dt.date.min, *scenario.master.change_dates()]:
+        for item_id, item in scenario.master.items.items():
+            if item.kind in (m.Kind.MATERIAL, m.Kind.PHANTOM):
+                continue
+            try:
+                standards.unit_cost(item_id, on)
+            except (ValueError, KeyError):
+                continue
+            made.append((item_id, on))
+    return standards, made
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+@given(good=QUANTITIES, scrapped=QUANTITIES)
+def test_consumption_per_unit_is_each_component_valued(
+    name: str, good: Decimal, scrapped: Decimal
+) -> None:
+    standards, made = standards_of(name)
+    for item, on in made:
+        expected = component_at_a_time(standards, item, on, good, scrapped)
+        builder = EntryBuilder(on, "e", "")
+        take_consumed(builder, standards.consumption(item, on), good, scrapped, item)
+        assert list(builder.parts) == list(expected)  # the same lines, in the same order
+        assert builder.parts == expected
+
+
+def test_some_example_consumes_through_many_components() -> None:
+    """The test above sees multi-component, multi-part consumption, scrapped units too."""
+    widest = max(
+        len(standards.consumption(item, on).both)
+        for standards, made in map(standards_of, EXAMPLE_NAMES)
+        for item, on in made
+    )
+    assert widest >= 4

@@ -38,7 +38,13 @@ from backflush.domain.model import (
 )
 from backflush.domain.money import CONTEXT, ROUNDING_MODES, ZERO, fmt, quantum, totals
 from backflush.engine.close import ACTUAL_COST, ACTUAL_HOURS, STANDARD_HOURS
-from backflush.engine.standards import Holding, Requirement, Standards
+from backflush.engine.standards import (
+    Consumption,
+    Holding,
+    Requirement,
+    Standards,
+    consumption,
+)
 
 # Enum members at hand: reading one off its class costs a lookup the hot paths feel.
 _BACKWARD = Flush.BACKWARD
@@ -363,43 +369,27 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
         _sequential_completion(event, ctx, effects, holding, memo, requirements)
         return
     builder = EntryBuilder(event.date, event.id, memo)
-    costed = std.costed_at_completion(event.item)
-    consumed = ZERO
-    components = std.holdings([req.component for req in requirements], event.date)
-    if scrapped:
-        bare = std.holdings([req.component for req in requirements], event.date, conversion=False)
-        usage = (_MATERIAL_USAGE_VARIANCE, "", event.item)
-    into = builder.parts
-    for n, (req, parts) in enumerate(zip(requirements, components, strict=True)):
-        if costed and good:
-            # consumed += builder.add_holding(parts, good * req.quantity), inlined
-            quantity = good * req.quantity
-            total = ZERO
-            for account, element, amount in parts:
-                value = quantity * amount
-                key = (account, element, "")
-                into[key] = into.get(key, ZERO) + _MINUS_ONE * value
-                total += value
-            consumed += total
-        if scrapped:
-            # value = builder.add_holding(bare[n], scrapped * req.quantity), inlined
-            quantity = scrapped * req.quantity
-            total = ZERO
-            for account, element, amount in bare[n]:
-                value = quantity * amount
-                key = (account, element, "")
-                into[key] = into.get(key, ZERO) + _MINUS_ONE * value
-                total += value
-            # builder.add(_MATERIAL_USAGE_VARIANCE, value, item=event.item)
-            into[usage] = into.get(usage, ZERO) + total
-    if costed and good:
+    costed = bool(good) and std.costed_at_completion(event.item)  # good units valued
+    if requirements is cost.requirements:
+        used = std.consumption(event.item, event.date)
+    else:  # an order's BOM: valued for this event alone
+        components = [req.component for req in requirements]
+        used = consumption(
+            requirements,
+            std.holdings(components, event.date),
+            std.holdings(components, event.date, conversion=False),
+        )
+    take_consumed(builder, used, good if costed else ZERO, scrapped, event.item)
+    if costed:
         if not requirements:  # material standard given without a BOM: pooled in RIP
             builder.add(Account.RAW_IN_PROCESS, -good * cost.material)
         elif requirements is not cost.requirements:
             # An order's BOM differs from today's: what it used beyond (or short of) today's
             # standard material is a usage variance.
             builder.add(
-                Account.MATERIAL_USAGE_VARIANCE, consumed - good * cost.material, item=event.item
+                Account.MATERIAL_USAGE_VARIANCE,
+                good * used.good_value - good * cost.material,
+                item=event.item,
             )
         for element, amount in cost.conversion:
             builder.add(Account.CONVERSION_ALLOCATED, -good * amount, element)
@@ -408,6 +398,27 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
         builder.add(Account.RAW_IN_PROCESS, -scrapped * cost.material)
         builder.add(Account.MATERIAL_USAGE_VARIANCE, scrapped * cost.material, item=event.item)
     _emit(effects, ctx, builder)
+
+
+def take_consumed(
+    builder: EntryBuilder, used: Consumption, good: Decimal, scrapped: Decimal, item: str
+) -> None:
+    """Take out of where they sit the components of ``good`` valued units and ``scrapped``
+    units of ``item`` (their value less unallocated conversion to the usage variance): the
+    parts valuing one component at a time makes, in its order (:class:`Consumption`)."""
+    into = builder.parts
+    if not scrapped:
+        for key, value in used.good.items() if good else ():
+            into[key] = into.get(key, ZERO) - good * value
+        return
+    usage = (_MATERIAL_USAGE_VARIANCE, "", item)
+    for part in used.both if good else used.scrapped_only:
+        if part is None:
+            into[usage] = into.get(usage, ZERO) + scrapped * used.usage
+        else:
+            into[part] = into.get(part, ZERO) - (
+                good * used.good.get(part, ZERO) + scrapped * used.scrapped.get(part, ZERO)
+            )
 
 
 def _sequential_completion(

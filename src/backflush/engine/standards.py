@@ -114,6 +114,58 @@ class UnitCost:
 #: credited when the unit is consumed or sold (off-book material, unallocated conversion).
 Holding = tuple[tuple[Account, str, Decimal], ...]
 
+#: A part of a journal entry being built: (account, conversion element, item).
+PartKey = tuple[Account, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Consumption:
+    """What making one unit takes out of where its components sit: each requirement's
+    quantity x its holding, summed per (account, element, ""), for good units (``good``) and,
+    less unallocated conversion, for scrapped ones (``scrapped``, whose total ``usage`` is the
+    usage variance per scrapped unit). A completion multiplies these by its quantities rather
+    than valuing every component: the same amounts, as products and sums of decimals are
+    exact at the book's precision. The keys come in the order that valuing a component at a
+    time gives them: ``both`` when good and scrapped units are valued (a component's good
+    parts, then its scrapped ones), ``scrapped_only`` otherwise; ``None`` is where the usage
+    variance comes."""
+
+    good: dict[PartKey, Decimal]
+    scrapped: dict[PartKey, Decimal]
+    good_value: Decimal
+    usage: Decimal
+    both: tuple[PartKey | None, ...]
+    scrapped_only: tuple[PartKey | None, ...]
+
+
+def consumption(
+    requirements: Iterable[Requirement],
+    holdings: Iterable[Holding],
+    bare: Iterable[Holding],
+) -> Consumption:
+    """:class:`Consumption` of ``requirements``, their ``holdings`` and ``bare`` holdings
+    (without unallocated conversion) given in the same order."""
+    good: dict[PartKey, Decimal] = {}
+    scrapped: dict[PartKey, Decimal] = {}
+    both: dict[PartKey | None, None] = {}
+    scrapped_only: dict[PartKey | None, None] = {}
+    with localcontext(CONTEXT):
+        for req, held, less in zip(requirements, holdings, bare, strict=True):
+            for account, element, amount in held:
+                key = (account, element, "")
+                good[key] = good.get(key, ZERO) + req.quantity * amount
+                both.setdefault(key)
+            for account, element, amount in less:
+                key = (account, element, "")
+                scrapped[key] = scrapped.get(key, ZERO) + req.quantity * amount
+                both.setdefault(key)
+                scrapped_only.setdefault(key)
+            both.setdefault(None)
+            scrapped_only.setdefault(None)
+        good_value = sum(good.values(), ZERO)
+        usage = sum(scrapped.values(), ZERO)
+    return Consumption(good, scrapped, good_value, usage, tuple(both), tuple(scrapped_only))
+
 
 #: A rolled-up standard cached with what a parent's rollup takes of it, worked out once: its
 #: total, its whole standard by element (:meth:`UnitCost.by_element`), and the element when
@@ -227,6 +279,8 @@ class Standards:
         self._inputs: dict[dt.date, Inputs] = {}
         #: Per epoch and item, :meth:`standard_hours`.
         self._hours: dict[tuple[dt.date, str], tuple[tuple[str, Decimal], ...]] = {}
+        #: Per epoch and item, :meth:`consumption`.
+        self._consumption: dict[tuple[dt.date, str], Consumption] = {}
         self._epochs = master.change_dates()
 
     def policy(self, item: str) -> Policy:
@@ -414,6 +468,21 @@ class Standards:
         effective on ``on`` (setup over the lot, run over the yields): the hours its output
         earns, against which the hours reported are measured."""
         return dict(self.standard_hours(item_id, on))
+
+    def consumption(self, item_id: str, on: dt.date) -> Consumption:
+        """:func:`consumption` of the requirements of ``item_id`` on ``on``, cached per epoch
+        (a completion asks)."""
+        epoch = self.epoch(on)
+        found = self._consumption.get((epoch, item_id))
+        if found is None:
+            requirements = self.unit_cost(item_id, on).requirements
+            components = [req.component for req in requirements]
+            found = self._consumption[(epoch, item_id)] = consumption(
+                requirements,
+                self.holdings(components, on),
+                self.holdings(components, on, conversion=False),
+            )
+        return found
 
     def standard_hours(self, item_id: str, on: dt.date) -> tuple[tuple[str, Decimal], ...]:
         """:meth:`work_center_hours` as (work center, hours) pairs, cached per epoch (a

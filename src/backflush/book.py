@@ -500,7 +500,7 @@ class Book:
         ctx = Context(
             self.settings,
             self.standards,
-            self.quantity,
+            self.on_hand,
             self.waiting,
             lambda item: self.in_process.get(item, ZERO),
             self.orders.get,

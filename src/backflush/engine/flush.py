@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -118,7 +118,8 @@ class EntryBuilder:
 class Context:
     settings: Settings
     standards: Standards
-    on_hand: Callable[[str], Decimal]
+    #: Stock on hand by item (an item absent has none).
+    on_hand: Mapping[str, Decimal]
     #: Consumption of an item still waiting in the shortage queue: production has taken it,
     #: the book's stock has not given it yet.
     waiting: Callable[[str], Decimal] = lambda _item: ZERO
@@ -158,7 +159,7 @@ def _take(
     if quantity <= ZERO:
         raise PostingError(f"event {event.id}: quantity to take of {item!r} must be positive")
     taken_before = pending.get(item, ZERO) if pending is not None else ZERO
-    available = ctx.on_hand(item) - taken_before
+    available = ctx.on_hand.get(item, ZERO) - taken_before
     moved = quantity
     if quantity > available:
         policy = ctx.settings.shortage
@@ -329,14 +330,14 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
         requirements = tuple(Requirement(c, q, f) for c, q, f in order.requirements)
     pending: dict[str, Decimal] = {}
     pending_in: dict[str, Decimal] = {}
-    on_hand, movements = ctx.on_hand, effects.movements
+    on_hand, movements = ctx.on_hand.get, effects.movements
     for req in requirements:
         need = made * req.quantity
         if req.flush is _BACKWARD:
             # _take(..., queueable=True, pending=pending), its path with stock enough inlined
             item = req.component
             taken_before = pending.get(item, ZERO)
-            if ZERO < need <= on_hand(item) - taken_before:
+            if ZERO < need <= on_hand(item, ZERO) - taken_before:
                 pending[item] = taken_before + need
                 movements.append(Movement(item, -need, ZERO))
             else:
@@ -493,7 +494,7 @@ def _count(event: Count, ctx: Context, effects: Effects) -> None:
         raise PostingError(f"event {event.id}: a counted quantity cannot be negative")
     # The shelf holds the book's stock less what production took that still waits in the
     # queue; a gain clears the queue (the book's retry), so stock ends at the counted quantity.
-    difference = event.quantity - (ctx.on_hand(event.item) - ctx.waiting(event.item))
+    difference = event.quantity - (ctx.on_hand.get(event.item, ZERO) - ctx.waiting(event.item))
     if not difference:
         effects.movements.append(Movement(event.item))  # counted, and found as the book says
         return

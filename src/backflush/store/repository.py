@@ -146,6 +146,24 @@ def _make_engine(url: str) -> Engine:
     return engine
 
 
+def _driver_error(conn: Connection, statement: str, error: Exception) -> sa.exc.StatementError:
+    """``error``, psycopg's, raised running ``statement`` on ``conn``'s driver connection
+    directly, as SQLAlchemy raises it (retries look at its SQLSTATE). When the connection
+    is lost it is invalidated first, as SQLAlchemy does its own: the pool does not hand it
+    out again, and the transaction's end does not try a rollback on it, whose own error
+    would replace this one."""
+    import psycopg  # PostgreSQL's driver, only here
+
+    driver = conn.connection.driver_connection
+    raised: Any = error  # (a DB-API error, which its typing does not know psycopg's is)
+    lost = conn.dialect.is_disconnect(raised, driver, None)
+    if lost:
+        conn.invalidate(error)
+    return sa.exc.DBAPIError.instance(
+        statement, None, error, psycopg.Error, connection_invalidated=lost
+    )
+
+
 #: Seconds a pooled connection may sit idle and be used without a ping first.
 IDLE_PING = 2.0
 _USED = "backflush_used"
@@ -188,8 +206,8 @@ def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> No
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row([row[c] for c in columns])
-    except psycopg.Error as error:  # as SQLAlchemy raises it (retries look at its SQLSTATE)
-        raise sa.exc.DBAPIError.instance(statement, None, error, psycopg.Error) from error
+    except psycopg.Error as error:
+        raise _driver_error(conn, statement, error) from error
 
 
 def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -340,7 +358,8 @@ def _pipelined(conn: Connection) -> Iterator[None]:
         yield
         _send_held_back(conn)
     finally:
-        del conn.info[_PIPELINE]
+        if not conn.invalidated:  # (its info is gone with it, and reading it would raise)
+            del conn.info[_PIPELINE]
 
 
 def _send_held_back(conn: Connection) -> None:
@@ -354,14 +373,24 @@ def _send_held_back(conn: Connection) -> None:
 
     driver = conn.connection.driver_connection
     assert driver is not None
+    failed: psycopg.Error | None = None
     try:
         with driver.pipeline(), psycopg.RawCursor(driver) as cursor:
-            for sql, parameters in statements:
-                cursor.execute(sql, parameters)
-    except psycopg.Error as error:  # as SQLAlchemy raises it (retries look at its SQLSTATE)
+            try:
+                for sql, parameters in statements:
+                    cursor.execute(sql, parameters)
+            except psycopg.Error as error:
+                # Kept, not raised through the pipeline's end: that end reports the statements
+                # queued after the failed one ("pipeline aborted", or a lost connection again),
+                # as its own error when none was raised inside (ignored below), else as
+                # psycopg's warning "error ignored terminating Pipeline".
+                failed = error
+    except psycopg.Error as error:
+        failed = failed or error
+    if failed is not None:
         # One of them failed; which one, the pipeline does not say (the server's message does).
         sent = "; ".join(sql if len(sql) < 200 else sql[:200] + "..." for sql, _ in statements)
-        raise sa.exc.DBAPIError.instance(sent, None, error, psycopg.Error) from error
+        raise _driver_error(conn, sent, failed) from failed
 
 
 #: ``conn.info`` key of the statements :func:`_pipelined` holds back.
@@ -596,8 +625,9 @@ class Store:
                         self._schema_checked = False
                     raise
                 finally:
-                    conn.info.pop(BUMPED, None)
-                    conn.info.pop(_CHECKED, None)
+                    if not conn.invalidated:  # (a lost connection's info went with it)
+                        conn.info.pop(BUMPED, None)
+                        conn.info.pop(_CHECKED, None)
 
     def _retrying(self, work: Callable[[], _T]) -> _T:
         """``work`` (one whole write transaction) run again, a bounded number of times after

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
-from itertools import repeat
 from typing import TypeVar
 
 from backflush.domain.model import (
@@ -156,8 +155,8 @@ class Changes:
 
     events: list[Recorded] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
-    #: (event the movement belongs to, event that caused it, movement)
-    movements: list[tuple[str, str, Movement]] = field(default_factory=list)
+    #: (event the movements belong to, event that caused them, movements), a group per move
+    movements: list[tuple[str, str, tuple[Movement, ...]]] = field(default_factory=list)
     shortages: dict[tuple[str, str, str], ShortageEntry] = field(default_factory=dict)
     cleared: dict[tuple[str, str, str], str] = field(default_factory=dict)
     closes: list[PeriodResult] = field(default_factory=list)
@@ -723,7 +722,7 @@ class Book:
         if day_flow is not None:
             daily[(date, day_flow)] = day_sum
         record.movements.extend(movements)
-        changes.movements.extend(zip(repeat(owner), repeat(cause), movements))
+        changes.movements.append((owner, cause, tuple(movements)))
         changes.quantities.update(map(_ITEM, movements))
 
     def _retry(self, item: str, cause: str, date: dt.date) -> None:

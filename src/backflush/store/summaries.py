@@ -140,7 +140,7 @@ def split(changes: Changes, detail: m.JournalDetail) -> Split:
     another event made happen (a receipt clearing queued consumption) stays a row: the event
     it belongs to was written before."""
     if detail is m.JournalDetail.EVENT:
-        return Split({}, changes.movements)
+        return Split({}, [(o, c, mv) for o, c, moved in changes.movements for mv in moved])
     details = {
         r.event.id: Detail(summary_key(r.event, detail))
         for r in changes.events
@@ -151,12 +151,12 @@ def split(changes: Changes, detail: m.JournalDetail) -> Split:
         if found is not None:
             found.entries.append(entry)
     rows = []
-    for owner, cause, movement in changes.movements:
+    for owner, cause, moved in changes.movements:
         found = details.get(owner) if owner == cause else None
         if found is None:
-            rows.append((owner, cause, movement))
+            rows += [(owner, cause, movement) for movement in moved]
         else:
-            found.movements.append(movement)
+            found.movements += moved
     return Split(details, rows)
 
 

@@ -24,8 +24,11 @@ with p99 under 50 ms, 20,000 events/s in batches).
 ``--profile`` samples the server with py-spy (on PATH, or ``--py-spy``) for a few seconds of
 each phase and prints the functions that cost most.
 
+``--durable``: the PostgreSQL cluster runs as a production server does (fsync and
+synchronous commit on); by default it runs as the tests' (off: faster, not crash-safe).
+
     .venv/bin/python bench/bench_api.py [--clients 16] [--seconds 15] [--quick] [--sqlite]
-        [--workers 2] [--profile] [--no-access-log] [--batch 100]
+        [--workers 2] [--profile] [--no-access-log] [--batch 100] [--durable]
 """
 
 from __future__ import annotations
@@ -385,6 +388,11 @@ def main() -> None:
         "--no-access-log", action="store_true", help="backflush serve --no-access-log"
     )
     parser.add_argument("--sqlite", action="store_true", help="a SQLite file, not PostgreSQL")
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="PostgreSQL with fsync and synchronous commit on (default: off, as the tests)",
+    )
     parser.add_argument("--quick", action="store_true", help="3 s per phase, a smoke run")
     parser.add_argument("--profile", action="store_true", help="py-spy the server (each phase)")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
@@ -407,8 +415,9 @@ def main() -> None:
             bindir = find_bindir()
             if bindir is None:
                 sys.exit("PostgreSQL server binaries not found (see tests/pg.py); try --sqlite")
-            cluster = PgCluster(bindir, name_prefix="backflush-bench-api-")
+            cluster = PgCluster(bindir, name_prefix="backflush-bench-api-", durable=args.durable)
             cluster.start()
+            say(f"PostgreSQL: fsync and synchronous_commit {'on' if args.durable else 'off'}")
             url = cluster.url(cluster.create_database("bench"))
         began = time.perf_counter()
         store = build_book(url, args.materials, args.products, args.history)

@@ -5,7 +5,10 @@ SQLite file and, unless ``--sqlite-only``, a throwaway PostgreSQL cluster. Print
 p99 and max latency and the rate; the first ``--warm-up`` posts (the book loaded) are not
 counted. Asserts nothing about time.
 
-    .venv/bin/python bench/bench_post.py [--events 5000] [--sqlite-only] [--quick]
+``--durable``: the PostgreSQL cluster runs as a production server does (fsync and
+synchronous commit on); by default it runs as the tests' (off: faster, not crash-safe).
+
+    .venv/bin/python bench/bench_post.py [--events 5000] [--sqlite-only] [--quick] [--durable]
 """
 
 from __future__ import annotations
@@ -61,6 +64,11 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=50)
     parser.add_argument("--history", type=int, default=5_000)
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="PostgreSQL with fsync and synchronous commit on (default: off, as the tests)",
+    )
     parser.add_argument("--quick", action="store_true", help="500 events, 1,000 of history")
     args = parser.parse_args()
     if args.quick:
@@ -73,10 +81,11 @@ def main() -> None:
     if bindir is None:
         print("PostgreSQL server binaries not found (see tests/pg.py): SQLite only")
         return
-    cluster = PgCluster(bindir, name_prefix="backflush-bench-post-")
+    cluster = PgCluster(bindir, name_prefix="backflush-bench-post-", durable=args.durable)
     cluster.start()
     try:
-        run("PostgreSQL", cluster.url(cluster.create_database("bench")), args)
+        label = "PostgreSQL (fsync on)" if args.durable else "PostgreSQL"
+        run(label, cluster.url(cluster.create_database("bench")), args)
     finally:
         cluster.stop()
 

@@ -21,8 +21,11 @@ under 60 s end to end, peak RSS under 1.5 GB, within 4x of the floor; PostgreSQL
 twice the events at most 2.2x the time). The plant's book sums routine events' journal lines
 per day (``--journal-detail`` event, day or period).
 
+``--durable``: the PostgreSQL cluster runs as a production server does (fsync and
+synchronous commit on); by default it runs as the tests' (off: faster, not crash-safe).
+
     .venv/bin/python bench/bench_scale.py [--events N] [--scaling] [--quick] [--sqlite-only]
-        [--keep DIR] [--journal-detail event|day|period]
+        [--keep DIR] [--journal-detail event|day|period] [--durable]
 """
 
 from __future__ import annotations
@@ -302,6 +305,11 @@ def main() -> None:
     parser.add_argument("--scaling", action="store_true", help="250k, 500k and 1M completions")
     parser.add_argument("--quick", action="store_true", help="a small plant, 5,000 completions")
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="PostgreSQL with fsync and synchronous commit on (default: off, as the tests)",
+    )
     parser.add_argument("--seed", type=int, default=Knobs.seed)
     parser.add_argument("--keep", type=Path, help="write the files and books here (kept)")
     parser.add_argument(
@@ -325,8 +333,11 @@ def main() -> None:
             if bindir is None:
                 say("PostgreSQL server binaries not found (see tests/pg.py): SQLite only")
             else:
-                cluster = PgCluster(bindir, name_prefix="backflush-bench-scale-")
+                cluster = PgCluster(
+                    bindir, name_prefix="backflush-bench-scale-", durable=args.durable
+                )
                 cluster.start()
+                say(f"PostgreSQL: fsync and synchronous_commit {'on' if args.durable else 'off'}")
                 stack.callback(cluster.stop)
                 pg_url = lambda: cluster.url(cluster.create_database("scale"))  # noqa: E731
         results = {

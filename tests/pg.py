@@ -48,6 +48,11 @@ _SETTINGS: dict[str, str] = {
 }
 
 
+#: What a production server runs with (``PgCluster(durable=True)``): every commit flushed to
+#: disk before it is answered, whole pages written after a checkpoint.
+DURABLE: dict[str, str] = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
+
+
 class PgUnavailableError(RuntimeError):
     """The PostgreSQL server binaries could not be found."""
 
@@ -114,10 +119,12 @@ def _world_traversable(path: Path) -> bool:
 
 
 class PgCluster:
-    """A private PostgreSQL cluster; :meth:`start` it, :meth:`stop` it (idempotent)."""
+    """A private PostgreSQL cluster; :meth:`start` it, :meth:`stop` it (idempotent). Fast and
+    not crash-safe (no fsync), as tests want; ``durable``: as a production server runs."""
 
-    def __init__(self, bindir: Path, *, name_prefix: str = "pg-") -> None:
+    def __init__(self, bindir: Path, *, name_prefix: str = "pg-", durable: bool = False) -> None:
         self.bindir = bindir
+        self.settings = {**_SETTINGS, **(DURABLE if durable else {})}
         self.root: Path | None = None
         self.port: int = 0
         self._name_prefix = name_prefix
@@ -212,7 +219,7 @@ class PgCluster:
                 "--no-instructions",
             ]
         )
-        conf = "".join(f"{key} = {value}\n" for key, value in _SETTINGS.items())
+        conf = "".join(f"{key} = {value}\n" for key, value in self.settings.items())
         conf += f"unix_socket_directories = '{self.sockdir}'\n"
         with (self.datadir / "postgresql.conf").open("a") as fh:
             fh.write("\n# backflush test settings\n" + conf)

@@ -14,16 +14,18 @@ import dataclasses
 import datetime as dt
 import functools
 import json
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from backflush.book import Book
 from backflush.domain import model as m
 from backflush.domain.journal import KindFigures, summarize
-from backflush.engine.flush import EntryBuilder, take_consumed
+from backflush.domain.money import CONTEXT
+from backflush.engine.flush import EntryBuilder, take_consumed, take_each
 from backflush.engine.standards import Standards, without_conversion
 from backflush.formats.inputs import InputError
 from backflush.formats.scenario import read_scenario
@@ -228,11 +230,75 @@ def test_consumption_per_unit_is_each_component_valued(
 ) -> None:
     standards, made = standards_of(name)
     for item, on in made:
-        expected = component_at_a_time(standards, item, on, good, scrapped)
-        builder = EntryBuilder(on, "e", "")
-        take_consumed(builder, standards.consumption(item, on), good, scrapped, item)
-        assert list(builder.parts) == list(expected)  # the same lines, in the same order
-        assert builder.parts == expected
+        with localcontext(CONTEXT):  # the book's precision, as it posts
+            expected = component_at_a_time(standards, item, on, good, scrapped)
+            parts = consumed(standards, item, on, good, scrapped)
+        assert list(parts) == list(expected)  # the same lines, in the same order
+        assert parts == expected
+
+
+def consumed(
+    standards: Standards, item: str, on: dt.date, good: Decimal, scrapped: Decimal
+) -> dict[tuple[m.Account, str, str], Decimal]:
+    """The parts a completion makes: per unit, or a component at a time where that is not
+    exact."""
+    builder = EntryBuilder(on, "e", "")
+    if take_consumed(builder, standards.consumption(item, on), good, scrapped, item) is None:
+        assert builder.parts == {}  # nothing taken
+        requirements = standards.unit_cost(item, on).requirements
+        components = [req.component for req in requirements]
+        holdings = standards.holdings(components, on)
+        bare = standards.holdings(components, on, conversion=False)
+        take_each(builder, requirements, holdings, bare, good, scrapped, item)
+    return builder.parts
+
+
+@st.composite
+def deep_plants(draw: st.DrawFn) -> tuple[Standards, list[str]]:
+    """A chain of subassemblies, each of the one below and two materials, through routings
+    with yields: per-unit figures past 50 digits."""
+    amounts = st.integers(1, 10**12).map(lambda n: Decimal(n).scaleb(-draw(st.integers(0, 6))))
+    items = {
+        f"M{n}": m.Item(f"M{n}", m.Kind.MATERIAL, material_cost=draw(amounts)) for n in range(2)
+    }
+    centers = {"W": m.WorkCenter("W", (("labor", draw(amounts)),))}
+    boms: dict[str, tuple[m.Bom, ...]] = {}
+    routings: dict[str, tuple[m.Routing, ...]] = {}
+    made: list[str] = []
+    below = "M0"
+    for n in range(draw(st.integers(1, 7))):
+        item_id = f"S{n}"
+        kind = draw(st.sampled_from([m.Kind.SUBASSEMBLY, m.Kind.SUBASSEMBLY, m.Kind.FINISHED]))
+        items[item_id] = m.Item(item_id, kind, lot_size=Decimal(7))
+        yield_ = draw(st.sampled_from(["1", "0.97", "0.83"]))
+        operation = m.Operation(10, "W", draw(amounts), Decimal("0.75"), Decimal(yield_))
+        routings[item_id] = (m.Routing(item_id, (operation,)),)
+        lines = (
+            m.BomLine(below, draw(amounts), Decimal(draw(st.integers(0, 999))).scaleb(-3)),
+            *(m.BomLine(f"M{k}", draw(amounts)) for k in range(2)),
+        )
+        boms[item_id] = (m.Bom(item_id, lines),)
+        made.append(item_id)
+        below = item_id
+    settings = m.Settings("deep", triggers=draw(st.sampled_from(BACKFLUSH_POLICIES)))
+    return Standards(settings, m.MasterData(items, boms, centers, routings)), made
+
+
+BACKFLUSH_POLICIES = [p for p in m.Policy if p is not m.Policy.SEQUENTIAL and not p.periodic]
+
+
+@given(plant=deep_plants(), good=QUANTITIES, scrapped=QUANTITIES)
+def test_consumption_past_fifty_digits_is_each_component_valued(
+    plant: tuple[Standards, list[str]], good: Decimal, scrapped: Decimal
+) -> None:
+    standards, made = plant
+    on = dt.date(2026, 1, 1)
+    for item in made:
+        with localcontext(CONTEXT):
+            expected = component_at_a_time(standards, item, on, good, scrapped)
+            parts = consumed(standards, item, on, good, scrapped)
+        assert list(parts) == list(expected)
+        assert parts == expected
 
 
 def test_some_example_consumes_through_many_components() -> None:
@@ -243,3 +309,39 @@ def test_some_example_consumes_through_many_components() -> None:
         for item, on in made
     )
     assert widest >= 4
+
+
+def test_a_completion_past_fifty_digits_is_rounded_as_each_component_valued() -> None:
+    """Summed per unit, a 10^10 material and a 4 x 10^-40 trace (five levels of 0.000001
+    each) need 51 digits: the per-unit sum drops the trace, valuing one component at a time
+    keeps it in the product (x 2) and rounds it up; the credit was then past a half cent and
+    rounded away from it. Inputs the checks accept; the journal must not change."""
+    items = {
+        "BIG": m.Item("BIG", m.Kind.MATERIAL, material_cost=Decimal("10000000000.0025")),
+        "DUST": m.Item("DUST", m.Kind.MATERIAL, material_cost=Decimal("0.000004")),
+        "F": m.Item("F", m.Kind.FINISHED),
+    }
+    boms: dict[str, tuple[m.Bom, ...]] = {}
+    below = "DUST"
+    for n in range(1, 6):
+        items[f"S{n}"] = m.Item(f"S{n}", m.Kind.SUBASSEMBLY)
+        boms[f"S{n}"] = (m.Bom(f"S{n}", (m.BomLine(below, Decimal("0.000001")),)),)
+        below = f"S{n}"
+    boms["F"] = (m.Bom("F", (m.BomLine("BIG", Decimal(1)), m.BomLine("S5", Decimal("0.0001")))),)
+    settings = m.Settings("tie", triggers=m.Policy.COMPLETION, shortage=m.Shortage.ALLOW)
+    book = Book(settings, m.MasterData(items, boms))
+    on = dt.date(2026, 1, 3)
+    book.post(m.Completion("c1", on, "F", Decimal(2)))
+    expected = EntryBuilder(on, "c1", "")
+    with localcontext(CONTEXT):  # the book's precision, as it posts
+        expected.parts = component_at_a_time(book.standards, "F", on, Decimal(2), Decimal(0))
+        cost = book.standards.unit_cost("F", on)
+        expected.add(m.Account.FINISHED_GOODS, 2 * cost.total, item="F")
+        built = expected.build(settings)
+    assert built is not None
+    assert [entry.lines for entry in book.journal] == [built.lines]
+    assert [(line.account, line.amount) for line in built.lines] == [
+        (m.Account.ACCOUNTS_PAYABLE, Decimal("-20000000000.01")),
+        (m.Account.FINISHED_GOODS, Decimal("20000000000.00")),
+        (m.Account.ROUNDING_VARIANCE, Decimal("0.01")),
+    ]

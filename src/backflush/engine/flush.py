@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, Inexact, getcontext
 
 from backflush.domain.model import (
     Account,
@@ -371,6 +371,7 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
         return
     builder = EntryBuilder(event.date, event.id, memo)
     costed = bool(good) and std.costed_at_completion(event.item)  # good units valued
+    valued = good if costed else ZERO
     if requirements is cost.requirements:
         used = std.consumption(event.item, event.date)
     else:  # an order's BOM: valued for this event alone
@@ -380,7 +381,18 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
             std.holdings(components, event.date),
             std.holdings(components, event.date, conversion=False),
         )
-    take_consumed(builder, used, good if costed else ZERO, scrapped, event.item)
+    consumed = take_consumed(builder, used, valued, scrapped, event.item)
+    if consumed is None:  # past the book's precision: a component at a time, as it rounds
+        components = [req.component for req in requirements]
+        consumed = take_each(
+            builder,
+            requirements,
+            std.holdings(components, event.date),
+            std.holdings(components, event.date, conversion=False),
+            valued,
+            scrapped,
+            event.item,
+        )
     if costed:
         if not requirements:  # material standard given without a BOM: pooled in RIP
             builder.add(Account.RAW_IN_PROCESS, -good * cost.material)
@@ -389,7 +401,7 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
             # standard material is a usage variance.
             builder.add(
                 Account.MATERIAL_USAGE_VARIANCE,
-                good * used.good_value - good * cost.material,
+                consumed - good * cost.material,
                 item=event.item,
             )
         for element, amount in cost.conversion:
@@ -403,23 +415,59 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
 
 def take_consumed(
     builder: EntryBuilder, used: Consumption, good: Decimal, scrapped: Decimal, item: str
-) -> None:
+) -> Decimal | None:
     """Take out of where they sit the components of ``good`` valued units and ``scrapped``
     units of ``item`` (their value less unallocated conversion to the usage variance): the
-    parts valuing one component at a time makes, in its order (:class:`Consumption`)."""
+    parts valuing one component at a time makes, in its order (:class:`Consumption`). Returns
+    the value of the good units' components; None, taking nothing, where a per-unit sum or a
+    multiple of one is not exact in the current context (then :func:`take_each`): a sum
+    rounded once is not its terms rounded one by one."""
+    if not used.exact:
+        return None
     into = builder.parts
+    before = dict(into) if into else None
+    flags = getcontext().flags  # nothing else reads them: Inexact is cleared and looked at
+    flags[Inexact] = False
     if not scrapped:
         for key, value in used.good.items() if good else ():
             into[key] = into.get(key, ZERO) - good * value
-        return
+    else:
+        usage = (_MATERIAL_USAGE_VARIANCE, "", item)
+        for part in used.both if good else used.scrapped_only:
+            if part is None:
+                into[usage] = into.get(usage, ZERO) + scrapped * used.usage
+            else:
+                into[part] = into.get(part, ZERO) - (
+                    good * used.good.get(part, ZERO) + scrapped * used.scrapped.get(part, ZERO)
+                )
+    consumed = good * used.good_value
+    if flags[Inexact]:
+        builder.parts = {} if before is None else before
+        return None
+    return consumed
+
+
+def take_each(
+    builder: EntryBuilder,
+    requirements: Iterable[Requirement],
+    holdings: Iterable[Holding],
+    bare: Iterable[Holding],
+    good: Decimal,
+    scrapped: Decimal,
+    item: str,
+) -> Decimal:
+    """:func:`take_consumed` valuing one component at a time (``holdings`` and ``bare``
+    holdings of ``requirements``, in their order): the value of the good units' components."""
+    into = builder.parts
     usage = (_MATERIAL_USAGE_VARIANCE, "", item)
-    for part in used.both if good else used.scrapped_only:
-        if part is None:
-            into[usage] = into.get(usage, ZERO) + scrapped * used.usage
-        else:
-            into[part] = into.get(part, ZERO) - (
-                good * used.good.get(part, ZERO) + scrapped * used.scrapped.get(part, ZERO)
-            )
+    consumed = ZERO
+    for req, parts, less in zip(requirements, holdings, bare, strict=True):
+        if good:
+            consumed += builder.add_holding(parts, good * req.quantity)
+        if scrapped:
+            value = builder.add_holding(less, scrapped * req.quantity)
+            into[usage] = into.get(usage, ZERO) + value
+    return consumed
 
 
 def _sequential_completion(

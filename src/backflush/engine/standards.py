@@ -7,7 +7,7 @@ import datetime as dt
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, getcontext, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal, Inexact, getcontext, localcontext
 from typing import NoReturn
 
 from backflush.domain.model import (
@@ -125,10 +125,12 @@ class Consumption:
     less unallocated conversion, for scrapped ones (``scrapped``, whose total ``usage`` is the
     usage variance per scrapped unit). A completion multiplies these by its quantities rather
     than valuing every component: the same amounts, as products and sums of decimals are
-    exact at the book's precision. The keys come in the order that valuing a component at a
-    time gives them: ``both`` when good and scrapped units are valued (a component's good
-    parts, then its scrapped ones), ``scrapped_only`` otherwise; ``None`` is where the usage
-    variance comes."""
+    exact at the book's precision; where they are not (``exact`` false: a sum past 50 digits,
+    deep BOMs of tiny quantities), a completion values a component at a time as before, as
+    rounding a sum once is not rounding its terms one by one. The keys come in the order that
+    valuing a component at a time gives them: ``both`` when good and scrapped units are
+    valued (a component's good parts, then its scrapped ones), ``scrapped_only`` otherwise;
+    ``None`` is where the usage variance comes."""
 
     good: dict[PartKey, Decimal]
     scrapped: dict[PartKey, Decimal]
@@ -136,6 +138,8 @@ class Consumption:
     usage: Decimal
     both: tuple[PartKey | None, ...]
     scrapped_only: tuple[PartKey | None, ...]
+    #: Every sum exact at the book's precision (no digit rounded off).
+    exact: bool = True
 
 
 def consumption(
@@ -149,7 +153,8 @@ def consumption(
     scrapped: dict[PartKey, Decimal] = {}
     both: dict[PartKey | None, None] = {}
     scrapped_only: dict[PartKey | None, None] = {}
-    with localcontext(CONTEXT):
+    with localcontext(CONTEXT) as context:
+        context.clear_flags()
         for req, held, less in zip(requirements, holdings, bare, strict=True):
             for account, element, amount in held:
                 key = (account, element, "")
@@ -164,7 +169,8 @@ def consumption(
             scrapped_only.setdefault(None)
         good_value = sum(good.values(), ZERO)
         usage = sum(scrapped.values(), ZERO)
-    return Consumption(good, scrapped, good_value, usage, tuple(both), tuple(scrapped_only))
+        exact = not context.flags[Inexact]
+    return Consumption(good, scrapped, good_value, usage, tuple(both), tuple(scrapped_only), exact)
 
 
 #: A rolled-up standard cached with what a parent's rollup takes of it, worked out once: its

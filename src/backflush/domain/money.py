@@ -20,10 +20,13 @@ K = TypeVar("K")
 #: (backflush.formats.inputs: quantities, unit costs, unit prices and standards below 10^12
 #: with at most 6 decimals, amounts below 10^15), a product of a quantity and a unit cost is
 #: below 10^24 with at most 12 decimals: exact, before it is rounded once to the currency's
-#: minor unit. Every figure a report prints, even a balance summed from millions of the
-#: largest entries, fits with room to spare. Code outside the book (reports, the SQLite
-#: store's running sums) adds in Python's default 28 digits: sums of amounts stay exact to
-#: the minor unit up to 10^25, far beyond any book.
+#: minor unit. (A rolled-up standard is not bounded so: a deep BOM of tiny quantities, or
+#: setup spread over lots and yields, can need more digits than 50; its last digits are then
+#: rounded, far below the minor unit, and a completion values such a standard a component at
+#: a time, rounding as it always did: ``Consumption.exact``.) Every figure a report prints,
+#: even a balance summed from millions of the largest entries, fits with room to spare. Code
+#: outside the book (reports, the SQLite store's running sums) adds in Python's default 28
+#: digits: sums of amounts stay exact to the minor unit up to 10^25, far beyond any book.
 CONTEXT = decimal.Context(prec=50, rounding=decimal.ROUND_HALF_EVEN)
 
 #: ISO 4217 minor units for currencies whose minor unit is not 2.

@@ -362,6 +362,39 @@ def _pipelined(conn: Connection) -> Iterator[None]:
             del conn.info[_PIPELINE]
 
 
+#: The book's write lock, and the revision bumped, as :func:`_lock` sends them.
+_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
+_BUMP_SQL = f"UPDATE {t.settings.name} SET revision = revision + 1 RETURNING revision, created_at"
+
+
+def _lock(conn: Connection, *, bump: bool) -> tuple[int, dt.datetime] | None:
+    """PostgreSQL: begin ``conn``'s transaction, take the book's write lock and, with
+    ``bump``, bump the revision (returned, with the book's creation time), in one round trip:
+    a pipeline runs each statement once the one before it is done, so the bump waits for the
+    lock. (The driver begins the transaction with the first statement, as SQLAlchemy lets it.)"""
+    import psycopg  # PostgreSQL's driver, only here
+
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    failed: psycopg.Error | None = None
+    try:
+        with driver.pipeline():
+            try:
+                driver.execute(_LOCK_SQL, (WRITE_LOCK,))
+                bumped = driver.execute(_BUMP_SQL) if bump else None
+            except psycopg.Error as error:  # kept: see _send_held_back
+                failed = error
+    except psycopg.Error as error:
+        failed = failed or error
+    if failed is not None:
+        raise _driver_error(conn, f"{_LOCK_SQL}; {_BUMP_SQL}", failed) from failed
+    if bumped is None:
+        return None
+    row = bumped.fetchone()
+    assert row is not None, "a book has its settings row"
+    return row[0], row[1]
+
+
 def _send_held_back(conn: Connection) -> None:
     """Send the statements :func:`_pipelined` holds back, in one round trip."""
     statements = conn.info.get(_PIPELINE)
@@ -597,7 +630,8 @@ class Store:
         at that first statement, before the lock was granted). A write one also bumps the
         book's revision, whatever it writes, so that a book kept in memory is known stale:
         right after the lock, reading the new revision back (:data:`BUMPED` in
-        ``conn.info``), or last when this store had not yet checked the schema. A read one
+        ``conn.info``; PostgreSQL: sent with the lock, :func:`_lock`), or last when this store
+        had not yet checked the schema. A read one
         never blocks a writer and sees one consistent snapshot (SQLite: BEGIN in WAL mode;
         PostgreSQL: REPEATABLE READ)."""
         with self.engine.connect() as conn:
@@ -607,12 +641,14 @@ class Store:
                 level = "READ COMMITTED" if write else "REPEATABLE READ"
                 conn.execution_options(isolation_level=level)
             with conn.begin():
-                if write and postgres:
-                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(WRITE_LOCK)))
                 conn.info.pop(_CHECKED, None)  # a pooled connection's, from elsewhere
                 checked = self._schema_checked
                 bumped = write and checked
-                if bumped:  # first, and read back: a writer learns what it follows at once
+                if write and postgres:
+                    revision = _lock(conn, bump=bumped)
+                    if bumped:
+                        conn.info[BUMPED] = revision
+                elif bumped:  # first, and read back: a writer learns what it follows at once
                     conn.info[BUMPED] = conn.execute(_BUMP).first()
                 try:
                     yield conn
@@ -1559,7 +1595,7 @@ class Store:
         commits, so a write that fails leaves no book behind."""
         bumped = conn.info.get(BUMPED)
         if bumped is not None:  # what this transaction follows: the revision before its bump
-            row: tuple[int, dt.datetime] | None = (bumped.revision - 1, bumped.created_at)
+            row: tuple[int, dt.datetime] | None = (bumped[0] - 1, bumped[1])
         else:  # the store's first write (or first after a migration): its bump comes last,
             self._check_schema(conn)  # once the schema is checked, even on the kept book
             found = conn.execute(sa.select(t.settings.c.revision, t.settings.c.created_at)).first()

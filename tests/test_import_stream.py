@@ -381,7 +381,7 @@ def test_the_book_holds_at_most_a_batch_of_events(
 
     monkeypatch.setattr(repository, "_forget", keep)
     assert stream(store, write_events(tmp_path / "plant.jsonl", rows), batch=50) == Imported(401, 0)
-    assert len(held) == 9
+    assert len(held) == 9 + 1  # and the stock on hand and moved, written last
     assert max(held) == 50
     book = forgotten[-1]
     with store.transaction() as conn:
@@ -389,6 +389,31 @@ def test_the_book_holds_at_most_a_batch_of_events(
     assert state(book) == state(loaded)  # everything a load reads, and no more
     assert book.moved and book.flows and book.daily  # a close needed them
     assert book.recorded == book.item_activity == book.disposed == {}
+
+
+def test_stock_is_written_once_at_the_end(
+    plant_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stock on hand and moved per period are written once, after the last batch, not once a
+    batch (PostgreSQL keeps every version of a row updated in one transaction): the same
+    tables as written batch by batch (test_batch_size_does_not_change_the_book)."""
+    store = master_book(plant_url, parse_scenario(PLANT))
+    written: list[tuple[str, int]] = []
+    upsert = repository._upsert
+
+    def recording(conn: Any, table: Any, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            written.append((table.name, len(rows)))
+        upsert(conn, table, rows)
+
+    monkeypatch.setattr(repository, "_upsert", recording)
+    path = write_events(tmp_path / "plant.jsonl", plant_events(400))
+    assert stream(store, path, batch=50) == Imported(400, 0)
+    stock = ("quantities", "period_quantities", "period_flows", "daily_flows")
+    assert [name for name, _rows in written if name in stock] == list(stock)
+    assert sum(rows for name, rows in written if name == "journal_summary") > 1  # by batch
+    with store.transaction() as conn:
+        assert len(store._load(conn, history=False).on_hand) == dict(written)["quantities"]
 
 
 def _import_peak(url: str, path: Path) -> int:

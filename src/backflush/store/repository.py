@@ -1626,14 +1626,15 @@ class Store:
             self._add_master(conn, master)
             book = self._load(conn, history=False)
             applied: list[bool] = []
+            stock = Changes()
             for start in range(0, len(events), batch):
                 chunk = events[start : start + batch]
                 with collector_paused():  # see there: the batch's objects live till written
                     applied += book.post_many(chunk)
-                    self._write(conn, book, book.take_changes())
-                    _forget(book, importing=True)
+                    self._write_batch(conn, book, stock)
                 if on_progress is not None:
                     on_progress(len(chunk))
+            self._write(conn, book, stock)
             return applied
 
     def import_events(
@@ -1653,6 +1654,7 @@ class Store:
         if batch < 1:
             raise ValueError(f"batch: expected 1 or more, got {batch}")
         applied = recorded = 0
+        stock = Changes()
         with self.transaction(write=True) as conn:
             book = self._load(conn, history=False)
             if not book.master.items:
@@ -1662,19 +1664,38 @@ class Store:
                     "(`backflush import FILE.yaml`, `backflush master import`)"
                 )
             events = iter(read(book.settings, book.master))
-            while chunk := list(itertools.islice(events, batch)):
-                with collector_paused():  # see there: the batch's objects live till written
+            while True:
+                # (see there: a batch's objects, read, posted and written, live till written)
+                with collector_paused():
+                    chunk = list(itertools.islice(events, batch))
+                    if not chunk:
+                        break
                     try:
                         done = book.post_many(event for _where, event in chunk)
                     except PostingError as error:
                         raise _located(error, chunk) from None
-                    self._write(conn, book, book.take_changes())
-                    _forget(book, importing=True)
+                    self._write_batch(conn, book, stock)
                 new = sum(done)
                 applied, recorded = applied + new, recorded + len(done) - new
                 if on_progress is not None:
                     on_progress(len(chunk))
+            self._write(conn, book, stock)
         return Imported(applied, recorded)
+
+    def _write_batch(self, conn: Connection, book: Book, stock: Changes) -> None:
+        """Write what a batch of an import changed, but the stock on hand and moved per
+        period, which ``stock`` collects to be written once, at the end: the book holds them
+        whole, nothing reads them back before, and PostgreSQL would keep every version of a
+        row updated batch after batch in one transaction (each update slower than the one
+        before). Then drop what the next batch does not need (:func:`_forget`)."""
+        changes = book.take_changes()
+        stock.quantities |= changes.quantities
+        stock.moved |= changes.moved
+        stock.flows |= changes.flows
+        stock.daily |= changes.daily
+        changes.quantities, changes.moved, changes.flows, changes.daily = set(), set(), set(), set()
+        self._write(conn, book, changes)
+        _forget(book, importing=True)
 
     def event_count(self) -> int:
         with self.transaction() as conn:

@@ -182,6 +182,15 @@ class Changes:
     nrv_allowance: set[str] = field(default_factory=set)
     nrv_periods: set[str] = field(default_factory=set)
 
+    def move_stock_into(self, other: Changes) -> None:
+        """Move what these changes note of stock on hand and moved per period (``quantities``,
+        ``moved``, ``flows``, ``daily``) into ``other``, to be written later with its own."""
+        other.quantities |= self.quantities
+        other.moved |= self.moved
+        other.flows |= self.flows
+        other.daily |= self.daily
+        self.quantities, self.moved, self.flows, self.daily = set(), set(), set(), set()
+
 
 @dataclass(frozen=True, slots=True)
 class ReopenRecord:

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -45,6 +45,9 @@ from backflush.engine.standards import Standards
 from backflush.formats.inputs import InputError, check_standards, check_versions
 from backflush.store import schema as t
 from backflush.store import summaries
+
+if TYPE_CHECKING:
+    import psycopg
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Execution option of a connection whose transaction writes (see :meth:`Store.transaction`).
@@ -381,22 +384,9 @@ def _lock(conn: Connection, *, bump: bool) -> tuple[int, dt.datetime] | None:
     ``bump``, bump the revision (returned, with the book's creation time), in one round trip:
     a pipeline runs each statement once the one before it is done, so the bump waits for the
     lock. (The driver begins the transaction with the first statement, as SQLAlchemy lets it.)"""
-    import psycopg  # PostgreSQL's driver, only here
-
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    failed: psycopg.Error | None = None
-    try:
-        with driver.pipeline():
-            try:
-                driver.execute(_LOCK_SQL, (WRITE_LOCK,))
-                bumped = driver.execute(_BUMP_SQL) if bump else None
-            except psycopg.Error as error:  # kept: see _send_held_back
-                failed = error
-    except psycopg.Error as error:
-        failed = failed or error
-    if failed is not None:
-        raise _driver_error(conn, f"{_LOCK_SQL}; {_BUMP_SQL}", failed) from failed
+    with _round_trip(conn, (_LOCK_SQL, _BUMP_SQL)) as driver:
+        driver.execute(_LOCK_SQL, (WRITE_LOCK,))
+        bumped = driver.execute(_BUMP_SQL) if bump else None
     if bumped is None:
         return None
     row = bumped.fetchone()
@@ -413,26 +403,37 @@ def _send_held_back(conn: Connection) -> None:
     conn.info[_PIPELINE].clear()
     import psycopg  # PostgreSQL's driver, only here
 
+    sent = [sql for sql, _ in statements]
+    with _round_trip(conn, sent) as driver, psycopg.RawCursor(driver) as cursor:
+        for sql, parameters in statements:
+            cursor.execute(sql, parameters)
+
+
+@contextmanager
+def _round_trip(conn: Connection, sent: Sequence[str]) -> Iterator[psycopg.Connection[Any]]:
+    """PostgreSQL: ``conn``'s driver connection in a pipeline (what runs inside is sent at
+    its end, in one round trip). When a statement fails, its error is raised (named by
+    :func:`_driver_error`, with the statements ``sent``), not the pipeline end's: that one
+    reports the statements queued after the failed one ("pipeline aborted", or a lost
+    connection again), as its own error when none was raised inside, else as psycopg's
+    warning "error ignored terminating Pipeline"."""
+    import psycopg  # PostgreSQL's driver, only here
+
     driver = conn.connection.driver_connection
     assert driver is not None
     failed: psycopg.Error | None = None
     try:
-        with driver.pipeline(), psycopg.RawCursor(driver) as cursor:
+        with driver.pipeline():
             try:
-                for sql, parameters in statements:
-                    cursor.execute(sql, parameters)
-            except psycopg.Error as error:
-                # Kept, not raised through the pipeline's end: that end reports the statements
-                # queued after the failed one ("pipeline aborted", or a lost connection again),
-                # as its own error when none was raised inside (ignored below), else as
-                # psycopg's warning "error ignored terminating Pipeline".
+                yield driver
+            except psycopg.Error as error:  # kept, not raised through the pipeline's end
                 failed = error
     except psycopg.Error as error:
         failed = failed or error
     if failed is not None:
-        # One of them failed; which one, the pipeline does not say (the server's message does).
-        sent = "; ".join(sql if len(sql) < 200 else sql[:200] + "..." for sql, _ in statements)
-        raise _driver_error(conn, sent, failed) from failed
+        # Which statement failed, the pipeline does not say (the server's message does).
+        text = "; ".join(sql if len(sql) < 200 else sql[:200] + "..." for sql in sent)
+        raise _driver_error(conn, text, failed) from failed
 
 
 #: ``conn.info`` key of the statements :func:`_pipelined` holds back.
@@ -1698,11 +1699,7 @@ class Store:
         row updated batch after batch in one transaction (each update slower than the one
         before). Then drop what the next batch does not need (:func:`_forget`)."""
         changes = book.take_changes()
-        stock.quantities |= changes.quantities
-        stock.moved |= changes.moved
-        stock.flows |= changes.flows
-        stock.daily |= changes.daily
-        changes.quantities, changes.moved, changes.flows, changes.daily = set(), set(), set(), set()
+        changes.move_stock_into(stock)
         self._write(conn, book, changes)
         _forget(book, importing=True)
 

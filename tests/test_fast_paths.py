@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 import functools
 import json
-from decimal import Decimal, localcontext
+from decimal import Decimal, Inexact, localcontext
 from pathlib import Path
 
 import pytest
@@ -299,6 +299,23 @@ def test_consumption_past_fifty_digits_is_each_component_valued(
             parts = consumed(standards, item, on, good, scrapped)
         assert list(parts) == list(expected)
         assert parts == expected
+
+
+def test_taking_per_unit_leaves_the_callers_inexact_flag_as_it_found_it() -> None:
+    """:func:`take_consumed` looks at the context's ``Inexact`` flag, which is sticky: one a
+    caller's arithmetic raised before stays raised, and an exact take raises none."""
+    standards, made = standards_of("northshore")
+    item, on = made[0]
+    used = standards.consumption(item, on)
+    for raised in (True, False):
+        with localcontext(CONTEXT) as context:
+            context.clear_flags()
+            if raised:
+                _ = Decimal(1) / Decimal(3)
+            assert context.flags[Inexact] is raised
+            builder = EntryBuilder(on, "e", "")
+            assert take_consumed(builder, used, Decimal(2), Decimal(1), item) is not None
+            assert context.flags[Inexact] is raised
 
 
 def test_some_example_consumes_through_many_components() -> None:

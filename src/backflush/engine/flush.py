@@ -426,8 +426,8 @@ def take_consumed(
         return None
     into = builder.parts
     before = dict(into) if into else None
-    flags = getcontext().flags  # nothing else reads them: Inexact is cleared and looked at
-    flags[Inexact] = False
+    flags = getcontext().flags  # the caller's sticky flag is put back after the look
+    was_inexact, flags[Inexact] = flags[Inexact], False
     if not scrapped:
         for key, value in used.good.items() if good else ():
             into[key] = into.get(key, ZERO) - good * value
@@ -441,7 +441,8 @@ def take_consumed(
                     good * used.good.get(part, ZERO) + scrapped * used.scrapped.get(part, ZERO)
                 )
     consumed = good * used.good_value
-    if flags[Inexact]:
+    inexact, flags[Inexact] = flags[Inexact], was_inexact or flags[Inexact]
+    if inexact:
         builder.parts = {} if before is None else before
         return None
     return consumed

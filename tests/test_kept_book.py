@@ -9,6 +9,7 @@ import datetime as dt
 import gc
 import weakref
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -490,6 +491,39 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut_short(pg_db_url: str
         with store.transaction() as conn:
             stored = conn.execute(sa.select(t.quantities.c.item, t.quantities.c.on_hand)).all()
         assert sorted(stored) == [("F", Decimal(3)), ("M", Decimal(8))]
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_write_transaction_sends_its_writes_with_its_commit(
+    pg_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a posting takes two pipelined round trips of the driver: the lock (with
+    BEGIN and the revision bump), and at the end its writes held back with the COMMIT."""
+    from backflush.store import repository
+
+    sent: list[list[str]] = []
+    round_trip = repository._round_trip
+
+    @contextmanager
+    def recorded(conn: Connection, statements: Sequence[str]) -> Iterator[Any]:
+        sent.append(list(statements))
+        with round_trip(conn, statements) as driver:
+            yield driver
+
+    store = opened(pg_db_url)
+    try:
+        store.post([buy(1)])
+        monkeypatch.setattr(repository, "_round_trip", recorded)
+        store.post([buy(2), make(3)])
+        assert len(sent) == 2
+        assert "pg_advisory_xact_lock" in sent[0][0]
+        assert sent[1][-1] == "COMMIT"
+        assert sum('INSERT INTO "events"' in sql for sql in sent[1]) == 1
+        with store.transaction() as conn:  # committed: another transaction reads them
+            stored = conn.execute(sa.select(t.events.c.id).order_by(t.events.c.id)).scalars()
+            assert list(stored) == ["c3", "p1", "p2"]
     finally:
         store.close()
 

@@ -127,11 +127,11 @@ def killed_before_sending(kill: Kill, monkeypatch: pytest.MonkeyPatch) -> Iterat
     send = repository._send_held_back
     fired: list[int] = []
 
-    def killing(conn: Connection) -> None:
+    def killing(conn: Connection, *, commit: bool = False) -> None:
         if conn.info.get("backflush.pipeline") and not fired:
             fired.append(len(conn.info["backflush.pipeline"]))
             kill(conn)
-        send(conn)
+        send(conn, commit=commit)
 
     monkeypatch.setattr(repository, "_send_held_back", killing)
     yield fired

@@ -394,12 +394,14 @@ def _lock(conn: Connection, *, bump: bool) -> tuple[int, dt.datetime] | None:
     return row[0], row[1]
 
 
-def _send_held_back(conn: Connection) -> None:
-    """Send the statements :func:`_pipelined` holds back, in one round trip."""
+def _send_held_back(conn: Connection, *, commit: bool = False) -> None:
+    """Send the statements :func:`_pipelined` holds back, in one round trip; with
+    ``commit``, the transaction's COMMIT last in the same round trip (the driver's own
+    commit then has nothing left to do)."""
     statements = conn.info.get(_PIPELINE)
     if not statements:
         return
-    statements = list(statements)
+    statements = [*statements, ("COMMIT", None)] if commit else list(statements)
     conn.info[_PIPELINE].clear()
     import psycopg  # PostgreSQL's driver, only here
 
@@ -641,7 +643,8 @@ class Store:
         book's revision, whatever it writes, so that a book kept in memory is known stale:
         right after the lock, reading the new revision back (:data:`BUMPED` in
         ``conn.info``; PostgreSQL: sent with the lock, :func:`_lock`), or last when this store
-        had not yet checked the schema. A read one
+        had not yet checked the schema. On PostgreSQL a write one holds its writes back
+        (:func:`_pipelined`) and sends what is left of them with its COMMIT. A read one
         never blocks a writer and sees one consistent snapshot (SQLite: BEGIN in WAL mode;
         PostgreSQL: REPEATABLE READ)."""
         with self.engine.connect() as conn:
@@ -658,6 +661,7 @@ class Store:
                     revision = _lock(conn, bump=bumped)
                     if bumped:
                         conn.info[BUMPED] = revision
+                    conn.info[_PIPELINE] = []  # writes held back, to go with the COMMIT
                 elif bumped:  # first, and read back: a writer learns what it follows at once
                     conn.info[BUMPED] = conn.execute(_BUMP).first()
                 try:
@@ -666,6 +670,8 @@ class Store:
                     # have cleared the store's flag since) or by another
                     if write and not bumped and (conn.info.get(_CHECKED) or self._schema_checked):
                         conn.execute(_BUMP)
+                    if write and postgres:
+                        _send_held_back(conn, commit=True)
                 except BaseException:
                     if not checked:  # a schema checked here may be rolled back with it
                         self._schema_checked = False
@@ -674,6 +680,7 @@ class Store:
                     if not conn.invalidated:  # (a lost connection's info went with it)
                         conn.info.pop(BUMPED, None)
                         conn.info.pop(_CHECKED, None)
+                        conn.info.pop(_PIPELINE, None)
 
     def _retrying(self, work: Callable[[], _T]) -> _T:
         """``work`` (one whole write transaction) run again, a bounded number of times after

@@ -521,6 +521,7 @@ class Book:
                     applied.append(self._post(event, ctx))
             except PostingError as error:
                 error.changed_book = error.changed_book or any(applied)
+                error.position = len(applied)
                 raise
         return applied
 

@@ -191,8 +191,11 @@ def init(
     ] = None,
 ) -> None:
     """Create a book (or bring an existing one's schema up to date)."""
-    given = [p for p in ctx.params if p != "db" and _given(ctx, p)]
+    given = [p for p in ctx.params if p not in ("db", "settings_from") and _given(ctx, p)]
     settings_given = settings_from is not None or bool(given)
+    if settings_from is not None and given:
+        flags = ", ".join("--" + p.replace("_", "-") for p in given)
+        fail(f"{flags}: give either --settings-from or the settings as options, not both", 2)
 
     def go() -> None:
         if not settings_given:  # an existing book is only migrated, whatever its settings
@@ -380,7 +383,12 @@ def post(
         if file is not None:
             if type_ is not None:
                 fail("give either --file or --type with its fields, not both", 2)
-            events = list(_events_from_lines(file, master, settings))
+            read = list(_events_from_lines(file, master, settings))
+            events = [event for _where, event in read]
+            try:
+                applied = store.post(events)
+            except PostingError as error:
+                raise _at_line(error, read) from None
         elif type_ is not None:
             raw: dict[str, Any] = {
                 "type": type_.value,
@@ -400,9 +408,9 @@ def post(
             raw = {k: v for k, v in raw.items() if v is not None}
             given_id = event_id or f"cli-{uuid.uuid4()}"
             events = [build_event(raw, master, settings, where="command line", default_id=given_id)]
+            applied = store.post(events)
         else:
             fail("nothing to post: give --type and the event's fields, or --file", 2)
-        applied = store.post(events)
         if as_json:
             print_json([{"id": e.id, "applied": a} for e, a in zip(events, applied, strict=True)])
         elif len(events) == 1:
@@ -414,9 +422,19 @@ def post(
     guarded(go, db=db)
 
 
+def _at_line(error: PostingError, read: Sequence[tuple[str, m.Event]]) -> PostingError:
+    """``error`` with the file and line of the event it refused (``post --file``)."""
+    at = error.position
+    if at is None or not 0 <= at < len(read) or read[at][1].id != error.event_id:
+        return error
+    found = type(error)(f"{read[at][0]}: {error}")
+    found.event_id, found.position = error.event_id, at
+    return found
+
+
 def _events_from_lines(
     source: str, master: m.MasterData, settings: m.Settings
-) -> Iterator[m.Event]:
+) -> Iterator[tuple[str, m.Event]]:
     name = "<stdin>" if source == "-" else source
     try:
         if source == "-":
@@ -445,7 +463,7 @@ def _events_from_lines(
             problems.append(f"{where}: expected a JSON object per line")
             continue
         try:
-            yield build_event(raw, master, settings, where=where)
+            yield where, build_event(raw, master, settings, where=where)
         except InputError as error:
             problems += error.problems
     if problems:
@@ -593,7 +611,12 @@ def report(
     ctx: typer.Context,
     db: DbOption = DEFAULT_DB,
     what: Annotated[ReportKind, typer.Option(help="Which report.")] = ReportKind.summary,
-    period: Annotated[str | None, typer.Option(help="Journal of one period (YYYY-MM).")] = None,
+    period: Annotated[
+        str | None,
+        typer.Option(
+            help="journal (and the entries of --json, --xlsx, --csv): one period (YYYY-MM)."
+        ),
+    ] = None,
     limit: Annotated[
         int,
         typer.Option(min=0, help="journal: at most this many entries on screen (0: all)."),
@@ -649,9 +672,19 @@ def report(
             output = "" if on_screen else " written as JSON or to a file"
             fail(f"{flag} does not apply to --what {what.value}{output}; "
                  f"it is for --what {names}", 2)  # fmt: skip
-    for name, value in (("--from", first), ("--to", last)):
+    for name, value in (("--period", period), ("--from", first), ("--to", last)):
         if value is not None:
             check_period(name, value)
+    # --period selects the journal's entries: on screen those of --what journal; in the JSON
+    # document, the workbook and the CSV files the entries they hold (not the HTML page, nor
+    # the margin and variance analysis documents, which hold no entries).
+    if period is not None and (html or analysed or (on_screen and what is not ReportKind.journal)):
+        fail(
+            "--period does not apply here; it selects the journal's entries "
+            "(--what journal, or --json, --xlsx, --csv); --from and --to select the periods "
+            "of period reports",
+            2,
+        )
     selection = Selection(first, last, frozenset(items or ()), family, site)
 
     def go() -> None:

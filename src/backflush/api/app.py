@@ -27,9 +27,9 @@ from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
-from backflush.api.documents import CSV_SHEETS, ReportKind, csv_report, journal_document
+from backflush.api.documents import CSV_SHEETS, SELECTING, ReportKind, csv_report, journal_document
 from backflush.api.documents import report_document as _report_document
-from backflush.api.problems import HANDLERS, Problem, field_error, invalid
+from backflush.api.problems import HANDLERS, PERIOD_PATTERN, Problem, field_error, invalid
 from backflush.api.tokens import READERS, Role, SeenTokens, Token, find_token, live_tokens
 from backflush.api.writer import GroupWriter
 from backflush.book import Book, ConflictError
@@ -76,7 +76,7 @@ MAX_PAGE = 1000
 #: for a typo (2062 for 2026) that would open a period years ahead. Scenario files and
 #: imports are not bound by it (they may simulate years).
 MAX_DAYS_AHEAD = 366
-_PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
+_PERIOD = PERIOD_PATTERN
 PathPeriod = Path(pattern=_PERIOD, description="YYYY-MM")
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # visible ASCII, as a header carries it
 
@@ -141,13 +141,13 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
         if token is None:
             raise _unauthenticated("unknown or revoked token")
         if token.role not in POSTERS:
-            raise Problem(403, "forbidden", f"a {token.role} token may not do this")
+            raise Problem(403, "forbidden", f"{token.role.token} may not do this")
         return token
 
     def allowed(roles: frozenset[Role]) -> Callable[[Token], Token]:
         def check(token: Annotated[Token, Depends(authenticated)]) -> Token:
             if token.role not in roles:
-                raise Problem(403, "forbidden", f"a {token.role} token may not do this")
+                raise Problem(403, "forbidden", f"{token.role.token} may not do this")
             return token
 
         return check
@@ -269,14 +269,29 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
                 media_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="{kind}.csv"'},
             )
+        given = {"from": first, "to": last, "item": item, "family": family, "site": site}
+        wrong = [name for name, value in given.items() if value and which not in SELECTING[name]]
+        if wrong:
+            raise invalid(
+                field_error(
+                    "query",
+                    name,
+                    f"not for report {kind}; it is for "
+                    + ", ".join(k.value for k in ReportKind if k in SELECTING[name]),
+                )
+                for name in wrong
+            )
         selection = Selection(first, last, frozenset(item or ()), family, site)
         book = store.load()
         try:
             selection.check(book.master)
             periods = selection.periods(book)
         except SelectionError as error:
-            detail = str(error).replace("--", "")
-            raise invalid([field_error("query", "selection", detail)]) from None
+            text = str(error)
+            named = [n for n in given if text.startswith(f"--{n}:")]
+            field = named[0] if named else "from" if text.startswith("--from") else "selection"
+            detail = text.replace("--", "").removeprefix(f"{field}: ").removeprefix(f"{field} ")
+            raise invalid([field_error("query", field, detail)]) from None
         return _report_document(book, which, selection, periods)
 
     @app.get("/journal", tags=["reports"])
@@ -485,13 +500,18 @@ def _events(
             raise Problem(
                 403,
                 "forbidden",
-                f"a {token.role} token may not post {event.type} events",
+                f"{token.role.token} may not post {event.type} events",
                 [field_error("body", "type", "not for this role", f"{base}/type")],
             )
         found.append(event)
     if errors:
-        raise invalid(errors)
+        # in a batch the detail names each event by its pointer (/3/item), not just the field
+        raise invalid(errors, _pointed(errors) if batch else "")
     return found
+
+
+def _pointed(errors: list[dict[str, str]]) -> str:
+    return "; ".join(f"{e.get('pointer') or e['field']}: {e['detail']}" for e in errors[:5])
 
 
 async def _post(
@@ -536,6 +556,19 @@ async def _post(
     except KeyReused:
         raise key_reused() from None
     except ConflictError as error:
-        raise Problem(409, "conflict", str(error)) from None
+        raise Problem(
+            409, "conflict", f"{error}; nothing was written", _refused_at(error, batch, "/id")
+        ) from None
     except (PostingError, StandardError) as error:
-        raise Problem(422, "posting-refused", f"{error}; nothing was written") from None
+        raise Problem(
+            422, "posting-refused", f"{error}; nothing was written", _refused_at(error, batch)
+        ) from None
+
+
+def _refused_at(error: Exception, batch: bool, field: str = "") -> list[dict[str, str]]:
+    """Where in a batch's body the event the book refused is (a JSON pointer)."""
+    at = getattr(error, "position", None)
+    if not batch or at is None:
+        return []
+    event = getattr(error, "event_id", "")
+    return [field_error("body", field.lstrip("/") or "event", f"event {event}", f"/{at}{field}")]

@@ -48,6 +48,26 @@ class ReportKind(StrEnum):
     throughput = "throughput"
 
 
+_RANGED = frozenset(
+    {
+        ReportKind.margin,
+        ReportKind.variance_analysis,
+        ReportKind.statements,
+        ReportKind.variances,
+        ReportKind.throughput,
+    }
+)
+_BY_ITEM = frozenset({ReportKind.margin, ReportKind.variance_analysis, ReportKind.valuation})
+#: The query parameters only some reports take, and those reports (as ``backflush report``'s
+#: options): another report given one is refused, not answered as if it were not there.
+SELECTING: dict[str, frozenset[ReportKind]] = {
+    "from": _RANGED,
+    "to": _RANGED | {ReportKind.trial_balance},
+    "item": _BY_ITEM,
+    "family": _BY_ITEM,
+    "site": _BY_ITEM,
+}
+
 #: The reports with a CSV form: their sheet of the workbook (``backflush report --csv``).
 CSV_SHEETS = {
     ReportKind.trial_balance: "Trial balance",

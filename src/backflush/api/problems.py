@@ -15,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from backflush.store.repository import StoreError
 
 PROBLEM = "application/problem+json"
+#: A period (YYYY-MM) in a path or query; a value that does not match is told so in words.
+PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 TITLES = {
     400: "Malformed request",
@@ -22,6 +24,7 @@ TITLES = {
     403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",
+    406: "Not acceptable",
     409: "Conflict",
     413: "Request too large",
     422: "Unprocessable request",
@@ -100,6 +103,8 @@ async def _validation(_request: Request, error: Exception) -> JSONResponse:
         loc = [str(p) for p in found["loc"]]
         location, rest = (loc[0], loc[1:]) if loc else ("body", [])
         message = str(found["msg"]).removeprefix("Value error, ")
+        if (found.get("ctx") or {}).get("pattern") == PERIOD_PATTERN:  # not the regex
+            message = "expected a period YYYY-MM"
         if "input" in found and found["type"] != "missing":
             message = f"{message}, got {found['input']!r}"
         pointer = "/" + "/".join(rest) if location == "body" else ""

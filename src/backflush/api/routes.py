@@ -225,10 +225,19 @@ def exception_key(key: tuple[str, str, str]) -> str:
     return "/".join(key)
 
 
+#: What ``GET /exceptions?status=`` selects (:meth:`Book.exception_status`).
+EXCEPTION_STATUSES = ("open", "cleared", "flagged", "written off")
+
+
 def exceptions_page(
     book: Book, status: str | None, limit: int, after: str | None
 ) -> dict[str, Any]:
     keys = list(book.shortages)
+    if status is not None and status not in EXCEPTION_STATUSES:
+        expected = ", ".join(repr(s) for s in EXCEPTION_STATUSES)
+        raise invalid(
+            [field_error("query", "status", f"expected one of {expected}, got {status!r}")]
+        )
     if status is not None:
         keys = [k for k in keys if book.exception_status(k) == status]
     start = 0

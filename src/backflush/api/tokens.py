@@ -27,6 +27,11 @@ class Role(StrEnum):
     #: Manages tokens, and reads.
     admin = "admin"
 
+    @property
+    def token(self) -> str:
+        """ "an operator token", "a viewer token": how messages name a token of the role."""
+        return f"{'an' if self.value[0] in 'aeiou' else 'a'} {self.value} token"
+
 
 #: The event types an operator may post: what the shop floor reports (DESIGN §1: completions
 #: and scrap many times a minute; orders released, issued to and closed; hours worked). Sales,

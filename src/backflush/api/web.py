@@ -300,7 +300,7 @@ def web_router(
         except InputError as error:
             raise _Refused(422, "; ".join(error.problems)) from None
         if not session.token.may_post(event.type):
-            raise _Refused(403, f"a {session.token.role} token may not post {event.type} events")
+            raise _Refused(403, f"{session.token.role.token} may not post {event.type} events")
         try:
             return store.post([event], recorded_by=session.token.name)[0]
         except ConflictError as error:
@@ -310,7 +310,7 @@ def web_router(
 
     def require_accountant(session: WebSession) -> None:
         if not session.may_work_exceptions:
-            raise _Refused(403, f"a {session.token.role} token may not retry or resolve")
+            raise _Refused(403, f"{session.token.role.token} may not retry or resolve")
 
     @router.post("/exceptions/retry")
     async def retry(request: Request, session: UiSession) -> Response:

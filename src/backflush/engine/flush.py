@@ -57,6 +57,9 @@ class PostingError(ValueError):
 
     #: The refused event's id, set by the book, so an edge can say where the event came from.
     event_id: str = ""
+    #: Set by the book: the refused event's place (0-based) among the events of the call,
+    #: so an edge can name its row even when an earlier event has the same id.
+    position: int | None = None
     #: Set by the book: events posted before it in the same call were applied, or the event
     #: itself had begun to change the book. False: the book is as it was before the call.
     changed_book: bool = False

@@ -62,20 +62,30 @@ def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
         ),
         Sheet(
             "Valuation",
-            ("item", "kind", "on hand", "in process", "unit standard", "on books", "off books"),
+            (
+                "item",
+                "kind",
+                "on hand",
+                "in process",
+                "waiting",
+                "unit standard",
+                "on books",
+                "off books",
+            ),
             [
                 (
                     r.item,
                     r.kind.value,
                     r.on_hand,
                     r.in_process,
+                    r.waiting,  # consumption queued for stock: credited already (on books)
                     r.unit_standard,
                     r.on_books,
                     r.off_books,
                 )
                 for r in valuation(book)
             ],
-            (4, 5, 6),
+            (5, 6, 7),
         ),
         Sheet(
             "Variances",

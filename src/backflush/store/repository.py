@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
+from enum import Enum
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -2124,12 +2125,17 @@ def _forget(book: Book, *, importing: bool = False) -> None:
 
 
 def _located(error: PostingError, chunk: Sequence[tuple[str, m.Event]]) -> PostingError:
-    """``error`` with where its event was read (one of ``chunk``'s), when known."""
-    place = next((where for where, event in chunk if event.id == error.event_id), None)
+    """``error`` with where its event was read (one of ``chunk``'s), when known: by its
+    place in ``chunk`` (an id given twice names the row refused, not the first)."""
+    at = error.position
+    if at is not None and 0 <= at < len(chunk) and chunk[at][1].id == error.event_id:
+        place: str | None = chunk[at][0]
+    else:
+        place = next((where for where, event in chunk if event.id == error.event_id), None)
     if place is None:
         return error
     found = type(error)(f"{place}: {error}")
-    found.event_id = error.event_id
+    found.event_id, found.position = error.event_id, error.position
     return found
 
 
@@ -2359,11 +2365,23 @@ def event_from_payload(event_id: str, payload: str) -> m.Event:
 
 def _settings_conflict(existing: m.Settings, wanted: m.Settings) -> str:
     differences = [
-        f"{name}: book has {getattr(existing, name)!s}, given {getattr(wanted, name)!s}"
+        f"{name}: book has {_setting(getattr(existing, name))}, "
+        f"given {_setting(getattr(wanted, name))}"
         for name in existing.__dataclass_fields__
         if getattr(existing, name) != getattr(wanted, name)
     ]
     return "the database holds a different book: " + "; ".join(differences)
+
+
+def _setting(value: object) -> str:
+    """A setting as a scenario file's book section writes it (no Python reprs)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, tuple):  # dispositions by variance type
+        return "{" + ", ".join(f"{k}: {_setting(v)}" for k, v in value) + "}"
+    return str(value)
 
 
 def _now() -> dt.datetime:

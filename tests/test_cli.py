@@ -126,6 +126,7 @@ def test_init_from_flags_and_again(tmp_path: Path) -> None:
     db = tmp_path / "plant.db"
     args = ["init", "--db", db, "--name", "Test plant", "--currency", "eur"]
     args += ["--triggers", "purchase+sale", "--shortage", "reject"]
+    args += ["--rounding", "half-up", "--count-variance", "adjustment"]
     assert "created" in ok(*args)
     assert "already there" in ok(*args)
     book = parse(ok("report", "--db", db, "--json"))["book"]
@@ -135,6 +136,12 @@ def test_init_from_flags_and_again(tmp_path: Path) -> None:
         "triggers": "purchase+sale",
         "disposition": "cogs",
         "shortage": "reject",
+        "inventory_unsold_conversion": False,
+        "rounding": "half-up",
+        "count_variance": "adjustment",
+        "exceptions_at_close": "warn",
+        "lower_of_cost": "ifrs",
+        "journal_detail": "event",
     }
     before = dump_file(db)
     message = refused("init", "--db", db, "--name", "Test plant", "--currency", "eur", code=2)

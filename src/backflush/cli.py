@@ -160,6 +160,13 @@ def _given(ctx: typer.Context, parameter: str) -> bool:
     return getattr(ctx.get_parameter_source(parameter), "name", "") == "COMMANDLINE"
 
 
+class Rounding(StrEnum):
+    """How amounts are rounded to the currency's minor unit (a scenario's ``rounding``)."""
+
+    HALF_EVEN = "half-even"
+    HALF_UP = "half-up"
+
+
 @app.command()
 def init(
     ctx: typer.Context,
@@ -172,6 +179,16 @@ def init(
     disposition: Annotated[m.Disposition, typer.Option()] = m.Disposition.COGS,
     shortage: Annotated[m.Shortage, typer.Option()] = m.Shortage.QUEUE,
     inventory_unsold_conversion: Annotated[bool, typer.Option()] = False,
+    rounding: Annotated[
+        Rounding, typer.Option(help="Amounts to the currency's minor unit: ties to even or up.")
+    ] = Rounding.HALF_EVEN,
+    count_variance: Annotated[
+        m.CountVariance,
+        typer.Option(
+            help="Where a count difference (or queued consumption written off) goes: the "
+            "material usage variance or inventory adjustment."
+        ),
+    ] = m.CountVariance.USAGE,
     exceptions_at_close: Annotated[
         m.ExceptionsAtClose,
         typer.Option(help="A close while older backflush exceptions are open: warn or refuse."),
@@ -214,6 +231,8 @@ def init(
                 "disposition": disposition,
                 "shortage": shortage,
                 "inventory_unsold_conversion": inventory_unsold_conversion,
+                "rounding": rounding.value,
+                "count_variance": count_variance,
                 "exceptions_at_close": exceptions_at_close,
                 "lower_of_cost": lower_of_cost,
                 "journal_detail": journal_detail,

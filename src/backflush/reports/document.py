@@ -133,6 +133,12 @@ def document(book: Book, entries: Iterable[Entry] | None = None) -> dict[str, An
                 else {}
             ),
             "shortage": book.settings.shortage.value,
+            "inventory_unsold_conversion": book.settings.inventory_unsold_conversion,
+            "rounding": book.settings.rounding,
+            "count_variance": book.settings.count_variance.value,
+            "exceptions_at_close": book.settings.exceptions_at_close.value,
+            "lower_of_cost": book.settings.lower_of_cost.value,
+            "journal_detail": book.settings.journal_detail.value,
         },
         "balances": {k: money(v, currency) for k, v in sorted(balances.items()) if v},
         "entries": [

@@ -361,6 +361,9 @@ def test_reports_and_the_journal_a_page_at_a_time(service: Service) -> None:
         page = service.client.get("/journal", params=params, headers=viewer).json()
         assert page["total"] == 6
         seen += [e["event"] for e in page["entries"]]
+        for entry in page["entries"]:  # numbered as GET /journal/{no} numbers it
+            one = service.client.get(f"/journal/{entry['entry_no']}", headers=viewer).json()
+            assert one["entry_no"] == entry["entry_no"] and one["event"]["id"] == entry["event"]
         pages += 1
         after = page["next"]
         if after is None:

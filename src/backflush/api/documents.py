@@ -200,7 +200,7 @@ def journal_document(
     """A page of the journal: each entry with its number; ``next``: the cursor of the next
     page (the last number shown), None on the last page."""
     currency = book.settings.currency
-    entries = [{"number": n, **entry_document(e, currency)} for n, e in numbered]
+    entries = [{"entry_no": n, **entry_document(e, currency)} for n, e in numbered]
     more = len(numbered) == limit and numbered
     return {
         "currency": currency,

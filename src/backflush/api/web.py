@@ -435,7 +435,7 @@ def web_router(
         book, numbered, total = store.journal_page(period, PAGE + 1, after)
         currency = book.settings.currency
         shown = numbered[:PAGE]
-        entries = [{"number": n, **entry_document(e, currency)} for n, e in shown]
+        entries = [{"entry_no": n, **entry_document(e, currency)} for n, e in shown]
         following = shown[-1][0] if len(numbered) > PAGE else None
         return page(
             "journal.html.j2",

@@ -297,7 +297,7 @@ def _import(store: Store, scenario: Scenario, batch: int = 5000) -> list[bool]:
         TimeElapsedColumn(),
         console=err,
         transient=True,
-        disable=total < 5000,
+        disable=total < 5000 or not err.is_terminal,
     ) as progress:
         task = progress.add_task("posting events", total=total)
         return store.import_scenario(
@@ -338,6 +338,7 @@ def _import_stream(store: Store, file: Path, batch: int) -> Imported:
         TimeElapsedColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,  # a log or a pipe: no bar (it left a blank line there)
     ) as progress:
         task = progress.add_task(f"importing {file.name}", total=streams.row_count(file))
         return store.import_events(

@@ -152,6 +152,14 @@ def test_post_file_names_the_line_of_the_event_refused(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- valuation as CSV and XLSX
 
 
+def test_csv_writes_true_and_false_as_json_does(tmp_path: Path) -> None:
+    db = northshore(tmp_path)
+    assert cli("report", "--db", db, "--csv", tmp_path / "csv").exit_code == 0
+    with (tmp_path / "csv" / "variance_analysis.csv").open(encoding="utf-8") as handle:
+        posted = {r["posted"] for r in csv.DictReader(handle)}
+    assert posted == {"true"}  # every period closed; it wrote Python's True
+
+
 def test_valuation_files_show_the_consumption_waiting_for_stock(tmp_path: Path) -> None:
     """Queued consumption was credited already: the CSV and the workbook showed on hand 0 and
     a negative value on the books with nothing to explain it (the screen and JSON had it)."""

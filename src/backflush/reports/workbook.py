@@ -201,9 +201,12 @@ def write_csv(book: Book, entries: Iterable[Entry], folder: Path) -> list[Path]:
 
 
 def csv_text(value: Cell) -> str:
-    """A cell as CSV text: decimals exactly as held, dates ISO 8601, nothing for None."""
+    """A cell as CSV text: decimals exactly as held, dates ISO 8601, true or false (as JSON
+    writes them), nothing for None."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, Decimal):
         return fmt(value)
     if isinstance(value, dt.date):

@@ -522,3 +522,15 @@ def test_the_journal_on_screen_is_paged(tmp_path: Path) -> None:
     assert "the first 2 of 11 entries of 2026-01" in " ".join(page.output.split())
     whole = runner.invoke(app, [*args, "--limit", "0"])
     assert "no. 11" in whole.output and "the first" not in whole.output
+
+
+def test_the_command_list_gives_each_summary_unbroken() -> None:
+    """A docstring's line breaks stayed in the command list (Typer's rich help), cutting
+    sentences where the source wrapped them."""
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    lines = {line.strip("│ ").split("  ", 1)[0]: line for line in result.stdout.splitlines()}
+    assert "into the book (one transaction: a bad row" in lines["import"]
+    assert "the margin trend, or inventory against" in lines["chart"]
+    result = CliRunner().invoke(app, ["exceptions", "--help"], env={"COLUMNS": "250"})
+    assert "the units stay on the shelf (Dr inventory at standard" in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import uuid
@@ -979,3 +980,20 @@ from backflush.commands import serve as _serve_commands  # noqa: E402
 
 _serve_commands.register(app)
 # ---------------------------------------------------------------- end of the HTTP API
+
+
+def _one_line_summaries(commands: typer.Typer) -> None:
+    """A command's summary (its docstring's first paragraph) joined into one line: in the
+    command list, Typer's rich help keeps the docstring's line breaks, which broke
+    sentences in the middle; the command's own help joins them already."""
+    for info in commands.registered_commands:
+        doc = info.callback.__doc__ if info.callback is not None else None
+        if info.help is None and doc:
+            summary, gap, rest = inspect.cleandoc(doc).partition("\n\n")
+            info.help = summary.replace("\n", " ") + gap + rest
+    for group in commands.registered_groups:
+        if group.typer_instance is not None:
+            _one_line_summaries(group.typer_instance)
+
+
+_one_line_summaries(app)

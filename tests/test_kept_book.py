@@ -58,6 +58,7 @@ STATE = (
     "nrv_writedowns",
     "moved",
     "flows",
+    "held_moved",
     "daily",
     "item_activity",
     "disposed",

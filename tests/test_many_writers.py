@@ -229,6 +229,7 @@ def check_book(url: str, sc: Scenario, outcomes: list[Outcome], clients: int) ->
         assert got[key] == want[key], key
     # stock moved per period, item and flow (added to, not read, by postings)
     assert (loaded.moved, loaded.flows, loaded.daily) == (book.moved, book.flows, book.daily)
+    assert loaded.held_moved == book.held_moved
     assert loaded.moved and loaded.flows and loaded.daily
 
     # invariants: entries balance, numbers unique and gap-free, sums kept agree with lines

@@ -1772,6 +1772,42 @@ def test_random_streams_of_periodic_books_hold_the_invariants(data: st.DataObjec
     stream.run(data.draw(st.integers(1, 40), label="steps"))
 
 
+@given(data=st.data())
+@budget(150)
+def test_a_close_posted_late_closes_the_period_as_it_ended(data: st.DataObject) -> None:
+    """A close posted after events of later periods (up to the next close or reopen) finds
+    what it found when posted on time: the same variances, the same entries dated in its
+    period, the same stock in process and queue at its end."""
+    plant = data.draw(plants(), label="plant")
+    if plant.epochs:  # standards changed: the revaluation's period is the next commit's
+        return
+    stream = Stream(data, plant, backdating=False)
+    stream.run(data.draw(st.integers(1, 40), label="steps"))
+    accepted = [e for e, outcome in stream.posted if outcome == "accepted"]
+    closes = [n for n, e in enumerate(accepted) if isinstance(e, Close)]
+    if not closes:
+        return
+    at = data.draw(st.sampled_from(closes), label="close posted late")
+    close = accepted[at]
+    assert isinstance(close, Close)
+    end = next(
+        (n for n in range(at + 1, len(accepted)) if isinstance(accepted[n], (Close, Reopen))),
+        len(accepted),
+    )
+    if end == at + 1:
+        return
+    hypothesis_event("close posted after later events")
+    on_time, book = Book(plant.settings, plant.master), Book(plant.settings, plant.master)
+    assert all(on_time.post_many(accepted[:end]))
+    later = [*accepted[:at], *accepted[at + 1 : end], close]
+    assert book.post_many(later) == [True] * len(later)
+    period = close.period
+    assert book.closed[period] == on_time.closed[period]
+    assert book.balances_through(period) == on_time.balances_through(period)
+    assert book.held_through(period) == on_time.held_through(period)
+    assert book.balances == on_time.balances
+
+
 @given(plant=plants())
 @budget(200)
 def test_standards_roll_up_and_every_unit_is_held_in_full(plant: Plant) -> None:

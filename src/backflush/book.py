@@ -167,6 +167,7 @@ class Changes:
     quantities: set[str] = field(default_factory=set)
     moved: set[tuple[str, str]] = field(default_factory=set)
     flows: set[tuple[str, str, str]] = field(default_factory=set)
+    held: set[tuple[str, str, str]] = field(default_factory=set)
     #: What the journal added per (period, account, element, item): deltas, because a store
     #: does not load these sums to post (only to report).
     item_activity: dict[tuple[str, Account, str, str], Decimal] = field(default_factory=dict)
@@ -184,12 +185,15 @@ class Changes:
 
     def move_stock_into(self, other: Changes) -> None:
         """Move what these changes note of stock on hand and moved per period (``quantities``,
-        ``moved``, ``flows``, ``daily``) into ``other``, to be written later with its own."""
+        ``moved``, ``flows``, ``held``, ``daily``) into ``other``, to be written later with its
+        own."""
         other.quantities |= self.quantities
         other.moved |= self.moved
         other.flows |= self.flows
+        other.held |= self.held
         other.daily |= self.daily
-        self.quantities, self.moved, self.flows, self.daily = set(), set(), set(), set()
+        self.quantities, self.moved, self.flows = set(), set(), set()
+        self.held, self.daily = set(), set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +220,19 @@ def _through(
             for key, value in changes.items():
                 found[key] = found.get(key, ZERO) - value
     return found
+
+
+#: What :meth:`Book.held` reads besides stock on hand: stock in process, consumption queued
+#: for stock (from stock), and consumption queued into process (a forward-flushed release).
+IN_PROCESS, QUEUED, QUEUED_IN = "in_process", "queued", "queued_in"
+HELD_PARTS = (IN_PROCESS, QUEUED, QUEUED_IN)
+
+
+def _queued(entry: ShortageEntry | None, sign: int) -> tuple[tuple[str, Decimal], ...]:
+    """What ``entry`` puts in the shortage queue, times ``sign``: (part, quantity)."""
+    if entry is None or entry.kind != "shortage" or entry.open <= 0:
+        return ()
+    return ((QUEUED_IN if entry.into_process else QUEUED, sign * entry.open),)
 
 
 def unsold_conversion_memo(period: str) -> str:
@@ -268,6 +285,10 @@ class Book:
         self.moved: dict[str, dict[str, Decimal]] = {}
         #: On-hand quantity moved per period, by item and kind of flow (see :func:`flow_of`).
         self.flows: dict[str, dict[tuple[str, str], Decimal]] = {}
+        #: Change per period (of the event that caused it) of what :meth:`held` reads besides
+        #: stock on hand, by item and part (:data:`HELD_PARTS`): a close values the stock in
+        #: process and the queue as they stood at its period's end.
+        self.held_moved: dict[str, dict[tuple[str, str], Decimal]] = {}
         #: The journal summed per period and (account, element, item); a store loads it for
         #: reports only, so while posting through a store it holds just this session's part.
         self.item_activity: dict[str, dict[tuple[Account, str, str], Decimal]] = {}
@@ -329,13 +350,25 @@ class Book:
         if cleared_by:
             self.cleared_by[key] = cleared_by
 
-    def _set_shortage(self, key: tuple[str, str, str], entry: ShortageEntry) -> None:
+    def _set_shortage(
+        self, key: tuple[str, str, str], entry: ShortageEntry, period: str | None = None
+    ) -> None:
+        """Put ``entry`` in place of the one under ``key``. ``period``: that of the event
+        that changed it, where the change of the queue is counted (None: read from a store)."""
+        if period is not None:
+            for part, change in _queued(entry, +1) + _queued(self.shortages.get(key), -1):
+                self._add_held(period, entry.item, part, change)
         self.shortages[key] = entry
         waiting = self.queue.setdefault(entry.item, {})
         if entry.kind == "shortage" and entry.open > 0:
             waiting[key] = entry  # an update keeps the entry's place in the queue
         else:
             waiting.pop(key, None)
+
+    def _add_held(self, period: str, item: str, part: str, change: Decimal) -> None:
+        held = self.held_moved.setdefault(period, {})
+        held[(item, part)] = held.get((item, part), ZERO) + change
+        self.changes.held.add((period, item, part))
 
     def periods(self) -> list[str]:
         return sorted(set(self.activity) | set(self.statistics) | set(self.closed))
@@ -365,11 +398,13 @@ class Book:
                 into[element] = into.get(element, ZERO) + times * amount
 
         stock = self.on_hand_through(period)
-        for item in sorted(set(stock) | set(self.stocked_items())):
+        parts = self.held_through(period)
+        for item in sorted(set(stock) | {item for item, _ in parts}):
             if self.master.items[item].kind is Kind.PHANTOM:
                 continue
-            units, in_wip = self.held(item)
-            units += stock.get(item, ZERO) - self.quantity(item)  # moved in later periods
+            units, in_wip = self._held(
+                stock.get(item, ZERO), *(parts.get((item, part), ZERO) for part in HELD_PARTS)
+            )
             cost = self.standards.unit_cost(item, on)
             total, elements = cost.total, cost.by_element()
             if in_wip:
@@ -406,20 +441,38 @@ class Book:
         """Balances at the end of ``period``: the entries dated in later periods left out."""
         return _through(self.balances, self.activity, period)
 
+    def held_through(self, period: str) -> dict[tuple[str, str], Decimal]:
+        """Stock in process and consumption queued at the end of ``period``, by (item, part
+        of :data:`HELD_PARTS`): what later periods changed taken out."""
+        now: dict[tuple[str, str], Decimal] = {
+            (item, IN_PROCESS): quantity for item, quantity in self.in_process.items()
+        }
+        for entries in self.queue.values():
+            for entry in entries.values():
+                for part, quantity in _queued(entry, +1):
+                    now[(entry.item, part)] = now.get((entry.item, part), ZERO) + quantity
+        return _through(now, self.held_moved, period)
+
     def held(self, item: str) -> tuple[Decimal, Decimal]:
         """Units of ``item`` whose value sits where its holding says, and units whose value
-        sits in work in process (sequential costing only).
-
-        Units in process hold their value like units on hand under backflush; consumption
-        still waiting in the shortage queue was credited when the completion posted, so it is
-        no longer held (a queued release moved nothing and, under backflush, posted nothing)."""
-        on_hand, in_process = self.quantity(item), self.in_process.get(item, ZERO)
+        sits in work in process (sequential costing only)."""
         queued = queued_in = ZERO
         for entry in self.queue.get(item, {}).values():
             if entry.into_process:
                 queued_in += entry.open
             else:
                 queued += entry.open
+        return self._held(self.quantity(item), self.in_process.get(item, ZERO), queued, queued_in)
+
+    def _held(
+        self, on_hand: Decimal, in_process: Decimal, queued: Decimal, queued_in: Decimal
+    ) -> tuple[Decimal, Decimal]:
+        """:meth:`held` from the quantities on hand and in process and the consumption
+        queued (into process: ``queued_in``).
+
+        Units in process hold their value like units on hand under backflush; consumption
+        still waiting in the shortage queue was credited when the completion posted, so it is
+        no longer held (a queued release moved nothing and, under backflush, posted nothing)."""
         if self.standards.sequential:
             return on_hand - queued - queued_in, in_process + queued_in
         if self.settings.triggers.periodic:
@@ -629,7 +682,7 @@ class Book:
                     quantity=previous.quantity + shortage.quantity,
                     open=previous.open + shortage.open,
                 )
-            self._set_shortage(key, shortage)
+            self._set_shortage(key, shortage, period_of(event.date))
             self.changes.shortages[key] = shortage
         for order in effects.orders:
             self.orders[order.id] = order
@@ -729,6 +782,7 @@ class Book:
                 day_sum = day_sum + quantity
             if movement.in_process:
                 in_process[item] = in_process.get(item, ZERO) + movement.in_process
+                self._add_held(period, item, IN_PROCESS, movement.in_process)
         if day_flow is not None:
             daily[(date, day_flow)] = day_sum
         record.movements.extend(movements)
@@ -751,7 +805,7 @@ class Book:
             movement = Movement(item, -take, take if entry.into_process else ZERO)
             self._move(entry.event, cause, date, [movement], owner)
             updated = dataclasses.replace(entry, open=entry.open - take)
-            self._set_shortage(key, updated)
+            self._set_shortage(key, updated, period_of(date))
             self.changes.shortages[key] = updated
             if updated.open == 0:
                 self.cleared_by[key] = cause
@@ -856,7 +910,7 @@ class Book:
         for key, shortage in waiting:
             if shortage.event == event.reverses:
                 dropped = dataclasses.replace(shortage, open=ZERO)
-                self._set_shortage(key, dropped)
+                self._set_shortage(key, dropped, period_of(event.date))
                 self.changes.shortages[key] = dropped
                 self.cleared_by[key] = event.id
                 self.changes.cleared[key] = event.id
@@ -1180,7 +1234,7 @@ class Book:
         if built is not None and not self.settings.triggers.periodic:
             self._post_entry(built, record)
         dropped = dataclasses.replace(entry, open=ZERO)
-        self._set_shortage(key, dropped)
+        self._set_shortage(key, dropped, period_of(event.date))
         self.changes.shortages[key] = dropped
         self.cleared_by[key] = event.id
         self.changes.cleared[key] = event.id

@@ -58,7 +58,7 @@ WRITE = "backflush_write"
 BUMPED = "backflush_bumped"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 #: Key of the PostgreSQL advisory lock (``pg_advisory_xact_lock``) every write transaction
 #: takes first: one writer at a time per book (database), schema and settings writes included.
 WRITE_LOCK = 0x6261636B666C7368  # "backflsh"
@@ -1872,9 +1872,11 @@ class Store:
         if added_sums:
             _add_sums(conn, t.period_quantities, "on_hand", _flat(book.moved, changes.moved), sums)
             _add_sums(conn, t.period_flows, "quantity", _flat(book.flows, changes.flows), sums)
+            _add_sums(conn, t.period_held, "quantity", _flat(book.held_moved, changes.held), sums)
             _add_sums(conn, t.daily_flows, "quantity", _flat(book.daily, changes.daily), sums)
             book.moved.clear()
             book.flows.clear()
+            book.held_moved.clear()
             book.daily.clear()
         else:
             if sums is not None:  # these sums are written whole below, not added to
@@ -1893,6 +1895,14 @@ class Store:
                 [
                     {"period": p, "item": i, "flow": f, "quantity": book.flows[p][(i, f)]}
                     for p, i, f in sorted(changes.flows)
+                ],
+            )
+            _upsert(
+                conn,
+                t.period_held,
+                [
+                    {"period": p, "item": i, "part": k, "quantity": book.held_moved[p][(i, k)]}
+                    for p, i, k in sorted(changes.held)
                 ],
             )
             _upsert(
@@ -2087,6 +2097,8 @@ def _load_period_sums(conn: Connection, book: Book) -> None:
         book.moved.setdefault(row.period, {})[row.item] = row.on_hand
     for row in conn.execute(sa.select(t.period_flows)):
         book.flows.setdefault(row.period, {})[(row.item, row.flow)] = row.quantity
+    for row in conn.execute(sa.select(t.period_held)):
+        book.held_moved.setdefault(row.period, {})[(row.item, row.part)] = row.quantity
     for row in conn.execute(sa.select(t.daily_flows)):
         book.daily.setdefault(row.period, {})[(row.date, row.flow)] = row.quantity
 
@@ -2100,7 +2112,7 @@ def _forget(book: Book, *, importing: bool = False) -> None:
     (those dropped are read again when an event names them)."""
     if not importing:
         book.history = None
-        for stock in (book.moved, book.flows, book.daily):
+        for stock in (book.moved, book.flows, book.held_moved, book.daily):
             stock.clear()
     book.recorded.clear()
     book.item_activity.clear()

@@ -236,6 +236,17 @@ period_quantities = sa.Table(
     sa.Column("on_hand", Exact, nullable=False),  # change of on-hand quantity in the period
 )
 
+#: Change per period of the stock in process and of the consumption queued, by item and part
+#: (``in_process``, ``queued``, ``queued_in``): a close values them as its period ended.
+period_held = sa.Table(
+    "period_held",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("item", sa.String(200), primary_key=True),
+    sa.Column("part", sa.String(16), primary_key=True),
+    sa.Column("quantity", Exact, nullable=False),
+)
+
 shortages = sa.Table(
     "shortages",
     metadata,

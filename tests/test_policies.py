@@ -370,9 +370,10 @@ events:
 
 def test_a_new_bom_version_revalues_finished_goods_on_hand() -> None:
     book = run_scenario(parse_scenario(REVALUED.format(policy="purchase+completion")))
-    # 10 FG made at 6.00 are revalued to 7.00 before the February sale: 10.00 to revaluation.
+    # 10 FG made at 6.00 are revalued to 7.00 before the February sale: 10.00 to revaluation,
+    # dated when the new BOM took effect (the sale of 10 February adopted it).
     (entry,) = [e for e in book.journal if e.event == "revaluation-2026-02-01"]
-    assert entry.date == dt.date(2026, 2, 10)
+    assert entry.date == dt.date(2026, 2, 1)
     lines = {ln.account: ln.amount for ln in entry.lines}
     assert lines == {
         Account.FINISHED_GOODS: Decimal("10.00"),

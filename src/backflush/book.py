@@ -630,7 +630,7 @@ class Book:
             """Called once the event is known to be accepted, before it changes anything."""
             self._accepted = True
             if epoch > self.epoch:
-                self._revalue(epoch, event.date)
+                self._revalue(epoch)
 
         record = Recorded(event, print_)
         if isinstance(event, Close):
@@ -811,10 +811,17 @@ class Book:
                 self.cleared_by[key] = cause
                 self.changes.cleared[key] = cause
 
-    def _revalue(self, epoch: dt.date, date: dt.date) -> None:
+    def _revalue(self, epoch: dt.date) -> None:
         """Revalue stock on hand to the standards effective on ``epoch`` (DESIGN §3.3:
-        quantity x (new - old standard), against the revaluation variance)."""
-        event = Revaluation(f"revaluation-{epoch.isoformat()}", date, epoch)
+        quantity x (new - old standard), against the revaluation variance), dated ``epoch``.
+
+        Posted when the first event dated on or after ``epoch`` is accepted, whatever its
+        date: the stock held then is the stock on ``epoch`` (no event moving stock dated
+        before ``epoch`` is accepted afterwards), and ``epoch`` lies in an open period (a
+        close adopts every standard effective by its period's end). Dated ``epoch``, the
+        entry lands in the period the standards took effect in, whichever event adopted
+        them: that period's close does not depend on the order events were posted in."""
+        event = Revaluation(f"revaluation-{epoch.isoformat()}", epoch, epoch)
         record = Recorded(event, fingerprint(event))
         # A periodic book's inventory accounts hold what the last close counted (and, under
         # count, receipts at their standard), not quantities x standard: nothing is revalued
@@ -825,7 +832,7 @@ class Book:
                 self.stock_value(item, epoch)  # refused here, as they are for other books
         for item in revalued:  # one entry per item: each change explained
             builder = EntryBuilder(
-                date, event.id, f"revaluation of {item} to the standards of {epoch}"
+                epoch, event.id, f"revaluation of {item} to the standards of {epoch}"
             )
             change = ZERO
             for (account, element), delta in on_book_change(

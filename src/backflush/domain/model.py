@@ -484,7 +484,8 @@ class NetRealisableValue(Event):
 @dataclass(frozen=True, slots=True)
 class Revaluation(Event):
     """Stock revalued to the standards that took effect on ``effective`` (a new BOM version
-    at any level). The book posts it before the first event of the new standards."""
+    at any level, a cost set released). The book posts it before the first event of the new
+    standards, dated ``effective``."""
 
     effective: dt.date
     type = "revaluation"

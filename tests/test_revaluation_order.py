@@ -369,3 +369,33 @@ def test_closes_do_not_depend_on_the_order_events_are_posted_in(
     else:
         assert "revaluation" not in january
         assert february["revaluation"] == -(chip * D("0.50") + widget)
+
+
+def test_standards_changed_twice_before_an_event_are_revalued_each_on_its_date() -> None:
+    """A February sale adopts both January's and February's standards at once: stock is
+    revalued twice, on the 15th (4.00 to 4.50) and on 1 February (4.50 to 4.80), so that
+    January's close, posted after the sale, finds January's revaluation as it would on time."""
+    second = '  - {name: feb, effective: 2026-02-01, materials: {CHIP: "4.80"}}\nevents:\n'
+    books = {}
+    for name, order in [
+        ("on time", "buy labor make close-jan sell buy2 close-feb"),
+        ("late", "buy labor make sell buy2 close-jan close-feb"),
+    ]:
+        text = HEAD.format(policy="purchase+completion", effective="2026-01-15", first="")
+        text = text.replace("events:\n", second)
+        sc = parse_scenario(text + "".join(f"  - {EVENTS[k]}\n" for k in order.split()))
+        books[name] = posted(sc)
+    on_time, late = books["on time"], books["late"]
+    revalued: dict[str, D] = {}
+    for entry in late.journal:
+        for line in entry.lines:
+            if line.account is Account.REVALUATION_VARIANCE and entry.memo.startswith("reval"):
+                revalued[entry.event] = revalued.get(entry.event, D(0)) + line.amount
+    # 800 CHIP x 0.50 + 100 WIDGET x 1.00 on the 15th; 800 x 0.30 + 100 x 0.60 on the 1st
+    assert revalued == {
+        "revaluation-2026-01-15": D("-500.00"),
+        "revaluation-2026-02-01": D("-300.00"),
+    }
+    for period in ("2026-01", "2026-02"):
+        assert late.closed[period] == on_time.closed[period]
+        assert late.balances_through(period) == on_time.balances_through(period)

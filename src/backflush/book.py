@@ -630,6 +630,11 @@ class Book:
             """Called once the event is known to be accepted, before it changes anything."""
             self._accepted = True
             if epoch > self.epoch:
+                # Each change of standards revalued on its own date: a close of the period of
+                # one in between finds it there, whether this event is dated before or after.
+                between = self.standards.epochs_after(self.epoch, epoch)[:-1]
+                for each in between if self.stocked_items() else ():
+                    self._revalue(each)
                 self._revalue(epoch)
 
         record = Recorded(event, print_)

@@ -311,6 +311,14 @@ class Standards:
         position = bisect.bisect_right(self._epochs, on)
         return self._epochs[position - 1] if position else dt.date.min
 
+    def epochs_after(self, start: dt.date, through: dt.date) -> list[dt.date]:
+        """The changes of standards after ``start``, up to and including ``through``."""
+        low, high = (
+            bisect.bisect_right(self._epochs, start),
+            bisect.bisect_right(self._epochs, through),
+        )
+        return self._epochs[low:high]
+
     def inputs(self, on: dt.date) -> Inputs:
         return self._inputs_of(self.epoch(on))
 

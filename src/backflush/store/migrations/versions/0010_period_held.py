@@ -9,7 +9,6 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -111,21 +110,19 @@ def _changes(conn: sa.Connection) -> dict[tuple[str, str, str], Decimal]:
     for detailed in conn.execute(details):
         for movement in read_detail(detailed.id, detailed.detail)[1]:
             add(period_of(detailed.date), movement.item, "in_process", movement.in_process)
-    dates: dict[str, dt.date] = {}
-    queued = sa.select(_shortages).where(_shortages.c.kind == "shortage")
-    entries = list(conn.execute(queued))
-    ended = {row.cleared_by for row in entries if row.cleared_by}
-    if ended:
-        in_dates = sa.select(_events.c.id, _events.c.date).where(_events.c.id.in_(sorted(ended)))
-        dates = {dated.id: dated.date for dated in conn.execute(in_dates)}
+    queued = (
+        sa.select(_shortages, _events.c.date.label("cleared_on"))
+        .outerjoin(_events, _events.c.id == _shortages.c.cleared_by)
+        .where(_shortages.c.kind == "shortage")
+    )
     parts: dict[tuple[str, str], str] = {}
-    for entry in entries:
+    for entry in conn.execute(queued):
         part = parts[(entry.event, entry.item)] = "queued_in" if entry.into_process else "queued"
         add(period_of(entry.date), entry.item, part, entry.quantity)
         # What no receipt took was dropped by the reversal or write-off that cleared it.
         dropped = entry.quantity - entry.open - taken.get((entry.event, entry.item), ZERO)
-        if dropped and entry.cleared_by in dates:
-            add(period_of(dates[entry.cleared_by]), entry.item, part, -dropped)
+        if dropped and entry.cleared_on is not None:
+            add(period_of(entry.cleared_on), entry.item, part, -dropped)
     for period, event, item, quantity in cleared:
         if (event, item) in parts:
             add(period, item, parts[(event, item)], -quantity)

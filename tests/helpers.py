@@ -117,3 +117,19 @@ def serving(app: Any) -> Iterator[str]:
         thread.join(10)
         sock.close()
         app.state.writer.stop()
+
+
+def downgrade(store: Any, revision: str) -> None:
+    """Take ``store``'s schema back to ``revision``: the book as an older version left it
+    (``Store.migrate`` brings it back). Not through a Store's write, which bumps the book's
+    revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    from backflush.store.repository import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)

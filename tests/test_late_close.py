@@ -12,14 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.config import Config
 
 from backflush.book import Book
 from backflush.domain.model import Account, Close, Event
 from backflush.formats.scenario import Scenario, parse_scenario
-from backflush.store.repository import MIGRATIONS, Store
-from helpers import EXAMPLES, dump_tables
+from backflush.store.repository import Store
+from helpers import EXAMPLES, downgrade, dump_tables
 
 D = Decimal
 
@@ -190,14 +188,8 @@ def test_the_migration_makes_the_changes_held_of_an_older_book(tmp_path: Path) -
                 assert store.post([event]) == [True]
             want = dump_tables(store)
             assert want["period_held"], "the scenario changes the queue and the stock in process"
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            with store.engine.begin() as conn:
-                config.attributes["connection"] = conn
-                command.downgrade(config, "0009")
-            with store.engine.begin() as conn:
-                config.attributes["connection"] = conn
-                command.upgrade(config, "head")
+            downgrade(store, "0009")
+            store.migrate()
             got = dump_tables(store)
         finally:
             store.close()

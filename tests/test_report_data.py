@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.config import Config
 
 from backflush.book import Book
 from backflush.formats.scenario import parse_scenario, read_scenario
 from backflush.run import run_scenario
-from backflush.store.repository import MIGRATIONS, Store
-from helpers import EXAMPLE_NAMES, EXAMPLES, dump_tables
+from backflush.store.repository import Store
+from helpers import EXAMPLE_NAMES, EXAMPLES, downgrade, dump_tables
 
 
 @pytest.fixture
@@ -106,14 +104,8 @@ def test_migration_makes_the_sums_of_an_older_book_from_its_journal(
     try:
         store.import_scenario(sc.settings, sc.master, sc.events)
         want = dump_tables(store)
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        with store.engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0003")
-        with store.engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        downgrade(store, "0003")
+        store.migrate()
         got = dump_tables(store)
     finally:
         store.close()

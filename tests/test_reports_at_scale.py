@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from rich.console import Console
 from rich.table import Table
-from tests.helpers import EXAMPLE_NAMES, EXAMPLES
+from tests.helpers import EXAMPLE_NAMES, EXAMPLES, downgrade
 
 from backflush.domain.journal import KindFigures, entry_kind, summarize
 from backflush.formats.scenario import read_scenario
@@ -21,7 +19,7 @@ from backflush.reports import plain, tables
 from backflush.reports.statements import statements_table
 from backflush.reports.throughput import throughput_table
 from backflush.run import run_scenario
-from backflush.store.repository import MIGRATIONS, Store
+from backflush.store.repository import Store
 
 
 def test_entry_kind_is_the_first_word_of_the_memo() -> None:
@@ -56,12 +54,8 @@ def test_the_migration_makes_the_figures_of_a_journal_written_before_it(tmp_path
     store = Store(str(tmp_path / "book.db"))
     store.import_scenario(scenario.settings, scenario.master, scenario.events)
     want = summarize(store.entries())
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with store.engine.begin() as conn:  # not a Store's write: that bumps the book's revision
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0004")  # the book as an older version left it
-        assert not sa.inspect(conn).has_table("journal_summary")
+    downgrade(store, "0004")
+    assert not sa.inspect(store.engine).has_table("journal_summary")
     store.migrate()
     assert store.summary()[1] == want
     purchases = [e for e in store.entries("2026-01") if e.memo.startswith("purchase ")]

@@ -6,6 +6,7 @@ PostgreSQL fixtures (mark tests using them ``@pytest.mark.postgres``):
 * ``pg_url`` (session): SQLAlchemy URL of a fresh database in that cluster.
 * ``pg_db_url`` (function): URL of a brand-new database, dropped after the test.
 * ``db_url`` (function): a new book's URL, once on SQLite and once on PostgreSQL.
+* ``store`` (function): a ``Store`` opened on ``db_url``, closed after the test.
 
 Without PostgreSQL binaries these skip, or fail if ``CI=true``.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +62,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'book.db'}"
     url: str = request.getfixturevalue("pg_db_url")
     return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Any]:
+    """A ``Store`` on ``db_url`` (imported here, not above: see the module's docstring)."""
+    from backflush.store.repository import Store
+
+    found = Store(db_url)
+    try:
+        yield found
+    finally:
+        found.close()

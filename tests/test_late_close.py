@@ -6,7 +6,7 @@ store, and in a book made before the store kept them (migration 0010)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -145,15 +145,6 @@ def test_a_late_close_sees_the_queue_as_the_period_ended() -> None:
         assert late_close.closed[period] == on_time.closed[period]
         assert late_close.balances_through(period) == on_time.balances_through(period)
         assert late_close.held_through(period) == on_time.held_through(period)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    found = Store(db_url)
-    try:
-        yield found
-    finally:
-        found.close()
 
 
 @pytest.mark.parametrize("text", [WIDGETS, SEQUENTIAL, QUEUED], ids=["on_hand", "wip", "queue"])

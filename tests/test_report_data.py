@@ -4,7 +4,6 @@ journal and movements for a book created before they existed (migration 0004).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,6 @@ from backflush.formats.scenario import parse_scenario, read_scenario
 from backflush.run import run_scenario
 from backflush.store.repository import Store
 from helpers import EXAMPLE_NAMES, EXAMPLES, downgrade, dump_tables
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    found = Store(db_url)
-    try:
-        yield found
-    finally:
-        found.close()
 
 
 def journal_by_item(book: Book) -> dict[tuple[str, Any, str, str], Decimal]:

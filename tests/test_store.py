@@ -128,15 +128,6 @@ REJECTING_PLANT = SHORTAGE_PLANT.replace("shortage: queue", "shortage: reject").
 # ---------------------------------------------------------------- fixtures and helpers
 
 
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    found = Store(db_url)
-    try:
-        yield found
-    finally:
-        found.close()
-
-
 def scenario(name: str) -> Scenario:
     if name == "shortage_plant":
         return parse_scenario(SHORTAGE_PLANT, "shortage_plant.yaml")

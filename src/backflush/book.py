@@ -456,13 +456,12 @@ class Book:
     def held(self, item: str) -> tuple[Decimal, Decimal]:
         """Units of ``item`` whose value sits where its holding says, and units whose value
         sits in work in process (sequential costing only)."""
-        queued = queued_in = ZERO
+        queued = {QUEUED: ZERO, QUEUED_IN: ZERO}
         for entry in self.queue.get(item, {}).values():
-            if entry.into_process:
-                queued_in += entry.open
-            else:
-                queued += entry.open
-        return self._held(self.quantity(item), self.in_process.get(item, ZERO), queued, queued_in)
+            for part, quantity in _queued(entry, +1):
+                queued[part] += quantity
+        in_process = self.in_process.get(item, ZERO)
+        return self._held(self.quantity(item), in_process, queued[QUEUED], queued[QUEUED_IN])
 
     def _held(
         self, on_hand: Decimal, in_process: Decimal, queued: Decimal, queued_in: Decimal

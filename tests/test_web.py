@@ -224,6 +224,27 @@ def test_a_summarised_journal_links_each_entry_to_a_page(
         assert cut
 
 
+def test_an_id_with_slashes_has_its_pages(tmp_path: Path) -> None:
+    """Plants number documents ``PO/2026/0001``: such an event (and item) is found over the
+    API and in the pages, whether the slashes come encoded or not."""
+    with served(f"sqlite:///{tmp_path / 'book.db'}", events=5) as site:
+        purchase = {"id": "PO/2026/0001", "date": "2026-01-06", "type": "purchase",
+                    "item": "PCB", "quantity": "10", "unit_cost": "12.08"}  # fmt: skip
+        with httpx.Client(base_url=site.base, timeout=30) as api:
+            bearer = {"Authorization": f"Bearer {site.secrets[Role.accountant]}"}
+            assert api.post("/events", json=purchase, headers=bearer).status_code == 201
+            for path in ("/events/PO%2F2026%2F0001", "/events/PO/2026/0001"):
+                found = api.get(path, headers=bearer)
+                assert found.status_code == 200, path
+                assert found.json()["event"]["id"] == "PO/2026/0001"
+            assert api.get("/events/PO/2026/0002", headers=bearer).status_code == 404
+        with client_for(site, Role.viewer) as client:
+            journal = client.get("/ui/journal").text
+            assert 'href="/ui/events/PO%2F2026%2F0001"' in journal
+            page = client.get("/ui/events/PO%2F2026%2F0001")
+            assert page.status_code == 200 and "PO/2026/0001" in page.text
+
+
 # ---------------------------------------------------------------- sign-in, roles and CSRF
 
 

@@ -206,7 +206,7 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
             raise invalid([field_error("body", "body", "expected at least one event", "")])
         return await _post(writer, token, key, request, raw, raw, True)
 
-    @app.get("/events/{event_id}", tags=["events"])
+    @app.get("/events/{event_id:path}", tags=["events"])
     def get_event(event_id: str, _token: Reader) -> dict[str, Any]:
         """One event's audit trail: entries posted, standards used, check of the amounts."""
         try:

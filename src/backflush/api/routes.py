@@ -540,7 +540,7 @@ def add_routes(
             "next": page[-1] if len(ids) > limit else None,
         }
 
-    @app.get("/items/{item_id}", tags=["master"])
+    @app.get("/items/{item_id:path}", tags=["master"])
     def get_item(
         item_id: str,
         _token: Reader,

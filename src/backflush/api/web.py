@@ -343,7 +343,7 @@ def web_router(
 
     # ------------------------------------------------------------ item and BOM
 
-    @router.get("/items/{item_id}")
+    @router.get("/items/{item_id:path}")
     def item(
         item_id: str, session: UiSession, on: Annotated[str | None, Query(max_length=10)] = None
     ) -> HTMLResponse:
@@ -450,7 +450,7 @@ def web_router(
             after=after,
         )
 
-    @router.get("/events/{event_id}")
+    @router.get("/events/{event_id:path}")
     def event(event_id: str, session: UiSession) -> HTMLResponse:
         try:
             found = drilldown_document(drilldown(store, event=event_id))

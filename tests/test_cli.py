@@ -360,6 +360,16 @@ def test_installed_program_posts_from_stdin_and_refuses_with_code_2(tmp_path: Pa
     done = run("report", "--db", db, "--json")
     assert done.returncode == 0
     assert parse(done.stdout)["quantities"]["DM"] == "500"
+    # a workbook into a folder that is not there: the one line of the error, nothing written
+    for args in (("report", "--db", db, "--xlsx"), ("master", "export", "--db", db)):
+        target = tmp_path / "missing" / "book.xlsx"
+        done = run(*args, str(target))
+        assert done.returncode == 2, done.stderr
+        assert f"{target}: No such file or directory" in done.stderr
+        assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    done = run("report", "--db", db, "--xlsx", str(tmp_path / "book.xlsx"))
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in tmp_path.iterdir() if "xlsx" in p.name] == ["book.xlsx"]
 
 
 def test_ids_that_look_like_markup_are_printed_as_they_are(tmp_path: Path) -> None:

@@ -34,7 +34,6 @@ from backflush.engine.standards import Standards
 from backflush.formats.inputs import (
     QUANTITY_DECIMALS,
     QUANTITY_LIMIT,
-    InputError,
     to_date,
     to_decimal,
     too_large,
@@ -534,10 +533,7 @@ def master_export(
 
     def go() -> None:
         source = load_source(db, file)
-        try:
-            write_master_tables(source.master, path)
-        except OSError as error:
-            raise InputError([f"{path}: cannot write: {error.strerror or error}"]) from None
+        write_master_tables(source.master, path)  # an OSError names the path: exit 2
         out.print(f"wrote {_describe(_counts(source.master))} to {escape(str(path))}")
 
     guarded(go, writes=False, db=db)

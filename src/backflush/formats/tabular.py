@@ -43,6 +43,7 @@ from openpyxl.styles import Font
 from backflush.domain import model as m
 from backflush.formats import inputs
 from backflush.formats.inputs import InputError, build_master, to_date, to_decimal
+from backflush.formats.output import written
 
 #: Key of a BOM line's (routing operation's) own location in a raw record.
 WHERE: str = getattr(inputs, "WHERE", "@where")
@@ -896,15 +897,16 @@ def spreadsheet_number(value: Decimal) -> int | float | None:
 
 
 def _write_workbook(tables: dict[str, tuple[list[str], list[list[Cell]]]], path: Path) -> None:
-    book = Workbook(write_only=True)
-    bold = Font(bold=True)
-    for name, (header, rows) in tables.items():
-        sheet = book.create_sheet(name)
-        sheet.freeze_panes = "A2"
-        sheet.append([_xlsx_cell(sheet, h, bold) for h in header])
-        for row in rows:
-            sheet.append([_xlsx_value(sheet, value) for value in row])
-    book.save(path)
+    with written(path) as out:  # nothing half-written: no sheet made before it opens
+        book = Workbook(write_only=True)
+        bold = Font(bold=True)
+        for name, (header, rows) in tables.items():
+            sheet = book.create_sheet(name)
+            sheet.freeze_panes = "A2"
+            sheet.append([_xlsx_cell(sheet, h, bold) for h in header])
+            for row in rows:
+                sheet.append([_xlsx_value(sheet, value) for value in row])
+        book.save(out)
 
 
 def _xlsx_value(sheet: Any, value: Cell) -> Any:

@@ -18,6 +18,7 @@ from openpyxl.utils import get_column_letter
 from backflush.book import Book
 from backflush.domain.model import Entry
 from backflush.domain.money import ZERO, fmt, minor_units
+from backflush.formats.output import written
 from backflush.reports.analysis import margins, variance_rows
 from backflush.reports.flags import red_flags
 from backflush.reports.tables import valuation
@@ -157,32 +158,33 @@ def write_workbook(book: Book, entries: Iterable[Entry], path: Path) -> None:
     """The reports as one XLSX workbook, a sheet each, amounts as numeric cells. Written row
     by row (openpyxl's write-only mode): a journal of millions of lines in bounded memory."""
     number_format = _money_format(book.settings.currency)
-    workbook = Workbook(write_only=True)
-    for found in report_sheets(book, entries):
-        sheet = workbook.create_sheet(found.title)
-        sheet.freeze_panes = "A2"
-        for column, name in enumerate(found.header, start=1):
-            sheet.column_dimensions[get_column_letter(column)].width = max(12, len(name) + 2)
-        head = []
-        for name in found.header:
-            cell = WriteOnlyCell(sheet, name)
-            cell.font = Font(bold=True)
-            head.append(cell)
-        sheet.append(head)
-        money = set(found.money)
-        for row in found.rows:
-            cells: list[object] = list(row)
-            for column, value in enumerate(row):  # text, never a formula (an id may start =)
-                if isinstance(value, str) and value.startswith("="):
-                    text = WriteOnlyCell(sheet, value)
-                    text.data_type = "s"
-                    cells[column] = text
-            for column in money:
-                cell = WriteOnlyCell(sheet, row[column])  # type: ignore[arg-type]
-                cell.number_format = number_format
-                cells[column] = cell
-            sheet.append(cells)
-    workbook.save(path)
+    with written(path) as out:  # nothing half-written: no sheet made before it opens
+        workbook = Workbook(write_only=True)
+        for found in report_sheets(book, entries):
+            sheet = workbook.create_sheet(found.title)
+            sheet.freeze_panes = "A2"
+            for column, name in enumerate(found.header, start=1):
+                sheet.column_dimensions[get_column_letter(column)].width = max(12, len(name) + 2)
+            head = []
+            for name in found.header:
+                cell = WriteOnlyCell(sheet, name)
+                cell.font = Font(bold=True)
+                head.append(cell)
+            sheet.append(head)
+            money = set(found.money)
+            for row in found.rows:
+                cells: list[object] = list(row)
+                for column, value in enumerate(row):  # text, never a formula (an id may start =)
+                    if isinstance(value, str) and value.startswith("="):
+                        text = WriteOnlyCell(sheet, value)
+                        text.data_type = "s"
+                        cells[column] = text
+                for column in money:
+                    cell = WriteOnlyCell(sheet, row[column])  # type: ignore[arg-type]
+                    cell.number_format = number_format
+                    cells[column] = cell
+                sheet.append(cells)
+        workbook.save(out)
 
 
 def write_csv(book: Book, entries: Iterable[Entry], folder: Path) -> list[Path]:

@@ -1301,6 +1301,15 @@ class Checker:
             assert total(book, account, lambda p: p <= upto) == 0, (account, upto)
             if not later:
                 assert total(book, account) == 0, account
+        if not settings.triggers.periodic and not later_events:
+            # The close rounded the inventory accounts to the stock at standard: the valuation
+            # ties to them to the cent, with no pennies of the postings' rounding left over.
+            valued = sum((r.on_books for r in valuation(book)), ZERO)
+            prorated = sum(
+                (v for (_, e), v in book.balances.items() if e.startswith(PRORATED)), ZERO
+            )
+            inventoried = unsold_conversion_inventoried(book)
+            assert inventory_balance(book) - prorated - inventoried == valued, upto
 
     def reopen(self, event: Reopen, before: dict[str, Decimal]) -> None:
         """A reopen undoes its period's close: the entries it posted are negated (in the

@@ -439,3 +439,76 @@ events:
     (row,) = bom_accuracy(run_scenario(parse_scenario(text)), "2026-01").rows
     assert (row.received, row.theoretical, row.counted, row.actual) == (30, 10, -1, 11)
     assert row.ratio == D("0.1") and row.closing == 19
+
+
+PENNIES = """
+book: {{name: Pennies, currency: USD, triggers: purchase+completion, disposition: {disposition}}}
+items:
+  - {{id: M, kind: material, standard_cost: "0.3333"}}
+  - {{id: F, kind: finished, standard_cost: {{conversion: "0.00"}}}}
+boms:
+  - {{item: F, lines: [{{component: M, quantity: "1"}}]}}
+events:
+{events}
+"""
+
+
+def pennies(events: list[str], disposition: str = "cogs", after: tuple[str, ...] = ()) -> Book:
+    """The events on 5 January, the close of January, then ``after`` (on 2 February)."""
+    body = "\n".join(
+        [f"  - {{{e}, date: 2026-01-05}}" for e in events]
+        + ["  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}"]
+        + [f"  - {{{e}, date: 2026-02-02}}" for e in after]
+    )
+    text = PENNIES.format(disposition=disposition, events=body)
+    return run_scenario(parse_scenario(text, "pennies.yaml"))
+
+
+def standing(book: Book) -> dict[str, Decimal]:
+    return {account: value for account, value in book.account_balances().items() if value}
+
+
+def test_a_close_moves_the_pennies_of_rounding_to_the_rounding_variance() -> None:
+    """M at 0.3333: each posting rounds to the cent, so the accounts drift from quantity x
+    standard; the close brings them back and the pennies go to the rounding variance, which
+    its disposal disposes of (DESIGN §3: a residue is never silently lost)."""
+    # 3 M bought at once (RIP 1.00 = 3 x 0.3333 rounded), made one F at a time: RIP gives
+    # 0.33 three times. Before the close RIP holds 0.01 for no stock and FG 0.99 for 1.00:
+    # the close moves the cent from RIP to FG, and nothing is left to the variance.
+    purchase = "id: p, type: purchase, item: M, quantity: '3', unit_cost: '0.3333'"
+    book = pennies(
+        [purchase] + [f"id: c{n}, type: completion, item: F, quantity: '1'" for n in (1, 2, 3)]
+    )
+    (close,) = [e for e in book.journal if e.event == "close-jan"]
+    assert close.memo == "close 2026-01: inventory accounts rounded to the stock at standard"
+    assert {(ln.account.value, ln.amount) for ln in close.lines} == {
+        ("finished_goods", CENT),
+        ("raw_in_process", -CENT),
+    }
+    assert standing(book) == {
+        "accounts_payable": D("-1.00"),
+        "finished_goods": D("1.00"),
+    }
+    assert "rounding" not in book.period_variances("2026-01")
+    # 3 M bought one at a time (0.33 each) are worth 1.00: a favorable cent of rounding,
+    # written off to cost of goods sold (cogs) or kept on its own line (keep).
+    buys = [
+        f"id: p{n}, type: purchase, item: M, quantity: '1', unit_cost: '0.3333'" for n in (1, 2, 3)
+    ]
+    for disposition, left in (("cogs", {"cogs": -CENT}), ("keep", {"rounding_variance": -CENT})):
+        book = pennies(buys, disposition)
+        assert book.period_variances("2026-01")["rounding"] == -CENT
+        assert standing(book) == {
+            "accounts_payable": D("-0.99"),
+            "raw_in_process": D("1.00"),
+            **left,
+        }, disposition
+        assert "rounding of postings" not in valuation_table(book).columns[0]._cells
+    # a reopen takes the close back, the cent with it
+    reopened = pennies(
+        buys, after=("id: r, type: reopen, period: 2026-01, reason: a late invoice",)
+    )
+    assert standing(reopened) == {
+        "accounts_payable": D("-0.99"),
+        "raw_in_process": D("0.99"),
+    }

@@ -20,6 +20,7 @@ from decimal import Decimal, localcontext
 from typing import TypeVar
 
 from backflush.domain.model import (
+    INVENTORY_ACCOUNTS,
     Account,
     Close,
     Completion,
@@ -66,6 +67,9 @@ _NRV_ALLOWANCE = Account.NRV_ALLOWANCE
 _ON_HAND, _ITEM = operator.attrgetter("on_hand"), operator.attrgetter("item")
 #: Where a unit's value waits while it is not on the books.
 OFF_BOOK = (Account.ACCOUNTS_PAYABLE, Account.CONVERSION_ALLOCATED)
+#: Memo (after ``close PERIOD: ``) of the entry a close moves the pennies of the postings'
+#: rounding with, from the inventory accounts to the rounding variance.
+ROUNDED_TO_STANDARD = "inventory accounts rounded to the stock at standard"
 
 
 def on_book_change(old: Mapping[Key, Decimal], new: Mapping[Key, Decimal]) -> dict[Key, Decimal]:
@@ -488,13 +492,18 @@ class Book:
         right after a close (see :meth:`periodic_difference`)."""
         if self.master.items[item].kind is Kind.PHANTOM:
             return {}
-        standards_date = self.epoch if on is None else on
-        units, in_wip = self.held(item)
+        return self._valued(item, *self.held(item), self.epoch if on is None else on)
+
+    def _valued(
+        self, item: str, units: Decimal, in_wip: Decimal, on: dt.date
+    ) -> dict[Key, Decimal]:
+        """:meth:`stock_value` of ``units`` held as the holding of ``item`` says and ``in_wip``
+        in work in process (:meth:`held`), at the standards effective on ``on``."""
         found: dict[Key, Decimal] = {}
-        for account, element, amount in self.standards.holding(item, standards_date):
+        for account, element, amount in self.standards.holding(item, on) if units else ():
             found[(account, element)] = found.get((account, element), ZERO) + units * amount
         if in_wip:
-            total = self.standards.unit_cost(item, standards_date).total
+            total = self.standards.unit_cost(item, on).total
             key = (Account.WORK_IN_PROCESS, "")
             found[key] = found.get(key, ZERO) + in_wip * total
         return found
@@ -1010,6 +1019,7 @@ class Book:
         if adjustment is not None:
             self._post_entry(adjustment, record)
         self._periodic_inventory(period, last, event.id, record)
+        self._round_inventory(period, last, event.id, record)
         self._close_net_realisable_value(period, last, event.id, record)
         found = self.period_variances(period)
         prorating = any(
@@ -1056,6 +1066,61 @@ class Book:
             self.settings, targets, self.balances_through(period), date, event, period
         ):
             self._post_entry(entry, record)
+
+    def _round_inventory(self, period: str, date: dt.date, event: str, record: Recorded) -> None:
+        """Perpetual books: bring each inventory account (by element) to the stock it holds
+        at standard at the period end, each item's value rounded as the valuation rounds it.
+        Every posting rounds its lines to the cent, so the accounts drift from quantity x
+        standard by pennies (three units at 0.3333 put in one at a time: 0.99, not 1.00); the
+        close moves them to the rounding variance, which its disposal then disposes of (DESIGN
+        §3: a residue is never silently lost). Periodic books value RIP and FG exactly."""
+        if self.settings.triggers.periodic:
+            return
+        currency, mode = self.settings.currency, self.settings.rounding
+        stock, parts = self.on_hand_through(period), self.held_through(period)
+        targets: dict[Key, Decimal] = dict(self.unsold_conversion)  # inventoried at closes
+        for item in sorted(set(stock) | {item for item, _ in parts}):
+            if self.master.items[item].kind is Kind.PHANTOM:
+                continue
+            held = self._held(
+                stock.get(item, ZERO), *(parts.get((item, p), ZERO) for p in HELD_PARTS)
+            )
+            value = {
+                k: v for k, v in self._valued(item, *held, date).items() if k[0] not in OFF_BOOK
+            }
+            if not value:
+                continue
+            rounded = {key: round_money(amount, currency, mode) for key, amount in value.items()}
+            # the item's value rounded once, as the valuation shows it: the cent of the parts'
+            # rounding (where it has several on the books) goes to its largest part
+            residue = round_money(sum(value.values(), ZERO), currency, mode) - sum(
+                rounded.values(), ZERO
+            )
+            if residue:
+                largest = max(sorted(value), key=lambda key: abs(value[key]))
+                rounded[largest] += residue
+            for key, amount in rounded.items():
+                targets[key] = targets.get(key, ZERO) + amount
+        held_now = {
+            key: amount
+            for key, amount in self.balances_through(period).items()
+            if key[0] in INVENTORY_ACCOUNTS and not key[1].startswith(closing.PRORATED)
+        }
+        lines = [
+            Line(account, change, element)
+            for account, element in sorted(set(targets) | set(held_now))
+            if account in INVENTORY_ACCOUNTS
+            and (
+                change := targets.get((account, element), ZERO)
+                - held_now.get((account, element), ZERO)
+            )
+        ]
+        if lines:
+            residue = sum((line.amount for line in lines), ZERO)
+            if residue:
+                lines.append(Line(Account.ROUNDING_VARIANCE, -residue))
+            memo = f"close {period}: {ROUNDED_TO_STANDARD}"
+            self._post_entry(Entry(date, event, memo, tuple(lines)), record)
 
     def _unsold_conversion_entry(self, period: str, date: dt.date, event: str) -> Entry | None:
         """Inventory the standard conversion of finished units on hand that were costed only

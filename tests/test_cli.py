@@ -19,7 +19,7 @@ from backflush.cli import app
 from backflush.formats.scenario import read_scenario
 from backflush.reports.document import document
 from backflush.run import run_scenario
-from helpers import EXAMPLE_NAMES, EXAMPLES, ROOT, assert_matches_expected, dump_file
+from helpers import EXAMPLE_NAMES, EXAMPLES, ROOT, assert_matches_expected, downgrade, dump_file
 
 NORTHSHORE = EXAMPLES / "northshore.yaml"
 
@@ -492,10 +492,7 @@ def test_close_warns_about_consumption_still_waiting_for_stock(tmp_path: Path) -
 
 
 def test_init_brings_an_older_book_up_to_date_whatever_its_settings(tmp_path: Path) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    from backflush.store.repository import MIGRATIONS, Store
+    from backflush.store.repository import SCHEMA_REVISION, Store
 
     db = str(tmp_path / "old.db")
     runner = CliRunner()
@@ -503,16 +500,15 @@ def test_init_brings_an_older_book_up_to_date_whatever_its_settings(tmp_path: Pa
         runner.invoke(app, ["import", str(EXAMPLES / "northshore.yaml"), "--db", db]).exit_code == 0
     )
     store = Store(db)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with store.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0003")
+    downgrade(store, "0003")
     store.close()
     stale = runner.invoke(app, ["report", "--db", db, "--what", "margin"])
     assert stale.exit_code == 2 and "run `backflush init` to migrate" in stale.output
     migrated = runner.invoke(app, ["init", "--db", db])
-    assert migrated.exit_code == 0 and "schema up to date" in migrated.output
+    assert migrated.exit_code == 0
+    assert f"schema migrated from revision 0003 to {SCHEMA_REVISION}" in migrated.output
+    again = runner.invoke(app, ["init", "--db", db])
+    assert f"schema up to date (revision {SCHEMA_REVISION})" in again.output
     shown = runner.invoke(app, ["report", "--db", db, "--what", "margin"])
     assert shown.exit_code == 0 and "5,390,000.00" in shown.output  # sums made by the upgrade
     other = runner.invoke(app, ["init", "--db", db, "--name", "Other"])

@@ -64,7 +64,14 @@ from backflush.reports.statements import statements_table
 from backflush.reports.throughput import throughput_table
 from backflush.reports.workbook import write_csv, write_workbook
 from backflush.run import run_scenario
-from backflush.store.repository import Imported, Store, StoreError, database_url, display_url
+from backflush.store.repository import (
+    SCHEMA_REVISION,
+    Imported,
+    Store,
+    StoreError,
+    database_url,
+    display_url,
+)
 
 app = typer.Typer(
     name="backflush",
@@ -219,8 +226,12 @@ def init(
         if not settings_given:  # an existing book is only migrated, whatever its settings
             existing = Store(db)
             if existing.initialized():
-                existing.migrate()
-                out.print(f"book at {escape(existing.display_url)}: schema up to date")
+                before = existing.migrate()
+                where = f"book at {escape(existing.display_url)}: schema"
+                if before == SCHEMA_REVISION:
+                    out.print(f"{where} up to date (revision {before})")
+                else:
+                    out.print(f"{where} migrated from revision {before} to {SCHEMA_REVISION}")
                 return
         if settings_from is not None:
             settings = read_scenario(settings_from).settings

@@ -699,10 +699,10 @@ class Store:
 
     # ------------------------------------------------------------ schema and settings
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration."""
+    def migrate(self) -> str | None:
+        """Bring the schema to the newest migration; the revision it was at (None: none)."""
         with self._migrating() as conn:
-            self._migrate(conn)
+            return self._migrate(conn)
 
     def _migrating(self) -> AbstractContextManager[Connection]:
         """A write transaction that migrates first: the schema is checked again after it
@@ -711,12 +711,13 @@ class Store:
         return self.transaction(write=True)
 
     @staticmethod
-    def _migrate(conn: Connection) -> None:
+    def _migrate(conn: Connection) -> str | None:
         """Run the migrations on ``conn``, inside its transaction: when that transaction is
-        rolled back, so is the schema it made."""
+        rolled back, so is the schema it made. Returns the revision the schema was at."""
         from alembic import command
         from alembic.config import Config
 
+        before = Store._revision(conn)
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = conn
@@ -724,6 +725,7 @@ class Store:
         # The schema is current now: the transaction bumps the revision at its end, so a
         # book kept elsewhere is stale after a migration (which may have changed data).
         conn.info[_CHECKED] = True
+        return before
 
     @staticmethod
     def _revision(conn: Connection) -> str | None:

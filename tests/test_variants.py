@@ -13,9 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from backflush.cli import app
-from backflush.domain.model import Policy
+from backflush.domain.model import Account, Policy
 from backflush.domain.money import ZERO
 from backflush.formats.scenario import parse_scenario, read_scenario
+from backflush.reports.flags import standard_cogs
 from backflush.reports.statements import statements
 from backflush.reports.throughput import throughput
 from backflush.reports.variants import compare_variants, explain
@@ -271,3 +272,40 @@ def test_reports_as_csv_files_with_exact_decimals(tmp_path: Path) -> None:
     assert journal[0]["date"] == "2026-01-02" and journal[0]["event"] == "p1"
     debits = sum(D(r["debit"] or 0) for r in journal)
     assert debits == sum(D(r["credit"] or 0) for r in journal)
+
+
+def test_units_sold_are_costed_at_the_standards_each_sale_used() -> None:
+    """M's standard rises from 2.00 to 3.00 on 15 January (F: 1 M + 1.00 conversion). Four F
+    sold on the 10th took 4 x 3.00 to COGS, one sold on the 20th 4.00: 16.00, of which
+    material 4 x 2.00 + 3.00 = 11.00 (conversion, of no element, 5.00), not the 15.00 of
+    five at the month's end. Throughput, the red flags and a prorated disposal read it so."""
+    text = """
+book: {name: TP, currency: USD, triggers: purchase+completion, disposition: cogs}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: "1.00"}}
+boms:
+  - {item: F, lines: [{component: M, quantity: "1"}]}
+cost_sets:
+  - {name: up, effective: 2026-01-15, materials: {M: "3.00"}}
+events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: "10", unit_cost: "2.00"}
+  - {id: c1, date: 2026-01-03, type: completion, item: F, quantity: "10"}
+  - {id: s1, date: 2026-01-10, type: sale, item: F, quantity: "4", unit_price: "10.00"}
+  - {id: s2, date: 2026-01-20, type: sale, item: F, quantity: "1", unit_price: "10.00"}
+  - {id: cv, date: 2026-01-31, type: conversion, amount: "10.00"}
+"""
+    book = run_scenario(parse_scenario(text, "tp.yaml"))
+    cogs = [ln.amount for e in book.journal for ln in e.lines if ln.account.value == "cogs"]
+    assert cogs == [D(12), D(4)]
+    assert book.sold_at_standard("2026-01") == {"material": D(11), "": D(5)}
+    assert throughput(book, "2026-01").material_sold == D(11)
+    assert standard_cogs(book, "2026-01") == D(16)
+    assert book.standard_content("2026-01")[Account.COGS] == {"material": D(11), "": D(5)}
+    # a reversal takes its sale's cost back out
+    undone = run_scenario(
+        parse_scenario(
+            text + "  - {id: r1, date: 2026-01-25, type: reversal, reverses: s2}\n", "tp.yaml"
+        )
+    )
+    assert undone.sold_at_standard("2026-01") == {"material": D(8), "": D(4)}

@@ -426,9 +426,26 @@ class Book:
                     add(account, {e: v * amount / total for e, v in elements.items()}, units)
         for (account, element), amount in self.unsold_conversion.items():
             add(account, {element: amount}, Decimal(1))  # unsold goods' conversion inventoried
+        add(Account.COGS, self.sold_at_standard(period), Decimal(1))
+        return found
+
+    def sold_at_standard(self, period: str) -> dict[str, Decimal]:
+        """Standard cost of the units sold in ``period`` by element, each sale at the
+        standards it was costed at. Sales that costed nothing (periodic books: the close
+        values the stock) or were posted before books kept what they cost: at the standards
+        in force at the period end."""
+        found = {
+            key.removeprefix(closing.SOLD): value
+            for key, value in self.statistics.get(period, {}).items()
+            if key.startswith(closing.SOLD)
+        }
+        if found:
+            return found
+        on = period_bounds(period)[1]
         for (item, flow), quantity in sorted(self.flows.get(period, {}).items()):
             if flow == "sold" and quantity:
-                add(Account.COGS, self.standards.unit_cost(item, on).by_element(), -quantity)
+                for element, amount in self.standards.unit_cost(item, on).by_element().items():
+                    found[element] = found.get(element, ZERO) - quantity * amount
         return found
 
     def account_balances(self) -> dict[str, Decimal]:

@@ -55,6 +55,11 @@ ACTUAL_HOURS = "actual_hours:"  # + work center + ":" + element ("" = every elem
 ACTUAL_COST = "actual_cost:"  # + work center + ":" + element
 STANDARD_HOURS = "standard_hours:"  # + work center
 HOURS_STATISTICS = (ACTUAL_HOURS, ACTUAL_COST, STANDARD_HOURS)
+#: Standard cost of the units sold, at the standards each sale was costed at (+ element:
+#: ``sold:material``, ``sold:labor``, ...): what cost of goods sold took, by element.
+SOLD = "sold:"
+#: Statistics that are no variance.
+NOT_VARIANCES = (*HOURS_STATISTICS, SOLD)
 
 
 def hours_variances(statistics: Mapping[str, Decimal], rates: Rates) -> dict[str, Decimal]:
@@ -123,7 +128,7 @@ def variances(
         if total(account):
             found[key] = total(account)
     for key, value in sorted(statistics.items()):
-        if value and not key.startswith(HOURS_STATISTICS):
+        if value and not key.startswith(NOT_VARIANCES):
             found[key] = value
     return found
 

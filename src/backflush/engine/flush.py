@@ -37,7 +37,7 @@ from backflush.domain.model import (
     ShortageEntry,
 )
 from backflush.domain.money import CONTEXT, ROUNDING_MODES, ZERO, fmt, quantum, totals
-from backflush.engine.close import ACTUAL_COST, ACTUAL_HOURS, STANDARD_HOURS
+from backflush.engine.close import ACTUAL_COST, ACTUAL_HOURS, SOLD, STANDARD_HOURS
 from backflush.engine.standards import (
     Consumption,
     Holding,
@@ -520,6 +520,8 @@ def _sale(event: Sale, ctx: Context, effects: Effects) -> None:
         builder.add_holding(ctx.standards.holding(event.item, event.date), event.quantity)
         builder.add(Account.COGS, event.quantity * cost.total, item=event.item)
         _emit(effects, ctx, builder)
+        for element, amount in cost.by_element().items():
+            effects.memo.append((SOLD + element, event.quantity * amount))
     if event.unit_price is not None:
         revenue = EntryBuilder(event.date, event.id, f"revenue {fmt(event.quantity)} {event.item}")
         revenue.add(Account.ACCOUNTS_RECEIVABLE, event.quantity * event.unit_price)

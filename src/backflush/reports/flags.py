@@ -375,8 +375,8 @@ def at_standard(book: Book, period: str, flow: str) -> dict[str, Decimal]:
 
 
 def standard_cogs(book: Book, period: str) -> Decimal:
-    """Units sold in ``period`` x the standard unit cost in force at its end."""
-    return -sum(at_standard(book, period, "sold").values(), ZERO)
+    """Standard cost of the units sold in ``period``, as the sales were costed."""
+    return sum(book.sold_at_standard(period).values(), ZERO)
 
 
 def watched_variances(book: Book, period: str) -> dict[str, Decimal]:

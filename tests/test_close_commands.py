@@ -3,6 +3,7 @@ list | retry | resolve, and the exceptions policy of ``backflush close``."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -166,6 +167,10 @@ def test_closing_again_with_the_id_of_an_undone_close_is_refused(tmp_path: Path)
     db = january(tmp_path, "warn")
     assert cli("close", "2026-01", "--db", db, "--id", "close-jan").exit_code == 0  # warns
     ok("reopen", "2026-01", "--reason", "late invoice", "--db", db, "--id", "reopen-jan")
+    # undated, a reopen is dated the period's last day (not today, months later, which would
+    # be the book's last event and hold back a release of standards dated before it)
+    (reopened,) = Store(str(db)).load().reopened("2026-01")
+    assert (reopened.event, reopened.date) == ("reopen-jan", dt.date(2026, 1, 31))
     message = refused("close", "2026-01", "--db", db, "--id", "close-jan")
     assert message == (
         "error: close close-jan of 2026-01 was undone by reopen-jan; the period is open: close it "

@@ -420,7 +420,7 @@ def add_routes(
         period: Period, request: Request, token: Accountant, key: IdempotencyKey = None
     ) -> Any:
         """Reopen the latest closed period (``backflush reopen``): its close is negated.
-        Body: ``reason`` (required), ``date`` (default today), ``id``."""
+        Body: ``reason`` (required), ``date`` (default: the period's last day), ``id``."""
         _period(period)
         raw = await _body(request)
         body: ReopenBody = _parsed(raw, ReopenBody)
@@ -432,7 +432,7 @@ def add_routes(
                 "type": "reopen",
                 "period": period,
                 "reason": body.reason,
-                "date": (body.date or dt.date.today()).isoformat(),
+                "date": (body.date or m.period_bounds(period)[1]).isoformat(),
             }
 
         return await post_one(token, key, request, raw, await run_in_threadpool(go))

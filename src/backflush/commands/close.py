@@ -101,7 +101,14 @@ def reopen(
     period: Annotated[str, typer.Argument(help="YYYY-MM: the latest closed period.")],
     reason: ReasonOption,
     db: DbOption = DEFAULT_DB,
-    date: DateOption = None,
+    date: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="Date of the event (YYYY-MM-DD); default: the period's last day (its "
+            "close's entries are negated on the dates the close gave them).",
+        ),
+    ] = None,
     event_id: IdOption = None,
 ) -> None:
     """Reopen the latest closed period: its close is negated and it accepts postings again."""
@@ -114,7 +121,7 @@ def reopen(
         store = Store(db, create=False)
         book = store.load()
         given = event_id or f"reopen-{period}-{len(book.reopened(period)) + 1}"
-        on = _date(date, "--date")
+        on = m.period_bounds(period)[1] if date is None else _date(date, "--date")
         raw = {"type": "reopen", "period": period, "reason": reason, "date": on.isoformat()}
         event, applied = _post(store, book, raw, given)
         if not applied:

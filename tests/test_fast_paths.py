@@ -172,15 +172,19 @@ def test_summarize_adds_to_what_was_there() -> None:
 
 
 def test_json_lines_with_a_byte_order_mark(tmp_path: Path) -> None:
-    """The decoder made once refuses what json.loads refuses, with its words."""
+    """A byte order mark opening the file (as Windows tools write one) is read past, as in a
+    CSV file; one opening a later line is refused, as json.loads refuses it."""
     scenario = read_scenario(EXAMPLES / "potter.yaml")
     path = tmp_path / "events.jsonl"
-    row = '{"id": "p1", "date": "2026-01-05", "type": "conversion", "amount": "1.00"}\n'
+    row = '{"id": "p1", "date": "2026-01-05", "type": "conversion", "amount": "1.00"}\r\n'
     path.write_text("\ufeff" + row + row.replace("p1", "p2"), encoding="utf-8")
+    found = list(read_events(path, scenario.master, scenario.settings))
+    assert [event.id for _, event in found] == ["p1", "p2"]
+    path.write_text(row + "\ufeff" + row.replace("p1", "p2"), encoding="utf-8")
     with pytest.raises(InputError) as error:
         list(read_events(path, scenario.master, scenario.settings))
     assert error.value.problems == [
-        f"{path}:1: malformed JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) (column 1)"
+        f"{path}:2: malformed JSON: a byte order mark (U+FEFF) opens the line (column 1)"
     ]
 
 

@@ -471,9 +471,9 @@ def _events_from_lines(
     try:
         if source == "-":
             stream = getattr(sys.stdin, "buffer", None)
-            text = stream.read().decode("utf-8") if stream is not None else sys.stdin.read()
+            text = stream.read().decode("utf-8-sig") if stream is not None else sys.stdin.read()
         else:
-            text = Path(source).read_bytes().decode("utf-8")
+            text = Path(source).read_bytes().decode("utf-8-sig")  # a BOM (Windows tools)
     except OSError as error:
         raise InputError([f"{name}: cannot read: {error.strerror}"]) from None
     except UnicodeDecodeError:

@@ -141,8 +141,8 @@ _DECODER = json.JSONDecoder(
 
 def _loads(line: str) -> Any:
     """``json.loads`` of ``line`` as above, through :data:`_DECODER` (per row)."""
-    if line.startswith("\ufeff"):  # as json.loads refuses it
-        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", line, 0)
+    if line.startswith("\ufeff"):  # as json.loads refuses it (one opening the file is read)
+        raise json.JSONDecodeError("a byte order mark (U+FEFF) opens the line", line, 0)
     return _DECODER.decode(line)
 
 
@@ -154,8 +154,8 @@ def _json_rows(path: Path) -> Iterator[Row]:
     with stream:
         for number, data in enumerate(stream, 1):
             where = f"{path}:{number}"
-            try:
-                line = data.decode("utf-8")
+            try:  # a BOM that opens the file (as Windows tools write it) is no content
+                line = data.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError:
                 yield where, "not UTF-8 text"
                 continue

@@ -56,6 +56,24 @@ def service(db_url: str) -> Iterator[Service]:
         store.close()
 
 
+def test_an_event_sent_again_names_who_recorded_it(service: Service) -> None:
+    """Another token sending an event already recorded is told who recorded it, not itself;
+    a batch holding an event twice names itself for the second."""
+    operator, accountant = service.as_(Role.operator), service.as_(Role.accountant)
+    assert service.client.post("/events", json=COMPLETION, headers=operator).status_code == 201
+    response = service.client.post("/events", json=COMPLETION, headers=accountant)
+    assert (response.status_code, response.json()["recorded_by"]) == (200, "operator")
+    batch = [COMPLETION, {**COMPLETION, "id": "c2"}, {**COMPLETION, "id": "c2"}]
+    response = service.client.post("/events/batch", json=batch, headers=accountant)
+    assert response.status_code == 201, response.text
+    assert response.json()["recorded_by"] == "accountant"  # who sent the batch
+    assert [(e["applied"], e.get("recorded_by")) for e in response.json()["events"]] == [
+        (False, "operator"),
+        (True, None),
+        (False, "accountant"),
+    ]
+
+
 def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM
@@ -477,6 +495,12 @@ def test_hostile_input_is_a_problem_not_a_crash(service: Service) -> None:
         "/events", content=text, headers={**writer, "Content-Type": "application/json"}
     )
     assert response.status_code in (400, 422), response.text
+    long = json.dumps(huge).replace('"quantity": 1', '"quantity": ' + "9" * 5000)
+    response = service.client.post(
+        "/events", content=long, headers={**writer, "Content-Type": "application/json"}
+    )
+    detail = _problem(response, 400)["detail"]
+    assert detail == "malformed JSON: an integer of 5,000 digits (at most 4,300)", detail
     for path in ("/journal?after=99999999999999999999999", "/events/a%00b", "/events/a%E2%80%AEb"):
         response = service.client.get(path, headers=writer)
         assert response.status_code in (404, 422), (path, response.text)

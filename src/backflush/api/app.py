@@ -51,7 +51,9 @@ from backflush.reports.drilldown import (
     entry_drilldown,
     summary_entry_document,
 )
+from backflush.store import schema as t
 from backflush.store.repository import (
+    RECORDED_IN_GROUP,
     Answer,
     Key,
     KeyReused,
@@ -378,6 +380,16 @@ def _constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+#: Most digits of an integer in a body (Python's own limit on reading one).
+MAX_DIGITS = 4300
+
+
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise ValueError(f"an integer of {len(text):,} digits (at most {MAX_DIGITS:,})")
+    return int(text)
+
+
 async def limited_body(request: Request, limit: int) -> bytes | None:
     """The request body, or None as soon as it is over ``limit`` bytes: what is sent beyond
     that is never read into memory (a chunked body has no Content-Length to check)."""
@@ -405,7 +417,11 @@ async def _read_json(request: Request, *, empty: Any = None) -> Any:
     try:
         text = body.decode("utf-8")
         return json.loads(
-            text, parse_float=Decimal, parse_constant=_constant, object_pairs_hook=unique_keys
+            text,
+            parse_float=Decimal,
+            parse_int=_integer,
+            parse_constant=_constant,
+            object_pairs_hook=unique_keys,
         )
     except UnicodeDecodeError:
         detail = "the body is not UTF-8 text"
@@ -537,16 +553,25 @@ async def _post(
         built[:] = _events(book.settings, book.master, token, raws, batch)
         return built
 
-    def done(_conn: Connection, applied: list[bool]) -> Answer:
-        rows = [
-            {"id": e.id, "type": e.type, "applied": a} for e, a in zip(built, applied, strict=True)
+    def done(conn: Connection, applied: list[bool]) -> Answer:
+        pairs = list(zip(built, applied, strict=True))
+        # An event already recorded names who recorded it: perhaps another token, or this
+        # request itself, earlier in a batch, or another request of the group commit (their
+        # rows are written after the group).
+        earlier = _recorded_by(conn, [e.id for e, a in pairs if not a])
+        earlier |= conn.info.get(RECORDED_IN_GROUP, {})
+        earlier |= {e.id: token.name for e, a in pairs if a}
+        rows: list[dict[str, Any]] = [
+            {"id": e.id, "type": e.type, "applied": a}
+            | ({} if a else {"recorded_by": earlier.get(e.id)})
+            for e, a in pairs
         ]
         body: dict[str, Any] = (
             {"events": rows, "applied": sum(applied), "already_recorded": len(rows) - sum(applied)}
             if batch
             else rows[0]
         )
-        body["recorded_by"] = token.name
+        body.setdefault("recorded_by", token.name)  # a batch: who sent it
         return Answer(201 if any(applied) else 200, body)
 
     ids = [r["id"] for r in raws if isinstance(r, dict) and isinstance(r.get("id"), str)]
@@ -563,6 +588,17 @@ async def _post(
         raise Problem(
             422, "posting-refused", f"{error}; nothing was written", _refused_at(error, batch)
         ) from None
+
+
+def _recorded_by(conn: Connection, ids: list[str]) -> dict[str, str | None]:
+    """Who recorded each of the events ``ids`` (None: recorded before books kept it)."""
+    found: dict[str, str | None] = {}
+    for start in range(0, len(ids), 500):  # within SQLite's limit of bound parameters
+        query = sa.select(t.events.c.id, t.events.c.recorded_by).where(
+            t.events.c.id.in_(ids[start : start + 500])
+        )
+        found.update({row.id: row.recorded_by for row in conn.execute(query)})
+    return found
 
 
 def _refused_at(error: Exception, batch: bool, field: str = "") -> list[dict[str, str]]:

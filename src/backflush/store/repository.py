@@ -56,6 +56,9 @@ WRITE = "backflush_write"
 #: Key in ``Connection.info`` of (revision, created_at) of the book after a write
 #: transaction's bump, taken as its first statement after the lock (see Store.transaction).
 BUMPED = "backflush_bumped"
+#: Key in ``Connection.info``, while a group of postings is posted: who recorded each event
+#: that postings earlier in the group applied (their rows are written after the group).
+RECORDED_IN_GROUP = "backflush_recorded_in_group"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
 SCHEMA_REVISION = "0010"
@@ -682,6 +685,7 @@ class Store:
                         conn.info.pop(BUMPED, None)
                         conn.info.pop(_CHECKED, None)
                         conn.info.pop(_PIPELINE, None)
+                        conn.info.pop(RECORDED_IN_GROUP, None)
 
     def _retrying(self, work: Callable[[], _T]) -> _T:
         """``work`` (one whole write transaction) run again, a bounded number of times after
@@ -1539,6 +1543,8 @@ class Store:
         kept_answers: list[tuple[Key, Answer]] = []
         posted_by: list[str | None] = []
         answered = False  # a posting's done was called: it may have written something
+        recorded_in_group: dict[str, str | None] = {}
+        conn.info[RECORDED_IN_GROUP] = recorded_in_group
         for index, posting in group:
             try:
                 events = list(posting.events(conn, book, kept.memo))
@@ -1578,6 +1584,8 @@ class Store:
                 answers[(posting.key.owner, posting.key.key)] = (posting.key.digest, outcome)
                 kept_answers.append((posting.key, outcome))
             outcomes[index] = outcome
+            for record in book.changes.events[len(posted_by) :]:
+                recorded_in_group[record.event.id] = posting.recorded_by
             posted_by += [posting.recorded_by] * (len(book.changes.events) - len(posted_by))
         changes = book.take_changes()
         if not (changes.events or answered):  # every posting refused or replayed

@@ -245,6 +245,20 @@ def test_an_id_with_slashes_has_its_pages(tmp_path: Path) -> None:
             assert page.status_code == 200 and "PO/2026/0001" in page.text
 
 
+def test_a_bad_query_gets_a_page_that_says_so(northshore: Site) -> None:
+    """A browser is answered with a page (not a problem document) naming what is wrong."""
+    with client_for(northshore, Role.viewer) as client:
+        for query, message in (
+            ("after=abc", "after: expected an entry number, got &#39;abc&#39;"),
+            ("period=2026-13", "period: expected YYYY-MM"),
+        ):
+            refused = client.get(f"/ui/journal?{query}")
+            assert refused.status_code == 422, query
+            assert refused.headers["content-type"].startswith("text/html"), query
+            assert message in refused.text, refused.text
+        assert client.get("/ui/journal?after=1").status_code == 200
+
+
 # ---------------------------------------------------------------- sign-in, roles and CSRF
 
 

@@ -426,12 +426,17 @@ def web_router(
     def journal(
         session: UiSession,
         period: Annotated[str | None, Query(max_length=7)] = None,
-        after: Annotated[int | None, Query(ge=0, le=MAX_ENTRY_NO)] = None,
+        after_entry: Annotated[str | None, Query(alias="after", max_length=20)] = None,
     ) -> HTMLResponse:
         if period is not None and not period:
             period = None
         if period is not None and not _PERIOD.match(period):
             raise _Refused(422, "period: expected YYYY-MM")
+        after = None  # checked here, so that a bad one gets a page, not a problem document
+        if after_entry:
+            if not after_entry.isdecimal() or int(after_entry) > MAX_ENTRY_NO:
+                raise _Refused(422, f"after: expected an entry number, got {after_entry!r}")
+            after = int(after_entry)
         book, numbered, total = store.journal_page(period, PAGE + 1, after)
         currency = book.settings.currency
         shown = numbered[:PAGE]

@@ -266,7 +266,7 @@ def test_reports_as_csv_with_exact_decimals_and_throughput_as_json(service: Serv
     rows = list(csv.reader(io.StringIO(response.text)))
     assert rows[0] == ["account", "debit", "credit"]
     # 100 M bought at 2.0007: 200.07, 60 of them at 2.00 standard into W
-    assert ["finished_goods", "420", ""] in rows
+    assert ["finished_goods", "420.00", ""] in rows  # money to the cent, as JSON writes it
     assert ["purchase_price_variance", "0.07", ""] in rows
     json_form = service.client.get("/reports/trial-balance", headers=viewer).json()
     debits = {a["account"]: Decimal(a["debit"]) for a in json_form["accounts"]}

@@ -174,7 +174,7 @@ def test_valuation_files_show_the_consumption_waiting_for_stock(tmp_path: Path) 
         rows = {r["item"]: r for r in csv.DictReader(handle)}
     pcb = rows["PCB"]
     assert (pcb["on hand"], pcb["waiting"], pcb["unit standard"], pcb["on books"]) == (
-        "0", "500", "12", "-6000",
+        "0", "500", "12.00", "-6000.00",
     )  # fmt: skip
     assert rows["ROUTER"]["waiting"] == "0"
     assert cli("report", "--db", db, "--xlsx", tmp_path / "r.xlsx").exit_code == 0

@@ -30,7 +30,7 @@ from backflush.reports.statements import statements
 from backflush.reports.tables import trial_balance_rows, valuation
 from backflush.reports.throughput import ROWS as THROUGHPUT_ROWS
 from backflush.reports.throughput import throughput
-from backflush.reports.workbook import csv_text, report_sheets
+from backflush.reports.workbook import csv_rows, report_sheets
 
 
 class ReportKind(StrEnum):
@@ -81,13 +81,10 @@ CSV_SHEETS = {
 
 
 def csv_report(book: Book, kind: ReportKind) -> str:
-    """The report ``kind`` as CSV text: its workbook sheet's header and rows, decimals exactly
-    as the book holds them, dates as ISO 8601."""
+    """The report ``kind`` as CSV text: its workbook sheet (:func:`csv_rows`)."""
     (sheet,) = [s for s in report_sheets(book, []) if s.title == CSV_SHEETS[kind]]
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow(sheet.header)
-    writer.writerows([csv_text(value) for value in row] for row in sheet.rows)
+    csv.writer(text, lineterminator="\r\n").writerows(csv_rows(sheet, book.settings.currency))
     return text.getvalue()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,9 +17,10 @@ from openpyxl.utils import get_column_letter
 
 from backflush.book import Book
 from backflush.domain.model import Entry
-from backflush.domain.money import ZERO, fmt, minor_units
+from backflush.domain.money import ZERO, decimals, fmt, minor_units
 from backflush.formats.output import written
 from backflush.reports.analysis import margins, variance_rows
+from backflush.reports.document import money as money_text
 from backflush.reports.flags import red_flags
 from backflush.reports.tables import valuation
 from backflush.reports.throughput import ROWS as THROUGHPUT_ROWS
@@ -189,17 +190,31 @@ def write_workbook(book: Book, entries: Iterable[Entry], path: Path) -> None:
 
 def write_csv(book: Book, entries: Iterable[Entry], folder: Path) -> list[Path]:
     """The reports as CSV files in ``folder``, one per report (``trial_balance.csv``, ...):
-    decimals written exactly as the book holds them, dates as ISO 8601."""
+    :func:`csv_rows`."""
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    paths = []
     for found in report_sheets(book, entries):
         path = folder / (found.title.lower().replace(" ", "_") + ".csv")
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(found.header)
-            writer.writerows([csv_text(value) for value in row] for row in found.rows)
-        written.append(path)
-    return written
+            writer.writerows(csv_rows(found, book.settings.currency))
+        paths.append(path)
+    return paths
+
+
+def csv_rows(sheet: Sheet, currency: str) -> Iterator[list[str]]:
+    """``sheet`` as CSV rows, its header first: decimals exactly as the book holds them,
+    money at least to the currency's minor unit (3346.00, as JSON writes it; an unrounded
+    figure keeps its further digits), dates as ISO 8601."""
+    yield list(sheet.header)
+    places, money = minor_units(currency), set(sheet.money)
+    for row in sheet.rows:
+        found = [csv_text(value) for value in row]
+        for column in money:
+            value = row[column]
+            if isinstance(value, Decimal) and decimals(value) < places:
+                found[column] = money_text(value, currency)
+        yield found
 
 
 def csv_text(value: Cell) -> str:

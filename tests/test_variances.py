@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from backflush.formats.inputs import InputError
 from backflush.formats.scenario import parse_scenario, read_scenario
 from backflush.reports.accuracy import bom_accuracy
 from backflush.reports.document import document
-from backflush.reports.tables import valuation_table
+from backflush.reports.html import period_report_html
+from backflush.reports.tables import valuation_reconciliation, valuation_table
 from backflush.run import run_scenario
 from backflush.store.repository import Store
 from helpers import EXAMPLES
@@ -512,3 +514,12 @@ def test_a_close_moves_the_pennies_of_rounding_to_the_rounding_variance() -> Non
         "accounts_payable": D("-0.99"),
         "raw_in_process": D("0.99"),
     }
+    # the valuation reconciles to the accounts in every form, the pennies shown while open
+    rows = valuation_table(reopened).columns[0]._cells
+    assert rows[-2:] == ["inventory accounts", "rounding of postings"]
+    assert valuation_reconciliation(reopened, D("1.00")) == [
+        ("inventory accounts", "", D("0.99")),
+        ("rounding of postings", "", D("-0.01")),
+    ]
+    page = period_report_html(reopened, 4)
+    assert re.search(r"<td>rounding of postings</td>(<td[^>]*></td>){4}<td[^>]*>-0.01</td>", page)

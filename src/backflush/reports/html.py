@@ -23,7 +23,13 @@ from backflush.reports.charts import Chart
 from backflush.reports.document import gross_margin
 from backflush.reports.statements import ROWS as STATEMENT_ROWS
 from backflush.reports.statements import statements
-from backflush.reports.tables import _amount, _quantity, _unit, valuation
+from backflush.reports.tables import (
+    _amount,
+    _quantity,
+    _unit,
+    valuation,
+    valuation_reconciliation,
+)
 
 CAPTIONS = {
     Chart.waterfall: "From the standard gross margin of {period} to its income, variance by "
@@ -128,6 +134,10 @@ def context(book: Book, events: int) -> dict[str, object]:
             "total",
         )
     )
+    # to the inventory accounts of the balance sheet, as the terminal's table reconciles
+    for label, where, value in valuation_reconciliation(book, on_total):
+        style = "total" if label == "inventory on the books" else ""
+        stock.append(Row(label, [where, "", "", "", amount(value, currency), ""], style))
 
     by_period = {p: book.period_variances(p) for p in periods}
     keys = list(dict.fromkeys(k for p in periods for k in by_period[p]))

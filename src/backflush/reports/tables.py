@@ -214,39 +214,47 @@ def valuation_table(book: Book, items: Callable[[str], bool] | None = None) -> T
     )
     if items is not None:
         return table
+    for label, account, amount in valuation_reconciliation(book, on_total):
+        bold = label == "inventory on the books"
+        table.add_row(
+            label, account, *blank, _amount(amount, currency), "", style="bold" if bold else None
+        )
+    return table
+
+
+def valuation_reconciliation(book: Book, on_books: Decimal) -> list[tuple[str, str, Decimal]]:
+    """What takes the valuation's total on the books (``on_books``) to the inventory accounts
+    of the trial balance, as (label, account, amount) rows: variances prorated into inventory,
+    unsold conversion inventoried, their sum; then the inventory accounts and the rounding of
+    the postings since the last close (a periodic book: what RIP and FG hold now and what the
+    next close moves)."""
+    rows: list[tuple[str, str, Decimal]] = []
     prorated = {
         (account, element.removeprefix(PRORATED)): value
         for (account, element), value in book.balances.items()
         if value and element.startswith(PRORATED)
     }
     for (account, pool), amount in sorted(prorated.items()):
-        table.add_row(
-            f"{pool} variance prorated", account.value, *blank, _amount(amount, currency), ""
-        )
+        rows.append((f"{pool} variance prorated", account.value, amount))
     inventoried = unsold_conversion_inventoried(book)
     if inventoried:
-        label = "unsold conversion inventoried at close"
-        table.add_row(label, "", *blank, _amount(inventoried, currency), "")
+        rows.append(("unsold conversion inventoried at close", "", inventoried))
+    total = on_books + sum(prorated.values(), ZERO) + inventoried
     if prorated or inventoried:
-        total = on_total + sum(prorated.values(), ZERO) + inventoried
-        table.add_row(
-            "inventory on the books", "", *blank, _amount(total, currency), "", style="bold"
-        )
+        rows.append(("inventory on the books", "", total))
     if book.settings.triggers.periodic:
         # Between closes a periodic book's RIP and FG are not at quantities x standard: say
         # what they hold and what the next close would move (zero right after a close).
-        held = book.periodic_held()
-        table.add_row("RIP+FG now", "", *blank, _amount(held, currency), "")
-        table.add_row("to close", "", *blank, _amount(book.periodic_difference(), currency), "")
-        return table
-    # The reconciliation: what the inventory accounts hold (trial balance) against the
-    # stock at standard; a difference is the rounding of the postings, item by item.
+        rows.append(("RIP+FG now", "", book.periodic_held()))
+        rows.append(("to close", "", book.periodic_difference()))
+        return rows
+    # What the inventory accounts hold (trial balance) against the stock at standard: a
+    # difference is the rounding of the postings since the last close, item by item.
     on_accounts = inventory_balance(book)
-    difference = on_accounts - on_total - sum(prorated.values(), ZERO) - inventoried
-    table.add_row("inventory accounts", "", *blank, _amount(on_accounts, currency), "")
-    if difference:
-        table.add_row("rounding of postings", "", *blank, _amount(difference, currency), "")
-    return table
+    rows.append(("inventory accounts", "", on_accounts))
+    if on_accounts != total:
+        rows.append(("rounding of postings", "", on_accounts - total))
+    return rows
 
 
 def unsold_conversion_inventoried(book: Book) -> Decimal:

@@ -1099,11 +1099,11 @@ class Book:
         for item in sorted(set(stock) | {item for item, _ in parts}):
             if self.master.items[item].kind is Kind.PHANTOM:
                 continue
-            held = self._held(
+            placed = self._held(
                 stock.get(item, ZERO), *(parts.get((item, p), ZERO) for p in HELD_PARTS)
             )
             value = {
-                k: v for k, v in self._valued(item, *held, date).items() if k[0] not in OFF_BOOK
+                k: v for k, v in self._valued(item, *placed, date).items() if k[0] not in OFF_BOOK
             }
             if not value:
                 continue

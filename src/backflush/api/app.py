@@ -385,8 +385,9 @@ MAX_DIGITS = 4300
 
 
 def _integer(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_DIGITS:
-        raise ValueError(f"an integer of {len(text):,} digits (at most {MAX_DIGITS:,})")
+    digits = len(text.lstrip("-"))
+    if digits > MAX_DIGITS:
+        raise ValueError(f"an integer of {digits:,} digits (at most {MAX_DIGITS:,})")
     return int(text)
 
 

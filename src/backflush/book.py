@@ -391,8 +391,8 @@ class Book:
 
     def standard_content(self, period: str) -> dict[Account, dict[str, Decimal]]:
         """Standard cost by element (``material``, ``labor``, ...) that the inventory accounts
-        hold at the end of ``period`` and that cost of goods sold took in it: what a prorated
-        variance is spread by. At the standards in force at the period end."""
+        hold at the end of ``period`` (at the standards in force then) and that cost of goods
+        sold took in it (as the sales were costed): what a prorated variance is spread by."""
         on = period_bounds(period)[1]
         found: dict[Account, dict[str, Decimal]] = {}
 
@@ -401,14 +401,7 @@ class Book:
             for element, amount in elements.items():
                 into[element] = into.get(element, ZERO) + times * amount
 
-        stock = self.on_hand_through(period)
-        parts = self.held_through(period)
-        for item in sorted(set(stock) | {item for item, _ in parts}):
-            if self.master.items[item].kind is Kind.PHANTOM:
-                continue
-            units, in_wip = self._held(
-                stock.get(item, ZERO), *(parts.get((item, part), ZERO) for part in HELD_PARTS)
-            )
+        for item, units, in_wip in self._placed_through(period):
             cost = self.standards.unit_cost(item, on)
             total, elements = cost.total, cost.by_element()
             if in_wip:
@@ -473,6 +466,16 @@ class Book:
                 for part, quantity in _queued(entry, +1):
                     now[(entry.item, part)] = now.get((entry.item, part), ZERO) + quantity
         return _through(now, self.held_moved, period)
+
+    def _placed_through(self, period: str) -> Iterator[tuple[str, Decimal, Decimal]]:
+        """Each item stocked at the end of ``period`` (phantoms never are), with the units
+        whose value sits where its holding says and those in work in process (:meth:`held`
+        as of then)."""
+        stock, parts = self.on_hand_through(period), self.held_through(period)
+        for item in sorted(set(stock) | {item for item, _ in parts}):
+            if self.master.items[item].kind is not Kind.PHANTOM:
+                queued = (parts.get((item, part), ZERO) for part in HELD_PARTS)
+                yield item, *self._held(stock.get(item, ZERO), *queued)
 
     def held(self, item: str) -> tuple[Decimal, Decimal]:
         """Units of ``item`` whose value sits where its holding says, and units whose value
@@ -1094,16 +1097,12 @@ class Book:
         if self.settings.triggers.periodic:
             return
         currency, mode = self.settings.currency, self.settings.rounding
-        stock, parts = self.on_hand_through(period), self.held_through(period)
         targets: dict[Key, Decimal] = dict(self.unsold_conversion)  # inventoried at closes
-        for item in sorted(set(stock) | {item for item, _ in parts}):
-            if self.master.items[item].kind is Kind.PHANTOM:
-                continue
-            placed = self._held(
-                stock.get(item, ZERO), *(parts.get((item, p), ZERO) for p in HELD_PARTS)
-            )
+        for item, units, in_wip in self._placed_through(period):
             value = {
-                k: v for k, v in self._valued(item, *placed, date).items() if k[0] not in OFF_BOOK
+                k: v
+                for k, v in self._valued(item, units, in_wip, date).items()
+                if k[0] not in OFF_BOOK
             }
             if not value:
                 continue

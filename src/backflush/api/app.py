@@ -559,9 +559,12 @@ async def _post(
         # An event already recorded names who recorded it: perhaps another token, or this
         # request itself, earlier in a batch, or another request of the group commit (their
         # rows are written after the group).
-        earlier = _recorded_by(conn, [e.id for e, a in pairs if not a])
-        earlier |= conn.info.get(RECORDED_IN_GROUP, {})
-        earlier |= {e.id: token.name for e, a in pairs if a}
+        # Only the events sent again are looked up: never the whole group's record per request.
+        group: dict[str, str | None] = conn.info.get(RECORDED_IN_GROUP, {})
+        earlier: dict[str, str | None] = {e.id: token.name for e, a in pairs if a}
+        again = [e.id for e, a in pairs if not a and e.id not in earlier]
+        earlier |= {i: group[i] for i in again if i in group}
+        earlier |= _recorded_by(conn, [i for i in again if i not in earlier])
         rows: list[dict[str, Any]] = [
             {"id": e.id, "type": e.type, "applied": a}
             | ({} if a else {"recorded_by": earlier.get(e.id)})

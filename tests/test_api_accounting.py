@@ -252,6 +252,18 @@ def test_master_data_items_and_a_cost_set_release(service: Service) -> None:
     _problem(_post(service, "/cost-sets/next/release", {"effective": "2026-03-01"}), 422)
     item = service.client.get("/items/G?date=2026-03-01", headers=viewer).json()
     assert item["standard"]["total"] == "17.5"  # K at 1.50
+    # a later product needs send only itself: its BOM and routing name the book's parts
+    h: dict[str, Any] = {"items": [{"id": "H", "kind": "finished"}]}
+    h_lines = [{"component": "G", "quantity": "1"}, G_LINES[1]]
+    h["boms"] = [{"item": "H", "effective_from": "2026-02-01", "lines": h_lines}]
+    h["routings"] = [{"item": "H", "effective_from": "2026-02-01", "operations": G_STEPS}]
+    added_h = _post(service, "/master", h)
+    assert added_h.status_code == 201, added_h.text
+    assert added_h.json()["read"]["items"] == 1
+    item = service.client.get("/items/H?date=2026-02-15", headers=viewer).json()
+    assert item["standard"]["total"] == "29"  # G 16.50 + K 5.00 + 7.50
+    item = service.client.get("/items/H?date=2026-03-01", headers=viewer).json()
+    assert item["standard"]["total"] == "31"  # G 17.50 + K 6.00 + 7.50
 
 
 # ---------------------------------------------------------------- CSV and throughput

@@ -688,6 +688,40 @@ def test_cli_master_export_and_import_round_trip(
     assert "no book at" in refused("master", "import", exported, "--db", tmp_path / "x.db")
 
 
+def test_cli_master_import_of_a_new_product_built_from_the_books_parts(
+    tmp_path: Path, book: str
+) -> None:
+    """The tables need hold only what is new: a BOM, routing or cost set may name the book's
+    items and work centers; a new product's first versions may take effect before the last
+    event (nothing was posted for it), and a name in neither is still refused."""
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "items.csv").write_text("id,kind\nKIT,finished\n", encoding="utf-8")
+    (new / "boms.csv").write_text(
+        "item,line,component,quantity\nKIT,1,SUB,2\nKIT,2,M2,10\n", encoding="utf-8"
+    )
+    (new / "routings.csv").write_text(
+        "item,operation,work_center,run_hours\nKIT,10,TEST,0.5\n", encoding="utf-8"
+    )
+    text = ok("master", "import", new, "--db", book)
+    assert "new in the book: 1 item, 1 BOM version, 0 work centers, 1 routing version" in text
+    # SUB 12.20 (PH 2.50 + M1 0.55 x 4 + ASSY 0.1 h x 75) twice, M2 10 x 0.10, TEST 0.5 h x 60
+    assert D(ok_json("bom", "KIT", "--date", "2026-01-20", "--db", book)["total"]) == D("55.40")
+    ok("post", "--db", book, "--type", "completion", "--date", "2026-01-20", "--item", "KIT",
+       "--quantity", "1")  # fmt: skip
+
+    (new / "items.csv").write_text("id,kind\nBOX,finished\n", encoding="utf-8")
+    (new / "boms.csv").write_text("item,line,component,quantity\nBOX,1,NOPE,1\n", "utf-8")
+    (new / "routings.csv").write_text(
+        "item,operation,work_center,run_hours\nBOX,10,PAINT,1\n", encoding="utf-8"
+    )
+    before = dump_file(Path(book))
+    text = refused("master", "import", new, "--db", book)
+    assert "boms.csv row 2, column component: BOM of BOX: line 1: unknown item 'NOPE'" in text
+    assert "unknown work center 'PAINT'" in text
+    assert dump_file(Path(book)) == before
+
+
 def test_command_modules_import_in_any_order() -> None:
     code = (
         "import backflush.commands.standards\n"

@@ -599,6 +599,7 @@ def add_routes(
                 work_centers=records("work_centers"),
                 routings=records("routings"),
                 cost_sets=records("cost_sets"),
+                known=store.master(),
             )
 
             def write(keep: Callable[[Connection, dict[str, Any], int], None]) -> None:

@@ -501,8 +501,9 @@ def master_import(
         store = Store(db, create=False)
         try:
             settings = store.settings()
-            master = load_master_tables(path, settings)
-            before = _counts(store.master())
+            known = store.master()
+            master = load_master_tables(path, settings, known)
+            before = _counts(known)
             store.import_scenario(settings, master, ())
             after = _counts(store.master())
         finally:

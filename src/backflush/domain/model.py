@@ -6,6 +6,7 @@ import calendar
 import dataclasses
 import datetime as dt
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -349,6 +350,26 @@ class MasterData:
                 dates.add(version.effective_to + dt.timedelta(days=1))
         dates.update(c.effective for c in self.released() if c.effective is not None)
         return sorted(dates)
+
+    def merged(self, added: MasterData) -> MasterData:
+        """This master data with ``added`` merged in (``added`` wins; versions by date)."""
+
+        def versions(
+            old: Mapping[str, tuple[Any, ...]], new: Mapping[str, tuple[Any, ...]]
+        ) -> dict[str, Any]:
+            found = dict(old)
+            for key, more in new.items():
+                by_date = {v.effective_from: v for v in (*found.get(key, ()), *more)}
+                found[key] = tuple(by_date[d] for d in sorted(by_date))
+            return found
+
+        return MasterData(
+            {**self.items, **added.items},
+            versions(self.boms, added.boms),
+            {**self.work_centers, **added.work_centers},
+            versions(self.routings, added.routings),
+            {**self.cost_sets, **added.cost_sets},
+        )
 
 
 # ---------------------------------------------------------------- events

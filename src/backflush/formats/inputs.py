@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
@@ -525,8 +526,13 @@ def build_master(
     work_centers: Raw = (),
     routings: Raw = (),
     cost_sets: Raw = (),
+    known: m.MasterData | None = None,
 ) -> m.MasterData:
-    """Master data from raw mappings, each with a description of where it came from."""
+    """Master data from raw mappings, each with a description of where it came from. With
+    ``known`` (the book's master data), BOMs, routings and cost sets may name its items and
+    work centers, and the standards are checked with it merged in; what is returned is only
+    what the mappings hold."""
+    book = known or m.MasterData({}, {})
     problems: list[str] = []
     parsed_items: dict[str, m.Item] = {}
     refused: set[str] = set()  # items already reported: BOMs naming them are not reported again
@@ -562,7 +568,7 @@ def build_master(
             continue
         if {bom_model.item, *(line.component for line in bom_model.lines)} & refused:
             continue
-        bom = _bom(bom_model, parsed_items, here, line_wheres, problems)
+        bom = _bom(bom_model, ChainMap(parsed_items, book.items), here, line_wheres, problems)
         if bom is not None:
             versions.setdefault(bom.item, []).append(bom)
             sources.setdefault(bom.item, where)
@@ -578,19 +584,32 @@ def build_master(
             continue
         if routing_model.item in refused:
             continue
-        routing = _routing(routing_model, parsed_items, centers, here, line_wheres, problems)
+        routing = _routing(
+            routing_model,
+            ChainMap(parsed_items, book.items),
+            ChainMap(centers, book.work_centers),
+            here,
+            line_wheres,
+            problems,
+        )
         if routing is not None:
             routing_versions.setdefault(routing.item, []).append(routing)
-    sets = _cost_sets(cost_sets, parsed_items, centers, problems)
+    sets = _cost_sets(
+        cost_sets,
+        ChainMap(parsed_items, book.items),
+        ChainMap(centers, book.work_centers),
+        problems,
+    )
     ordered = {k: tuple(sorted(v, key=lambda b: b.effective_from)) for k, v in versions.items()}
     ordered_routings = {
         k: tuple(sorted(v, key=lambda r: r.effective_from)) for k, v in routing_versions.items()
     }
     master = m.MasterData(parsed_items, ordered, centers, ordered_routings, sets)
-    problems += check_versions(master)
+    whole = book.merged(master)
+    problems += check_versions(whole)
     if problems:
         raise InputError(problems)
-    check_standards(master, settings, sources)
+    check_standards(whole, settings, sources)
     return master
 
 

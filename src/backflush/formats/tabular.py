@@ -181,9 +181,12 @@ def read_master_tables(path: Path) -> Records:
     return _read(path).records
 
 
-def load_master_tables(path: Path, settings: m.Settings) -> m.MasterData:
-    """Master data from a directory of CSV files or an XLSX workbook, validated; problems name
-    the file, row and column."""
+def load_master_tables(
+    path: Path, settings: m.Settings, known: m.MasterData | None = None
+) -> m.MasterData:
+    """Master data from a directory of CSV files or an XLSX workbook, validated (with the
+    book's ``known`` master data, as :func:`build_master`); problems name the file, row and
+    column."""
     reader = _read(path)
     records = reader.records
     try:
@@ -194,6 +197,7 @@ def load_master_tables(path: Path, settings: m.Settings) -> m.MasterData:
             work_centers=records["work_centers"],
             routings=records["routings"],
             cost_sets=records["cost_sets"],
+            known=known,
         )
     except InputError as error:
         again = _Reader(indexing=True)  # the same records, now noting where each field was

@@ -969,7 +969,8 @@ class Store:
             label = f"{what} of {version.item} effective {version.effective_from}"
             if old_version is None:
                 add(*_version_rows(version))
-                changes.append((label, version.effective_from))
+                if version.item in stored.items:  # a new item has no postings to change
+                    changes.append((label, version.effective_from))
             elif old_version != version:
                 problems.append(
                     f"{label}: already in the book with different content "
@@ -1011,7 +1012,7 @@ class Store:
         problems += self._check_changes(conn, changes)
         if problems:
             raise InputError(problems)
-        combined = _combined(stored, master)
+        combined = stored.merged(master)
         problems += check_versions(combined)
         if problems:
             raise InputError(problems)
@@ -2463,27 +2464,6 @@ def _routing_rows(routing: m.Routing) -> list[dict[str, Any]]:
         }
         for op in routing.operations
     ]
-
-
-def _combined(stored: m.MasterData, added: m.MasterData) -> m.MasterData:
-    """The book's master data with ``added`` merged in (versions by effective date)."""
-
-    def merge(
-        old: Mapping[str, tuple[Any, ...]], new: Mapping[str, tuple[Any, ...]]
-    ) -> dict[str, Any]:
-        found = dict(old)
-        for key, versions in new.items():
-            by_date = {v.effective_from: v for v in (*found.get(key, ()), *versions)}
-            found[key] = tuple(by_date[d] for d in sorted(by_date))
-        return found
-
-    return m.MasterData(
-        {**stored.items, **added.items},
-        merge(stored.boms, added.boms),
-        {**stored.work_centers, **added.work_centers},
-        merge(stored.routings, added.routings),
-        {**stored.cost_sets, **added.cost_sets},
-    )
 
 
 def _order_from_row(row: Any) -> m.ProductionOrder:

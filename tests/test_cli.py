@@ -257,6 +257,17 @@ def test_post_json_lines_from_a_file_and_from_stdin(tmp_path: Path) -> None:
     assert "nothing was written" in message
     assert dump_file(db) == before
     assert "cannot read" in refused("post", "--db", db, "-f", tmp_path / "missing.jsonl")
+    # read as `import` reads a .jsonl file, but an event's id (its idempotency key) is required
+    odd = (
+        '{"id": "nan-1", "type": "conversion", "date": "2026-03-31", "amount": NaN}\n'
+        '{"type": "conversion", "date": "2026-03-31", "amount": "1.00"}\n'
+        "[1, 2]\n"
+    )
+    message = refused("post", "--db", db, "-f", "-", input=odd)
+    assert "<stdin>:1: malformed JSON: NaN is not a number; write a decimal" in message
+    assert "<stdin>:2: event ?: id: required" in message
+    assert "<stdin>:3: expected a JSON object per line" in message
+    assert dump_file(db) == before
 
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)

@@ -598,9 +598,9 @@ def test_not_utf8_files_are_refused(book_db: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"bin\.yaml: not UTF-8 text"):
         read_scenario(binary)
     assert f"{binary}: not UTF-8 text" in refused_by_cli(book_db, "import", str(binary))
-    assert f"{binary}: not UTF-8 text" in refused_by_cli(book_db, "post", "-f", str(binary))
+    assert f"{binary}:1: not UTF-8 text" in refused_by_cli(book_db, "post", "-f", str(binary))
     result = CliRunner().invoke(app, ["post", "-f", "-", "--db", str(book_db)], input=b"\xff\n")
-    assert result.exit_code == 2 and "<stdin>: not UTF-8 text" in result.stderr
+    assert result.exit_code == 2 and "<stdin>:1: not UTF-8 text" in result.stderr
     result = CliRunner().invoke(app, ["run", str(binary)])
     assert result.exit_code == 2 and f"{binary}: not UTF-8 text" in result.stderr
 

@@ -39,12 +39,10 @@ from backflush.engine.standards import StandardError
 from backflush.formats import beancount, streams
 from backflush.formats.inputs import (
     BookModel,
-    DuplicateKey,
     InputError,
     build_event,
     describe,
     fields_of,
-    unique_keys,
 )
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports import plain, tables
@@ -384,7 +382,9 @@ def post(
     db: DbOption = DEFAULT_DB,
     file: Annotated[
         str | None,
-        typer.Option("--file", "-f", help="JSON lines of events, '-' for standard input."),
+        typer.Option(
+            "--file", "-f", help="JSON lines of events, each with its id; '-' for standard input."
+        ),
     ] = None,
     type_: Annotated[EventType | None, typer.Option("--type", help="Event type.")] = None,
     date: Annotated[str | None, typer.Option(help="YYYY-MM-DD.")] = None,
@@ -415,7 +415,7 @@ def post(
         if file is not None:
             if type_ is not None:
                 fail("give either --file or --type with its fields, not both", 2)
-            read = list(_events_from_lines(file, master, settings))
+            read = _events_from_lines(file, master, settings)
             events = [event for _where, event in read]
             try:
                 applied = store.post(events)
@@ -466,40 +466,16 @@ def _at_line(error: PostingError, read: Sequence[tuple[str, m.Event]]) -> Postin
 
 def _events_from_lines(
     source: str, master: m.MasterData, settings: m.Settings
-) -> Iterator[tuple[str, m.Event]]:
-    name = "<stdin>" if source == "-" else source
+) -> list[tuple[str, m.Event]]:
+    if source == "-":
+        stdin = getattr(sys.stdin, "buffer", None)
+        lines = stdin if stdin is not None else (t.encode() for t in sys.stdin)
+        return list(streams.read_json_lines("<stdin>", lines, master, settings))
     try:
-        if source == "-":
-            stream = getattr(sys.stdin, "buffer", None)
-            text = stream.read().decode("utf-8-sig") if stream is not None else sys.stdin.read()
-        else:
-            text = Path(source).read_bytes().decode("utf-8-sig")  # a BOM (Windows tools)
+        with Path(source).open("rb") as stream:
+            return list(streams.read_json_lines(source, stream, master, settings))
     except OSError as error:
-        raise InputError([f"{name}: cannot read: {error.strerror}"]) from None
-    except UnicodeDecodeError:
-        raise InputError([f"{name}: not UTF-8 text"]) from None
-    problems: list[str] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{name}:{number}"
-        try:
-            raw = json.loads(line, parse_float=Decimal, object_pairs_hook=unique_keys)
-        except DuplicateKey as error:
-            problems.append(f"{where}: duplicate key {error.args[0]!r}")
-            continue
-        except json.JSONDecodeError as error:
-            problems.append(f"{where}: malformed JSON: {error.msg} (column {error.colno})")
-            continue
-        if not isinstance(raw, dict):
-            problems.append(f"{where}: expected a JSON object per line")
-            continue
-        try:
-            yield where, build_event(raw, master, settings, where=where)
-        except InputError as error:
-            problems += error.problems
-    if problems:
-        raise InputError(problems)
+        raise InputError([f"{source}: cannot read: {error.strerror or error}"]) from None
 
 
 @app.command()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -79,13 +79,36 @@ def read_events(
     event is yielded after the first)."""
     source = str(path)
     stem = default_id(source, 0).removesuffix(":0")  # default_id(source, n) is f"{stem}:{n}"
+    return _events(source, _rows(path), master, settings, stem)
+
+
+def read_json_lines(
+    name: str, lines: Iterable[bytes], master: m.MasterData, settings: m.Settings
+) -> Iterator[tuple[str, m.Event]]:
+    """The events of JSON lines read from ``lines`` (``post --file``, standard input
+    included), as :func:`read_events` reads a ``.jsonl`` file, except that every event must
+    give its id (its idempotency key: nothing stable names a line of standard input)."""
+    return _events(name, _json_lines(name, lines), master, settings, None)
+
+
+def _events(
+    source: str,
+    rows: Iterable[Row],
+    master: m.MasterData,
+    settings: m.Settings,
+    stem: str | None,
+) -> Iterator[tuple[str, m.Event]]:
     problems: list[str] = []
     more = 0
-    for position, (where, raw) in enumerate(_rows(path), 1):
+    for position, (where, raw) in enumerate(rows, 1):
         if isinstance(raw, dict):
             try:
                 event = build_event(
-                    raw, master, settings, where=where, default_id=f"{stem}:{position}"
+                    raw,
+                    master,
+                    settings,
+                    where=where,
+                    default_id=None if stem is None else f"{stem}:{position}",
                 )
             except InputError as error:
                 found = error.problems
@@ -152,30 +175,34 @@ def _json_rows(path: Path) -> Iterator[Row]:
     except OSError as error:
         raise _cannot_read(path, error) from None
     with stream:
-        for number, data in enumerate(stream, 1):
-            where = f"{path}:{number}"
-            try:  # a BOM that opens the file (as Windows tools write it) is no content
-                line = data.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError:
-                yield where, "not UTF-8 text"
-                continue
-            if not line.strip():
-                continue
-            try:
-                raw = _loads(line)
-            except DuplicateKey as error:
-                yield where, f"duplicate key {error.args[0]!r}"
-                continue
-            except _NotJson as error:
-                yield where, f"malformed JSON: {error.args[0]} is not a number; write a decimal"
-                continue
-            except json.JSONDecodeError as error:
-                yield where, f"malformed JSON: {error.msg} (column {error.colno})"
-                continue
-            if not isinstance(raw, dict):
-                yield where, "expected a JSON object per line"
-                continue
-            yield where, raw
+        yield from _json_lines(str(path), stream)
+
+
+def _json_lines(name: str, lines: Iterable[bytes]) -> Iterator[Row]:
+    for number, data in enumerate(lines, 1):
+        where = f"{name}:{number}"
+        try:  # a BOM that opens the file (as Windows tools write it) is no content
+            line = data.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            yield where, "not UTF-8 text"
+            continue
+        if not line.strip():
+            continue
+        try:
+            raw = _loads(line)
+        except DuplicateKey as error:
+            yield where, f"duplicate key {error.args[0]!r}"
+            continue
+        except _NotJson as error:
+            yield where, f"malformed JSON: {error.args[0]} is not a number; write a decimal"
+            continue
+        except json.JSONDecodeError as error:
+            yield where, f"malformed JSON: {error.msg} (column {error.colno})"
+            continue
+        if not isinstance(raw, dict):
+            yield where, "expected a JSON object per line"
+            continue
+        yield where, raw
 
 
 # ---------------------------------------------------------------- CSV and Parquet

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -78,8 +79,20 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+#: The width of output written to a file or a pipe (Rich's default, 80 columns, would cut
+#: a wide report's columns to "…"); a terminal's own width, or COLUMNS, wins.
+PIPE_WIDTH = 200
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A console as wide as the terminal, or :data:`PIPE_WIDTH` when writing elsewhere."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = "COLUMNS" in os.environ or (stream is not None and stream.isatty())
+    return Console(stderr=stderr, width=None if wide else PIPE_WIDTH)
+
+
+out = _console()
+err = _console(stderr=True)
 
 DEFAULT_DB = "backflush.db"
 DEMO_DB = "backflush-demo.db"

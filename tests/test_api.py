@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -410,6 +411,13 @@ def test_reports_and_the_journal_a_page_at_a_time(service: Service) -> None:
     assert {"item": "W", "on_books": "105.00"}.items() <= next(
         r for r in valuation["items"] if r["item"] == "W"
     ).items()
+    on_books = sum(Decimal(r["on_books"]) for r in valuation["items"])
+    assert Decimal(valuation["total"]["on_books"]) == on_books
+    assert valuation["reconciliation"] == [
+        {"label": "inventory accounts", "account": None, "amount": valuation["total"]["on_books"]}
+    ]  # nothing prorated nor inventoried, no rounding: the accounts hold the stock at standard
+    only_w = service.client.get("/reports/valuation?item=W", headers=viewer).json()
+    assert only_w["total"]["on_books"] == "105.00" and "reconciliation" not in only_w
     response = service.client.get("/exceptions", headers=viewer)
     assert response.json() == {"total": 0, "exceptions": [], "next": None}
 

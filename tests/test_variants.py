@@ -21,6 +21,7 @@ from backflush.reports.statements import statements
 from backflush.reports.throughput import throughput
 from backflush.reports.variants import compare_variants, explain
 from backflush.run import run_scenario
+from backflush.store.repository import Store
 from helpers import EXAMPLE_NAMES, EXAMPLES, SOLD_AFTER_THE_CLOSE
 
 D = Decimal
@@ -137,6 +138,46 @@ def test_throughput_beside_absorption_on_the_widget_plant() -> None:
         80,
     )
     # The two differ by what inventory absorbs beyond its material, period by period.
+    absorbed = ZERO
+    for t in (jan, feb):
+        now = t.inventory - t.inventory_material
+        assert t.income - t.net_profit == now - absorbed, t.period
+        absorbed = now
+
+
+def test_throughput_counts_the_material_a_revaluation_adds_to_stock(tmp_path: Path) -> None:
+    """M's standard rises from 2.00 to 3.00 in February, with 6 F (1 M + 1.00 conversion)
+    in stock: the stock's material gains 6.00 against the revaluation variance. February:
+    sales 10, material of the unit sold 3, material variances -6: throughput 13, net profit
+    13; absorption income 10 - 4 + 6 = 12. Net profit and income still differ by what
+    inventory absorbs beyond its material (5 F x 1.00 against 6 F x 1.00)."""
+    text = """
+book: {name: RV, currency: USD, triggers: purchase+completion, disposition: cogs}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: "1.00"}}
+boms:
+  - {item: F, lines: [{component: M, quantity: "1"}]}
+cost_sets:
+  - {name: up, effective: 2026-02-01, materials: {M: "3.00"}}
+events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: "10", unit_cost: "2.00"}
+  - {id: c1, date: 2026-01-03, type: completion, item: F, quantity: "10"}
+  - {id: s1, date: 2026-01-10, type: sale, item: F, quantity: "4", unit_price: "10.00"}
+  - {id: cv, date: 2026-01-31, type: conversion, amount: "10.00"}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: s2, date: 2026-02-10, type: sale, item: F, quantity: "1", unit_price: "10.00"}
+"""
+    scenario = parse_scenario(text, "rv.yaml")
+    book = run_scenario(scenario)
+    assert book.revalued("2026-02") == {"material": D(6)} and book.revalued("2026-01") == {}
+    store = Store(str(tmp_path / "rv.db"))  # a stored book keeps it
+    store.import_scenario(scenario.settings, scenario.master, scenario.events)
+    assert store.load().revalued("2026-02") == {"material": D(6)}
+    jan, feb = (throughput(book, p) for p in ("2026-01", "2026-02"))
+    assert (feb.sales, feb.material_sold, feb.material_variances) == (10, 3, -6)
+    assert (feb.throughput, feb.net_profit, feb.income) == (13, 13, 12)
+    assert (feb.inventory, feb.inventory_material) == (20, 15)
     absorbed = ZERO
     for t in (jan, feb):
         now = t.inventory - t.inventory_material
@@ -270,6 +311,23 @@ def test_reports_as_csv_files_with_exact_decimals(tmp_path: Path) -> None:
     with (folder / "journal.csv").open(newline="") as handle:
         journal = list(csv.DictReader(handle))
     assert journal[0]["date"] == "2026-01-02" and journal[0]["event"] == "p1"
+    # the valuation's total taken to the inventory accounts of the trial balance, as on screen
+    with (folder / "valuation.csv").open(newline="") as handle:
+        valued = {r["item"]: r for r in csv.DictReader(handle)}
+    labels = list(valued)
+    stock = sum(D(valued[i]["on books"]) for i in labels[: labels.index("total")])
+    assert D(valued["total"]["on books"]) == stock and not valued["total"]["kind"]
+    prorated = [r for label, r in valued.items() if label.endswith("variance prorated")]
+    assert prorated and all(r["kind"] in {"raw_in_process", "finished_goods"} for r in prorated)
+    assert D(valued["inventory on the books"]["on books"]) == stock + sum(
+        D(r["on books"]) for r in prorated
+    )
+    inventory = sum(
+        D(trial[a]["debit"] or 0) - D(trial[a]["credit"] or 0)
+        for a in ("raw_materials", "raw_in_process", "finished_goods")
+        if a in trial
+    )
+    assert D(valued["inventory accounts"]["on books"]) == inventory
     debits = sum(D(r["debit"] or 0) for r in journal)
     assert debits == sum(D(r["credit"] or 0) for r in journal)
 

@@ -402,25 +402,34 @@ class Book:
                 into[element] = into.get(element, ZERO) + times * amount
 
         for item, units, in_wip in self._placed_through(period):
-            cost = self.standards.unit_cost(item, on)
-            total, elements = cost.total, cost.by_element()
-            if in_wip:
-                add(Account.WORK_IN_PROCESS, elements, in_wip)
-            if not units:
-                continue
-            holding = self.standards.holding(item, on)
-            partly_off_book = any(account in OFF_BOOK for account, _, _ in holding)
-            for account, _, amount in holding:
-                if account in OFF_BOOK:
-                    continue
-                if partly_off_book or not total:  # stocked parts under unallocated conversion
-                    add(account, {closing.MATERIAL: amount}, units)
-                else:
-                    add(account, {e: v * amount / total for e, v in elements.items()}, units)
+            for account, elements in self._content(item, units, in_wip, on):
+                add(account, elements, Decimal(1))
         for (account, element), amount in self.unsold_conversion.items():
             add(account, {element: amount}, Decimal(1))  # unsold goods' conversion inventoried
         add(Account.COGS, self.sold_at_standard(period), Decimal(1))
         return found
+
+    def _content(
+        self, item: str, units: Decimal, in_wip: Decimal, on: dt.date
+    ) -> Iterator[tuple[Account, dict[str, Decimal]]]:
+        """Standard cost by element on the books of ``units`` of ``item`` held as its holding
+        says and ``in_wip`` in work in process, at the standards effective on ``on``, by
+        account (an account may come more than once)."""
+        cost = self.standards.unit_cost(item, on)
+        total, elements = cost.total, cost.by_element()
+        if in_wip:
+            yield Account.WORK_IN_PROCESS, {e: in_wip * v for e, v in elements.items()}
+        if not units:
+            return
+        holding = self.standards.holding(item, on)
+        partly_off_book = any(account in OFF_BOOK for account, _, _ in holding)
+        for account, _, amount in holding:
+            if account in OFF_BOOK:
+                continue
+            if partly_off_book or not total:  # stocked parts under unallocated conversion
+                yield account, {closing.MATERIAL: units * amount}
+            else:
+                yield account, {e: units * v * amount / total for e, v in elements.items()}
 
     def sold_at_standard(self, period: str) -> dict[str, Decimal]:
         """Standard cost of the units sold in ``period`` by element, each sale at the
@@ -440,6 +449,16 @@ class Book:
                 for element, amount in self.standards.unit_cost(item, on).by_element().items():
                     found[element] = found.get(element, ZERO) - quantity * amount
         return found
+
+    def revalued(self, period: str) -> dict[str, Decimal]:
+        """What the revaluations of ``period`` changed the stock's standard value by, by
+        element (the revaluation variance is its negative): nothing for revaluations posted
+        before books kept it."""
+        return {
+            key.removeprefix(closing.REVALUED): value
+            for key, value in self.statistics.get(period, {}).items()
+            if key.startswith(closing.REVALUED)
+        }
 
     def account_balances(self) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}
@@ -863,6 +882,7 @@ class Book:
         if self.settings.triggers.periodic:
             for item in self.stocked_items():  # standards that cannot value the stock are
                 self.stock_value(item, epoch)  # refused here, as they are for other books
+        by_element: dict[str, Decimal] = {}  # the change of the stock's content, by element
         for item in revalued:  # one entry per item: each change explained
             builder = EntryBuilder(
                 epoch, event.id, f"revaluation of {item} to the standards of {epoch}"
@@ -877,6 +897,15 @@ class Book:
             entry = builder.build(self.settings, Account.REVALUATION_VARIANCE, plug_item=item)
             if entry is not None:
                 self._post_entry(entry, record)
+            units, in_wip = self.held(item)
+            phantom = self.master.items[item].kind is Kind.PHANTOM  # valued at nothing
+            for on, sign in () if phantom else ((self.epoch, -1), (epoch, 1)):
+                for _, elements in self._content(item, units, in_wip, on):
+                    for element, amount in elements.items():
+                        by_element[element] = by_element.get(element, ZERO) + sign * amount
+        for element, amount in sorted(by_element.items()):
+            if amount:
+                self._add_statistic(period_of(epoch), closing.REVALUED + element, amount, record)
         self.epoch = epoch
         self.recorded[event.id] = record
         self.changes.events.append(record)

@@ -27,7 +27,11 @@ from backflush.reports.document import (
 )
 from backflush.reports.flags import Thresholds, flags_document, red_flags
 from backflush.reports.statements import statements
-from backflush.reports.tables import trial_balance_rows, valuation
+from backflush.reports.tables import (
+    trial_balance_rows,
+    valuation,
+    valuation_reconciliation,
+)
 from backflush.reports.throughput import ROWS as THROUGHPUT_ROWS
 from backflush.reports.throughput import throughput
 from backflush.reports.workbook import csv_rows, report_sheets
@@ -132,7 +136,10 @@ def valuation_document(book: Book, selection: Selection) -> dict[str, Any]:
     selected = None if selection.every_item else partial(selection.covers, master=book.master)
     money_fields = {"on_books", "off_books"}
     rows = []
+    on_total = off_total = ZERO
     for row in valuation(book, selected):
+        on_total += row.on_books
+        off_total += row.off_books
         shown: dict[str, str] = {}
         for name, value in dataclasses.asdict(row).items():
             if isinstance(value, Decimal):
@@ -140,7 +147,17 @@ def valuation_document(book: Book, selection: Selection) -> dict[str, Any]:
             else:
                 shown[name] = str(getattr(value, "value", value))
         rows.append(shown)
-    return {"currency": currency, "items": rows}
+    found: dict[str, Any] = {
+        "currency": currency,
+        "items": rows,
+        "total": {"on_books": money(on_total, currency), "off_books": money(off_total, currency)},
+    }
+    if selected is None:  # the inventory accounts hold every item: no reconciliation of some
+        found["reconciliation"] = [
+            {"label": label, "account": account or None, "amount": money(amount, currency)}
+            for label, account, amount in valuation_reconciliation(book, on_total)
+        ]
+    return found
 
 
 def statements_document(book: Book, periods: list[str]) -> dict[str, Any]:

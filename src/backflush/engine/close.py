@@ -58,8 +58,11 @@ HOURS_STATISTICS = (ACTUAL_HOURS, ACTUAL_COST, STANDARD_HOURS)
 #: Standard cost of the units sold, at the standards each sale was costed at (+ element:
 #: ``sold:material``, ``sold:labor``, ...): what cost of goods sold took, by element.
 SOLD = "sold:"
+#: What revaluations changed the stock's standard value by, by element (+ element:
+#: ``revalued:material``; an increase is positive): the revaluation variance's make-up.
+REVALUED = "revalued:"
 #: Statistics that are no variance.
-NOT_VARIANCES = (*HOURS_STATISTICS, SOLD)
+NOT_VARIANCES = (*HOURS_STATISTICS, SOLD, REVALUED)
 
 
 def hours_variances(statistics: Mapping[str, Decimal], rates: Rates) -> dict[str, Decimal]:

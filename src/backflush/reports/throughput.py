@@ -1,7 +1,8 @@
 """The period as throughput accounting sees it, beside the absorption figures (issue 5).
 
 Throughput accounting inventories only materials: throughput = sales - the material of what
-was sold (at standard, plus the material variances of the period: purchase price and usage);
+was sold (at standard, plus the material variances of the period: purchase price, usage and
+the material share of the revaluation variance, as new standards revalue the stock);
 all conversion is an operating expense of the period it is incurred in. The absorption
 figures differ by the conversion that inventory absorbs: net profit here and income there
 move apart when stock is built and come back together when it is sold.
@@ -28,7 +29,7 @@ class Throughput:
     period: str
     sales: Decimal
     material_sold: Decimal  # standard material of the units sold
-    material_variances: Decimal  # purchase price and usage, before disposal
+    material_variances: Decimal  # purchase price, usage, revaluation: before disposal
     operating_expense: Decimal  # actual conversion incurred in the period
     inventory_material: Decimal  # standard material of the stock at the period end
     gross_margin: Decimal  # absorption
@@ -63,7 +64,8 @@ def throughput(book: Book, period: str) -> Throughput:
         sales=-moved(Account.SALES),
         material_sold=rounded(content.get(Account.COGS, {}).get(MATERIAL, ZERO)),
         material_variances=variances.get("purchase_price", ZERO)
-        + variances.get("material_usage", ZERO),
+        + variances.get("material_usage", ZERO)
+        - rounded(book.revalued(period).get(MATERIAL, ZERO)),
         operating_expense=-moved(Account.ACCRUED_CONVERSION),
         inventory_material=rounded(
             sum((content.get(a, {}).get(MATERIAL, ZERO) for a in INVENTORY_ACCOUNTS), ZERO)

@@ -22,7 +22,7 @@ from backflush.formats.output import written
 from backflush.reports.analysis import margins, variance_rows
 from backflush.reports.document import money as money_text
 from backflush.reports.flags import red_flags
-from backflush.reports.tables import valuation
+from backflush.reports.tables import valuation, valuation_reconciliation
 from backflush.reports.throughput import ROWS as THROUGHPUT_ROWS
 from backflush.reports.throughput import throughput
 
@@ -74,19 +74,7 @@ def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
                 "on books",
                 "off books",
             ),
-            [
-                (
-                    r.item,
-                    r.kind.value,
-                    r.on_hand,
-                    r.in_process,
-                    r.waiting,  # consumption queued for stock: credited already (on books)
-                    r.unit_standard,
-                    r.on_books,
-                    r.off_books,
-                )
-                for r in valuation(book)
-            ],
+            _valuation_rows(book),
             (5, 6, 7),
         ),
         Sheet(
@@ -186,6 +174,33 @@ def write_workbook(book: Book, entries: Iterable[Entry], path: Path) -> None:
                     cells[column] = cell
                 sheet.append(cells)
         workbook.save(out)
+
+
+def _valuation_rows(book: Book) -> list[tuple[Cell, ...]]:
+    """Stock at standard item by item, the total, and what takes it to the inventory accounts
+    (:func:`~backflush.reports.tables.valuation_reconciliation`), as on the screen."""
+    rows: list[tuple[Cell, ...]] = []
+    on_total = off_total = ZERO
+    for r in valuation(book):
+        on_total += r.on_books
+        off_total += r.off_books
+        rows.append(
+            (
+                r.item,
+                r.kind.value,
+                r.on_hand,
+                r.in_process,
+                r.waiting,  # consumption queued for stock: credited already (on books)
+                r.unit_standard,
+                r.on_books,
+                r.off_books,
+            )
+        )
+    blank = (None,) * 4
+    rows.append(("total", None, *blank, on_total, off_total))
+    for label, account, amount in valuation_reconciliation(book, on_total):
+        rows.append((label, account or None, *blank, amount, None))
+    return rows
 
 
 def write_csv(book: Book, entries: Iterable[Entry], folder: Path) -> list[Path]:

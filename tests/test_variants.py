@@ -145,29 +145,35 @@ def test_throughput_beside_absorption_on_the_widget_plant() -> None:
         absorbed = now
 
 
-def test_throughput_counts_the_material_a_revaluation_adds_to_stock(tmp_path: Path) -> None:
-    """M's standard rises from 2.00 to 3.00 in February, with 6 F (1 M + 1.00 conversion)
-    in stock: the stock's material gains 6.00 against the revaluation variance. February:
-    sales 10, material of the unit sold 3, material variances -6: throughput 13, net profit
-    13; absorption income 10 - 4 + 6 = 12. Net profit and income still differ by what
-    inventory absorbs beyond its material (5 F x 1.00 against 6 F x 1.00)."""
-    text = """
-book: {name: RV, currency: USD, triggers: purchase+completion, disposition: cogs}
+#: F is one M and 1.00 of conversion; M's standard rises from 2.00 to 3.00 on 15 January.
+#: Ten F made, four sold on the 10th; the events go on from there.
+F_OF_M = """
+book: {name: TP, currency: USD, triggers: purchase+completion, disposition: cogs}
 items:
   - {id: M, kind: material, standard_cost: "2.00"}
   - {id: F, kind: finished, standard_cost: {conversion: "1.00"}}
 boms:
   - {item: F, lines: [{component: M, quantity: "1"}]}
 cost_sets:
-  - {name: up, effective: 2026-02-01, materials: {M: "3.00"}}
+  - {name: up, effective: 2026-01-15, materials: {M: "3.00"}}
 events:
   - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: "10", unit_cost: "2.00"}
   - {id: c1, date: 2026-01-03, type: completion, item: F, quantity: "10"}
   - {id: s1, date: 2026-01-10, type: sale, item: F, quantity: "4", unit_price: "10.00"}
-  - {id: cv, date: 2026-01-31, type: conversion, amount: "10.00"}
-  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
-  - {id: s2, date: 2026-02-10, type: sale, item: F, quantity: "1", unit_price: "10.00"}
 """
+
+
+def test_throughput_counts_the_material_a_revaluation_adds_to_stock(tmp_path: Path) -> None:
+    """M's standard rises from 2.00 to 3.00 in February, with 6 F (1 M + 1.00 conversion)
+    in stock: the stock's material gains 6.00 against the revaluation variance. February:
+    sales 10, material of the unit sold 3, material variances -6: throughput 13, net profit
+    13; absorption income 10 - 4 + 6 = 12. Net profit and income still differ by what
+    inventory absorbs beyond its material (5 F x 1.00 against 6 F x 1.00)."""
+    text = F_OF_M.replace("2026-01-15", "2026-02-01") + (
+        "  - {id: cv, date: 2026-01-31, type: conversion, amount: '10.00'}\n"
+        "  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}\n"
+        "  - {id: s2, date: 2026-02-10, type: sale, item: F, quantity: '1', unit_price: '10'}\n"
+    )
     scenario = parse_scenario(text, "rv.yaml")
     book = run_scenario(scenario)
     assert book.revalued("2026-02") == {"material": D(6)} and book.revalued("2026-01") == {}
@@ -337,22 +343,10 @@ def test_units_sold_are_costed_at_the_standards_each_sale_used() -> None:
     sold on the 10th took 4 x 3.00 to COGS, one sold on the 20th 4.00: 16.00, of which
     material 4 x 2.00 + 3.00 = 11.00 (conversion, of no element, 5.00), not the 15.00 of
     five at the month's end. Throughput, the red flags and a prorated disposal read it so."""
-    text = """
-book: {name: TP, currency: USD, triggers: purchase+completion, disposition: cogs}
-items:
-  - {id: M, kind: material, standard_cost: "2.00"}
-  - {id: F, kind: finished, standard_cost: {conversion: "1.00"}}
-boms:
-  - {item: F, lines: [{component: M, quantity: "1"}]}
-cost_sets:
-  - {name: up, effective: 2026-01-15, materials: {M: "3.00"}}
-events:
-  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: "10", unit_cost: "2.00"}
-  - {id: c1, date: 2026-01-03, type: completion, item: F, quantity: "10"}
-  - {id: s1, date: 2026-01-10, type: sale, item: F, quantity: "4", unit_price: "10.00"}
-  - {id: s2, date: 2026-01-20, type: sale, item: F, quantity: "1", unit_price: "10.00"}
-  - {id: cv, date: 2026-01-31, type: conversion, amount: "10.00"}
-"""
+    text = F_OF_M + (
+        '  - {id: s2, date: 2026-01-20, type: sale, item: F, quantity: "1", unit_price: "10.00"}\n'
+        '  - {id: cv, date: 2026-01-31, type: conversion, amount: "10.00"}\n'
+    )
     book = run_scenario(parse_scenario(text, "tp.yaml"))
     cogs = [ln.amount for e in book.journal for ln in e.lines if ln.account.value == "cogs"]
     assert cogs == [D(12), D(4)]

@@ -158,10 +158,22 @@ def test_a_purchase_is_checked_against_its_standard_and_price(northshore: Store)
 
 def test_other_events_are_shown_not_checked(northshore: Store) -> None:
     found = drilldown(northshore, event="jan-labor")
-    assert found.check.status == "not checked"
+    assert (found.check.status, found.check.note) == (
+        "not checked",
+        "a conversion event: shown as recorded",
+    )
+    close = drilldown(northshore, event="jan-close")
+    assert close.check.note == "a close event: shown as recorded"
     scrap = drilldown(northshore, event="feb-scrap-pcb")  # 5,000 x 12.00 to usage
     assert scrap.check.status == "agrees"
     assert posted(scrap)[(Account.MATERIAL_USAGE_VARIANCE, "", "PCB")] == D("60000.00")
+
+
+def test_an_issue_to_an_order_is_shown_not_checked(tmp_path: Path) -> None:
+    scenario = read_scenario(EXAMPLES / "gearbox_orders.yaml")
+    with closing(imported(f"{tmp_path}/book.db", scenario)) as store:
+        found = drilldown(store, event="i1")
+    assert found.check.note == "an issue event: shown as recorded"
 
 
 def test_the_bom_version_and_cost_set_in_force_on_the_event_date(versions: Store) -> None:

@@ -315,7 +315,8 @@ class _Expected:
 def _check(trail: EventTrail, requirements: tuple[Requirement, ...] | None) -> Check:
     event, settings = trail.event, trail.settings
     if not isinstance(event, (Completion, Sale, Scrap, Purchase)):
-        return Check("not checked", f"a {event.type} event: shown as recorded")
+        article = "an" if event.type[0] in "aeiou" else "a"
+        return Check("not checked", f"{article} {event.type} event: shown as recorded")
     if settings.triggers.periodic:
         return Check("not checked", f"triggers {settings.triggers.value}: quantities only")
     if trail.standards.sequential:

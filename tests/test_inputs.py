@@ -399,6 +399,12 @@ def test_bom_cycle_names_the_cycle(book_db: Path, tmp_path: Path) -> None:
     assert "BOM cycle" in refused_by_cli(book_db, "import", str(bad))
 
 
+def test_an_item_with_no_standard_is_named_where_it_was_read() -> None:
+    text = BASE.replace("  - {id: F,", "  - {id: G, kind: finished}\n  - {id: F,")
+    message = problems_of(text)
+    assert message == "bad.yaml:5: item 'G' has no standard: expected a BOM or a material cost"
+
+
 @pytest.mark.parametrize(
     ("spoil", "expected"),
     [

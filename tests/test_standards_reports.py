@@ -719,6 +719,10 @@ def test_cli_master_import_of_a_new_product_built_from_the_books_parts(
     text = refused("master", "import", new, "--db", book)
     assert "boms.csv row 2, column component: BOM of BOX: line 1: unknown item 'NOPE'" in text
     assert "unknown work center 'PAINT'" in text
+    (new / "boms.csv").unlink()
+    (new / "routings.csv").unlink()
+    text = refused("master", "import", new, "--db", book)  # a made item with no BOM
+    assert "items.csv row 2: item 'BOX' has no standard: expected a BOM or a material" in text
     assert dump_file(Path(book)) == before
 
 

@@ -536,7 +536,8 @@ def build_master(
     problems: list[str] = []
     parsed_items: dict[str, m.Item] = {}
     refused: set[str] = set()  # items already reported: BOMs naming them are not reported again
-    sources: dict[str, str] = {}
+    sources: dict[str, str] = {}  # where each item's BOMs were read
+    items_at: dict[str, str] = {}  # where each item was read
     for where, raw in items:
         try:
             model = ItemModel.model_validate(raw)
@@ -555,6 +556,7 @@ def build_master(
             refused.add(model.id)
         else:
             parsed_items[model.id] = item
+            items_at[model.id] = where
     centers = _work_centers(work_centers, problems)
     versions: dict[str, list[m.Bom]] = {}
     for where, raw in boms:
@@ -609,7 +611,7 @@ def build_master(
     problems += check_versions(whole)
     if problems:
         raise InputError(problems)
-    check_standards(whole, settings, sources)
+    check_standards(whole, settings, sources, items_at)
     return master
 
 
@@ -948,10 +950,14 @@ def _bom(
 
 
 def check_standards(
-    master: m.MasterData, settings: m.Settings, sources: Mapping[str, str] | None = None
+    master: m.MasterData,
+    settings: m.Settings,
+    sources: Mapping[str, str] | None = None,
+    items_at: Mapping[str, str] | None = None,
 ) -> None:
     """Roll up every item on every BOM version date: cycles and missing standards surface here,
-    each once, with where its BOMs were read when that is known."""
+    each once, with where its BOMs (``sources``) or the item itself (``items_at``) were read
+    when that is known."""
     standards = Standards(settings, master)
     dates = {dt.date.min, *master.change_dates()}
     problems = []
@@ -978,6 +984,8 @@ def check_standards(
                     ]
                     if places:
                         message += f" (BOMs at {', '.join(places)})"
+                elif items_at and item_id in items_at and f"item {item_id!r} " in message:
+                    message = f"{items_at[item_id]}: {message}"
                 if message not in problems:
                     problems.append(message)
                 break

@@ -188,9 +188,15 @@ def test_us_gaap_a_standard_below_the_basis_ends_the_write_down() -> None:
     assert unit_writedown(LowerOfCost.US_GAAP, assess("0", "10", "5", before)) == 0
 
 
-def test_the_write_down_never_exceeds_what_the_books_carry() -> None:
-    # Carrying 6.00 of a standard of 10.00 (the rest off the books): NRV 1.00 writes down 6.00.
+def test_the_write_down_is_taken_from_what_the_books_carry() -> None:
+    # Carrying 6.00 of a standard of 10.00 (the rest off the books): NRV 1.00 writes down
+    # 6.00 - 1.00, not 10.00 - 1.00; NRV 8.00, above what is carried, writes down nothing
+    # (the 4.00 off the books was never on them); a negative NRV, all that is carried.
     found = dataclasses.replace(assess("5", "10", "1"), carrying=D(6))
+    assert unit_writedown(LowerOfCost.IFRS, found) == D(5)
+    found = dataclasses.replace(assess("5", "10", "8"), carrying=D(6))
+    assert unit_writedown(LowerOfCost.IFRS, found) == 0
+    found = dataclasses.replace(assess("5", "10", "-2"), carrying=D(6))
     assert unit_writedown(LowerOfCost.IFRS, found) == D(6)
 
 
@@ -219,6 +225,19 @@ def test_stock_held_off_the_books_is_not_written_down() -> None:
         "CHIP": ("80", "0", "0.00", "0.00"),
         "WIDGET": ("10", "1", "10.00", "10.00"),
     }
+
+
+def test_goods_carried_at_their_material_are_written_down_from_it() -> None:
+    """purchase+sale: WIDGET (2 CHIP at 4.00 + 2.00 conversion) sits at its material, 8.00;
+    its conversion was expensed as incurred. NRV 8.00 is not below what the books carry: no
+    write-down (standard 10.00 - 8.00 took 20.00 and left the ten at 6.00 each, below their
+    NRV). NRV 7.00: 1.00 a unit."""
+    text = OFF_BOOK_PLANT.replace("triggers: completion", "triggers: purchase+sale")
+    text = text.replace('unit_value: "9.00"', 'unit_value: "8.00"')
+    book = run_scenario(parse_scenario(text, "material_only.yaml"))
+    assert findings(book, "2026-01")["WIDGET"] == ("10", "0", "0.00", "0.00")
+    lower = run_scenario(parse_scenario(text.replace('"8.00"', '"7.00"'), "lower.yaml"))
+    assert findings(lower, "2026-01")["WIDGET"] == ("10", "1", "10.00", "10.00")
 
 
 # ---------------------------------------------------------------- estimates as events

@@ -4,8 +4,10 @@ Inventory accounts stay at standard. What the books carry above the net realisab
 (NRV: estimated selling price less costs to sell) is held in a contra-inventory allowance
 per item, against a write-down expense; each close posts the change of what stands.
 
-Per unit, the write-down is ``standard - NRV`` where NRV is lower, never more than the part
-of the standard the books carry (stock held off the books is not written down twice):
+Per unit, the write-down is what the books carry of the standard less NRV, where NRV is
+lower, never more than what they carry: the part held off the books (material not yet
+recognised, conversion never allocated and so expensed as a variance) is no cost on the
+books, and writing it down would count its loss twice.
 
 * ``ifrs`` (IAS 2.33): a new assessment at every close; when NRV recovers the write-down is
   reversed, never above the standard (the allowance never turns into a debit).
@@ -55,7 +57,8 @@ def unit_writedown(policy: LowerOfCost, found: Assessment) -> Decimal:
     quantity = max(found.quantity, ZERO)
     if not quantity:
         return ZERO
-    shortfall = ZERO if found.nrv is None else max(found.standard - found.nrv, ZERO)
+    carrying = max(found.carrying, ZERO)
+    shortfall = ZERO if found.nrv is None else max(carrying - found.nrv, ZERO)
     before = found.previous
     if policy is LowerOfCost.US_GAAP and before is not None and before.unit_writedown:
         held = min(before.quantity, quantity)
@@ -63,7 +66,7 @@ def unit_writedown(policy: LowerOfCost, found: Assessment) -> Decimal:
         carried = max(before.unit_writedown + found.standard - before.standard, ZERO)
         average = (held * carried / quantity).quantize(UNIT_PLACES)
         shortfall = max(shortfall, average)
-    return min(shortfall, max(found.carrying, ZERO))
+    return min(shortfall, carrying)
 
 
 def close_item(

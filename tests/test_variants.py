@@ -191,6 +191,24 @@ def test_throughput_counts_the_material_a_revaluation_adds_to_stock(tmp_path: Pa
         absorbed = now
 
 
+def test_throughput_counts_a_count_adjustment_as_material() -> None:
+    """Twelve M bought, ten used; M's standard rises to 3.00 on the 15th (revaluing the two
+    left and the six F held); a count on the 20th finds one M: 3.00 to the inventory
+    adjustment account, material lost, which throughput takes as it takes usage."""
+    text = F_OF_M.replace("disposition: cogs}", "disposition: cogs, count_variance: adjustment}")
+    text = text.replace('quantity: "10", unit_cost: "2.00"', 'quantity: "12", unit_cost: "2.00"')
+    text += (
+        "  - {id: n1, date: 2026-01-20, type: count, item: M, quantity: '1'}\n"
+        "  - {id: cv, date: 2026-01-31, type: conversion, amount: '10.00'}\n"
+    )
+    book = run_scenario(parse_scenario(text, "count.yaml"))
+    assert book.period_variances("2026-01")["inventory_adjustment"] == 3
+    assert book.revalued("2026-01") == {"material": D(8)}  # 2 M and 6 F, 1.00 each
+    jan = throughput(book, "2026-01")
+    assert jan.material_variances == 3 - 8  # no price or usage variance
+    assert jan.income - jan.net_profit == jan.inventory - jan.inventory_material
+
+
 def test_throughput_report_through_the_command_line(tmp_path: Path) -> None:
     db = tmp_path / "w.db"
     runner = CliRunner()

@@ -240,6 +240,32 @@ def test_goods_carried_at_their_material_are_written_down_from_it() -> None:
     assert findings(lower, "2026-01")["WIDGET"] == ("10", "1", "10.00", "10.00")
 
 
+def test_variances_prorated_into_stock_are_part_of_its_cost() -> None:
+    """Prorate: 30 M bought at 3.00 (standard 2.00) make 10 W (3 M + 4.00 labor: 10.00). The
+    close spreads the 30.00 price variance by standard material: all of it to finished goods,
+    which then hold 130.00, 13.00 a unit. NRV 11.00 writes down 2.00 a unit (the standard,
+    10.00, is below it: the old rule wrote nothing down); NRV 9.00, 4.00."""
+    text = """
+book: {name: Prorated, currency: USD, triggers: purchase+completion, disposition: prorate}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: W, kind: finished, standard_cost: {conversion: {labor: "4.00"}}}
+boms:
+  - {item: W, lines: [{component: M, quantity: "3"}]}
+events:
+  - {id: p1, date: 2026-01-05, type: purchase, item: M, quantity: "30", unit_cost: "3.00"}
+  - {id: c1, date: 2026-01-06, type: completion, item: W, quantity: "10"}
+  - {id: l1, date: 2026-01-31, type: conversion, amount: "40.00", element: labor}
+  - {id: nrv1, date: 2026-01-20, type: nrv, item: W, unit_value: "11.00"}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+"""
+    book = run_scenario(parse_scenario(text, "prorated.yaml"))
+    assert book.balances[(Account.FINISHED_GOODS, "variance:purchase_price")] == 30
+    assert findings(book, "2026-01")["W"] == ("10", "2", "20.00", "20.00")
+    lower = run_scenario(parse_scenario(text.replace('"11.00"', '"9.00"'), "lower.yaml"))
+    assert findings(lower, "2026-01")["W"] == ("10", "4", "40.00", "40.00")
+
+
 # ---------------------------------------------------------------- estimates as events
 
 PLANT = """\

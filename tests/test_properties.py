@@ -1331,8 +1331,10 @@ class Checker:
         """Lower of cost and NRV at a close: the allowance of each item is what the close
         found to stand; it never turns into a debit, nor exceeds what the books carry of the
         item's stock. With nothing posted after its period: under IFRS it is quantity x
-        (standard - NRV) where NRV is lower, capped at the carrying amount; under US GAAP it
-        never comes down while quantity and standard stay as they were."""
+        (carrying amount - NRV) where NRV is lower, capped at the carrying amount (what the
+        books carry of the standard, plus the variances prorated into the stock: the book's
+        share of those per unit is taken as the book works it out); under US GAAP it never
+        comes down while quantity and standard stay as they were."""
         book, plant = self.book, self.plant
         end = period_bounds(event.period)[1]
         found = book.nrv_findings(event.period)
@@ -1343,6 +1345,7 @@ class Checker:
         previous, self.nrv_before = self.nrv_before, {}
         if later_events:
             return
+        prorated = book._prorated_per_unit(event.period, book.standard_content(event.period))
         for item in plant.stocked:
             estimates = [e for e in self.estimates if e.item == item and e.date <= end]
             nrv = None
@@ -1370,9 +1373,10 @@ class Checker:
                 ),
                 ZERO,
             )
+            carrying = max(carrying + prorated.get(item, ZERO), ZERO)
             assert standing <= round_money(quantity * carrying, currency, rounding), item
             least = round_money(
-                quantity * min(ZERO if nrv is None else max(standard - nrv, ZERO), carrying),
+                quantity * min(ZERO if nrv is None else max(carrying - nrv, ZERO), carrying),
                 currency,
                 rounding,
             )

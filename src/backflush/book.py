@@ -1069,11 +1069,11 @@ class Book:
             self._post_entry(adjustment, record)
         self._periodic_inventory(period, last, event.id, record)
         self._round_inventory(period, last, event.id, record)
-        self._close_net_realisable_value(period, last, event.id, record)
         found = self.period_variances(period)
         prorating = any(
             self.settings.disposition_of(kind) is Disposition.PRORATE for kind in closing.DISPOSABLE
         )
+        content = self.standard_content(period) if prorating else None
         # What the period holds at its end: entries already posted in later (open) periods
         # are theirs to dispose of, not this close's.
         disposal = closing.disposal(
@@ -1082,11 +1082,13 @@ class Book:
             last,
             event.id,
             period,
-            content=self.standard_content(period) if prorating else None,
+            content=content,
             explained=found,  # its spending and efficiency parts
         )
         if disposal is not None:
             self._post_entry(disposal, record)
+        # After the disposal: stock carries the variances prorated into it (IAS 2.9, cost).
+        self._close_net_realisable_value(period, last, event.id, record, content)
         self.activity.setdefault(period, {})
         at_close: dict[str, Decimal] = {}
         for (account, _), value in self.balances_through(period).items():
@@ -1406,6 +1408,32 @@ class Book:
         or after it was reopened)."""
         return self.nrv_writedowns.get(period, {}) if period in self.closed else {}
 
+    def _prorated_per_unit(self, period: str, content: closing.Content) -> dict[str, Decimal]:
+        """Per unit of each item stocked at the end of ``period``, the variances prorated into
+        the inventory accounts that are its own: its share of each pool an account holds, by
+        the standard cost the pool was spread by (``content``, the close's)."""
+        held = {
+            (account, element.removeprefix(closing.PRORATED)): value
+            for (account, element), value in self.balances_through(period).items()
+            if value and element.startswith(closing.PRORATED) and account is not Account.COGS
+        }
+        if not held:
+            return {}
+        last = period_bounds(period)[1]
+        found: dict[str, Decimal] = {}
+        for item, units, _ in self._placed_through(period):
+            if units <= 0:
+                continue
+            share = ZERO
+            for account, elements in self._content(item, units, ZERO, last):
+                for (holder, pool), amount in held.items():
+                    whole = closing.basis(pool, content.get(holder, {}))
+                    if holder is account and whole > 0:
+                        share += amount * max(closing.basis(pool, elements), ZERO) / whole
+            if share:
+                found[item] = (share / units).quantize(lower_of_cost.UNIT_PLACES)
+        return found
+
     def _nrv_carrying(self, item_id: str, on: dt.date) -> Decimal:
         """Part of the standard unit cost of ``item_id`` that the books carry on ``on``."""
         item = self.master.items[item_id]
@@ -1425,22 +1453,29 @@ class Book:
         )
 
     def _close_net_realisable_value(
-        self, period: str, last: dt.date, event: str, record: Recorded
+        self,
+        period: str,
+        last: dt.date,
+        event: str,
+        record: Recorded,
+        content: closing.Content | None,
     ) -> None:
         """Lower of cost and NRV at the close: one entry per item, posting the change of the
-        write-down that stands (see :mod:`backflush.engine.nrv`)."""
+        write-down that stands (see :mod:`backflush.engine.nrv`). ``content``: what the
+        close prorated variances by (None: it prorated none)."""
         previous = self.nrv_findings(self.last_closed) if self.last_closed else {}
         items = {i for i in self.nrv_estimates if self.nrv_on(i, last) is not None}
         items |= {i for i, v in self.nrv_allowance.items() if v}
         items |= {i for i, f in previous.items() if f.unit_writedown}
         on_hand = self.on_hand_through(period) if items else {}
+        prorated = self._prorated_per_unit(period, content) if items and content else {}
         findings: dict[str, NrvWritedown] = {}
         for item in sorted(items):
             quantity = max(on_hand.get(item, ZERO), ZERO)
             standard = carrying = ZERO
             if quantity:
                 standard = self.standards.unit_cost(item, last).total
-                carrying = self._nrv_carrying(item, last)
+                carrying = self._nrv_carrying(item, last) + prorated.get(item, ZERO)
             assessment = lower_of_cost.Assessment(
                 item,
                 quantity,

@@ -4,10 +4,11 @@ Inventory accounts stay at standard. What the books carry above the net realisab
 (NRV: estimated selling price less costs to sell) is held in a contra-inventory allowance
 per item, against a write-down expense; each close posts the change of what stands.
 
-Per unit, the write-down is what the books carry of the standard less NRV, where NRV is
-lower, never more than what they carry: the part held off the books (material not yet
-recognised, conversion never allocated and so expensed as a variance) is no cost on the
-books, and writing it down would count its loss twice.
+Per unit, the write-down is the carrying amount less NRV, where NRV is lower, never more
+than the carrying amount: what the books carry of the standard (the part held off the books,
+material not yet recognised or conversion never allocated and so expensed as a variance, is no
+cost on the books, and writing it down would count its loss twice), plus the unit's share of
+the variances a prorating close put into stock (IAS 2.9: cost, not standard).
 
 * ``ifrs`` (IAS 2.33): a new assessment at every close; when NRV recovers the write-down is
   reversed, never above the standard (the allowance never turns into a debit).
@@ -42,7 +43,8 @@ class Assessment:
     quantity: Decimal
     #: Standard unit cost on the close date.
     standard: Decimal
-    #: Part of the standard unit cost the books carry (the rest is held off the books).
+    #: What the books carry of a unit: the part of its standard on the books, plus its share
+    #: of the variances prorated into stock.
     carrying: Decimal
     #: The estimate in force on the close date, if any.
     nrv: Decimal | None

@@ -4,6 +4,7 @@ refused), stderr."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -223,6 +224,35 @@ def test_post_from_flags_is_idempotent_and_conflicts_are_refused(tmp_path: Path)
     assert first.startswith("event cli-") and first.rstrip().endswith(": applied")
     state = parse(ok("report", "--db", db, "--json"))
     assert state["quantities"]["PCB"] == "20"
+
+
+def test_post_refuses_a_date_more_than_a_year_ahead(tmp_path: Path) -> None:
+    """A typo (9999 for 2026) would open a period years ahead and hold back every change of
+    standards until then: post refuses it, as the HTTP API does (import may simulate years).
+    A book that took one anyway answers a later release in words, not with a traceback."""
+    db = tmp_path / "book.db"
+    ok("import", NORTHSHORE, "--db", db)
+    before = dump_file(db)
+    ahead = (dt.date.today() + dt.timedelta(days=367)).isoformat()
+    message = refused(
+        "post", "--db", db, "--type", "conversion", "--id", "typo", "--date", ahead,
+        "--amount", "1",
+    )  # fmt: skip
+    assert f"command line: event typo: date: {ahead} is more than 366 days ahead" in message
+    line = f'{{"id": "far", "type": "conversion", "date": "{ahead}", "amount": "1"}}\n'
+    message = refused("post", "--db", db, "-f", "-", input=line)
+    assert f"<stdin>:1: event far: date: {ahead} is more than 366 days ahead" in message
+    assert dump_file(db) == before
+    far = tmp_path / "far.jsonl"
+    far.write_text(line.replace(ahead, "9999-12-31"))
+    ok("import", far, "--db", db)
+    ok("master", "export", tmp_path / "master", "--db", db)
+    with (tmp_path / "master" / "boms.csv").open("a", encoding="utf-8") as boms:
+        boms.write("ROUTER,2027-01-01,,1,PCB,2,0,,\n")  # a new version of ROUTER's BOM
+    message = refused("master", "import", tmp_path / "master", "--db", db)
+    assert "on or before the last event recorded (9999-12-31); standards may change no more" in (
+        message
+    )
 
 
 def test_post_json_lines_from_a_file_and_from_stdin(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ from backflush.formats.inputs import (
     build_event,
     describe,
     fields_of,
+    too_far_ahead,
 )
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports import plain, tables
@@ -429,11 +430,6 @@ def post(
             if type_ is not None:
                 fail("give either --file or --type with its fields, not both", 2)
             read = _events_from_lines(file, master, settings)
-            events = [event for _where, event in read]
-            try:
-                applied = store.post(events)
-            except PostingError as error:
-                raise _at_line(error, read) from None
         elif type_ is not None:
             raw: dict[str, Any] = {
                 "type": type_.value,
@@ -452,10 +448,24 @@ def post(
             }
             raw = {k: v for k, v in raw.items() if v is not None}
             given_id = event_id or f"cli-{uuid.uuid4()}"
-            events = [build_event(raw, master, settings, where="command line", default_id=given_id)]
-            applied = store.post(events)
+            where = "command line"
+            read = [(where, build_event(raw, master, settings, where=where, default_id=given_id))]
         else:
             fail("nothing to post: give --type and the event's fields, or --file", 2)
+        ahead = [
+            f"{where}: event {event.id}: date: {problem}"
+            for where, event in read
+            if (problem := too_far_ahead(event.date)) is not None
+        ]
+        if ahead:
+            raise InputError(ahead)
+        events = [event for _where, event in read]
+        try:
+            applied = store.post(events)
+        except PostingError as error:
+            if file is None:
+                raise
+            raise _at_line(error, read) from None
         if as_json:
             print_json([{"id": e.id, "applied": a} for e, a in zip(events, applied, strict=True)])
         elif len(events) == 1:

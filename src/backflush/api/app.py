@@ -8,7 +8,6 @@ Every route but ``GET /health`` needs ``Authorization: Bearer <secret>`` of a li
 
 # No ``from __future__ import annotations``: FastAPI reads the routes' annotations, some of
 # which name dependencies local to create_app.
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -41,6 +40,7 @@ from backflush.formats.inputs import (
     EventModel,
     InputError,
     build_event,
+    too_far_ahead,
     unique_keys,
 )
 from backflush.reports.analysis import Selection, SelectionError
@@ -74,10 +74,6 @@ MAX_ENTRY_NO = 2**31 - 1
 log = logging.getLogger("backflush.api")
 #: Most journal entries one page may hold.
 MAX_PAGE = 1000
-#: How far ahead of today an event posted over HTTP may be dated: beyond it a date is taken
-#: for a typo (2062 for 2026) that would open a period years ahead. Scenario files and
-#: imports are not bound by it (they may simulate years).
-MAX_DAYS_AHEAD = 366
 _PERIOD = PERIOD_PATTERN
 PathPeriod = Path(pattern=_PERIOD, description="YYYY-MM")
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # visible ASCII, as a header carries it
@@ -508,10 +504,9 @@ def _events(
                 pointer = f"{base}/{field}" if field != "event" else base
                 errors.append(field_error("body", field, detail, pointer))
             continue
-        latest = dt.date.today() + dt.timedelta(days=MAX_DAYS_AHEAD)
-        if event.date > latest:
-            detail = f"{event.date} is more than {MAX_DAYS_AHEAD} days ahead (a typo?)"
-            errors.append(field_error("body", "date", detail, f"{base}/date"))
+        ahead = too_far_ahead(event.date)
+        if ahead is not None:
+            errors.append(field_error("body", "date", ahead, f"{base}/date"))
             continue
         if not token.may_post(event.type):
             raise Problem(

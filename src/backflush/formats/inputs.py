@@ -49,6 +49,19 @@ NAME_LENGTH = 200
 _DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 
 
+#: How far ahead of today an event posted live (``post``, the HTTP API) may be dated: beyond
+#: it a date is taken for a typo (2062 for 2026) that would open a period years ahead and hold
+#: back every change of standards until then. Scenario files and imports are not bound by it
+#: (they may simulate years).
+MAX_DAYS_AHEAD = 366
+
+
+def too_far_ahead(date: dt.date, today: dt.date | None = None) -> str | None:
+    """What is wrong with an event's ``date`` posted live, or None."""
+    latest = (today or dt.date.today()) + dt.timedelta(days=MAX_DAYS_AHEAD)
+    return f"{date} is more than {MAX_DAYS_AHEAD} days ahead (a typo?)" if date > latest else None
+
+
 def too_large(value: Decimal, limit: Decimal) -> str | None:
     """The complaint about ``value`` when its magnitude is not below ``limit``, else None."""
     if value.is_finite() and value.adjusted() < limit.adjusted() + 1 and abs(value) < limit:

@@ -1032,9 +1032,13 @@ class Store:
         last = conn.execute(sa.select(sa.func.max(t.events.c.date))).scalar()
         if last is None:
             return []
+        after = (
+            "standards may change no more"
+            if last == dt.date.max
+            else f"standards may change from {last + dt.timedelta(days=1)} on"
+        )
         return [
-            f"{what}: takes effect on {on}, on or before the last event recorded ({last}); "
-            f"standards may change from {last + dt.timedelta(days=1)} on"
+            f"{what}: takes effect on {on}, on or before the last event recorded ({last}); {after}"
             for what, on in changes
             if on <= last
         ]

@@ -413,6 +413,38 @@ def test_installed_program_posts_from_stdin_and_refuses_with_code_2(tmp_path: Pa
     assert [p.name for p in tmp_path.iterdir() if "xlsx" in p.name] == ["book.xlsx"]
 
 
+#: Runs the command line with a standard output whose reader has gone (``... | head``):
+#: every write fails as a closed pipe's does (EPIPE), whatever the pipe's buffer holds.
+CLOSED_PIPE = """
+import io, os, sys
+from backflush.cli import main
+
+class Closed(io.TextIOWrapper):
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+sys.stdout = Closed(os.fdopen(os.dup(1), "wb"))
+sys.argv = ["backflush", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """``report ... | head``: the closed pipe is no refused input (exit 2 with "error: :
+    Broken pipe", as it was) nor a traceback: the command ends, exit code 1, no message."""
+    db = tmp_path / "book.db"
+    ok("import", EXAMPLES / "potter.yaml", "--db", db)
+    for what in (("--what", "journal"), ("--json",)):
+        done = subprocess.run(
+            [sys.executable, "-c", CLOSED_PIPE, "report", "--db", str(db), *what],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert (done.returncode, done.stderr) == (1, ""), what
+
+
 def test_ids_that_look_like_markup_are_printed_as_they_are(tmp_path: Path) -> None:
     db = tmp_path / "book.db"
     ok("import", EXAMPLES / "potter.yaml", "--db", db)

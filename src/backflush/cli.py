@@ -129,6 +129,8 @@ def guarded(action: Callable[[], T], *, writes: bool = True, db: str | None = No
         fail(f"{error}\n{outcome}", 2)
     except (StoreError, SelectionError) as error:
         fail(str(error), 2)
+    except BrokenPipeError:
+        raise  # the reader of our output went away: main() ends quietly
     except OSError as error:  # a report or chart file that cannot be written
         fail(f"{error.filename or ''}: {error.strerror or error}", 2)
     except SQLAlchemyError as error:
@@ -959,8 +961,19 @@ def demo(
     guarded(go, db=db)
 
 
+#: The exit code of a command whose reader closed the pipe (``report ... | head``): Rich's
+#: (its consoles end so when they find the pipe closed) and Python's documented choice.
+CLOSED_PIPE = 1
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except BrokenPipeError:
+        # The reader has what it wanted: no message; output left unflushed goes nowhere (or
+        # Python would report the same broken pipe again when it flushes at exit).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(CLOSED_PIPE)
 
 
 # ---------------------------------------------------------------- standards and master data

@@ -259,6 +259,9 @@ def test_write_off_refusals() -> None:
     on = dt.date(2026, 1, 15)
     with pytest.raises(PostingError, match="no open backflush exception of event c9 for 'M'"):
         book.post(WriteOff("w0", on, "c9", "M", "why"))
+    early = dt.date(2026, 1, 9)  # c1 queued its 6.5 M on the 10th
+    with pytest.raises(PostingError, match="dated 2026-01-09, before c1 queued the shortage on"):
+        book.post(WriteOff("w1", early, "c1", "M", "why"))
     book.post(WriteOff("w1", on, "c1", "M", "why"))
     with pytest.raises(PostingError, match="already written off by w1"):
         book.post(WriteOff("w2", on, "c1", "M", "again"))

@@ -829,6 +829,8 @@ class Model:
         queued = self.queue.get((event.event, event.item))
         if queued is None or queued.open <= 0 or queued.into_process:
             raise Refused("no open exception to write off")
+        if event.date < self.accepted[event.event].date:
+            raise Refused("dated before the shortage it writes off")
         facts = Facts()
         facts.on_hand[event.item] += queued.open
         facts.conversion_lost = -queued.open * self.unallocated(event.item, on)
@@ -1301,9 +1303,11 @@ class Checker:
             assert total(book, account, lambda p: p <= upto) == 0, (account, upto)
             if not later:
                 assert total(book, account) == 0, account
-        if not settings.triggers.periodic and not later_events:
+        if not settings.triggers.periodic and not later_events and book.epoch <= end:
             # The close rounded the inventory accounts to the stock at standard: the valuation
             # ties to them to the cent, with no pennies of the postings' rounding left over.
+            # (A close dated after its period's end may adopt later standards: their
+            # revaluation rounds line by line, and the next close trues up its pennies.)
             valued = sum((r.on_books for r in valuation(book)), ZERO)
             prorated = sum(
                 (v for (_, e), v in book.balances.items() if e.startswith(PRORATED)), ZERO

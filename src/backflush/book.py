@@ -1343,6 +1343,11 @@ class Book:
             )
         if not event.reason.strip():
             raise PostingError(f"event {event.id}: a write-off needs a reason")
+        if event.date < entry.date:
+            raise PostingError(
+                f"event {event.id}: dated {event.date.isoformat()}, before {event.event} "
+                f"queued the shortage on {entry.date.isoformat()}; date it on or after that"
+            )
         follow_standards()
         builder = EntryBuilder(
             event.date,

@@ -146,7 +146,11 @@ def reopen(
 def list_(
     db: DbOption = DEFAULT_DB,
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Ages as of this date; default: today.")
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Ages as of this date (exceptions queued later are left out); default: today.",
+        ),
     ] = None,
     every: Annotated[
         bool, typer.Option("--all", help="Also cleared, written off and flagged ones.")

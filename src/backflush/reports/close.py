@@ -64,11 +64,12 @@ class Aged:
 
 def aging(book: Book, as_of: dt.date, *, every: bool = False) -> list[Aged]:
     """Open backflush exceptions (``every``: all, cleared and flagged too) in queue order,
-    with their age in days as of ``as_of``."""
+    with their age in days as of ``as_of``; those queued after ``as_of`` are left out (their
+    status is the one they have now)."""
     found = []
     for key, entry in book.shortages.items():
         status = book.exception_status(key)
-        if not every and status != "open":
+        if (not every and status != "open") or entry.date > as_of:
             continue
         found.append(
             Aged(

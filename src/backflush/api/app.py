@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from backflush.api.documents import CSV_SHEETS, SELECTING, ReportKind, csv_report, journal_document
 from backflush.api.documents import report_document as _report_document
-from backflush.api.problems import HANDLERS, PERIOD_PATTERN, Problem, field_error, invalid
+from backflush.api.problems import HANDLERS, Problem, field_error, invalid
 from backflush.api.tokens import READERS, Role, SeenTokens, Token, find_token, live_tokens
 from backflush.api.writer import GroupWriter
 from backflush.book import Book, ConflictError
@@ -36,6 +36,7 @@ from backflush.domain import model as m
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
 from backflush.formats.inputs import (
+    PERIOD_PATTERN,
     DuplicateKey,
     EventModel,
     InputError,

@@ -12,11 +12,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backflush.formats.inputs import PATTERN_WORDS
 from backflush.store.repository import StoreError
 
 PROBLEM = "application/problem+json"
 #: A period (YYYY-MM) in a path or query; a value that does not match is told so in words.
-PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 TITLES = {
     400: "Malformed request",
@@ -103,8 +103,9 @@ async def _validation(_request: Request, error: Exception) -> JSONResponse:
         loc = [str(p) for p in found["loc"]]
         location, rest = (loc[0], loc[1:]) if loc else ("body", [])
         message = str(found["msg"]).removeprefix("Value error, ")
-        if (found.get("ctx") or {}).get("pattern") == PERIOD_PATTERN:  # not the regex
-            message = "expected a period YYYY-MM"
+        pattern = (found.get("ctx") or {}).get("pattern")
+        if pattern in PATTERN_WORDS:  # not the regex
+            message = PATTERN_WORDS[pattern]
         if "input" in found and found["type"] != "missing":
             message = f"{message}, got {found['input']!r}"
         pointer = "/" + "/".join(rest) if location == "body" else ""

@@ -153,6 +153,16 @@ Element = Annotated[str, Field(max_length=ELEMENT_LENGTH)]
 _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
+#: A period, YYYY-MM; a currency, ISO 4217's three capital letters.
+PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+#: What a value that does not match a pattern was expected to be, in words (not the regex).
+PATTERN_WORDS = {
+    PERIOD_PATTERN: "expected a period YYYY-MM",
+    CURRENCY_PATTERN: "expected an ISO 4217 currency code, three capital letters (USD)",
+}
+
+
 def is_identifier(value: str) -> bool:
     """Whether ``value`` could be an id of the book (item, event, ...)."""
     try:
@@ -178,7 +188,7 @@ class _Strict(BaseModel):
 
 class BookModel(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=NAME_LENGTH)]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    currency: Annotated[str, Field(pattern=CURRENCY_PATTERN)] = "USD"
     triggers: m.Policy = m.Policy.PURCHASE_COMPLETION
     #: One disposition for every variance, or one per variance type (``default`` for the rest).
     disposition: m.Disposition | dict[DispositionKey, m.Disposition] = m.Disposition.COGS
@@ -361,7 +371,7 @@ class ReversalModel(_EventModel):
 
 class CloseModel(_EventModel):
     type: Literal["close"]
-    period: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+    period: Annotated[str, Field(pattern=PERIOD_PATTERN)]
 
 
 #: A reason given for the audit trail: some text, not only white space.
@@ -370,7 +380,7 @@ Reason = Annotated[str, Field(min_length=1, max_length=1000, pattern=r"\S")]
 
 class ReopenModel(_EventModel):
     type: Literal["reopen"]
-    period: Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+    period: Annotated[str, Field(pattern=PERIOD_PATTERN)]
     reason: Reason
 
 
@@ -513,6 +523,8 @@ def describe(
             message = "unknown field" + (f"; expected one of {', '.join(known)}" if known else "")
         elif kind != "missing" and message.startswith("Input should"):
             message = f"{message}, got {problem['input']!r}"
+        elif kind == "string_pattern_mismatch" and problem["ctx"]["pattern"] in PATTERN_WORDS:
+            message = f"{PATTERN_WORDS[problem['ctx']['pattern']]}, got {problem['input']!r}"
         elif kind == "string_pattern_mismatch" and _UNPRINTABLE in problem["ctx"]["pattern"]:
             message = (
                 f"expected an id: no white space at either end, no control or bidirectional "

@@ -399,6 +399,18 @@ def test_bom_cycle_names_the_cycle(book_db: Path, tmp_path: Path) -> None:
     assert "BOM cycle" in refused_by_cli(book_db, "import", str(bad))
 
 
+def test_a_line_beyond_the_amount_limit_is_refused(book_db: Path) -> None:
+    """Each figure below its limit, their product far beyond: 999,999,999,999 M at as much
+    would post about 10^24 to payables (a spreadsheet keeps no cents of it)."""
+    big = "999999999999"
+    message = refused_by_cli(
+        book_db, "post", "--type", "purchase", "--id", "big", "--date", "2026-02-02",
+        "--item", "M", "--quantity", big, "--unit-cost", big,
+    )  # fmt: skip
+    assert "event big: it would post " in message
+    assert "an amount must stay below 1000000000000000" in message
+
+
 def test_an_item_with_no_standard_is_named_where_it_was_read() -> None:
     text = BASE.replace("  - {id: F,", "  - {id: G, kind: finished}\n  - {id: F,")
     message = problems_of(text)

@@ -28,6 +28,10 @@ K = TypeVar("K")
 #: outside the book (reports, the SQLite store's running sums) adds in Python's default 28
 #: digits: sums of amounts stay exact to the minor unit up to 10^25, far beyond any book.
 CONTEXT = decimal.Context(prec=50, rounding=decimal.ROUND_HALF_EVEN)
+#: Money amounts must stay below this in absolute value: an amount given in an event, and a
+#: line an event posts (a quantity times a price each within bounds may reach 10^24). Below
+#: it, with two decimals, a spreadsheet's binary numbers still hold every cent.
+AMOUNT_LIMIT = Decimal(10) ** 15
 
 #: ISO 4217 minor units for currencies whose minor unit is not 2.
 _MINOR_UNITS: dict[str, int] = {

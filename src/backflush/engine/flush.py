@@ -36,7 +36,7 @@ from backflush.domain.model import (
     Shortage,
     ShortageEntry,
 )
-from backflush.domain.money import CONTEXT, ROUNDING_MODES, ZERO, fmt, quantum, totals
+from backflush.domain.money import AMOUNT_LIMIT, CONTEXT, ROUNDING_MODES, ZERO, fmt, quantum, totals
 from backflush.engine.close import ACTUAL_COST, ACTUAL_HOURS, SOLD, STANDARD_HOURS
 from backflush.engine.standards import (
     Consumption,
@@ -113,6 +113,14 @@ class EntryBuilder:
         if residue:
             plug_key = (plug, "", plug_item)
             rounded[plug_key] = rounded.get(plug_key, ZERO) + residue
+        if rounded and (
+            max(rounded.values()) >= AMOUNT_LIMIT or -min(rounded.values()) >= AMOUNT_LIMIT
+        ):
+            largest = max(rounded.values(), key=abs)
+            raise PostingError(
+                f"event {self.event}: it would post {fmt(largest)}; an amount must stay below "
+                f"{fmt(AMOUNT_LIMIT)} (a quantity or price too large?)"
+            )
         lines = tuple(Line(a, amount, e, i) for (a, e, i), amount in rounded.items() if amount)
         return Entry(self.date, self.event, self.memo, lines) if lines else None
 

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from backflush.domain import model as m
-from backflush.domain.money import decimals, fmt, minor_units
+from backflush.domain.money import AMOUNT_LIMIT, decimals, fmt, minor_units
 from backflush.engine.close import DISPOSABLE
 from backflush.engine.standards import StandardError, Standards
 
@@ -38,7 +38,6 @@ PRICE_DECIMALS = 6
 #: costs, unit prices and standards; money amounts. They keep every figure the engine makes
 #: well inside its decimal context (see backflush.domain.money.CONTEXT).
 QUANTITY_LIMIT = Decimal(10) ** 12
-AMOUNT_LIMIT = Decimal(10) ** 15
 
 #: Lengths of the database columns these values are stored in (PostgreSQL enforces them).
 ID_LENGTH = 200

@@ -451,12 +451,21 @@ def test_ids_that_look_like_markup_are_printed_as_they_are(tmp_path: Path) -> No
     lines = (
         '{"id": "[/]", "type": "conversion", "date": "2026-06-02", "amount": "1.00"}\n'
         '{"id": "[bold]x", "type": "conversion", "date": "2026-06-02", "amount": "2.00",'
-        ' "element": "[red]labor"}\n'
+        ' "element": "labor"}\n'
     )
     assert "2 event(s) applied" in ok("post", "--db", db, "-f", "-", input=lines)
     journal = ok("report", "--db", db, "--what", "journal", "--period", "2026-06")
-    assert "[/]" in journal and "[bold]x" in journal and "[red]labor" in journal
-    assert "[red]labor" in ok("report", "--db", db, "--what", "variances")
+    assert "[/]" in journal and "[bold]x" in journal
+    message = refused(
+        "post", "--db", db, "--type", "conversion", "--date", "2026-06-03",
+        "--amount", "1.00", "--element", "[red]labor",
+    )  # fmt: skip
+    assert "unknown conversion element '[red]labor'; the master data names labor" in message
+    bare = tmp_path / "bare.db"  # standards of no element: any element is the plant's own
+    ok("import", EXAMPLES / "philippine_v1.yaml", "--db", bare)
+    ok("post", "--db", bare, "--type", "conversion", "--date", "2026-04-02", "--amount", "2.00",
+       "--element", "[red]labor")  # fmt: skip
+    assert "[red]labor" in ok("report", "--db", bare, "--what", "variances")
     message = refused(
         "post", "--db", db, "--type", "conversion", "--date", "2026-06-03",
         "--amount", "1.001", "--id", "[/]",
@@ -464,7 +473,7 @@ def test_ids_that_look_like_markup_are_printed_as_they_are(tmp_path: Path) -> No
     assert "command line: event [/]: amount: 1.001 has more decimals" in message
     assert "event [bold]x: already recorded with the same content: no change" in ok(
         "post", "--db", db, "--type", "conversion", "--date", "2026-06-02",
-        "--amount", "2.00", "--element", "[red]labor", "--id", "[bold]x",
+        "--amount", "2.00", "--element", "labor", "--id", "[bold]x",
     )  # fmt: skip
 
 

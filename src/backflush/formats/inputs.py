@@ -447,6 +447,27 @@ def _work_center_problems(label: str, values: dict[str, Any], master: m.MasterDa
     return []
 
 
+#: The conversion elements of master data seen lately, by the master data's identity (it
+#: is kept alongside, so the identity cannot be reused): a stream checks each conversion.
+_ELEMENTS: dict[int, tuple[m.MasterData, frozenset[str]]] = {}
+
+
+def elements_of(master: m.MasterData) -> frozenset[str]:
+    """The conversion elements ``master`` names: items' conversion standards, work centers'
+    rates, cost sets' rates."""
+    found = _ELEMENTS.get(id(master))
+    if found is not None and found[0] is master:
+        return found[1]
+    named = {e for item in master.items.values() for e, _ in item.conversion}
+    named |= {e for center in master.work_centers.values() for e, _ in center.rates}
+    named |= {e for cost_set in master.cost_sets.values() for _, e, _ in cost_set.rates}
+    if len(_ELEMENTS) >= 8:
+        _ELEMENTS.clear()
+    elements = frozenset(named - {""})
+    _ELEMENTS[id(master)] = (master, elements)
+    return elements
+
+
 _EVENT_MODELS: dict[str, type[_EventModel]] = {
     model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
     for model in _EventModel.__subclasses__()
@@ -1050,6 +1071,14 @@ def build_event(
         if optional in values and values[optional] is None:
             del values[optional]  # e.g. reported without a production order
     problems += _work_center_problems(label, values, master)
+    element = values.get("element")
+    if model.type == "conversion" and element and "work_center" not in values:
+        named = elements_of(master)  # none named: any element is the plant's own
+        if named and element not in named:
+            problems.append(
+                f"{label}: element: unknown conversion element {element!r}; the master data "
+                f"names {', '.join(sorted(named))} (or give none)"
+            )
     if model.type == "retry" and values.get("item") is None:
         del values["item"]  # every item with consumption waiting
     item = values.get("item")

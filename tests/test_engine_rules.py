@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,7 @@ from backflush.domain.model import (
     Shortage,
 )
 from backflush.engine.flush import PostingError
+from backflush.store.repository import Store
 
 D = Decimal
 
@@ -164,6 +166,27 @@ def test_count_is_what_is_on_hand_even_with_consumption_queued() -> None:
     book.post(Count("recount", day(4), "M", D(10)))
     assert len(book.journal) == entries
     assert book.quantity("M") == 10
+
+
+def test_a_count_dated_before_its_items_stock_last_moved_is_refused(tmp_path: Path) -> None:
+    """100 M received on the 20th; a count of 0 dated the 10th (true then) posted afterwards
+    compared with the 100 on hand now and wrote them all off. It is refused; one dated the
+    20th or later is compared as before. A stored book keeps the date (and a migrated one
+    finds it in its movements: tests/test_late_close.py)."""
+    plant = master([Item("M", Kind.MATERIAL, material_cost=D("2.00"))], {})
+    book = Book(Settings("backdated"), plant)
+    book.post(Purchase("p", day(20), "M", D(100), D("2.00")))
+    with pytest.raises(PostingError, match="a count of 'M' dated 2026-01-10, before its stock"):
+        book.post(Count("early", day(10), "M", D(0)))
+    assert book.quantity("M") == 100
+    assert book.post(Count("count", day(20), "M", D(98)))
+    store = Store(str(tmp_path / "book.db"))
+    store.import_scenario(book.settings, plant, [Purchase("p", day(20), "M", D(100), D("2"))])
+    store.close()
+    again = Store(str(tmp_path / "book.db"), create=False)
+    with pytest.raises(PostingError, match="before its stock moved on 2026-01-20"):
+        again.post([Count("early", day(10), "M", D(0))])
+    again.close()
 
 
 def glue_plant(shortage: Shortage) -> Book:

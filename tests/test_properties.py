@@ -534,6 +534,9 @@ class Model:
         self.written_off: set[str] = set()
         #: The standards stock is valued at: moves on when an event of newer ones is accepted.
         self.epoch = dt.date.min
+        #: The latest date each item's stock on hand moved on; the date of the event applied.
+        self.last_moved: dict[str, dt.date] = {}
+        self.today = dt.date.min
 
     # -- queries
 
@@ -554,6 +557,7 @@ class Model:
 
     def apply(self, event: Event, periods_with_activity: list[str]) -> None:
         """Apply ``event`` or raise Refused, changing nothing."""
+        self.today = event.date
         if isinstance(event, Reopen):  # about a closed period; costs nothing at standard
             self._reopen(event)
             self.accepted[event.id] = event
@@ -711,6 +715,8 @@ class Model:
             )
         elif isinstance(event, Count):
             self._kind(event.item, *stocked)
+            if event.date < self.last_moved.get(event.item, dt.date.min):
+                raise Refused("a count dated before its item's stock last moved")
             # The shelf lacks what production took that still waits in the queue.
             waiting = self.open_queue(event.item, False) + self.open_queue(event.item, True)
             difference = event.quantity - (self.on_hand[event.item] - waiting)
@@ -744,6 +750,8 @@ class Model:
             self._retry(item)
 
     def _move(self, owner: str, item: str, on_hand: Decimal, in_process: Decimal) -> None:
+        if on_hand:
+            self.last_moved[item] = max(self.last_moved.get(item, dt.date.min), self.today)
         self.on_hand[item] += on_hand
         self.in_process[item] += in_process
         self.moved[owner].append((item, on_hand, in_process))

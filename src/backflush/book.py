@@ -25,6 +25,7 @@ from backflush.domain.model import (
     Close,
     Completion,
     Conversion,
+    Count,
     Disposition,
     Entry,
     Event,
@@ -302,6 +303,9 @@ class Book:
         #: Quantity moved per period, day and kind of flow (all items together).
         self.daily: dict[str, dict[tuple[dt.date, str], Decimal]] = {}
         self.in_process: dict[str, Decimal] = {}
+        #: The latest date stock on hand of each item moved on (None: not known, a book
+        #: older than this record): a count dated before it is refused.
+        self.last_moved: dict[str, dt.date] = {}
         self.shortages: dict[tuple[str, str, str], ShortageEntry] = {}
         #: Open queued consumption by item, oldest first: what a stock arrival looks at.
         self.queue: dict[str, dict[tuple[str, str, str], ShortageEntry]] = {}
@@ -672,6 +676,17 @@ class Book:
                 f"effective {self.epoch.isoformat()} that stock is valued at now; "
                 f"date it on or after {self.epoch.isoformat()}"
             )
+        if isinstance(event, Count):
+            moved = self.last_moved.get(event.item)
+            if moved is not None and event.date < moved:
+                # It compares with the stock as the book holds it now: what moved after its
+                # date would be counted away (a receipt) or found again (a consumption).
+                raise PostingError(
+                    f"event {event.id}: a count of {event.item!r} dated "
+                    f"{event.date.isoformat()}, before its stock moved on {moved.isoformat()}; "
+                    f"a count is compared with the stock as it stands: date it on or after "
+                    f"{moved.isoformat()}"
+                )
 
         def follow_standards() -> None:
             """Called once the event is known to be accepted, before it changes anything."""
@@ -810,6 +825,7 @@ class Book:
         flows = self.flows.setdefault(period, {}) if flowed else {}
         daily = self.daily.setdefault(dated, {}) if flowed else {}
         get, add_moved = on_hand.get, changes.moved.add
+        last_moved, last_get = self.last_moved, self.last_moved.get
         add_flow, add_daily = changes.flows.add, changes.daily.add
         # The day's sum of the flow of the movements before (a completion's components all
         # flow alike), written back when the flow changes and at the end: the same sums.
@@ -821,6 +837,8 @@ class Book:
             if quantity:
                 moved[item] = moved.get(item, ZERO) + quantity
                 add_moved((period, item))
+                if date > last_get(item, dt.date.min):
+                    last_moved[item] = date
             if quantity or counted:
                 flow = into if (quantity > ZERO if forward else quantity < ZERO) else out
                 key = (item, flow)

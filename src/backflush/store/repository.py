@@ -61,7 +61,7 @@ BUMPED = "backflush_bumped"
 RECORDED_IN_GROUP = "backflush_recorded_in_group"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
-SCHEMA_REVISION = "0010"
+SCHEMA_REVISION = "0011"
 #: Key of the PostgreSQL advisory lock (``pg_advisory_xact_lock``) every write transaction
 #: takes first: one writer at a time per book (database), schema and settings writes included.
 WRITE_LOCK = 0x6261636B666C7368  # "backflsh"
@@ -1147,6 +1147,8 @@ class Store:
         for row in conn.execute(sa.select(t.quantities).order_by(t.quantities.c.item)):
             book.on_hand[row.item] = row.on_hand
             book.in_process[row.item] = row.in_process
+            if row.last_moved is not None:
+                book.last_moved[row.item] = row.last_moved
         queue = sa.select(t.shortages).order_by(t.shortages.c.seq)
         if not history:
             queue = queue.where(
@@ -1880,6 +1882,7 @@ class Store:
                     "item": i,
                     "on_hand": book.on_hand.get(i, ZERO),
                     "in_process": book.in_process.get(i, ZERO),
+                    "last_moved": book.last_moved.get(i),
                 }
                 for i in sorted(changes.quantities)
             ],

@@ -226,6 +226,7 @@ quantities = sa.Table(
     sa.Column("item", sa.String(200), primary_key=True),
     sa.Column("on_hand", Exact, nullable=False),
     sa.Column("in_process", Exact, nullable=False),
+    sa.Column("last_moved", sa.Date),  # the latest date stock on hand moved (None: unknown)
 )
 
 period_quantities = sa.Table(

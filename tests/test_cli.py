@@ -145,8 +145,12 @@ def test_init_from_flags_and_again(tmp_path: Path) -> None:
         "journal_detail": "event",
     }
     before = dump_file(db)
-    message = refused("init", "--db", db, "--name", "Test plant", "--currency", "eur", code=2)
-    assert "different book" in message and "triggers" in message
+    # the settings given are checked against the book's, not the defaults of those not given
+    assert "already there" in ok("init", "--db", db, "--name", "Test plant", "--currency", "eur")
+    message = refused(
+        "init", "--db", db, "--name", "Test plant", "--triggers", "purchase+completion"
+    )
+    assert "different book" in message and "triggers" in message and "currency" not in message
     assert dump_file(db) == before
     # a value Typer itself refuses: usage error, exit 2
     result = cli("init", "--db", tmp_path / "other.db", "--triggers", "bogus")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -269,6 +270,10 @@ def init(
                 found = describe(error, allowed=fields_of(BookModel))
                 raise InputError([f"command line: --{p}" for p in found]) from None
         store = Store(db)
+        if given and store.initialized():  # the settings given are checked, no defaults
+            settings = dataclasses.replace(
+                store.settings(), **{field: getattr(settings, field) for field in given}
+            )
         created = store.init(settings)
         what = "created" if created else "already there, schema up to date"
         out.print(f"book [bold]{escape(settings.name)}[/] at {escape(store.display_url)}: {what}")

@@ -161,6 +161,10 @@ def test_a_book_that_is_not_there(tmp_path: Path) -> None:
     message = refused("report", "--db", tmp_path / "nothing.db", code=2)
     assert "nothing.db; run `backflush init` first" in message
     assert not (tmp_path / "nothing.db").exists()  # reading never creates a file
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert "no book at" in refused("report", "--db", empty, code=2)
+    assert empty.stat().st_size == 0  # nor makes a database of an empty one
 
 
 def test_import_close_and_report_a_book(tmp_path: Path) -> None:

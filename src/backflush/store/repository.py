@@ -102,6 +102,13 @@ def make_engine(url: str) -> Engine:
         raise sa.exc.ArgumentError(f"no driver for this URL is installed ({error})") from error
 
 
+def _empty(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == 0
+    except OSError:  # unreadable: the database driver names what is wrong
+        return False
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30})
@@ -621,7 +628,8 @@ class Store:
         #: The URL as it may be shown (no password).
         self.display_url = display_url(self.url)
         path = _sqlite_path(self.url)
-        if path is not None and not create and not path.exists():
+        if path is not None and not create and (not path.exists() or _empty(path)):
+            # an empty file is no book either (and reading it must not make it a database)
             raise StoreError(f"no book at {path}; run `backflush init` first")
         self.engine = make_engine(self.url)
         self._cache: tuple[int, Standards] | None = None

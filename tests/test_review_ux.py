@@ -62,6 +62,9 @@ def test_report_period_is_checked_and_refused_where_it_selects_nothing(tmp_path:
     # a malformed period printed an empty journal
     message = refused("report", "--db", db, "--what", "journal", "--period", "2026-1")
     assert "--period: expected a period YYYY-MM, got '2026-1'" in message
+    message = refused("report", "--db", db, "--json", "--xlsx", tmp_path / "r.xlsx")
+    assert "--json and --xlsx: give one output at a time" in message  # --json was ignored
+    assert not (tmp_path / "r.xlsx").exists()
     message = refused("close", "2026-3", "--db", db)  # in words, not pydantic's regex
     assert "period: expected a period YYYY-MM, got '2026-3'" in message
     # where it applies it still selects the journal's entries

@@ -701,6 +701,18 @@ def report(
     ] = By.type,
 ) -> None:
     """Print the book's reports (or its JSON document, an XLSX workbook, CSV or HTML files)."""
+    outputs = [
+        flag
+        for flag, given in (
+            ("--json", as_json),
+            ("--xlsx", xlsx is not None),
+            ("--csv", csv_folder is not None),
+            ("--html", html is not None),
+        )
+        if given
+    ]
+    if len(outputs) > 1:
+        fail(f"{' and '.join(outputs)}: give one output at a time", 2)
     analysed = as_json and what in (ReportKind.margin, ReportKind.variance_analysis)
     on_screen = not (as_json or xlsx or html or csv_folder)
     for option, (flag, kinds) in REPORT_OPTIONS.items():

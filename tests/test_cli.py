@@ -263,6 +263,22 @@ def test_post_refuses_a_date_more_than_a_year_ahead(tmp_path: Path) -> None:
     )
 
 
+def test_post_hours_and_a_conversion_cost_at_a_work_center_from_flags(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    ok("import", EXAMPLES / "widgets_prorate.yaml", "--db", db)
+    ok("post", "--db", db, "--type", "hours", "--id", "h1", "--date", "2026-03-02",
+       "--work-center", "ASM", "--hours", "7.5", "--element", "labor")  # fmt: skip
+    ok("post", "--db", db, "--type", "conversion", "--id", "cv1", "--date", "2026-03-02",
+       "--work-center", "ASM", "--hours", "2", "--element", "labor", "--amount", "44")  # fmt: skip
+    march = parse(ok("report", "--db", db, "--json", "--period", "2026-03"))
+    assert [e["event"] for e in march["entries"]] == ["cv1"]  # hours post no entry
+    message = refused(
+        "post", "--db", db, "--type", "hours", "--date", "2026-03-02", "--work-center", "NOPE",
+        "--hours", "1",
+    )  # fmt: skip
+    assert "work_center: unknown work center 'NOPE'" in message
+
+
 def test_post_json_lines_from_a_file_and_from_stdin(tmp_path: Path) -> None:
     db = tmp_path / "book.db"
     ok("import", NORTHSHORE, "--db", db)

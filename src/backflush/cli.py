@@ -391,10 +391,10 @@ def _print_applied(applied: Sequence[bool]) -> None:
 
 
 #: What ``post --type`` takes: the events its flags can describe (close, reopen and write-off
-#: have their own commands; hours and events of any shape go through ``post --file``).
+#: have their own commands; events of any shape go through ``post --file``).
 EventType = StrEnum(  # type: ignore[misc]
     "EventType",
-    [(n, n) for n in m.EVENT_TYPES if n not in ("close", "reopen", "write_off", "hours")],
+    [(n, n) for n in m.EVENT_TYPES if n not in ("close", "reopen", "write_off")],
 )
 
 
@@ -425,6 +425,10 @@ def post(
     unit_value: Annotated[
         str | None, typer.Option(help="nrv: net realisable value per unit.")
     ] = None,
+    work_center: Annotated[
+        str | None, typer.Option(help="conversion, hours: the work center.")
+    ] = None,
+    hours: Annotated[str | None, typer.Option(help="conversion, hours: hours worked.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Post one event from flags, or many from JSON lines, in one transaction."""
@@ -452,6 +456,8 @@ def post(
                 "reason": reason,
                 "order": order,
                 "unit_value": unit_value,
+                "work_center": work_center,
+                "hours": hours,
             }
             raw = {k: v for k, v in raw.items() if v is not None}
             given_id = event_id or f"cli-{uuid.uuid4()}"

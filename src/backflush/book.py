@@ -303,8 +303,8 @@ class Book:
         #: Quantity moved per period, day and kind of flow (all items together).
         self.daily: dict[str, dict[tuple[dt.date, str], Decimal]] = {}
         self.in_process: dict[str, Decimal] = {}
-        #: The latest date stock on hand of each item moved on (None: not known, a book
-        #: older than this record): a count dated before it is refused.
+        #: The latest date stock on hand of each item moved on (an item absent: none known,
+        #: e.g. a migrated book that kept no movements of it): a count dated before is refused.
         self.last_moved: dict[str, dt.date] = {}
         self.shortages: dict[tuple[str, str, str], ShortageEntry] = {}
         #: Open queued consumption by item, oldest first: what a stock arrival looks at.

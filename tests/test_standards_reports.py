@@ -719,8 +719,18 @@ def test_cli_master_import_of_a_new_product_built_from_the_books_parts(
     text = refused("master", "import", new, "--db", book)
     assert "boms.csv row 2, column component: BOM of BOX: line 1: unknown item 'NOPE'" in text
     assert "unknown work center 'PAINT'" in text
-    (new / "boms.csv").unlink()
+    (new / "items.csv").write_text("id,kind\nKIT,finished\n", encoding="utf-8")
+    (new / "boms.csv").write_text(  # a new version of SUB's BOM, dated into the past
+        "item,effective_from,line,component,quantity\nSUB,2026-01-02,1,M1,1\n", "utf-8"
+    )
     (new / "routings.csv").unlink()
+    text = refused("master", "import", new, "--db", book)
+    assert (
+        "boms.csv row 2, column effective_from: BOM of SUB: takes effect on 2026-01-02, on or "
+        "before the last event recorded (2026-01-20)"
+    ) in text
+    (new / "items.csv").write_text("id,kind\nBOX,finished\n", encoding="utf-8")
+    (new / "boms.csv").unlink()
     text = refused("master", "import", new, "--db", book)  # a made item with no BOM
     assert "items.csv row 2: item 'BOX' has no standard: expected a BOM or a material" in text
     assert dump_file(Path(book)) == before

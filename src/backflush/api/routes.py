@@ -600,6 +600,7 @@ def add_routes(
                 routings=records("routings"),
                 cost_sets=records("cost_sets"),
                 known=store.master(),
+                last_event=store.last_event(),
             )
 
             def write(keep: Callable[[Connection, dict[str, Any], int], None]) -> None:

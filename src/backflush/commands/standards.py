@@ -502,7 +502,7 @@ def master_import(
         try:
             settings = store.settings()
             known = store.master()
-            master = load_master_tables(path, settings, known)
+            master = load_master_tables(path, settings, known, store.last_event())
             before = _counts(known)
             store.import_scenario(settings, master, ())
             after = _counts(store.master())

@@ -61,6 +61,19 @@ def too_far_ahead(date: dt.date, today: dt.date | None = None) -> str | None:
     return f"{date} is more than {MAX_DAYS_AHEAD} days ahead (a typo?)" if date > latest else None
 
 
+def too_early(on: dt.date, last: dt.date | None) -> str | None:
+    """What is wrong with a change of standards taking effect ``on`` in a book whose last
+    event is dated ``last``, or None: past postings never change."""
+    if last is None or on > last:
+        return None
+    after = (
+        "standards may change no more"
+        if last == dt.date.max
+        else f"standards may change from {last + dt.timedelta(days=1)} on"
+    )
+    return f"takes effect on {on}, on or before the last event recorded ({last}); {after}"
+
+
 def too_large(value: Decimal, limit: Decimal) -> str | None:
     """The complaint about ``value`` when its magnitude is not below ``limit``, else None."""
     if value.is_finite() and value.adjusted() < limit.adjusted() + 1 and abs(value) < limit:
@@ -572,11 +585,13 @@ def build_master(
     routings: Raw = (),
     cost_sets: Raw = (),
     known: m.MasterData | None = None,
+    last_event: dt.date | None = None,
 ) -> m.MasterData:
     """Master data from raw mappings, each with a description of where it came from. With
     ``known`` (the book's master data), BOMs, routings and cost sets may name its items and
     work centers, and the standards are checked with it merged in; what is returned is only
-    what the mappings hold."""
+    what the mappings hold. With ``last_event`` (the date of the book's), a new version of a
+    known item's BOM or routing, or a cost set released, must take effect after it."""
     book = known or m.MasterData({}, {})
     problems: list[str] = []
     parsed_items: dict[str, m.Item] = {}
@@ -617,6 +632,7 @@ def build_master(
             continue
         bom = _bom(bom_model, ChainMap(parsed_items, book.items), here, line_wheres, problems)
         if bom is not None:
+            _check_change(bom, book.boms, book, last_event, here, problems)
             versions.setdefault(bom.item, []).append(bom)
             sources.setdefault(bom.item, where)
     routing_versions: dict[str, list[m.Routing]] = {}
@@ -640,6 +656,7 @@ def build_master(
             problems,
         )
         if routing is not None:
+            _check_change(routing, book.routings, book, last_event, here, problems)
             routing_versions.setdefault(routing.item, []).append(routing)
     sets = _cost_sets(
         cost_sets,
@@ -658,6 +675,25 @@ def build_master(
         raise InputError(problems)
     check_standards(whole, settings, sources, items_at)
     return master
+
+
+def _check_change(
+    version: m.Bom | m.Routing,
+    stored: Mapping[str, Sequence[m.Bom | m.Routing]],
+    book: m.MasterData,
+    last_event: dt.date | None,
+    here: str,
+    problems: list[str],
+) -> None:
+    """A new version of a known item's BOM or routing takes effect after the last event (a
+    new item has no postings to change; a version the book holds already changes nothing)."""
+    if version.item not in book.items:
+        return
+    if any(v.effective_from == version.effective_from for v in stored.get(version.item, ())):
+        return
+    early = too_early(version.effective_from, last_event)
+    if early is not None:
+        problems.append(f"{here}: effective_from: {early}")
 
 
 def _line_wheres(raw: Mapping[str, Any], key: str) -> tuple[list[str | None], Mapping[str, Any]]:

@@ -182,11 +182,14 @@ def read_master_tables(path: Path) -> Records:
 
 
 def load_master_tables(
-    path: Path, settings: m.Settings, known: m.MasterData | None = None
+    path: Path,
+    settings: m.Settings,
+    known: m.MasterData | None = None,
+    last_event: dt.date | None = None,
 ) -> m.MasterData:
     """Master data from a directory of CSV files or an XLSX workbook, validated (with the
-    book's ``known`` master data, as :func:`build_master`); problems name the file, row and
-    column."""
+    book's ``known`` master data and the date of its ``last_event``, as
+    :func:`build_master`); problems name the file, row and column."""
     reader = _read(path)
     records = reader.records
     try:
@@ -198,6 +201,7 @@ def load_master_tables(
             routings=records["routings"],
             cost_sets=records["cost_sets"],
             known=known,
+            last_event=last_event,
         )
     except InputError as error:
         again = _Reader(indexing=True)  # the same records, now noting where each field was

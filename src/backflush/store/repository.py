@@ -43,7 +43,7 @@ from backflush.domain.money import ZERO, fmt, totals
 from backflush.engine.close import is_disposal
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import Standards
-from backflush.formats.inputs import InputError, check_standards, check_versions
+from backflush.formats.inputs import InputError, check_standards, check_versions, too_early
 from backflush.store import schema as t
 from backflush.store import summaries
 
@@ -1038,18 +1038,14 @@ class Store:
         """Standards may change only after the last event recorded (past postings never
         change)."""
         last = conn.execute(sa.select(sa.func.max(t.events.c.date))).scalar()
-        if last is None:
-            return []
-        after = (
-            "standards may change no more"
-            if last == dt.date.max
-            else f"standards may change from {last + dt.timedelta(days=1)} on"
-        )
-        return [
-            f"{what}: takes effect on {on}, on or before the last event recorded ({last}); {after}"
-            for what, on in changes
-            if on <= last
-        ]
+        found = ((what, too_early(on, last)) for what, on in changes)
+        return [f"{what}: {early}" for what, early in found if early is not None]
+
+    def last_event(self) -> dt.date | None:
+        """The date of the latest event recorded (None: none yet)."""
+        with self.transaction() as conn:
+            self._check_schema(conn)
+            return conn.execute(sa.select(sa.func.max(t.events.c.date))).scalar()
 
     def add_master(
         self, master: m.MasterData, *, also: Callable[[Connection], None] | None = None

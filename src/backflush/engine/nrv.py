@@ -16,8 +16,10 @@ the variances a prorating close put into stock (IAS 2.9: cost, not standard).
   down. Units still held keep it when NRV recovers, and when the standard changes the basis
   stays where it was (the unit write-down moves with the standard). The units written down
   are taken to be the last to leave: the allowance is released only as far as stock falls
-  below them. Units that arrive later come in at standard; the item's unit write-down is the
-  average over what is on hand (as average cost does), then compared with NRV again.
+  below them, as the quantities on hand at the two closes show (a dip between closes made up
+  again before the next is not seen). Units that arrive later come in at standard; the
+  item's unit write-down is the average over what is on hand (as average cost does), then
+  compared with NRV again.
 """
 
 from __future__ import annotations

@@ -209,6 +209,25 @@ def test_throughput_counts_a_count_adjustment_as_material() -> None:
     assert jan.income - jan.net_profit == jan.inventory - jan.inventory_material
 
 
+def test_throughput_leaves_out_the_conversion_of_finished_goods_scrapped_or_lost() -> None:
+    """F sits in finished goods at its whole standard (2.00 of M + 1.00 conversion): a scrap
+    report of one F on the 5th takes 3.00 to usage, a count on the 10th that finds four where
+    the book holds five takes 3.00 to usage too. Their conversion, 2 x 1.00, was an operating
+    expense when incurred: throughput takes only their material, 4.00, less the 4.00 of
+    material the new standards of the 15th add to the four F left."""
+    text = F_OF_M + (
+        "  - {id: x1, date: 2026-01-05, type: scrap, item: F, quantity: '1'}\n"
+        "  - {id: n1, date: 2026-01-10, type: count, item: F, quantity: '4'}\n"
+        "  - {id: cv, date: 2026-01-31, type: conversion, amount: '10.00'}\n"
+    )
+    book = run_scenario(parse_scenario(text, "lost.yaml"))
+    assert book.period_variances("2026-01")["material_usage"] == 6
+    assert book.lost_conversion("2026-01") == 2
+    jan = throughput(book, "2026-01")
+    assert jan.material_variances == 4 - 4  # usage 6 less conversion 2; revaluation of 4 F
+    assert jan.income - jan.net_profit == jan.inventory - jan.inventory_material
+
+
 def test_throughput_report_through_the_command_line(tmp_path: Path) -> None:
     db = tmp_path / "w.db"
     runner = CliRunner()

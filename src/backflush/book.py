@@ -464,6 +464,11 @@ class Book:
             if key.startswith(closing.REVALUED)
         }
 
+    def lost_conversion(self, period: str) -> Decimal:
+        """The conversion that scrap reports and counts of ``period`` took to a variance with
+        their material (:data:`~backflush.engine.close.LOST_CONVERSION`)."""
+        return self.statistics.get(period, {}).get(closing.LOST_CONVERSION, ZERO)
+
     def account_balances(self) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}
         for (account, _), value in self.balances.items():

@@ -61,8 +61,12 @@ SOLD = "sold:"
 #: What revaluations changed the stock's standard value by, by element (+ element:
 #: ``revalued:material``; an increase is positive): the revaluation variance's make-up.
 REVALUED = "revalued:"
+#: The conversion of finished goods (and, costing sequentially, of any made item) that scrap
+#: reports and counts took to a variance with their material: stock that holds its
+#: conversion in one figure loses it whole (an increase of the variances is positive).
+LOST_CONVERSION = "lost_conversion"
 #: Statistics that are no variance.
-NOT_VARIANCES = (*HOURS_STATISTICS, SOLD, REVALUED)
+NOT_VARIANCES = (*HOURS_STATISTICS, SOLD, REVALUED, LOST_CONVERSION)
 
 
 def hours_variances(statistics: Mapping[str, Decimal], rates: Rates) -> dict[str, Decimal]:

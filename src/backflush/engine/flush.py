@@ -37,7 +37,14 @@ from backflush.domain.model import (
     ShortageEntry,
 )
 from backflush.domain.money import AMOUNT_LIMIT, CONTEXT, ROUNDING_MODES, ZERO, fmt, quantum, totals
-from backflush.engine.close import ACTUAL_COST, ACTUAL_HOURS, SOLD, STANDARD_HOURS
+from backflush.engine.close import (
+    ACTUAL_COST,
+    ACTUAL_HOURS,
+    LOST_CONVERSION,
+    MATERIAL,
+    SOLD,
+    STANDARD_HOURS,
+)
 from backflush.engine.standards import (
     Consumption,
     Holding,
@@ -548,6 +555,25 @@ def _scrap(event: Scrap, ctx: Context, effects: Effects) -> None:
     )
     builder.add(Account.MATERIAL_USAGE_VARIANCE, value, item=event.item)
     _emit(effects, ctx, builder)
+    _lost_conversion(event.item, event.date, event.quantity, ctx, effects)
+
+
+def _lost_conversion(
+    item: str, on: dt.date, quantity: Decimal, ctx: Context, effects: Effects
+) -> None:
+    """Note the conversion that ``quantity`` units of ``item`` lost (scrapped, or counted
+    missing; negative: found) took to a variance with their material, where the stock holds
+    its conversion in one figure: finished goods costed at completion, made items costed
+    sequentially (elsewhere conversion waits unallocated and is no part of the value)."""
+    if ctx.standards.master.items[item].kind is Kind.MATERIAL:
+        return
+    standards = ctx.standards
+    if standards.holding(item, on) != standards.holding(item, on, conversion=False):
+        return  # its conversion waits unallocated: left out of the value taken
+    elements = standards.unit_cost(item, on).by_element()
+    conversion = sum((v for e, v in elements.items() if e != MATERIAL), ZERO)
+    if conversion:
+        effects.memo.append((LOST_CONVERSION, quantity * conversion))
 
 
 def _count(event: Count, ctx: Context, effects: Effects) -> None:
@@ -572,6 +598,7 @@ def _count(event: Count, ctx: Context, effects: Effects) -> None:
     value = builder.add_holding(holding, difference, +1)
     builder.add(ctx.settings.count_account, -value, item=event.item)
     _emit(effects, ctx, builder)
+    _lost_conversion(event.item, event.date, -difference, ctx, effects)
 
 
 def _issue(event: Issue, ctx: Context, effects: Effects) -> None:

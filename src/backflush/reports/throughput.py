@@ -1,13 +1,13 @@
 """The period as throughput accounting sees it, beside the absorption figures (issue 5).
 
 Throughput accounting inventories only materials: throughput = sales - the material of what
-was sold (at standard, plus the material variances of the period: purchase price, usage,
-count adjustments (which value material only) and the material share of the revaluation
-variance, as new standards revalue the stock); all conversion is an operating expense of the
-period it is incurred in. The absorption figures differ by the conversion that inventory
-absorbs: net profit here and income there move apart when stock is built and come back
-together when it is sold. The rounding variance, which is of no element, is left out: the
-two may differ by its pennies.
+was sold (at standard, plus the material variances of the period: purchase price, usage and
+count adjustments, less the conversion of finished goods scrapped or counted missing, and the
+material share of the revaluation variance, as new standards revalue the stock); all
+conversion is an operating expense of the period it is incurred in. The absorption figures
+differ by the conversion that inventory absorbs: net profit here and income there move apart
+when stock is built and come back together when it is sold. The rounding variance, which is
+of no element, is left out: the two may differ by its pennies.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Throughput:
     period: str
     sales: Decimal
     material_sold: Decimal  # standard material of the units sold
-    material_variances: Decimal  # price, usage, counts, revaluation: before disposal
+    material_variances: Decimal  # price, usage, counts (their material), revaluation
     operating_expense: Decimal  # actual conversion incurred in the period
     inventory_material: Decimal  # standard material of the stock at the period end
     gross_margin: Decimal  # absorption
@@ -69,6 +69,7 @@ def throughput(book: Book, period: str) -> Throughput:
         sales=-moved(Account.SALES),
         material_sold=rounded(content.get(Account.COGS, {}).get(MATERIAL, ZERO)),
         material_variances=sum((variances.get(k, ZERO) for k in MATERIAL_VARIANCES), ZERO)
+        - rounded(book.lost_conversion(period))
         - rounded(book.revalued(period).get(MATERIAL, ZERO)),
         operating_expense=-moved(Account.ACCRUED_CONVERSION),
         inventory_material=rounded(

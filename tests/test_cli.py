@@ -554,6 +554,8 @@ def test_book_settings_from_flags_fit_the_database(tmp_path: Path) -> None:
     message = refused("init", "--db", db, "--name", "n" * 201)
     assert "command line: --name: String should have at most 200 characters" in message
     assert "command line: --currency:" in refused("init", "--db", db, "--currency", "euro")
+    message = refused("init", "--db", db, "--currency", "UDS")  # a typo no book could undo
+    assert "command line: --currency: unknown currency code 'UDS'; expected an ISO 4217" in message
     assert not db.exists()
 
 

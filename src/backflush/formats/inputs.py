@@ -194,13 +194,23 @@ def _disposition_key(key: str) -> str:
 DispositionKey = Annotated[str, AfterValidator(_disposition_key)]
 
 
+def _currency(code: str) -> str:
+    """An ISO 4217 code (CLDR's list, through Babel, withdrawn codes included): a book's
+    currency cannot change once it has one, so a typo (UDS) is refused, not kept."""
+    from babel.numbers import list_currencies  # only when a book's settings are read
+
+    if code not in list_currencies():
+        raise ValueError(f"unknown currency code {code!r}; expected an ISO 4217 code (USD, EUR)")
+    return code
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class BookModel(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=NAME_LENGTH)]
-    currency: Annotated[str, Field(pattern=CURRENCY_PATTERN)] = "USD"
+    currency: Annotated[str, Field(pattern=CURRENCY_PATTERN), AfterValidator(_currency)] = "USD"
     triggers: m.Policy = m.Policy.PURCHASE_COMPLETION
     #: One disposition for every variance, or one per variance type (``default`` for the rest).
     disposition: m.Disposition | dict[DispositionKey, m.Disposition] = m.Disposition.COGS

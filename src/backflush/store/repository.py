@@ -102,6 +102,10 @@ def make_engine(url: str) -> Engine:
         raise sa.exc.ArgumentError(f"no driver for this URL is installed ({error})") from error
 
 
+#: The date of the latest event recorded (NULL: none yet).
+_LAST_EVENT = sa.select(sa.func.max(t.events.c.date))
+
+
 def _empty(path: Path) -> bool:
     try:
         return path.is_file() and path.stat().st_size == 0
@@ -1037,7 +1041,7 @@ class Store:
     def _check_changes(conn: Connection, changes: list[tuple[str, dt.date]]) -> list[str]:
         """Standards may change only after the last event recorded (past postings never
         change)."""
-        last = conn.execute(sa.select(sa.func.max(t.events.c.date))).scalar()
+        last = conn.execute(_LAST_EVENT).scalar()
         found = ((what, too_early(on, last)) for what, on in changes)
         return [f"{what}: {early}" for what, early in found if early is not None]
 
@@ -1045,7 +1049,7 @@ class Store:
         """The date of the latest event recorded (None: none yet)."""
         with self.transaction() as conn:
             self._check_schema(conn)
-            return conn.execute(sa.select(sa.func.max(t.events.c.date))).scalar()
+            return conn.execute(_LAST_EVENT).scalar()
 
     def add_master(
         self, master: m.MasterData, *, also: Callable[[Connection], None] | None = None

@@ -574,6 +574,28 @@ def test_an_admin_manages_tokens_over_the_api(service: Service) -> None:
     _problem(service.client.post("/tokens/999/revoke", headers=admin), 404)
 
 
+def test_the_last_admin_token_is_not_revoked_over_the_api(service: Service) -> None:
+    """Revoking it would leave no one to manage tokens over HTTP; with another admin token
+    live, an admin may revoke their own (rotation). The CLI revokes any."""
+    admin = service.as_(Role.admin)
+    own = next(t for t in list_tokens(service.store) if t.name == "admin")
+    refused = _problem(service.client.post(f"/tokens/{own.id}/revoke", headers=admin), 409)
+    assert "last live admin token" in refused["detail"]
+    assert refused["errors"][0]["field"] == "token_id"
+    assert list_tokens(service.store)[own.id - 1].revoked_at is None
+    created = service.client.post(
+        "/tokens", json={"name": "admin 2", "role": "admin"}, headers=admin
+    ).json()
+    revoked = service.client.post(f"/tokens/{own.id}/revoke", headers=admin)
+    assert revoked.status_code == 200 and revoked.json()["revoked_by"] == "admin"
+    _problem(service.client.get("/tokens", headers=admin), 401)
+    other = {"Authorization": f"Bearer {created['secret']}"}
+    last = _problem(service.client.post(f"/tokens/{created['id']}/revoke", headers=other), 409)
+    assert f"token {created['id']} is the last live admin token" in last["detail"]
+    revoke_token(service.store, created["id"])  # as the CLI does: no admin left is allowed
+    assert not [t for t in list_tokens(service.store) if t.role is Role.admin and not t.revoked_at]
+
+
 def test_an_event_dated_more_than_a_year_ahead_is_refused(service: Service) -> None:
     ahead = (dt.date.today() + dt.timedelta(days=367)).isoformat()
     before = dump_tables(service.store)

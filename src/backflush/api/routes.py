@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from backflush.api import app as base
 from backflush.api.problems import Problem, field_error, invalid
 from backflush.api.tokens import (
+    LastAdminError,
     Role,
     Token,
     create_token,
@@ -683,7 +684,12 @@ def add_routes(
     def post_revoke(token_id: Annotated[int, Path(ge=1, le=2**31 - 1)], token: Admin) -> Any:
         """Revoke a token: refused from now on, its web sessions ended (a token revoked
         already keeps its first revocation)."""
-        found = revoke_token(store, token_id, by=token.name)
+        try:
+            found = revoke_token(store, token_id, by=token.name, keep_an_admin=True)
+        except LastAdminError as error:
+            raise Problem(
+                409, "conflict", str(error), [field_error("path", "token_id", str(error))]
+            ) from None
         if found is None:
             raise Problem(
                 404,

@@ -128,12 +128,28 @@ def list_tokens(store: Store) -> list[Token]:
         return [_token(row) for row in rows]
 
 
-def revoke_token(store: Store, token_id: int, *, by: str | None = None) -> Token | None:
+class LastAdminError(ValueError):
+    """Revoking the token would leave no live admin token to manage tokens over HTTP."""
+
+
+def revoke_token(
+    store: Store, token_id: int, *, by: str | None = None, keep_an_admin: bool = False
+) -> Token | None:
     """Revoke a token (one revoked already keeps its first revocation); None: no such token.
-    ``by``: who revoked it."""
+    ``by``: who revoked it. ``keep_an_admin``: refuse (:class:`LastAdminError`) to revoke the
+    last live admin token, checked under the write lock so two admins revoking each other at
+    once cannot both succeed (the HTTP API's rule; the CLI can always create another)."""
     store.settings()
     tokens = t.api_tokens
     with store.transaction(write=True) as conn:
+        if keep_an_admin:
+            admins = {token.id for token in live_tokens(conn).values() if token.role is Role.admin}
+            if admins == {token_id}:
+                raise LastAdminError(
+                    f"token {token_id} is the last live admin token: revoking it would leave "
+                    "no one to manage tokens over HTTP; create another admin token first, or "
+                    "revoke it with `backflush token revoke`"
+                )
         conn.execute(
             tokens.update()
             .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))

@@ -7,7 +7,7 @@ import os
 
 from fastapi import FastAPI
 
-from backflush.api import create_app
+from backflush.api.app import create_app
 
 
 def make() -> FastAPI:

@@ -14,8 +14,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from backflush.api import create_app
-from backflush.api.app import MAX_BATCH
+from backflush.api.app import MAX_BATCH, create_app
 from backflush.api.tokens import Role, create_token, list_tokens, revoke_token
 from backflush.formats.scenario import read_scenario
 from backflush.store import schema as t

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.openapi import from_asgi
 
-from backflush.api import create_app
+from backflush.api.app import create_app
 from backflush.api.tokens import Role, create_token
 from backflush.formats.scenario import read_scenario
 from backflush.store import schema as t

@@ -648,3 +648,20 @@ def test_the_command_list_gives_each_summary_unbroken() -> None:
     assert "the margin trend, or inventory against" in lines["chart"]
     result = CliRunner().invoke(app, ["exceptions", "--help"], env={"COLUMNS": "250"})
     assert "the units stay on the shelf (Dr inventory at standard" in result.stdout
+
+
+def test_the_cli_starts_without_the_web_server_or_the_spreadsheet_library() -> None:
+    """Every command pays for what the CLI imports at start: FastAPI (0.3 s) is loaded only
+    by ``serve``, openpyxl (0.3 s) only where a workbook is read or written."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, backflush.cli; print(' '.join(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert {"fastapi", "starlette", "openpyxl", "matplotlib", "uvicorn"}.isdisjoint(loaded)
+    assert "typer" in loaded and "backflush.commands.serve" in loaded

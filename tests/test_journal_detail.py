@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from backflush.api import create_app
+from backflush.api.app import create_app
 from backflush.api.tokens import Role, create_token
 from backflush.book import Book
 from backflush.cli import app

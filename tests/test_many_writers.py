@@ -21,7 +21,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from backflush.api import create_app
+from backflush.api.app import create_app
 from backflush.api.tokens import Role, create_token
 from backflush.book import Book, fingerprint
 from backflush.domain import model as m

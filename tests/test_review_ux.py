@@ -16,7 +16,7 @@ import openpyxl
 import pytest
 from typer.testing import CliRunner, Result
 
-from backflush.api import create_app
+from backflush.api.app import create_app
 from backflush.api.tokens import Role, create_token
 from backflush.cli import app
 from backflush.formats.scenario import read_scenario

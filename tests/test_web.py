@@ -16,7 +16,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from backflush.api import create_app, web
+from backflush.api import web
+from backflush.api.app import create_app
 from backflush.api.tokens import Role, create_token, list_tokens, revoke_token
 from backflush.formats.scenario import read_scenario
 from backflush.store import schema as t

@@ -1,7 +1,5 @@
-"""The HTTP API (issue 6): :func:`create_app` serves a book with FastAPI."""
+"""The HTTP API (issue 6): :func:`backflush.api.app.create_app` serves a book with FastAPI.
 
-from __future__ import annotations
-
-from backflush.api.app import create_app
-
-__all__ = ["create_app"]
+Nothing is imported here: the CLI imports :mod:`backflush.api.tokens` for its ``token``
+commands, and FastAPI is loaded only by what serves.
+"""

@@ -41,7 +41,7 @@ def serve(
     shared transactions and keeps the book in memory between them."""
     import uvicorn
 
-    from backflush.api import create_app
+    from backflush.api.app import create_app
 
     app = guarded(lambda: create_app(db, secure_cookies=secure_cookies), writes=False, db=db)
     guarded(lambda: Store(db, create=False).settings(), writes=False, db=db)  # a book, migrated

@@ -33,16 +33,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-from openpyxl import Workbook, load_workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import Cell as XlsxCell
-from openpyxl.styles import Font
+from typing import TYPE_CHECKING, Any
 
 from backflush.domain import model as m
 from backflush.formats import inputs
 from backflush.formats.inputs import InputError, build_master, to_date, to_decimal
+
+if TYPE_CHECKING:  # openpyxl is imported where a workbook is read or written: the CLI starts faster
+    from openpyxl.cell.cell import Cell as XlsxCell
+    from openpyxl.styles import Font
 from backflush.formats.output import written
 
 #: Key of a BOM line's (routing operation's) own location in a raw record.
@@ -302,6 +301,8 @@ def _workbook_sheets(path: Path, problems: list[str]) -> dict[str, tuple[str, li
     if not path.is_file():
         problems.append(f"{path}: no such file")
         return {}
+    from openpyxl import load_workbook
+
     try:
         book = load_workbook(path, read_only=True, data_only=True)
         sheets: dict[str, list[Sequence[Any]]] = {}
@@ -905,6 +906,9 @@ def spreadsheet_number(value: Decimal) -> int | float | None:
 
 
 def _write_workbook(tables: dict[str, tuple[list[str], list[list[Cell]]]], path: Path) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
     with written(path) as out:  # nothing half-written: no sheet made before it opens
         book = Workbook(write_only=True)
         bold = Font(bold=True)
@@ -933,6 +937,8 @@ def _xlsx_value(sheet: Any, value: Cell) -> Any:
 
 def _xlsx_cell(sheet: Any, value: str, font: Font | None = None) -> XlsxCell:
     """A text cell (openpyxl would take text starting with = for a formula)."""
+    from openpyxl.cell import WriteOnlyCell
+
     cell = WriteOnlyCell(sheet, value=value)
     cell.data_type = "s"
     if font is not None:

@@ -10,11 +10,6 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
-
 from backflush.book import Book
 from backflush.domain.model import Entry
 from backflush.domain.money import ZERO, decimals, fmt, minor_units
@@ -145,7 +140,13 @@ def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
 
 def write_workbook(book: Book, entries: Iterable[Entry], path: Path) -> None:
     """The reports as one XLSX workbook, a sheet each, amounts as numeric cells. Written row
-    by row (openpyxl's write-only mode): a journal of millions of lines in bounded memory."""
+    by row (openpyxl's write-only mode): a journal of millions of lines in bounded memory.
+    openpyxl is imported here, not with the module: the CLI starts faster."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
     number_format = _money_format(book.settings.currency)
     with written(path) as out:  # nothing half-written: no sheet made before it opens
         workbook = Workbook(write_only=True)

@@ -665,3 +665,49 @@ def test_the_cli_starts_without_the_web_server_or_the_spreadsheet_library() -> N
     ).stdout.split()
     assert {"fastapi", "starlette", "openpyxl", "matplotlib", "uvicorn"}.isdisjoint(loaded)
     assert "typer" in loaded and "backflush.commands.serve" in loaded
+
+
+def test_ids_that_look_like_emoji_shortcodes_are_printed_as_they_are(tmp_path: Path) -> None:
+    """Rich turns :A: and :OK: into emoji: work centers A and OK would vanish from the
+    variance keys (conversion_spending:A:labor), and a token named :smile: would change."""
+    scenario = tmp_path / "centers.yaml"
+    scenario.write_text(
+        """
+book: {name: W, currency: USD, triggers: purchase+completion, shortage: allow,
+       disposition: {default: cogs, conversion: keep}}
+items:
+  - {id: M, kind: material, standard_cost: "1.00"}
+  - {id: F, kind: finished}
+work_centers:
+  - {id: A, rates: {labor: "10.00"}}
+  - {id: OK, rates: {labor: "15.00"}}
+routings:
+  - {item: F, operations: [{operation: 10, work_center: A, run_hours: "1"},
+                           {operation: 20, work_center: OK, run_hours: "2"}]}
+boms:
+  - {item: F, lines: [{component: M, quantity: "1"}]}
+events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: "10", unit_cost: "1.00"}
+  - {id: c1, date: 2026-01-05, type: completion, item: F, quantity: "10"}
+  - {id: h1, date: 2026-01-10, type: hours, work_center: A, hours: "12"}
+  - {id: h2, date: 2026-01-10, type: hours, work_center: OK, hours: "18"}
+  - {id: l1, date: 2026-01-31, type: conversion, amount: "130.00", element: labor, work_center: A}
+  - {id: l2, date: 2026-01-31, type: conversion, amount: "260.00", element: labor,
+     work_center: OK}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+"""
+    )
+    result = CliRunner().invoke(app, ["run", str(scenario)])
+    assert result.exit_code == 0, result.output
+    assert "conversion_spending:A:labor" in result.output
+    assert "conversion_efficiency:OK:labor" in result.output
+    db = str(tmp_path / "book.db")
+    runner = CliRunner()
+    assert runner.invoke(app, ["import", str(scenario), "--db", db]).exit_code == 0
+    made = runner.invoke(
+        app, ["token", "create", "--db", db, "--name", ":smile:", "--role", "viewer"]
+    )
+    assert made.exit_code == 0, made.output
+    assert ":smile:" in made.output and "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" not in (
+        made.output
+    )

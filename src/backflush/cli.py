@@ -90,7 +90,8 @@ def _console(*, stderr: bool = False) -> Console:
     """A console as wide as the terminal, or :data:`PIPE_WIDTH` when writing elsewhere."""
     stream = sys.stderr if stderr else sys.stdout
     wide = "COLUMNS" in os.environ or (stream is not None and stream.isatty())
-    return Console(stderr=stderr, width=None if wide else PIPE_WIDTH)
+    # emoji off: a work center named A or OK is no :A: or :OK: shortcode in a variance key
+    return Console(stderr=stderr, width=None if wide else PIPE_WIDTH, emoji=False)
 
 
 out = _console()

@@ -78,7 +78,7 @@ def _plain(cell: object) -> str | None:
     """A cell's text without markup; None for a cell that is not text on one line."""
     if not isinstance(cell, str):
         return None
-    text = cell if "[" not in cell else render(cell).plain
+    text = cell if "[" not in cell else render(cell, emoji=False).plain
     return None if "\n" in text else text
 
 

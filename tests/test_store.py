@@ -612,3 +612,49 @@ items:
     assert book.on_hand["M"] == 0
     assert all(v == 0 for v in book.balances.values())
     assert stored(store)["balances"] == {}
+
+
+# ---------------------------------------------------------------- long keys
+
+LONG_CENTER = "W" * 200
+LONG_ELEMENT = "e" * 64
+LONG_ITEM = "I" * 200
+
+
+def test_the_longest_ids_and_elements_are_stored(db_url: str) -> None:
+    scenario = parse_scenario(
+        f"""
+book: {{name: Long, currency: USD, triggers: purchase+completion, shortage: allow,
+       disposition: prorate}}
+items:
+  - {{id: M, kind: material, standard_cost: "1.00"}}
+  - {{id: {LONG_ITEM}, kind: finished}}
+work_centers:
+  - {{id: {LONG_CENTER}, rates: {{{LONG_ELEMENT}: "10.00"}}}}
+routings:
+  - {{item: {LONG_ITEM},
+     operations: [{{operation: 10, work_center: {LONG_CENTER}, run_hours: "1"}}]}}
+boms:
+  - {{item: {LONG_ITEM}, lines: [{{component: M, quantity: "1"}}]}}
+events:
+  - {{id: p1, date: 2026-01-02, type: purchase, item: M, quantity: "10", unit_cost: "1.10"}}
+  - {{id: c1, date: 2026-01-05, type: completion, item: {LONG_ITEM}, quantity: "10"}}
+  - {{id: h1, date: 2026-01-10, type: hours, work_center: {LONG_CENTER}, hours: "12"}}
+  - {{id: l1, date: 2026-01-31, type: conversion, amount: "130.00", element: {LONG_ELEMENT},
+     work_center: {LONG_CENTER}, hours: "12"}}
+  - {{id: s1, date: 2026-01-31, type: sale, item: {LONG_ITEM}, quantity: "4", unit_price: "50"}}
+  - {{id: close-jan, date: 2026-01-31, type: close, period: 2026-01}}
+""",
+        "long.yaml",
+    )
+    store = Store(db_url)
+    try:
+        store.import_scenario(scenario.settings, scenario.master, scenario.events)
+        book, entries = store.load(), store.entries()
+    finally:
+        store.close()
+    variances = book.period_variances("2026-01")
+    assert variances[f"conversion_spending:{LONG_CENTER}:{LONG_ELEMENT}"] == Decimal("10.00")
+    assert variances[f"conversion_efficiency:{LONG_CENTER}:{LONG_ELEMENT}"] == Decimal("20.00")
+    prorated = {line.element for entry in entries for line in entry.lines}
+    assert f"variance:conversion:{LONG_ELEMENT}" in prorated

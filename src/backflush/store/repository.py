@@ -61,7 +61,7 @@ BUMPED = "backflush_bumped"
 RECORDED_IN_GROUP = "backflush_recorded_in_group"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 #: Key of the PostgreSQL advisory lock (``pg_advisory_xact_lock``) every write transaction
 #: takes first: one writer at a time per book (database), schema and settings writes included.
 WRITE_LOCK = 0x6261636B666C7368  # "backflsh"

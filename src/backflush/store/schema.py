@@ -9,6 +9,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+#: Room for a journal element: a conversion element (64 characters) behind the prefix of a
+#: variance prorated into stock, ``variance:conversion:``.
+ELEMENT = 100
+#: Room for a period statistic's name: an hours statistic names its work center (200) and
+#: element (64) behind a prefix and a date, ``actual_hours@2026-01-16:``.
+STATISTIC = 300
+
 
 class Exact(TypeDecorator[Decimal]):
     """An exact decimal: NUMERIC on PostgreSQL; plain decimal text on SQLite, whose NUMERIC
@@ -179,7 +186,7 @@ journal_lines = sa.Table(
     sa.Column("period", sa.String(7), nullable=False, index=True),
     sa.Column("memo", sa.Text, nullable=False),
     sa.Column("account", sa.String(64), nullable=False),
-    sa.Column("element", sa.String(64), nullable=False),
+    sa.Column("element", sa.String(ELEMENT), nullable=False),
     sa.Column("item", sa.String(200), nullable=False),
     sa.Column("amount", Exact, nullable=False),  # signed: debit positive
 )
@@ -199,7 +206,7 @@ balances = sa.Table(
     "balances",
     metadata,
     sa.Column("account", sa.String(64), primary_key=True),
-    sa.Column("element", sa.String(64), primary_key=True),
+    sa.Column("element", sa.String(ELEMENT), primary_key=True),
     sa.Column("amount", Exact, nullable=False),
 )
 
@@ -208,7 +215,7 @@ period_activity = sa.Table(
     metadata,
     sa.Column("period", sa.String(7), primary_key=True),
     sa.Column("account", sa.String(64), primary_key=True),
-    sa.Column("element", sa.String(64), primary_key=True),
+    sa.Column("element", sa.String(ELEMENT), primary_key=True),
     sa.Column("amount", Exact, nullable=False),
 )
 
@@ -216,7 +223,7 @@ period_statistics = sa.Table(
     "period_statistics",
     metadata,
     sa.Column("period", sa.String(7), primary_key=True),
-    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(STATISTIC), primary_key=True),
     sa.Column("amount", Exact, nullable=False),
 )
 
@@ -276,7 +283,7 @@ unsold_conversion = sa.Table(
     "unsold_conversion",
     metadata,
     sa.Column("account", sa.String(64), primary_key=True),
-    sa.Column("element", sa.String(64), primary_key=True),
+    sa.Column("element", sa.String(ELEMENT), primary_key=True),
     sa.Column("amount", Exact, nullable=False),
 )
 
@@ -391,7 +398,7 @@ item_activity = sa.Table(
     metadata,
     sa.Column("period", sa.String(7), primary_key=True),
     sa.Column("account", sa.String(64), primary_key=True),
-    sa.Column("element", sa.String(64), primary_key=True),
+    sa.Column("element", sa.String(ELEMENT), primary_key=True),
     sa.Column("item", sa.String(200), primary_key=True),
     sa.Column("amount", Exact, nullable=False),
 )

@@ -104,9 +104,11 @@ from backflush.domain.money import CONTEXT, ZERO, minor_units, quantum, round_mo
 from backflush.engine.close import (
     ACTUAL_COST,
     ACTUAL_HOURS,
+    ACTUAL_HOURS_ON,
     HOURS_STATISTICS,
     PRORATED,
     STANDARD_HOURS,
+    STANDARD_HOURS_ON,
     VARIANCE_TYPES,
 )
 from backflush.engine.flush import PostingError
@@ -1190,11 +1192,17 @@ class Checker:
                 if event.hours is not None:
                     want[ACTUAL_HOURS + key] += event.hours
         got: dict[str, Decimal] = defaultdict(Decimal)
+        dated: dict[str, Decimal] = defaultdict(Decimal)  # by the standards worked under
         for statistics in self.book.statistics.values():
             for key, value in statistics.items():
-                if key.startswith(HOURS_STATISTICS):
+                if key.startswith((ACTUAL_HOURS_ON, STANDARD_HOURS_ON)):
+                    prefix, rest = key.split("@", 1)
+                    dated[f"{prefix}:{rest.split(':', 1)[1]}"] += value
+                elif key.startswith(HOURS_STATISTICS):
                     got[key] += value
         assert nonzero(got) == nonzero(want)
+        hours = {k: v for k, v in want.items() if not k.startswith(ACTUAL_COST)}
+        assert nonzero(dated) == nonzero(hours)  # every hour dated, once
 
     def periodic_values(self, balance: Callable[[Account], Decimal]) -> None:
         """Invariant 5 under ``count`` and ``cogs-first``: inventories are at quantities x

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from backflush.book import Book
 from backflush.cli import app
 from backflush.domain.model import Account, Disposition, Line
-from backflush.engine.close import largest_remainder
+from backflush.engine.close import hours_variances, largest_remainder
 from backflush.formats.inputs import InputError
 from backflush.formats.scenario import parse_scenario, read_scenario
 from backflush.reports.accuracy import bom_accuracy
@@ -87,6 +87,82 @@ def test_hours_split_conversion_into_spending_and_efficiency() -> None:
     # They explain the whole under-allocation: 231 + 95 - (200 + 100) = 26.
     assert v["conversion"] == D("26.00") == v["conversion_spending"] + v["conversion_efficiency"]
     assert v["purchase_price"] == D("0.07")
+
+
+RATE_CHANGE = """
+book: {name: O, currency: USD, triggers: purchase+completion, shortage: allow,
+       disposition: {default: cogs, conversion: keep}}
+items:
+  - {id: M, kind: material, standard_cost: "1.00"}
+  - {id: F, kind: finished}
+work_centers:
+  - {id: LATHE, rates: {labor: "30.00"}}
+routings:
+  - {item: F, operations: [{operation: 10, work_center: LATHE, run_hours: "1"}]}
+boms:
+  - {item: F, lines: [{component: M, quantity: "1"}]}
+cost_sets:
+  - {name: mid, effective: 2026-01-16, rates: {LATHE: {labor: "40.00"}}}
+events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: "20", unit_cost: "1.00"}
+  - {id: c1, date: 2026-01-05, type: completion, item: F, quantity: "10"}
+  - {id: h1, date: 2026-01-10, type: hours, work_center: LATHE, hours: "12"}
+  - {id: c2, date: 2026-01-20, type: completion, item: F, quantity: "10"}
+  - {id: h2, date: 2026-01-25, type: hours, work_center: LATHE, hours: "9"}
+  - {id: l1, date: 2026-01-31, type: conversion, amount: "800.00", element: labor,
+     work_center: LATHE}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+"""
+
+
+def test_hours_are_priced_at_the_rate_in_force_when_worked() -> None:
+    """The labor rate goes from 30 to 40 on the 16th. c1 allocated 10 h x 30 = 300, c2 10 h
+    x 40 = 400: 700 against 800 actual, 100 under. Hours worked: 12 before (at 30), 9 after
+    (at 40). Spending 800 - (12 x 30 + 9 x 40) = 80; efficiency (12 - 10) x 30 + (9 - 10) x
+    40 = 20: the hours explain all 100, none is left unexplained. (Priced at the period
+    end's 40, all 21 h gave spending -40, efficiency 40, and 100 unexplained.)"""
+    book = widgets_book(RATE_CHANGE)
+    v = dict(book.closed["2026-01"].variances)
+    assert v["conversion"] == D("100.00")
+    assert v["conversion_spending:LATHE:labor"] == D("80.00")
+    assert v["conversion_efficiency:LATHE:labor"] == D("20.00")
+    assert sorted(lines_of(book, "close-jan")) == [
+        ("cogs", "", D("-100.00")),  # the revaluation of F made before the 16th, to COGS
+        ("conversion_allocated", "labor", D("700.00")),
+        ("conversion_control", "labor", D("-800.00")),
+        ("conversion_efficiency_variance", "labor", D("20.00")),
+        ("conversion_spending_variance", "labor", D("80.00")),
+        ("revaluation_variance", "", D("100.00")),
+    ]
+
+
+def test_hours_kept_without_their_date_are_priced_at_the_period_end() -> None:
+    """Statistics of a book posted before hours were kept by the standards they were worked
+    under: those hours are priced at the rate in force at the period's end, the rest at
+    their own."""
+
+    def rates(center: str, element: str, on: dt.date | None) -> D | None:
+        return D(30) if on is not None and on < dt.date(2026, 1, 16) else D(40)
+
+    old = {
+        "actual_cost:LATHE:labor": D(800),
+        "actual_hours:LATHE:": D(21),
+        "standard_hours:LATHE": D(20),
+    }
+    assert hours_variances(old, rates) == {
+        "conversion_spending:LATHE:labor": D(-40),  # 800 - 21 x 40
+        "conversion_efficiency:LATHE:labor": D(40),  # (21 - 20) x 40
+    }
+    # 12 h of the 21 dated before the change, and the standard hours of c1: the rest at 40
+    mixed = {
+        **old,
+        "actual_hours@0001-01-01:LATHE:": D(12),
+        "standard_hours@0001-01-01:LATHE": D(10),
+    }
+    assert hours_variances(mixed, rates) == {
+        "conversion_spending:LATHE:labor": D(80),  # 800 - (12 x 30 + 9 x 40)
+        "conversion_efficiency:LATHE:labor": D(20),  # 720 - (10 x 30 + 10 x 40)
+    }
 
 
 def test_prorate_spreads_each_variance_by_the_standard_of_its_element() -> None:

@@ -389,9 +389,15 @@ class Book:
         )
 
     def _rates(self, period: str) -> closing.Rates:
-        """Standard rates per hour in force at the end of ``period``."""
-        rates = self.standards.inputs(period_bounds(period)[1]).rates
-        return lambda center, element: rates.get(center, {}).get(element)
+        """Standard rates per hour in force on a date (None: at the end of ``period``)."""
+        end = period_bounds(period)[1]
+
+        def rate(center: str, element: str, on: dt.date | None) -> Decimal | None:
+            return (
+                self.standards.inputs(end if on is None else on).rates.get(center, {}).get(element)
+            )
+
+        return rate
 
     def standard_content(self, period: str) -> dict[Account, dict[str, Decimal]]:
         """Standard cost by element (``material``, ``labor``, ...) that the inventory accounts

@@ -22,8 +22,9 @@ from backflush.engine.standards import Standards
 Balances = Mapping[tuple[Account, str], Decimal]
 #: Standard cost each account holds at the period end, by element (``material``, ``labor``, ...).
 Content = Mapping[Account, Mapping[str, Decimal]]
-#: Standard rate per hour of a (work center, element); None when the work center has none.
-Rates = Callable[[str, str], Decimal | None]
+#: Standard rate per hour of a (work center, element) in force on a date (None: at the
+#: period's end); None when the work center has none.
+Rates = Callable[[str, str, dt.date | None], Decimal | None]
 
 MATERIAL = "material"
 
@@ -54,7 +55,12 @@ PRORATED = "variance:"
 ACTUAL_HOURS = "actual_hours:"  # + work center + ":" + element ("" = every element)
 ACTUAL_COST = "actual_cost:"  # + work center + ":" + element
 STANDARD_HOURS = "standard_hours:"  # + work center
-HOURS_STATISTICS = (ACTUAL_HOURS, ACTUAL_COST, STANDARD_HOURS)
+# The same hours by the standards they were worked under: + the standards' epoch (the date
+# they took effect, ISO) + ":" + what the undated key names. A rate changed in mid-period
+# prices the hours before it at the old rate, as the completions before it allocated.
+ACTUAL_HOURS_ON = "actual_hours@"
+STANDARD_HOURS_ON = "standard_hours@"
+HOURS_STATISTICS = (ACTUAL_HOURS, ACTUAL_COST, STANDARD_HOURS, ACTUAL_HOURS_ON, STANDARD_HOURS_ON)
 #: Standard cost of the units sold, at the standards each sale was costed at (+ element:
 #: ``sold:material``, ``sold:labor``, ...): what cost of goods sold took, by element.
 SOLD = "sold:"
@@ -69,14 +75,25 @@ LOST_CONVERSION = "lost_conversion"
 NOT_VARIANCES = (*HOURS_STATISTICS, SOLD, REVALUED, LOST_CONVERSION)
 
 
+def dated_hours(prefix: str, epoch: dt.date, rest: str) -> str:
+    """The statistic of hours worked under the standards of ``epoch`` (``prefix`` one of
+    :data:`ACTUAL_HOURS_ON`, :data:`STANDARD_HOURS_ON`; ``rest`` what the undated key names)."""
+    return f"{prefix}{epoch.isoformat()}:{rest}"
+
+
 def hours_variances(statistics: Mapping[str, Decimal], rates: Rates) -> dict[str, Decimal]:
     """Spending and efficiency variances per work center and element, where hours are reported:
     spending = actual cost - actual hours x standard rate; efficiency = (actual hours - standard
     hours for the output) x standard rate. Keys ``conversion_spending:WC:element`` and
-    ``conversion_efficiency:WC:element``."""
+    ``conversion_efficiency:WC:element``. Hours are priced at the rate in force when they were
+    worked (:data:`ACTUAL_HOURS_ON`, :data:`STANDARD_HOURS_ON`), so that a rate changed in
+    mid-period explains the whole under/over-allocation; hours kept without that (posted by a
+    version before it) at the rate of the period's end."""
     actual_hours: dict[tuple[str, str], Decimal] = {}
     actual_cost: dict[tuple[str, str], Decimal] = {}
     standard_hours: dict[str, Decimal] = {}
+    actual_on: dict[tuple[str, str], list[tuple[dt.date, Decimal]]] = {}
+    standard_on: dict[str, list[tuple[dt.date, Decimal]]] = {}
     for key, value in statistics.items():
         if key.startswith(ACTUAL_HOURS):
             center, element = key[len(ACTUAL_HOURS) :].rsplit(":", 1)
@@ -86,18 +103,39 @@ def hours_variances(statistics: Mapping[str, Decimal], rates: Rates) -> dict[str
             actual_cost[(center, element)] = value
         elif key.startswith(STANDARD_HOURS):
             standard_hours[key[len(STANDARD_HOURS) :]] = value
+        elif key.startswith(ACTUAL_HOURS_ON):
+            on, rest = key[len(ACTUAL_HOURS_ON) :].split(":", 1)
+            center, element = rest.rsplit(":", 1)
+            actual_on.setdefault((center, element), []).append((dt.date.fromisoformat(on), value))
+        elif key.startswith(STANDARD_HOURS_ON):
+            on, center = key[len(STANDARD_HOURS_ON) :].split(":", 1)
+            standard_on.setdefault(center, []).append((dt.date.fromisoformat(on), value))
+
+    def priced(
+        hours: Decimal, dated: list[tuple[dt.date, Decimal]], center: str, element: str
+    ) -> Decimal:
+        value, undated = ZERO, hours
+        for on, part in dated:
+            value += part * (rates(center, element, on) or ZERO)
+            undated -= part
+        return value + undated * (rates(center, element, None) or ZERO)
+
     found: dict[str, Decimal] = {}
     elements = {(c, e) for c, e in actual_cost} | {(c, e) for c, e in actual_hours if e}
     for center, element in sorted(elements):
-        rate = rates(center, element)
-        hours = actual_hours.get((center, element), actual_hours.get((center, "")))
-        if rate is None or hours is None:
+        # Hours reported for the element, else the work center's hours for every element.
+        clock = (center, element) if (center, element) in actual_hours else (center, "")
+        hours = actual_hours.get(clock)
+        if rates(center, element, None) is None or hours is None:
             continue
+        worked = priced(hours, actual_on.get(clock, []), center, element)
         cost = actual_cost.get((center, element))
         if cost is not None:  # hours alone say nothing of what was spent
-            found[f"conversion_spending:{center}:{element}"] = cost - hours * rate
-        allowed = standard_hours.get(center, ZERO)
-        found[f"conversion_efficiency:{center}:{element}"] = (hours - allowed) * rate
+            found[f"conversion_spending:{center}:{element}"] = cost - worked
+        allowed = priced(
+            standard_hours.get(center, ZERO), standard_on.get(center, []), center, element
+        )
+        found[f"conversion_efficiency:{center}:{element}"] = worked - allowed
     return found
 
 

@@ -40,10 +40,13 @@ from backflush.domain.money import AMOUNT_LIMIT, CONTEXT, ROUNDING_MODES, ZERO, 
 from backflush.engine.close import (
     ACTUAL_COST,
     ACTUAL_HOURS,
+    ACTUAL_HOURS_ON,
     LOST_CONVERSION,
     MATERIAL,
     SOLD,
     STANDARD_HOURS,
+    STANDARD_HOURS_ON,
+    dated_hours,
 )
 from backflush.engine.standards import (
     Consumption,
@@ -292,14 +295,24 @@ def _conversion(event: Conversion, ctx: Context, effects: Effects) -> None:
         _work_center(event, ctx, event.work_center, event.element, amount=True)
         effects.memo.append((f"{ACTUAL_COST}{event.work_center}:{event.element}", event.amount))
         if event.hours is not None:
-            effects.memo.append((f"{ACTUAL_HOURS}{event.work_center}:{event.element}", event.hours))
+            _worked(event, ctx, effects, event.work_center, event.element, event.hours)
 
 
 def _hours(event: Hours, ctx: Context, effects: Effects) -> None:
     if event.hours <= 0:
         raise PostingError(f"event {event.id}: hours must be more than zero")
     _work_center(event, ctx, event.work_center, event.element, amount=False)
-    effects.memo.append((f"{ACTUAL_HOURS}{event.work_center}:{event.element}", event.hours))
+    _worked(event, ctx, effects, event.work_center, event.element, event.hours)
+
+
+def _worked(
+    event: Event, ctx: Context, effects: Effects, center: str, element: str, hours: Decimal
+) -> None:
+    """Hours worked at ``center``: in all, and under the standards in force that day."""
+    clock = f"{center}:{element}"
+    effects.memo.append((ACTUAL_HOURS + clock, hours))
+    epoch = ctx.standards.epoch(event.date)
+    effects.memo.append((dated_hours(ACTUAL_HOURS_ON, epoch, clock), hours))
 
 
 def _work_center(event: Event, ctx: Context, center: str, element: str, *, amount: bool) -> None:
@@ -366,8 +379,12 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
             )
     if good:
         effects.movements.append(Movement(event.item, good))
-        for center, hours in std.standard_hours(event.item, event.date):
-            effects.memo.append((STANDARD_HOURS + center, good * hours))
+        standard_hours = std.standard_hours(event.item, event.date)
+        if standard_hours:  # in all, and under the standards of the day (see STANDARD_HOURS_ON)
+            epoch = std.epoch(event.date)
+            for center, hours in standard_hours:
+                effects.memo.append((STANDARD_HOURS + center, good * hours))
+                effects.memo.append((dated_hours(STANDARD_HOURS_ON, epoch, center), good * hours))
     if order is not None:
         effects.orders.append(
             dataclasses.replace(

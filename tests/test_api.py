@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -606,3 +607,73 @@ def test_an_event_dated_more_than_a_year_ahead_is_refused(service: Service) -> N
     response = service.client.post("/events/batch", json=batch, headers=headers)
     assert _problem(response, 422)["errors"][0]["pointer"] == "/1/date"
     assert dump_tables(service.store) == before
+
+
+def test_a_book_locked_by_another_writer_answers_503_to_try_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long import holds SQLite's write lock: a posting waits the busy timeout, then is
+    told the book is unavailable for now (503, Retry-After), not that the server failed."""
+    import sqlite3
+
+    from backflush.store import repository
+
+    monkeypatch.setattr(repository, "BUSY_TIMEOUT", 0.2)
+    path = tmp_path / "book.db"
+    scenario = read_scenario(EXAMPLES / "widgets_prorate.yaml")
+    store = Store(f"sqlite:///{path}")
+    store.import_scenario(scenario.settings, scenario.master, scenario.events[:1])
+    secret = create_token(store, "line 1", Role.operator)[1]
+    store.close()
+    app = create_app(f"sqlite:///{path}")
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        with serving(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+            headers = {"Authorization": f"Bearer {secret}"}
+            assert client.get("/journal", headers=headers).status_code == 200  # schema checked
+            writer.execute("BEGIN IMMEDIATE")
+            response = client.post("/events", json=COMPLETION, headers=headers)
+            problem = _problem(response, 503)
+            assert response.headers["Retry-After"] == "5"
+            assert "busy or unreachable; nothing was written; try again" in problem["detail"]
+            writer.execute("ROLLBACK")
+            assert client.post("/events", json=COMPLETION, headers=headers).status_code == 201
+    finally:
+        writer.close()
+        app.state.store.close()
+
+
+def test_a_body_said_to_be_other_than_json_is_refused(service: Service) -> None:
+    """415 for form data or plain text, however JSON-like the body; none given is JSON."""
+    headers = service.as_(Role.operator)
+    before = dump_tables(service.store)
+    body = json.dumps(COMPLETION)
+    for media in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
+        response = service.client.post(
+            "/events", content=body, headers={**headers, "Content-Type": media}
+        )
+        problem = _problem(response, 415)
+        assert problem["errors"][0]["field"] == "content-type", problem
+    assert dump_tables(service.store) == before
+    sent = {**headers, "Content-Type": "application/merge-patch+json; charset=utf-8"}
+    assert service.client.post("/events", content=body, headers=sent).status_code == 201
+    bare = service.client.post("/events", content=json.dumps({**COMPLETION, "id": "c9"}))
+    assert bare.status_code == 401  # (no token) and with one, no Content-Type is read as JSON
+    response = service.client.post(
+        "/events", content=json.dumps({**COMPLETION, "id": "c9"}), headers=headers
+    )
+    assert response.status_code == 201, response.text
+
+
+def test_a_query_parameter_the_route_does_not_take_is_refused(service: Service) -> None:
+    """A typo in a filter would answer with everything, unfiltered."""
+    viewer = service.as_(Role.viewer)
+    for path, typo in (("/exceptions", "statuss"), ("/journal", "perod"), ("/health", "x")):
+        response = service.client.get(path, params={typo: "open"}, headers=viewer)
+        problem = _problem(response, 422)
+        assert problem["errors"][0]["field"] == typo
+        assert problem["errors"][0]["location"] == "query"
+    taken = service.client.get("/exceptions", params={"status": "open"}, headers=viewer)
+    assert taken.status_code == 200
+    report = service.client.get("/reports/valuation", params={"format": "csv"}, headers=viewer)
+    assert report.status_code == 200

@@ -6,6 +6,7 @@ standards, CSV reports and pages of lists."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from decimal import Decimal
 from typing import Any
@@ -136,8 +137,7 @@ def test_exceptions_paged_retried_and_resolved(service: Service) -> None:
     problem = _problem(_post(service, "/exceptions/c40/M/shortage/resolve", {}), 422)
     assert problem["errors"][0]["field"] == "reason"
     assert dump_tables(service.store) == before
-    # stock arrives; the retry consumes what waits for M
-    assert _post(service, "/events", PURCHASE).status_code == 201
+    # a retry with no stock yet: recorded, nothing consumed; sent again, the same answer
     headers = {"Idempotency-Key": "retry-1"}
     retried = _post(service, "/exceptions/c40/M/shortage/retry", {"date": "2026-01-17"}, **headers)
     assert retried.status_code == 201, retried.text
@@ -145,8 +145,16 @@ def test_exceptions_paged_retried_and_resolved(service: Service) -> None:
     after = dump_tables(service.store)
     again = _post(service, "/exceptions/c40/M/shortage/retry", {"date": "2026-01-17"}, **headers)
     assert again.json() == retried.json() and dump_tables(service.store) == after
+    # stock arrives and consumes what waits for M: a retry then has nothing to do
+    assert _post(service, "/events", PURCHASE).status_code == 201
     cleared = service.client.get("/exceptions?status=open", headers=viewer).json()
     assert cleared["exceptions"] == []
+    after = dump_tables(service.store)
+    late = _problem(_post(service, "/exceptions/c40/M/shortage/retry", {"date": "2026-01-18"}), 409)
+    assert (
+        late["detail"] == "backflush exception 'c40/M/shortage' is cleared, not open: nothing to do"
+    )
+    assert dump_tables(service.store) == after
 
 
 def test_an_exception_resolved_with_a_reason(service: Service) -> None:
@@ -154,13 +162,84 @@ def test_an_exception_resolved_with_a_reason(service: Service) -> None:
     body = {"reason": "found on the shelf", "date": "2026-01-20"}
     resolved = _post(service, "/exceptions/c40/M/shortage/resolve", body)
     assert resolved.status_code == 201, resolved.text
-    assert resolved.json()["id"] == "write-off-c40-M"
+    assert resolved.json()["id"] == "write-off:c40/M"
     (row,) = service.client.get("/exceptions", headers=service.as_(Role.viewer)).json()[
         "exceptions"
     ]
     assert (row["status"], row["reason"]) == ("written off", "found on the shelf")
     again = _post(service, "/exceptions/c40/M/shortage/resolve", body)
     assert (again.status_code, again.json()["applied"]) == (200, False)
+
+
+def test_one_key_names_one_exception_whatever_the_ids_hold(service: Service) -> None:
+    """Ids may hold / (and -): event x/y short of z and event x short of y/z were both
+    x/y/z/shortage, and resolving it wrote off the first; the default write-off ids
+    write-off-{event}-{item} of (d-1, m) and (d, 1-m) were one. Each part of a key is now
+    escaped (% and /), and a write-off's id too, or made a digest when too long."""
+    master = {
+        "items": [
+            {"id": "z", "kind": "material", "standard_cost": "2"},
+            {"id": "y/z", "kind": "material", "standard_cost": "3"},
+            {"id": "FZ", "kind": "finished", "standard_cost": {"conversion": "1"}},
+            {"id": "FYZ", "kind": "finished", "standard_cost": {"conversion": "1"}},
+        ],
+        "boms": [
+            {"item": "FZ", "lines": [{"component": "z", "quantity": "1"}]},
+            {"item": "FYZ", "lines": [{"component": "y/z", "quantity": "1"}]},
+        ],
+    }
+    assert _post(service, "/master", master).status_code == 201
+    long_id = "L" * 195
+    made = [
+        {"id": event, "date": "2026-01-20", "type": "completion", "item": item, "quantity": "4"}
+        for event, item in (("x/y", "FZ"), ("x", "FYZ"), (long_id, "FZ"))
+    ]
+    assert _post(service, "/events/batch", made, Role.operator).status_code == 201
+    viewer = service.as_(Role.viewer)
+    page = service.client.get("/exceptions", headers=viewer).json()["exceptions"]
+    keys = {(e["event"], e["item"]): e["key"] for e in page}
+    assert keys[("x/y", "z")] == "x%2Fy/z/shortage"
+    assert keys[("x", "y/z")] == "x/y%2Fz/shortage"
+
+    def resolve(key: str) -> httpx.Response:
+        quoted = key.replace("%", "%25").replace("/", "%2F")  # as a client quotes a path part
+        return _post(service, f"/exceptions/{quoted}/resolve", {"reason": "r"})
+
+    _problem(resolve("x/y/z/shortage"), 404)  # names neither
+    resolved = resolve("x/y%2Fz/shortage")
+    assert resolved.status_code == 201, resolved.text
+    assert resolved.json()["id"] == "write-off:x/y%2Fz"
+    statuses = {
+        (e["event"], e["item"]): e["status"]
+        for e in service.client.get("/exceptions", headers=viewer).json()["exceptions"]
+    }
+    assert statuses[("x", "y/z")] == "written off" and statuses[("x/y", "z")] == "open"
+    other = resolve("x%2Fy/z/shortage")
+    assert other.status_code == 201 and other.json()["id"] == "write-off:x%2Fy/z"
+    longest = resolve(f"{long_id}/z/shortage")
+    assert longest.status_code == 201, longest.text
+    assert (
+        longest.json()["id"]
+        == "write-off:" + hashlib.sha256(f"write-off:{long_id}/z".encode()).hexdigest()
+    )
+
+
+def test_the_next_page_of_exceptions_follows_one_resolved_meanwhile(service: Service) -> None:
+    """``after`` marks a place in the queue, not in the list as filtered now: the exception
+    it names may have been resolved or cleared since the page was read."""
+    for n in range(3):
+        event = {**SHORT, "id": f"c4{n}", "quantity": "40" if n == 0 else "1"}
+        assert _post(service, "/events", event, Role.operator).status_code == 201
+    viewer = service.as_(Role.viewer)
+    first = service.client.get("/exceptions?status=open&limit=1", headers=viewer).json()
+    assert [e["key"] for e in first["exceptions"]] == ["c40/M/shortage"] and first["total"] == 3
+    resolved = _post(service, "/exceptions/c40/M/shortage/resolve", {"reason": "found"})
+    assert resolved.status_code == 201
+    rest = service.client.get(
+        "/exceptions", params={"status": "open", "after": first["next"]}, headers=viewer
+    ).json()
+    assert [e["key"] for e in rest["exceptions"]] == ["c41/M/shortage", "c42/M/shortage"]
+    assert rest["total"] == 2 and rest["next"] is None
 
 
 # ---------------------------------------------------------------- master data and cost sets

@@ -119,13 +119,13 @@ def test_close_check_reopen_and_exceptions_through_the_command_line(tmp_path: Pa
     before = parse(ok("exceptions", "list", "--as-of", "2026-01-09", "--json", "--db", db))
     assert before["exceptions"] == []  # queued on the 10th: not there yet (no age of -1)
     assert "no stock available" in ok("exceptions", "retry", "--date", "2026-02-03", "--db", db)
-    assert "written off by write-off-c1-M" in ok(
+    assert "written off by write-off:c1/M" in ok(
         "exceptions", "resolve", "c1", "M", "--reason", "found", "--date", "2026-02-03", "--db", db
     )
     assert "already recorded" in ok(
         "exceptions", "resolve", "c1", "M", "--reason", "found", "--date", "2026-02-03", "--db", db
     )
-    assert "already written off by write-off-c1-M" in refused(
+    assert "already written off by write-off:c1/M" in refused(
         "exceptions", "resolve", "c1", "M", "--reason", "x", "--id", "w9", "--db", db
     )
     assert "No open backflush exceptions." in ok("exceptions", "list", "--db", db)

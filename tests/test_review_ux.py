@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from backflush.api.app import create_app
 from backflush.api.tokens import Role, create_token
 from backflush.cli import app
 from backflush.formats.scenario import read_scenario
+from backflush.reports.workbook import csv_text
 from backflush.store.repository import Store
 from helpers import EXAMPLES, dump_file, dump_tables, serving
 
@@ -163,6 +165,31 @@ def test_csv_writes_true_and_false_as_json_does(tmp_path: Path) -> None:
     with (tmp_path / "csv" / "variance_analysis.csv").open(encoding="utf-8") as handle:
         posted = {r["posted"] for r in csv.DictReader(handle)}
     assert posted == {"true"}  # every period closed; it wrote Python's True
+
+
+def test_csv_reports_write_text_a_spreadsheet_would_run_as_a_formula_as_text(
+    tmp_path: Path,
+) -> None:
+    """An item named =HYPERLINK(...) (ids may start with =, +, - or @) is written after an
+    apostrophe, so a spreadsheet opening the CSV shows it rather than running it; negative
+    amounts stay numbers."""
+    evil = '=HYPERLINK("http://evil","x")'
+    scenario = tmp_path / "evil.yaml"
+    scenario.write_text(
+        (EXAMPLES / "northshore.yaml")
+        .read_text()
+        .replace("id: PCB,", f"id: '{evil}',")
+        .replace("component: PCB,", f"component: '{evil}',")
+        .replace("item: PCB,", f"item: '{evil}',")
+    )
+    db = tmp_path / "book.db"
+    assert cli("import", scenario, "--db", db).exit_code == 0
+    assert cli("report", "--db", db, "--csv", tmp_path / "csv").exit_code == 0
+    with (tmp_path / "csv" / "valuation.csv").open(encoding="utf-8") as handle:
+        items = [r["item"] for r in csv.DictReader(handle)]
+    assert "'" + evil in items and evil not in items
+    assert csv_text(Decimal("-5.25")) == "-5.25"  # a number, not text
+    assert csv_text("-5") == "'-5"  # text (an id)
 
 
 def test_valuation_files_show_the_consumption_waiting_for_stock(tmp_path: Path) -> None:

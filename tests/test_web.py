@@ -422,7 +422,7 @@ def test_accountant_retries_and_resolves_through_the_page(
         page.fill("#queue input[name=reason]", "found on the shelf")
         page.fill("#queue input[name=date]", "2026-01-31")
         page.click("#queue button")
-        assert page.locator("#posted").inner_text() == "Event write-off-c1-M posted."
+        assert page.locator("#posted").inner_text() == "Event write-off:c1/M posted."
         assert page.locator("#none").inner_text() == "No open backflush exceptions."
         assert _balance(site.store, "raw_in_process") == 0  # Dr RIP 2.00: 1 M at standard
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -440,6 +440,45 @@ def test_accountant_retries_and_resolves_through_the_page(
         book = site.store.load()
         assert list(book.written_off.values()) == ["found on the shelf"]
         assert site.problems == []
+
+
+def test_the_exceptions_page_is_paged_and_offers_an_open_date(tmp_path: Path) -> None:
+    """A queue of thousands of exceptions was one page of megabytes; after a month-end close
+    the forms offered the close's date, in the closed period; any text in ``posted`` showed
+    as a notice."""
+    reopen = EXAMPLES / "reopen.yaml"
+    with (
+        served(f"sqlite:///{tmp_path / 'book.db'}", 5, reopen) as site,  # January closed
+        client_for(site, Role.accountant) as client,
+    ):
+        page = client.get("/ui/exceptions").text
+        assert 'name="date" value="2026-02-01"' in page  # not 2026-01-31, the close's
+        assert 'id="pages"' not in page
+        made = [
+            {"id": f"c{n}", "date": "2026-02-05", "type": "completion", "item": "F",
+             "quantity": "1"}
+            for n in range(100, 220)
+        ]  # fmt: skip
+        bearer = {"Authorization": f"Bearer {site.secrets[Role.operator]}"}
+        response = client.post("/events/batch", json=made, headers=bearer)
+        assert response.status_code == 201, response.text
+        first = client.get("/ui/exceptions").text
+        assert first.count("/ui/exceptions/resolve") == 50
+        assert "1–50 of 121 (page 1 of 3)" in first
+        assert 'id="next" href="/ui/exceptions?page=2"' in first and "previous" not in first
+        assert 'name="date" value="2026-02-05"' in first
+        last = client.get("/ui/exceptions?page=3").text
+        assert last.count("/ui/exceptions/resolve") == 21 and "101–121 of 121" in last
+        assert 'id="previous" href="/ui/exceptions?page=2"' in last and 'id="next"' not in last
+        assert ">c219<" in last and ">c1<" not in last
+        beyond = client.get("/ui/exceptions?page=9").text  # past the end: the last page
+        assert "page 3 of 3" in beyond
+        refused = client.get("/ui/exceptions?page=0")
+        assert refused.status_code == 422 and "page: expected a page number" in refused.text
+        told = client.get("/ui/exceptions", params={"posted": "c100"}).text
+        assert 'id="posted">Event c100 posted.' in told
+        made_up = client.get("/ui/exceptions", params={"posted": "all resolved by IT"}).text
+        assert 'id="posted"' not in made_up
 
 
 def _balance(store: Store, account: str) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gc
+import hashlib
 import json
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -20,6 +21,7 @@ from decimal import Decimal, localcontext
 from typing import TypeVar
 
 from backflush.domain.model import (
+    ID_LENGTH,
     INVENTORY_ACCOUNTS,
     Account,
     Close,
@@ -247,6 +249,29 @@ def unsold_conversion_memo(period: str) -> str:
 
 def shortage_key(entry: ShortageEntry) -> tuple[str, str, str]:
     return (entry.event, entry.item, entry.kind)
+
+
+def _escaped(part: str) -> str:
+    return part.replace("%", "%25").replace("/", "%2F")
+
+
+def exception_key(key: tuple[str, str, str]) -> str:
+    """An exception's key as the edges show it: event/item/kind, with ``%`` and ``/`` in
+    each part escaped (``%25``, ``%2F``), as ids may hold them: one key names one exception
+    (event ``x/y`` and item ``z`` is ``x%2Fy/z/shortage``; event ``x`` and item ``y/z`` is
+    ``x/y%2Fz/shortage``)."""
+    return "/".join(map(_escaped, key))
+
+
+def write_off_id(event: str, item: str) -> str:
+    """The id a write-off of the exception (``event``, ``item``) gets when none is given: the
+    same for every re-sent request, unlike for any other exception; ``write-off:`` and
+    ``event/item`` escaped as in :func:`exception_key`, or a digest of them when that is
+    longer than an id may be."""
+    found = f"write-off:{_escaped(event)}/{_escaped(item)}"
+    if len(found) <= ID_LENGTH:
+        return found
+    return "write-off:" + hashlib.sha256(found.encode()).hexdigest()
 
 
 #: Kind of flow of a stock movement, by the type of event it belongs to: (into stock, out).

@@ -19,8 +19,10 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
@@ -114,6 +116,7 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
         version="0.1.0",
         description="Backflush costing over HTTP: post events, read reports.",
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        dependencies=[Depends(_known_query)],
         openapi_url=None,  # served below, to token holders only
         docs_url=None,
         redoc_url=None,
@@ -403,10 +406,49 @@ async def limited_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters a route (with its dependencies) takes."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
+def _known_query(request: Request) -> None:
+    """A query parameter the route does not take is refused (422), not ignored: a typo in a
+    filter (``statuss=open``, ``perod=2026-01``) would answer with everything unfiltered.
+    The web pages' links are their own, so they are left alone."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or route.path.startswith("/ui"):
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        expected = ", ".join(sorted(known)) or "none"
+        raise invalid(
+            field_error("query", name, f"not a parameter of this route (it takes: {expected})")
+            for name in unknown
+        )
+
+
 async def _read_json(request: Request, *, empty: Any = None) -> Any:
     """The body as JSON: numbers with a fraction as exact decimals; malformed JSON, duplicate
     keys, NaN, nesting too deep and bodies over :data:`MAX_BODY` refused. An empty body is
-    ``empty`` when one is given."""
+    ``empty`` when one is given. A body said to be of another media type than JSON (form
+    data, plain text) is refused (415); one sent without a Content-Type is read as JSON."""
+    given = request.headers.get("content-type")
+    if given is not None:
+        media = given.split(";", 1)[0].strip().lower()
+        if media != "application/json" and not (
+            media.startswith("application/") and media.endswith("+json")
+        ):
+            detail = f"the body must be JSON (Content-Type: application/json), not {media!r}"
+            raise Problem(
+                415,
+                "unsupported-media-type",
+                detail,
+                [field_error("header", "content-type", detail)],
+            )
     body = await limited_body(request, MAX_BODY)
     if body is None:
         raise Problem(413, "body-too-large", f"the body is over {MAX_BODY:,} bytes")

@@ -4,18 +4,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backflush.formats.inputs import PATTERN_WORDS
 from backflush.store.repository import StoreError
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger("backflush.api")
 #: A period (YYYY-MM) in a path or query; a value that does not match is told so in words.
 
 TITLES = {
@@ -27,6 +30,7 @@ TITLES = {
     406: "Not acceptable",
     409: "Conflict",
     413: "Request too large",
+    415: "Unsupported media type",
     422: "Unprocessable request",
     500: "Internal error",
     503: "Book unavailable",
@@ -117,6 +121,22 @@ async def _store(_request: Request, error: Exception) -> JSONResponse:
     return Problem(503, "unavailable", str(error)).response()
 
 
+#: Seconds a client is asked to wait before it tries again when the book is unavailable.
+RETRY_AFTER = "5"
+
+
+async def _database(_request: Request, error: Exception) -> JSONResponse:
+    """The database busy past its timeout (SQLite: locked by a long write such as an import)
+    or unreachable (PostgreSQL stopped, the connection lost): 503, to try again."""
+    log.warning("the book's database is unavailable: %s", error)  # details for the log only
+    return Problem(
+        503,
+        "unavailable",
+        "the book's database is busy or unreachable; nothing was written; try again",
+        headers={"Retry-After": RETRY_AFTER},
+    ).response()
+
+
 async def _unexpected(_request: Request, _error: Exception) -> JSONResponse:
     return Problem(500, "internal", "the server failed; nothing was written").response()
 
@@ -126,5 +146,6 @@ HANDLERS = {
     StarletteHTTPException: _http,
     RequestValidationError: _validation,
     StoreError: _store,
+    OperationalError: _database,
     Exception: _unexpected,
 }

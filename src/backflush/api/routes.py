@@ -33,7 +33,7 @@ from backflush.api.tokens import (
     token_document,
 )
 from backflush.api.writer import GroupWriter
-from backflush.book import Book
+from backflush.book import Book, exception_key, write_off_id
 from backflush.domain import model as m
 from backflush.domain.money import fmt
 from backflush.engine.standards import StandardError, Standards
@@ -221,11 +221,6 @@ def item_detail_document(
     return found
 
 
-def exception_key(key: tuple[str, str, str]) -> str:
-    """An exception's key in URLs: event/item/kind."""
-    return "/".join(key)
-
-
 #: What ``GET /exceptions?status=`` selects (:meth:`Book.exception_status`).
 EXCEPTION_STATUSES = ("open", "cleared", "flagged", "written off")
 
@@ -233,27 +228,32 @@ EXCEPTION_STATUSES = ("open", "cleared", "flagged", "written off")
 def exceptions_page(
     book: Book, status: str | None, limit: int, after: str | None
 ) -> dict[str, Any]:
-    keys = list(book.shortages)
+    """The exceptions in queue order (as they were raised). ``after`` is a key: the page
+    starts after it in that order, whatever its status now (an exception resolved or cleared
+    since the last page was read still marks the place)."""
     if status is not None and status not in EXCEPTION_STATUSES:
         expected = ", ".join(repr(s) for s in EXCEPTION_STATUSES)
         raise invalid(
             [field_error("query", "status", f"expected one of {expected}, got {status!r}")]
         )
-    if status is not None:
-        keys = [k for k in keys if book.exception_status(k) == status]
+    every = list(book.shortages)
     start = 0
     if after is not None:
-        shown = [exception_key(k) for k in keys]
-        if after not in shown:
-            raise invalid([field_error("query", "after", "not the key of an exception listed")])
-        start = shown.index(after) + 1
-    page = keys[start : start + limit]
+        place = {exception_key(k): n for n, k in enumerate(every)}.get(after)
+        if place is None:
+            raise invalid([field_error("query", "after", "not the key of an exception")])
+        start = place + 1
+
+    def listed(keys: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+        return keys if status is None else [k for k in keys if book.exception_status(k) == status]
+
+    following = listed(every[start:])
+    page = following[:limit]
     rows = [{"key": exception_key(k), **exception_document(book, k)} for k in page]
-    more = start + limit < len(keys)
     return {
-        "total": len(keys),
+        "total": len(listed(every)),
         "exceptions": rows,
-        "next": exception_key(page[-1]) if more and page else None,
+        "next": exception_key(page[-1]) if len(following) > limit and page else None,
     }
 
 
@@ -454,16 +454,22 @@ def add_routes(
         below."""
         return exceptions_page(store.load(), status, limit, after)
 
-    def exception(book: Book, key: str) -> tuple[str, str, str]:
-        for found in book.shortages:
-            if exception_key(found) == key:
-                return found
-        raise Problem(
-            404,
-            "not-found",
-            f"no backflush exception {key!r}",
-            [field_error("path", "key", "not the key of an exception")],
-        )
+    def exception(book: Book, key: str, *also: str) -> tuple[str, str, str]:
+        """The open exception ``key`` names (404: none; 409: not open, nor a status of
+        ``also``)."""
+        found = next((k for k in book.shortages if exception_key(k) == key), None)
+        if found is None:
+            raise Problem(
+                404,
+                "not-found",
+                f"no backflush exception {key!r}",
+                [field_error("path", "key", "not the key of an exception")],
+            )
+        status = book.exception_status(found)
+        if status != "open" and status not in also:
+            detail = f"backflush exception {key!r} is {status}, not open: nothing to do"
+            raise Problem(409, "conflict", detail, [field_error("path", "key", detail)])
+        return found
 
     @app.post(
         "/exceptions/{key:path}/retry",
@@ -507,9 +513,10 @@ def add_routes(
         body: ResolveBody = _parsed(raw, ResolveBody)
 
         def go() -> dict[str, Any]:
-            event_id, item, _kind = exception(store.load(), key)
+            # written off: the same request again is answered as recorded (the id is its own)
+            event_id, item, _kind = exception(store.load(), key, "written off")
             return {
-                "id": body.id or f"write-off-{event_id}-{item}",
+                "id": body.id or write_off_id(event_id, item),
                 "type": "write_off",
                 "event": event_id,
                 "item": item,

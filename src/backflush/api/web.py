@@ -32,7 +32,8 @@ from starlette.concurrency import run_in_threadpool
 
 from backflush.api.app import MAX_ENTRY_NO, limited_body
 from backflush.api.tokens import WebSession, end_session, find_session, find_token, open_session
-from backflush.book import ConflictError
+from backflush.book import Book, ConflictError, write_off_id
+from backflush.domain.model import period_bounds
 from backflush.domain.money import fmt
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
@@ -56,7 +57,7 @@ from backflush.store.repository import Store, SummaryEntry
 
 COOKIE = "backflush_session"
 LOGIN_COOKIE = "backflush_login"
-PAGE = 50  # journal entries a page
+PAGE = 50  # journal entries, or exceptions, a page
 #: Events a summary entry's page lists (the API's ``GET /journal/{no}`` lists them all).
 LISTED = 1_000
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -266,12 +267,20 @@ def web_router(
 
     @router.get("/exceptions")
     def exceptions(
-        session: UiSession, posted: Annotated[str | None, Query(max_length=300)] = None
+        session: UiSession,
+        posted: Annotated[str | None, Query(max_length=300)] = None,
+        number: Annotated[str | None, Query(alias="page", max_length=12)] = None,
     ) -> HTMLResponse:
+        if number is not None and not (number.isdecimal() and int(number) >= 1):
+            raise _Refused(422, f"page: expected a page number (1, 2, ...), got {number!r}")
         book = store.load()
         today = dt.date.today()
-        rows = close_reports.aging(book, today)
-        default = flag_reports.last_posted(book) or today
+        queue = close_reports.aging(book, today)
+        pages = max(1, -(-len(queue) // PAGE))
+        shown = min(int(number or 1), pages)
+        rows = queue[(shown - 1) * PAGE : shown * PAGE]
+        if posted is not None and store.trail(event=posted) is None:
+            posted = None  # a notice only of an event the book holds, not of any text
         return page(
             "exceptions.html.j2",
             session=session,
@@ -289,8 +298,12 @@ def web_router(
                 for r in rows
             ],
             as_of=today.isoformat(),
-            default_date=default.isoformat(),
+            default_date=_open_day(book, today).isoformat(),
             posted=posted,
+            total=len(queue),
+            first=(shown - 1) * PAGE + 1,
+            page_no=shown,
+            pages=pages,
         )
 
     def post_from_form(session: WebSession, raw: dict[str, Any], event_id: str) -> bool:
@@ -337,7 +350,7 @@ def web_router(
             "reason": form["reason"],
             "date": form.get("date", ""),
         }
-        event_id = f"write-off-{event}-{item}"
+        event_id = write_off_id(event, item)
         await run_in_threadpool(post_from_form, session, raw, event_id)
         return _back(event_id)
 
@@ -515,6 +528,15 @@ def install(app: Any, store: Store, *, secure_cookies: bool = False) -> None:
 
     app.add_exception_handler(_SignIn, sign_in)
     app.add_exception_handler(_Refused, refused)
+
+
+def _open_day(book: Book, today: dt.date) -> dt.date:
+    """The date a retry or write-off form offers: the last day the book posted on, but never
+    in a closed period (right after a month-end close that day is the close's)."""
+    day = flag_reports.last_posted(book) or today
+    if book.last_closed is not None:
+        day = max(day, period_bounds(book.last_closed)[1] + dt.timedelta(days=1))
+    return day
 
 
 def _back(event_id: str) -> RedirectResponse:

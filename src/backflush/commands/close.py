@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from backflush.book import Book
+from backflush.book import Book, write_off_id
 from backflush.cli import DEFAULT_DB, DbOption, JsonOption, err, fail, guarded, out, print_json
 from backflush.domain import model as m
 from backflush.domain.money import fmt
@@ -240,7 +240,7 @@ def resolve(
             "reason": reason,
             "date": _date(date, "--date").isoformat(),
         }
-        posted, applied = _post(store, book, raw, event_id or f"write-off-{event}-{item}")
+        posted, applied = _post(store, book, raw, event_id or write_off_id(event, item))
         if not applied:
             out.print(
                 f"event {escape(posted.id)}: already recorded with the same content: no change"

@@ -72,6 +72,10 @@ class Account(StrEnum):
     NRV_WRITEDOWN = "nrv_writedown"
 
 
+#: The longest id (of an item, event, work center...): the length of the columns ids are
+#: stored in (PostgreSQL enforces it).
+ID_LENGTH = 200
+
 INVENTORY_ACCOUNTS = (
     Account.RAW_IN_PROCESS,
     Account.MATERIALS,

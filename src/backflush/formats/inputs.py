@@ -40,7 +40,7 @@ PRICE_DECIMALS = 6
 QUANTITY_LIMIT = Decimal(10) ** 12
 
 #: Lengths of the database columns these values are stored in (PostgreSQL enforces them).
-ID_LENGTH = 200
+ID_LENGTH = m.ID_LENGTH
 ELEMENT_LENGTH = 64
 UOM_LENGTH = 16
 NAME_LENGTH = 200

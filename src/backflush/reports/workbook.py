@@ -233,9 +233,15 @@ def csv_rows(sheet: Sheet, currency: str) -> Iterator[list[str]]:
         yield found
 
 
+#: What a spreadsheet opening a CSV file takes text starting with for a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def csv_text(value: Cell) -> str:
     """A cell as CSV text: decimals exactly as held, dates ISO 8601, true or false (as JSON
-    writes them), nothing for None."""
+    writes them), nothing for None. Text that a spreadsheet would run as a formula (an id
+    such as ``=HYPERLINK(...)``) is written after an apostrophe, which shows it as text
+    (OWASP's advice on CSV injection); numbers are never text here, so -5.00 stays a number."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -244,4 +250,5 @@ def csv_text(value: Cell) -> str:
         return fmt(value)
     if isinstance(value, dt.date):
         return value.isoformat()
-    return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text

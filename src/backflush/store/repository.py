@@ -113,9 +113,13 @@ def _empty(path: Path) -> bool:
         return False
 
 
+#: Seconds a SQLite connection waits for another writer's lock before it gives up.
+BUSY_TIMEOUT = 30.0
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
 
         @sa.event.listens_for(engine, "connect")
         def _connect(dbapi: Any, _record: Any) -> None:

@@ -177,6 +177,19 @@ def test_openapi_document(service: Service) -> None:
     assert "CompletionModel" in json.dumps(body)
     assert "CompletionModel" in found["components"]["schemas"]
     assert found["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    # as served: errors are problem documents; an event's id is required; a close's body not
+    assert "HTTPValidationError" not in json.dumps(found)
+    for operations in found["paths"].values():
+        for operation in operations.values():
+            responses = operation["responses"]
+            assert not [s for s in responses if s[0] in "45" and s not in ("4XX", "5XX")]
+            assert PROBLEM in responses["4XX"]["content"] and PROBLEM in responses["5XX"]["content"]
+    completion = found["components"]["schemas"]["CompletionModel"]
+    assert "id" in completion["required"] and completion["properties"]["id"]["maxLength"] == 200
+    close = found["paths"]["/periods/{period}/close"]["post"]
+    assert close["requestBody"]["required"] is False
+    (key,) = [p for p in found["paths"]["/events"]["post"]["parameters"] if p["in"] == "header"]
+    assert key["schema"]["pattern"] == "^[\\x21-\\x7e]{1,200}$"
 
 
 # ---------------------------------------------------------------- posting
@@ -677,3 +690,19 @@ def test_a_query_parameter_the_route_does_not_take_is_refused(service: Service) 
     assert taken.status_code == 200
     report = service.client.get("/reports/valuation", params={"format": "csv"}, headers=viewer)
     assert report.status_code == 200
+
+
+def test_a_nul_in_an_id_is_refused_not_a_server_error(service: Service) -> None:
+    """PostgreSQL refuses NUL in text: an id holding one was looked up as it came (a 500)."""
+    headers = service.as_(Role.accountant)
+    before = dump_tables(service.store)
+    posted = service.client.post("/events", json={**COMPLETION, "id": "\x00"}, headers=headers)
+    assert _problem(posted, 422)["errors"][0]["field"] == "id"
+    for path in ("/events/%00", "/events/a%00b", "/items/%00", "/exceptions/%00/M/shortage"):
+        response = service.client.get(path, headers=headers)
+        assert response.status_code in (404, 405), (path, response.text)
+    resolved = service.client.post(
+        "/exceptions/%00/M/shortage/resolve", json={"reason": "r"}, headers=headers
+    )
+    _problem(resolved, 404)
+    assert dump_tables(service.store) == before

@@ -15,6 +15,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.openapi import from_asgi
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    status_code_conformance,
+)
 
 from backflush.api.app import create_app
 from backflush.api.tokens import Role, create_token
@@ -76,7 +80,10 @@ def test_no_operation_answers_500_and_the_book_stays_whole(db_url: str) -> None:
             response = case.call(headers=auth)
             answered[response.status_code] += 1
             try:
-                case.validate_response(response, checks=[not_a_server_error])
+                case.validate_response(
+                    response,
+                    checks=[not_a_server_error, status_code_conformance, content_type_conformance],
+                )
             except Exception as error:  # collected, reported together below
                 failures.append(f"{case.method} {case.formatted_path}: {error}"[:2000])
 

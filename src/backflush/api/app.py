@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from backflush.api.documents import CSV_SHEETS, SELECTING, ReportKind, csv_report, journal_document
 from backflush.api.documents import report_document as _report_document
-from backflush.api.problems import HANDLERS, Problem, field_error, invalid
+from backflush.api.problems import HANDLERS, PROBLEM, Problem, field_error, invalid
 from backflush.api.tokens import READERS, Role, SeenTokens, Token, find_token, live_tokens
 from backflush.api.writer import GroupWriter
 from backflush.book import Book, ConflictError
@@ -41,8 +41,10 @@ from backflush.formats.inputs import (
     PERIOD_PATTERN,
     DuplicateKey,
     EventModel,
+    Identifier,
     InputError,
     build_event,
+    is_identifier,
     too_far_ahead,
     unique_keys,
 )
@@ -346,6 +348,7 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
             )
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(_EVENT_DEFS)
+            _as_served(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -368,12 +371,73 @@ _REF = "#/components/schemas/{model}"
 _EVENT_DEFS: dict[str, Any] = {}
 
 
-def _body_schema(shape: Any) -> dict[str, Any]:
+def _body_schema(shape: Any, *, required: bool = True) -> dict[str, Any]:
     """The request body's schema in the OpenAPI document (the body is read by hand: JSON
-    numbers as exact decimals, duplicate keys refused)."""
+    numbers as exact decimals, duplicate keys refused). ``required``: False where an empty
+    body is taken for an empty object."""
     schema = TypeAdapter(shape).json_schema(ref_template=_REF, mode="validation")
     _EVENT_DEFS.update(schema.pop("$defs", {}))
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": required, "content": content}}
+
+
+#: The problem document every error is (RFC 9457; see :mod:`backflush.api.problems`).
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "What kind of problem: /problems/<kind>."},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["location", "field", "detail"],
+                "properties": {
+                    "location": {"enum": ["body", "query", "path", "header"]},
+                    "field": {"type": "string"},
+                    "detail": {"type": "string"},
+                    "pointer": {"type": "string", "description": "JSON pointer into the body"},
+                },
+            },
+        },
+    },
+}
+
+
+def _as_served(schema: dict[str, Any]) -> None:
+    """Make FastAPI's document say what the server does: every error a problem document
+    (``application/problem+json``, 4XX and 5XX; FastAPI documents 422 as its own
+    ``HTTPValidationError``), an event's ``id`` required (a scenario file may leave it out, the
+    API may not), an ``Idempotency-Key`` of 1 to 200 visible ASCII characters."""
+    components = schema["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    components["Problem"] = _PROBLEM_SCHEMA
+    problem = {
+        "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status in [s for s in responses if s.startswith(("4", "5"))]:
+                del responses[status]
+            responses["4XX"] = {"description": "Refused: a problem document", **problem}
+            responses["5XX"] = {
+                "description": "Unavailable (503, with Retry-After: nothing was written, send it "
+                "again) or failed: a problem document",
+                **problem,
+            }
+            for parameter in operation.get("parameters", []):
+                if parameter.get("name") == "Idempotency-Key":
+                    parameter["schema"] = {"type": "string", "pattern": _KEY.pattern}
+    for found in _EVENT_DEFS:
+        event = components.get(found, {})
+        if "id" in event.get("properties", {}) and "type" in event.get("properties", {}):
+            event["properties"]["id"] = TypeAdapter(Identifier).json_schema()
+            event["required"] = sorted({*event.get("required", []), "id"})
 
 
 def _constant(name: str) -> Any:
@@ -616,7 +680,8 @@ async def _post(
         body.setdefault("recorded_by", token.name)  # a batch: who sent it
         return Answer(201 if any(applied) else 200, body)
 
-    ids = [r["id"] for r in raws if isinstance(r, dict) and isinstance(r.get("id"), str)]
+    # read ahead for the group (only what could be an id: PostgreSQL refuses NUL in text)
+    ids = [r["id"] for r in raws if isinstance(r, dict) and is_identifier(r.get("id"))]
     posting = Posting(events, done, token.name, ids, request_key(token, key, request, raw))
     try:
         return respond(await writer.post(posting, len(raws)))

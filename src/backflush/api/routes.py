@@ -382,7 +382,7 @@ def add_routes(
         "/periods/{period}/close",
         tags=["close"],
         status_code=201,
-        openapi_extra=base._body_schema(CloseBody | None),
+        openapi_extra=base._body_schema(CloseBody | None, required=False),
         responses={200: {"description": "Already closed: no change"}},
     )
     async def close_period(
@@ -475,7 +475,7 @@ def add_routes(
         "/exceptions/{key:path}/retry",
         tags=["close"],
         status_code=201,
-        openapi_extra=base._body_schema(RetryBody | None),
+        openapi_extra=base._body_schema(RetryBody | None, required=False),
         responses={200: {"description": "Already recorded with the same content: no change"}},
     )
     async def retry_exception(

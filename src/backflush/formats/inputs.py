@@ -175,10 +175,10 @@ PATTERN_WORDS = {
 }
 
 
-def is_identifier(value: str) -> bool:
+def is_identifier(value: object) -> bool:
     """Whether ``value`` could be an id of the book (item, event, ...)."""
     try:
-        _IDENTIFIER.validate_python(value)
+        _IDENTIFIER.validate_python(value, strict=True)
     except ValidationError:
         return False
     return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import subprocess
 import sys
 from decimal import Decimal
@@ -711,3 +712,46 @@ events:
     assert ":smile:" in made.output and "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" not in (
         made.output
     )
+
+
+def test_a_book_in_a_place_that_cannot_be_written_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An auditor's copy on a read-only share: SQLite could not make the journal files a WAL
+    book needs to be read ("unable to open database file"). It is read as it is; a write
+    says why it fails and writes nothing. (Here the place is only said to be read-only: a
+    read-only mount needs root; checked by hand with ``mount -o bind,ro``.)"""
+    from backflush.store import repository
+
+    db = tmp_path / "book.db"
+    runner = CliRunner()
+    assert (
+        runner.invoke(app, ["import", str(EXAMPLES / "northshore.yaml"), "--db", str(db)]).exit_code
+        == 0
+    )
+    with sqlite3.connect(db) as conn:  # as a copy made once no process had it open
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = dump_file(str(db))
+    monkeypatch.setattr(repository, "_writable_place", lambda _path: False)
+    shown = runner.invoke(app, ["report", "--db", str(db), "--what", "trial-balance"])
+    assert shown.exit_code == 0, shown.output
+    assert "19,220,000.00" in shown.output
+    refused = runner.invoke(
+        app,
+        ["post", "--db", str(db), "--type", "purchase", "--item", "PCB", "--quantity", "1",
+         "--unit-cost", "12", "--date", "2026-03-01"],
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    assert "attempt to write a readonly database" in refused.output
+    assert "nothing was written" in refused.output
+    assert dump_file(str(db)) == before
+    # a copy taken while a writer had it open: what its log holds would be missed
+    writer = sqlite3.connect(db)
+    try:
+        writer.execute("PRAGMA journal_mode = WAL")
+        writer.execute("CREATE TABLE later (x)")
+        stale = runner.invoke(app, ["report", "--db", str(db), "--what", "trial-balance"])
+        assert stale.exit_code != 0
+        assert "its write-ahead log book.db-wal holds changes not yet in the book" in stale.output
+    finally:
+        writer.close()

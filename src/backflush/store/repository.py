@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
+import os
 import random
 import re
 import sqlite3
@@ -24,6 +25,7 @@ from enum import Enum
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -117,8 +119,27 @@ def _empty(path: Path) -> bool:
 BUSY_TIMEOUT = 30.0
 
 
+def _writable_place(path: Path) -> bool:
+    """Whether SQLite may write beside ``path`` (its journal files; False on a read-only
+    mount, such as an auditor's copy on a read-only share)."""
+    return os.access(path.parent, os.W_OK)
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        path = _sqlite_path(url)
+        if path is not None and path.is_file() and not _writable_place(path):
+            # A book in a place that cannot be written is read as it is: SQLite's immutable
+            # mode makes no journal files, which a WAL book would otherwise need to be read.
+            # A write then fails as "attempt to write a readonly database".
+            log = path.with_name(path.name + "-wal")
+            if log.is_file() and log.stat().st_size:
+                raise StoreError(
+                    f"{path}: its write-ahead log {log.name} holds changes not yet in the "
+                    "book, and it cannot be written here to take them in; copy the book "
+                    "again once no process has it open"
+                )
+            url = f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&immutable=1&uri=true"
         engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
 
         @sa.event.listens_for(engine, "connect")

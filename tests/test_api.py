@@ -15,7 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from backflush.api.app import MAX_BATCH, create_app
+from backflush.api.app import MAX_BATCH, _prefers_csv, create_app
 from backflush.api.tokens import Role, create_token, list_tokens, revoke_token
 from backflush.formats.scenario import read_scenario
 from backflush.store import schema as t
@@ -706,3 +706,21 @@ def test_a_nul_in_an_id_is_refused_not_a_server_error(service: Service) -> None:
     )
     _problem(resolved, 404)
     assert dump_tables(service.store) == before
+
+
+@pytest.mark.parametrize(
+    ("accept", "csv"),
+    [
+        ("text/csv", True),
+        ("application/json;q=1, text/csv;q=0.1", False),  # was CSV: "text/csv" was in it
+        ("text/csv;q=0.9, application/json;q=0.5", True),
+        ("text/csv, application/json", False),  # a tie: JSON
+        ("*/*", False),
+        ("text/*", True),
+        ("TEXT/CSV", True),
+        ("text/csv;q=nan, */*;q=0.1", False),
+        ("", False),
+    ],
+)
+def test_accept_weighs_csv_against_json(accept: str, csv: bool) -> None:
+    assert _prefers_csv(accept) is csv

@@ -252,8 +252,7 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
                 f"no report {kind!r}; there are {known}",
                 [field_error("path", "kind", f"expected one of {known}")],
             ) from None
-        accept = request.headers.get("accept", "")
-        if form == "csv" or (form is None and "text/csv" in accept):
+        if form == "csv" or (form is None and _prefers_csv(request.headers.get("accept", ""))):
             if which not in CSV_SHEETS:
                 known = ", ".join(k.value for k in CSV_SHEETS)
                 raise Problem(
@@ -468,6 +467,36 @@ async def limited_body(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _prefers_csv(accept: str) -> bool:
+    """Whether an Accept header ranks text/csv above JSON (RFC 9110 quality values; a media
+    range such as */* or text/* counts for what it covers, ties go to JSON)."""
+
+    def quality(media: str) -> Decimal:
+        best, specific = Decimal(0), -1
+        for part in accept.split(","):
+            name, *params = (p.strip() for p in part.split(";"))
+            kind, _, sub = name.lower().partition("/")
+            want_kind, _, want_sub = media.partition("/")
+            if kind not in ("*", want_kind) or sub not in ("*", want_sub):
+                continue
+            level = (kind != "*") + (sub != "*")  # the most specific range decides
+            q = Decimal(1)
+            for param in params:
+                key, _, value = param.partition("=")
+                if key.strip().lower() == "q":
+                    try:
+                        q = Decimal(value.strip())
+                    except ArithmeticError:
+                        q = Decimal(0)
+                    if not q.is_finite():
+                        q = Decimal(0)
+            if level > specific:
+                best, specific = q, level
+        return best
+
+    return quality("text/csv") > quality("application/json")
 
 
 def _query_names(dependant: Dependant) -> frozenset[str]:

@@ -755,3 +755,16 @@ def test_a_book_in_a_place_that_cannot_be_written_is_read(
         assert "its write-ahead log book.db-wal holds changes not yet in the book" in stale.output
     finally:
         writer.close()
+
+
+def test_a_command_that_only_reads_says_no_more_than_what_is_wrong(tmp_path: Path) -> None:
+    db = tmp_path / "book.db"
+    assert (
+        CliRunner()
+        .invoke(app, ["import", str(EXAMPLES / "northshore.yaml"), "--db", str(db)])
+        .exit_code
+        == 0
+    )
+    message = refused("bom", "UNKNOWN", "--db", db)
+    assert "unknown item 'UNKNOWN'" in message
+    assert "run stops here" not in message and "nothing was written" not in message

@@ -117,18 +117,27 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def guarded(action: Callable[[], T], *, writes: bool = True, db: str | None = None) -> T:
+def guarded(
+    action: Callable[[], T],
+    *,
+    writes: bool = True,
+    db: str | None = None,
+    outcome: str | None = None,
+) -> T:
     """Run ``action``; turn the errors a user can fix into a clear message and exit code 2
-    (a command that ``writes`` wrote nothing: every write is one transaction). A database
-    that cannot be used (unreachable, not a database, a bad URL) is exit code 1, named by
-    ``db`` without its password."""
-    outcome = "nothing was written" if writes else "the run stops here"
+    (a command that ``writes`` wrote nothing: every write is one transaction; ``outcome``
+    says what else a refusal means). A database that cannot be used (unreachable, not a
+    database, a bad URL) is exit code 1, named by ``db`` without its password."""
+    if outcome is None:
+        outcome = "nothing was written" if writes else ""
+    then = f"\n{outcome}" if outcome else ""
     try:
         return action()
     except InputError as error:
-        fail(f"input refused, {outcome}:\n  " + "\n  ".join(error.problems), 2)
+        refused = f"input refused, {outcome}" if outcome else "input refused"
+        fail(f"{refused}:\n  " + "\n  ".join(error.problems), 2)
     except (PostingError, StandardError) as error:
-        fail(f"{error}\n{outcome}", 2)
+        fail(f"{error}{then}", 2)
     except (StoreError, SelectionError) as error:
         fail(str(error), 2)
     except BrokenPipeError:
@@ -137,7 +146,7 @@ def guarded(action: Callable[[], T], *, writes: bool = True, db: str | None = No
         fail(f"{error.filename or ''}: {error.strerror or error}", 2)
     except SQLAlchemyError as error:
         where = f"database {display_url(db)}" if db is not None else "database"
-        fail(f"{where}: {database_reason(error)}" + (f"\n{outcome}" if writes else ""), 1)
+        fail(f"{where}: {database_reason(error)}{then}", 1)
 
 
 def database_reason(error: SQLAlchemyError) -> str:
@@ -173,7 +182,7 @@ def run(
         else:
             out.print(tables.period_report(book, book.journal, len(scenario.events)))
 
-    guarded(go, writes=False)
+    guarded(go, writes=False, outcome="the run stops here")
 
 
 # ---------------------------------------------------------------- the persistent book

@@ -768,3 +768,27 @@ def test_a_command_that_only_reads_says_no_more_than_what_is_wrong(tmp_path: Pat
     message = refused("bom", "UNKNOWN", "--db", db)
     assert "unknown item 'UNKNOWN'" in message
     assert "run stops here" not in message and "nothing was written" not in message
+
+
+def test_serve_on_a_port_taken_exits_1_saying_so(tmp_path: Path) -> None:
+    import socket
+
+    db = tmp_path / "book.db"
+    assert (
+        CliRunner()
+        .invoke(app, ["import", str(EXAMPLES / "northshore.yaml"), "--db", str(db)])
+        .exit_code
+        == 0
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        served = subprocess.run(
+            [sys.executable, "-m", "backflush", "serve", "--db", str(db), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert served.returncode == 1  # uvicorn's own 3 is no code the README gives
+    assert f"error: the server could not start on 127.0.0.1:{port}" in served.stderr

@@ -45,14 +45,19 @@ def serve(
 
     app = guarded(lambda: create_app(db, secure_cookies=secure_cookies), writes=False, db=db)
     guarded(lambda: Store(db, create=False).settings(), writes=False, db=db)  # a book, migrated
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="info",
-        forwarded_allow_ips=forwarded_allow_ips,
-        access_log=access_log,
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            forwarded_allow_ips=forwarded_allow_ips,
+            access_log=access_log,
+        )
+    except SystemExit as stopped:  # uvicorn's 3: it could not start (the port taken...)
+        if stopped.code not in (0, None):
+            fail(f"the server could not start on {host}:{port} (see the log above)", 1)
+        raise
 
 
 @tokens.command("create")

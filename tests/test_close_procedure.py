@@ -428,6 +428,17 @@ def test_checklist_of_exceptions_by_age_and_policy() -> None:
         assert counts.details == ("M: 6.5 still waits for stock (missing receipt or count?)",)
 
 
+def test_a_checklist_names_fifty_exceptions_and_counts_the_rest() -> None:
+    """A queue of thousands made a checklist of megabytes (and a page, and a screen)."""
+    book = short()
+    for n in range(60):  # each waits for 1.5 M
+        book.post(Completion(f"more-{n}", dt.date(2026, 1, 20), "F", D(1)))
+    (jan,) = [c for c in reports.checklist(book, "2026-01") if "exceptions" in c.check]
+    assert jan.details[0] == "61 of 2026-01 still open"
+    assert len(jan.details) == 1 + reports.LISTED + 1
+    assert jan.details[-1].startswith("and 11 more: the exceptions queue lists them all")
+
+
 def test_checklist_names_items_not_counted_under_a_count_based_policy() -> None:
     """Under a count-based policy (count, cogs-first) the close values stock from counts:
     stocked items not counted in the period fail the check."""

@@ -132,15 +132,26 @@ def _order(book: Book, period: str) -> Check:
     return Check(name, OK, (f"latest closed period: {latest or 'none'}", *reopens))
 
 
+#: Open exceptions a checklist names one by one; past them it counts the rest (a queue of
+#: thousands made a checklist of megabytes; the exceptions queue lists them all).
+LISTED = 50
+
+
 def _exceptions(book: Book, period: str, first: dt.date, last: dt.date) -> Check:
     name = "backflush exceptions"
     older = book.exceptions_before(first)
     within = [s for s in book.open_shortages() if first <= s.date <= last]
+    waiting = [*older, *within]
     details = tuple(
         f"{s.event} {s.item}: {fmt(s.open)} open since {s.date.isoformat()} "
         f"({(last - s.date).days} days at the period end)"
-        for s in [*older, *within]
+        for s in waiting[:LISTED]
     )
+    if len(waiting) > LISTED:
+        details += (
+            f"and {len(waiting) - LISTED:,} more: the exceptions queue lists them all "
+            "(backflush exceptions list, GET /exceptions, /ui/exceptions)",
+        )
     if older:
         refuse = book.settings.exceptions_at_close is ExceptionsAtClose.REFUSE
         status = FAIL if refuse else WARN

@@ -648,7 +648,7 @@ def test_a_book_locked_by_another_writer_answers_503_to_try_again(
             response = client.post("/events", json=COMPLETION, headers=headers)
             problem = _problem(response, 503)
             assert response.headers["Retry-After"] == "5"
-            assert "busy or unreachable; nothing was written; try again" in problem["detail"]
+            assert "busy or unreachable; send the request again" in problem["detail"]
             writer.execute("ROLLBACK")
             assert client.post("/events", json=COMPLETION, headers=headers).status_code == 201
     finally:
@@ -670,6 +670,15 @@ def test_a_body_said_to_be_other_than_json_is_refused(service: Service) -> None:
     assert dump_tables(service.store) == before
     sent = {**headers, "Content-Type": "application/merge-patch+json; charset=utf-8"}
     assert service.client.post("/events", content=body, headers=sent).status_code == 201
+    empty = service.client.post(  # curl -d '' says form data: no body is no form
+        "/exceptions/nope/M/shortage/retry",
+        content=b"",
+        headers={
+            **service.as_(Role.accountant),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    _problem(empty, 404)  # an optional body left out: not 415
     bare = service.client.post("/events", content=json.dumps({**COMPLETION, "id": "c9"}))
     assert bare.status_code == 401  # (no token) and with one, no Content-Type is read as JSON
     response = service.client.post(
@@ -681,11 +690,20 @@ def test_a_body_said_to_be_other_than_json_is_refused(service: Service) -> None:
 def test_a_query_parameter_the_route_does_not_take_is_refused(service: Service) -> None:
     """A typo in a filter would answer with everything, unfiltered."""
     viewer = service.as_(Role.viewer)
-    for path, typo in (("/exceptions", "statuss"), ("/journal", "perod"), ("/health", "x")):
+    for path, typo in (("/exceptions", "statuss"), ("/journal", "perod"), ("/tokens", "x")):
         response = service.client.get(path, params={typo: "open"}, headers=viewer)
+        if path == "/tokens":  # the role first: a viewer learns nothing of an admin's route
+            _problem(response, 403)
+            continue
         problem = _problem(response, 422)
         assert problem["errors"][0]["field"] == typo
         assert problem["errors"][0]["location"] == "query"
+        _problem(service.client.get(path, params={typo: "open"}), 401)  # the token first
+    posted = service.client.post(
+        "/events", params={"dry_run": "1"}, json=COMPLETION, headers=service.as_(Role.operator)
+    )
+    assert _problem(posted, 422)["errors"][0]["field"] == "dry_run"
+    assert service.client.get("/health", params={"probe": "lb"}).status_code == 200
     taken = service.client.get("/exceptions", params={"status": "open"}, headers=viewer)
     assert taken.status_code == 200
     report = service.client.get("/reports/valuation", params={"format": "csv"}, headers=viewer)
@@ -724,3 +742,28 @@ def test_a_nul_in_an_id_is_refused_not_a_server_error(service: Service) -> None:
 )
 def test_accept_weighs_csv_against_json(accept: str, csv: bool) -> None:
     assert _prefers_csv(accept) is csv
+
+
+def test_a_book_on_a_read_only_mount_is_served_to_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write is refused as such (403): a 503 "try again" would be sent again for ever."""
+    from backflush.store import repository
+
+    path = tmp_path / "book.db"
+    scenario = read_scenario(EXAMPLES / "widgets_prorate.yaml")
+    store = Store(f"sqlite:///{path}")
+    store.import_scenario(scenario.settings, scenario.master, scenario.events[:1])
+    secret = create_token(store, "line 1", Role.operator)[1]
+    store.close()
+    monkeypatch.setattr(repository, "_read_only_mount", lambda _path: True)
+    app = create_app(f"sqlite:///{path}")
+    try:
+        with serving(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+            headers = {"Authorization": f"Bearer {secret}"}
+            assert client.get("/journal", headers=headers).status_code == 200
+            response = client.post("/events", json=COMPLETION, headers=headers)
+            assert "read-only" in _problem(response, 403)["detail"]
+            assert "Retry-After" not in response.headers
+    finally:
+        app.state.store.close()

@@ -365,3 +365,21 @@ def test_the_same_drilldown_on_postgresql(tmp_path: Path, pg_db_url: str) -> Non
         _, numbered, _ = pg.numbered_snapshot()
         for number, entry in numbered:
             assert drilldown(pg, entry_no=number).event.id == entry.event
+
+
+def test_a_summary_entry_names_its_events_as_they_are() -> None:
+    """Event ids such as h:A:2 are no emoji shortcodes (:A: was printed as 🅰)."""
+    import datetime as dt
+
+    from rich.console import Console
+
+    from backflush.domain import model as m
+    from backflush.reports.drilldown import summary_entry_report
+    from backflush.store.repository import SummaryEntry
+
+    entry = m.Entry(dt.date(2026, 1, 31), "day 2026-01-31", "summary", ())
+    found = SummaryEntry(7, entry, ("h:A:2", "conv:ok:1"), "USD")
+    console = Console(width=200, record=True, emoji=False)
+    console.print(summary_entry_report(found))
+    text = console.export_text()
+    assert "h:A:2, conv:ok:1" in text

@@ -741,3 +741,25 @@ def test_reports_never_crash_on_large_figures() -> None:
     )
     assert money(Decimal("-0.001"), "USD") == "0.00"
     assert money(Decimal("12.5"), "JPY") == "12"
+
+
+def test_an_element_named_with_a_colon_is_refused() -> None:
+    """A colon separates the parts of the keys an element is named in: labor:night made the
+    hours split read work center LATHE:labor and element night, and vanish."""
+    text = """
+book: {name: O, currency: USD}
+items:
+  - {id: M, kind: material, standard_cost: "1.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: {"labor:night": "2.00"}}}
+work_centers:
+  - {id: LATHE, rates: {"labor:night": "30.00"}}
+events:
+  - {id: l1, date: 2026-01-31, type: conversion, amount: "800.00", element: "a:b"}
+"""
+    with pytest.raises(InputError) as refused:
+        parse_scenario(text, "colon.yaml")
+    problems = "\n".join(refused.value.problems)
+    assert "colon.yaml:5: item F: standard_cost.conversion.labor:night: expected an element's" in (
+        problems
+    )
+    assert "colon.yaml:7: work center LATHE: rates.labor:night: expected an element's" in problems

@@ -118,7 +118,6 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
         version="0.1.0",
         description="Backflush costing over HTTP: post events, read reports.",
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
-        dependencies=[Depends(_known_query)],
         openapi_url=None,  # served below, to token holders only
         docs_url=None,
         redoc_url=None,
@@ -136,6 +135,7 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
         return token
 
     async def poster(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Token:
         """A token that may post events, read from the database only when not seen before:
@@ -146,12 +146,14 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
             raise _unauthenticated("unknown or revoked token")
         if token.role not in POSTERS:
             raise Problem(403, "forbidden", f"{token.role.token} may not do this")
+        _known_query(request)
         return token
 
-    def allowed(roles: frozenset[Role]) -> Callable[[Token], Token]:
-        def check(token: Annotated[Token, Depends(authenticated)]) -> Token:
+    def allowed(roles: frozenset[Role]) -> Callable[[Request, Token], Token]:
+        def check(request: Request, token: Annotated[Token, Depends(authenticated)]) -> Token:
             if token.role not in roles:
                 raise Problem(403, "forbidden", f"{token.role.token} may not do this")
+            _known_query(request)  # after the token and role: no one else learns what it takes
             return token
 
         return check
@@ -510,7 +512,8 @@ def _query_names(dependant: Dependant) -> frozenset[str]:
 def _known_query(request: Request) -> None:
     """A query parameter the route does not take is refused (422), not ignored: a typo in a
     filter (``statuss=open``, ``perod=2026-01``) would answer with everything unfiltered.
-    The web pages' links are their own, so they are left alone."""
+    Checked once the token is (the authentication dependencies call it); the web pages'
+    links are their own, so they are left alone."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or route.path.startswith("/ui"):
         return
@@ -529,6 +532,11 @@ async def _read_json(request: Request, *, empty: Any = None) -> Any:
     keys, NaN, nesting too deep and bodies over :data:`MAX_BODY` refused. An empty body is
     ``empty`` when one is given. A body said to be of another media type than JSON (form
     data, plain text) is refused (415); one sent without a Content-Type is read as JSON."""
+    body = await limited_body(request, MAX_BODY)
+    if body is None:
+        raise Problem(413, "body-too-large", f"the body is over {MAX_BODY:,} bytes")
+    if not body and empty is not None:
+        return empty  # (curl -d '' says form data: no body is no form)
     given = request.headers.get("content-type")
     if given is not None:
         media = given.split(";", 1)[0].strip().lower()
@@ -542,11 +550,6 @@ async def _read_json(request: Request, *, empty: Any = None) -> Any:
                 detail,
                 [field_error("header", "content-type", detail)],
             )
-    body = await limited_body(request, MAX_BODY)
-    if body is None:
-        raise Problem(413, "body-too-large", f"the body is over {MAX_BODY:,} bytes")
-    if not body and empty is not None:
-        return empty
     try:
         text = body.decode("utf-8")
         return json.loads(

@@ -125,19 +125,33 @@ async def _store(_request: Request, error: Exception) -> JSONResponse:
 RETRY_AFTER = "5"
 
 
-async def _database(_request: Request, error: Exception) -> JSONResponse:
+async def _database(request: Request, error: Exception) -> JSONResponse:
     """The database busy past its timeout (SQLite: locked by a long write such as an import)
-    or unreachable (PostgreSQL stopped, the connection lost): 503, to try again."""
+    or unreachable (PostgreSQL stopped, the connection lost), or a transaction PostgreSQL
+    could not serialise: 503, to send again. A book that cannot be written (SQLite on a
+    read-only share): 403. Any other failure is the server's (500)."""
+    assert isinstance(error, OperationalError)
+    reason = str(error.orig).lower()
+    if "readonly database" in reason:
+        return Problem(
+            403, "read-only", "the book is read-only here (a read-only copy?); nothing was written"
+        ).response()
+    sqlite = error.orig.__class__.__module__.startswith("sqlite3")
+    if sqlite and not error.connection_invalidated and not ("locked" in reason or "busy" in reason):
+        return await _unexpected(request, error)
     log.warning("the book's database is unavailable: %s", error)  # details for the log only
     return Problem(
         503,
         "unavailable",
-        "the book's database is busy or unreachable; nothing was written; try again",
+        "the book's database is busy or unreachable; send the request again (under the same "
+        "Idempotency-Key a write is not applied twice)",
         headers={"Retry-After": RETRY_AFTER},
     ).response()
 
 
-async def _unexpected(_request: Request, _error: Exception) -> JSONResponse:
+async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+    if isinstance(error, OperationalError):  # not raised again for the server's log: log it
+        log.error("the book's database failed: %s", error)
     return Problem(500, "internal", "the server failed; nothing was written").response()
 
 

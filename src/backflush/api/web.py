@@ -279,7 +279,7 @@ def web_router(
         pages = max(1, -(-len(queue) // PAGE))
         shown = min(int(number or 1), pages)
         rows = queue[(shown - 1) * PAGE : shown * PAGE]
-        if posted is not None and store.trail(event=posted) is None:
+        if posted is not None and not store.has_event(posted):
             posted = None  # a notice only of an event the book holds, not of any text
         return page(
             "exceptions.html.j2",

@@ -161,7 +161,10 @@ Identifier = Annotated[
         pattern=rf"^[^\s{_UNPRINTABLE}]([^{_UNPRINTABLE}]*[^\s{_UNPRINTABLE}])?$",
     ),
 ]
-Element = Annotated[str, Field(max_length=ELEMENT_LENGTH)]
+#: An element's name holds no ":": it separates the parts of the keys that name an element
+#: (``conversion_spending:LATHE:labor``, ``actual_cost:LATHE:labor``).
+ELEMENT_PATTERN = r"^[^:]*$"
+Element = Annotated[str, Field(max_length=ELEMENT_LENGTH, pattern=ELEMENT_PATTERN)]
 _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
@@ -172,6 +175,7 @@ CURRENCY_PATTERN = r"^[A-Z]{3}$"
 PATTERN_WORDS = {
     PERIOD_PATTERN: "expected a period YYYY-MM",
     CURRENCY_PATTERN: "expected an ISO 4217 currency code, three capital letters (USD)",
+    ELEMENT_PATTERN: "expected an element's name without ':' (it separates the parts of keys)",
 }
 
 

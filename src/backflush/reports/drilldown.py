@@ -716,7 +716,8 @@ def summary_entry_report(found: SummaryEntry) -> RenderableType:
     more = len(found.events) - LISTED_EVENTS
     events = Text.from_markup(
         f"[bold]Sums the lines of {len(found.events):,} events:[/] {listed}"
-        + (f", and {more:,} more" if more > 0 else "")
+        + (f", and {more:,} more" if more > 0 else ""),
+        emoji=False,  # an event id such as h:A:2 is no :A: shortcode
     )
     hint = Text("Drill down to one of them with `backflush explain EVENT`.", style="dim")
     entry = NumberedEntry(found.entry_no, found.entry)

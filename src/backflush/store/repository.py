@@ -45,7 +45,13 @@ from backflush.domain.money import ZERO, fmt, totals
 from backflush.engine.close import is_disposal
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import Standards
-from backflush.formats.inputs import InputError, check_standards, check_versions, too_early
+from backflush.formats.inputs import (
+    InputError,
+    check_standards,
+    check_versions,
+    is_identifier,
+    too_early,
+)
 from backflush.store import schema as t
 from backflush.store import summaries
 
@@ -119,27 +125,26 @@ def _empty(path: Path) -> bool:
 BUSY_TIMEOUT = 30.0
 
 
-def _writable_place(path: Path) -> bool:
-    """Whether SQLite may write beside ``path`` (its journal files; False on a read-only
-    mount, such as an auditor's copy on a read-only share)."""
-    return os.access(path.parent, os.W_OK)
+def _read_only_mount(path: Path) -> bool:
+    """Whether ``path`` is on a file system mounted read-only (an auditor's copy on a
+    read-only share): no one can change the book there, nor make its journal files."""
+    try:
+        return bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = _sqlite_path(url)
-        if path is not None and path.is_file() and not _writable_place(path):
-            # A book in a place that cannot be written is read as it is: SQLite's immutable
-            # mode makes no journal files, which a WAL book would otherwise need to be read.
-            # A write then fails as "attempt to write a readonly database".
+        if path is not None and path.is_file() and _read_only_mount(path):
+            # Read as it is, SQLite opening it read-only: with its write-ahead log copied
+            # along (-wal, -shm), what that holds is read too; without one, in immutable
+            # mode, which needs no journal files (a WAL book would otherwise need to make
+            # them). A write fails as "attempt to write a readonly database".
             log = path.with_name(path.name + "-wal")
-            if log.is_file() and log.stat().st_size:
-                raise StoreError(
-                    f"{path}: its write-ahead log {log.name} holds changes not yet in the "
-                    "book, and it cannot be written here to take them in; copy the book "
-                    "again once no process has it open"
-                )
-            url = f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&immutable=1&uri=true"
+            mode = "mode=ro" if log.is_file() and log.stat().st_size else "mode=ro&immutable=1"
+            url = f"sqlite:///file:{quote(str(path.resolve()))}?{mode}&uri=true"
         engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
 
         @sa.event.listens_for(engine, "connect")
@@ -1760,6 +1765,14 @@ class Store:
         changes.move_stock_into(stock)
         self._write(conn, book, changes)
         _forget(book, importing=True)
+
+    def has_event(self, event_id: str) -> bool:
+        """Whether the book records an event ``event_id`` (one read of its key)."""
+        if not is_identifier(event_id):  # (PostgreSQL refuses NUL in text: no id holds one)
+            return False
+        with self.transaction() as conn:
+            query = sa.select(sa.literal(1)).where(t.events.c.id == event_id)
+            return conn.execute(query).first() is not None
 
     def event_count(self) -> int:
         with self.transaction() as conn:

@@ -763,3 +763,18 @@ events:
         problems
     )
     assert "colon.yaml:7: work center LATHE: rates.labor:night: expected an element's" in problems
+
+
+def test_a_period_of_year_0000_is_refused_in_words() -> None:
+    """A date has no year 0: a close of 0000-01 raised ValueError (over HTTP, a 500)."""
+    text = """
+book: {name: O, currency: USD}
+items:
+  - {id: M, kind: material, standard_cost: "1.00"}
+events:
+  - {id: x, date: 2026-01-31, type: close, period: "0000-01"}
+"""
+    with pytest.raises(InputError) as refused:
+        parse_scenario(text, "zero.yaml")
+    assert "period: expected a period YYYY-MM, got '0000-01'" in "\n".join(refused.value.problems)
+    assert parse_scenario(text.replace("0000-01", "0001-01"), "one.yaml").events

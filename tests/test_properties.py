@@ -1178,31 +1178,36 @@ class Checker:
         """Hours and work-center costs the book keeps for spending and efficiency: the
         standard hours of good output, and the actual hours and costs reported."""
         want: dict[str, Decimal] = defaultdict(Decimal)
+        # and again under the standards in force on the event's date (its epoch)
+        dated_want: dict[str, Decimal] = defaultdict(Decimal)
         for id_, event in self.model.accepted.items():
             if id_ in self.model.reversed:
                 continue
+            on = self.book.standards.epoch(event.date).isoformat()
             if isinstance(event, Completion):
                 for center, hours in self.plant.hours(event.item).items():
                     want[f"{STANDARD_HOURS}{center}"] += event.quantity * hours
+                    dated_want[f"{STANDARD_HOURS_ON}{on}:{center}"] += event.quantity * hours
             elif isinstance(event, Hours):
-                want[f"{ACTUAL_HOURS}{event.work_center}:{event.element}"] += event.hours
+                clock = f"{event.work_center}:{event.element}"
+                want[ACTUAL_HOURS + clock] += event.hours
+                dated_want[f"{ACTUAL_HOURS_ON}{on}:{clock}"] += event.hours
             elif isinstance(event, Conversion) and event.work_center:
                 key = f"{event.work_center}:{event.element}"
                 want[ACTUAL_COST + key] += event.amount
                 if event.hours is not None:
                     want[ACTUAL_HOURS + key] += event.hours
+                    dated_want[f"{ACTUAL_HOURS_ON}{on}:{key}"] += event.hours
         got: dict[str, Decimal] = defaultdict(Decimal)
-        dated: dict[str, Decimal] = defaultdict(Decimal)  # by the standards worked under
+        dated: dict[str, Decimal] = defaultdict(Decimal)
         for statistics in self.book.statistics.values():
             for key, value in statistics.items():
                 if key.startswith((ACTUAL_HOURS_ON, STANDARD_HOURS_ON)):
-                    prefix, rest = key.split("@", 1)
-                    dated[f"{prefix}:{rest.split(':', 1)[1]}"] += value
+                    dated[key] += value
                 elif key.startswith(HOURS_STATISTICS):
                     got[key] += value
         assert nonzero(got) == nonzero(want)
-        hours = {k: v for k, v in want.items() if not k.startswith(ACTUAL_COST)}
-        assert nonzero(dated) == nonzero(hours)  # every hour dated, once
+        assert nonzero(dated) == nonzero(dated_want)  # every hour under its day's standards
 
     def periodic_values(self, balance: Callable[[Account], Decimal]) -> None:
         """Invariant 5 under ``count`` and ``cogs-first``: inventories are at quantities x

@@ -37,7 +37,7 @@ from backflush.domain.model import period_bounds
 from backflush.domain.money import fmt
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
-from backflush.formats.inputs import InputError, build_event, to_date
+from backflush.formats.inputs import PERIOD_PATTERN, InputError, build_event, to_date
 from backflush.reports import close as close_reports
 from backflush.reports import flags as flag_reports
 from backflush.reports import standards as std_reports
@@ -60,7 +60,7 @@ LOGIN_COOKIE = "backflush_login"
 PAGE = 50  # journal entries, or exceptions, a page
 #: Events a summary entry's page lists (the API's ``GET /journal/{no}`` lists them all).
 LISTED = 1_000
-_PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(PERIOD_PATTERN)
 _MAX_FORM = 64 * 1024
 
 _CSP = (

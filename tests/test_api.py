@@ -622,6 +622,18 @@ def test_an_event_dated_more_than_a_year_ahead_is_refused(service: Service) -> N
     assert dump_tables(service.store) == before
 
 
+def _widgets_book(path: Path) -> str:
+    """The widgets book (master data, first purchase) in a SQLite file at ``path``; the
+    secret of an operator token."""
+    scenario = read_scenario(EXAMPLES / "widgets_prorate.yaml")
+    store = Store(f"sqlite:///{path}")
+    try:
+        store.import_scenario(scenario.settings, scenario.master, scenario.events[:1])
+        return create_token(store, "line 1", Role.operator)[1]
+    finally:
+        store.close()
+
+
 def test_a_book_locked_by_another_writer_answers_503_to_try_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -633,11 +645,7 @@ def test_a_book_locked_by_another_writer_answers_503_to_try_again(
 
     monkeypatch.setattr(repository, "BUSY_TIMEOUT", 0.2)
     path = tmp_path / "book.db"
-    scenario = read_scenario(EXAMPLES / "widgets_prorate.yaml")
-    store = Store(f"sqlite:///{path}")
-    store.import_scenario(scenario.settings, scenario.master, scenario.events[:1])
-    secret = create_token(store, "line 1", Role.operator)[1]
-    store.close()
+    secret = _widgets_book(path)
     app = create_app(f"sqlite:///{path}")
     writer = sqlite3.connect(path, isolation_level=None)
     try:
@@ -751,11 +759,7 @@ def test_a_book_on_a_read_only_mount_is_served_to_read_only(
     from backflush.store import repository
 
     path = tmp_path / "book.db"
-    scenario = read_scenario(EXAMPLES / "widgets_prorate.yaml")
-    store = Store(f"sqlite:///{path}")
-    store.import_scenario(scenario.settings, scenario.master, scenario.events[:1])
-    secret = create_token(store, "line 1", Role.operator)[1]
-    store.close()
+    secret = _widgets_book(path)
     monkeypatch.setattr(repository, "_read_only_mount", lambda _path: True)
     app = create_app(f"sqlite:///{path}")
     try:

@@ -714,6 +714,16 @@ events:
     )
 
 
+def northshore_book(folder: Path) -> Path:
+    """The Northshore example imported into ``folder``/book.db."""
+    db = folder / "book.db"
+    imported = CliRunner().invoke(
+        app, ["import", str(EXAMPLES / "northshore.yaml"), "--db", str(db)]
+    )
+    assert imported.exit_code == 0, imported.output
+    return db
+
+
 def test_a_book_on_a_read_only_mount_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -724,10 +734,8 @@ def test_a_book_on_a_read_only_mount_is_read(
     mount needs root; checked by hand with ``mount -o bind,ro``.)"""
     from backflush.store import repository
 
-    db = tmp_path / "book.db"
+    db = northshore_book(tmp_path)
     runner = CliRunner()
-    imported = runner.invoke(app, ["import", str(EXAMPLES / "northshore.yaml"), "--db", str(db)])
-    assert imported.exit_code == 0
     with sqlite3.connect(db) as conn:  # as a copy made once no process had it open
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     before = dump_file(str(db))
@@ -761,13 +769,7 @@ def test_a_book_on_a_read_only_mount_is_read(
 
 
 def test_a_command_that_only_reads_says_no_more_than_what_is_wrong(tmp_path: Path) -> None:
-    db = tmp_path / "book.db"
-    assert (
-        CliRunner()
-        .invoke(app, ["import", str(EXAMPLES / "northshore.yaml"), "--db", str(db)])
-        .exit_code
-        == 0
-    )
+    db = northshore_book(tmp_path)
     message = refused("bom", "UNKNOWN", "--db", db)
     assert "unknown item 'UNKNOWN'" in message
     assert "run stops here" not in message and "nothing was written" not in message
@@ -776,13 +778,7 @@ def test_a_command_that_only_reads_says_no_more_than_what_is_wrong(tmp_path: Pat
 def test_serve_on_a_port_taken_exits_1_saying_so(tmp_path: Path) -> None:
     import socket
 
-    db = tmp_path / "book.db"
-    assert (
-        CliRunner()
-        .invoke(app, ["import", str(EXAMPLES / "northshore.yaml"), "--db", str(db)])
-        .exit_code
-        == 0
-    )
+    db = northshore_book(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -427,8 +427,8 @@ def _as_served(schema: dict[str, Any]) -> None:
                 del responses[status]
             responses["4XX"] = {"description": "Refused: a problem document", **problem}
             responses["5XX"] = {
-                "description": "Unavailable (503, with Retry-After: nothing was written, send it "
-                "again) or failed: a problem document",
+                "description": "Unavailable (503, with Retry-After: send it again, under the "
+                "same Idempotency-Key) or failed: a problem document",
                 **problem,
             }
             for parameter in operation.get("parameters", []):

@@ -151,7 +151,7 @@ async def _database(request: Request, error: Exception) -> JSONResponse:
 
 async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
     if isinstance(error, OperationalError):  # not raised again for the server's log: log it
-        log.error("the book's database failed: %s", error)
+        log.error("the book's database failed: %s", error, exc_info=error)
     return Problem(500, "internal", "the server failed; nothing was written").response()
 
 

@@ -168,8 +168,8 @@ Element = Annotated[str, Field(max_length=ELEMENT_LENGTH, pattern=ELEMENT_PATTER
 _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
-#: A period, YYYY-MM; a currency, ISO 4217's three capital letters.
-#: YYYY-MM, from 0001-01 (a date has no year 0).
+#: A period, YYYY-MM from 0001-01 (a date has no year 0); a currency, ISO 4217's three
+#: capital letters.
 PERIOD_PATTERN = r"^(000[1-9]|00[1-9]\d|0[1-9]\d{2}|[1-9]\d{3})-(0[1-9]|1[0-2])$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
 #: What a value that does not match a pattern was expected to be, in words (not the regex).

@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 from backflush.domain import model as m
 from backflush.formats import inputs
 from backflush.formats.inputs import InputError, build_master, to_date, to_decimal
+from backflush.formats.output import written
 
-if TYPE_CHECKING:  # openpyxl is imported where a workbook is read or written: the CLI starts faster
+if TYPE_CHECKING:  # openpyxl is imported where a workbook is read or written (a faster CLI)
     from openpyxl.cell.cell import Cell as XlsxCell
     from openpyxl.styles import Font
-from backflush.formats.output import written
 
 #: Key of a BOM line's (routing operation's) own location in a raw record.
 WHERE: str = getattr(inputs, "WHERE", "@where")

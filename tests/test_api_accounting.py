@@ -171,6 +171,26 @@ def test_an_exception_resolved_with_a_reason(service: Service) -> None:
     assert (again.status_code, again.json()["applied"]) == (200, False)
 
 
+def test_a_resolve_sent_again_is_answered_under_the_write_off_made(service: Service) -> None:
+    """A write-off made under its own id (or under write-off-E-I, before ids were escaped):
+    the same request sent again without an id is answered as recorded, not refused as the
+    write-off of an exception written off already."""
+    second = {**SHORT, "id": "c41", "quantity": "1"}
+    for event in (SHORT, second):
+        assert _post(service, "/events", event, Role.operator).status_code == 201
+    for event, made in (("c40", "wo-7"), ("c41", "write-off-c41-M")):  # the second as before
+        body = {"reason": "found", "date": "2026-01-20"}
+        resolved = _post(service, f"/exceptions/{event}/M/shortage/resolve", {**body, "id": made})
+        assert resolved.status_code == 201, resolved.text
+        again = _post(service, f"/exceptions/{event}/M/shortage/resolve", body)
+        assert again.status_code == 200, again.text
+        assert (again.json()["id"], again.json()["applied"]) == (made, False)
+    other = _post(
+        service, "/exceptions/c40/M/shortage/resolve", {"reason": "other", "date": "2026-01-20"}
+    )
+    assert "already recorded with different content" in _problem(other, 409)["detail"]
+
+
 def test_one_key_names_one_exception_whatever_the_ids_hold(service: Service) -> None:
     """Ids may hold / (and -): event x/y short of z and event x short of y/z were both
     x/y/z/shortage, and resolving it wrote off the first; the default write-off ids

@@ -513,10 +513,14 @@ def add_routes(
         body: ResolveBody = _parsed(raw, ResolveBody)
 
         def go() -> dict[str, Any]:
-            # written off: the same request again is answered as recorded (the id is its own)
-            event_id, item, _kind = exception(store.load(), key, "written off")
+            book = store.load()
+            # written off: the same request again is answered as recorded, under the id of
+            # the write-off made (one made before ids were write_off_id's, or given its own)
+            found = exception(book, key, "written off")
+            event_id, item, _kind = found
+            made = book.cleared_by.get(found) if found in book.written_off else None
             return {
-                "id": body.id or write_off_id(event_id, item),
+                "id": body.id or made or write_off_id(event_id, item),
                 "type": "write_off",
                 "event": event_id,
                 "item": item,

@@ -1259,6 +1259,12 @@ class Book:
 
     # ------------------------------------------------------------ close procedure (issue 4)
 
+    def write_off_of(self, event: str, item: str) -> str | None:
+        """The id of the write-off that resolved the exception (``event``, ``item``), if one
+        did: the id to answer a resolve sent again with, whatever id it was made under."""
+        key = (event, item, "shortage")
+        return self.cleared_by.get(key) if key in self.written_off else None
+
     def exception_status(self, key: tuple[str, str, str]) -> str:
         """open, cleared, flagged, or "written off" (resolved with a reason)."""
         return "written off" if key in self.written_off else self.shortages[key].status

@@ -516,9 +516,8 @@ def add_routes(
             book = store.load()
             # written off: the same request again is answered as recorded, under the id of
             # the write-off made (one made before ids were write_off_id's, or given its own)
-            found = exception(book, key, "written off")
-            event_id, item, _kind = found
-            made = book.cleared_by.get(found) if found in book.written_off else None
+            event_id, item, _kind = exception(book, key, "written off")
+            made = book.write_off_of(event_id, item)
             return {
                 "id": body.id or made or write_off_id(event_id, item),
                 "type": "write_off",

@@ -350,7 +350,8 @@ def web_router(
             "reason": form["reason"],
             "date": form.get("date", ""),
         }
-        event_id = write_off_id(event, item)
+        made = await run_in_threadpool(lambda: store.load().write_off_of(event, item))
+        event_id = made or write_off_id(event, item)  # submitted twice: answered as recorded
         await run_in_threadpool(post_from_form, session, raw, event_id)
         return _back(event_id)
 

@@ -240,7 +240,8 @@ def resolve(
             "reason": reason,
             "date": _date(date, "--date").isoformat(),
         }
-        posted, applied = _post(store, book, raw, event_id or write_off_id(event, item))
+        made = book.write_off_of(event, item)  # run again: answered as recorded
+        posted, applied = _post(store, book, raw, event_id or made or write_off_id(event, item))
         if not applied:
             out.print(
                 f"event {escape(posted.id)}: already recorded with the same content: no change"

@@ -31,7 +31,7 @@ from backflush.store.repository import (
     event_from_payload,
 )
 from backflush.store.schema import metadata
-from helpers import EXAMPLE_NAMES, EXAMPLES, assert_matches_expected, dump_tables
+from helpers import EXAMPLE_NAMES, EXAMPLES, assert_matches_expected, downgrade, dump_tables
 
 # A small plant where the backflush queue matters: completions run ahead of purchases, a
 # January event is reversed in February, and a reversal gives back stock that clears the queue.
@@ -658,3 +658,26 @@ events:
     assert variances[f"conversion_efficiency:{LONG_CENTER}:{LONG_ELEMENT}"] == Decimal("20.00")
     prorated = {line.element for entry in entries for line in entry.lines}
     assert f"variance:conversion:{LONG_ELEMENT}" in prorated
+
+
+def test_the_migration_widens_the_keys_of_a_book_written_before(db_url: str) -> None:
+    """Migration 0012 on a book with rows (PostgreSQL alters the columns in place; SQLite
+    copies the tables): the book reads the same after it, and takes the longest keys."""
+    store = Store(db_url)
+    try:
+        sc = scenario("northshore")
+        open_book(store, sc)
+        before = dump_tables(store)
+        downgrade(store, "0011")
+        key = "x" * 80
+        with store.engine.begin() as conn:  # as long a name as 0011 refused on PostgreSQL
+            row = {"period": "2026-01", "name": key, "amount": Decimal(0)}
+            if conn.dialect.name == "postgresql":
+                with pytest.raises(sa.exc.DataError), conn.begin_nested():
+                    conn.execute(metadata.tables["period_statistics"].insert().values(**row))
+        assert store.migrate() == "0011"  # the revision it found
+        assert dump_tables(store) == before
+        with store.engine.begin() as conn:
+            conn.execute(metadata.tables["period_statistics"].insert().values(**row))
+    finally:
+        store.close()

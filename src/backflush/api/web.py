@@ -306,20 +306,26 @@ def web_router(
             pages=pages,
         )
 
-    def post_from_form(session: WebSession, raw: dict[str, Any], event_id: str) -> bool:
+    def post_from_form(
+        session: WebSession, raw: dict[str, Any], event_id: Callable[[Book], str]
+    ) -> str:
+        """Post the form's event under the id ``event_id`` gives from the book; that id."""
         book = store.load()
         try:
-            event = build_event(raw, book.master, book.settings, where="form", default_id=event_id)
+            event = build_event(
+                raw, book.master, book.settings, where="form", default_id=event_id(book)
+            )
         except InputError as error:
             raise _Refused(422, "; ".join(error.problems)) from None
         if not session.token.may_post(event.type):
             raise _Refused(403, f"{session.token.role.token} may not post {event.type} events")
         try:
-            return store.post([event], recorded_by=session.token.name)[0]
+            store.post([event], recorded_by=session.token.name)
         except ConflictError as error:
             raise _Refused(409, str(error)) from None
         except (PostingError, StandardError) as error:
             raise _Refused(422, f"{error}; nothing was written") from None
+        return event.id
 
     def require_accountant(session: WebSession) -> None:
         if not session.may_work_exceptions:
@@ -333,8 +339,7 @@ def web_router(
         if form.get("item"):
             raw["item"] = form["item"]
         event_id = f"web-retry-{uuid.uuid4()}"
-        await run_in_threadpool(post_from_form, session, raw, event_id)
-        return _back(event_id)
+        return _back(await run_in_threadpool(post_from_form, session, raw, lambda _: event_id))
 
     @router.post("/exceptions/resolve")
     async def resolve(request: Request, session: UiSession) -> Response:
@@ -350,10 +355,11 @@ def web_router(
             "reason": form["reason"],
             "date": form.get("date", ""),
         }
-        made = await run_in_threadpool(lambda: store.load().write_off_of(event, item))
-        event_id = made or write_off_id(event, item)  # submitted twice: answered as recorded
-        await run_in_threadpool(post_from_form, session, raw, event_id)
-        return _back(event_id)
+
+        def event_id(book: Book) -> str:  # submitted twice: answered as recorded
+            return book.write_off_of(event, item) or write_off_id(event, item)
+
+        return _back(await run_in_threadpool(post_from_form, session, raw, event_id))
 
     # ------------------------------------------------------------ item and BOM
 

@@ -317,6 +317,7 @@ def profile(py_spy: str, pid: int, seconds: float, out: Path) -> None:
     command = [
         py_spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
         "--rate", "250", "--format", "raw", "--output", str(out), "--subprocesses",
+        "--nonblocking",
     ]  # fmt: skip
     subprocess.run(command, check=False, capture_output=True)
     if not out.exists():

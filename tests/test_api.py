@@ -3,7 +3,9 @@ the client, a SQLite book and a PostgreSQL one."""
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
+import html
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from backflush.api.app import MAX_BATCH, _prefers_csv, create_app
+from backflush.api.problems import HTTP_KINDS, KINDS
 from backflush.api.tokens import Role, create_token, list_tokens, revoke_token
 from backflush.formats.scenario import read_scenario
 from backflush.store import schema as t
@@ -23,6 +26,7 @@ from backflush.store.repository import Store
 from helpers import EXAMPLES, dump_tables, serving
 
 PROBLEM = "application/problem+json"
+SOURCE = Path(__file__).resolve().parent.parent / "src" / "backflush"
 COMPLETION = {"id": "c1", "date": "2026-01-15", "type": "completion", "item": "W", "quantity": "20"}
 
 
@@ -374,6 +378,44 @@ def test_bad_query_and_unknown_report(service: Service) -> None:
     assert problem["type"] == "/problems/unknown-report"
     problem = _problem(service.client.get("/reports/margin?item=NOPE", headers=viewer), 422)
     assert "NOPE" in problem["detail"]
+
+
+def _kinds_raised() -> set[str]:
+    """The problem kinds the API's source raises: each ``Problem(status, "kind", ...)`` and
+    the framework's errors' kinds."""
+    found = {"http", *HTTP_KINDS.values()}
+    for path in (SOURCE / "api").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Problem":
+                kind = node.args[1]
+                assert isinstance(kind, ast.Constant | ast.Name), (path, ast.unparse(node))
+                if isinstance(kind, ast.Constant):
+                    found.add(kind.value)
+    return found
+
+
+def test_a_problems_type_leads_to_the_page_that_documents_it(service: Service) -> None:
+    """RFC 9457 §3.1.1: a problem's ``type``, dereferenced, documents it; every kind raised
+    has its page (statuses, meaning, what to do), to token holders like every route."""
+    raised = _kinds_raised()
+    assert {"validation", "malformed-json", "posting-refused", "unavailable"} <= raised
+    assert raised <= set(KINDS), raised - set(KINDS)
+    viewer = service.as_(Role.viewer)
+    response = service.client.post(
+        "/events",
+        content=b"{",
+        headers={**service.as_(Role.operator), "content-type": "application/json"},
+    )
+    problem = _problem(response, 400)
+    page = service.client.get(str(response.url.join(problem["type"])), headers=viewer)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert f"<h1>{problem['title']}</h1>" in page.text
+    assert html.escape(KINDS["malformed-json"].meaning) in page.text
+    listed = service.client.get("/problems", headers=viewer)
+    assert listed.status_code == 200
+    assert all(f'<tr id="{kind}">' in listed.text for kind in KINDS)
+    missing = _problem(service.client.get("/problems/nothing", headers=viewer), 404)
+    assert "/problems lists them" in missing["detail"]
 
 
 # ---------------------------------------------------------------- reads

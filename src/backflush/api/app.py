@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter
@@ -30,7 +30,15 @@ from starlette.concurrency import run_in_threadpool
 
 from backflush.api.documents import CSV_SHEETS, SELECTING, ReportKind, csv_report, journal_document
 from backflush.api.documents import report_document as _report_document
-from backflush.api.problems import HANDLERS, PROBLEM, Problem, field_error, invalid
+from backflush.api.problems import (
+    HANDLERS,
+    KINDS,
+    PROBLEM,
+    TITLES,
+    Problem,
+    field_error,
+    invalid,
+)
 from backflush.api.tokens import READERS, Role, SeenTokens, Token, find_token, live_tokens
 from backflush.api.writer import GroupWriter
 from backflush.book import Book, ConflictError
@@ -357,7 +365,24 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
 
     from backflush.api.web import install  # the /ui pages (imports jinja2)
 
-    install(app, store, secure_cookies=secure_cookies)
+    page = install(app, store, secure_cookies=secure_cookies)
+
+    @app.get("/problems", tags=["service"], response_class=HTMLResponse)
+    def get_problem_types(_token: Reader) -> HTMLResponse:
+        """The page of every problem type the API answers with: what it means, what to do."""
+        kinds = [
+            (name, kind, kind.title or TITLES[kind.statuses[0]]) for name, kind in KINDS.items()
+        ]
+        return page("problems.html.j2", heading="Problem types", kinds=kinds)
+
+    @app.get("/problems/{kind}", tags=["service"], response_class=HTMLResponse)
+    def get_problem_type(kind: str, _token: Reader) -> HTMLResponse:
+        """The page a problem document's ``type`` points to (RFC 9457 §3.1.1)."""
+        found = KINDS.get(kind)
+        if found is None:
+            raise Problem(404, "not-found", f"no problem type {kind!r}; /problems lists them")
+        title = found.title or TITLES[found.statuses[0]]
+        return page("problems.html.j2", heading=title, kinds=[(kind, found, title)])
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document(_token: Reader) -> JSONResponse:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -37,6 +38,134 @@ TITLES = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """A problem type as its page at ``/problems/<kind>`` describes it (RFC 9457 §3.1.1: the
+    ``type`` URI, dereferenced, should document the problem)."""
+
+    statuses: tuple[int, ...]
+    meaning: str
+    remedy: str
+    title: str = ""  # else the status's (TITLES)
+
+
+#: Every problem type the API answers with (a test checks that each one used is here).
+KINDS: dict[str, Kind] = {
+    "validation": Kind(
+        (422,),
+        "The request was read, but a field of its body, query, path or headers is not what the "
+        "route takes. ``errors`` names each field (``location``, ``field``, and for the body a "
+        "JSON ``pointer``) with what was expected. Nothing was written.",
+        "Correct the fields named and send the request again.",
+        title="Invalid input",
+    ),
+    "malformed-json": Kind(
+        (400,),
+        "The body is not JSON: it does not parse, is not UTF-8, repeats a key in an object, "
+        "holds NaN or nests too deep. Nothing was written.",
+        "Send a well-formed JSON body (numbers may be strings; both are read as exact decimals).",
+    ),
+    "unsupported-media-type": Kind(
+        (415,),
+        "The body's Content-Type is not application/json (or, for a web form, "
+        "application/x-www-form-urlencoded). Nothing was written.",
+        "Send the body as application/json.",
+    ),
+    "body-too-large": Kind(
+        (413,),
+        "The body is larger than the server reads for this route. Nothing was written.",
+        "Send fewer events per request (a batch holds at most 10,000).",
+    ),
+    "batch-too-large": Kind(
+        (413,),
+        "A batch holds more events than one transaction takes. Nothing was written.",
+        "Split the batch; each part may go under its own Idempotency-Key.",
+    ),
+    "unauthenticated": Kind(
+        (401,),
+        "No token was sent (``Authorization: Bearer <secret>``), or it is unknown or revoked.",
+        "Ask an administrator for a token (``backflush token create``) and send it.",
+    ),
+    "forbidden": Kind(
+        (403,),
+        "The token's role may not do this (operator: production events; accountant: master "
+        "data, purchases, conversion, close; viewer: read; admin: tokens).",
+        "Use a token of a role that may, or ask an administrator.",
+    ),
+    "read-only": Kind(
+        (403,),
+        "The book cannot be written here (a SQLite book on a read-only mount, a read-only "
+        "copy). Nothing was written.",
+        "Serve the book from where it can be written.",
+    ),
+    "not-found": Kind(
+        (404,),
+        "No such route, or the event, item, entry, period, token or exception named in the "
+        "path is not in the book.",
+        "Check the identifier (path segments are percent-encoded).",
+    ),
+    "unknown-report": Kind(
+        (404,),
+        "There is no report of that name.",
+        "Use one of the reports the OpenAPI document lists under /reports/{kind}.",
+    ),
+    "method-not-allowed": Kind(
+        (405,),
+        "The route does not take this HTTP method.",
+        "The response's Allow header lists the methods it takes.",
+    ),
+    "no-csv": Kind(
+        (406,),
+        "CSV was asked for (``format=csv`` or ``Accept: text/csv``) of a report that has no "
+        "table to give as CSV.",
+        "Ask for JSON.",
+    ),
+    "conflict": Kind(
+        (409,),
+        "The request contradicts the book: an event id recorded before with other content, a "
+        "period already closed or not closed, an exception no longer open, the last "
+        "administrator's token to be revoked. Nothing was written.",
+        "Read the book's state (the detail says what conflicts) before sending again.",
+    ),
+    "idempotency-key-reused": Kind(
+        (422,),
+        "The Idempotency-Key was used before for a different request (another body, route or "
+        "token). Nothing was written.",
+        "Use a new key for a new request; send a replay with the same body.",
+    ),
+    "posting-refused": Kind(
+        (422,),
+        "The accounting rules refuse an event (e.g. dated in a closed period, before the "
+        "standards in force, or short of stock under the reject policy). The detail names "
+        "the event. A batch is all or nothing: nothing was written.",
+        "Correct the event named and send the request again.",
+    ),
+    "unavailable": Kind(
+        (503,),
+        "The book's database is busy (a long write holds it), unreachable, or the book cannot "
+        "be read. Nothing was written.",
+        "Send the request again after the Retry-After seconds; under the same Idempotency-Key "
+        "a write is not applied twice.",
+    ),
+    "internal": Kind(
+        (500,),
+        "The server failed; the server's log holds the details. Nothing was written.",
+        "Tell the book's administrator; sending again under the same Idempotency-Key is safe.",
+    ),
+    "http": Kind(
+        (400,),
+        "The HTTP request could not be served as sent (the detail says why).",
+        "Correct the request.",
+    ),
+}
+
+
+def type_uri(kind: str) -> str:
+    """A problem document's ``type``: a reference to the page of its kind, resolved against
+    the request's URL (RFC 9457 allows a relative reference)."""
+    return f"/problems/{kind}"
+
+
 class Problem(Exception):
     """An error answered with a problem document."""
 
@@ -60,7 +189,7 @@ class Problem(Exception):
 
     def document(self) -> dict[str, Any]:
         found: dict[str, Any] = {
-            "type": f"/problems/{self.kind}",
+            "type": type_uri(self.kind),
             "title": self.title,
             "status": self.status,
             "detail": self.detail,
@@ -85,7 +214,7 @@ def field_error(location: str, field: str, detail: str, pointer: str = "") -> di
 def invalid(errors: Iterable[dict[str, str]], detail: str = "") -> Problem:
     errors = list(errors)
     detail = detail or "; ".join(f"{e['field']}: {e['detail']}" for e in errors[:5])
-    return Problem(422, "validation", detail, errors, title="Invalid input")
+    return Problem(422, "validation", detail, errors, title=KINDS["validation"].title)
 
 
 async def _problem(_request: Request, error: Exception) -> JSONResponse:
@@ -93,9 +222,13 @@ async def _problem(_request: Request, error: Exception) -> JSONResponse:
     return error.response()
 
 
+#: The kinds of the errors the framework raises, by status (any other: "http").
+HTTP_KINDS = {404: "not-found", 405: "method-not-allowed"}
+
+
 async def _http(_request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http")
+    slug = HTTP_KINDS.get(error.status_code, "http")
     headers = dict(error.headers) if error.headers else None
     return Problem(error.status_code, slug, str(error.detail), headers=headers).response()
 

@@ -521,8 +521,9 @@ def web_router(
     return router, page
 
 
-def install(app: Any, store: Store, *, secure_cookies: bool = False) -> None:
-    """Mount the ``/ui`` pages on ``app`` with their error handling."""
+def install(app: Any, store: Store, *, secure_cookies: bool = False) -> Callable[..., HTMLResponse]:
+    """Mount the ``/ui`` pages on ``app`` with their error handling; the function that
+    renders a page (``name``, ``status``, ``session``, the template's values)."""
     router, page = web_router(store, secure_cookies=secure_cookies)
     app.include_router(router)
 
@@ -535,6 +536,7 @@ def install(app: Any, store: Store, *, secure_cookies: bool = False) -> None:
 
     app.add_exception_handler(_SignIn, sign_in)
     app.add_exception_handler(_Refused, refused)
+    return page
 
 
 def _open_day(book: Book, today: dt.date) -> dt.date:

@@ -529,3 +529,50 @@ def test_a_periodic_close_values_stock_at_the_standards_of_its_period_end(
         "finished_goods": Decimal("12.00"),
         "raw_in_process": Decimal("12.00"),
     }
+
+
+WAITING = """
+book: {{name: Waiting, currency: USD, triggers: {policy}, disposition: cogs, shortage: {shortage}}}
+items:
+  - {{id: M, kind: material, standard_cost: "2.00"}}
+  - {{id: F, kind: finished, standard_cost: {{conversion: {{labor: "1.00"}}}}}}
+boms:
+  - {{item: F, lines: [{{component: M, quantity: "2"}}]}}
+events:
+  - {{id: p1, date: 2026-01-05, type: purchase, item: M, quantity: "2", unit_cost: "2.00"}}
+  - {{id: c1, date: 2026-01-10, type: completion, item: F, quantity: "2"}}
+  - {{id: close-jan, date: 2026-01-31, type: close, period: 2026-01}}
+  - {{id: p2, date: 2026-02-03, type: purchase, item: M, quantity: "2", unit_cost: "2.00"}}
+  - {{id: close-feb, date: 2026-02-28, type: close, period: 2026-02}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("policy", "shortage"),
+    [
+        ("count", "queue"),
+        ("cogs-first", "queue"),
+        ("count", "allow"),
+        ("purchase+completion", "queue"),
+    ],
+)
+def test_a_periodic_close_values_consumption_waiting_for_stock_as_negative_stock(
+    policy: str, shortage: str
+) -> None:
+    """2 M bought (4.00), 2 F made of 4 M: 2 M wait for stock. By hand: FG 2 x 5.00 = 10.00,
+    RIP -2 x 2.00 = -4.00 (the material the goods hold, not bought yet), the labor allocated
+    (2.00) against none incurred to COGS: January's COGS -2.00, as a perpetual book and a
+    periodic one under ``shortage: allow`` have it, whatever the shortage policy. February's
+    purchase clears the queue: RIP 0.00, nothing to COGS."""
+    text = WAITING.format(policy=policy, shortage=shortage)
+    book = run_until(parse_scenario(text), "close-jan")
+    held = by_key(book, m.Account.RAW_IN_PROCESS, m.Account.FINISHED_GOODS)
+    assert sum(v for (a, _), v in held.items() if a == "raw_in_process") == Decimal("-4.00")
+    assert sum(v for (a, _), v in held.items() if a == "finished_goods") == Decimal("10.00")
+    assert book.account_balances()["cogs"] == Decimal("-2.00")
+    assert book.periodic_difference() == 0
+    assert_conserved(book)
+    book = run_until(parse_scenario(text), "close-feb")
+    held = by_key(book, m.Account.RAW_IN_PROCESS, m.Account.FINISHED_GOODS)
+    assert sum(v for (a, _), v in held.items() if a == "raw_in_process") == 0
+    assert book.account_balances()["cogs"] == Decimal("-2.00")  # February: nothing

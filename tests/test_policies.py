@@ -7,6 +7,7 @@ FG material = 6.00 + 3.10 + 2.50 = 11.60, conversion labor 2.00 + overhead 3.00:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -240,6 +241,23 @@ def test_reversal_undoes_an_event_in_an_open_period() -> None:
     with pytest.raises(PostingError, match="already reversed by undo"):
         book.post(parse_scenario(text + "  - {id: again, date: 2026-01-06, type: reversal, "
                                  "reverses: make}\n").events[-1])  # fmt: skip
+
+
+@pytest.mark.parametrize("day", ["2026-01-02", "2025-12-20"])
+def test_a_reversal_dated_before_its_original_is_refused(day: str) -> None:
+    """It would take back stock and value not yet there on its date (in an earlier period
+    even, whose close would then hold half of a later event): refused, the book unchanged."""
+    book = short_book("queue")
+    before = (book.account_balances(), book.quantity("M"), book.quantity("FG"))
+    undo = parse_scenario(
+        SHORT.format(shortage="queue")
+        + f"  - {{id: undo, date: {day}, type: reversal, reverses: make}}\n"
+    ).events[-1]
+    with pytest.raises(PostingError, match=f"event undo: dated {day}, before event make "
+                       r"\(2026-01-03\) that it reverses; date it on or after 2026-01-03"):  # fmt: skip
+        book.post(undo)
+    assert (book.account_balances(), book.quantity("M"), book.quantity("FG")) == before
+    assert book.post(dataclasses.replace(undo, date=dt.date(2026, 1, 3)))  # the same day: taken
 
 
 def test_rounding_residue_goes_to_the_rounding_variance() -> None:

@@ -779,6 +779,8 @@ class Model:
             raise Refused("its queued consumption was written off")
         if event.reverses in self.reversed:
             raise Refused("already reversed")
+        if event.date < original.date:
+            raise Refused("dated before the event it reverses")
         if self.plant.epoch(original.date) != self.plant.epoch(event.date):
             raise Refused("costed at standards since replaced")
         net: dict[str, list[Decimal]] = {}
@@ -1275,7 +1277,9 @@ class Checker:
         hypothesis_event(f"{plant.settings.triggers.value} close checked")
         want: dict[tuple[Account, bool], Decimal] = defaultdict(Decimal)
         for item in plant.stocked:
-            quantity = model.on_hand[item]
+            # consumption waiting for stock: negative stock, as under ``shortage: allow``
+            waiting = model.open_queue(item, False) + model.open_queue(item, True)
+            quantity = model.on_hand[item] - waiting
             kind = plant.item(item).kind
             account = Account.FINISHED_GOODS if kind is Kind.FINISHED else Account.RAW_IN_PROCESS
             # at the standards in force on the period's last day (a later release waits)

@@ -559,8 +559,9 @@ class Book:
             return on_hand - queued - queued_in, in_process + queued_in
         if self.settings.triggers.periodic:
             # Valued as a close values it: what is on hand (stock issued or released to
-            # production counts as used; nothing was credited for queued consumption).
-            return on_hand, ZERO
+            # production counts as used) less the consumption waiting for stock, as negative
+            # stock would be under ``shortage: allow`` (the goods it went into are counted).
+            return on_hand - queued - queued_in, ZERO
         return on_hand + in_process - queued, ZERO
 
     def stock_value(self, item: str, on: dt.date | None = None) -> dict[Key, Decimal]:
@@ -993,6 +994,14 @@ class Book:
                 f"event {event.id}: event {event.reverses} was already reversed by "
                 f"{original.reversed_by}"
             )
+        if event.date < original.event.date:
+            # It would take back, in the book of its date (an earlier period even), what
+            # happened only later: stock and value that were not there yet.
+            raise PostingError(
+                f"event {event.id}: dated {event.date.isoformat()}, before event "
+                f"{event.reverses} ({original.event.date.isoformat()}) that it reverses; "
+                f"date it on or after {original.event.date.isoformat()}"
+            )
         effects = Effects()
         self._reverse_order(event, original.event, effects)
         then, now = self.standards.epoch(original.event.date), self.standards.epoch(event.date)
@@ -1158,15 +1167,15 @@ class Book:
 
     def _periodic_inventory(self, period: str, date: dt.date, event: str, record: Recorded) -> None:
         """``count`` / ``cogs-first``: value RIP and FG from the quantities at the period end
-        (which counts have corrected) at the standards in force on the period's last day (a
+        (which counts have corrected; consumption still waiting for stock taken off, see
+        :meth:`_held`) at the standards in force on the period's last day (a
         cut-off: standards released later wait for the next close), against COGS
         (:func:`backflush.engine.close.periodic_inventory`). Ordinary entries of the close,
         worked out from balances: a reopen negating them restores what they started from."""
         if not self.settings.triggers.periodic:
             return
-        targets = closing.periodic_targets(
-            self.standards, self.on_hand_through(period), date, self.settings
-        )
+        units = {item: held for item, held, _ in self._placed_through(period)}
+        targets = closing.periodic_targets(self.standards, units, date, self.settings)
         for entry in closing.periodic_inventory(
             self.settings, targets, self.balances_through(period), date, event, period
         ):

@@ -322,8 +322,8 @@ def periodic_targets(
     standards: Standards, quantities: Mapping[str, Decimal], on: dt.date, settings: Settings
 ) -> dict[tuple[Account, str], Decimal]:
     """What RIP and FG must hold at a close of a ``count`` or ``cogs-first`` book, by
-    (account, element), rounded: every stocked item's quantity at the period end (after
-    counts) at the standards of ``on``, as :func:`periodic_holding` places it: material
+    (account, element), rounded: every stocked item's ``quantities`` at the period end (after
+    counts, less consumption waiting for stock) at the standards of ``on``, as :func:`periodic_holding` places it: material
     under element "", conversion estimates under their element."""
     found: dict[tuple[Account, str], Decimal] = {}
     for item_id, quantity in sorted(quantities.items()):

@@ -253,8 +253,8 @@ def test_a_reversal_dated_before_its_original_is_refused(day: str) -> None:
         SHORT.format(shortage="queue")
         + f"  - {{id: undo, date: {day}, type: reversal, reverses: make}}\n"
     ).events[-1]
-    with pytest.raises(PostingError, match=f"event undo: dated {day}, before event make "
-                       r"\(2026-01-03\) that it reverses; date it on or after 2026-01-03"):  # fmt: skip
+    refused = rf"event undo: dated {day}, before event make \(2026-01-03\) that it reverses"
+    with pytest.raises(PostingError, match=refused + "; date it on or after 2026-01-03"):
         book.post(undo)
     assert (book.account_balances(), book.quantity("M"), book.quantity("FG")) == before
     assert book.post(dataclasses.replace(undo, date=dt.date(2026, 1, 3)))  # the same day: taken

@@ -323,8 +323,9 @@ def periodic_targets(
 ) -> dict[tuple[Account, str], Decimal]:
     """What RIP and FG must hold at a close of a ``count`` or ``cogs-first`` book, by
     (account, element), rounded: every stocked item's ``quantities`` at the period end (after
-    counts, less consumption waiting for stock) at the standards of ``on``, as :func:`periodic_holding` places it: material
-    under element "", conversion estimates under their element."""
+    counts, less consumption waiting for stock) at the standards of ``on``, as
+    :func:`periodic_holding` places it: material under element "", conversion estimates under
+    their element."""
     found: dict[tuple[Account, str], Decimal] = {}
     for item_id, quantity in sorted(quantities.items()):
         if not quantity or standards.master.items[item_id].kind is Kind.PHANTOM:

@@ -237,8 +237,9 @@ def test_post_from_flags_is_idempotent_and_conflicts_are_refused(tmp_path: Path)
 
 def test_post_refuses_a_date_more_than_a_year_ahead(tmp_path: Path) -> None:
     """A typo (9999 for 2026) would open a period years ahead and hold back every change of
-    standards until then: post refuses it, as the HTTP API does (import may simulate years).
-    A book that took one anyway answers a later release in words, not with a traceback."""
+    standards until then: post refuses it, as the HTTP API and import do (import
+    --allow-future may simulate years). A book that took one anyway answers a later release in
+    words, not with a traceback."""
     db = tmp_path / "book.db"
     ok("import", NORTHSHORE, "--db", db)
     before = dump_file(db)
@@ -254,7 +255,9 @@ def test_post_refuses_a_date_more_than_a_year_ahead(tmp_path: Path) -> None:
     assert dump_file(db) == before
     far = tmp_path / "far.jsonl"
     far.write_text(line.replace(ahead, "9999-12-31"))
-    ok("import", far, "--db", db)
+    assert "--allow-future takes it" in refused("import", far, "--db", db)
+    assert dump_file(db) == before
+    ok("import", far, "--db", db, "--allow-future")
     ok("master", "export", tmp_path / "master", "--db", db)
     with (tmp_path / "master" / "boms.csv").open("a", encoding="utf-8") as boms:
         boms.write("ROUTER,2027-01-01,,1,PCB,2,0,,\n")  # a new version of ROUTER's BOM
@@ -581,6 +584,14 @@ def test_init_shows_the_url_without_its_password(tmp_path: Path) -> None:
     # the password is still refused by the unreachable server; what matters is the output
     message = refused("init", "--db", "postgresql://u:s3cret@127.0.0.1:1/x", code=1)
     assert "s3cret" not in message and "u:***@127.0.0.1:1/x" in message
+
+
+@pytest.mark.postgres
+def test_a_postgres_url_is_a_postgresql_one(pg_db_url: str) -> None:
+    """libpq (psql, most tools' settings) takes postgres:// as postgresql://; so does the CLI."""
+    url = pg_db_url.replace("postgresql+psycopg://", "postgres://", 1)
+    ok("init", "--db", url, "--settings-from", NORTHSHORE)
+    assert "Northshore Devices" in ok("report", "--db", url, "--what", "summary")
 
 
 def test_packaged_demo_scenario_is_the_example() -> None:

@@ -311,6 +311,12 @@ def test_file_level_problems(plant_url: str, tmp_path: Path) -> None:
         with pytest.raises(InputError, match=named):
             stream(store, path)
     assert dump_tables(store) == before
+    wide = tmp_path / "wide.csv"
+    wide.write_text("type," + ",".join(f"c{n}" for n in range(1000)) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as refused:
+        stream(store, wide)
+    assert len(refused.value.problems) == streams.MAX_PROBLEMS + 1  # not a line per column
+    assert refused.value.problems[-1] == f"{wide} row 1: ... and 980 more problem(s)"
 
 
 def test_a_refused_event_writes_nothing(db_url: str, tmp_path: Path) -> None:
@@ -479,3 +485,57 @@ def test_the_command_names_bad_rows_and_missing_books(tmp_path: Path) -> None:
     assert "bad.csv row 5: event bad:4: date: expected a date" in result.output
     assert "nothing was written" in result.output
     assert invoke("import", bad, "--db", db, "--batch", "0").exit_code == 2
+
+
+def test_a_quote_left_open_in_a_csv_is_a_bad_row_not_the_rest_of_the_file(
+    plant_url: str, tmp_path: Path
+) -> None:
+    """A reason opening a quote it never closes used to read every later row into that one
+    cell: the rows after it were lost without a word."""
+    store = master_book(plant_url, parse_scenario(PLANT))
+    path = tmp_path / "open.csv"
+    path.write_text(
+        "id,date,type,item,quantity,unit_cost\n"
+        "p1,2026-01-05,purchase,M,3,2.05\n"
+        'p2,2026-01-06,purchase,"M,3,2.05\n'
+        "p3,2026-01-07,purchase,M,3,2.05\n"
+        "p4,2026-01-08,purchase,M,3,2.05\n",
+        encoding="utf-8",
+    )
+    before = dump_tables(store)
+    with pytest.raises(InputError, match=r"open\.csv row 3: malformed CSV: unexpected end of data"):
+        stream(store, path)
+    assert dump_tables(store) == before
+
+
+def test_the_command_refuses_a_date_years_ahead_unless_told(tmp_path: Path) -> None:
+    """A typo such as 9999-12-31 in a feed would hold back every later change of standards:
+    refused as ``post`` and the API refuse it; ``--allow-future`` takes a plan. A batch size
+    past any use is a usage error, not a traceback."""
+    db = tmp_path / "book.db"
+    (tmp_path / "plant.yaml").write_text(PLANT, encoding="utf-8")
+    assert invoke("import", tmp_path / "plant.yaml", "--db", db).exit_code == 0
+    ahead = (dt.date.today() + dt.timedelta(days=400)).isoformat()
+    path = write_events(
+        tmp_path / "feed.csv", [*plant_events(3), {**plant_events(1)[0], "id": "t", "date": ahead}]
+    )
+    before = dump_tables(Store(f"sqlite:///{db}", create=False))
+    result = invoke("import", path, "--db", db)
+    assert result.exit_code == 2, result.output
+    assert f"feed.csv row 5: event t: date: {ahead} is more than 366 days ahead" in result.output
+    assert "--allow-future takes it" in result.output
+    assert dump_tables(Store(f"sqlite:///{db}", create=False)) == before
+    scenario = tmp_path / "plan.yaml"
+    scenario.write_text(
+        PLANT + "events:\n"
+        f"  - {{id: t, date: {ahead}, type: purchase, item: M, quantity: 1, unit_cost: 2}}\n",
+        encoding="utf-8",
+    )
+    result = invoke("import", scenario, "--db", db)
+    assert result.exit_code == 2 and "plan.yaml:" in result.output, result.output
+    assert dump_tables(Store(f"sqlite:///{db}", create=False)) == before
+    result = invoke("import", path, "--db", db, "--allow-future")
+    assert result.exit_code == 0, result.output
+    assert "4 event(s) applied" in result.output
+    result = invoke("import", path, "--db", db, "--batch", "99999999999999999999")
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output

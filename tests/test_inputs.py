@@ -5,6 +5,7 @@ was expected; and when it goes through the store, nothing is written."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -778,3 +779,46 @@ events:
         parse_scenario(text, "zero.yaml")
     assert "period: expected a period YYYY-MM, got '0000-01'" in "\n".join(refused.value.problems)
     assert parse_scenario(text.replace("0000-01", "0001-01"), "one.yaml").events
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("quantity", "1_000", "expected a decimal number such as \"12.50\", got '1_000'"),
+        ("quantity", "\uff11\uff10", "expected a decimal number such as \"12.50\", got '１０'"),
+        ("quantity", "\u0661\u0660", "expected a decimal number such as \"12.50\", got '١٠'"),
+        (
+            "date",
+            "\uff12\uff10\uff12\uff16-01-05",
+            "expected a date YYYY-MM-DD, got '２０２６-01-05'",
+        ),
+        (
+            "id",
+            "po\u200b-3",
+            r"no control, bidirectional or invisible characters, got 'po\u200b-3'",
+        ),
+        ("id", "po\u00ad3", r"got 'po\xad3'"),
+        ("id", "\ufeffpo3", r"got '\ufeffpo3'"),
+        ("id", "po\u20603", r"got 'po\u20603'"),
+    ],
+)
+def test_look_alike_numbers_dates_and_ids_are_refused(
+    field: str, value: str, expected: str
+) -> None:
+    """What ``Decimal`` reads but no other program does (underscores, digits of other
+    scripts), and ids that display as another id (an invisible character in them) are
+    refused, naming the field; quoted or not, YAML, CSV or JSON alike."""
+    event = {
+        "id": "x",
+        "date": "2026-01-05",
+        "type": "purchase",
+        "item": "M",
+        "quantity": "10",
+        "unit_cost": "1.00",
+        field: value,
+    }
+    text = BASE + "  - {" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in event.items()) + "}\n"
+    with pytest.raises(InputError) as refused:
+        parse_scenario(text, "look.yaml")
+    problems = "\n".join(refused.value.problems)
+    assert f"{field}: expected" in problems and expected in problems, problems

@@ -40,6 +40,7 @@ from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
 from backflush.formats import beancount, streams
 from backflush.formats.inputs import (
+    MAX_DAYS_AHEAD,
     BookModel,
     InputError,
     build_event,
@@ -303,8 +304,17 @@ def import_(
     ],
     db: DbOption = DEFAULT_DB,
     batch: Annotated[
-        int, typer.Option("--batch", min=1, help="Events posted and written at a time.")
+        int,
+        typer.Option("--batch", min=1, max=1_000_000, help="Events posted and written at a time."),
     ] = 5000,
+    allow_future: Annotated[
+        bool,
+        typer.Option(
+            "--allow-future",
+            help=f"Take events dated more than {MAX_DAYS_AHEAD} days ahead (a plan, a "
+            "simulation); without it they are refused as typos, as post and the API refuse them.",
+        ),
+    ] = False,
 ) -> None:
     """Import a scenario's master data and events, or a stream of events, into the book
     (one transaction: a bad row or a refused event writes nothing)."""
@@ -312,14 +322,17 @@ def import_(
     def go() -> None:
         if streams.is_stream(file):
             store = Store(db, create=False)
-            imported = _import_stream(store, file, batch)
+            imported = _import_stream(store, file, batch, allow_future)
             out.print(
                 f"{imported.applied} event(s) applied, {imported.recorded} already recorded "
                 "(no change)"
             )
             return
-        store = Store(db)
         scenario = read_scenario(file)
+        if not allow_future:
+            for event in scenario.events:
+                _check_not_ahead(scenario.sources.get(event.id, str(file)), event)
+        store = Store(db)
         try:
             applied = _import(store, scenario, batch)
         except PostingError as error:
@@ -368,7 +381,16 @@ class _Count(ProgressColumn):
         return Text(f"{done} events", style="progress.download")
 
 
-def _import_stream(store: Store, file: Path, batch: int) -> Imported:
+def _check_not_ahead(where: str, event: m.Event) -> None:
+    """An event imported without ``--allow-future``: dated at most :data:`MAX_DAYS_AHEAD`
+    ahead (a typo such as 2062 would open a period decades ahead, and standards could change
+    only after it)."""
+    problem = too_far_ahead(event.date)
+    if problem is not None:
+        raise InputError([f"{where}: event {event.id}: date: {problem}; --allow-future takes it"])
+
+
+def _import_stream(store: Store, file: Path, batch: int, allow_future: bool) -> Imported:
     """The events of ``file`` (JSON lines, CSV, Parquet) streamed into the book, with a
     progress bar on standard error."""
     with Progress(
@@ -383,16 +405,19 @@ def _import_stream(store: Store, file: Path, batch: int) -> Imported:
     ) as progress:
         task = progress.add_task(f"importing {file.name}", total=streams.row_count(file))
         return store.import_events(
-            partial(_stream_events, file),
+            partial(_stream_events, file, allow_future),
             batch=batch,
             on_progress=lambda n: progress.update(task, advance=n),
         )
 
 
 def _stream_events(
-    file: Path, settings: m.Settings, master: m.MasterData
+    file: Path, allow_future: bool, settings: m.Settings, master: m.MasterData
 ) -> Iterator[tuple[str, m.Event]]:
-    return streams.read_events(file, master, settings)
+    for where, event in streams.read_events(file, master, settings):
+        if not allow_future:
+            _check_not_ahead(where, event)
+        yield where, event
 
 
 def _print_applied(applied: Sequence[bool]) -> None:

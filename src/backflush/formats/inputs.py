@@ -45,13 +45,15 @@ ELEMENT_LENGTH = 64
 UOM_LENGTH = 16
 NAME_LENGTH = 200
 
-_DECIMAL_TEXT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+#: ASCII digits only: ``Decimal`` also reads "1_000" and full-width "１０", which a plain
+#: decimal (and every other program reading the file) does not.
+_DECIMAL_TEXT = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 
 
-#: How far ahead of today an event posted live (``post``, the HTTP API) may be dated: beyond
-#: it a date is taken for a typo (2062 for 2026) that would open a period years ahead and hold
-#: back every change of standards until then. Scenario files and imports are not bound by it
-#: (they may simulate years).
+#: How far ahead of today an event written to a book (``post``, ``import``, the HTTP API) may
+#: be dated: beyond it a date is taken for a typo (2062 for 2026) that would open a period years
+#: ahead and hold back every change of standards until then. ``import --allow-future`` and
+#: scenarios run in memory are not bound by it (they may simulate years).
 MAX_DAYS_AHEAD = 366
 
 
@@ -117,7 +119,7 @@ def to_decimal(value: Any) -> Decimal:
     if isinstance(value, float):
         raise ValueError("expected a decimal number written as a string, got a binary float")
     if isinstance(value, str):
-        text = value.strip().replace("_", "")
+        text = value.strip()
         if _DECIMAL_TEXT.match(text):
             try:
                 return Decimal(text)
@@ -127,7 +129,7 @@ def to_decimal(value: Any) -> Decimal:
     raise ValueError(f"expected a decimal number, got {type(value).__name__}")
 
 
-_DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_TEXT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def to_date(value: Any) -> dt.date:
@@ -150,9 +152,14 @@ def to_date(value: Any) -> dt.date:
 Dec = Annotated[Decimal, BeforeValidator(to_decimal)]
 Date = Annotated[dt.date, BeforeValidator(to_date)]
 #: No leading or trailing white space (an id that differs only by a space is another id).
-#: No control characters (NUL is not text to PostgreSQL) and no bidirectional overrides
-#: (an id that displays as another one); no white space at either end.
-_UNPRINTABLE = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+#: No control characters (NUL is not text to PostgreSQL), no bidirectional overrides and no
+#: invisible characters (zero-width spaces and joiners, soft hyphens, byte order marks, line
+#: and paragraph separators): an id that displays as another one; no white space at either
+#: end.
+_UNPRINTABLE = (
+    r"\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069"
+    r"\ufeff\ufff9-\ufffb"
+)
 Identifier = Annotated[
     str,
     Field(
@@ -575,8 +582,8 @@ def describe(
             message = f"{PATTERN_WORDS[problem['ctx']['pattern']]}, got {problem['input']!r}"
         elif kind == "string_pattern_mismatch" and _UNPRINTABLE in problem["ctx"]["pattern"]:
             message = (
-                f"expected an id: no white space at either end, no control or bidirectional "
-                f"characters, got {problem['input']!r}"
+                "expected an id: no white space at either end, no control, bidirectional or "
+                f"invisible characters, got {problem['input']!r}"
             )
         found.append(f"{location}: {message}")
     return found

@@ -223,6 +223,9 @@ def _check_columns(path: Path, where: str, names: list[str]) -> None:
         seen.add(name)
     if "type" not in seen:
         problems.append(f"{where}: no column 'type'; every event needs its type")
+    if len(problems) > MAX_PROBLEMS:  # (a header of 100,000 columns, or a row of data read as one)
+        more = len(problems) - MAX_PROBLEMS
+        problems = [*problems[:MAX_PROBLEMS], f"{where}: ... and {more} more problem(s)"]
     if problems:
         raise InputError(problems)
 
@@ -238,8 +241,8 @@ def _csv_rows(path: Path) -> Iterator[Row]:
     except OSError as error:
         raise _cannot_read(path, error) from None
     with stream:
-        reader = csv.reader(stream)
-        number = 1
+        reader = csv.reader(stream, strict=True)  # a quote left open is an error, not the
+        number = 1  # rest of the file read into one cell
         try:
             header = next(reader, None)
             if header is None:

@@ -87,8 +87,11 @@ class StoreError(RuntimeError):
 
 def database_url(value: str) -> str:
     """A SQLAlchemy URL from a URL or a plain file path (a SQLite book)."""
+    for scheme in ("postgresql://", "postgres://"):  # (libpq takes both; psycopg is the driver)
+        if value.startswith(scheme):
+            return "postgresql+psycopg://" + value.removeprefix(scheme)
     if "://" in value:
-        return value.replace("postgresql://", "postgresql+psycopg://", 1)
+        return value
     return f"sqlite:///{value}"
 
 

@@ -181,3 +181,18 @@ def test_closing_again_with_the_id_of_an_undone_close_is_refused(tmp_path: Path)
     assert "2026-01" not in Store(str(db)).load().closed
     assert cli("close", "2026-01", "--db", db).exit_code == 0  # a new id: closed again
     assert "2026-01" in Store(str(db)).load().closed
+
+
+def test_close_prints_the_period_closed_as_json(tmp_path: Path) -> None:
+    """A script asking for JSON gets JSON, not the variances table (the warnings go to
+    standard error); closing again answers the same period, not applied."""
+    db = tmp_path / "book.db"
+    ok("import", EXAMPLES / "northshore.yaml", "--db", db)
+    ok("post", "--db", db, "--type", "purchase", "--id", "p-mar", "--date", "2026-03-02",
+       "--item", "PCB", "--quantity", "10", "--unit-cost", "12.50")  # fmt: skip
+    closed = parse(ok("close", "2026-03", "--json", "--db", db))
+    assert (closed["applied"], closed["period"], closed["closed"]) == (True, "2026-03", True)
+    assert closed["close_event"] == "close-2026-03"
+    assert closed["variances"]["purchase_price"] == "5.00"  # 10 x (12.50 - 12.00)
+    again = parse(ok("close", "2026-03", "--json", "--db", db))
+    assert again == {**closed, "applied": False}

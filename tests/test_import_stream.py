@@ -26,7 +26,13 @@ from backflush.domain import model as m
 from backflush.engine.flush import PostingError
 from backflush.formats import streams
 from backflush.formats.inputs import InputError
-from backflush.formats.scenario import Scenario, load_yaml, parse_scenario, strip_lines
+from backflush.formats.scenario import (
+    Scenario,
+    default_id,
+    load_yaml,
+    parse_scenario,
+    strip_lines,
+)
 from backflush.store import repository
 from backflush.store.repository import Imported, Store, StoreError, event_from_payload
 from helpers import EXAMPLE_NAMES, EXAMPLES, dump_tables
@@ -74,11 +80,13 @@ def write_events(path: Path, rows: Sequence[dict[str, Any]], *, row_group: int =
 
 
 def example(name: str) -> tuple[Scenario, list[dict[str, Any]]]:
-    """An example scenario and its raw events (as written in its file)."""
+    """An example scenario and its raw events (as written in its file, each with its id: the
+    one the scenario gives an event without one)."""
     path = EXAMPLES / f"{name}.yaml"
     text = path.read_text(encoding="utf-8")
     raws = strip_lines(load_yaml(text, str(path)).get("events") or [])
-    return parse_scenario(text, str(path)), raws
+    named = [{"id": default_id(str(path), n), **raw} for n, raw in enumerate(raws, 1)]
+    return parse_scenario(text, str(path)), named
 
 
 def plant_events(count: int, *, first: int = 0) -> list[dict[str, str]]:
@@ -145,8 +153,7 @@ def test_a_stream_gives_the_book_a_scenario_import_gives(
 ) -> None:
     """Every example's events streamed two at a time (batch boundaries everywhere: reversals,
     retries, write-offs and reopens of events in earlier batches) give, table for table and
-    row for row, the book the scenario import gives. Events without an id take the file's
-    stem and position in both."""
+    row for row, the book the scenario import gives."""
     scenario, raws = example(name)
     reference = Store(db_url)
     reference.import_scenario(scenario.settings, scenario.master, scenario.events)
@@ -196,17 +203,16 @@ def test_csv_layout(plant_url: str, tmp_path: Path) -> None:
     """Columns in any order, a byte order mark, blank rows, short rows, spaces around cells."""
     path = tmp_path / "plant.csv"
     path.write_text(
-        "\ufeffquantity, type ,item,date,unit_cost,id\n"
-        "10,purchase,M,2026-01-05,2.10,p1\n"
+        "\ufeffquantity, type ,item,date,id,unit_cost\n"
+        "10,purchase,M,2026-01-05,p1,2.10\n"
         "\n"
-        " 4 , purchase , K , 2026-01-05 , 0.50 , k1 \n"
-        "1,completion,F,2026-01-06\n",
+        " 4 , purchase , K , 2026-01-05 , k1 , 0.50 \n"
+        "1,completion,F,2026-01-06,c1\n",
         encoding="utf-8",
     )
     store = master_book(plant_url, parse_scenario(PLANT))
     assert stream(store, path) == Imported(3, 0)
-    # in file order; an event without an id takes the stem and its position among the events
-    assert [row[1] for row in dump_tables(store)["events"]] == ["p1", "k1", "plant:3"]
+    assert [row[1] for row in dump_tables(store)["events"]] == ["p1", "k1", "c1"]  # file order
     assert store.load().on_hand == {"M": Decimal(7), "K": Decimal(2), "F": Decimal(1)}
 
 
@@ -479,10 +485,18 @@ def test_the_command_names_bad_rows_and_missing_books(tmp_path: Path) -> None:
     assert "no book at" in result.output
     assert not db.exists()
     assert invoke("import", tmp_path / "plant.yaml", "--db", db).exit_code == 0
-    bad = write_events(tmp_path / "bad.csv", [*plant_events(3), {"type": "sale", "date": "x"}])
+    bad = write_events(
+        tmp_path / "bad.csv", [*plant_events(3), {"id": "s", "type": "sale", "date": "x"}]
+    )
     result = invoke("import", bad, "--db", db)
     assert result.exit_code == 2
-    assert "bad.csv row 5: event bad:4: date: expected a date" in result.output
+    assert "bad.csv row 5: event s: date: expected a date" in result.output
+    unnamed = write_events(tmp_path / "unnamed.csv", [{**plant_events(1)[0], "id": ""}])
+    result = invoke("import", unnamed, "--db", db)  # exported again as another file: posted twice
+    assert result.exit_code == 2
+    assert "unnamed.csv row 2: event ?: id: required (it makes sending an event again safe)" in (
+        " ".join(result.output.split())
+    )
     assert "nothing was written" in result.output
     assert invoke("import", bad, "--db", db, "--batch", "0").exit_code == 2
 

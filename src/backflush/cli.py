@@ -562,7 +562,12 @@ def close(
     drift: Annotated[
         str, typer.Option(help="--check: standards drift threshold (0.05: 5%).")
     ] = "0.05",
-    as_json: Annotated[bool, typer.Option("--json", help="--check: print it as JSON.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the period closed (with --check: the checklist) as JSON."
+        ),
+    ] = False,
 ) -> None:
     """Close a period: variances, disposal, lock (--check: the checklist, no change)."""
     from backflush.commands import close as procedure
@@ -590,7 +595,10 @@ def close(
             applied = store.post([event])[0]
             book = store.load()
             if applied:
-                out.print(tables.variances_table(book))
+                if as_json:
+                    print_json(_closed_document(book, period, applied=True))
+                else:
+                    out.print(tables.variances_table(book))
                 _warn_open_shortages(book)
                 procedure.warn_older_exceptions(book, period)
                 return
@@ -604,10 +612,22 @@ def close(
                     2,
                 )
         by = done.close_event if done is not None else event_id or f"close-{period}"
+        if as_json:
+            print_json(_closed_document(book, period, applied=False))
+            return
         out.print(tables.variances_table(book))
         out.print(f"period {period} was already closed by {escape(by)}: no change")
 
     guarded(go, db=db)
+
+
+def _closed_document(book: Book, period: str, *, applied: bool) -> dict[str, Any]:
+    """``period`` as the JSON document shows it (variances, close event, balances at close),
+    and whether this close applied it (False: it was closed already)."""
+    from backflush.reports.document import periods_document
+
+    (found,) = [p for p in periods_document(book) if p["period"] == period]
+    return {"applied": applied, **found}
 
 
 def _warn_open_shortages(book: Book) -> None:

@@ -1117,7 +1117,7 @@ def build_event(
         raise InputError([f"{label}: {p}" for p in describe(error, 2, allowed)]) from None
     event_id = model.id or default_id
     if event_id is None:
-        raise InputError([f"{label}: id: required"])
+        raise InputError([f"{label}: id: required (it makes sending an event again safe)"])
     problems: list[str] = []
     if model.id is None:  # a default id (file position, --id, generated) is checked the same
         try:

@@ -13,10 +13,11 @@ the edge, by :func:`~backflush.formats.inputs.build_event`.
   are fine, a null (or empty string) is an absent field, a binary float is refused (it is
   inexact). Rows count from 1 (``plant.parquet row 1``).
 
-An event without an id takes the file's stem and its position (``plant:3``), as in a scenario
-file. After the first bad row no more events are handed on, but the rest of the file is still
-checked, so one run reports up to :data:`MAX_PROBLEMS` problems; then :class:`InputError` is
-raised (inside the import's transaction: nothing is written).
+Every event gives its id, unlike a scenario file's (whose events may take the file's stem and
+position): a feed exported again under another name, or with its rows in another order, would
+post its events again under new ids. After the first bad row no more events are handed on, but
+the rest of the file is still checked, so one run reports up to :data:`MAX_PROBLEMS` problems;
+then :class:`InputError` is raised (inside the import's transaction: nothing is written).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from backflush.formats.inputs import (
     build_event,
     unique_keys,
 )
-from backflush.formats.scenario import default_id
 
 JSON_LINES = frozenset({".jsonl", ".ndjson"})
 CSV = ".csv"
@@ -77,18 +77,15 @@ def read_events(
     :class:`InputError` naming the file, row and field: at once for what is wrong with the
     whole file (unreadable, a header naming an unknown field), at the end for bad rows (no
     event is yielded after the first)."""
-    source = str(path)
-    stem = default_id(source, 0).removesuffix(":0")  # default_id(source, n) is f"{stem}:{n}"
-    return _events(source, _rows(path), master, settings, stem)
+    return _events(str(path), _rows(path), master, settings)
 
 
 def read_json_lines(
     name: str, lines: Iterable[bytes], master: m.MasterData, settings: m.Settings
 ) -> Iterator[tuple[str, m.Event]]:
     """The events of JSON lines read from ``lines`` (``post --file``, standard input
-    included), as :func:`read_events` reads a ``.jsonl`` file, except that every event must
-    give its id (its idempotency key: nothing stable names a line of standard input)."""
-    return _events(name, _json_lines(name, lines), master, settings, None)
+    included), as :func:`read_events` reads a ``.jsonl`` file."""
+    return _events(name, _json_lines(name, lines), master, settings)
 
 
 def _events(
@@ -96,20 +93,13 @@ def _events(
     rows: Iterable[Row],
     master: m.MasterData,
     settings: m.Settings,
-    stem: str | None,
 ) -> Iterator[tuple[str, m.Event]]:
     problems: list[str] = []
     more = 0
-    for position, (where, raw) in enumerate(rows, 1):
+    for where, raw in rows:
         if isinstance(raw, dict):
             try:
-                event = build_event(
-                    raw,
-                    master,
-                    settings,
-                    where=where,
-                    default_id=None if stem is None else f"{stem}:{position}",
-                )
+                event = build_event(raw, master, settings, where=where)
             except InputError as error:
                 found = error.problems
             else:

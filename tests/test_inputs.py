@@ -822,3 +822,25 @@ def test_look_alike_numbers_dates_and_ids_are_refused(
         parse_scenario(text, "look.yaml")
     problems = "\n".join(refused.value.problems)
     assert f"{field}: expected" in problems and expected in problems, problems
+
+
+def test_messages_show_values_as_written_and_long_ids_by_their_start() -> None:
+    """A tiny quantity as a decimal (not 1E-8), a JSON null as null (not NoneType), an id of
+    5,000 characters by its start and length (not the whole of it, in every message)."""
+    long = "x" * 5000
+    cases = [
+        ('quantity: "0.00000001"', "quantity: 0.00000001 has more than 6 decimals"),
+        ("quantity: null", "quantity: expected a decimal number, got null"),
+        (f"id: {long}", f"event {'x' * 79}… (5,000 characters): id: String should have at most"),
+    ]
+    for field, expected in cases:
+        name = field.split(":")[0]
+        event = (
+            "  - {id: x, date: 2026-01-05, type: purchase, item: M, quantity: 10, unit_cost: 1}\n"
+        )
+        event = event.replace(f"{name}: {'x' if name == 'id' else '10'}", field)
+        with pytest.raises(InputError) as refused:
+            parse_scenario(BASE + event, "shown.yaml")
+        problems = "\n".join(refused.value.problems)
+        assert expected in problems, problems
+        assert long not in problems

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backflush.formats.inputs import PATTERN_WORDS
+from backflush.formats.inputs import PATTERN_WORDS, clipped
 from backflush.store.repository import StoreError
 
 PROBLEM = "application/problem+json"
@@ -244,7 +244,7 @@ async def _validation(_request: Request, error: Exception) -> JSONResponse:
         if pattern in PATTERN_WORDS:  # not the regex
             message = PATTERN_WORDS[pattern]
         if "input" in found and found["type"] != "missing":
-            message = f"{message}, got {found['input']!r}"
+            message = f"{message}, got {clipped(repr(found['input']))}"
         pointer = "/" + "/".join(rest) if location == "body" else ""
         errors.append(field_error(location, ".".join(rest) or location, message, pointer))
     return invalid(errors).response()

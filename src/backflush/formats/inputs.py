@@ -106,6 +106,12 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
+def clipped(text: str, limit: int = 80) -> str:
+    """``text`` as an error message shows it: at most ``limit`` characters (an id of 5,000
+    characters is named by its start)."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
+
+
 def to_decimal(value: Any) -> Decimal:
     """Exact decimal from a string, an int or a Decimal; floats are refused (they are inexact)."""
     if isinstance(value, bool):
@@ -126,6 +132,8 @@ def to_decimal(value: Any) -> Decimal:
             except InvalidOperation:  # pragma: no cover - the pattern admits only valid text
                 pass
         raise ValueError(f'expected a decimal number such as "12.50", got {value!r}')
+    if value is None:
+        raise ValueError("expected a decimal number, got null")
     raise ValueError(f"expected a decimal number, got {type(value).__name__}")
 
 
@@ -577,13 +585,15 @@ def describe(
             known = sorted(allowed(loc)) if allowed else []
             message = "unknown field" + (f"; expected one of {', '.join(known)}" if known else "")
         elif kind != "missing" and message.startswith("Input should"):
-            message = f"{message}, got {problem['input']!r}"
+            message = f"{message}, got {clipped(repr(problem['input']))}"
         elif kind == "string_pattern_mismatch" and problem["ctx"]["pattern"] in PATTERN_WORDS:
-            message = f"{PATTERN_WORDS[problem['ctx']['pattern']]}, got {problem['input']!r}"
+            message = (
+                f"{PATTERN_WORDS[problem['ctx']['pattern']]}, got {clipped(repr(problem['input']))}"
+            )
         elif kind == "string_pattern_mismatch" and _UNPRINTABLE in problem["ctx"]["pattern"]:
             message = (
                 "expected an id: no white space at either end, no control, bidirectional or "
-                f"invisible characters, got {problem['input']!r}"
+                f"invisible characters, got {clipped(repr(problem['input']))}"
             )
         found.append(f"{location}: {message}")
     return found
@@ -1108,7 +1118,7 @@ def build_event(
     default_id: str | None = None,
 ) -> m.Event:
     """One event from a raw mapping; raises InputError naming ``where``, the id and the field."""
-    label = f"{where}: event {raw.get('id') or default_id or '?'}"
+    label = f"{where}: event {clipped(str(raw.get('id') or default_id or '?'))}"
     try:
         model = _EventEnvelope.model_validate({"event": dict(raw)}).event
     except ValidationError as error:
@@ -1156,23 +1166,23 @@ def build_event(
             continue
         if name == "amount":
             if value <= 0:
-                problems.append(f"{label}: amount: expected more than zero, got {value}")
+                problems.append(f"{label}: amount: expected more than zero, got {fmt(value)}")
             if decimals(value) > money:
                 problems.append(
-                    f"{label}: amount: {value} has more decimals than {settings.currency} "
+                    f"{label}: amount: {fmt(value)} has more decimals than {settings.currency} "
                     f"allows ({money})"
                 )
             continue
         limit = PRICE_DECIMALS if name.startswith("unit_") else QUANTITY_DECIMALS
         if decimals(value) > limit:
-            problems.append(f"{label}: {name}: {value} has more than {limit} decimals")
+            problems.append(f"{label}: {name}: {fmt(value)} has more than {limit} decimals")
         if name in ("unit_cost", "unit_price", "unit_value", "scrapped") or (
             name == "quantity" and model.type in ("count", "completion")
         ):
             if value < 0:
-                problems.append(f"{label}: {name}: expected zero or more, got {value}")
+                problems.append(f"{label}: {name}: expected zero or more, got {fmt(value)}")
         elif value <= 0:
-            problems.append(f"{label}: {name}: expected more than zero, got {value}")
+            problems.append(f"{label}: {name}: expected more than zero, got {fmt(value)}")
     if model.type == "completion" and not problems and values["quantity"] + values["scrapped"] <= 0:
         problems.append(f"{label}: quantity: a completion needs good or scrapped units")
     if problems:

@@ -844,3 +844,13 @@ def test_messages_show_values_as_written_and_long_ids_by_their_start() -> None:
         problems = "\n".join(refused.value.problems)
         assert expected in problems, problems
         assert long not in problems
+
+
+def test_a_json_array_of_events_is_pointed_to_the_stream_formats(tmp_path: Path) -> None:
+    """What an API user tries first: the events as a JSON array (read as YAML, a list)."""
+    path = tmp_path / "events.json"
+    path.write_text('[{"id": "p1", "date": "2026-01-05", "type": "purchase"}]', encoding="utf-8")
+    with pytest.raises(InputError) as refused:
+        read_scenario(path)
+    assert "a list, not a scenario" in refused.value.problems[0]
+    assert "JSON lines (.jsonl: one event object per line)" in refused.value.problems[0]

@@ -145,6 +145,14 @@ SECTIONS = ("book", "items", "work_centers", "routings", "boms", "cost_sets", "e
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     data = load_yaml(text, source)
+    if isinstance(data, list):  # (a JSON array of events reads as YAML)
+        raise InputError(
+            [
+                f"{source}: a list, not a scenario (a mapping with book, items, boms and "
+                "events); a stream of events is imported from JSON lines (.jsonl: one event "
+                "object per line), CSV (.csv) or Parquet (.parquet)"
+            ]
+        )
     if not isinstance(data, dict):
         raise InputError([f"{source}: expected a mapping with book, items, boms and events"])
     unknown = sorted(set(data) - {*SECTIONS, LINE})

@@ -553,3 +553,25 @@ def test_the_command_refuses_a_date_years_ahead_unless_told(tmp_path: Path) -> N
     assert "4 event(s) applied" in result.output
     result = invoke("import", path, "--db", db, "--batch", "99999999999999999999")
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+
+
+def test_a_refusal_in_a_file_out_of_date_order_says_so(tmp_path: Path) -> None:
+    """An extract sorted by document number or by type: a sale comes before the completion of
+    what it sells. The refusal names the first row dated before one above it; a file in date
+    order is not told so."""
+    db = tmp_path / "book.db"
+    (tmp_path / "plant.yaml").write_text(PLANT, encoding="utf-8")
+    assert invoke("import", tmp_path / "plant.yaml", "--db", db).exit_code == 0
+    rows = plant_events(4)  # M and K bought on the 1st and 2nd, F made on the 3rd, sold the 4th
+    result = invoke("import", write_events(tmp_path / "by-type.csv", rows[::-1]), "--db", db)
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "by-type.csv row 2: event e3: needs 1 of 'F' but only 0 is on hand" in message
+    assert (
+        "(the file is not in date order: " + str(tmp_path / "by-type.csv") + " row 3 is dated "
+        "2026-01-03, before " + str(tmp_path / "by-type.csv") + " row 2 (2026-01-04); events "
+        "post in the file's order: sort it by date)"
+    ) in message
+    in_order = write_events(tmp_path / "short.csv", [rows[3]])
+    result = invoke("import", in_order, "--db", db)
+    assert result.exit_code == 2 and "date order" not in result.output

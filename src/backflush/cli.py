@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import inspect
 import json
 import os
@@ -390,9 +391,38 @@ def _check_not_ahead(where: str, event: m.Event) -> None:
         raise InputError([f"{where}: event {event.id}: date: {problem}; --allow-future takes it"])
 
 
+@dataclasses.dataclass
+class _DateOrder:
+    """Where a stream first goes back in time (an extract sorted by document number or by
+    type): events post in the file's order, so a sale may come before the stock it sells."""
+
+    latest: tuple[dt.date, str] | None = None  # the latest date read, and where
+    back: str = ""  # the first event dated before one above it, in words
+
+    def see(self, where: str, event: m.Event) -> None:
+        if not self.back and self.latest is not None and event.date < self.latest[0]:
+            date, above = self.latest
+            self.back = (
+                f"{where} is dated {event.date.isoformat()}, before {above} "
+                f"({date.isoformat()}); events post in the file's order: sort it by date"
+            )
+        if self.latest is None or event.date > self.latest[0]:
+            self.latest = (event.date, where)
+
+    def explained(self, error: PostingError) -> PostingError:
+        """``error`` with where the file went back in time, if it did in what was read (the
+        event refused, the batch it was read with, the batches before)."""
+        if not self.back:
+            return error
+        found = type(error)(f"{error}\n(the file is not in date order: {self.back})")
+        found.event_id, found.position = error.event_id, error.position
+        return found
+
+
 def _import_stream(store: Store, file: Path, batch: int, allow_future: bool) -> Imported:
     """The events of ``file`` (JSON lines, CSV, Parquet) streamed into the book, with a
     progress bar on standard error."""
+    order = _DateOrder()
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -404,19 +434,27 @@ def _import_stream(store: Store, file: Path, batch: int, allow_future: bool) -> 
         disable=not err.is_terminal,  # a log or a pipe: no bar (it left a blank line there)
     ) as progress:
         task = progress.add_task(f"importing {file.name}", total=streams.row_count(file))
-        return store.import_events(
-            partial(_stream_events, file, allow_future),
-            batch=batch,
-            on_progress=lambda n: progress.update(task, advance=n),
-        )
+        try:
+            return store.import_events(
+                partial(_stream_events, file, allow_future, order),
+                batch=batch,
+                on_progress=lambda n: progress.update(task, advance=n),
+            )
+        except PostingError as error:
+            raise order.explained(error) from None
 
 
 def _stream_events(
-    file: Path, allow_future: bool, settings: m.Settings, master: m.MasterData
+    file: Path,
+    allow_future: bool,
+    order: _DateOrder,
+    settings: m.Settings,
+    master: m.MasterData,
 ) -> Iterator[tuple[str, m.Event]]:
     for where, event in streams.read_events(file, master, settings):
         if not allow_future:
             _check_not_ahead(where, event)
+        order.see(where, event)
         yield where, event
 
 

@@ -802,3 +802,28 @@ def test_serve_on_a_port_taken_exits_1_saying_so(tmp_path: Path) -> None:
         )
     assert served.returncode == 1  # uvicorn's own 3 is no code the README gives
     assert f"error: the server could not start on 127.0.0.1:{port}" in served.stderr
+
+
+def test_an_id_a_book_took_before_invisible_characters_were_refused_is_still_named(
+    tmp_path: Path,
+) -> None:
+    """A book written before ids were refused for invisible characters may hold one (a soft
+    hyphen): that event is still explained and reversed, though no new id may hold one."""
+    from backflush.domain import model as m
+    from backflush.store.repository import Store
+
+    db = tmp_path / "book.db"
+    ok("import", NORTHSHORE, "--db", db)
+    old = "po\u00ad9"  # as the book took it then (posted here past the input rules)
+    store = Store(f"sqlite:///{db}", create=False)
+    try:
+        store.post([m.Purchase(old, dt.date(2026, 3, 2), "PCB", Decimal(10), Decimal("12.00"))])
+    finally:
+        store.close()
+    assert old in ok("explain", old, "--db", db)
+    ok("post", "--db", db, "--type", "reversal", "--id", "undo-9", "--date", "2026-03-03",
+       "--reverses", old)  # fmt: skip
+    message = refused("post", "--db", db, "--type", "purchase", "--id", "po\u00ad10",
+                      "--date", "2026-03-03", "--item", "PCB", "--quantity", "1",
+                      "--unit-cost", "12")  # fmt: skip
+    assert "no control, bidirectional or invisible characters" in message

@@ -52,7 +52,7 @@ from backflush.formats.inputs import (
     Identifier,
     InputError,
     build_event,
-    is_identifier,
+    is_reference,
     too_far_ahead,
     unique_keys,
 )
@@ -738,7 +738,7 @@ async def _post(
         return Answer(201 if any(applied) else 200, body)
 
     # read ahead for the group (only what could be an id: PostgreSQL refuses NUL in text)
-    ids = [r["id"] for r in raws if isinstance(r, dict) and is_identifier(r.get("id"))]
+    ids = [r["id"] for r in raws if isinstance(r, dict) and is_reference(r.get("id"))]
     posting = Posting(events, done, token.name, ids, request_key(token, key, request, raw))
     try:
         return respond(await writer.post(posting, len(raws)))

@@ -159,28 +159,40 @@ def to_date(value: Any) -> dt.date:
 
 Dec = Annotated[Decimal, BeforeValidator(to_decimal)]
 Date = Annotated[dt.date, BeforeValidator(to_date)]
-#: No leading or trailing white space (an id that differs only by a space is another id).
-#: No control characters (NUL is not text to PostgreSQL), no bidirectional overrides and no
-#: invisible characters (zero-width spaces and joiners, soft hyphens, byte order marks, line
-#: and paragraph separators): an id that displays as another one; no white space at either
-#: end.
-_UNPRINTABLE = (
-    r"\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069"
-    r"\ufeff\ufff9-\ufffb"
+#: What an id may not hold: control characters (NUL is not text to PostgreSQL) and
+#: bidirectional overrides (an id that displays as another one).
+_CONTROL = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+#: Nor, in an id given now, an invisible character (Unicode's format characters and default
+#: ignorables: zero-width spaces and joiners, soft hyphens, byte order marks, variation
+#: selectors, fillers, tags) or a line or paragraph separator.
+_UNPRINTABLE = _CONTROL + (
+    r"\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160"
+    r"\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028\u2029\u2060-\u206f\u3164"
+    r"\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
 )
+
+
+def _id_pattern(refused: str) -> str:
+    """Not empty, no white space at either end (an id that differs only by a space is another
+    id), none of ``refused``."""
+    return rf"^[^\s{refused}]([^{refused}]*[^\s{refused}])?$"
+
+
+#: The id of what is made now: an item, a work center, a cost set, an event, an order.
 Identifier = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=ID_LENGTH,
-        pattern=rf"^[^\s{_UNPRINTABLE}]([^{_UNPRINTABLE}]*[^\s{_UNPRINTABLE}])?$",
-    ),
+    str, Field(min_length=1, max_length=ID_LENGTH, pattern=_id_pattern(_UNPRINTABLE))
 ]
+#: An id naming what the book holds (an event's item, the event a reversal takes back): as an
+#: :data:`Identifier`, except that what a book took before invisible characters were refused
+#: is still named (reversed, written off, explained).
+Reference = Annotated[str, Field(min_length=1, max_length=ID_LENGTH, pattern=_id_pattern(_CONTROL))]
 #: An element's name holds no ":": it separates the parts of the keys that name an element
 #: (``conversion_spending:LATHE:labor``, ``actual_cost:LATHE:labor``).
 ELEMENT_PATTERN = r"^[^:]*$"
 Element = Annotated[str, Field(max_length=ELEMENT_LENGTH, pattern=ELEMENT_PATTERN)]
 _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
+_REFERENCE: TypeAdapter[str] = TypeAdapter(Reference)
 
 
 #: A period, YYYY-MM from 0001-01 (a date has no year 0); a currency, ISO 4217's three
@@ -196,9 +208,18 @@ PATTERN_WORDS = {
 
 
 def is_identifier(value: object) -> bool:
-    """Whether ``value`` could be an id of the book (item, event, ...)."""
+    """Whether ``value`` could be the id of something made now (item, event, token, ...)."""
+    return _valid(_IDENTIFIER, value)
+
+
+def is_reference(value: object) -> bool:
+    """Whether ``value`` could name something a book holds (an id it took, then or now)."""
+    return _valid(_REFERENCE, value)
+
+
+def _valid(adapter: TypeAdapter[str], value: object) -> bool:
     try:
-        _IDENTIFIER.validate_python(value, strict=True)
+        adapter.validate_python(value, strict=True)
     except ValidationError:
         return False
     return True
@@ -288,7 +309,7 @@ OperationNumber = Annotated[int, Field(ge=1, le=99999)]
 
 
 class BomLineModel(_Strict):
-    component: Identifier
+    component: Reference
     quantity: Dec
     scrap: Dec = Decimal(0)
     flush: m.Flush | None = None
@@ -296,7 +317,7 @@ class BomLineModel(_Strict):
 
 
 class BomModel(_Strict):
-    item: Identifier
+    item: Reference
     effective_from: Date | None = None
     effective_to: Date | None = None
     lines: Annotated[list[BomLineModel], Field(min_length=1)]
@@ -310,14 +331,14 @@ class WorkCenterModel(_Strict):
 
 class OperationModel(_Strict):
     operation: OperationNumber
-    work_center: Identifier
+    work_center: Reference
     run_hours: Dec = Decimal(0)
     setup_hours: Dec = Decimal(0)
     yield_: Annotated[Dec, Field(alias="yield")] = Decimal(1)
 
 
 class RoutingModel(_Strict):
-    item: Identifier
+    item: Reference
     effective_from: Date | None = None
     effective_to: Date | None = None
     operations: Annotated[list[OperationModel], Field(min_length=1)]
@@ -326,10 +347,17 @@ class RoutingModel(_Strict):
 class CostSetModel(_Strict):
     name: Identifier
     effective: Date | None = None
-    materials: dict[Identifier, Dec] = Field(default_factory=dict)
-    rates: dict[Identifier, dict[Annotated[Element, Field(min_length=1)], Dec]] = Field(
+    materials: dict[Reference, Dec] = Field(default_factory=dict)
+    rates: dict[Reference, dict[Annotated[Element, Field(min_length=1)], Dec]] = Field(
         default_factory=dict
     )
+
+
+class _GivenId(_Strict):
+    """An id given apart from the event's fields (its file position, ``--id``), checked as
+    one given with them."""
+
+    id: Identifier
 
 
 class _EventModel(_Strict):
@@ -339,7 +367,7 @@ class _EventModel(_Strict):
 
 class PurchaseModel(_EventModel):
     type: Literal["purchase"]
-    item: Identifier
+    item: Reference
     quantity: Dec
     unit_cost: Dec
 
@@ -348,66 +376,66 @@ class ConversionModel(_EventModel):
     type: Literal["conversion"]
     amount: Dec
     element: Element = ""
-    work_center: Identifier | None = None
+    work_center: Reference | None = None
     hours: Dec | None = None
 
 
 class HoursModel(_EventModel):
     type: Literal["hours"]
-    work_center: Identifier
+    work_center: Reference
     hours: Dec
     element: Element = ""
 
 
 class CompletionModel(_EventModel):
     type: Literal["completion"]
-    item: Identifier
+    item: Reference
     quantity: Dec
     scrapped: Dec = Decimal(0)
-    order: Identifier | None = None
+    order: Reference | None = None
 
 
 class SaleModel(_EventModel):
     type: Literal["sale"]
-    item: Identifier
+    item: Reference
     quantity: Dec
     unit_price: Dec | None = None
 
 
 class ScrapModel(_EventModel):
     type: Literal["scrap"]
-    item: Identifier
+    item: Reference
     quantity: Dec
 
 
 class IssueModel(_EventModel):
     type: Literal["issue"]
-    item: Identifier
+    item: Reference
     quantity: Dec
-    order: Identifier | None = None
+    order: Reference | None = None
 
 
 class ReleaseModel(_EventModel):
     type: Literal["release"]
-    item: Identifier
+    item: Reference
     quantity: Dec
     order: Identifier | None = None
 
 
 class OrderCloseModel(_EventModel):
     type: Literal["order_close"]
-    order: Identifier
+    order: Reference
 
 
 class CountModel(_EventModel):
     type: Literal["count"]
-    item: Identifier
+    item: Reference
     quantity: Dec
 
 
 class ReversalModel(_EventModel):
     type: Literal["reversal"]
-    reverses: Identifier
+    reverses: Reference
     reason: str = ""
 
 
@@ -428,19 +456,19 @@ class ReopenModel(_EventModel):
 
 class RetryModel(_EventModel):
     type: Literal["retry"]
-    item: Identifier | None = None
+    item: Reference | None = None
 
 
 class WriteOffModel(_EventModel):
     type: Literal["write_off"]
-    event: Identifier
-    item: Identifier
+    event: Reference
+    item: Reference
     reason: Reason
 
 
 class NrvModel(_EventModel):
     type: Literal["nrv"]
-    item: Identifier
+    item: Reference
     unit_value: Dec
 
 
@@ -590,7 +618,7 @@ def describe(
             message = (
                 f"{PATTERN_WORDS[problem['ctx']['pattern']]}, got {clipped(repr(problem['input']))}"
             )
-        elif kind == "string_pattern_mismatch" and _UNPRINTABLE in problem["ctx"]["pattern"]:
+        elif kind == "string_pattern_mismatch" and _CONTROL in problem["ctx"]["pattern"]:
             message = (
                 "expected an id: no white space at either end, no control, bidirectional or "
                 f"invisible characters, got {clipped(repr(problem['input']))}"
@@ -1131,9 +1159,9 @@ def build_event(
     problems: list[str] = []
     if model.id is None:  # a default id (file position, --id, generated) is checked the same
         try:
-            _IDENTIFIER.validate_python(event_id)
+            _GivenId.model_validate({"id": event_id})
         except ValidationError as error:
-            problems += [f"{label}: id: {e['msg']}, got {event_id!r}" for e in error.errors()]
+            problems += [f"{label}: {p}" for p in describe(error)]
     values = model.model_dump(exclude={"type", "id"})
     for optional in ("order", "work_center", "hours"):
         if optional in values and values[optional] is None:

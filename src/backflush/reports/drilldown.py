@@ -49,7 +49,7 @@ from backflush.engine.standards import (
     Standards,
     without_conversion,
 )
-from backflush.formats.inputs import is_identifier
+from backflush.formats.inputs import is_reference
 from backflush.reports.document import line_document, money, order_document
 from backflush.reports.tables import _amount, _unit
 from backflush.store.repository import EventTrail, Store, SummaryEntry
@@ -177,7 +177,7 @@ def drilldown(store: Store, *, event: str | None = None, entry_no: int | None = 
     (exactly one of them), read in one transaction. :class:`NotFound` names what is missing."""
     if (event is None) == (entry_no is None):
         raise ValueError("give an event id or an entry number")
-    if event is not None and not is_identifier(event):  # (NUL is no text to PostgreSQL)
+    if event is not None and not is_reference(event):  # (NUL is no text to PostgreSQL)
         raise NotFound(f"event {event!r}: not in the book (not an id a book can hold)")
     found = store.trail(event=event, entry_no=entry_no)
     if found is None:

@@ -49,7 +49,7 @@ from backflush.formats.inputs import (
     InputError,
     check_standards,
     check_versions,
-    is_identifier,
+    is_reference,
     too_early,
 )
 from backflush.store import schema as t
@@ -1771,7 +1771,7 @@ class Store:
 
     def has_event(self, event_id: str) -> bool:
         """Whether the book records an event ``event_id`` (one read of its key)."""
-        if not is_identifier(event_id):  # (PostgreSQL refuses NUL in text: no id holds one)
+        if not is_reference(event_id):  # (PostgreSQL refuses NUL in text: no id holds one)
             return False
         with self.transaction() as conn:
             query = sa.select(sa.literal(1)).where(t.events.c.id == event_id)

@@ -196,3 +196,9 @@ def test_close_prints_the_period_closed_as_json(tmp_path: Path) -> None:
     assert closed["variances"]["purchase_price"] == "5.00"  # 10 x (12.50 - 12.00)
     again = parse(ok("close", "2026-03", "--json", "--db", db))
     assert again == {**closed, "applied": False}
+    ok("post", "--db", db, "--type", "completion", "--id", "short", "--date", "2026-04-02",
+       "--item", "ROUTER", "--quantity", "500")  # fmt: skip
+    result = cli("close", "2026-04", "--json", "--db", db)  # 500 routers' parts wait for stock
+    assert result.exit_code == 0, result.stderr
+    assert parse(result.stdout)["period"] == "2026-04"  # the warning is not in it
+    assert "still wait for stock" in result.stderr

@@ -576,3 +576,24 @@ def test_a_periodic_close_values_consumption_waiting_for_stock_as_negative_stock
     held = by_key(book, m.Account.RAW_IN_PROCESS, m.Account.FINISHED_GOODS)
     assert sum(v for (a, _), v in held.items() if a == "raw_in_process") == 0
     assert book.account_balances()["cogs"] == Decimal("-2.00")  # February: nothing
+
+
+@pytest.mark.parametrize("policy", ["count", "purchase+completion"])
+def test_the_nrv_writedown_at_a_close_is_of_the_units_the_close_values(policy: str) -> None:
+    """A February completion waits for M; a purchase dated in January then clears it (its
+    consumption stays February's). At January's close RIP holds the 10 units bought (20.00),
+    so the write-down to an NRV of 1.00 is of 10 units (10.00), not of the 6 left after the
+    consumption was taken from stock."""
+    text = (
+        WAITING.format(policy=policy, shortage="queue").split("events:")[0]
+        + """events:
+  - {id: c1, date: 2026-02-10, type: completion, item: F, quantity: "2"}
+  - {id: p1, date: 2026-01-20, type: purchase, item: M, quantity: "10", unit_cost: "2.00"}
+  - {id: n1, date: 2026-01-25, type: nrv, item: M, unit_value: "1.00"}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+"""
+    )
+    book = run_scenario(parse_scenario(text))
+    finding = book.nrv_findings("2026-01")["M"]
+    assert (finding.quantity, finding.allowance) == (Decimal(10), Decimal("10.00"))
+    assert book.balances_through("2026-01")[(m.Account.RAW_IN_PROCESS, "")] == Decimal("20.00")

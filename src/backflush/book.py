@@ -554,7 +554,9 @@ class Book:
 
         Units in process hold their value like units on hand under backflush; consumption
         still waiting in the shortage queue was credited when the completion posted, so it is
-        no longer held (a queued release moved nothing and, under backflush, posted nothing)."""
+        no longer held (a queued release moved nothing and, under backflush, posted nothing).
+        Under count and cogs-first nothing was credited, but the close values it the same:
+        taken off, as negative stock would be."""
         if self.standards.sequential:
             return on_hand - queued - queued_in, in_process + queued_in
         if self.settings.triggers.periodic:
@@ -1541,11 +1543,13 @@ class Book:
         items = {i for i in self.nrv_estimates if self.nrv_on(i, last) is not None}
         items |= {i for i, v in self.nrv_allowance.items() if v}
         items |= {i for i, f in previous.items() if f.unit_writedown}
-        on_hand = self.on_hand_through(period) if items else {}
+        # The units valued at the period end, as the close values them (consumption waiting
+        # for stock credited, or taken off under count and cogs-first: see _held).
+        held = {item: units for item, units, _ in self._placed_through(period)} if items else {}
         prorated = self._prorated_per_unit(period, content) if items and content else {}
         findings: dict[str, NrvWritedown] = {}
         for item in sorted(items):
-            quantity = max(on_hand.get(item, ZERO), ZERO)
+            quantity = max(held.get(item, ZERO), ZERO)
             standard = carrying = ZERO
             if quantity:
                 standard = self.standards.unit_cost(item, last).total

@@ -157,7 +157,8 @@ def valuation(book: Book, items: Callable[[str], bool] | None = None) -> list[Va
     the inventory accounts; under ``count`` / ``cogs-first`` only right after a close: between
     closes it is the value the next close gives the stock, see
     :meth:`Book.periodic_difference`) and the value held off them. Consumption waiting in the
-    shortage queue was already credited, so an item short of stock shows a negative value."""
+    shortage queue was already credited (under count and cogs-first: is taken off at the
+    close), so an item short of stock shows a negative value."""
     rows = []
     rounding = book.settings.currency, book.settings.rounding
     for item_id in book.stocked_items():

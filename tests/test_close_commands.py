@@ -118,6 +118,10 @@ def test_close_check_reopen_and_exceptions_through_the_command_line(tmp_path: Pa
     assert "c1" in table and "36" in table
     before = parse(ok("exceptions", "list", "--as-of", "2026-01-09", "--json", "--db", db))
     assert before["exceptions"] == []  # queued on the 10th: not there yet (no age of -1)
+    far = (dt.date.today() + dt.timedelta(days=400)).isoformat()  # a typo: refused, as post does
+    for command in (["retry"], ["resolve", "c1", "M", "--reason", "found"]):
+        message = refused("exceptions", *command, "--date", far, "--db", db)
+        assert f"date: {far} is more than 366 days ahead" in message
     assert "no stock available" in ok("exceptions", "retry", "--date", "2026-02-03", "--db", db)
     assert "written off by write-off:c1/M" in ok(
         "exceptions", "resolve", "c1", "M", "--reason", "found", "--date", "2026-02-03", "--db", db

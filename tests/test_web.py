@@ -375,6 +375,14 @@ def test_viewer_refused_and_csrf_required(tmp_path: Path) -> None:
                 data={**resolve, "reason": " ", "csrf": _csrf(accountant)},
             )
             assert response.status_code == 422 and "give a reason" in response.text
+            far = (dt.date.today() + dt.timedelta(days=400)).isoformat()  # a typo
+            for path, form in (
+                ("/ui/exceptions/retry", {"date": far}),
+                ("/ui/exceptions/resolve", {**resolve, "date": far}),
+            ):
+                response = accountant.post(path, data={**form, "csrf": _csrf(accountant)})
+                assert response.status_code == 422, response.text
+                assert f"date: {far} is more than 366 days ahead" in response.text
         after = dump_tables(site.store)
         assert len(after.pop("web_sessions")) == 2  # the sign-ins
         before.pop("web_sessions")

@@ -37,7 +37,13 @@ from backflush.domain.model import period_bounds
 from backflush.domain.money import fmt
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
-from backflush.formats.inputs import PERIOD_PATTERN, InputError, build_event, to_date
+from backflush.formats.inputs import (
+    PERIOD_PATTERN,
+    InputError,
+    build_event,
+    to_date,
+    too_far_ahead,
+)
 from backflush.reports import close as close_reports
 from backflush.reports import flags as flag_reports
 from backflush.reports import standards as std_reports
@@ -317,6 +323,8 @@ def web_router(
             )
         except InputError as error:
             raise _Refused(422, "; ".join(error.problems)) from None
+        if (ahead := too_far_ahead(event.date)) is not None:
+            raise _Refused(422, f"form: event {event.id}: date: {ahead}")
         if not session.token.may_post(event.type):
             raise _Refused(403, f"{session.token.role.token} may not post {event.type} events")
         try:

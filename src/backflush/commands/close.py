@@ -19,7 +19,7 @@ from backflush.book import Book, write_off_id
 from backflush.cli import DEFAULT_DB, DbOption, JsonOption, err, fail, guarded, out, print_json
 from backflush.domain import model as m
 from backflush.domain.money import fmt
-from backflush.formats.inputs import InputError, build_event, to_date, to_decimal
+from backflush.formats.inputs import InputError, build_event, to_date, to_decimal, too_far_ahead
 from backflush.reports import close as reports
 from backflush.reports import tables
 from backflush.store.repository import Store
@@ -52,6 +52,8 @@ def _date(value: str | None, option: str) -> dt.date:
 
 def _post(store: Store, book: Book, raw: dict[str, Any], event_id: str) -> tuple[m.Event, bool]:
     event = build_event(raw, book.master, book.settings, where="command line", default_id=event_id)
+    if (ahead := too_far_ahead(event.date)) is not None:
+        raise InputError([f"command line: event {event.id}: date: {ahead}"])
     return event, store.post([event])[0]
 
 

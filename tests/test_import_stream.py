@@ -322,7 +322,16 @@ def test_file_level_problems(plant_url: str, tmp_path: Path) -> None:
     with pytest.raises(InputError) as refused:
         stream(store, wide)
     assert len(refused.value.problems) == streams.MAX_PROBLEMS + 1  # not a line per column
-    assert refused.value.problems[-1] == f"{wide} row 1: ... and 980 more problem(s)"
+    assert refused.value.problems[-1] == f"{wide} row 1: ... and 981 more problem(s)"
+    unnamed = tmp_path / "unnamed.csv"  # refused once, not row by row
+    unnamed.write_text("type,date\nclose,2026-01-31\nclose,2026-02-28\n", encoding="utf-8")
+    with pytest.raises(InputError) as refused:
+        stream(store, unnamed)
+    assert refused.value.problems == [
+        f"{unnamed} row 1: no column 'id'; every event of a stream needs its id (what makes "
+        "importing it again safe; a book that took unnamed events from an earlier version "
+        "named them <file stem>:<row>)"
+    ]
 
 
 def test_a_refused_event_writes_nothing(db_url: str, tmp_path: Path) -> None:

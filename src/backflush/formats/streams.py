@@ -213,6 +213,12 @@ def _check_columns(path: Path, where: str, names: list[str]) -> None:
         seen.add(name)
     if "type" not in seen:
         problems.append(f"{where}: no column 'type'; every event needs its type")
+    if "id" not in seen:
+        problems.append(
+            f"{where}: no column 'id'; every event of a stream needs its id (what makes "
+            "importing it again safe; a book that took unnamed events from an earlier version "
+            "named them <file stem>:<row>)"
+        )
     if len(problems) > MAX_PROBLEMS:  # (a header of 100,000 columns, or a row of data read as one)
         more = len(problems) - MAX_PROBLEMS
         problems = [*problems[:MAX_PROBLEMS], f"{where}: ... and {more} more problem(s)"]

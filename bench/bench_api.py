@@ -386,6 +386,12 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=5_000)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument(
+        "--journal-detail",
+        choices=("event", "day", "period"),
+        default="event",
+        help="the book's journal detail (day: a high-volume book's routine lines summed per day)",
+    )
+    parser.add_argument(
         "--no-access-log", action="store_true", help="backflush serve --no-access-log"
     )
     parser.add_argument("--sqlite", action="store_true", help="a SQLite file, not PostgreSQL")
@@ -421,7 +427,7 @@ def main() -> None:
             say(f"PostgreSQL: fsync and synchronous_commit {'on' if args.durable else 'off'}")
             url = cluster.url(cluster.create_database("bench"))
         began = time.perf_counter()
-        store = build_book(url, args.materials, args.products, args.history)
+        store = build_book(url, args.materials, args.products, args.history, args.journal_detail)
         _, secret = create_token(store, "bench-operator", Role.operator)
         store.close()
         stored_before = count_events(url)

@@ -48,12 +48,15 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def plant(materials: int, products: int) -> tuple[m.Settings, m.MasterData]:
+def plant(
+    materials: int, products: int, journal_detail: str = "event"
+) -> tuple[m.Settings, m.MasterData]:
     settings = m.Settings(
         name="Bench writers",
         currency="USD",
         triggers=m.Policy.PURCHASE_COMPLETION,
         shortage=m.Shortage.QUEUE,
+        journal_detail=m.JournalDetail(journal_detail),
     )
     items = {
         f"M{n}": m.Item(f"M{n}", m.Kind.MATERIAL, material_cost=Decimal("1.25") + n % 7)
@@ -92,11 +95,14 @@ def history(count: int, materials: int, products: int) -> list[m.Event]:
     return events
 
 
-def build_book(url: str, materials: int, products: int, past: int) -> Store:
+def build_book(
+    url: str, materials: int, products: int, past: int, journal_detail: str = "event"
+) -> Store:
     """The plant's book at ``url``: ``past`` events of history, then an opening purchase of
     every material on :data:`DAY` (so completions on DAY never run short). Returns the open
-    store (close it); the book then holds ``past + materials`` events."""
-    settings, master = plant(materials, products)
+    store (close it); the book then holds ``past + materials`` events. ``journal_detail``:
+    the book's (event, day or period)."""
+    settings, master = plant(materials, products, journal_detail)
     store = Store(url)
     store.import_scenario(settings, master, history(past, materials, products))
     opening = [

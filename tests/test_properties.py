@@ -976,6 +976,16 @@ class Checker:
         assert nonzero(book.on_hand) == nonzero(on_hand)
         assert nonzero(book.in_process) == nonzero(in_process)
 
+    def units_valued(self, item: str) -> Decimal:
+        """Units of ``item`` whose value the books carry where its holding says: on hand and
+        in process, less consumption waiting for stock (credited when it was posted); under
+        sequential costing and the periodic methods, on hand less all that waits."""
+        model = self.model
+        queued, queued_in = model.open_queue(item, False), model.open_queue(item, True)
+        if self.book.standards.sequential or self.plant.settings.triggers.periodic:
+            return model.on_hand[item] - queued - queued_in
+        return model.on_hand[item] + model.in_process[item] - queued
+
     def held(self, on: dt.date | None = None) -> tuple[dict[Account, Decimal], Decimal]:
         """Standard value the quantities place in each account, and the unrecorded stock
         (off-book material and conversion not yet allocated) the book must report, at the
@@ -1380,7 +1390,7 @@ class Checker:
             nrv = None
             if estimates:  # the latest dated; of two on a date, the one posted last
                 nrv = max(enumerate(estimates), key=lambda p: (p[1].date, p[0]))[1].unit_value
-            quantity = max(self.model.on_hand[item], ZERO)
+            quantity = max(self.units_valued(item), ZERO)  # what the books carry
             standing = -book.nrv_allowance.get(item, ZERO)
             if not quantity:
                 assert standing == 0, item

@@ -662,10 +662,9 @@ def close(
 def _closed_document(book: Book, period: str, *, applied: bool) -> dict[str, Any]:
     """``period`` as the JSON document shows it (variances, close event, balances at close),
     and whether this close applied it (False: it was closed already)."""
-    from backflush.reports.document import periods_document
+    from backflush.reports.document import period_document
 
-    (found,) = [p for p in periods_document(book) if p["period"] == period]
-    return {"applied": applied, **found}
+    return {"applied": applied, **period_document(book, period)}
 
 
 def _warn_open_shortages(book: Book) -> None:

@@ -50,23 +50,26 @@ def gross_margin(activity: dict[tuple[Account, str], Decimal]) -> Decimal:
 
 
 def periods_document(book: Book) -> list[dict[str, Any]]:
+    return [period_document(book, period) for period in book.periods()]
+
+
+def period_document(book: Book, period: str) -> dict[str, Any]:
+    """One period: its variances, whether (and by which event) it is closed, its gross margin,
+    the balances at its close and its reopens."""
     currency = book.settings.currency
-    found = []
-    for period in book.periods():
-        result = book.closed.get(period)
-        entry: dict[str, Any] = {
-            "period": period,
-            "variances": {k: money(v, currency) for k, v in book.period_variances(period).items()},
-            "closed": result is not None,
-            "gross_margin": money(gross_margin(book.activity.get(period, {})), currency),
-        }
-        if result is not None:
-            entry["close_event"] = result.close_event
-            entry["balances_at_close"] = {k: money(v, currency) for k, v in result.balances}
-        if book.reopened(period):
-            entry["reopened"] = reopens_document(book, period)
-        found.append(entry)
-    return found
+    result = book.closed.get(period)
+    entry: dict[str, Any] = {
+        "period": period,
+        "variances": {k: money(v, currency) for k, v in book.period_variances(period).items()},
+        "closed": result is not None,
+        "gross_margin": money(gross_margin(book.activity.get(period, {})), currency),
+    }
+    if result is not None:
+        entry["close_event"] = result.close_event
+        entry["balances_at_close"] = {k: money(v, currency) for k, v in result.balances}
+    if book.reopened(period):
+        entry["reopened"] = reopens_document(book, period)
+    return entry
 
 
 def reopens_document(book: Book, period: str) -> list[dict[str, str]]:

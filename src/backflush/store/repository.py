@@ -2101,14 +2101,32 @@ def _answers(conn: Connection, keys: Sequence[Key]) -> dict[tuple[str, str], tup
     """The answers kept under ``keys``, by (owner, key): (request digest, answer)."""
     found: dict[tuple[str, str], tuple[str, Answer]] = {}
     pairs = sorted({(k.owner, k.key) for k in keys})
+    postgres = conn.dialect.name == "postgresql"
     for start in range(0, len(pairs), 500):
-        for row in conn.execute(_ANSWERS, {"pairs": pairs[start : start + 500]}):
+        chunk = pairs[start : start + 500]
+        if postgres:
+            read = conn.execute(
+                _ANSWERS_PG, {"owners": [o for o, _ in chunk], "keys": [k for _, k in chunk]}
+            )
+        else:
+            read = conn.execute(_ANSWERS, {"pairs": chunk})
+        for row in read:
             answer = Answer(row.status, json.loads(row.response), replayed=True)
             found[(row.token, row.key)] = (row.request_hash, answer)
     return found
 
 
-#: What :func:`_answers` reads (built once: every keyed request's group runs it).
+#: What :func:`_answers` reads on PostgreSQL: the pairs joined as a table, looked up one by
+#: one in the primary key whatever the planner knows. (Given as a list of pairs, a table grown
+#: since its last ANALYZE, as a new book's is, was planned as a scan of every key of the
+#: owner: 2-3 ms a group commit, a third of the database's time.)
+_ANSWERS_PG = sa.text(
+    "SELECT k.token, k.key, k.request_hash, k.status, k.response"
+    " FROM unnest(CAST(:owners AS TEXT[]), CAST(:keys AS TEXT[])) AS wanted (token, key)"
+    f" JOIN {t.idempotency_keys.name} AS k ON k.token = wanted.token AND k.key = wanted.key"
+)
+
+#: What :func:`_answers` reads on SQLite (built once: every keyed request's group runs it).
 _ANSWERS = sa.select(
     *(t.idempotency_keys.c[c] for c in ("token", "key", "request_hash", "status", "response"))
 ).where(

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from backflush.api.app import MAX_BATCH, _prefers_csv, create_app
 from backflush.api.problems import HTTP_KINDS, KINDS
 from backflush.api.tokens import Role, create_token, list_tokens, revoke_token
+from backflush.formats.inputs import build_event
 from backflush.formats.scenario import read_scenario
 from backflush.store import schema as t
 from backflush.store.repository import Store
@@ -661,6 +662,16 @@ def test_an_event_dated_more_than_a_year_ahead_is_refused(service: Service) -> N
     batch = [COMPLETION, {**COMPLETION, "id": "c2", "date": ahead}]
     response = service.client.post("/events/batch", json=batch, headers=headers)
     assert _problem(response, 422)["errors"][0]["pointer"] == "/1/date"
+    assert dump_tables(service.store) == before
+    # One recorded anyway (import --allow-future: a plan) and sent again is a no-op.
+    planned = {**COMPLETION, "id": "plan", "date": ahead, "quantity": "1"}
+    master, settings = service.store.master(), service.store.settings()
+    service.store.post([build_event(planned, master, settings, where="plan")])
+    before = dump_tables(service.store)
+    response = service.client.post("/events", json=planned, headers=headers)
+    assert response.status_code == 200 and response.json()["applied"] is False, response.text
+    response = service.client.post("/events", json={**planned, "quantity": "2"}, headers=headers)
+    assert _problem(response, 422)["errors"][0]["field"] == "date"
     assert dump_tables(service.store) == before
 
 

@@ -560,6 +560,10 @@ def test_the_command_refuses_a_date_years_ahead_unless_told(tmp_path: Path) -> N
     result = invoke("import", path, "--db", db, "--allow-future")
     assert result.exit_code == 0, result.output
     assert "4 event(s) applied" in result.output
+    # The feed sent again: what it holds is recorded as sent, its far date too (a no-op).
+    result = invoke("import", path, "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "0 event(s) applied, 4 already recorded" in result.output
     result = invoke("import", path, "--db", db, "--batch", "99999999999999999999")
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
 

@@ -668,6 +668,13 @@ class Book:
                 raise
         return applied
 
+    def records(self, event: Event) -> bool:
+        """Whether ``event`` is recorded already with the same content: posting it again is a
+        no-op, so a shell's checks of what is new (a date years ahead) do not apply to it."""
+        self._load_history([event])
+        seen = self.recorded.get(event.id)
+        return seen is not None and seen.fingerprint == fingerprint(event)
+
     def _load_history(self, events: list[Event]) -> None:
         if self.history is None:
             return

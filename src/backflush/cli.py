@@ -330,10 +330,13 @@ def import_(
             )
             return
         scenario = read_scenario(file)
-        if not allow_future:
-            for event in scenario.events:
-                _check_not_ahead(scenario.sources.get(event.id, str(file)), event)
         store = Store(db)
+        if not allow_future:
+            ahead = [e for e in scenario.events if too_far_ahead(e.date) is not None]
+            sent = _recorded_as_sent(store, ahead)
+            for event in ahead:
+                if event.id not in sent:
+                    _check_not_ahead(scenario.sources.get(event.id, str(file)), event)
         try:
             applied = _import(store, scenario, batch)
         except PostingError as error:
@@ -386,9 +389,27 @@ def _check_not_ahead(where: str, event: m.Event) -> None:
     """An event imported without ``--allow-future``: dated at most :data:`MAX_DAYS_AHEAD`
     ahead (a typo such as 2062 would open a period decades ahead, and standards could change
     only after it)."""
+    error = _ahead(where, event)
+    if error is not None:
+        raise error
+
+
+def _ahead(where: str, event: m.Event) -> InputError | None:
     problem = too_far_ahead(event.date)
-    if problem is not None:
-        raise InputError([f"{where}: event {event.id}: date: {problem}; --allow-future takes it"])
+    if problem is None:
+        return None
+    return InputError([f"{where}: event {event.id}: date: {problem}; --allow-future takes it"])
+
+
+def _recorded_as_sent(store: Store, events: Sequence[m.Event]) -> set[str]:
+    """Which of ``events`` the book records already with the same content (sent again: a
+    no-op, whatever its date); none when there is no book yet."""
+    if not events:
+        return set()
+    try:
+        return store.recorded_as_sent(events)
+    except (StoreError, SQLAlchemyError):  # no book (yet): the import says so
+        return set()
 
 
 @dataclasses.dataclass
@@ -436,24 +457,19 @@ def _import_stream(store: Store, file: Path, batch: int, allow_future: bool) -> 
         task = progress.add_task(f"importing {file.name}", total=streams.row_count(file))
         try:
             return store.import_events(
-                partial(_stream_events, file, allow_future, order),
+                partial(_stream_events, file, order),
                 batch=batch,
                 on_progress=lambda n: progress.update(task, advance=n),
+                refuse=None if allow_future else _ahead,
             )
         except PostingError as error:
             raise order.explained(error) from None
 
 
 def _stream_events(
-    file: Path,
-    allow_future: bool,
-    order: _DateOrder,
-    settings: m.Settings,
-    master: m.MasterData,
+    file: Path, order: _DateOrder, settings: m.Settings, master: m.MasterData
 ) -> Iterator[tuple[str, m.Event]]:
     for where, event in streams.read_events(file, master, settings):
-        if not allow_future:
-            _check_not_ahead(where, event)
         order.see(where, event)
         yield where, event
 
@@ -538,10 +554,12 @@ def post(
             read = [(where, build_event(raw, master, settings, where=where, default_id=given_id))]
         else:
             fail("nothing to post: give --type and the event's fields, or --file", 2)
+        far = [(where, e) for where, e in read if too_far_ahead(e.date) is not None]
+        sent = _recorded_as_sent(store, [e for _where, e in far])
         ahead = [
-            f"{where}: event {event.id}: date: {problem}"
-            for where, event in read
-            if (problem := too_far_ahead(event.date)) is not None
+            f"{where}: event {event.id}: date: {too_far_ahead(event.date)}"
+            for where, event in far
+            if event.id not in sent
         ]
         if ahead:
             raise InputError(ahead)

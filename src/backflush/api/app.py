@@ -644,10 +644,11 @@ def stored_answer(store: Store, key: Key) -> JSONResponse | None:
     return None if found is None else respond(found)
 
 
-def _events(
-    settings: m.Settings, master: m.MasterData, token: Token, raws: list[Any], batch: bool
-) -> list[m.Event]:
-    """The events of the body, or a problem naming every bad field (pointer into the body)."""
+def _events(book: Book, token: Token, raws: list[Any], batch: bool) -> list[m.Event]:
+    """The events of the body, or a problem naming every bad field (pointer into the body).
+    An event the book records already with the same content is sent again: a no-op, whatever
+    its date."""
+    settings, master = book.settings, book.master
     errors: list[dict[str, str]] = []
     found: list[m.Event] = []
     for number, raw in enumerate(raws):
@@ -669,7 +670,7 @@ def _events(
                 errors.append(field_error("body", field, detail, pointer))
             continue
         ahead = too_far_ahead(event.date)
-        if ahead is not None:
+        if ahead is not None and not book.records(event):
             errors.append(field_error("body", "date", ahead, f"{base}/date"))
             continue
         if not token.may_post(event.type):
@@ -710,7 +711,7 @@ async def _post(
             live = kept["tokens"] = live_tokens(conn)
         if token.id not in live:
             raise _unauthenticated("unknown or revoked token")
-        built[:] = _events(book.settings, book.master, token, raws, batch)
+        built[:] = _events(book, token, raws, batch)
         return built
 
     def done(conn: Connection, applied: list[bool]) -> Answer:

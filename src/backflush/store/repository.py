@@ -1719,6 +1719,7 @@ class Store:
         *,
         batch: int = 5000,
         on_progress: Callable[[int], None] | None = None,
+        refuse: Callable[[str, m.Event], Exception | None] | None = None,
     ) -> Imported:
         """Stream events into a book that holds its settings and master data already, in one
         write transaction: a bad row or a refused event anywhere writes nothing. ``read``
@@ -1726,7 +1727,9 @@ class Store:
         settings and master data; they are posted and written ``batch`` at a time, and what
         the next batch does not need is dropped after each (:func:`_forget`), so
         memory does not grow with the number of events. An event the rules refuse raises
-        its :class:`PostingError` with where it was read."""
+        its :class:`PostingError` with where it was read. ``refuse``: a shell's own check of
+        an event and where it was read (what it answers is raised), skipped for an event the
+        book records already with the same content (sent again: a no-op)."""
         if batch < 1:
             raise ValueError(f"batch: expected 1 or more, got {batch}")
         applied = recorded = 0
@@ -1746,6 +1749,8 @@ class Store:
                     chunk = list(itertools.islice(events, batch))
                     if not chunk:
                         break
+                    if refuse is not None:
+                        _refused(refuse, chunk, book)
                     try:
                         done = book.post_many(event for _where, event in chunk)
                     except PostingError as error:
@@ -1768,6 +1773,17 @@ class Store:
         changes.move_stock_into(stock)
         self._write(conn, book, changes)
         _forget(book, importing=True)
+
+    def recorded_as_sent(self, events: Sequence[m.Event]) -> set[str]:
+        """The ids of ``events`` the book records already with the same content (posting them
+        again is a no-op)."""
+        prints = {e.id: fingerprint(e) for e in events if is_reference(e.id)}
+        found: set[str] = set()
+        with self.transaction() as conn:
+            for chunk in _chunks(sorted(prints), 500):
+                query = sa.select(t.events.c.id, t.events.c.payload).where(t.events.c.id.in_(chunk))
+                found.update(row.id for row in conn.execute(query) if prints[row.id] == row.payload)
+        return found
 
     def has_event(self, event_id: str) -> bool:
         """Whether the book records an event ``event_id`` (one read of its key)."""
@@ -2219,6 +2235,19 @@ def _forget(book: Book, *, importing: bool = False) -> None:
     for _key, entry in waiting:
         book.restore_shortage(entry)
     book.cleared_by.update(written_off)
+
+
+def _refused(
+    refuse: Callable[[str, m.Event], Exception | None],
+    chunk: Sequence[tuple[str, m.Event]],
+    book: Book,
+) -> None:
+    """Raise what ``refuse`` answers for an event of ``chunk`` (see :meth:`Store.import_events`)
+    that ``book`` does not record already with the same content."""
+    for where, event in chunk:
+        error = refuse(where, event)
+        if error is not None and not book.records(event):
+            raise error
 
 
 def _located(error: PostingError, chunk: Sequence[tuple[str, m.Event]]) -> PostingError:

@@ -332,6 +332,14 @@ def test_file_level_problems(plant_url: str, tmp_path: Path) -> None:
         "importing it again safe; a book that took unnamed events from an earlier version "
         "named them <file stem>:<row>)"
     ]
+    for separator, named in ((";", "';'"), ("\t", "tabs")):  # as a spreadsheet may save
+        other = tmp_path / "other.csv"
+        other.write_text(separator.join(["id", "type", "date"]) + "\nx;close;2026-01-31\n")
+        with pytest.raises(InputError) as refused:
+            stream(store, other)
+        assert refused.value.problems == [
+            f"{other} row 1: columns separated by {named}; expected commas"
+        ]
 
 
 def test_a_refused_event_writes_nothing(db_url: str, tmp_path: Path) -> None:

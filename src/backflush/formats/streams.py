@@ -200,6 +200,9 @@ def _json_lines(name: str, lines: Iterable[bytes]) -> Iterator[Row]:
 
 def _check_columns(path: Path, where: str, names: list[str]) -> None:
     """A table's columns: event fields, each once."""
+    if len(names) == 1 and (";" in names[0] or "\t" in names[0]):  # as a spreadsheet may save
+        separator = "';'" if ";" in names[0] else "tabs"
+        raise InputError([f"{where}: columns separated by {separator}; expected commas"])
     problems = []
     seen: set[str] = set()
     for name in names:

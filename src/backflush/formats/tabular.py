@@ -366,8 +366,8 @@ def _parse_table(
                 problems.append(f"{label} row 1, column {name}: no element after {name!r}")
             kind = DECIMAL
         elif len(header) == 1 and (";" in name or "\t" in name):
-            separator = ";" if ";" in name else "\\t"
-            problems.append(f"{label} row 1: columns separated by {separator!r}; expected commas")
+            separator = "';'" if ";" in name else "tabs"
+            problems.append(f"{label} row 1: columns separated by {separator}; expected commas")
         else:
             problems.append(f"{label} row 1, column {name}: unknown column; expected {expected}")
         seen.add(name)

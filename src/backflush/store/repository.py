@@ -642,6 +642,27 @@ class _Refused(Exception):
         self.index, self.error = index, error
 
 
+@dataclasses.dataclass(slots=True)
+class _Applied:
+    """What a group's postings did to the book (:meth:`Store._apply_postings`), to be written."""
+
+    #: Per posting (by its number): its answer, or what refused it.
+    outcomes: dict[int, Any]
+    changes: Changes
+    #: Who posted each event of ``changes.events``.
+    posted_by: list[str | None]
+    #: The answers to keep under their keys.
+    kept_answers: list[tuple[Key, Answer]]
+    #: A posting's ``done`` was called: it may have written something.
+    answered: bool
+    #: The events the group recorded or read, with their reversals.
+    recorded: dict[str, Recorded]
+    #: The answers the group kept, by (owner, key): (request digest, answer).
+    answers: dict[tuple[str, str], tuple[str, Answer]]
+    #: Who recorded each event of the group.
+    recorded_in_group: dict[str, str | None]
+
+
 #: What :meth:`Store._post_group` answers for a posting that closes or reopens a period when
 #: the stock moved per period was not loaded: it is posted on its own afterwards.
 _ALONE = object()
@@ -1580,18 +1601,40 @@ class Store:
     ) -> dict[int, Any]:
         """The body of :meth:`_post_group`: each posting on the book, then what they changed
         and the answers kept under their keys written."""
+        applied = self._apply_postings(conn, kept, group, sums=sums)
+        if not (applied.changes.events or applied.answered):  # every one refused or replayed
+            raise _Unwritten(applied.outcomes)
+        self._write_applied(conn, kept, applied, sums=sums)
+        return applied.outcomes
+
+    def _apply_postings(
+        self,
+        conn: Connection,
+        kept: _Kept,
+        group: Sequence[tuple[int, Posting[Any]]],
+        *,
+        sums: bool,
+        before: _Applied | None = None,
+    ) -> _Applied:
+        """Each posting of ``group`` on the book (what it refuses refuses it alone, unless it
+        changed the book: :class:`_Refused`). ``before``: the group posted before, not
+        committed yet, whose events and answers the database does not hold yet."""
         book = kept.book
         outcomes: dict[int, Any] = {}
-        known = [i for _index, posting in group for i in posting.ids]
-        assert book.history is not None  # bound to this transaction by _post_group
+        if before is not None:
+            book.recorded.update(before.recorded)
+        known = [i for _index, p in group for i in p.ids if i not in book.recorded]
+        assert book.history is not None  # bound to this transaction by the caller
         book.recorded.update(book.history(known))  # one read for the group
         if sums:
             _load_period_sums(conn, book)
         answers = _answers(conn, [p.key for _i, p in group if p.key is not None])
+        if before is not None:
+            answers.update(before.answers)
         kept_answers: list[tuple[Key, Answer]] = []
         posted_by: list[str | None] = []
         answered = False  # a posting's done was called: it may have written something
-        recorded_in_group: dict[str, str | None] = {}
+        recorded_in_group = {} if before is None else dict(before.recorded_in_group)
         conn.info[RECORDED_IN_GROUP] = recorded_in_group
         for index, posting in group:
             try:
@@ -1636,21 +1679,33 @@ class Store:
                 recorded_in_group[record.event.id] = posting.recorded_by
             posted_by += [posting.recorded_by] * (len(book.changes.events) - len(posted_by))
         changes = book.take_changes()
-        if not (changes.events or answered):  # every posting refused or replayed
-            raise _Unwritten(outcomes)
+        return _Applied(
+            outcomes,
+            changes,
+            posted_by,
+            kept_answers,
+            answered,
+            dict(book.recorded),
+            {(k.owner, k.key): (k.digest, answer) for k, answer in kept_answers},
+            recorded_in_group,
+        )
+
+    def _write_applied(
+        self, conn: Connection, kept: _Kept, applied: _Applied, *, sums: bool
+    ) -> None:
+        """Write what :meth:`_apply_postings` changed, and the answers kept under keys."""
         with _pipelined(conn):  # what it writes and the answers: one round trip
-            if changes.events:  # else its events were all recorded already
+            if applied.changes.events:  # else its events were all recorded already
                 kept.last_entry = self._write(
                     conn,
-                    book,
-                    changes,
-                    posted_by,
+                    kept.book,
+                    applied.changes,
+                    applied.posted_by,
                     added_sums=not sums,
                     last_entry=kept.last_entry,
                     sums=kept.sums,
                 )
-            keep_answers(conn, kept_answers)
-        return outcomes
+            keep_answers(conn, applied.kept_answers)
 
     def warm(self) -> None:
         """Load the book to post on ahead of the first write (a server starting): revision

@@ -474,8 +474,8 @@ def test_memory_does_not_grow_with_the_number_of_events(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the command
 
 
-def invoke(*args: Any) -> Any:
-    return CliRunner().invoke(app, [str(a) for a in args])
+def invoke(*args: Any, input: str | None = None) -> Any:
+    return CliRunner().invoke(app, [str(a) for a in args], input=input)
 
 
 def test_the_command_imports_streams(tmp_path: Path) -> None:
@@ -491,6 +491,32 @@ def test_the_command_imports_streams(tmp_path: Path) -> None:
     result = invoke("import", ndjson, "--db", db)
     assert result.exit_code == 0, result.output
     assert "4 event(s) applied, 20 already recorded" in result.output
+
+
+def test_the_command_imports_a_stream_from_standard_input(tmp_path: Path) -> None:
+    """``import -``: JSON lines by default, CSV with ``--format csv``, named ``<stdin>`` in
+    messages; a file's format is its suffix, so ``--format`` with a file is a usage error."""
+    db = tmp_path / "book.db"
+    (tmp_path / "plant.yaml").write_text(PLANT, encoding="utf-8")
+    assert invoke("import", tmp_path / "plant.yaml", "--db", db).exit_code == 0
+    lines = write_events(tmp_path / "a.jsonl", plant_events(8)).read_text(encoding="utf-8")
+    result = invoke("import", "-", "--db", db, input=lines)
+    assert result.exit_code == 0, result.output
+    assert "8 event(s) applied, 0 already recorded" in result.output
+    table = write_events(tmp_path / "b.csv", plant_events(12)).read_text(encoding="utf-8")
+    result = invoke("import", "-", "--db", db, "--format", "csv", input=table)
+    assert result.exit_code == 0, result.output
+    assert "4 event(s) applied, 8 already recorded" in result.output
+    before = dump_tables(Store(f"sqlite:///{db}", create=False))
+    bad = table.replace("2.05", "two", 1)
+    result = invoke("import", "-", "--db", db, "--format", "csv", input=bad)
+    assert result.exit_code == 2, result.output
+    assert "<stdin> row 2: event e0: unit_cost: expected a decimal" in result.output
+    result = invoke("import", "-", "--db", db, input=table)  # CSV read as JSON lines
+    assert result.exit_code == 2 and "<stdin>:1: malformed JSON" in result.output, result.output
+    result = invoke("import", tmp_path / "a.jsonl", "--db", db, "--format", "csv")
+    assert result.exit_code == 2 and "--format is for standard input" in result.output
+    assert dump_tables(Store(f"sqlite:///{db}", create=False)) == before
 
 
 def test_the_command_names_bad_rows_and_missing_books(tmp_path: Path) -> None:

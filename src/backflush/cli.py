@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import inspect
+import io
 import json
 import os
 import sys
@@ -293,13 +294,21 @@ def init(
     guarded(go, db=db)
 
 
+class PipedFormat(StrEnum):
+    """The formats ``import -`` reads from standard input (Parquet needs a file)."""
+
+    jsonl = "jsonl"
+    csv = "csv"
+
+
 @app.command("import")
 def import_(
     file: Annotated[
         Path,
         typer.Argument(
             help="Scenario YAML file, or an event stream into an existing book: JSON lines "
-            "(.jsonl, .ndjson), CSV (.csv) or Parquet (.parquet).",
+            "(.jsonl, .ndjson), CSV (.csv) or Parquet (.parquet); - reads a stream from "
+            "standard input (see --format).",
             show_default=False,
         ),
     ],
@@ -316,14 +325,25 @@ def import_(
             "simulation); without it they are refused as typos, as post and the API refuse them.",
         ),
     ] = False,
+    piped: Annotated[
+        PipedFormat | None,
+        typer.Option(
+            "--format",
+            help="The format of a stream read from standard input (-): jsonl (the default) or csv.",
+        ),
+    ] = None,
 ) -> None:
     """Import a scenario's master data and events, or a stream of events, into the book
     (one transaction: a bad row or a refused event writes nothing)."""
 
     def go() -> None:
-        if streams.is_stream(file):
+        stdin = str(file) == "-"
+        if piped is not None and not stdin:
+            fail("--format is for standard input (-): a file's format is its suffix", 2)
+        if stdin or streams.is_stream(file):
             store = Store(db, create=False)
-            imported = _import_stream(store, file, batch, allow_future)
+            kind = (piped or PipedFormat.jsonl) if stdin else None
+            imported = _import_stream(store, file, batch, allow_future, kind)
             out.print(
                 f"{imported.applied} event(s) applied, {imported.recorded} already recorded "
                 "(no change)"
@@ -440,10 +460,22 @@ class _DateOrder:
         return found
 
 
-def _import_stream(store: Store, file: Path, batch: int, allow_future: bool) -> Imported:
-    """The events of ``file`` (JSON lines, CSV, Parquet) streamed into the book, with a
-    progress bar on standard error."""
+def _import_stream(
+    store: Store, file: Path, batch: int, allow_future: bool, piped: PipedFormat | None
+) -> Imported:
+    """The events of ``file`` (JSON lines, CSV, Parquet; standard input in format ``piped``)
+    streamed into the book, with a progress bar on standard error."""
     order = _DateOrder()
+    read: Callable[[m.MasterData, m.Settings], Iterator[tuple[str, m.Event]]]
+    if piped is None:
+        name, total = file.name, streams.row_count(file)
+        read = partial(streams.read_events, file)
+    else:
+        name, total = "<stdin>", None
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:  # (a test runner's text stream)
+            stdin = io.BytesIO(sys.stdin.read().encode("utf-8"))
+        read = partial(streams.read_piped, name, stdin, piped.value)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -454,10 +486,10 @@ def _import_stream(store: Store, file: Path, batch: int, allow_future: bool) -> 
         transient=True,
         disable=not err.is_terminal,  # a log or a pipe: no bar (it left a blank line there)
     ) as progress:
-        task = progress.add_task(f"importing {file.name}", total=streams.row_count(file))
+        task = progress.add_task(f"importing {name}", total=total)
         try:
             return store.import_events(
-                partial(_stream_events, file, order),
+                partial(_stream_events, read, order),
                 batch=batch,
                 on_progress=lambda n: progress.update(task, advance=n),
                 refuse=None if allow_future else _ahead,
@@ -467,9 +499,12 @@ def _import_stream(store: Store, file: Path, batch: int, allow_future: bool) -> 
 
 
 def _stream_events(
-    file: Path, order: _DateOrder, settings: m.Settings, master: m.MasterData
+    read: Callable[[m.MasterData, m.Settings], Iterator[tuple[str, m.Event]]],
+    order: _DateOrder,
+    settings: m.Settings,
+    master: m.MasterData,
 ) -> Iterator[tuple[str, m.Event]]:
-    for where, event in streams.read_events(file, master, settings):
+    for where, event in read(master, settings):
         order.see(where, event)
         yield where, event
 

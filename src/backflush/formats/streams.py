@@ -23,11 +23,12 @@ then :class:`InputError` is raised (inside the import's transaction: nothing is 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from backflush.domain import model as m
 from backflush.formats.inputs import (
@@ -86,6 +87,21 @@ def read_json_lines(
     """The events of JSON lines read from ``lines`` (``post --file``, standard input
     included), as :func:`read_events` reads a ``.jsonl`` file."""
     return _events(name, _json_lines(name, lines), master, settings)
+
+
+#: The formats a stream may come in through a pipe (Parquet needs a file it can seek in).
+PIPED = ("jsonl", "csv")
+
+
+def read_piped(
+    name: str, data: IO[bytes], kind: str, master: m.MasterData, settings: m.Settings
+) -> Iterator[tuple[str, m.Event]]:
+    """The events of a stream read from ``data`` (standard input) in format ``kind`` (one of
+    :data:`PIPED`), as :func:`read_events` reads a file of that format."""
+    if kind == "csv":
+        text = io.TextIOWrapper(data, encoding="utf-8-sig", newline="")
+        return _events(name, _csv_stream(name, text), master, settings)
+    return read_json_lines(name, data, master, settings)
 
 
 def _events(
@@ -198,7 +214,7 @@ def _json_lines(name: str, lines: Iterable[bytes]) -> Iterator[Row]:
 # ---------------------------------------------------------------- CSV and Parquet
 
 
-def _check_columns(path: Path, where: str, names: list[str]) -> None:
+def _check_columns(where: str, names: list[str]) -> None:
     """A table's columns: event fields, each once."""
     if len(names) == 1 and (";" in names[0] or "\t" in names[0]):  # as a spreadsheet may save
         separator = "';'" if ";" in names[0] else "tabs"
@@ -240,26 +256,31 @@ def _csv_rows(path: Path) -> Iterator[Row]:
     except OSError as error:
         raise _cannot_read(path, error) from None
     with stream:
-        reader = csv.reader(stream, strict=True)  # a quote left open is an error, not the
-        number = 1  # rest of the file read into one cell
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise InputError([f"{path}: empty; expected a header row naming event fields"])
-            names = [name.strip() for name in header]
-            _check_columns(path, f"{path} row 1", names)
-            for number, cells in enumerate(reader, 2):  # (number read after the loop too)
-                where = f"{path} row {number}"
-                if not any(cell.strip() for cell in cells):
-                    continue
-                if len(cells) > len(names):
-                    yield where, f"{len(cells)} cells, but the header names {len(names)} columns"
-                    continue
-                yield where, _present(names, (cell.strip() for cell in cells))
-        except UnicodeDecodeError:
-            yield f"{path} row {number + 1}", "not UTF-8 text"
-        except csv.Error as error:
-            yield f"{path} row {number + 1}", f"malformed CSV: {error}"
+        yield from _csv_stream(str(path), stream)
+
+
+def _csv_stream(source: str, stream: Iterable[str]) -> Iterator[Row]:
+    """The rows of CSV text read from ``stream`` (named ``source`` in messages)."""
+    reader = csv.reader(stream, strict=True)  # a quote left open is an error, not the
+    number = 1  # rest of the file read into one cell
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise InputError([f"{source}: empty; expected a header row naming event fields"])
+        names = [name.strip() for name in header]
+        _check_columns(f"{source} row 1", names)
+        for number, cells in enumerate(reader, 2):  # (number read after the loop too)
+            where = f"{source} row {number}"
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) > len(names):
+                yield where, f"{len(cells)} cells, but the header names {len(names)} columns"
+                continue
+            yield where, _present(names, (cell.strip() for cell in cells))
+    except UnicodeDecodeError:
+        yield f"{source} row {number + 1}", "not UTF-8 text"
+    except csv.Error as error:
+        yield f"{source} row {number + 1}", f"malformed CSV: {error}"
 
 
 def _parquet_rows(path: Path) -> Iterator[Row]:
@@ -274,7 +295,7 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
         raise _cannot_read(path, error) from None
     with parquet:
         names = list(parquet.schema_arrow.names)
-        _check_columns(path, str(path), names)
+        _check_columns(str(path), names)
         number = 0
         batches = parquet.iter_batches(batch_size=PARQUET_ROWS)
         while True:

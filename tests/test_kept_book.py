@@ -529,10 +529,15 @@ def test_a_write_transaction_sends_its_writes_with_its_commit(
         store.close()
 
 
+#: Decimals whose text is not plain: an exponent, a negative zero, many digits.
+ODD_DECIMALS = [Decimal("-0.10"), Decimal("1E+3"), Decimal("-0.000"), Decimal("1234567.8901234")]
+
+
 @pytest.mark.postgres
 def test_a_few_rows_go_in_as_values_lists_of_few_shapes_in_order(pg_db_url: str) -> None:
     """Up to 64 rows are sent as VALUES lists of 64, 32, ..., 1 rows (statement texts few
-    enough to stay prepared), more as arrays: every row stored, in the order given."""
+    enough to stay prepared), more as arrays: every row stored, in the order given, its
+    decimals exact (sent as text, read by the server)."""
     from backflush.store.repository import _PG_WRITES, _insert, _pipelined
 
     store = opened(pg_db_url)
@@ -545,7 +550,7 @@ def test_a_few_rows_go_in_as_values_lists_of_few_shapes_in_order(pg_db_url: str)
                     "cause": "c",
                     "item": f"i{n % 3}",
                     "on_hand": Decimal(n) / 7,
-                    "in_process": Decimal("-0.10"),
+                    "in_process": ODD_DECIMALS[n % len(ODD_DECIMALS)],
                 }
                 for n in range(count)
             ]

@@ -361,16 +361,41 @@ def _pg_unnest(
             size = 1 << ((len(rows) - at).bit_length() - 1)  # the most that fits, a power of 2
             chunks.append(rows[at : at + size])
             at += size
+    numeric = _numeric_columns(table, columns)
     with _pipelined(conn):  # sent at once unless a pipeline is open already
         for chunk in chunks:
             few = len(chunk) <= VALUES_ROWS
             sql = _pg_statement(conn, table, columns, conflict, len(chunk) if few else 0)
+            by_column = [
+                [row[c] for row in chunk]
+                if c not in numeric
+                else [None if (v := row[c]) is None else str(v) for row in chunk]
+                for c in columns
+            ]
             parameters = (
-                tuple(row[c] for row in chunk for c in columns)
+                tuple(v for values in zip(*by_column, strict=True) for v in values)
                 if few
-                else tuple([row[c] for row in chunk] for c in columns)
+                else tuple(by_column)
             )
             conn.info[_PIPELINE].append((sql, parameters))
+
+
+def _numeric_columns(table: sa.Table, columns: tuple[str, ...]) -> frozenset[str]:
+    """Which of ``columns`` are NUMERIC: :func:`_pg_unnest` sends their decimals as text, for
+    the server to read (its statements cast each value to the column's type). The driver's
+    binary form of a Decimal costs it 0.8 µs a value, the text 0.25 µs: a third of a
+    posting's time in the driver."""
+    key = (table.name, columns)
+    found = _NUMERIC.get(key)
+    if found is None:
+        found = _NUMERIC[key] = frozenset(
+            c for c in columns if isinstance(table.c[c].type, sa.Numeric)
+        )
+    return found
+
+
+#: :func:`_numeric_columns` by table and columns.
+_NUMERIC: dict[tuple[str, tuple[str, ...]], frozenset[str]] = {}
 
 
 def _pg_statement(

@@ -332,8 +332,8 @@ def test_file_level_problems(plant_url: str, tmp_path: Path) -> None:
         "importing it again safe; a book that took unnamed events from an earlier version "
         "named them <file stem>:<row>)"
     ]
-    for separator, named in ((";", "';'"), ("\t", "tabs")):  # as a spreadsheet may save
-        other = tmp_path / "other.csv"
+    for separator, named in ((";", "';'"), ('";"', "';'"), ("\t", "tabs")):  # as saved
+        other = tmp_path / "other.csv"  # (the second quoted, which the CSV reader refuses)
         other.write_text(separator.join(["id", "type", "date"]) + "\nx;close;2026-01-31\n")
         with pytest.raises(InputError) as refused:
             stream(store, other)

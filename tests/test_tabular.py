@@ -434,7 +434,7 @@ def test_csv_header_problems(tmp_path: Path) -> None:
             "items.csv": "id,kind,colour,kind,conversion:\nCHIP,material,red,material,1\n",
             "boms.csv": "item,component\nROUTER,CHIP\n",
             "work_centers.csv": "work_center;name;element;rate\nASSY;Assembly;labor;30\n",
-            "routings.csv": "",
+            "routings.csv": "item\toperation\twork_center\nROUTER\t10\tASSY\n",
             "cost_sets.csv": "\n2027,2027-01-01,CHIP,,,2.50\n",
         },
     )
@@ -446,6 +446,11 @@ def test_csv_header_problems(tmp_path: Path) -> None:
         "boms.csv row 1: missing column quantity",
         "work_centers.csv row 1: columns separated by ';'; expected commas",
         "work_centers.csv row 1: missing column work_center",
+        "routings.csv row 1: columns separated by tabs; expected commas",
+        *(
+            f"routings.csv row 1: missing column {name}"
+            for name in ("item", "operation", "work_center", "run_hours")
+        ),
         "cost_sets.csv row 1: empty; the first row names the columns",
     ]
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
@@ -98,6 +99,8 @@ def read_piped(
 ) -> Iterator[tuple[str, m.Event]]:
     """The events of a stream read from ``data`` (standard input) in format ``kind`` (one of
     :data:`PIPED`), as :func:`read_events` reads a file of that format."""
+    if kind not in PIPED:
+        raise ValueError(f"kind: expected one of {', '.join(PIPED)}, got {kind!r}")
     if kind == "csv":
         text = io.TextIOWrapper(data, encoding="utf-8-sig", newline="")
         return _events(name, _csv_stream(name, text), master, settings)
@@ -216,9 +219,6 @@ def _json_lines(name: str, lines: Iterable[bytes]) -> Iterator[Row]:
 
 def _check_columns(where: str, names: list[str]) -> None:
     """A table's columns: event fields, each once."""
-    if len(names) == 1 and (";" in names[0] or "\t" in names[0]):  # as a spreadsheet may save
-        separator = "';'" if ";" in names[0] else "tabs"
-        raise InputError([f"{where}: columns separated by {separator}; expected commas"])
     problems = []
     seen: set[str] = set()
     for name in names:
@@ -261,13 +261,19 @@ def _csv_rows(path: Path) -> Iterator[Row]:
 
 def _csv_stream(source: str, stream: Iterable[str]) -> Iterator[Row]:
     """The rows of CSV text read from ``stream`` (named ``source`` in messages)."""
-    reader = csv.reader(stream, strict=True)  # a quote left open is an error, not the
-    number = 1  # rest of the file read into one cell
+    lines = iter(stream)
+    number = 0  # the last row read
     try:
-        header = next(reader, None)
-        if header is None:
+        first = next(lines, None)
+        if first is None:
             raise InputError([f"{source}: empty; expected a header row naming event fields"])
-        names = [name.strip() for name in header]
+        if "," not in first and (";" in first or "\t" in first):  # as a spreadsheet may save
+            separator = "';'" if ";" in first else "tabs"
+            raise InputError([f"{source} row 1: columns separated by {separator}; expected commas"])
+        # strict: a quote left open is an error, not the rest of the file read into one cell
+        reader = csv.reader(itertools.chain([first], lines), strict=True)
+        names = [name.strip() for name in next(reader)]
+        number = 1
         _check_columns(f"{source} row 1", names)
         for number, cells in enumerate(reader, 2):  # (number read after the loop too)
             where = f"{source} row {number}"

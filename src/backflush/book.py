@@ -668,12 +668,12 @@ class Book:
                 raise
         return applied
 
-    def records(self, event: Event) -> bool:
-        """Whether ``event`` is recorded already with the same content: posting it again is a
-        no-op, so a shell's checks of what is new (a date years ahead) do not apply to it."""
-        self._load_history([event])
-        seen = self.recorded.get(event.id)
-        return seen is not None and seen.fingerprint == fingerprint(event)
+    def recorded_ids(self, events: Sequence[Event]) -> set[str]:
+        """The ids of ``events`` the book records already (one read of its lookup): posting
+        one again is a no-op, or a conflict when its content differs, so a shell's checks of
+        what is new (a date years ahead) do not apply to it."""
+        self._load_history(list(events))
+        return {e.id for e in events if e.id in self.recorded}
 
     def _load_history(self, events: list[Event]) -> None:
         if self.history is None:

@@ -350,13 +350,13 @@ def import_(
             )
             return
         scenario = read_scenario(file)
-        store = Store(db)
         if not allow_future:
             ahead = [e for e in scenario.events if too_far_ahead(e.date) is not None]
-            sent = _recorded_as_sent(store, ahead)
+            recorded = _recorded_ids(db, ahead)
             for event in ahead:
-                if event.id not in sent:
+                if event.id not in recorded:
                     _check_not_ahead(scenario.sources.get(event.id, str(file)), event)
+        store = Store(db)
         try:
             applied = _import(store, scenario, batch)
         except PostingError as error:
@@ -421,13 +421,19 @@ def _ahead(where: str, event: m.Event) -> InputError | None:
     return InputError([f"{where}: event {event.id}: date: {problem}; --allow-future takes it"])
 
 
-def _recorded_as_sent(store: Store, events: Sequence[m.Event]) -> set[str]:
-    """Which of ``events`` the book records already with the same content (sent again: a
-    no-op, whatever its date); none when there is no book yet."""
+def _recorded_ids(book: Store | str, events: Sequence[m.Event]) -> set[str]:
+    """The ids of ``events`` the book (a store, or its URL) records already: sent again, such
+    an event is a no-op (or a conflict when it differs), whatever its date. None when there is
+    no book yet (and none is made)."""
     if not events:
         return set()
     try:
-        return store.recorded_as_sent(events)
+        store = book if isinstance(book, Store) else Store(book, create=False)
+        try:
+            return store.recorded_ids(e.id for e in events)
+        finally:
+            if store is not book:
+                store.close()
     except (StoreError, SQLAlchemyError):  # no book (yet): the import says so
         return set()
 
@@ -590,11 +596,11 @@ def post(
         else:
             fail("nothing to post: give --type and the event's fields, or --file", 2)
         far = [(where, e) for where, e in read if too_far_ahead(e.date) is not None]
-        sent = _recorded_as_sent(store, [e for _where, e in far])
+        recorded = _recorded_ids(store, [e for _where, e in far])
         ahead = [
             f"{where}: event {event.id}: date: {too_far_ahead(event.date)}"
             for where, event in far
-            if event.id not in sent
+            if event.id not in recorded
         ]
         if ahead:
             raise InputError(ahead)

@@ -646,8 +646,8 @@ def stored_answer(store: Store, key: Key) -> JSONResponse | None:
 
 def _events(book: Book, token: Token, raws: list[Any], batch: bool) -> list[m.Event]:
     """The events of the body, or a problem naming every bad field (pointer into the body).
-    An event the book records already with the same content is sent again: a no-op, whatever
-    its date."""
+    An event whose id the book records already is sent again (a no-op, or a conflict when it
+    differs), whatever its date."""
     settings, master = book.settings, book.master
     errors: list[dict[str, str]] = []
     found: list[m.Event] = []
@@ -669,10 +669,6 @@ def _events(book: Book, token: Token, raws: list[Any], batch: bool) -> list[m.Ev
                 pointer = f"{base}/{field}" if field != "event" else base
                 errors.append(field_error("body", field, detail, pointer))
             continue
-        ahead = too_far_ahead(event.date)
-        if ahead is not None and not book.records(event):
-            errors.append(field_error("body", "date", ahead, f"{base}/date"))
-            continue
         if not token.may_post(event.type):
             raise Problem(
                 403,
@@ -680,6 +676,10 @@ def _events(book: Book, token: Token, raws: list[Any], batch: bool) -> list[m.Ev
                 f"{token.role.token} may not post {event.type} events",
                 [field_error("body", "type", "not for this role", f"{base}/type")],
             )
+        ahead = too_far_ahead(event.date)
+        if ahead is not None and event.id not in book.recorded_ids([event]):
+            errors.append(field_error("body", "date", ahead, f"{base}/date"))
+            continue
         found.append(event)
     if errors:
         # in a batch the detail names each event by its pointer (/3/item), not just the field

@@ -80,8 +80,17 @@ def too_large(value: Decimal, limit: Decimal) -> str | None:
     """The complaint about ``value`` when its magnitude is not below ``limit``, else None."""
     if value.is_finite() and value.adjusted() < limit.adjusted() + 1 and abs(value) < limit:
         return None  # (adjusted() first: abs() of 1e999999999999 overflows the context)
-    shown = fmt(value) if value.adjusted() < 40 else f"{value:E}"
-    return f"too large, got {shown}; expected less than 10^{limit.adjusted()} in absolute value"
+    limited = f"expected less than 10^{limit.adjusted()} in absolute value"
+    return f"too large, got {shown(value)}; {limited}"
+
+
+def shown(value: Decimal) -> str:
+    """``value`` as an error message shows it: as :func:`fmt` writes it (``0.00000001``, not
+    ``1E-8``) unless that takes more than 40 digits (``1E-999999`` would take a million: a
+    message must not be an input's size many times over)."""
+    if not value.is_finite() or not -40 < value.adjusted() < 40:
+        return f"{value:E}"
+    return clipped(fmt(value), 60)
 
 
 class InputError(ValueError):
@@ -1194,23 +1203,23 @@ def build_event(
             continue
         if name == "amount":
             if value <= 0:
-                problems.append(f"{label}: amount: expected more than zero, got {fmt(value)}")
+                problems.append(f"{label}: amount: expected more than zero, got {shown(value)}")
             if decimals(value) > money:
                 problems.append(
-                    f"{label}: amount: {fmt(value)} has more decimals than {settings.currency} "
+                    f"{label}: amount: {shown(value)} has more decimals than {settings.currency} "
                     f"allows ({money})"
                 )
             continue
         limit = PRICE_DECIMALS if name.startswith("unit_") else QUANTITY_DECIMALS
         if decimals(value) > limit:
-            problems.append(f"{label}: {name}: {fmt(value)} has more than {limit} decimals")
+            problems.append(f"{label}: {name}: {shown(value)} has more than {limit} decimals")
         if name in ("unit_cost", "unit_price", "unit_value", "scrapped") or (
             name == "quantity" and model.type in ("count", "completion")
         ):
             if value < 0:
-                problems.append(f"{label}: {name}: expected zero or more, got {fmt(value)}")
+                problems.append(f"{label}: {name}: expected zero or more, got {shown(value)}")
         elif value <= 0:
-            problems.append(f"{label}: {name}: expected more than zero, got {fmt(value)}")
+            problems.append(f"{label}: {name}: expected more than zero, got {shown(value)}")
     if model.type == "completion" and not problems and values["quantity"] + values["scrapped"] <= 0:
         problems.append(f"{label}: quantity: a completion needs good or scrapped units")
     if problems:

@@ -680,12 +680,6 @@ class _Applied:
     kept_answers: list[tuple[Key, Answer]]
     #: A posting's ``done`` was called: it may have written something.
     answered: bool
-    #: The events the group recorded or read, with their reversals.
-    recorded: dict[str, Recorded]
-    #: The answers the group kept, by (owner, key): (request digest, answer).
-    answers: dict[tuple[str, str], tuple[str, Answer]]
-    #: Who recorded each event of the group.
-    recorded_in_group: dict[str, str | None]
 
 
 #: What :meth:`Store._post_group` answers for a posting that closes or reopens a period when
@@ -1639,27 +1633,21 @@ class Store:
         group: Sequence[tuple[int, Posting[Any]]],
         *,
         sums: bool,
-        before: _Applied | None = None,
     ) -> _Applied:
         """Each posting of ``group`` on the book (what it refuses refuses it alone, unless it
-        changed the book: :class:`_Refused`). ``before``: the group posted before, not
-        committed yet, whose events and answers the database does not hold yet."""
+        changed the book: :class:`_Refused`)."""
         book = kept.book
         outcomes: dict[int, Any] = {}
-        if before is not None:
-            book.recorded.update(before.recorded)
-        known = [i for _index, p in group for i in p.ids if i not in book.recorded]
+        known = [i for _index, posting in group for i in posting.ids]
         assert book.history is not None  # bound to this transaction by the caller
         book.recorded.update(book.history(known))  # one read for the group
         if sums:
             _load_period_sums(conn, book)
         answers = _answers(conn, [p.key for _i, p in group if p.key is not None])
-        if before is not None:
-            answers.update(before.answers)
         kept_answers: list[tuple[Key, Answer]] = []
         posted_by: list[str | None] = []
         answered = False  # a posting's done was called: it may have written something
-        recorded_in_group = {} if before is None else dict(before.recorded_in_group)
+        recorded_in_group: dict[str, str | None] = {}
         conn.info[RECORDED_IN_GROUP] = recorded_in_group
         for index, posting in group:
             try:
@@ -1703,17 +1691,7 @@ class Store:
             for record in book.changes.events[len(posted_by) :]:
                 recorded_in_group[record.event.id] = posting.recorded_by
             posted_by += [posting.recorded_by] * (len(book.changes.events) - len(posted_by))
-        changes = book.take_changes()
-        return _Applied(
-            outcomes,
-            changes,
-            posted_by,
-            kept_answers,
-            answered,
-            dict(book.recorded),
-            {(k.owner, k.key): (k.digest, answer) for k, answer in kept_answers},
-            recorded_in_group,
-        )
+        return _Applied(outcomes, book.take_changes(), posted_by, kept_answers, answered)
 
     def _write_applied(
         self, conn: Connection, kept: _Kept, applied: _Applied, *, sums: bool
@@ -1808,8 +1786,8 @@ class Store:
         the next batch does not need is dropped after each (:func:`_forget`), so
         memory does not grow with the number of events. An event the rules refuse raises
         its :class:`PostingError` with where it was read. ``refuse``: a shell's own check of
-        an event and where it was read (what it answers is raised), skipped for an event the
-        book records already with the same content (sent again: a no-op)."""
+        an event and where it was read (what it answers is raised), skipped for an event whose
+        id the book records already (sent again: a no-op, or a conflict when it differs)."""
         if batch < 1:
             raise ValueError(f"batch: expected 1 or more, got {batch}")
         applied = recorded = 0
@@ -1854,15 +1832,14 @@ class Store:
         self._write(conn, book, changes)
         _forget(book, importing=True)
 
-    def recorded_as_sent(self, events: Sequence[m.Event]) -> set[str]:
-        """The ids of ``events`` the book records already with the same content (posting them
-        again is a no-op)."""
-        prints = {e.id: fingerprint(e) for e in events if is_reference(e.id)}
+    def recorded_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` name events the book records."""
+        wanted = sorted({i for i in ids if is_reference(i)})  # (no id holds a NUL)
         found: set[str] = set()
         with self.transaction() as conn:
-            for chunk in _chunks(sorted(prints), 500):
-                query = sa.select(t.events.c.id, t.events.c.payload).where(t.events.c.id.in_(chunk))
-                found.update(row.id for row in conn.execute(query) if prints[row.id] == row.payload)
+            for chunk in _chunks(wanted, 500):
+                query = sa.select(t.events.c.id).where(t.events.c.id.in_(chunk))
+                found.update(conn.execute(query).scalars())
         return found
 
     def has_event(self, event_id: str) -> bool:
@@ -2323,11 +2300,13 @@ def _refused(
     book: Book,
 ) -> None:
     """Raise what ``refuse`` answers for an event of ``chunk`` (see :meth:`Store.import_events`)
-    that ``book`` does not record already with the same content."""
-    for where, event in chunk:
-        error = refuse(where, event)
-        if error is not None and not book.records(event):
-            raise error
+    whose id ``book`` does not record already."""
+    flagged = [(e, error) for where, e in chunk if (error := refuse(where, e)) is not None]
+    if flagged:
+        recorded = book.recorded_ids([event for event, _ in flagged])
+        for event, error in flagged:
+            if event.id not in recorded:
+                raise error
 
 
 def _located(error: PostingError, chunk: Sequence[tuple[str, m.Event]]) -> PostingError:

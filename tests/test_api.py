@@ -7,6 +7,7 @@ import ast
 import datetime as dt
 import html
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -195,6 +196,17 @@ def test_openapi_document(service: Service) -> None:
     assert close["requestBody"]["required"] is False
     (key,) = [p for p in found["paths"]["/events"]["post"]["parameters"] if p["in"] == "header"]
     assert key["schema"]["pattern"] == "^[\\x21-\\x7e]{1,200}$"
+    # Patterns as a client's JSON Schema validator reads them (ECMA-262, with or without its
+    # "u" flag): escapes \xHH and \uHHHH only, never Python's \UHHHHHHHH.
+    patterns = set(re.findall(r'"pattern": ("(?:[^"\\\\]|\\\\.)*")', json.dumps(found)))
+    assert len(patterns) >= 5
+    for pattern in (json.loads(p) for p in patterns):
+        assert not re.search(r"\\[UxN]\{|\\U", pattern), pattern
+        compiled = re.compile(pattern)
+        if "\\x00-\\x1f" in pattern:  # an id's
+            assert all(compiled.search(i) for i in ("c-1", "WO-42", "line1-000042")), pattern
+    event_id = completion["properties"]["id"]["pattern"]
+    assert not re.match(event_id, "a\u200bb") and re.match(event_id, "c-1")
 
 
 # ---------------------------------------------------------------- posting

@@ -174,12 +174,17 @@ _CONTROL = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
 #: Nor, in an id given now, an invisible character (Unicode's format characters and default
 #: ignorables: zero-width spaces and joiners, soft hyphens, byte order marks, variation
 #: selectors, fillers, tags) or a line or paragraph separator.
-_UNPRINTABLE = _CONTROL + (
+_INVISIBLE = (
     r"\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160"
     r"\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028\u2029\u2060-\u206f\u3164"
-    r"\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    r"\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+)
+#: (those past U+FFFF, which a JSON Schema pattern, ECMA-262's, writes only with its "u" flag)
+_INVISIBLE_ASTRAL = (
+    r"\U000110bd\U000110cd\U00013430-\U0001343f"
     r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
 )
+_UNPRINTABLE = _CONTROL + _INVISIBLE + _INVISIBLE_ASTRAL
 
 
 def _id_pattern(refused: str) -> str:
@@ -188,9 +193,17 @@ def _id_pattern(refused: str) -> str:
     return rf"^[^\s{refused}]([^{refused}]*[^\s{refused}])?$"
 
 
-#: The id of what is made now: an item, a work center, a cost set, an event, an order.
+#: The id of what is made now: an item, a work center, a cost set, an event, an order. (The
+#: OpenAPI document gives clients the pattern without the characters past U+FFFF, in escapes
+#: every ECMA-262 regex reads: the server still refuses those.)
 Identifier = Annotated[
-    str, Field(min_length=1, max_length=ID_LENGTH, pattern=_id_pattern(_UNPRINTABLE))
+    str,
+    Field(
+        min_length=1,
+        max_length=ID_LENGTH,
+        pattern=_id_pattern(_UNPRINTABLE),
+        json_schema_extra={"pattern": _id_pattern(_CONTROL + _INVISIBLE)},
+    ),
 ]
 #: An id naming what the book holds (an event's item, the event a reversal takes back): as an
 #: :data:`Identifier`, except that what a book took before invisible characters were refused

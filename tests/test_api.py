@@ -588,6 +588,10 @@ def test_hostile_input_is_a_problem_not_a_crash(service: Service) -> None:
     for path in ("/journal?after=99999999999999999999999", "/events/a%00b", "/events/a%E2%80%AEb"):
         response = service.client.get(path, headers=writer)
         assert response.status_code in (404, 422), (path, response.text)
+    for day in ("0", "20260101", "2026-1-5", "２０２６-01-05"):  # not read as a Unix time
+        response = service.client.get(f"/items/W?date={day}", headers=writer)
+        (error,) = _problem(response, 422)["errors"]
+        assert error["field"] == "date" and "expected a date YYYY-MM-DD" in error["detail"]
     assert dump_tables(service.store) == before
 
 

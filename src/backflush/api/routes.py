@@ -556,7 +556,8 @@ def add_routes(
         item_id: str,
         _token: Reader,
         on: Annotated[
-            dt.date | None, Query(alias="date", description="Standards on (default today).")
+            Date | None,
+            Query(alias="date", description="Standards on, YYYY-MM-DD (default today)."),
         ] = None,
     ) -> dict[str, Any]:
         """An item, its BOM and routing versions, its standard rolled up and indented BOM."""

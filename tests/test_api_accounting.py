@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from backflush.api.tokens import Role
+from backflush.api.tokens import Role, create_token
 from helpers import dump_tables
 from test_api import COMPLETION, Service, _problem, service
 
@@ -169,6 +169,23 @@ def test_an_exception_resolved_with_a_reason(service: Service) -> None:
     assert (row["status"], row["reason"]) == ("written off", "found on the shelf")
     again = _post(service, "/exceptions/c40/M/shortage/resolve", body)
     assert (again.status_code, again.json()["applied"]) == (200, False)
+    # Sent again without its date (today's by default) by another accountant: as recorded,
+    # on whatever day, naming who wrote it off.
+    _, secret = create_token(service.store, "accountant-2", Role.accountant)
+    before = dump_tables(service.store)
+    again = service.client.post(
+        "/exceptions/c40/M/shortage/resolve",
+        json={"reason": "found on the shelf"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert again.status_code == 200, again.text
+    assert again.json() == {
+        "id": "write-off:c40/M",
+        "type": "write_off",
+        "applied": False,
+        "recorded_by": "accountant",
+    }
+    assert dump_tables(service.store) == before
 
 
 def test_a_resolve_sent_again_is_answered_under_the_write_off_made(service: Service) -> None:

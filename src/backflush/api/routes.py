@@ -403,8 +403,7 @@ def add_routes(
             book = store.load()
             done = book.closed.get(period)
             if done is not None and body.id in (None, done.close_event):
-                answer = {"id": done.close_event, "type": "close", "applied": False}
-                return JSONResponse({**answer, "recorded_by": token.name}, status_code=200)
+                return _already(store, done.close_event, "close")
             event_id = body.id or _close_id(book, period)
             return {"id": event_id, "type": "close", "period": period, "date": end.isoformat()}
 
@@ -512,12 +511,18 @@ def add_routes(
         raw = await _body(request)
         body: ResolveBody = _parsed(raw, ResolveBody)
 
-        def go() -> dict[str, Any]:
+        def go() -> dict[str, Any] | JSONResponse:
+            found = base.request_key(token, idempotency, request, raw)
+            if found is not None and (replay := base.stored_answer(store, found)) is not None:
+                return replay
             book = store.load()
             # written off: the same request again is answered as recorded, under the id of
-            # the write-off made (one made before ids were write_off_id's, or given its own)
+            # the write-off made (one made before ids were write_off_id's, or given its own);
+            # without a date, whatever day it is sent again (the date is the write-off's)
             event_id, item, _kind = exception(book, key, "written off")
             made = book.write_off_of(event_id, item)
+            if made is not None and body.date is None and body.id in (None, made):
+                return _already(store, made, "write_off")
             return {
                 "id": body.id or made or write_off_id(event_id, item),
                 "type": "write_off",
@@ -743,6 +748,15 @@ def _input_problem(error: InputError) -> Problem:
         else:
             errors.append(field_error("body", "body", text))
     return invalid(errors, f"refused; nothing was written: {'; '.join(error.problems[:5])}")
+
+
+def _already(store: Store, event_id: str, kind: str) -> JSONResponse:
+    """The answer to a request whose event the book records already (200: no change), naming
+    who recorded it."""
+    with store.transaction() as conn:
+        recorded_by = base._recorded_by(conn, [event_id]).get(event_id)
+    answer = {"id": event_id, "type": kind, "applied": False, "recorded_by": recorded_by}
+    return JSONResponse(answer, status_code=200)
 
 
 def _close_id(book: Book, period: str) -> str:

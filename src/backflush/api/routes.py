@@ -639,6 +639,7 @@ def add_routes(
         tags=["master"],
         status_code=201,
         openapi_extra=base._body_schema(ReleaseBody),
+        responses={200: {"description": "Released already on that date: no change"}},
     )
     async def release_cost_set(
         name: str, request: Request, token: Accountant, key: IdempotencyKey = None
@@ -659,6 +660,19 @@ def add_routes(
                     [field_error("path", "name", "not a cost set of the book")],
                 )
             found = master.cost_sets[name]
+            if found.effective is not None:  # sent again (as recorded), or a conflict
+                asked = base.request_key(token, key, request, raw)
+                if asked is not None and (replay := base.stored_answer(store, asked)):
+                    return replay
+                if found.effective == body.effective:
+                    return JSONResponse(_released(name, found.effective, found), status_code=200)
+                raise Problem(
+                    409,
+                    "conflict",
+                    f"cost set {name} is released already, effective {found.effective}; "
+                    "release a new cost set for another date",
+                    [field_error("body", "effective", f"released effective {found.effective}")],
+                )
 
             def write(keep: Callable[[Connection, dict[str, Any], int], None]) -> None:
                 def also(conn: Connection) -> None:

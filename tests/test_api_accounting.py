@@ -98,6 +98,8 @@ def test_close_reopen_and_the_checklist(service: Service) -> None:
     assert reopened.status_code == 201, reopened.text
     assert reopened.json()["id"] == "reopen-2026-01-1"
     assert _post(service, "/events", {**COMPLETION, "id": "late"}, Role.operator).is_success
+    old = _post(service, "/periods/2026-01/close", {"id": "close-2026-01"})  # reopened since
+    assert "2026-01 is open (reopened since)" in _problem(old, 409)["detail"]
     closed = _post(service, "/periods/2026-01/close", {}, **{"Idempotency-Key": "close-jan-2"})
     assert (closed.status_code, closed.json()["id"]) == (201, "close-2026-01-2")
     with service.store.engine.connect() as conn:

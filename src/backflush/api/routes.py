@@ -404,6 +404,16 @@ def add_routes(
             done = book.closed.get(period)
             if done is not None and body.id in (None, done.close_event):
                 return _already(store, done.close_event, "close")
+            if body.id is not None and body.id in store.recorded_ids([body.id]):
+                # (the same close again would be a no-op, and leave the period as it is)
+                state = "open" if done is None else f"closed by {done.close_event}"
+                raise Problem(
+                    409,
+                    "conflict",
+                    f"event {body.id} is recorded already, and {period} is {state} (reopened "
+                    "since): close it under a new id, or none",
+                    [field_error("body", "id", "recorded already", "/id")],
+                )
             event_id = body.id or _close_id(book, period)
             return {"id": event_id, "type": "close", "period": period, "date": end.isoformat()}
 

@@ -97,6 +97,12 @@ def test_close_reopen_and_the_checklist(service: Service) -> None:
     )
     assert reopened.status_code == 201, reopened.text
     assert reopened.json()["id"] == "reopen-2026-01-1"
+    for again in ({"reason": "late count"}, {"reason": "late count", "date": "2026-02-01"}):
+        answer = _post(service, "/periods/2026-01/reopen", again)  # sent again: as recorded
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["id"], answer.json()["applied"]) == ("reopen-2026-01-1", False)
+    other = _post(service, "/periods/2026-01/reopen", {"reason": "another"})
+    assert "nothing to reopen" in _problem(other, 422)["detail"]
     assert _post(service, "/events", {**COMPLETION, "id": "late"}, Role.operator).is_success
     old = _post(service, "/periods/2026-01/close", {"id": "close-2026-01"})  # reopened since
     assert "2026-01 is open (reopened since)" in _problem(old, 409)["detail"]

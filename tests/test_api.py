@@ -244,7 +244,12 @@ def test_a_completion_posted_shows_in_the_trial_balance_with_who_posted_it(
     # drill-down
     response = service.client.get("/events/c1", headers=service.as_(Role.viewer))
     assert response.status_code == 200
-    assert response.json()["event"]["id"] == "c1"
+    event = response.json()["event"]
+    assert (event["id"], event["recorded_by"]) == ("c1", "operator")  # (an auditor asks)
+    recorded = dt.datetime.fromisoformat(event["recorded_at"])
+    assert abs(recorded - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
+    imported = service.client.get("/events/p1", headers=service.as_(Role.viewer)).json()
+    assert imported["event"]["recorded_by"] is None  # (not through the API)
     _problem(service.client.get("/events/nope", headers=service.as_(Role.viewer)), 404)
 
 

@@ -3,8 +3,10 @@ standard used, and the component quantities (``backflush explain``). Figures wor
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from contextlib import closing
 from decimal import Decimal
@@ -285,10 +287,13 @@ def test_explain_prints_the_trail_and_its_json_round_trips(tmp_path: Path, versi
     text = result.stdout
     assert "Event feb" in text and "effective 2026-02-01" in text and "Check: agrees" in text
     assert "10 x 3.3 = 33" in text and "76.00" in text
+    assert re.search(r"recorded\W+20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC", text), text
     result = cli("explain", "--db", db, "feb", "--json")
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout, parse_float=Decimal)
     assert document == json.loads(json.dumps(drilldown_document(drilldown(versions, event="feb"))))
+    recorded = dt.datetime.fromisoformat(document["event"].pop("recorded_at"))
+    assert recorded.tzinfo is not None and document["event"].pop("recorded_by") is None
     assert document["event"] == {
         "id": "feb", "type": "completion", "date": "2026-02-10",
         "fields": {"date": "2026-02-10", "item": "F", "quantity": "10", "scrapped": "0"},
@@ -308,7 +313,12 @@ def test_explain_prints_the_trail_and_its_json_round_trips(tmp_path: Path, versi
     assert not any(isinstance(v, float) for v in _leaves(document))
     number = document["entries"][0]["entry_no"]
     by_entry = json.loads(cli("explain", "--db", db, "--entry", number, "--json").stdout)
-    assert by_entry == {"entry_no": number, **document}
+    assert by_entry["event"].pop("recorded_at") == recorded.isoformat()
+    assert by_entry == {
+        "entry_no": number,
+        **document,
+        "event": {**document["event"], "recorded_by": None},
+    }
 
 
 def _leaves(value: Any) -> list[Any]:
@@ -359,7 +369,10 @@ def test_the_same_drilldown_on_postgresql(tmp_path: Path, pg_db_url: str) -> Non
         closing(imported(pg_db_url, sc)) as pg,
     ):
         for event in sc.events:
-            on_sqlite, on_pg = drilldown(lite, event=event.id), drilldown(pg, event=event.id)
+            on_sqlite, on_pg = (  # (each book recorded its events when it was made)
+                dataclasses.replace(drilldown(book, event=event.id), recorded_at=None)
+                for book in (lite, pg)
+            )
             assert on_pg == on_sqlite, event.id
             assert drilldown_document(on_pg) == drilldown_document(on_sqlite), event.id
         _, numbered, _ = pg.numbered_snapshot()

@@ -163,6 +163,9 @@ class Drilldown:
     check: Check
     #: The entry number asked for (None: asked by event id).
     entry_no: int | None = None
+    #: When it was recorded, and by whom (see :class:`EventTrail`).
+    recorded_at: dt.datetime | None = None
+    recorded_by: str | None = None
 
     @property
     def balanced(self) -> bool:
@@ -217,6 +220,8 @@ def explain(trail: EventTrail, entry_no: int | None = None) -> Drilldown:
         trail.order,
         check,
         entry_no,
+        trail.recorded_at,
+        trail.recorded_by,
     )
 
 
@@ -586,6 +591,8 @@ def drilldown_document(found: Drilldown) -> dict[str, Any]:
             "date": event.date.isoformat(),
             "fields": dict(found.fields),
             **({"reversed_by": found.reversed_by} if found.reversed_by else {}),
+            "recorded_at": None if found.recorded_at is None else found.recorded_at.isoformat(),
+            "recorded_by": found.recorded_by,
         },
         "entries": [
             {
@@ -743,6 +750,9 @@ def drilldown_report(found: Drilldown) -> RenderableType:
             head.add_row(escape(name), escape(value))
     if found.reversed_by:
         head.add_row("reversed by", escape(found.reversed_by), style="yellow")
+    if found.recorded_at is not None:
+        by = f" by {escape(found.recorded_by)}" if found.recorded_by else ""
+        head.add_row("recorded", f"{found.recorded_at:%Y-%m-%d %H:%M:%S %Z}".strip() + by)
     if found.order is not None:
         head.add_row(
             "production order",

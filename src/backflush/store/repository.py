@@ -573,6 +573,10 @@ class EventTrail:
     order: m.ProductionOrder | None
     #: Of those, the ones written off: (item, kind, written off by, reason).
     written_off: tuple[tuple[str, str, str, str], ...] = ()
+    #: When it was recorded, and by whom (an API token's name; None: the command line, or
+    #: a book older than the column).
+    recorded_at: dt.datetime | None = None
+    recorded_by: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -1501,6 +1505,8 @@ class Store:
                 shortages,
                 _order_from_row(order_row) if order_row is not None else None,
                 written_off,
+                _utc(row.recorded_at),
+                row.recorded_by,
             )
 
     def summary(self) -> tuple[Book, JournalSummary, int]:
@@ -2307,6 +2313,13 @@ def _refused(
         for event, error in flagged:
             if event.id not in recorded:
                 raise error
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A time the book stored (always UTC), with its zone: SQLite gives it back without."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
 
 
 def _located(error: PostingError, chunk: Sequence[tuple[str, m.Event]]) -> PostingError:

@@ -514,6 +514,8 @@ def test_the_command_imports_a_stream_from_standard_input(tmp_path: Path) -> Non
     assert "<stdin> row 2: event e0: unit_cost: expected a decimal" in result.output
     result = invoke("import", "-", "--db", db, input=table)  # CSV read as JSON lines
     assert result.exit_code == 2 and "<stdin>:1: malformed JSON" in result.output, result.output
+    result = invoke("import", "-", "--db", db, input="PAR1\x15\x04")  # as a pipe would give
+    assert result.exit_code == 2 and "<stdin>: Parquet data; import a Parquet file" in result.output
     result = invoke("import", tmp_path / "a.jsonl", "--db", db, "--format", "csv")
     assert result.exit_code == 2 and "--format is for standard input" in result.output
     assert dump_tables(Store(f"sqlite:///{db}", create=False)) == before

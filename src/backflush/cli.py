@@ -329,7 +329,8 @@ def import_(
         PipedFormat | None,
         typer.Option(
             "--format",
-            help="The format of a stream read from standard input (-): jsonl (the default) or csv.",
+            help="The format of a stream read from standard input (-): jsonl (the default) "
+            "or csv (Parquet is read from a file).",
         ),
     ] = None,
 ) -> None:

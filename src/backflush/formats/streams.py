@@ -101,6 +101,12 @@ def read_piped(
     :data:`PIPED`), as :func:`read_events` reads a file of that format."""
     if kind not in PIPED:
         raise ValueError(f"kind: expected one of {', '.join(PIPED)}, got {kind!r}")
+    if not isinstance(data, io.BufferedReader):  # (one that can peek)
+        data = io.BufferedReader(data)  # type: ignore[type-var]
+    if data.peek(4)[:4] == b"PAR1":  # how Parquet data opens
+        raise InputError(
+            [f"{name}: Parquet data; import a Parquet file by its name (FILE.parquet)"]
+        )
     if kind == "csv":
         text = io.TextIOWrapper(data, encoding="utf-8-sig", newline="")
         return _events(name, _csv_stream(name, text), master, settings)

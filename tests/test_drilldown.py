@@ -396,3 +396,23 @@ def test_a_summary_entry_names_its_events_as_they_are() -> None:
     console.print(summary_entry_report(found))
     text = console.export_text()
     assert "h:A:2, conv:ok:1" in text
+
+
+def test_the_basis_of_scrapped_units_names_their_unit_standard(tmp_path: Path) -> None:
+    """2 F scrapped, each of 3 M at 2.00: the usage variance's basis is 2 x 3 M x 2 (it read
+    '2 scrapped x 3 M x', the unit standard left out)."""
+    scenario = parse_scenario(
+        VERSIONS.split("boms:")[0]
+        + "boms:\n  - {item: F, lines: [{component: M, quantity: '3'}]}\nevents:\n"
+        "  - {id: buy, date: 2026-01-05, type: purchase, item: M, quantity: '100', "
+        "unit_cost: '2.00'}\n"
+        "  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: '5', "
+        "scrapped: '2'}\n",
+        "scrap.yaml",
+    )
+    with closing(imported(f"{tmp_path}/book.db", scenario)) as store:
+        found = drilldown(store, event="c1")
+    assert found.check.status == "agrees"
+    (usage,) = [a for a in found.check.amounts if a.account is Account.MATERIAL_USAGE_VARIANCE]
+    assert usage.expected == D("12.00")
+    assert usage.basis == ("2 scrapped x 3 M x 2",)

@@ -367,8 +367,10 @@ def _completion(
             consumed += found.holding(parts, good * req.quantity, -1, what)
         if scrapped:
             what = f"{fmt(scrapped)} scrapped x {fmt(req.quantity)} {req.component} x"
-            value = found.holding(without_conversion(parts), scrapped * req.quantity, -1, what)
-            found.add(Account.MATERIAL_USAGE_VARIANCE, value, what, item=item)
+            bare = without_conversion(parts)
+            value = found.holding(bare, scrapped * req.quantity, -1, what)
+            unit = sum((amount for _account, _element, amount in bare), ZERO)
+            found.add(Account.MATERIAL_USAGE_VARIANCE, value, f"{what} {fmt(unit)}", item=item)
     if costed and good:
         if not reqs:
             found.add(

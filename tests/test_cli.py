@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -838,3 +839,41 @@ def test_an_id_a_book_took_before_invisible_characters_were_refused_is_still_nam
                       "--date", "2026-03-03", "--item", "PCB", "--quantity", "1",
                       "--unit-cost", "12")  # fmt: skip
     assert "no control, bidirectional or invisible characters" in message
+
+
+UNSOLD = """\
+book: {name: PS, currency: USD, triggers: purchase+sale, disposition: prorate,
+       inventory_unsold_conversion: true}
+items:
+  - {id: M, kind: material, standard_cost: "4.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: {labor: "6.00"}}}
+boms: [{item: F, lines: [{component: M, quantity: "1"}]}]
+events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: "100", unit_cost: "4.00"}
+  - {id: c1, date: 2026-01-05, type: completion, item: F, quantity: "100"}
+  - {id: s1, date: 2026-01-10, type: sale, item: F, quantity: "50", unit_price: "20.00"}
+  - {id: l1, date: 2026-01-31, type: conversion, amount: "800.00", element: labor}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+"""
+
+
+def test_the_valuation_counts_unsold_conversion_inventoried_off_the_books_once(
+    tmp_path: Path,
+) -> None:
+    """50 F unsold hold 300.00 of conversion off the books item by item, which the close put on
+    the books: the off-books total is 0.00 (as the JSON nets it), not 300.00 counted on both
+    sides, on the screen and in CSV and HTML."""
+    db, scenario = tmp_path / "book.db", tmp_path / "ps.yaml"
+    scenario.write_text(UNSOLD, encoding="utf-8")
+    ok("import", scenario, "--db", db)
+    found = parse(ok("report", "--db", db, "--json"))
+    assert sum(Decimal(v) for v in found["off_book"].values()) == 0
+    text = ok("report", "--db", db, "--what", "valuation")
+    assert re.search(r"inventoried at close\W+-300\.00", text), text
+    assert re.search(r"total\W+200\.00\W+0\.00", text), text
+    ok("report", "--db", db, "--csv", tmp_path / "csv")
+    rows = (tmp_path / "csv" / "valuation.csv").read_text(encoding="utf-8").splitlines()
+    assert "inventoried at close,,,,,,,-300.00" in rows and "total,,,,,,200.00,0.00" in rows
+    ok("report", "--db", db, "--html", tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert re.search(r"inventoried at close</td>(<td[^>]*></td>)*<td[^>]*>-300\.00", html)

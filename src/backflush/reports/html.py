@@ -24,9 +24,11 @@ from backflush.reports.document import gross_margin
 from backflush.reports.statements import ROWS as STATEMENT_ROWS
 from backflush.reports.statements import statements
 from backflush.reports.tables import (
+    INVENTORIED_OFF,
     _amount,
     _quantity,
     _unit,
+    unsold_conversion_inventoried,
     valuation,
     valuation_reconciliation,
 )
@@ -127,6 +129,10 @@ def context(book: Book, events: int) -> dict[str, object]:
                 ],
             )
         )
+    inventoried = unsold_conversion_inventoried(book)
+    if inventoried:  # (see tables.INVENTORIED_OFF)
+        off_total -= inventoried
+        stock.append(Row(INVENTORIED_OFF, ["", "", "", "", "", amount(-inventoried, currency)]))
     stock.append(
         Row(
             "total",

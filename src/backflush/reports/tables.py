@@ -208,8 +208,12 @@ def valuation_table(book: Book, items: Callable[[str], bool] | None = None) -> T
             _amount(row.on_books, currency),
             _amount(row.off_books, currency, True),
         )
-    table.add_section()
     blank = [""] * (len(numeric) - 2)
+    inventoried = unsold_conversion_inventoried(book) if items is None else ZERO
+    if inventoried:  # off the books item by item, on them since a close
+        off_total -= inventoried
+        table.add_row(INVENTORIED_OFF, "", *blank, "", _amount(-inventoried, currency, True))
+    table.add_section()
     table.add_row(
         "total", "", *blank, _amount(on_total, currency), _amount(off_total, currency), style="bold"
     )
@@ -256,6 +260,11 @@ def valuation_reconciliation(book: Book, on_books: Decimal) -> list[tuple[str, s
     if on_accounts != total:
         rows.append(("rounding of postings", "", on_accounts - total))
     return rows
+
+
+#: The row that takes the unsold conversion a close inventoried out of the stock's off-books
+#: total (the items' rows count it off the books; the reconciliation, on them).
+INVENTORIED_OFF = "inventoried at close"
 
 
 def unsold_conversion_inventoried(book: Book) -> Decimal:

@@ -17,7 +17,12 @@ from backflush.formats.output import written
 from backflush.reports.analysis import margins, variance_rows
 from backflush.reports.document import money as money_text
 from backflush.reports.flags import red_flags
-from backflush.reports.tables import valuation, valuation_reconciliation
+from backflush.reports.tables import (
+    INVENTORIED_OFF,
+    unsold_conversion_inventoried,
+    valuation,
+    valuation_reconciliation,
+)
 from backflush.reports.throughput import ROWS as THROUGHPUT_ROWS
 from backflush.reports.throughput import throughput
 
@@ -198,6 +203,10 @@ def _valuation_rows(book: Book) -> list[tuple[Cell, ...]]:
             )
         )
     blank = (None,) * 4
+    inventoried = unsold_conversion_inventoried(book)
+    if inventoried:  # (see tables.INVENTORIED_OFF)
+        off_total -= inventoried
+        rows.append((INVENTORIED_OFF, None, *blank, None, -inventoried))
     rows.append(("total", None, *blank, on_total, off_total))
     for label, account, amount in valuation_reconciliation(book, on_total):
         rows.append((label, account or None, *blank, amount, None))

@@ -38,7 +38,9 @@ def test_reports_reconcile_with_the_statements_and_the_close(name: str) -> None:
         found = statements(book, period)
         total = totals.get(period)
         margin = (total.sales, total.cogs) if total is not None else (D(0), D(0))
-        assert margin == (found.sales, found.cogs), period
+        # (its cost of goods sold with the write-down to NRV: the statement's gross margin)
+        assert margin == (found.sales, found.cogs + found.nrv_writedown), period
+        assert margin[0] - margin[1] == found.gross_margin, period
         want = {k: v for k, v in book.period_variances(period).items() if k in posted and v}
         assert {k: v for k, v in by_type.get(period, {}).items() if v} == want, period
 

@@ -6,7 +6,8 @@ closes (``Book.disposed``), never the journal itself, so they answer as fast on 
 millions of events as on the examples. Unselected, they reconcile to the trial balance:
 
 * margin: the products' sales and cost of goods sold plus the line "closed to COGS" (the
-  variances a close wrote off to it) are the period's sales and COGS;
+  variances a close wrote off to it) are the period's sales and COGS, and with the line
+  "write-down to NRV" its gross margin as the income statement gives it;
 * variances: the rows of each type add up to the period's variance before disposal, as the
   close found it (``Book.period_variances``). Rows explaining conversion by work center
   (spending, efficiency) are an analysis of the conversion row, not added to it.
@@ -44,6 +45,9 @@ CONVERSION = (Account.CONVERSION_CONTROL, Account.CONVERSION_ALLOCATED)
 HOURS_SPLIT = ("conversion_spending", "conversion_efficiency")
 #: What the margin report shows for lines a close posted to sales or COGS.
 CLOSED_TO_COGS = "(closed to COGS)"
+#: The margin's line of a period's write-down of stock to net realisable value (an expense
+#: of the gross margin, as on the income statement).
+WRITTEN_DOWN = "(write-down to NRV)"
 #: Lines without an item (conversion actually spent, for one).
 NO_ITEM = ""
 #: What the margin report shows for COGS without a product.
@@ -173,7 +177,17 @@ def margins(book: Book, selection: Selection = Selection()) -> list[MarginRow]:
         cogs = sum((v for (a, _, _), v in disposed.items() if a is Account.COGS), ZERO)
         if selection.every_item and (sales or cogs):
             rows.append(MarginRow(period, CLOSED_TO_COGS, "", ZERO, sales, cogs))
+        rows += _written_down(book, period, selection)
     return rows
+
+
+def _written_down(book: Book, period: str, selection: Selection) -> list[MarginRow]:
+    """The period's write-down to NRV as a margin line (unselected only: it is the book's)."""
+    activity = book.activity.get(period, {})
+    amount = sum((v for (a, _), v in activity.items() if a is Account.NRV_WRITEDOWN), ZERO)
+    if not (selection.every_item and amount):
+        return []
+    return [MarginRow(period, WRITTEN_DOWN, "", ZERO, ZERO, amount)]
 
 
 def _periodic_margins(book: Book, selection: Selection) -> list[MarginRow]:
@@ -193,6 +207,7 @@ def _periodic_margins(book: Book, selection: Selection) -> list[MarginRow]:
         sold = -sum((q for (_, f), q in flows.items() if f == "sold"), ZERO)
         if sales or cogs or sold:
             rows.append(MarginRow(period, ALL_PRODUCTS, "", sold, sales, cogs))
+        rows += _written_down(book, period, selection)
     return rows
 
 

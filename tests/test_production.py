@@ -500,3 +500,32 @@ def test_store_refuses_standards_that_would_change_past_postings(tmp_path: Path)
         ("raw_in_process", D("5.00")),
         ("revaluation_variance", D("-5.00")),
     ]
+
+
+SEQUENTIAL_ECO = """\
+book: {name: ECO, currency: USD, triggers: sequential, disposition: cogs}
+items:
+  - {id: BOLT, kind: material, standard_cost: "1.00"}
+  - {id: G, kind: finished, standard_cost: {conversion: "5.00"}}
+boms:
+  - {item: G, effective_to: 2026-01-31, lines: [{component: BOLT, quantity: "3", flush: forward}]}
+  - {item: G, effective_from: 2026-02-01, lines: [{component: BOLT, quantity: "2", flush: forward}]}
+events:
+  - {id: p1, date: 2026-01-05, type: purchase, item: BOLT, quantity: "100", unit_cost: "1.00"}
+  - {id: r1, date: 2026-01-20, type: release, item: G, quantity: "4", order: WO-1}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: c1, date: 2026-02-05, type: completion, item: G, quantity: "4", order: WO-1}
+  - {id: x1, date: 2026-02-06, type: order_close, order: WO-1}
+  - {id: close-feb, date: 2026-02-28, type: close, period: 2026-02}
+"""
+
+
+def test_sequential_costing_of_an_order_released_under_an_older_bom() -> None:
+    """WO-1 took 3 BOLT a G into WIP when released in January; G is made of 2 since February.
+    The completion relieves WIP of today's 2: the 4 BOLT beyond are a usage variance of 4.00
+    (WIP kept them, and the close swept them into rounding), as under purchase+completion."""
+    book = run_scenario(parse_scenario(SEQUENTIAL_ECO, "eco.yaml"))
+    assert ("material_usage_variance", D("4.00"), "", "G") in lines_of(book, "c1")
+    found = {k: v for k, v in book.period_variances("2026-02").items() if v}
+    assert found == {"material_usage": D("4.00"), "conversion": D("-20.00")}
+    assert not book.balances.get((m.Account.WORK_IN_PROCESS, ""))

@@ -540,6 +540,21 @@ def _sequential_completion(
     done.add(
         Account.WORK_IN_PROCESS, -(event.quantity * cost.total + event.scrapped * cost.material)
     )
+    if requirements is not cost.requirements:
+        # An order's BOM differs from today's: WIP holds its components (issued or released
+        # at standard) and gives up today's standard material; the difference is a usage
+        # variance, not stock (a close would sweep it into rounding).
+        used = sum(
+            (
+                made
+                * req.quantity
+                * sum((a for _, _, a in std.holding(req.component, event.date)), ZERO)
+                for req in requirements
+            ),
+            ZERO,
+        )
+        done.add(Account.MATERIAL_USAGE_VARIANCE, used - made * cost.material, item=event.item)
+        done.add(Account.WORK_IN_PROCESS, made * cost.material - used)
     _emit(effects, ctx, done)
 
 

@@ -53,6 +53,7 @@ from backflush.engine.standards import (
     Holding,
     Requirement,
     Standards,
+    UnitCost,
     consumption,
 )
 
@@ -442,10 +443,39 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
         for element, amount in cost.conversion:
             builder.add(Account.CONVERSION_ALLOCATED, -good * amount, element)
         builder.add(Account.FINISHED_GOODS, good * cost.total, item=event.item)
+    elif good and requirements is not cost.requirements:
+        _order_bom_usage(builder, std, event, good, requirements, cost)
     if scrapped and not requirements:
         builder.add(Account.RAW_IN_PROCESS, -scrapped * cost.material)
         builder.add(Account.MATERIAL_USAGE_VARIANCE, scrapped * cost.material, item=event.item)
     _emit(effects, ctx, builder)
+
+
+def _order_bom_usage(
+    builder: EntryBuilder,
+    std: Standards,
+    event: Completion,
+    good: Decimal,
+    requirements: tuple[Requirement, ...],
+    cost: UnitCost,
+) -> None:
+    """Good units not valued at completion (a subassembly, a good costed at sale) made under
+    an order's BOM: their components stay where they sit until a sale or a parent takes the
+    units at today's standard. What the order used beyond (or short of) today's BOM is taken
+    out now to the usage variance, as when costed; else it would stay in stock for good."""
+    shift = ZERO
+    for req, parts in zip(
+        requirements, std.holdings([r.component for r in requirements], event.date), strict=True
+    ):
+        shift += builder.add_holding(parts, good * req.quantity)
+    if cost.requirements:
+        today = std.holdings([r.component for r in cost.requirements], event.date)
+        for req, parts in zip(cost.requirements, today, strict=True):
+            shift -= builder.add_holding(parts, good * req.quantity, sign=1)
+    else:  # a material standard given without a BOM: pooled in RIP
+        builder.add(Account.RAW_IN_PROCESS, good * cost.material)
+        shift -= good * cost.material
+    builder.add(Account.MATERIAL_USAGE_VARIANCE, shift, item=event.item)
 
 
 def take_consumed(

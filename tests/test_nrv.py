@@ -266,6 +266,32 @@ events:
     assert findings(lower, "2026-01")["W"] == ("10", "4", "40.00", "40.00")
 
 
+def test_conversion_prorated_into_unsold_goods_inventoried_at_close_is_part_of_its_cost() -> None:
+    """purchase+sale, unsold conversion inventoried: F is 1 M at 4.00 and 6.00 labor. 100 made,
+    50 sold; labor cost 800.00 against 600.00 standard. The close puts the 50 unsold units'
+    300.00 of labor on the books and spreads the 200.00 labor variance by standard labor: 100.00
+    to the unsold units. They carry 4.00 + 6.00 + 2.00 = 12.00 a unit: NRV 9.00 writes down 3.00
+    a unit, 150.00 (the prorated labor was left out: 50.00)."""
+    text = """
+book: {name: PS, currency: USD, triggers: purchase+sale, disposition: prorate,
+       inventory_unsold_conversion: true}
+items:
+  - {id: M, kind: material, standard_cost: "4.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: {labor: "6.00"}}}
+boms: [{item: F, lines: [{component: M, quantity: "1"}]}]
+events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: "100", unit_cost: "4.00"}
+  - {id: c1, date: 2026-01-05, type: completion, item: F, quantity: "100"}
+  - {id: s1, date: 2026-01-10, type: sale, item: F, quantity: "50", unit_price: "20.00"}
+  - {id: n1, date: 2026-01-20, type: nrv, item: F, unit_value: "9.00"}
+  - {id: l1, date: 2026-01-31, type: conversion, amount: "800.00", element: labor}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+"""
+    book = run_scenario(parse_scenario(text, "unsold.yaml"))
+    assert book.balances[(Account.FINISHED_GOODS, "labor")] == D("300.00")
+    assert findings(book, "2026-01")["F"] == ("50", "3", "150.00", "150.00")
+
+
 # ---------------------------------------------------------------- estimates as events
 
 PLANT = """\

@@ -1241,6 +1241,20 @@ class Book:
             memo = f"close {period}: {ROUNDED_TO_STANDARD}"
             self._post_entry(Entry(date, event, memo, tuple(lines)), record)
 
+    def _costed_at_sale(self, item_id: str) -> bool:
+        """A finished good costed only at sale (purchase+sale, sale): its conversion is not
+        on the books until it is sold."""
+        item = self.master.items[item_id]
+        policy = self.standards.policy(item_id)
+        return item.kind is Kind.FINISHED and policy in (Policy.PURCHASE_SALE, Policy.SALE)
+
+    def _unsold_conversion(self, item_id: str, on: dt.date) -> Iterator[tuple[str, Decimal]]:
+        """Per unit of ``item_id``, the standard conversion not allocated until it is sold,
+        by element: what a close inventories of it (``inventory_unsold_conversion``)."""
+        for account, element, amount in self.standards.holding(item_id, on):
+            if account is Account.CONVERSION_ALLOCATED:
+                yield element, amount
+
     def _unsold_conversion_entry(self, period: str, date: dt.date, event: str) -> Entry | None:
         """Inventory the standard conversion of finished units on hand that were costed only
         at sale (the GAAP adjustment of purchase+sale and sale); posts the change since the
@@ -1249,14 +1263,8 @@ class Book:
             return None
         target: dict[Key, Decimal] = {}
         for item_id, quantity in self.on_hand_through(period).items():
-            item = self.master.items[item_id]
-            if item.kind is not Kind.FINISHED or self.standards.policy(item_id) not in (
-                Policy.PURCHASE_SALE,
-                Policy.SALE,
-            ):
-                continue
-            for account, element, amount in self.standards.holding(item_id, date):
-                if account is Account.CONVERSION_ALLOCATED and quantity:
+            if quantity and self._costed_at_sale(item_id):
+                for element, amount in self._unsold_conversion(item_id, date):
                     key = (Account.FINISHED_GOODS, element)
                     target[key] = target.get(key, ZERO) + quantity * amount
         lines: list[Line] = []
@@ -1503,12 +1511,19 @@ class Book:
         if not held:
             return {}
         last = period_bounds(period)[1]
+        inventoried = self.settings.inventory_unsold_conversion
         found: dict[str, Decimal] = {}
         for item, units, _ in self._placed_through(period):
             if units <= 0:
                 continue
+            contents = list(self._content(item, units, ZERO, last))
+            if inventoried and self._costed_at_sale(item):  # its conversion too, where put
+                contents += [
+                    (Account.FINISHED_GOODS, {element: units * amount})
+                    for element, amount in self._unsold_conversion(item, last)
+                ]
             share = ZERO
-            for account, elements in self._content(item, units, ZERO, last):
+            for account, elements in contents:
                 for (holder, pool), amount in held.items():
                     whole = closing.basis(pool, content.get(holder, {}))
                     if holder is account and whole > 0:
@@ -1519,12 +1534,7 @@ class Book:
 
     def _nrv_carrying(self, item_id: str, on: dt.date) -> Decimal:
         """Part of the standard unit cost of ``item_id`` that the books carry on ``on``."""
-        item = self.master.items[item_id]
-        inventoried = (
-            self.settings.inventory_unsold_conversion
-            and item.kind is Kind.FINISHED
-            and self.standards.policy(item_id) in (Policy.PURCHASE_SALE, Policy.SALE)
-        )
+        inventoried = self.settings.inventory_unsold_conversion and self._costed_at_sale(item_id)
         return sum(
             (
                 amount

@@ -239,7 +239,11 @@ def test_a_completion_posted_shows_in_the_trial_balance_with_who_posted_it(
     other = {**COMPLETION, "quantity": "21"}
     before_tables = dump_tables(service.store)
     response = service.client.post("/events", json=other, headers=service.as_(Role.operator))
-    assert _problem(response, 409)["type"] == "/problems/conflict"
+    problem = _problem(response, 409)
+    assert problem["type"] == "/problems/conflict"
+    assert problem["errors"] == [
+        {"location": "body", "field": "id", "detail": "event c1", "pointer": "/id"}
+    ]
     assert dump_tables(service.store) == before_tables
     # drill-down
     response = service.client.get("/events/c1", headers=service.as_(Role.viewer))

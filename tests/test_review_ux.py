@@ -274,6 +274,8 @@ def test_batch_problems_point_at_the_event_they_refuse(
     problem = _problem(client.post("/events/batch", json=batch, headers=accountant), 422)
     assert problem["type"] == "/problems/posting-refused"
     assert [e["pointer"] for e in problem["errors"]] == ["/1"]
+    problem = _problem(client.post("/events", json=batch[1], headers=accountant), 422)
+    assert problem["errors"] == [{"location": "body", "field": "event", "detail": "event r"}]
     # a bad field: the detail says which event, not only which field
     batch = [{**SALE, "id": "s-1"}, {**SALE, "id": "s-3", "item": "NOPE"}]
     problem = _problem(client.post("/events/batch", json=batch, headers=accountant), 422)

@@ -767,9 +767,12 @@ def _recorded_by(conn: Connection, ids: list[str]) -> dict[str, str | None]:
 
 
 def _refused_at(error: Exception, batch: bool, field: str = "") -> list[dict[str, str]]:
-    """Where in a batch's body the event the book refused is (a JSON pointer)."""
+    """Where in the body the event the book refused is (a JSON pointer: in a batch, its
+    position; ``field``, the part of it at fault, if one)."""
     at = getattr(error, "position", None)
-    if not batch or at is None:
+    if batch and at is None:
         return []
     event = getattr(error, "event_id", "")
-    return [field_error("body", field.lstrip("/") or "event", f"event {event}", f"/{at}{field}")]
+    pointer = f"/{at}{field}" if batch else field
+    name = f"event {event}" if event else "the event"
+    return [field_error("body", field.lstrip("/") or "event", name, pointer)]

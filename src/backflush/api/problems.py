@@ -122,8 +122,9 @@ KINDS: dict[str, Kind] = {
     ),
     "conflict": Kind(
         (409,),
-        "The request contradicts the book: an event id recorded before with other content, a "
-        "period already closed or not closed, an exception no longer open, the last "
+        "The request contradicts the book: an event id recorded before with other content (a "
+        "close's id among them, the period reopened since), a cost set released already for "
+        "another date, an exception no longer open, a token name taken, the last "
         "administrator's token to be revoked. Nothing was written.",
         "Read the book's state (the detail says what conflicts) before sending again.",
     ),
@@ -135,9 +136,10 @@ KINDS: dict[str, Kind] = {
     ),
     "posting-refused": Kind(
         (422,),
-        "The accounting rules refuse an event (e.g. dated in a closed period, before the "
-        "standards in force, or short of stock under the reject policy). The detail names "
-        "the event. A batch is all or nothing: nothing was written.",
+        "The accounting rules refuse an event (e.g. dated in a closed period, a close of a "
+        "period closed already under another id, a reopen of a period not the latest closed, "
+        "dated before the standards in force, or short of stock under the reject policy). The "
+        "detail names the event. A batch is all or nothing: nothing was written.",
         "Correct the event named and send the request again.",
     ),
     "unavailable": Kind(

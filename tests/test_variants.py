@@ -85,10 +85,28 @@ def test_conversion_a_close_inventoried_is_not_called_stock_off_the_books() -> N
     line = next(s for s in said if s.startswith("purchase+sale:"))
     assert line.startswith(
         "purchase+sale: inventory 18.00 against sequential; 6.00 of it is stock at standard "
-        "held off the books; all of it conversion cost of unsold units, expensed as incurred; "
-        "less 24.00 conversion of unsold units the last close put on the books"
+        "held off the books; all of it conversion cost of units not yet costed, expensed as "
+        "incurred; less 24.00 conversion of unsold units the last close put on the books"
     )
     assert seen[Policy.PURCHASE_SALE].inventoried == D("24.00")
+
+
+def test_what_else_sets_a_variant_apart_is_named() -> None:
+    """nrv: the write-down to NRV is each book's own (stock off the books is not written
+    down): under the completion trigger 3,600.00 of stock is off the books and 240.00 less
+    written down. widgets_prorate: the price variance a close prorates into stock differs
+    by 0.03 where purchases post nothing. Neither is work in process (there is none)."""
+    said = explain(compare_variants(read_scenario(EXAMPLES / "nrv.yaml")), "USD")
+    line = next(s for s in said if s.startswith("completion:"))
+    assert line == (
+        "completion: inventory -3360.00 against sequential; 3600.00 of it is stock at standard "
+        "held off the books; all of it material not recognised until used; 240.00 a write-down "
+        "to NRV of its own (stock off the books is not written down); income -160.00"
+    )
+    said = explain(compare_variants(read_scenario(EXAMPLES / "widgets_prorate.yaml")), "USD")
+    line = next(s for s in said if s.startswith("completion:"))
+    assert "; -0.03 variances prorated into stock; income 0.04" in line
+    assert "other" not in line
 
 
 def test_variants_command_prints_json_and_tables() -> None:
@@ -100,8 +118,8 @@ def test_variants_command_prints_json_and_tables() -> None:
     assert rows["sale"]["off_book"] == "13480.00" and rows["sale"]["inventory"] == "0.00"
     assert doc["against_sequential"][1] == (
         "purchase+sale: inventory -1500.00 against sequential; 1500.00 of it is stock at "
-        "standard held off the books; all of it conversion cost of unsold units, expensed as "
-        "incurred; income -1500.00"
+        "standard held off the books; all of it conversion cost of units not yet costed, "
+        "expensed as incurred; income -1500.00"
     )
     assert doc["against_sequential"][3] == (
         "sale: inventory -13480.00 against sequential; 13480.00 of it is stock at standard held "

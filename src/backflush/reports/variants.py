@@ -20,6 +20,7 @@ from rich.table import Table
 from backflush.book import Book
 from backflush.domain.model import INVENTORY_ACCOUNTS, Account, Policy
 from backflush.domain.money import ZERO, round_money
+from backflush.engine import close as closing
 from backflush.engine.close import VARIANCE_TYPES
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
@@ -58,6 +59,12 @@ class Variant:
     #: Conversion of unsold units that closes put on the books (``inventory_unsold_conversion``):
     #: it stays there until the next close, whatever was sold since.
     inventoried: Decimal = ZERO
+    #: The allowance to NRV on the books (a credit: negative) and the variances prorated into
+    #: the inventory accounts: part of ``inventory``, each policy's own.
+    allowance: Decimal = ZERO
+    prorated: Decimal = ZERO
+    #: Work in process on the books (sequential costing's own account).
+    work_in_process: Decimal = ZERO
     #: Why the events cannot run under this policy ("" when they can).
     refused: str = ""
 
@@ -101,6 +108,16 @@ def _figures(policy: Policy, book: Book) -> Variant:
         inventory=total(*INVENTORY),
         off_book=sum(book.off_book().values(), ZERO),
         inventoried=sum(book.unsold_conversion.values(), ZERO),
+        allowance=total(Account.NRV_ALLOWANCE),
+        work_in_process=total(Account.WORK_IN_PROCESS),
+        prorated=sum(
+            (
+                v
+                for (a, element), v in book.balances.items()
+                if a in INVENTORY_ACCOUNTS and element.startswith(closing.PRORATED)
+            ),
+            ZERO,
+        ),
         cogs=total(Account.COGS, Account.NRV_WRITEDOWN),
         sales=-total(Account.SALES),
         variances=total(Account.CONVERSION_CONTROL, Account.CONVERSION_ALLOCATED, *VARIANCE_TYPES),
@@ -155,7 +172,9 @@ def explain(variants: list[Variant], currency: str) -> list[str]:
                     "costed, expensed as incurred"
                 )
             elif conversion:
-                parts.append("all of it conversion cost of unsold units, expensed as incurred")
+                parts.append(
+                    "all of it conversion cost of units not yet costed, expensed as incurred"
+                )
             else:
                 parts.append("all of it material not recognised until used")
         if v.inventoried:
@@ -163,15 +182,27 @@ def explain(variants: list[Variant], currency: str) -> list[str]:
                 f"less {money(v.inventoried, currency)} conversion of unsold units the last close "
                 "put on the books (it stays until the next close, even for units sold since)"
             )
+        written_down = v.allowance - base.allowance
+        if written_down:
+            parts.append(
+                f"{money(written_down, currency)} a write-down to NRV of its own (stock off "
+                "the books is not written down)"
+            )
+        prorated = v.prorated - base.prorated
+        if prorated:
+            parts.append(f"{money(prorated, currency)} variances prorated into stock")
+        rest -= written_down + prorated
         if rest and v.policy.periodic:
             parts.append(
                 f"{money(rest, currency)} other: a count-based book values stock only at a close"
             )
-        elif rest:
+        elif rest and base.work_in_process:
             parts.append(
-                f"{money(rest, currency)} other: timing, work in process sequential costing "
-                "holds at its own standard until the units are completed"
+                f"{money(rest, currency)} other: work in process sequential costing holds at "
+                "its own standard until the units are completed, and rounding"
             )
+        elif rest:
+            parts.append(f"{money(rest, currency)} other: rounding")
         parts.append(f"income {money(v.income - base.income, currency)}")
         if v.unrecorded_price:
             price = money(v.unrecorded_price, currency)

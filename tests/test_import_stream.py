@@ -567,6 +567,29 @@ def test_a_quote_left_open_in_a_csv_is_a_bad_row_not_the_rest_of_the_file(
     assert dump_tables(store) == before
 
 
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"])
+def test_a_byte_that_is_not_utf8_is_named_on_its_own_line(
+    plant_url: str, tmp_path: Path, ending: str
+) -> None:
+    """A Latin-1 'é' in the fourth line, after a row holding a line break in a quoted cell:
+    named there, on any line ending (the decoder reads ahead by blocks: it named row 1)."""
+    store = master_book(plant_url, parse_scenario(PLANT))
+    header = "id,date,type,item,quantity,unit_cost"
+    lines = [header, 'p1,2026-01-05,purchase,"M', '",3,2.05', "p2,2026-01-06,purchase,M\xe9,3,2.05"]
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(ending.join(lines).encode("latin-1") + ending.encode())
+    before = dump_tables(store)
+    expected = r"latin1\.csv line 4: not UTF-8 text \(byte 0xe9\); save the file as CSV UTF-8"
+    with pytest.raises(InputError, match=expected):
+        stream(store, path)
+    assert dump_tables(store) == before
+    good = tmp_path / "good.csv"
+    rows = [header, "p1,2026-01-05,purchase,M,3,2.05", "p3,2026-01-07,purchase,M,3,2.05"]
+    good.write_bytes(ending.join(rows).encode("utf-8-sig") + ending.encode())
+    book = store.load()
+    assert [e.id for _, e in streams.read_events(good, book.master, book.settings)] == ["p1", "p3"]
+
+
 def test_the_command_refuses_a_date_years_ahead_unless_told(tmp_path: Path) -> None:
     """A typo such as 9999-12-31 in a feed would hold back every later change of standards:
     refused as ``post`` and the API refuse it; ``--allow-future`` takes a plan. A batch size

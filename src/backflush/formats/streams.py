@@ -26,6 +26,7 @@ import csv
 import io
 import itertools
 import json
+import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -108,8 +109,7 @@ def read_piped(
             [f"{name}: Parquet data; import a Parquet file by its name (FILE.parquet)"]
         )
     if kind == "csv":
-        text = io.TextIOWrapper(data, encoding="utf-8-sig", newline="")
-        return _events(name, _csv_stream(name, text), master, settings)
+        return _events(name, _csv_stream(name, data), master, settings)
     return read_json_lines(name, data, master, settings)
 
 
@@ -258,16 +258,39 @@ def _present(names: list[str], values: Any) -> dict[str, Any]:
 
 def _csv_rows(path: Path) -> Iterator[Row]:
     try:
-        stream = path.open(encoding="utf-8-sig", newline="")
+        stream = path.open("rb")
     except OSError as error:
         raise _cannot_read(path, error) from None
     with stream:
         yield from _csv_stream(str(path), stream)
 
 
-def _csv_stream(source: str, stream: Iterable[str]) -> Iterator[Row]:
+class _NotText(Exception):
+    """Line ``line`` of a text stream is not UTF-8: at ``byte``."""
+
+    def __init__(self, line: int, byte: int) -> None:
+        super().__init__(line, byte)
+        self.line, self.byte = line, byte
+
+
+#: What a byte that is not UTF-8 decodes to under ``errors="surrogateescape"``.
+_ESCAPED = re.compile("[\udc80-\udcff]")
+
+
+def _decoded(data: IO[bytes]) -> Iterator[str]:
+    """The lines of UTF-8 ``data`` as text (a BOM opening it dropped; any line ending, as
+    ``newline=""`` reads them). A byte that is not UTF-8 is named on its own line
+    (:class:`_NotText`), where a decoder reading ahead by blocks fails rows earlier."""
+    text = io.TextIOWrapper(data, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    for number, line in enumerate(text, 1):
+        if (bad := _ESCAPED.search(line)) is not None:
+            raise _NotText(number, ord(bad.group()) - 0xDC00)
+        yield line
+
+
+def _csv_stream(source: str, stream: IO[bytes]) -> Iterator[Row]:
     """The rows of CSV text read from ``stream`` (named ``source`` in messages)."""
-    lines = iter(stream)
+    lines = _decoded(stream)
     number = 0  # the last row read
     try:
         first = next(lines, None)
@@ -289,8 +312,11 @@ def _csv_stream(source: str, stream: Iterable[str]) -> Iterator[Row]:
                 yield where, f"{len(cells)} cells, but the header names {len(names)} columns"
                 continue
             yield where, _present(names, (cell.strip() for cell in cells))
-    except UnicodeDecodeError:
-        yield f"{source} row {number + 1}", "not UTF-8 text"
+    except _NotText as error:  # (a row may span lines: a quoted cell holding a line break)
+        yield (
+            f"{source} line {error.line}",
+            f"not UTF-8 text (byte 0x{error.byte:02x}); save the file as CSV UTF-8",
+        )
     except csv.Error as error:
         yield f"{source} row {number + 1}", f"malformed CSV: {error}"
 

@@ -30,6 +30,7 @@ from backflush.store import schema as t
 from backflush.store import summaries
 from backflush.store.repository import Store
 from helpers import EXAMPLE_NAMES, EXAMPLES, dump_tables, serving
+from test_policies import COST_ROLL
 from test_properties import Stream, budget, plants
 
 DETAILS = list(m.JournalDetail)
@@ -330,3 +331,23 @@ def test_a_summary_never_spans_an_entry_of_its_own() -> None:
     assert [(n, e.event) for n, e in numbered] == [(11, ""), (12, "r1"), (13, "")]
     assert last == 13
     assert (split.details["c1"].entry_no, split.details["c2"].entry_no) == (11, 13)
+
+
+def test_a_late_receipt_revalued_on_a_later_day_keeps_its_entries(tmp_path: Path) -> None:
+    """A receipt posted into a reopened January after February's cost roll has an entry dated
+    February 1 (its units revalued): summed into its day's summary, that would land in
+    January. It keeps its own entries; the figures are those of a book keeping every entry."""
+    scenario = parse_scenario(COST_ROLL.format(policy="purchase+completion"), "roll.yaml")
+    found = {}
+    for detail in DETAILS:
+        store = Store(f"sqlite:///{tmp_path / f'{detail.value}.db'}")
+        try:
+            settings = dataclasses.replace(scenario.settings, journal_detail=detail)
+            store.import_scenario(settings, scenario.master, scenario.events)
+            found[detail] = figures(store)
+            entries, _ = own(store, "late")
+            assert [e.date for e in entries] == [dt.date(2026, 1, 28), dt.date(2026, 2, 1)]
+        finally:
+            store.close()
+    assert found[m.JournalDetail.DAY] == found[m.JournalDetail.EVENT]
+    assert found[m.JournalDetail.PERIOD] == found[m.JournalDetail.EVENT]

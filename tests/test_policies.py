@@ -414,11 +414,74 @@ def test_an_event_dated_before_standards_already_applied_is_refused() -> None:
     book = run_scenario(parse_scenario(REVALUED.format(policy="purchase+completion")))
     late = parse_scenario(
         REVALUED.format(policy="purchase+completion")
-        + "  - {id: back, date: 2026-01-25, type: purchase, item: CHIP, quantity: 1,"
-        " unit_cost: 1}\n"
+        + "  - {id: back, date: 2026-01-25, type: completion, item: FG, quantity: 1}\n"
     ).events[-1]
     with pytest.raises(PostingError, match="before the standards effective 2026-02-01"):
         book.post(late)
+
+
+COST_ROLL = """
+book: {{name: Cost roll, currency: USD, triggers: {policy}}}
+items:
+  - {{id: CHIP, kind: material, standard_cost: "1.00"}}
+  - {{id: FG, kind: finished, standard_cost: {{conversion: "5.00"}}}}
+boms:
+  - {{item: FG, lines: [{{component: CHIP, quantity: 2}}]}}
+cost_sets:
+  - {{name: feb, effective: 2026-02-01, materials: {{CHIP: "1.50"}}}}
+events:
+  - {{id: buy, date: 2026-01-05, type: purchase, item: CHIP, quantity: 100, unit_cost: "1.00"}}
+  - {{id: close-jan, date: 2026-01-31, type: close, period: 2026-01}}
+  - {{id: make, date: 2026-02-03, type: completion, item: FG, quantity: 10}}
+  - {{id: reopen-jan, date: 2026-02-05, type: reopen, period: 2026-01, reason: late invoice}}
+  - {{id: late, date: 2026-01-28, type: purchase, item: CHIP, quantity: 40, unit_cost: "1.10"}}
+  - {{id: close-jan-2, date: 2026-01-31, type: close, period: 2026-01}}
+  - {{id: close-feb, date: 2026-02-28, type: close, period: 2026-02}}
+"""
+
+
+def test_a_late_receipt_into_a_reopened_month_after_a_cost_roll() -> None:
+    """CHIP went from 1.00 to 1.50 on February 1. January is reopened for a receipt of 40
+    CHIP at 1.10 on the 28th: posted at January's standard (RIP 40.00, price variance 4.00, in
+    January), its 40 units revalued on February 1 as the stock then was (RIP 20.00 against the
+    revaluation variance, in February). Stock is then at today's standard: 120 CHIP and 10 FG
+    (2 CHIP each) at 1.50, 180.00 + 10 x 3.00 + 10 x 5.00 in FG."""
+    book = run_scenario(parse_scenario(COST_ROLL.format(policy="purchase+completion")))
+    (purchase, revaluation) = [e for e in book.journal if e.event == "late"]
+    assert (purchase.date, revaluation.date) == (dt.date(2026, 1, 28), dt.date(2026, 2, 1))
+    assert {(ln.account, ln.amount) for ln in purchase.lines} == {
+        (Account.RAW_IN_PROCESS, Decimal("40.00")),
+        (Account.ACCOUNTS_PAYABLE, Decimal("-44.00")),
+        (Account.PURCHASE_PRICE_VARIANCE, Decimal("4.00")),
+    }
+    assert {(ln.account, ln.amount, ln.item) for ln in revaluation.lines} == {
+        (Account.RAW_IN_PROCESS, Decimal("20.00"), ""),
+        (Account.REVALUATION_VARIANCE, Decimal("-20.00"), "CHIP"),
+    }
+    assert balance(book, Account.RAW_IN_PROCESS) == Decimal("180.00")  # 120 x 1.50
+    assert balance(book, Account.FINISHED_GOODS) == Decimal("80.00")  # 10 x (3.00 + 5.00)
+    assert book.period_variances("2026-01")["purchase_price"] == Decimal("4.00")
+    # February's revaluation: the 100 CHIP on hand on the 1st and the 40, 140 x 0.50
+    assert book.period_variances("2026-02")["revaluation"] == Decimal("-70.00")
+    # the same as had the receipt come in time
+    text = COST_ROLL.format(policy="purchase+completion")
+    late = next(line for line in text.splitlines() if "{id: late," in line)
+    first = "  - {id: close-jan,"
+    in_time = run_scenario(
+        parse_scenario(text.replace(late + "\n", "").replace(first, f"{late}\n{first}"))
+    )
+    assert [e.date for e in in_time.journal if e.event == "late"] == [dt.date(2026, 1, 28)]
+    assert book.balances == in_time.balances
+    assert book.period_variances("2026-02") == in_time.period_variances("2026-02")
+
+
+@pytest.mark.parametrize("policy", ["completion", "sale", "count"])
+def test_a_late_receipt_off_the_books_or_counted_is_not_revalued(policy: str) -> None:
+    """Under the completion and sale triggers CHIP is off the books until used: nothing to
+    revalue. Under count the next close values the stock."""
+    book = run_scenario(parse_scenario(COST_ROLL.format(policy=policy)))
+    assert len([e for e in book.journal if e.event == "late"]) == (1 if policy == "count" else 0)
+    assert book.on_hand["CHIP"] == Decimal("120")
 
 
 def test_purchase_rounding_goes_to_the_rounding_variance_not_ppv() -> None:

@@ -13,7 +13,7 @@ test checks the book against an independent model written from the rules of DESI
 
 * a reference model of quantities (on hand, in process, the shortage queue) that also predicts
   which events the rules refuse (among them events dated before the standards stock is valued
-  at); a refused event must change nothing;
+  at, but for receipts); a refused event must change nothing;
 * on-hand and in-process quantities in closed form: receipts − consumption over the accepted,
   unreversed events, plus what still waits in the shortage queue;
 * journal entries balance and every line is rounded to the currency's minor unit;
@@ -24,7 +24,8 @@ test checks the book against an independent model written from the rules of DESI
   units still hold unallocated or lost when scrapped;
 * revaluation: when an event of newer standards is accepted, the entry revalues each
   inventory account by the change of the standard value of the quantities, and the revaluation
-  variance is the sum of those on-book changes (off-book parts change with no entry);
+  variance is the sum of those on-book changes (off-book parts change with no entry); a
+  receipt dated before the standards stock is valued at revalues its own units so;
 * value conservation: costs incurred = inventory + COGS + conversion accounts + variances, exactly;
 * the periodic methods (``count``, ``cogs-first``): RIP and FG hold the quantities at standard
   (material and conversion estimates apart) right after a close; between closes only
@@ -572,10 +573,11 @@ class Model:
             raise Refused("dated in a closed period")
         epoch = self.plant.epoch(event.date)
         # Stock is valued at one set of standards: nothing is costed at older ones. A close,
-        # conversion costs and hours cost nothing at standard, so they may be dated before them.
-        if epoch < self.epoch and not isinstance(event, (Close, Conversion, Hours)):
+        # conversion costs and hours cost nothing at standard, so they may be dated before them;
+        # a receipt is costed at its day's standards, and its units revalued to today's.
+        if epoch < self.epoch and not isinstance(event, (Close, Conversion, Hours, Purchase)):
             raise Refused("dated before the standards stock is valued at")
-        on = max(epoch, self.epoch)
+        on = epoch if isinstance(event, Purchase) else max(epoch, self.epoch)
         if isinstance(event, Close):
             self._close(event, periods_with_activity)
         elif isinstance(event, Reversal):
@@ -590,7 +592,7 @@ class Model:
             plan = self._plan(event, on)
             self._commit(event.id, plan)
         self.accepted[event.id] = event
-        self.epoch = on  # accepted: stock revalued to its standards first
+        self.epoch = max(on, self.epoch)  # accepted: stock revalued to its standards first
 
     def unallocated(self, item: str, on: dt.date) -> Decimal:
         """Sequential costing applies conversion to WIP: no unit holds any unallocated."""
@@ -1074,6 +1076,50 @@ class Checker:
             if a not in (Account.REVALUATION_VARIANCE, *OFF_BOOK_ACCOUNTS)
         )
         return posted
+
+    def late_receipt(self, event: Purchase) -> None:
+        """A receipt dated before the standards stock is valued at: costed at its day's
+        standards, then its units revalued to each change since, on the change's date (as
+        :meth:`revaluation` checks for the stock), under its own id; nothing under ``count``
+        and ``cogs-first``, whose closes value the stock."""
+        then, now = self.plant.epoch(event.date), self.model.epoch
+        entries = [e for e in self.book.journal if e.event == event.id and e.date != event.date]
+        changes = [on for on in self.plant.epochs if then < on <= now]
+        if self.plant.settings.triggers.periodic:
+            assert entries == [], entries
+            return
+        assert {e.date for e in entries} <= set(changes), entries
+        standards = self.book.standards
+        change: dict[Account, Decimal] = defaultdict(Decimal)
+        for account, _, amount in standards.holding(event.item, now):
+            change[account] += event.quantity * amount
+        for account, _, amount in standards.holding(event.item, then):
+            change[account] -= event.quantity * amount
+        posted: dict[Account, Decimal] = defaultdict(Decimal)
+        lines: dict[Account, int] = defaultdict(int)
+        for entry in entries:
+            for line in entry.lines:
+                posted[line.account] += line.amount
+                lines[line.account] += 1
+        for account in (*posted, *change):
+            if account in OFF_BOOK_ACCOUNTS:
+                assert not posted.get(account), (account, posted)
+            elif account is not Account.REVALUATION_VARIANCE:
+                slack = self.half * (lines[account] + len(changes))
+                assert abs(posted[account] - change.get(account, ZERO)) <= slack, (
+                    "late receipt revalued",
+                    account,
+                    posted[account],
+                    change.get(account),
+                )
+        for account, amount in change.items():
+            self.revalued[account] += amount
+        self.revaluation_posted += posted[Account.REVALUATION_VARIANCE]
+        self.revaluation_lines += len(changes) + sum(
+            n
+            for a, n in lines.items()
+            if a not in (Account.REVALUATION_VARIANCE, *OFF_BOOK_ACCOUNTS)
+        )
 
     def values(self) -> None:
         """Invariant 5: valuation, off-book stock, conservation."""
@@ -1767,6 +1813,9 @@ class Stream:
                 balances_before[account.value] = balances_before.get(account.value, ZERO) + amount
         else:
             assert book.epoch == old
+        if isinstance(event, Purchase) and self.plant.epoch(event.date) < old:
+            self.check.late_receipt(event)
+            hypothesis_event("receipt dated before the standards stock is valued at")
         hypothesis_event(f"{event.type} accepted")
         if isinstance(event, Close):
             self.check.close(event, balances_before)

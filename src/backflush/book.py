@@ -45,6 +45,7 @@ from backflush.domain.model import (
     PeriodResult,
     Policy,
     ProductionOrder,
+    Purchase,
     Release,
     Reopen,
     Retry,
@@ -715,8 +716,10 @@ class Book:
             self._check_open(event)
         epoch = self.standards.epoch(event.date)
         # What costs nothing at standard may follow events of newer standards: a close, a
-        # reopen, actual conversion costs and hours (e.g. a late invoice into a reopened month).
-        if epoch < self.epoch and not isinstance(event, (Close, Reopen, Conversion, Hours)):
+        # reopen, actual conversion costs and hours (e.g. a late invoice into a reopened month);
+        # so may a receipt, its units revalued to the newer standards (_revalue_receipt).
+        late = epoch < self.epoch
+        if late and not isinstance(event, (Close, Reopen, Conversion, Hours, Purchase)):
             raise PostingError(
                 f"event {event.id}: dated {event.date.isoformat()}, before the standards "
                 f"effective {self.epoch.isoformat()} that stock is valued at now; "
@@ -766,6 +769,8 @@ class Book:
             effects = flush(event, ctx)
             follow_standards()
             self._apply(record, effects)
+            if late and isinstance(event, Purchase):
+                self._revalue_receipt(event, epoch, record)
         self.recorded[event.id] = record
         self.changes.events.append(record)
         return True
@@ -933,7 +938,8 @@ class Book:
 
         Posted when the first event dated on or after ``epoch`` is accepted, whatever its
         date: the stock held then is the stock on ``epoch`` (no event moving stock dated
-        before ``epoch`` is accepted afterwards), and ``epoch`` lies in an open period (a
+        before ``epoch`` is accepted afterwards, but a receipt, which revalues its own units:
+        :meth:`_revalue_receipt`), and ``epoch`` lies in an open period (a
         close adopts every standard effective by its period's end). Dated ``epoch``, the
         entry lands in the period the standards took effect in, whichever event adopted
         them: that period's close does not depend on the order events were posted in."""
@@ -973,6 +979,41 @@ class Book:
         self.epoch = epoch
         self.recorded[event.id] = record
         self.changes.events.append(record)
+
+    def _revalue_receipt(self, event: Purchase, since: dt.date, record: Recorded) -> None:
+        """A receipt dated before the standards stock is valued at now (``since``: those of
+        its date), say a December invoice posted into the reopened month after January's cost
+        roll: costed at its day's standards, its units are revalued to each change since, on
+        the change's date, as :meth:`_revalue` would have revalued them had it come in time."""
+        if self.settings.triggers.periodic:  # nothing revalued between closes (see _revalue)
+            return
+        item, units = event.item, event.quantity
+        old = since
+        for on in self.standards.epochs_after(since, self.epoch):
+            memo = (
+                f"revaluation of {fmt(units)} {item} received on {event.date.isoformat()} "
+                f"to the standards of {on}"
+            )
+            builder = EntryBuilder(on, event.id, memo)
+            change = ZERO
+            for (account, element), delta in on_book_change(
+                self._valued(item, units, ZERO, old), self._valued(item, units, ZERO, on)
+            ).items():
+                builder.add(account, delta, element)
+                change += delta
+            builder.add(Account.REVALUATION_VARIANCE, -change, item=item)
+            entry = builder.build(self.settings, Account.REVALUATION_VARIANCE, plug_item=item)
+            if entry is not None:
+                self._post_entry(entry, record)
+            by_element: dict[str, Decimal] = {}
+            for when, sign in ((old, -1), (on, 1)):
+                for _, elements in self._content(item, units, ZERO, when):
+                    for element, amount in elements.items():
+                        by_element[element] = by_element.get(element, ZERO) + sign * amount
+            for element, amount in sorted(by_element.items()):
+                if amount:
+                    self._add_statistic(period_of(on), closing.REVALUED + element, amount, record)
+            old = on
 
     # ------------------------------------------------------------ reversal
 

@@ -12,7 +12,8 @@ Nothing is lost:
 * each names the summary entry its lines went to (``events.summary_entry``): the drill-down
   from a summary line to the events behind it.
 
-Closes, reopens, reversals, revaluations, write-offs and estimates always keep one entry each.
+Closes, reopens, reversals, revaluations, write-offs and estimates always keep one entry each,
+as does an event with an entry dated another day than its own.
 """
 
 from __future__ import annotations
@@ -141,10 +142,17 @@ def split(changes: Changes, detail: m.JournalDetail) -> Split:
     it belongs to was written before."""
     if detail is m.JournalDetail.EVENT:
         return Split({}, [(o, c, mv) for o, c, moved in changes.movements for mv in moved])
+    # An event with an entry dated another day (a late receipt revalued on a change of
+    # standards since) keeps its entries: a summary of its day would move them there.
+    elsewhere = {
+        r.event.id
+        for r in changes.events
+        if len(r.entries) > 1 and any(e.date != r.event.date for e in r.entries)
+    }
     details = {
         r.event.id: Detail(summary_key(r.event, detail))
         for r in changes.events
-        if r.event.type in SUMMARISED_TYPES
+        if r.event.type in SUMMARISED_TYPES and r.event.id not in elsewhere
     }
     for entry in changes.entries:
         found = details.get(entry.event)

@@ -188,6 +188,41 @@ def test_us_gaap_a_standard_below_the_basis_ends_the_write_down() -> None:
     assert unit_writedown(LowerOfCost.US_GAAP, assess("0", "10", "5", before)) == 0
 
 
+def test_us_gaap_a_standard_held_off_the_books_moves_no_basis() -> None:
+    """purchase+sale: F carries its material (10.00) on the books, its labor (5.00, 7.00 from
+    February) off them. January writes 10 F down to NRV 8.00: 2.00 a unit, basis 8.00. The
+    labor rate moves nothing the books carry: February keeps 20.00 standing (it wrote down
+    20.00 more, to 6.00 a unit, below NRV). Under IFRS too: 20.00."""
+    text = """
+book: {name: S4, currency: USD, triggers: purchase+sale, disposition: cogs, shortage: queue,
+       lower_of_cost: us-gaap}
+items:
+  - {id: M, kind: material, standard_cost: "10.00"}
+  - {id: F, kind: finished}
+work_centers: [{id: W, name: Cell, rates: {labor: "5.00"}}]
+routings: [{item: F, operations: [{operation: 10, work_center: W, run_hours: "1"}]}]
+boms: [{item: F, lines: [{component: M, quantity: "1"}]}]
+cost_sets: [{name: feb, effective: 2026-02-01, rates: {W: {labor: "7.00"}}}]
+events:
+  - {id: p1, date: 2026-01-05, type: purchase, item: M, quantity: "10", unit_cost: "10.00"}
+  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: "10"}
+  - {id: n1, date: 2026-01-20, type: nrv, item: F, unit_value: "8.00"}
+  - {id: k1, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: k2, date: 2026-02-28, type: close, period: 2026-02}
+"""
+    for policy in ("us-gaap", "ifrs"):
+        book = run_scenario(parse_scenario(text.replace("us-gaap", policy), "s4.yaml"))
+        assert findings(book, "2026-01")["F"] == ("10", "2", "20.00", "20.00"), policy
+        assert findings(book, "2026-02")["F"] == ("10", "2", "20.00", "0.00"), policy
+        assert book.nrv_findings("2026-02")["F"].carrying == D("10")
+    # A finding recorded before books kept what they carried: the standard stands in.
+    before = previous("10", "15", "2")
+    found = dataclasses.replace(assess("10", "17", "8", before), carrying=D(10))
+    assert unit_writedown(LowerOfCost.US_GAAP, found) == D("4")
+    found = dataclasses.replace(found, previous=dataclasses.replace(before, carrying=D(10)))
+    assert unit_writedown(LowerOfCost.US_GAAP, found) == D("2")
+
+
 def test_the_write_down_is_taken_from_what_the_books_carry() -> None:
     # Carrying 6.00 of a standard of 10.00 (the rest off the books): NRV 1.00 writes down
     # 6.00 - 1.00, not 10.00 - 1.00; NRV 8.00, above what is carried, writes down nothing

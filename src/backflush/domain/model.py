@@ -730,3 +730,7 @@ class NrvWritedown:
     allowance: Decimal
     #: Posted by the close: positive writes down, negative releases or reverses.
     change: Decimal
+    #: What the books carried of a unit (the part of its standard on them, plus its share of
+    #: variances prorated into stock; zero when nothing is on hand). None: found before books
+    #: kept it (the standard stands in for it).
+    carrying: Decimal | None = None

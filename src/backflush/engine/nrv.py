@@ -66,8 +66,14 @@ def unit_writedown(policy: LowerOfCost, found: Assessment) -> Decimal:
     before = found.previous
     if policy is LowerOfCost.US_GAAP and before is not None and before.unit_writedown:
         held = min(before.quantity, quantity)
-        # The basis (standard less write-down) stays where it was when the standard moves.
-        carried = max(before.unit_writedown + found.standard - before.standard, ZERO)
+        # The basis (what the books carry less the write-down) stays where it was when what
+        # they carry moves (a new standard, variances prorated anew); a standard held off
+        # the books moves nothing.
+        if before.carrying is None:  # found before books kept what they carried
+            moved = found.standard - before.standard
+        else:
+            moved = found.carrying - before.carrying
+        carried = max(before.unit_writedown + moved, ZERO)
         average = (held * carried / quantity).quantize(UNIT_PLACES)
         shortfall = max(shortfall, average)
     return min(shortfall, carrying)
@@ -90,6 +96,7 @@ def close_item(
         unit,
         standing,
         change,
+        found.carrying if quantity else ZERO,
     )
     if not change:
         return record, None

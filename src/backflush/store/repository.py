@@ -69,7 +69,7 @@ BUMPED = "backflush_bumped"
 RECORDED_IN_GROUP = "backflush_recorded_in_group"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
-SCHEMA_REVISION = "0012"
+SCHEMA_REVISION = "0013"
 #: Key of the PostgreSQL advisory lock (``pg_advisory_xact_lock``) every write transaction
 #: takes first: one writer at a time per book (database), schema and settings writes included.
 WRITE_LOCK = 0x6261636B666C7368  # "backflsh"
@@ -2355,6 +2355,7 @@ def _load_nrv(conn: Connection, book: Book) -> None:
             row.unit_writedown,
             row.allowance,
             row.change,
+            row.carrying,
         )
 
 
@@ -2384,6 +2385,7 @@ def _write_nrv(conn: Connection, book: Book, changes: Changes) -> None:
                 "unit_writedown": f.unit_writedown,
                 "allowance": f.allowance,
                 "change": f.change,
+                "carrying": f.carrying,
             }
             for _, f in sorted(book.nrv_writedowns.get(period, {}).items())
         ]

@@ -381,6 +381,7 @@ nrv_writedowns = sa.Table(
     sa.Column("unit_writedown", Exact, nullable=False),
     sa.Column("allowance", Exact, nullable=False),
     sa.Column("change", Exact, nullable=False),
+    sa.Column("carrying", Exact),  # NULL: found before books kept it
 )
 
 # Indexes the close (and every write) needs on a book of millions of events, found with

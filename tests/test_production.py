@@ -572,3 +572,49 @@ def test_an_order_released_under_an_older_bom_and_not_costed_at_completion(
     assert book.on_hand["BOLT"] == D("88")
     if stock == "raw_in_process":  # the 88 BOLT on hand and the 4 units made at 2 BOLT each
         assert book.balances[(m.Account.RAW_IN_PROCESS, "")] == D("96.00")
+
+
+UNISSUED = """\
+book: {{name: S5, currency: USD, triggers: {triggers}, disposition: cogs, shortage: {shortage}}}
+items:
+  - {{id: M1, kind: material, standard_cost: "2.00"}}
+  - {{id: M2, kind: material, standard_cost: "5.00", flush: manual}}
+  - {{id: F, kind: finished, standard_cost: {{conversion: "1.00"}}}}
+boms: [{{item: F, lines: [{{component: M1, quantity: "1"}}, {{component: M2, quantity: "1"}}]}}]
+events:
+  - {{id: p1, date: 2026-01-05, type: purchase, item: M1, quantity: "20", unit_cost: "2.00"}}
+  - {{id: p2, date: 2026-01-05, type: purchase, item: M2, quantity: "{bought}", unit_cost: "5.00"}}
+  - {{id: r1, date: 2026-01-06, type: release, item: F, quantity: "10", order: WO1}}
+  - {{id: i1, date: 2026-01-06, type: issue, item: M2, quantity: "5", order: WO1}}
+  - {{id: c1, date: 2026-01-10, type: completion, item: F, quantity: "10", order: WO1}}
+  - {{id: x1, date: 2026-01-11, type: order_close, order: WO1}}
+"""
+
+
+@pytest.mark.parametrize("triggers", ["purchase+completion", "sequential"])
+def test_an_order_closed_issues_what_it_consumed_beyond_its_issues(triggers: str) -> None:
+    """WO1 made 10 F of 1 M2 each, with only 5 M2 issued: 5 came off the shelf unissued. Its
+    close issues them from stock: none left in process (it stayed at -5), 5 M2 on the shelf
+    (it said 10), so a count of 5 finds nothing missing (it booked a loss of 25.00). Under
+    sequential costing the issue moves 25.00 from materials to WIP, which the completion
+    credited for all 10 (found by the accountant's review)."""
+    text = UNISSUED.format(triggers=triggers, shortage="queue", bought="15")
+    text += "  - {id: n1, date: 2026-01-20, type: count, item: M2, quantity: '5'}\n"
+    book = run_scenario(parse_scenario(text, "unissued.yaml"))
+    assert (book.on_hand["M2"], book.in_process.get("M2", D(0))) == (D("5"), D("0"))
+    assert lines_of(book, "n1") == []
+    assert dict(book.orders["WO1"].issued)["M2"] == D("10")
+    if triggers == "sequential":
+        assert sorted(lines_of(book, "x1")) == [
+            ("materials", D("-25.00"), "", ""),
+            ("work_in_process", D("25.00"), "", "F"),
+        ]
+        assert not book.balances.get((m.Account.WORK_IN_PROCESS, ""))
+        assert book.balances[(m.Account.MATERIALS, "")] == D("45.00")  # 10 M1, 5 M2
+    else:
+        assert lines_of(book, "x1") == []
+        assert book.balances[(m.Account.RAW_IN_PROCESS, "")] == D("45.00")
+    # Short of stock to issue: the close waits for it, as an issue would.
+    short = UNISSUED.format(triggers=triggers, shortage="queue", bought="8")
+    with pytest.raises(PostingError, match=r"x1: needs 5 of 'M2' but only 3 is on hand"):
+        run_scenario(parse_scenario(short, "short.yaml"))

@@ -719,10 +719,20 @@ def _release(event: Release, ctx: Context, effects: Effects) -> None:
 
 def _order_close(event: OrderClose, ctx: Context, effects: Effects) -> None:
     """What is left of what was issued to the order goes back to stock (at standard: under
-    backflush its value never left the holding; under sequential costing, out of WIP)."""
+    backflush its value never left the holding; under sequential costing, out of WIP). What
+    the order consumed beyond its issues came off the shelf: it is issued now, from stock
+    (else in-process stock stayed negative for good, and a count found the shelf short)."""
     order = _order_of(event, event.order, ctx, None)
-    returned = {c: q for c, q in order.left().items() if q > 0}
+    left = order.left()
+    returned = {c: q for c, q in left.items() if q > 0}
+    unissued = {c: -q for c, q in left.items() if q < 0}
     builder = EntryBuilder(event.date, event.id, f"close of production order {order.id}")
+    for component, quantity in unissued.items():
+        _take(ctx, effects, event, component, quantity, queueable=False, into_process=True)
+        if ctx.standards.sequential:
+            holding = ctx.standards.holding(component, event.date)
+            value = builder.add_holding(holding, quantity)
+            builder.add(Account.WORK_IN_PROCESS, value, item=order.item)
     for component, quantity in returned.items():
         effects.movements.append(Movement(component, quantity, -quantity))
         if ctx.standards.sequential:
@@ -730,8 +740,14 @@ def _order_close(event: OrderClose, ctx: Context, effects: Effects) -> None:
             value = builder.add_holding(holding, quantity, +1)
             builder.add(Account.WORK_IN_PROCESS, -value, item=order.item)
     _emit(effects, ctx, builder)
+    issued = tuple(totals([*order.issued, *unissued.items()]).items())
     effects.orders.append(
-        dataclasses.replace(order, returned=tuple(returned.items()), closed_by=event.id)
+        dataclasses.replace(
+            order,
+            issued=issued if unissued else order.issued,
+            returned=tuple(returned.items()),
+            closed_by=event.id,
+        )
     )
 
 

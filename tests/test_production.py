@@ -42,6 +42,7 @@ from backflush.engine.flush import PostingError
 from backflush.engine.standards import Standards
 from backflush.formats.inputs import InputError
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
+from backflush.reports.close import checklist
 from backflush.reports.standards import order_pick_list
 from backflush.run import run_scenario
 from backflush.store.repository import Store
@@ -618,3 +619,44 @@ def test_an_order_closed_issues_what_it_consumed_beyond_its_issues(triggers: str
     short = UNISSUED.format(triggers=triggers, shortage="queue", bought="8")
     with pytest.raises(PostingError, match=r"x1: needs 5 of 'M2' but only 3 is on hand"):
         run_scenario(parse_scenario(short, "short.yaml"))
+
+
+def test_the_close_checklist_warns_of_stock_consumed_beyond_its_issue() -> None:
+    """Before WO1 closes, 5 M2 were consumed beyond what was issued: -5 in process at the
+    period end, which the checklist said nothing of ("no negative stock")."""
+    text = UNISSUED.format(triggers="purchase+completion", shortage="queue", bought="15")
+    book = run_scenario(parse_scenario(text.replace("  - {id: x1,", "  # {id: x1,"), "u.yaml"))
+    (counts,) = [c for c in checklist(book, "2026-01") if c.check == "counts and receipts"]
+    assert counts.status == "warn"
+    assert counts.details == (
+        "M2: -5 in process at the period end (consumed beyond what was issued: issue it, or "
+        "close its order)",
+    )
+    closed = run_scenario(parse_scenario(text, "closed.yaml"))
+    (counts,) = [c for c in checklist(closed, "2026-01") if c.check == "counts and receipts"]
+    assert counts.status == "ok"
+
+
+def test_an_order_on_todays_bom_is_valued_as_an_order_less_completion() -> None:
+    """An order released under today's BOM: its completion posts what an order-less one posts
+    (the pennies a per-unit value of 12 decimals leaves to rounding, not to the usage variance
+    as a BOM difference there is none of)."""
+    text = """\
+book: {name: S9, currency: USD, triggers: purchase+completion, disposition: keep, shortage: allow}
+items:
+  - {id: M, kind: material, standard_cost: "7.00"}
+  - {id: K, kind: phantom}
+  - {id: F, kind: finished}
+work_centers: [{id: W, name: Cell, rates: {labor: "3.00"}}]
+routings: [{item: F, operations: [{operation: 10, work_center: W, run_hours: "1", yield: "0.7"}]}]
+boms:
+  - {item: K, lines: [{component: M, quantity: "1", scrap: "0.03"}]}
+  - {item: F, lines: [{component: K, quantity: "1"}]}
+events:
+  - {id: r1, date: 2026-01-06, type: release, item: F, quantity: "30000000000", order: WO1}
+  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: "30000000000", order: WO1}
+  - {id: c2, date: 2026-01-10, type: completion, item: F, quantity: "30000000000"}
+"""
+    book = run_scenario(parse_scenario(text, "s9.yaml"))
+    assert sorted(lines_of(book, "c1")) == sorted(lines_of(book, "c2"))
+    assert not any(account == "material_usage_variance" for account, *_ in lines_of(book, "c1"))

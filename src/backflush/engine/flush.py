@@ -359,7 +359,9 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
     order = _order_of(event, event.order, ctx, event.item) if event.order else None
     requirements = cost.requirements
     if order is not None:  # the BOM as it was when the order was released
-        requirements = tuple(Requirement(c, q, f) for c, q, f in order.requirements)
+        released = tuple(Requirement(c, q, f) for c, q, f in order.requirements)
+        if released != requirements:  # (else today's, valued as an order-less completion)
+            requirements = released
     pending: dict[str, Decimal] = {}
     pending_in: dict[str, Decimal] = {}
     on_hand, movements = ctx.on_hand.get, effects.movements

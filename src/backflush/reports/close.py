@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from backflush.book import Book
+from backflush.book import IN_PROCESS, Book
 from backflush.domain.model import (
     Count,
     Event,
@@ -184,6 +184,13 @@ def _counts(book: Book, period: str, last: dt.date, counts: list[Count]) -> Chec
         if quantity < 0:
             status = WARN
             details.append(f"{item}: {fmt(quantity)} on hand at the period end (missing receipt?)")
+    for (item, part), quantity in sorted(book.held_through(period).items()):
+        if part == IN_PROCESS and quantity < 0:
+            status = WARN
+            details.append(
+                f"{item}: {fmt(quantity)} in process at the period end (consumed beyond what was "
+                "issued: issue it, or close its order)"
+            )
     waiting: dict[str, Decimal] = {}
     for s in book.open_shortages():
         if s.date <= last:

@@ -934,6 +934,7 @@ class Checker:
         #: NRV estimates accepted, and per item what the last close left standing
         #: (quantity, standard, allowance).
         self.estimates: list[NetRealisableValue] = []
+        #: Per item what the last close found: (quantity, unit write-down, carrying).
         self.nrv_before: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
 
     def journal(self) -> None:
@@ -1183,7 +1184,12 @@ class Checker:
         price_unrecorded = sum(
             (s.get("purchase_price_unrecorded", ZERO) for s in book.statistics.values()), ZERO
         )
-        assert price_unrecorded == sum((f.off_book_price_difference for f in live), ZERO)
+        # (a change of standards moves what payables will be credited with for it)
+        assert (
+            price_unrecorded
+            == sum((f.off_book_price_difference for f in live), ZERO)
+            - self.revalued[Account.ACCOUNTS_PAYABLE]
+        )
 
         self.hours()
         # Conservation, exactly: the journal only moves value between accounts.
@@ -1423,7 +1429,7 @@ class Checker:
         (carrying amount - NRV) where NRV is lower, capped at the carrying amount (what the
         books carry of the standard, plus the variances prorated into the stock: the book's
         share of those per unit is taken as the book works it out); under US GAAP it never
-        comes down while quantity and standard stay as they were."""
+        keeps the basis (carrying less write-down) while the quantity stays as it was."""
         book, plant = self.book, self.plant
         end = period_bounds(event.period)[1]
         found = book.nrv_findings(event.period)
@@ -1445,7 +1451,6 @@ class Checker:
             if not quantity:
                 assert standing == 0, item
                 continue
-            standard = plant.standard(item, end)
             # What the books carry of a unit: off-book parts left out, but the conversion of
             # finished goods costed at sale counts where a close inventories it.
             inventoried = (
@@ -1474,14 +1479,18 @@ class Checker:
             else:
                 assert standing >= least, (item, standing, least)
                 before = previous.get(item)
-                if before is not None and before[:2] == (quantity, standard):
-                    # Never reversed: only a cost that fell below it (variances prorated anew
-                    # into stock) takes it lower, as a write-down never exceeds the cost.
-                    floor = min(before[2], round_money(quantity * carrying, currency, rounding))
+                if before is not None and before[0] == quantity and before[1]:
+                    # Never reversed: the basis (what the books carry less the write-down)
+                    # stays where it was as what they carry moves (a standard on the books,
+                    # variances prorated anew), and a write-down never exceeds what they carry.
+                    _, unit, carried = before
+                    kept = min(max(unit + carrying - carried, ZERO), carrying)
+                    floor = round_money(quantity * kept, currency, rounding)
                     assert standing >= floor, (item, standing, before, carrying)
             if standing:
                 hypothesis_event(f"nrv write-down standing ({plant.settings.lower_of_cost})")
-            self.nrv_before[item] = (quantity, standard, standing)
+            unit = found[item].unit_writedown if item in found else ZERO
+            self.nrv_before[item] = (quantity, unit, carrying)
 
     def unsold_conversion(self, end: dt.date) -> None:
         """At a close (with nothing posted after its period), the conversion of finished goods

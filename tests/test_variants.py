@@ -95,13 +95,16 @@ def test_what_else_sets_a_variant_apart_is_named() -> None:
     """nrv: the write-down to NRV is each book's own (stock off the books is not written
     down): under the completion trigger 3,600.00 of stock is off the books and 240.00 less
     written down. widgets_prorate: the price variance a close prorates into stock differs
-    by 0.03 where purchases post nothing. Neither is work in process (there is none)."""
+    by 0.03 where purchases post nothing. Neither is work in process (there is none). (The
+    March cost roll raises CHIP by 0.50: payables will be credited 400.00 more for the 800 off
+    the books than they were invoiced.)"""
     said = explain(compare_variants(read_scenario(EXAMPLES / "nrv.yaml")), "USD")
     line = next(s for s in said if s.startswith("completion:"))
     assert line == (
         "completion: inventory -3360.00 against sequential; 3600.00 of it is stock at standard "
         "held off the books; all of it material not recognised until used; 240.00 a write-down "
-        "to NRV of its own (stock off the books is not written down); income -160.00"
+        "to NRV of its own (stock off the books is not written down); income -160.00; of which "
+        "-400.00 is a purchase price variance it does not post"
     )
     said = explain(compare_variants(read_scenario(EXAMPLES / "widgets_prorate.yaml")), "USD")
     line = next(s for s in said if s.startswith("completion:"))

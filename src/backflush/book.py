@@ -62,7 +62,14 @@ from backflush.domain.model import (
 from backflush.domain.money import CONTEXT, ZERO, fmt, round_money, totals
 from backflush.engine import close as closing
 from backflush.engine import nrv as lower_of_cost
-from backflush.engine.flush import Context, Effects, EntryBuilder, PostingError, flush
+from backflush.engine.flush import (
+    PRICE_UNRECORDED,
+    Context,
+    Effects,
+    EntryBuilder,
+    PostingError,
+    flush,
+)
 from backflush.engine.standards import StandardError, Standards
 
 Key = tuple[Account, str]
@@ -74,6 +81,19 @@ OFF_BOOK = (Account.ACCOUNTS_PAYABLE, Account.CONVERSION_ALLOCATED)
 #: Memo (after ``close PERIOD: ``) of the entry a close moves the pennies of the postings'
 #: rounding with, from the inventory accounts to the rounding variance.
 ROUNDED_TO_STANDARD = "inventory accounts rounded to the stock at standard"
+
+
+def unrecorded_price_change(old: Mapping[Key, Decimal], new: Mapping[Key, Decimal]) -> Decimal:
+    """What a change of standards adds to the price difference of material held off the
+    books: payables will be credited with the new standard, not the old, when it is used."""
+    return sum(
+        (
+            old.get(k, ZERO) - new.get(k, ZERO)
+            for k in {*old, *new}
+            if k[0] is Account.ACCOUNTS_PAYABLE
+        ),
+        ZERO,
+    )
 
 
 def on_book_change(old: Mapping[Key, Decimal], new: Mapping[Key, Decimal]) -> dict[Key, Decimal]:
@@ -958,15 +978,16 @@ class Book:
                 epoch, event.id, f"revaluation of {item} to the standards of {epoch}"
             )
             change = ZERO
-            for (account, element), delta in on_book_change(
-                self.stock_value(item), self.stock_value(item, epoch)
-            ).items():
+            old, new = self.stock_value(item), self.stock_value(item, epoch)
+            for (account, element), delta in on_book_change(old, new).items():
                 builder.add(account, delta, element)
                 change += delta
             builder.add(Account.REVALUATION_VARIANCE, -change, item=item)
             entry = builder.build(self.settings, Account.REVALUATION_VARIANCE, plug_item=item)
             if entry is not None:
                 self._post_entry(entry, record)
+            if unrecorded := unrecorded_price_change(old, new):
+                self._add_statistic(period_of(epoch), PRICE_UNRECORDED, unrecorded, record)
             units, in_wip = self.held(item)
             phantom = self.master.items[item].kind is Kind.PHANTOM  # valued at nothing
             for on, sign in () if phantom else ((self.epoch, -1), (epoch, 1)):
@@ -996,15 +1017,19 @@ class Book:
             )
             builder = EntryBuilder(on, event.id, memo)
             change = ZERO
-            for (account, element), delta in on_book_change(
-                self._valued(item, units, ZERO, old), self._valued(item, units, ZERO, on)
-            ).items():
+            before, after = (
+                self._valued(item, units, ZERO, old),
+                self._valued(item, units, ZERO, on),
+            )
+            for (account, element), delta in on_book_change(before, after).items():
                 builder.add(account, delta, element)
                 change += delta
             builder.add(Account.REVALUATION_VARIANCE, -change, item=item)
             entry = builder.build(self.settings, Account.REVALUATION_VARIANCE, plug_item=item)
             if entry is not None:
                 self._post_entry(entry, record)
+            if unrecorded := unrecorded_price_change(before, after):
+                self._add_statistic(period_of(on), PRICE_UNRECORDED, unrecorded, record)
             by_element: dict[str, Decimal] = {}
             for when, sign in ((old, -1), (on, 1)):
                 for _, elements in self._content(item, units, ZERO, when):

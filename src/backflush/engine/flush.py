@@ -247,6 +247,11 @@ def _require_kind(event: Event, item: str, ctx: Context, kinds: Iterable[Kind], 
         )
 
 
+#: The statistic of the price difference of material held off the books (its invoice less
+#: the standard payables will be credited with when it is used or sold), which no entry posts.
+PRICE_UNRECORDED = "purchase_price_unrecorded"
+
+
 def _purchase(event: Purchase, ctx: Context, effects: Effects) -> None:
     _require_kind(event, event.item, ctx, _PURCHASED, "a purchase")
     effects.movements.append(Movement(event.item, event.quantity))
@@ -255,9 +260,7 @@ def _purchase(event: Purchase, ctx: Context, effects: Effects) -> None:
         _periodic_purchase(event, ctx, effects, standard)
         return
     if not ctx.standards.policy(event.item).costs_purchases:
-        effects.memo.append(
-            ("purchase_price_unrecorded", event.quantity * (event.unit_cost - standard))
-        )
+        effects.memo.append((PRICE_UNRECORDED, event.quantity * (event.unit_cost - standard)))
         return
     builder = EntryBuilder(event.date, event.id, f"purchase {fmt(event.quantity)} {event.item}")
     builder.add_holding(ctx.standards.holding(event.item, event.date), event.quantity, +1)

@@ -650,6 +650,29 @@ def test_init_brings_an_older_book_up_to_date_whatever_its_settings(tmp_path: Pa
     assert other.exit_code == 2 and "holds a different book" in other.output
 
 
+def test_a_book_of_a_newer_version_is_named_so_and_left_alone(tmp_path: Path) -> None:
+    """A book an upgraded backflush wrote, opened by this one: every command, init among them,
+    says to upgrade backflush (init raised alembic's traceback) and leaves the file as it was."""
+    from backflush.store.repository import SCHEMA_REVISION
+
+    db = tmp_path / "new.db"
+    ok("import", EXAMPLES / "potter.yaml", "--db", db)
+    newer = f"{int(SCHEMA_REVISION) + 1:04d}"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (newer,))
+    conn.close()
+    before = db.read_bytes()
+    for command in (["report"], ["init"], ["post", "-f", "-"]):
+        result = cli(*command, "--db", db)
+        assert result.exit_code == 2, result.output
+        assert (
+            f"the book was written by a newer version of backflush (schema revision {newer}; "
+            f"this version knows up to {SCHEMA_REVISION}): upgrade backflush to read it"
+        ) in " ".join(result.stderr.split()), command
+        assert "Traceback" not in result.output
+    assert db.read_bytes() == before
+
+
 def test_the_journal_on_screen_is_paged(tmp_path: Path) -> None:
     db = str(tmp_path / "book.db")
     runner = CliRunner()

@@ -542,6 +542,14 @@ _PG_WRITES: dict[tuple[str, tuple[str, ...], str, int], str] = {}
 VALUES_ROWS = 64
 
 
+def _newer(where: str, revision: str) -> str:
+    """What to say of a book whose schema a newer version of backflush wrote."""
+    return (
+        f"{where}: the book was written by a newer version of backflush (schema revision "
+        f"{revision}; this version knows up to {SCHEMA_REVISION}): upgrade backflush to read it"
+    )
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class SummaryEntry:
     """A summary journal entry and the events whose lines it sums (see
@@ -811,6 +819,8 @@ class Store:
         from alembic.config import Config
 
         before = Store._revision(conn)
+        if before is not None and before > SCHEMA_REVISION:
+            raise StoreError(_newer(display_url(conn.engine.url.render_as_string(False)), before))
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = conn
@@ -840,6 +850,8 @@ class Store:
         current = self._revision(conn)
         if current is None:
             raise StoreError(f"{self.display_url}: no book here; run `backflush init` first")
+        if current > SCHEMA_REVISION:
+            raise StoreError(_newer(self.display_url, current))
         if current != SCHEMA_REVISION:
             raise StoreError(
                 f"{self.display_url}: schema at revision {current}, this version needs "

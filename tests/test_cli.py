@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from backflush.cli import app
+from backflush.domain import model as m
 from backflush.formats.scenario import read_scenario
 from backflush.reports.document import document
 from backflush.reports.tables import valuation_table
@@ -671,6 +673,29 @@ def test_a_book_of_a_newer_version_is_named_so_and_left_alone(tmp_path: Path) ->
         ) in " ".join(result.stderr.split()), command
         assert "Traceback" not in result.output
     assert db.read_bytes() == before
+
+
+def test_backup_copies_what_the_write_ahead_log_holds_and_close_checkpoints_it(
+    tmp_path: Path,
+) -> None:
+    """A posting another process holds in SQLite's write-ahead log is in a backup (a copy of
+    the file alone missed it, even after a server stopped); closing the store writes the log
+    into the file. A backup never overwrites a file; an older book is copied as it is."""
+    db = tmp_path / "book.db"
+    ok("import", EXAMPLES / "potter.yaml", "--db", db)
+    store = Store(str(db), create=False)
+    event = m.Purchase("late-1", dt.date(2026, 6, 2), "DM", Decimal(5), Decimal("1.00"))
+    assert store.post([event]) == [True]
+    shutil.copy(db, tmp_path / "copy.db")  # the file alone, the log left behind
+    assert "late-1" not in cli("explain", "late-1", "--db", tmp_path / "copy.db").stdout
+    assert "backed up" in ok("backup", tmp_path / "backup.db", "--db", db)
+    assert "late-1" in ok("explain", "late-1", "--db", tmp_path / "backup.db")
+    refused = cli("backup", tmp_path / "backup.db", "--db", db)
+    assert refused.exit_code == 2 and "exists already" in refused.stderr
+    store.close()
+    assert not (tmp_path / "book.db-wal").exists() or not (tmp_path / "book.db-wal").stat().st_size
+    shutil.copy(db, tmp_path / "copy.db")
+    assert "late-1" in ok("explain", "late-1", "--db", tmp_path / "copy.db")
 
 
 def test_the_journal_on_screen_is_paged(tmp_path: Path) -> None:

@@ -1103,6 +1103,25 @@ def flags(
 
 
 @app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="The new SQLite file to write.", show_default=False)],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Copy a SQLite book to a new file, consistent at one moment, while others go on posting
+    (a copy of the file alone can miss what its write-ahead log holds). PostgreSQL: pg_dump."""
+
+    def go() -> None:
+        store = Store(db, create=False)
+        try:
+            store.backup(file)
+        finally:
+            store.close()
+        out.print(f"backed up {display_url(db)} to {file}")
+
+    guarded(go, writes=False, db=db)
+
+
+@app.command()
 def demo(
     db: Annotated[str, typer.Option("--db", help="Where to build the demo book.")] = DEMO_DB,
 ) -> None:

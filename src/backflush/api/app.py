@@ -120,6 +120,7 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
         await run_in_threadpool(writer.start)  # the book loaded before the first request
         yield
         await run_in_threadpool(writer.stop)  # what is waiting is posted first
+        await run_in_threadpool(store.close)  # (SQLite: the write-ahead log into the file)
 
     app = FastAPI(
         title="backflush",

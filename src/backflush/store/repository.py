@@ -8,6 +8,7 @@ statements before commit. A refused event rolls back the whole batch: nothing is
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
@@ -731,7 +732,36 @@ class Store:
         self.loads = 0
 
     def close(self) -> None:
+        """Let go of the database. SQLite: what the write-ahead log holds is first written
+        into the book's file (a copy of the file alone, taken after a server stopped, then
+        holds every posting it acknowledged), as far as no one else is reading."""
+        if self.engine.dialect.name == "sqlite" and self.engine.pool.checkedout() == 0:
+            with (
+                contextlib.suppress(sa.exc.SQLAlchemyError, sqlite3.Error),
+                self.engine.connect() as conn,
+            ):
+                raw: Any = conn.connection.driver_connection  # (no transaction around it)
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.engine.dispose()
+
+    def backup(self, target: Path) -> None:
+        """Write a consistent copy of the SQLite book to the new file ``target``, as it
+        stands at one moment, while others may go on posting (``VACUUM INTO``: what the
+        write-ahead log holds included, which a copy of the file can miss). A book of an
+        older schema is copied as it is: the copy to keep before ``backflush init``."""
+        if self.engine.dialect.name != "sqlite":
+            raise StoreError(
+                f"{self.display_url}: a PostgreSQL book is backed up with PostgreSQL's own "
+                "tools: pg_dump --format=custom (pg_restore brings it back)"
+            )
+        if target.exists():
+            raise StoreError(f"{target}: exists already; a backup is written to a new file")
+        with self.engine.connect() as conn:
+            if self._revision(conn) is None:  # (a book of any version: the copy before init)
+                raise StoreError(f"{self.display_url}: no book here")
+            conn.rollback()
+            raw: Any = conn.connection.driver_connection  # VACUUM runs outside a transaction
+            raw.execute("VACUUM INTO ?", (str(target),))
 
     @contextmanager
     def transaction(self, *, write: bool = False) -> Iterator[Connection]:

@@ -735,7 +735,7 @@ class Store:
         """Let go of the database. SQLite: what the write-ahead log holds is first written
         into the book's file (a copy of the file alone, taken after a server stopped, then
         holds every posting it acknowledged), as far as no one else is reading."""
-        if self.engine.dialect.name == "sqlite" and self.engine.pool.checkedout() == 0:
+        if self.engine.dialect.name == "sqlite":
             with (
                 contextlib.suppress(sa.exc.SQLAlchemyError, sqlite3.Error),
                 self.engine.connect() as conn,

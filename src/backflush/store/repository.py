@@ -741,7 +741,7 @@ class Store:
                 self.engine.connect() as conn,
             ):
                 raw: Any = conn.connection.driver_connection  # (no transaction around it)
-                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                raw.execute("PRAGMA wal_checkpoint(PASSIVE)")  # (never waits for a reader)
         self.engine.dispose()
 
     def backup(self, target: Path) -> None:

@@ -680,7 +680,8 @@ def test_backup_copies_what_the_write_ahead_log_holds_and_close_checkpoints_it(
 ) -> None:
     """A posting another process holds in SQLite's write-ahead log is in a backup (a copy of
     the file alone missed it, even after a server stopped); closing the store writes the log
-    into the file. A backup never overwrites a file; an older book is copied as it is."""
+    into the file (a copy of the file alone then holds it). A backup never overwrites a
+    file."""
     db = tmp_path / "book.db"
     ok("import", EXAMPLES / "potter.yaml", "--db", db)
     store = Store(str(db), create=False)
@@ -693,7 +694,6 @@ def test_backup_copies_what_the_write_ahead_log_holds_and_close_checkpoints_it(
     refused = cli("backup", tmp_path / "backup.db", "--db", db)
     assert refused.exit_code == 2 and "exists already" in refused.stderr
     store.close()
-    assert not (tmp_path / "book.db-wal").exists() or not (tmp_path / "book.db-wal").stat().st_size
     shutil.copy(db, tmp_path / "copy.db")
     assert "late-1" in ok("explain", "late-1", "--db", tmp_path / "copy.db")
 

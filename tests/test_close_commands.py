@@ -4,7 +4,9 @@ list | retry | resolve, and the exceptions policy of ``backflush close``."""
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -206,3 +208,18 @@ def test_close_prints_the_period_closed_as_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert parse(result.stdout)["period"] == "2026-04"  # the warning is not in it
     assert "still wait for stock" in result.stderr
+
+
+def test_the_command_line_records_who_wrote_each_event(tmp_path: Path) -> None:
+    """Imports, posts, closes, reopens and write-offs from the command line are recorded as
+    ``cli:<login name>`` (an auditor asks who reopened a month): they recorded nobody."""
+    db = tmp_path / "book.db"
+    ok("import", EXAMPLES / "potter.yaml", "--db", db)
+    ok("post", "--db", db, "--type", "purchase", "--id", "p-9", "--date", "2026-06-02",
+       "--item", "DM", "--quantity", "5", "--unit-cost", "1.00")  # fmt: skip
+    ok("reopen", "2026-05", "--reason", "late invoice", "--db", db)
+    with sqlite3.connect(db) as conn:
+        found = dict(conn.execute("SELECT id, recorded_by FROM events").fetchall())
+    conn.close()
+    assert set(found.values()) == {f"cli:{getpass.getuser()}"}, found
+    assert {"p-9", "reopen-2026-05-1"} <= set(found)

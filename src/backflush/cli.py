@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import getpass
 import inspect
 import io
 import json
@@ -150,6 +151,14 @@ def guarded(
     except SQLAlchemyError as error:
         where = f"database {display_url(db)}" if db is not None else "database"
         fail(f"{where}: {database_reason(error)}{then}", 1)
+
+
+def cli_user() -> str:
+    """Who writes from the command line, as the book records it: ``cli:<login name>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this user id
+        return "cli"
 
 
 def database_reason(error: SQLAlchemyError) -> str:
@@ -385,6 +394,7 @@ def _import(store: Store, scenario: Scenario, batch: int = 5000) -> list[bool]:
             scenario.events,
             on_progress=lambda n: progress.update(task, advance=n),
             batch=batch,
+            recorded_by=cli_user(),
         )
 
 
@@ -500,6 +510,7 @@ def _import_stream(
                 batch=batch,
                 on_progress=lambda n: progress.update(task, advance=n),
                 refuse=None if allow_future else _ahead,
+                recorded_by=cli_user(),
             )
         except PostingError as error:
             raise order.explained(error) from None
@@ -607,7 +618,7 @@ def post(
             raise InputError(ahead)
         events = [event for _where, event in read]
         try:
-            applied = store.post(events)
+            applied = store.post(events, recorded_by=cli_user())
         except PostingError as error:
             if file is None:
                 raise
@@ -690,7 +701,7 @@ def close(
                 where="command line",
                 default_id=event_id or procedure.close_id(book, period),
             )
-            applied = store.post([event])[0]
+            applied = store.post([event], recorded_by=cli_user())[0]
             book = store.load()
             if applied:
                 if as_json:

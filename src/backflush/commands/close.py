@@ -16,7 +16,17 @@ import typer
 from rich.markup import escape
 
 from backflush.book import Book, write_off_id
-from backflush.cli import DEFAULT_DB, DbOption, JsonOption, err, fail, guarded, out, print_json
+from backflush.cli import (
+    DEFAULT_DB,
+    DbOption,
+    JsonOption,
+    cli_user,
+    err,
+    fail,
+    guarded,
+    out,
+    print_json,
+)
 from backflush.domain import model as m
 from backflush.domain.money import fmt
 from backflush.formats.inputs import InputError, build_event, to_date, to_decimal, too_far_ahead
@@ -54,7 +64,7 @@ def _post(store: Store, book: Book, raw: dict[str, Any], event_id: str) -> tuple
     event = build_event(raw, book.master, book.settings, where="command line", default_id=event_id)
     if (ahead := too_far_ahead(event.date)) is not None:
         raise InputError([f"command line: event {event.id}: date: {ahead}"])
-    return event, store.post([event])[0]
+    return event, store.post([event], recorded_by=cli_user())[0]
 
 
 # ---------------------------------------------------------------- close --check and the close

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated
 
 import typer
@@ -10,7 +9,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from backflush.api.tokens import Role, create_token, list_tokens, revoke_token, token_document
-from backflush.cli import DEFAULT_DB, DbOption, JsonOption, fail, guarded, out, print_json
+from backflush.cli import (
+    DEFAULT_DB,
+    DbOption,
+    JsonOption,
+    cli_user,
+    fail,
+    guarded,
+    out,
+    print_json,
+)
 from backflush.store.repository import Store
 
 tokens = typer.Typer(help="API tokens: create (the secret is shown once), list, revoke.")
@@ -71,7 +79,7 @@ def token_create(
 
     def go() -> None:
         try:
-            token, secret = create_token(Store(db, create=False), name, role, by=_cli_user())
+            token, secret = create_token(Store(db, create=False), name, role, by=cli_user())
         except ValueError as error:
             fail(str(error), 2)
         if as_json:
@@ -115,20 +123,12 @@ def token_revoke(
     """Revoke a token: it is refused from now on."""
 
     def go() -> None:
-        found = revoke_token(Store(db, create=False), token_id, by=_cli_user())
+        found = revoke_token(Store(db, create=False), token_id, by=cli_user())
         if found is None:
             fail(f"no token {token_id}", 2)
         out.print(f"token {found.id} ({escape(found.name)}) revoked")
 
     guarded(go, db=db)
-
-
-def _cli_user() -> str:
-    """Who manages tokens from the command line: ``cli:<login name>``."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no name for this user id
-        return "cli"
 
 
 def register(app: typer.Typer) -> None:

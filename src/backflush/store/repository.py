@@ -1798,10 +1798,12 @@ class Store:
         events: Sequence[m.Event],
         on_progress: Callable[[int], None] | None = None,
         batch: int = 5000,
+        recorded_by: str | None = None,
     ) -> list[bool]:
         """A scenario's master data and events in one transaction (book created if new,
         its schema made in that same transaction: a refused import leaves no trace), written
-        in batches so the book's memory stays bounded (:func:`_forget`)."""
+        in batches so the book's memory stays bounded (:func:`_forget`). ``recorded_by``:
+        who imports them (the command line's user)."""
         with self._migrating() as conn:
             self._migrate(conn)
             self._ensure_settings(conn, settings)
@@ -1813,7 +1815,7 @@ class Store:
                 chunk = events[start : start + batch]
                 with collector_paused():  # see there: the batch's objects live till written
                     applied += book.post_many(chunk)
-                    self._write_batch(conn, book, stock)
+                    self._write_batch(conn, book, stock, recorded_by)
                 if on_progress is not None:
                     on_progress(len(chunk))
             self._write(conn, book, stock)
@@ -1826,6 +1828,7 @@ class Store:
         batch: int = 5000,
         on_progress: Callable[[int], None] | None = None,
         refuse: Callable[[str, m.Event], Exception | None] | None = None,
+        recorded_by: str | None = None,
     ) -> Imported:
         """Stream events into a book that holds its settings and master data already, in one
         write transaction: a bad row or a refused event anywhere writes nothing. ``read``
@@ -1835,7 +1838,8 @@ class Store:
         memory does not grow with the number of events. An event the rules refuse raises
         its :class:`PostingError` with where it was read. ``refuse``: a shell's own check of
         an event and where it was read (what it answers is raised), skipped for an event whose
-        id the book records already (sent again: a no-op, or a conflict when it differs)."""
+        id the book records already (sent again: a no-op, or a conflict when it differs).
+        ``recorded_by``: who imports them (the command line's user)."""
         if batch < 1:
             raise ValueError(f"batch: expected 1 or more, got {batch}")
         applied = recorded = 0
@@ -1861,7 +1865,7 @@ class Store:
                         done = book.post_many(event for _where, event in chunk)
                     except PostingError as error:
                         raise _located(error, chunk) from None
-                    self._write_batch(conn, book, stock)
+                    self._write_batch(conn, book, stock, recorded_by)
                 new = sum(done)
                 applied, recorded = applied + new, recorded + len(done) - new
                 if on_progress is not None:
@@ -1869,7 +1873,9 @@ class Store:
             self._write(conn, book, stock)
         return Imported(applied, recorded)
 
-    def _write_batch(self, conn: Connection, book: Book, stock: Changes) -> None:
+    def _write_batch(
+        self, conn: Connection, book: Book, stock: Changes, recorded_by: str | None = None
+    ) -> None:
         """Write what a batch of an import changed, but the stock on hand and moved per
         period, which ``stock`` collects to be written once, at the end: the book holds them
         whole, nothing reads them back before, and PostgreSQL would keep every version of a
@@ -1877,7 +1883,7 @@ class Store:
         before). Then drop what the next batch does not need (:func:`_forget`)."""
         changes = book.take_changes()
         changes.move_stock_into(stock)
-        self._write(conn, book, changes)
+        self._write(conn, book, changes, [recorded_by] * len(changes.events))
         _forget(book, importing=True)
 
     def recorded_ids(self, ids: Iterable[str]) -> set[str]:

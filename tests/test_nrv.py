@@ -215,6 +215,15 @@ events:
         assert findings(book, "2026-01")["F"] == ("10", "2", "20.00", "20.00"), policy
         assert findings(book, "2026-02")["F"] == ("10", "2", "20.00", "0.00"), policy
         assert book.nrv_findings("2026-02")["F"].carrying == D("10")
+    # January's finding made before books kept what they carried (a book upgraded to 0013):
+    # worked out again at February's close, which writes nothing more down.
+    sc = parse_scenario(text, "s4.yaml")
+    book = Book(sc.settings, sc.master)
+    book.post_many(sc.events[:-1])
+    january = book.nrv_writedowns["2026-01"]
+    january["F"] = dataclasses.replace(january["F"], carrying=None)
+    book.post(sc.events[-1])
+    assert findings(book, "2026-02")["F"] == ("10", "2", "20.00", "0.00")
     # A finding recorded before books kept what they carried: the standard stands in.
     before = previous("10", "15", "2")
     found = dataclasses.replace(assess("10", "17", "8", before), carrying=D(10))

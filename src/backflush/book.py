@@ -1598,6 +1598,18 @@ class Book:
                 found[item] = (share / units).quantize(lower_of_cost.UNIT_PLACES)
         return found
 
+    def _carried_then(self, finding: NrvWritedown) -> NrvWritedown:
+        """``finding`` with what the books carried of a unit then: one a close made before
+        books kept it (schema revision 0013) has it worked out now, at the standards of its
+        period's end plus the variances prorated into stock as they stand at that end."""
+        if finding.carrying is not None or not finding.quantity:
+            return finding
+        last = period_bounds(finding.period)[1]
+        content = self.standard_content(finding.period)
+        prorated = self._prorated_per_unit(finding.period, content).get(finding.item, ZERO)
+        carrying = self._nrv_carrying(finding.item, last) + prorated
+        return dataclasses.replace(finding, carrying=carrying)
+
     def _nrv_carrying(self, item_id: str, on: dt.date) -> Decimal:
         """Part of the standard unit cost of ``item_id`` that the books carry on ``on``."""
         inventoried = self.settings.inventory_unsold_conversion and self._costed_at_sale(item_id)
@@ -1623,6 +1635,7 @@ class Book:
         write-down that stands (see :mod:`backflush.engine.nrv`). ``content``: what the
         close prorated variances by (None: it prorated none)."""
         previous = self.nrv_findings(self.last_closed) if self.last_closed else {}
+        previous = {item: self._carried_then(f) for item, f in previous.items()}
         items = {i for i in self.nrv_estimates if self.nrv_on(i, last) is not None}
         items |= {i for i, v in self.nrv_allowance.items() if v}
         items |= {i for i, f in previous.items() if f.unit_writedown}

@@ -732,5 +732,5 @@ class NrvWritedown:
     change: Decimal
     #: What the books carried of a unit (the part of its standard on them, plus its share of
     #: variances prorated into stock; zero when nothing is on hand). None: found before books
-    #: kept it (the standard stands in for it).
+    #: kept it (the next close works it out: Book._carried_then).
     carrying: Decimal | None = None

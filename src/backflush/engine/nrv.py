@@ -69,7 +69,7 @@ def unit_writedown(policy: LowerOfCost, found: Assessment) -> Decimal:
         # The basis (what the books carry less the write-down) stays where it was when what
         # they carry moves (a new standard, variances prorated anew); a standard held off
         # the books moves nothing.
-        if before.carrying is None:  # found before books kept what they carried
+        if before.carrying is None:  # not known (see Book._carried_then): the standard
             moved = found.standard - before.standard
         else:
             moved = found.carrying - before.carrying

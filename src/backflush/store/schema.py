@@ -381,7 +381,7 @@ nrv_writedowns = sa.Table(
     sa.Column("unit_writedown", Exact, nullable=False),
     sa.Column("allowance", Exact, nullable=False),
     sa.Column("change", Exact, nullable=False),
-    sa.Column("carrying", Exact),  # NULL: found before books kept it
+    sa.Column("carrying", Exact),  # NULL: found before books kept it (worked out again)
 )
 
 # Indexes the close (and every write) needs on a book of millions of events, found with

@@ -1,6 +1,6 @@
 """What the books carried of a unit when a close measured it against its NRV: under US GAAP
 the write-down follows what the books carry, not the whole standard (a standard held off the
-books moves nothing). Findings recorded before keep NULL (the standard stands in for it).
+books moves nothing). Findings recorded before keep NULL: the next close works it out.
 
 Revision ID: 0013
 Revises: 0012

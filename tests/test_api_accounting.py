@@ -393,6 +393,13 @@ def test_master_data_items_and_a_cost_set_release(service: Service) -> None:
     assert item["standard"]["total"] == "29"  # G 16.50 + K 5.00 + 7.50
     item = service.client.get("/items/H?date=2026-03-01", headers=viewer).json()
     assert item["standard"]["total"] == "31"  # G 17.50 + K 6.00 + 7.50
+    # who changed the standards: the token's name, as the answers said
+    log = [(by, change) for _, by, change in service.store.master_changes()]
+    assert log[-3:] == [
+        ("accountant", log[-3][1]),
+        ("accountant", "cost set next released, effective 2026-03-01"),
+        ("accountant", "master data added (items 1, bom_lines 2, routing_operations 1); items: H"),
+    ]
 
 
 # ---------------------------------------------------------------- CSV and throughput

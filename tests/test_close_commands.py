@@ -223,3 +223,30 @@ def test_the_command_line_records_who_wrote_each_event(tmp_path: Path) -> None:
     conn.close()
     assert set(found.values()) == {f"cli:{getpass.getuser()}"}, found
     assert {"p-9", "reopen-2026-05-1"} <= set(found)
+
+
+def test_who_changed_the_standards_is_logged(tmp_path: Path) -> None:
+    """Master data written and a cost set released from the command line are logged with who
+    did it and when (`master log`): a release revalues stock, and nothing said who made it."""
+    db, scenario = tmp_path / "book.db", tmp_path / "plant.yaml"
+    scenario.write_text(
+        """\
+book: {name: Log, currency: USD}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+cost_sets: [{name: apr, materials: {M: "2.50"}}]
+events:
+  - {id: p1, date: 2026-03-02, type: purchase, item: M, quantity: "5", unit_cost: "2.00"}
+""",
+        encoding="utf-8",
+    )
+    ok("import", scenario, "--db", db)
+    ok("standards", "release", "apr", "--effective", "2026-04-01", "--db", db)
+    log = json.loads(ok("master", "log", "--json", "--db", db))["master_changes"]
+    me = f"cli:{getpass.getuser()}"
+    assert [(row["recorded_by"], row["change"]) for row in log] == [
+        (me, "master data added (cost_sets 1, items 1, cost_set_materials 1); items: M"),
+        (me, "cost set apr released, effective 2026-04-01"),
+    ]
+    assert all(dt.datetime.fromisoformat(row["recorded_at"]).tzinfo for row in log)
+    assert "cost set apr released" in ok("master", "log", "--db", db)

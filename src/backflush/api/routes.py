@@ -647,7 +647,7 @@ def add_routes(
                     counts = _counts(master)
                     keep(conn, {"read": counts}, 201)
 
-                store.add_master(master, also=also)
+                store.add_master(master, also=also, recorded_by=token.name)
 
             return keyed(store, token, key, request, raw, write)
 
@@ -700,7 +700,7 @@ def add_routes(
                 def also(conn: Connection) -> None:
                     keep(conn, _released(name, body.effective, found), 201)
 
-                store.release_cost_set(name, body.effective, also=also)
+                store.release_cost_set(name, body.effective, also=also, recorded_by=token.name)
 
             return keyed(store, token, key, request, raw, write)
 

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from backflush.book import Book
 from backflush.cli import (
@@ -23,6 +24,7 @@ from backflush.cli import (
     DbOption,
     JsonOption,
     RunFileOption,
+    cli_user,
     fail,
     guarded,
     out,
@@ -419,7 +421,7 @@ def release(
         try:
             book = store.load()
             cost_set_of(book.master, cost_set)
-            released = store.release_cost_set(cost_set, on)
+            released = store.release_cost_set(cost_set, on, recorded_by=cli_user())
         finally:
             store.close()
         before = book.master
@@ -504,7 +506,7 @@ def master_import(
             known = store.master()
             master = load_master_tables(path, settings, known, store.last_event())
             before = _counts(known)
-            store.import_scenario(settings, master, ())
+            store.import_scenario(settings, master, (), recorded_by=cli_user())
             after = _counts(store.master())
         finally:
             store.close()
@@ -536,6 +538,34 @@ def master_export(
         source = load_source(db, file)
         write_master_tables(source.master, path)  # an OSError names the path: exit 2
         out.print(f"wrote {_describe(_counts(source.master))} to {escape(str(path))}")
+
+    guarded(go, writes=False, db=db)
+
+
+@master_app.command("log")
+def master_log(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """Who changed the book's master data and standards, and when: each write of master data
+    and each release of a cost set, oldest first (the command line records cli:<login name>,
+    the API the token's name)."""
+
+    def go() -> None:
+        store = Store(db, create=False)
+        try:
+            found = store.master_changes()
+        finally:
+            store.close()
+        if as_json:
+            rows = [
+                {"recorded_at": a.isoformat(), "recorded_by": b, "change": c} for a, b, c in found
+            ]
+            print_json({"master_changes": rows})
+            return
+        table = Table(title="Master data changes")
+        for column in ("recorded at (UTC)", "by", "change"):
+            table.add_column(column)
+        for at, by, change in found:
+            table.add_row(at.strftime("%Y-%m-%d %H:%M:%S"), escape(by or ""), escape(change))
+        out.print(table)
 
     guarded(go, writes=False, db=db)
 

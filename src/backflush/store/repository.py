@@ -70,7 +70,7 @@ BUMPED = "backflush_bumped"
 RECORDED_IN_GROUP = "backflush_recorded_in_group"
 #: The newest migration; a test checks it against the migration scripts. Reading it from here
 #: keeps Alembic out of every command but ``init`` and ``import``.
-SCHEMA_REVISION = "0013"
+SCHEMA_REVISION = "0014"
 #: Key of the PostgreSQL advisory lock (``pg_advisory_xact_lock``) every write transaction
 #: takes first: one writer at a time per book (database), schema and settings writes included.
 WRITE_LOCK = 0x6261636B666C7368  # "backflsh"
@@ -1049,10 +1049,13 @@ class Store:
             sets,
         )
 
-    def _add_master(self, conn: Connection, master: m.MasterData) -> None:
+    def _add_master(
+        self, conn: Connection, master: m.MasterData, recorded_by: str | None = None
+    ) -> None:
         """Add master data; what is already there must be identical. Standards that change
         (a new BOM or routing version, a cost set released) must take effect after the last
-        event recorded: past postings never change."""
+        event recorded: past postings never change. What it adds is logged as made by
+        ``recorded_by`` (:data:`schema.master_changes`)."""
         stored = self._master(conn)
         problems: list[str] = []
         rows: dict[sa.Table, list[dict[str, Any]]] = {}
@@ -1155,6 +1158,23 @@ class Store:
             conn.execute(
                 t.settings.update().values(master_revision=t.settings.c.master_revision + 1)
             )
+            added = ", ".join(
+                f"{table.name} {len(rows[table])}"
+                for table in t.metadata.sorted_tables
+                if rows.get(table)
+            )
+            named = sorted(r["id"] for r in rows.get(t.items, []))
+            released = sorted(
+                f"{r['name']} effective {r['effective']}"
+                for r in rows.get(t.cost_sets, [])
+                if r.get("effective") is not None
+            )
+            change = f"master data added ({added})"
+            if named:
+                change += f"; items: {_listed(named)}"
+            if released:
+                change += f"; cost sets released: {_listed(released)}"
+            _log_master_change(conn, change, recorded_by)
 
     @staticmethod
     def _check_changes(conn: Connection, changes: list[tuple[str, dt.date]]) -> list[str]:
@@ -1171,14 +1191,18 @@ class Store:
             return conn.execute(_LAST_EVENT).scalar()
 
     def add_master(
-        self, master: m.MasterData, *, also: Callable[[Connection], None] | None = None
+        self,
+        master: m.MasterData,
+        *,
+        also: Callable[[Connection], None] | None = None,
+        recorded_by: str | None = None,
     ) -> None:
         """Add master data to an existing book in one transaction (what is already there must
         be identical); ``also`` writes more in that transaction (an idempotency key)."""
         with self.transaction(write=True) as conn:
             self._check_schema(conn)
             self._require_settings(conn)
-            self._add_master(conn, master)
+            self._add_master(conn, master, recorded_by)
             if also is not None:
                 also(conn)
 
@@ -1188,6 +1212,7 @@ class Store:
         effective: dt.date,
         *,
         also: Callable[[Connection], None] | None = None,
+        recorded_by: str | None = None,
     ) -> m.CostSet:
         """Release a cost set: its costs and rates are the book's standards from ``effective``
         on; stock on hand is revalued when the first event of that date or later is posted.
@@ -1225,9 +1250,25 @@ class Store:
             conn.execute(
                 t.settings.update().values(master_revision=t.settings.c.master_revision + 1)
             )
+            change = f"cost set {name} released, effective {effective.isoformat()}"
+            _log_master_change(conn, change, recorded_by)
             if also is not None:
                 also(conn)
             return released
+
+    def master_changes(self) -> list[tuple[dt.datetime, str | None, str]]:
+        """Each change of the book's master data, oldest first: (when, by whom, what)."""
+        with self.transaction() as conn:
+            self._check_schema(conn)
+            query = sa.select(
+                t.master_changes.c.recorded_at,
+                t.master_changes.c.recorded_by,
+                t.master_changes.c.change,
+            ).order_by(t.master_changes.c.seq)
+            return [
+                (at if at.tzinfo else at.replace(tzinfo=dt.UTC), by, change)
+                for at, by, change in conn.execute(query)
+            ]
 
     def master(self) -> m.MasterData:
         """The book's master data (kept by this Store while the book's master revision is
@@ -1807,7 +1848,7 @@ class Store:
         with self._migrating() as conn:
             self._migrate(conn)
             self._ensure_settings(conn, settings)
-            self._add_master(conn, master)
+            self._add_master(conn, master, recorded_by)
             book = self._load(conn, history=False)
             applied: list[bool] = []
             stock = Changes()
@@ -2634,6 +2675,16 @@ def _setting(value: object) -> str:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _listed(names: Sequence[str], most: int = 20) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _log_master_change(conn: Connection, change: str, recorded_by: str | None) -> None:
+    row = {"recorded_at": _now(), "recorded_by": recorded_by, "change": change}
+    conn.execute(t.master_changes.insert(), [row])
 
 
 def _item_row(item: m.Item) -> dict[str, Any]:

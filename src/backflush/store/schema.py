@@ -146,6 +146,17 @@ cost_sets = sa.Table(
     sa.Column("released_at", sa.DateTime(timezone=True)),
 )
 
+#: Who changed the standards, and when: each write of master data (what it added) and each
+#: release of a cost set, in order (the audit trail of what the postings are costed at).
+master_changes = sa.Table(
+    "master_changes",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_by", sa.String(200)),  # NULL: through the library
+    sa.Column("change", sa.Text, nullable=False),
+)
+
 cost_set_materials = sa.Table(
     "cost_set_materials",
     metadata,

@@ -109,24 +109,31 @@ def summed(text: str, detail: m.JournalDetail) -> tuple[m.Settings, m.MasterData
     return dataclasses.replace(found.settings, journal_detail=detail), found.master
 
 
-@pytest.mark.parametrize("name", EXAMPLE_NAMES)
-def test_every_example_holds_the_same_figures_in_every_detail(name: str, tmp_path: Path) -> None:
-    scenario = read_scenario(EXAMPLES / f"{name}.yaml")
+def same_in_every_detail(scenario: Any, folder: Path) -> dict[m.JournalDetail, Store]:
+    """Import ``scenario`` into a book of each journal detail (SQLite files in ``folder``):
+    the same figures and, for each event, the same own entries and moves. The stores are
+    returned closed (open one again to read it)."""
     found = {}
+    stores = {}
     for detail in DETAILS:
-        store = Store(f"sqlite:///{tmp_path / f'{detail.value}.db'}")
+        store = stores[detail] = Store(f"sqlite:///{folder / f'{detail.value}.db'}")
         try:
             settings = dataclasses.replace(scenario.settings, journal_detail=detail)
             store.import_scenario(settings, scenario.master, scenario.events)
             found[detail] = figures(store)
             assert store.settings().journal_detail is detail
             for event in scenario.events:
-                entries, movements = own(store, event.id)
-                found[detail][f"own {event.id}"] = (entries, movements)
+                found[detail][f"own {event.id}"] = own(store, event.id)
         finally:
             store.close()
     assert found[m.JournalDetail.DAY] == found[m.JournalDetail.EVENT]
     assert found[m.JournalDetail.PERIOD] == found[m.JournalDetail.EVENT]
+    return stores
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_every_example_holds_the_same_figures_in_every_detail(name: str, tmp_path: Path) -> None:
+    same_in_every_detail(read_scenario(EXAMPLES / f"{name}.yaml"), tmp_path)
 
 
 def test_a_write_sums_its_events_per_type_and_day_and_never_changes_an_entry(
@@ -338,16 +345,7 @@ def test_a_late_receipt_revalued_on_a_later_day_keeps_its_entries(tmp_path: Path
     February 1 (its units revalued): summed into its day's summary, that would land in
     January. It keeps its own entries; the figures are those of a book keeping every entry."""
     scenario = parse_scenario(COST_ROLL.format(policy="purchase+completion"), "roll.yaml")
-    found = {}
-    for detail in DETAILS:
-        store = Store(f"sqlite:///{tmp_path / f'{detail.value}.db'}")
-        try:
-            settings = dataclasses.replace(scenario.settings, journal_detail=detail)
-            store.import_scenario(settings, scenario.master, scenario.events)
-            found[detail] = figures(store)
-            entries, _ = own(store, "late")
-            assert [e.date for e in entries] == [dt.date(2026, 1, 28), dt.date(2026, 2, 1)]
-        finally:
-            store.close()
-    assert found[m.JournalDetail.DAY] == found[m.JournalDetail.EVENT]
-    assert found[m.JournalDetail.PERIOD] == found[m.JournalDetail.EVENT]
+    for store in same_in_every_detail(scenario, tmp_path).values():
+        entries, _ = own(store, "late")
+        store.close()
+        assert [e.date for e in entries] == [dt.date(2026, 1, 28), dt.date(2026, 2, 1)]

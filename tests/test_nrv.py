@@ -37,6 +37,7 @@ from backflush.formats.scenario import parse_scenario, read_scenario
 from backflush.reports.document import document
 from backflush.run import run_scenario
 from helpers import EXAMPLES
+from test_cli import UNSOLD
 
 D = Decimal
 
@@ -316,21 +317,8 @@ def test_conversion_prorated_into_unsold_goods_inventoried_at_close_is_part_of_i
     300.00 of labor on the books and spreads the 200.00 labor variance by standard labor: 100.00
     to the unsold units. They carry 4.00 + 6.00 + 2.00 = 12.00 a unit: NRV 9.00 writes down 3.00
     a unit, 150.00 (the prorated labor was left out: 50.00)."""
-    text = """
-book: {name: PS, currency: USD, triggers: purchase+sale, disposition: prorate,
-       inventory_unsold_conversion: true}
-items:
-  - {id: M, kind: material, standard_cost: "4.00"}
-  - {id: F, kind: finished, standard_cost: {conversion: {labor: "6.00"}}}
-boms: [{item: F, lines: [{component: M, quantity: "1"}]}]
-events:
-  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: "100", unit_cost: "4.00"}
-  - {id: c1, date: 2026-01-05, type: completion, item: F, quantity: "100"}
-  - {id: s1, date: 2026-01-10, type: sale, item: F, quantity: "50", unit_price: "20.00"}
-  - {id: n1, date: 2026-01-20, type: nrv, item: F, unit_value: "9.00"}
-  - {id: l1, date: 2026-01-31, type: conversion, amount: "800.00", element: labor}
-  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
-"""
+    nrv = '  - {id: n1, date: 2026-01-20, type: nrv, item: F, unit_value: "9.00"}\n'
+    text = UNSOLD.replace("  - {id: l1,", nrv + "  - {id: l1,")
     book = run_scenario(parse_scenario(text, "unsold.yaml"))
     assert book.balances[(Account.FINISHED_GOODS, "labor")] == D("300.00")
     assert findings(book, "2026-01")["F"] == ("50", "3", "150.00", "150.00")

@@ -1057,6 +1057,15 @@ class Checker:
         assert len({e.memo for e in entries}) == len(entries), entries
         # Each item's lines are rounded on their own: a change can round to nothing.
         unposted = len(self.plant.stocked) * len(revaluations)
+        return self.revalued_by(entries, before, unposted)
+
+    def revalued_by(
+        self, entries: list[Entry], change: dict[Account, Decimal], unposted: int
+    ) -> dict[Account, Decimal]:
+        """``entries`` revalued stock by ``change`` (the unrounded change of the standard
+        value the quantities place in each account): each on-book account's lines come to it,
+        to half a minor unit a line and per ``unposted`` change that may round to nothing;
+        none posts to an off-book account. Keeps the change and what the variance took."""
         posted: dict[Account, Decimal] = defaultdict(Decimal)
         lines: dict[Account, int] = defaultdict(int)
         for entry in entries:
@@ -1064,18 +1073,18 @@ class Checker:
                 posted[line.account] += line.amount
                 lines[line.account] += 1
         with localcontext(CONTEXT):
-            for account, change in before.items():
-                self.revalued[account] += change
-        for account in (*posted, *before):
-            if account in (Account.ACCOUNTS_PAYABLE, Account.CONVERSION_ALLOCATED):
+            for account, amount in change.items():
+                self.revalued[account] += amount
+        for account in (*posted, *change):
+            if account in OFF_BOOK_ACCOUNTS:
                 assert not posted.get(account), (account, posted)
             elif account is not Account.REVALUATION_VARIANCE:
                 slack = self.half * (lines[account] + unposted)
-                assert abs(posted[account] - before.get(account, ZERO)) <= slack, (
+                assert abs(posted[account] - change.get(account, ZERO)) <= slack, (
                     "revaluation",
                     account,
                     posted[account],
-                    before.get(account),
+                    change.get(account),
                 )
         self.revaluation_posted += posted[Account.REVALUATION_VARIANCE]
         self.revaluation_lines += unposted + sum(
@@ -1104,32 +1113,7 @@ class Checker:
                 change[account] += event.quantity * amount
             for account, _, amount in standards.holding(event.item, then):
                 change[account] -= event.quantity * amount
-        posted: dict[Account, Decimal] = defaultdict(Decimal)
-        lines: dict[Account, int] = defaultdict(int)
-        for entry in entries:
-            for line in entry.lines:
-                posted[line.account] += line.amount
-                lines[line.account] += 1
-        for account in (*posted, *change):
-            if account in OFF_BOOK_ACCOUNTS:
-                assert not posted.get(account), (account, posted)
-            elif account is not Account.REVALUATION_VARIANCE:
-                slack = self.half * (lines[account] + len(changes))
-                assert abs(posted[account] - change.get(account, ZERO)) <= slack, (
-                    "late receipt revalued",
-                    account,
-                    posted[account],
-                    change.get(account),
-                )
-        with localcontext(CONTEXT):
-            for account, amount in change.items():
-                self.revalued[account] += amount
-        self.revaluation_posted += posted[Account.REVALUATION_VARIANCE]
-        self.revaluation_lines += len(changes) + sum(
-            n
-            for a, n in lines.items()
-            if a not in (Account.REVALUATION_VARIANCE, *OFF_BOOK_ACCOUNTS)
-        )
+        self.revalued_by(entries, change, len(changes))
 
     def values(self) -> None:
         """Invariant 5: valuation, off-book stock, conservation."""

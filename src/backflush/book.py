@@ -974,29 +974,12 @@ class Book:
                 self.stock_value(item, epoch)  # refused here, as they are for other books
         by_element: dict[str, Decimal] = {}  # the change of the stock's content, by element
         for item in revalued:  # one entry per item: each change explained
-            builder = EntryBuilder(
-                epoch, event.id, f"revaluation of {item} to the standards of {epoch}"
-            )
-            change = ZERO
+            memo = f"revaluation of {item} to the standards of {epoch}"
             old, new = self.stock_value(item), self.stock_value(item, epoch)
-            for (account, element), delta in on_book_change(old, new).items():
-                builder.add(account, delta, element)
-                change += delta
-            builder.add(Account.REVALUATION_VARIANCE, -change, item=item)
-            entry = builder.build(self.settings, Account.REVALUATION_VARIANCE, plug_item=item)
-            if entry is not None:
-                self._post_entry(entry, record)
-            if unrecorded := unrecorded_price_change(old, new):
-                self._add_statistic(period_of(epoch), PRICE_UNRECORDED, unrecorded, record)
-            units, in_wip = self.held(item)
-            phantom = self.master.items[item].kind is Kind.PHANTOM  # valued at nothing
-            for on, sign in () if phantom else ((self.epoch, -1), (epoch, 1)):
-                for _, elements in self._content(item, units, in_wip, on):
-                    for element, amount in elements.items():
-                        by_element[element] = by_element.get(element, ZERO) + sign * amount
-        for element, amount in sorted(by_element.items()):
-            if amount:
-                self._add_statistic(period_of(epoch), closing.REVALUED + element, amount, record)
+            self._post_revaluation(record, epoch, item, memo, old, new)
+            if self.master.items[item].kind is not Kind.PHANTOM:  # (valued at nothing)
+                self._content_change(by_element, item, *self.held(item), self.epoch, epoch)
+        self._add_revalued(record, epoch, by_element)
         self.epoch = epoch
         self.recorded[event.id] = record
         self.changes.events.append(record)
@@ -1015,30 +998,60 @@ class Book:
                 f"revaluation of {fmt(units)} {item} received on {event.date.isoformat()} "
                 f"to the standards of {on}"
             )
-            builder = EntryBuilder(on, event.id, memo)
-            change = ZERO
             before, after = (
                 self._valued(item, units, ZERO, old),
                 self._valued(item, units, ZERO, on),
             )
-            for (account, element), delta in on_book_change(before, after).items():
-                builder.add(account, delta, element)
-                change += delta
-            builder.add(Account.REVALUATION_VARIANCE, -change, item=item)
-            entry = builder.build(self.settings, Account.REVALUATION_VARIANCE, plug_item=item)
-            if entry is not None:
-                self._post_entry(entry, record)
-            if unrecorded := unrecorded_price_change(before, after):
-                self._add_statistic(period_of(on), PRICE_UNRECORDED, unrecorded, record)
+            self._post_revaluation(record, on, item, memo, before, after)
             by_element: dict[str, Decimal] = {}
-            for when, sign in ((old, -1), (on, 1)):
-                for _, elements in self._content(item, units, ZERO, when):
-                    for element, amount in elements.items():
-                        by_element[element] = by_element.get(element, ZERO) + sign * amount
-            for element, amount in sorted(by_element.items()):
-                if amount:
-                    self._add_statistic(period_of(on), closing.REVALUED + element, amount, record)
+            self._content_change(by_element, item, units, ZERO, old, on)
+            self._add_revalued(record, on, by_element)
             old = on
+
+    def _post_revaluation(
+        self,
+        record: Recorded,
+        on: dt.date,
+        item: str,
+        memo: str,
+        old: Mapping[Key, Decimal],
+        new: Mapping[Key, Decimal],
+    ) -> None:
+        """Post the revaluation of stock of ``item`` valued ``old`` to ``new`` (by account and
+        element), dated ``on``: the on-book change against the revaluation variance, and the
+        change of the price difference held off the books."""
+        builder = EntryBuilder(on, record.event.id, memo)
+        change = ZERO
+        for (account, element), delta in on_book_change(old, new).items():
+            builder.add(account, delta, element)
+            change += delta
+        builder.add(Account.REVALUATION_VARIANCE, -change, item=item)
+        entry = builder.build(self.settings, Account.REVALUATION_VARIANCE, plug_item=item)
+        if entry is not None:
+            self._post_entry(entry, record)
+        if unrecorded := unrecorded_price_change(old, new):
+            self._add_statistic(period_of(on), PRICE_UNRECORDED, unrecorded, record)
+
+    def _content_change(
+        self,
+        into: dict[str, Decimal],
+        item: str,
+        units: Decimal,
+        in_wip: Decimal,
+        old: dt.date,
+        new: dt.date,
+    ) -> None:
+        """Add to ``into`` the change, by element, of the standard content of ``units`` of
+        ``item`` (and ``in_wip`` in work in process) from the standards of ``old`` to ``new``."""
+        for on, sign in ((old, -1), (new, 1)):
+            for _, elements in self._content(item, units, in_wip, on):
+                for element, amount in elements.items():
+                    into[element] = into.get(element, ZERO) + sign * amount
+
+    def _add_revalued(self, record: Recorded, on: dt.date, by_element: dict[str, Decimal]) -> None:
+        for element, amount in sorted(by_element.items()):
+            if amount:
+                self._add_statistic(period_of(on), closing.REVALUED + element, amount, record)
 
     # ------------------------------------------------------------ reversal
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from backflush.cli import app
@@ -25,6 +26,7 @@ from backflush.reports.drilldown import (
     StandardUsed,
     drilldown,
     drilldown_document,
+    drilldown_report,
 )
 from backflush.store.repository import Store
 from helpers import EXAMPLES
@@ -225,6 +227,22 @@ def test_queued_consumption_and_the_receipt_that_cleared_it(versions: Store) -> 
     receipt = drilldown(versions, event="more")
     assert ("short", "more") in {(o, c) for o, c, _ in receipt.movements}
     assert receipt.check.status == "agrees"  # the receipt itself: at standard and price
+
+
+def test_queued_consumption_written_off_names_the_write_off_and_its_reason(
+    tmp_path: Path,
+) -> None:
+    """reopen.yaml writes off c1's 2 M waiting for stock (w1): the drill-down of c1 names w1
+    and its reason beside the exception (it said only "2 written off")."""
+    with closing(imported(f"{tmp_path}/book.db", read_scenario(EXAMPLES / "reopen.yaml"))) as s:
+        found = drilldown(s, event="c1")
+    (shortage,) = found.shortages
+    assert found.write_off(shortage) == ("w1", "c1 used material from the scrap bin")
+    (row,) = drilldown_document(found)["exceptions"]
+    assert (row["written_off_by"], row["reason"]) == ("w1", "c1 used material from the scrap bin")
+    console = Console(width=200, record=True)
+    console.print(drilldown_report(found))
+    assert "by w1: c1 used material from the scrap bin" in console.export_text()
 
 
 def test_an_order_completion_uses_the_bom_as_released(tmp_path: Path) -> None:

@@ -166,6 +166,15 @@ class Drilldown:
     #: When it was recorded, and by whom (see :class:`EventTrail`).
     recorded_at: dt.datetime | None = None
     recorded_by: str | None = None
+    #: Its exceptions written off: (item, kind, written off by, reason).
+    written_off: tuple[tuple[str, str, str, str], ...] = ()
+
+    def write_off(self, shortage: ShortageEntry) -> tuple[str, str] | None:
+        """(written off by, reason) of ``shortage``, if it was written off."""
+        for item, kind, by, reason in self.written_off:
+            if (item, kind) == (shortage.item, shortage.kind):
+                return by, reason
+        return None
 
     @property
     def balanced(self) -> bool:
@@ -222,6 +231,7 @@ def explain(trail: EventTrail, entry_no: int | None = None) -> Drilldown:
         entry_no,
         trail.recorded_at,
         trail.recorded_by,
+        trail.written_off,
     )
 
 
@@ -621,6 +631,11 @@ def drilldown_document(found: Drilldown) -> dict[str, Any]:
         ],
         "exceptions": [
             {"item": s.item, "kind": s.kind, "quantity": fmt(s.quantity), "open": fmt(s.open)}
+            | (
+                {"written_off_by": off[0], "reason": off[1]}
+                if (off := found.write_off(s)) is not None
+                else {}
+            )
             for s in found.shortages
         ],
         **({"order": order_document(found.order)} if found.order is not None else {}),
@@ -787,10 +802,12 @@ def drilldown_report(found: Drilldown) -> RenderableType:
         queued = Table(
             title="Backflush exceptions raised", title_justify="left", title_style="bold"
         )
-        for column in ("item", "kind", "quantity", "open"):
+        for column in ("item", "kind", "quantity", "open", "written off"):
             queued.add_column(column)
         for s in found.shortages:
-            queued.add_row(escape(s.item), s.kind, fmt(s.quantity), fmt(s.open))
+            off = found.write_off(s)
+            written = "" if off is None else escape(f"by {off[0]}: {off[1]}")
+            queued.add_row(escape(s.item), s.kind, fmt(s.quantity), fmt(s.open), written)
         parts.append(queued)
     parts.append(_check_table(found.check, currency))
     return Group(*parts)

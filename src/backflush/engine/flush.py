@@ -745,11 +745,11 @@ def _order_close(event: OrderClose, ctx: Context, effects: Effects) -> None:
             value = builder.add_holding(holding, quantity, +1)
             builder.add(Account.WORK_IN_PROCESS, -value, item=order.item)
     _emit(effects, ctx, builder)
-    issued = tuple(totals([*order.issued, *unissued.items()]).items())
+    issued = tuple(totals([*order.issued, *unissued.items()]).items()) if unissued else order.issued
     effects.orders.append(
         dataclasses.replace(
             order,
-            issued=issued if unissued else order.issued,
+            issued=issued,
             returned=tuple(returned.items()),
             closed_by=event.id,
         )

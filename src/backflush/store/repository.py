@@ -25,7 +25,7 @@ from decimal import Decimal
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -1265,10 +1265,7 @@ class Store:
                 t.master_changes.c.recorded_by,
                 t.master_changes.c.change,
             ).order_by(t.master_changes.c.seq)
-            return [
-                (at if at.tzinfo else at.replace(tzinfo=dt.UTC), by, change)
-                for at, by, change in conn.execute(query)
-            ]
+            return [(_utc(at), by, change) for at, by, change in conn.execute(query)]
 
     def master(self) -> m.MasterData:
         """The book's master data (kept by this Store while the book's master revision is
@@ -2404,6 +2401,10 @@ def _refused(
                 raise error
 
 
+@overload
+def _utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def _utc(value: None) -> None: ...
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     """A time the book stored (always UTC), with its zone: SQLite gives it back without."""
     if value is None or value.tzinfo is not None:

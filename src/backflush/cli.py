@@ -378,15 +378,7 @@ def import_(
 
 def _import(store: Store, scenario: Scenario, batch: int = 5000) -> list[bool]:
     total = len(scenario.events)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=total < 5000 or not err.is_terminal,
-    ) as progress:
+    with _counting(disable=total < 5000) as progress:
         task = progress.add_task("posting events", total=total)
         return store.import_scenario(
             scenario.settings,
@@ -396,6 +388,19 @@ def _import(store: Store, scenario: Scenario, batch: int = 5000) -> list[bool]:
             batch=batch,
             recorded_by=cli_user(),
         )
+
+
+def _counting(*, disable: bool = False) -> Progress:
+    """A progress bar on standard error counting done of all; none off a terminal."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=disable or not err.is_terminal,
+    )
 
 
 class _Rate(ProgressColumn):
@@ -1130,6 +1135,48 @@ def backup(
         out.print(f"backed up {display_url(db)} to {file}")
 
     guarded(go, writes=False, db=db)
+
+
+@app.command()
+def copy(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="The new book: a PostgreSQL URL (an empty database) or a new SQLite file.",
+            show_default=False,
+        ),
+    ],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Copy a book into a new database: to PostgreSQL when a plant outgrows one PC (or
+    back to a SQLite file), consistent at one moment while others go on posting. Every row
+    is read back from the copy and compared before it is committed; a copy that differs is
+    not written. Web sign-ins are not copied (API tokens are)."""
+    from backflush.store.copy import copy_book
+
+    def go() -> None:
+        source = Store(db, create=False)
+        try:
+            with _counting() as progress:
+                task = progress.add_task("copying rows", total=None)
+                copied = copy_book(
+                    source,
+                    target,
+                    on_progress=lambda done, total: progress.update(
+                        task, completed=done, total=total
+                    ),
+                    recorded_by=cli_user(),
+                )
+        finally:
+            source.close()
+        tables = sum(1 for n in copied.rows.values() if n)
+        out.print(
+            f"copied {escape(display_url(db))} to {escape(display_url(target))}:\n"
+            f"  {copied.total:,} rows of {tables} tables, each read back and compared "
+            f"(digest {copied.digest})"
+        )
+
+    guarded(go, db=db)
 
 
 @app.command()

@@ -266,6 +266,18 @@ def test_an_order_completion_uses_the_bom_as_released(tmp_path: Path) -> None:
     assert posted(found)[(Account.MATERIAL_USAGE_VARIANCE, "", "GEARBOX")] == D("5.00")
     assert posted(found)[(Account.FINISHED_GOODS, "", "GEARBOX")] == 4 * gearbox.total
     assert found.check.status == "agrees"
+    # Shown: the standard's 2.5 bolts a gearbox (2 / 0.8) and the order's 3.75, as released.
+    console = Console(width=200, record=True)
+    console.print(drilldown_report(found))
+    text = console.export_text()
+    gearbox_table = text[text.index("Standard of GEARBOX") : text.index("Standard of SHAFT")]
+    standard_rows, order_rows = gearbox_table.split("order WO-2 ")
+    assert order_rows.lstrip(" │").startswith("its BOM as released 2026-01-20")
+    assert re.search(r"BOLT +│ +2\.5 +│", standard_rows)
+    assert re.search(r"BOLT +│ +3\.75 +│", order_rows)
+    assert "3.75" not in standard_rows
+    ordered = drilldown_document(found)["order"]["requirements"]
+    assert {"component": "BOLT", "quantity": "3.75", "flush": "forward"} in ordered
 
 
 def test_philippine_completion(tmp_path: Path) -> None:

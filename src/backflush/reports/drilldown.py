@@ -242,7 +242,7 @@ def _requirements(trail: EventTrail) -> tuple[Requirement, ...] | None:
     if not isinstance(event, Completion):
         return None
     if trail.order is not None:
-        return tuple(Requirement(c, q, f) for c, q, f in trail.order.requirements)
+        return order_requirements(trail.order)
     try:
         return trail.standards.unit_cost(event.item, event.date).requirements
     except (StandardError, KeyError):
@@ -565,6 +565,27 @@ def _routing_document(routing: Routing | None) -> dict[str, Any] | None:
     }
 
 
+def _order_document(order: ProductionOrder) -> dict[str, Any]:
+    """The order, and what it consumes per unit: its BOM as released (the standard's may
+    have changed since; the difference is usage variance)."""
+    return {
+        **order_document(order),
+        "requirements": _requirements_document(order_requirements(order)),
+    }
+
+
+def _requirements_document(requirements: Iterable[Requirement]) -> list[dict[str, str]]:
+    return [
+        {"component": r.component, "quantity": fmt(r.quantity), "flush": r.flush.value}
+        for r in requirements
+    ]
+
+
+def order_requirements(order: ProductionOrder) -> tuple[Requirement, ...]:
+    """What ``order`` consumes per unit: its BOM exploded as released."""
+    return tuple(Requirement(c, q, f) for c, q, f in order.requirements)
+
+
 def standard_document(found: StandardUsed) -> dict[str, Any]:
     body: dict[str, Any] = {
         "item": found.item,
@@ -583,10 +604,7 @@ def standard_document(found: StandardUsed) -> dict[str, Any]:
         "material": fmt(found.material),
         "conversion": {k: fmt(v) for k, v in found.conversion},
     }
-    body["requirements"] = [
-        {"component": r.component, "quantity": fmt(r.quantity), "flush": r.flush.value}
-        for r in found.requirements
-    ]
+    body["requirements"] = _requirements_document(found.requirements)
     return body
 
 
@@ -638,7 +656,7 @@ def drilldown_document(found: Drilldown) -> dict[str, Any]:
             )
             for s in found.shortages
         ],
-        **({"order": order_document(found.order)} if found.order is not None else {}),
+        **({"order": _order_document(found.order)} if found.order is not None else {}),
         "check": {
             "status": check.status,
             "note": check.note,
@@ -781,7 +799,8 @@ def drilldown_report(found: Drilldown) -> RenderableType:
     parts.append(_entries_table(found.entries, currency, found.entry_no))
 
     for used in found.standards:
-        parts.append(_standard_table(used, event.date, currency))
+        order = found.order if found.order is not None and found.order.item == used.item else None
+        parts.append(_standard_table(used, event.date, currency, order))
 
     if found.movements:
         moved = Table(title="Stock moved", title_justify="left", title_style="bold")
@@ -813,7 +832,11 @@ def drilldown_report(found: Drilldown) -> RenderableType:
     return Group(*parts)
 
 
-def _standard_table(used: StandardUsed, on: dt.date, currency: str) -> RenderableType:
+def _standard_table(
+    used: StandardUsed, on: dt.date, currency: str, order: ProductionOrder | None = None
+) -> RenderableType:
+    """The standard of ``used.item`` on ``on``; with the ``order`` that made it, what the
+    order consumes per unit too (its BOM as released)."""
     since = used.since.isoformat() if used.since else "the first standards"
     sets = f"; cost sets {', '.join(used.cost_sets)}" if used.cost_sets else ""
     title = f"Standard of {escape(used.item)} ({used.kind.value}) on {on.isoformat()}"
@@ -874,6 +897,13 @@ def _standard_table(used: StandardUsed, on: dt.date, currency: str) -> Renderabl
         table.add_section()
         table.add_row("[bold]consumes per unit[/]", "component", "quantity", "", "flush")
         for req in used.requirements:
+            table.add_row("", escape(req.component), fmt(req.quantity), "", req.flush.value)
+    if order is not None:
+        table.add_section()
+        released = f"its BOM as released {order.released.isoformat()}"
+        table.add_row(f"[bold]order {escape(order.id)}[/]", released, "", "", "")
+        table.add_row("[bold]consumes per unit[/]", "component", "quantity", "", "flush")
+        for req in order_requirements(order):
             table.add_row("", escape(req.component), fmt(req.quantity), "", req.flush.value)
     return table
 

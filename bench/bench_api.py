@@ -402,8 +402,12 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="3 s per phase, a smoke run")
     parser.add_argument("--profile", action="store_true", help="py-spy the server (each phase)")
-    parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
+    beside = Path(sys.executable).with_name("py-spy")  # (installed in the virtualenv)
+    found = shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+    parser.add_argument("--py-spy", default=found)
     args = parser.parse_args()
+    if args.profile and (args.py_spy is None or shutil.which(args.py_spy) is None):
+        sys.exit("--profile: py-spy not found (on PATH or beside python; or give --py-spy)")
     if args.quick:
         args.seconds, args.history = 3.0, 1_000
 

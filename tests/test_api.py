@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from backflush.api.app import MAX_BATCH, _prefers_csv, create_app
 from backflush.api.problems import HTTP_KINDS, KINDS
 from backflush.api.tokens import Role, create_token, list_tokens, revoke_token
+from backflush.domain import model as m
 from backflush.formats.inputs import build_event
 from backflush.formats.scenario import read_scenario
 from backflush.store import schema as t
@@ -706,6 +707,24 @@ def test_an_event_dated_more_than_a_year_ahead_is_refused(service: Service) -> N
     response = service.client.post("/events", json={**planned, "quantity": "2"}, headers=headers)
     assert "id already recorded with different content" in _problem(response, 409)["detail"]
     assert dump_tables(service.store) == before
+
+
+def test_an_event_dated_on_standards_not_yet_in_force_is_refused(service: Service) -> None:
+    """A cost roll released for next month: a completion dated after it (a typo of the year)
+    would put it in force now and lock out the month's postings; it is refused as the date's
+    problem, and writes nothing. Tomorrow is taken (a plant ahead of the server's clock)."""
+    change = dt.date.today() + dt.timedelta(days=30)
+    roll = m.CostSet("roll", materials=(("M", Decimal("2.50")),))
+    service.store.add_master(m.MasterData(items={}, boms={}, cost_sets={"roll": roll}))
+    service.store.release_cost_set("roll", change)
+    before = dump_tables(service.store)
+    headers = service.as_(Role.operator)
+    typo = {**COMPLETION, "date": (change + dt.timedelta(days=3)).isoformat()}
+    (error,) = _problem(service.client.post("/events", json=typo, headers=headers), 422)["errors"]
+    assert error["field"] == "date" and f"on or after {change}, when standards" in error["detail"]
+    assert dump_tables(service.store) == before
+    tomorrow = {**COMPLETION, "date": (dt.date.today() + dt.timedelta(days=1)).isoformat()}
+    assert service.client.post("/events", json=tomorrow, headers=headers).status_code == 201
 
 
 def _widgets_book(path: Path) -> str:

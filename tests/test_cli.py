@@ -284,6 +284,56 @@ def test_post_refuses_a_date_more_than_a_year_ahead(tmp_path: Path) -> None:
     )
 
 
+def test_an_event_dated_on_a_change_of_standards_not_yet_in_force_is_refused_live(
+    tmp_path: Path,
+) -> None:
+    """A cost roll released ahead (next month's standards): an event dated on or after it, a
+    typo of the year most often, would revalue stock at standards not in force yet and lock
+    out every event dated before the change, reversed or not. post, import and the close
+    commands refuse it (import --allow-future takes it); a day past today is grace (a plant
+    ahead of the server's clock); the day before the change is taken."""
+    today = dt.date.today()
+    change = today + dt.timedelta(days=30)
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(
+        "book: {name: P, currency: USD, triggers: purchase+completion}\n"
+        "items:\n"
+        '  - {id: M, kind: material, standard_cost: "2.00"}\n'
+        "cost_sets:\n"
+        f'  - {{name: roll, effective: {change.isoformat()}, materials: {{M: "2.50"}}}}\n'
+        "events: []\n",
+        encoding="utf-8",
+    )
+    db = tmp_path / "book.db"
+    ok("import", plant, "--db", db)
+    before = dump_file(db)
+
+    def purchase(event_id: str, on: dt.date) -> list[Any]:
+        fields = ["--item", "M", "--quantity", "1", "--unit-cost", "2.00"]
+        return ["post", "--db", db, "--type", "purchase", "--id", event_id, "--date", on, *fields]
+
+    typo = change + dt.timedelta(days=3)
+    message = " ".join(refused(*purchase("typo", typo)).split())
+    assert (
+        f"command line: event typo: date: {typo} is on or after {change}, when standards not "
+        f"yet in force change: posting it would revalue stock at them now and refuse events "
+        f"dated before {change} (a typo?)"
+    ) in message
+    line = json.dumps({"id": "typo", "type": "purchase", "date": typo.isoformat(), "item": "M",
+                       "quantity": "1", "unit_cost": "2.00"})  # fmt: skip
+    stream = tmp_path / "typo.jsonl"
+    stream.write_text(line + "\n", encoding="utf-8")
+    assert f"typo.jsonl:1: event typo: date: {typo} is on or after {change}" in " ".join(
+        refused("import", stream, "--db", db).split()
+    )
+    assert dump_file(db) == before
+    ok(*purchase("the-day-before", change - dt.timedelta(days=1)))
+    ok(*purchase("tomorrow", today + dt.timedelta(days=1)))
+    ok("import", stream, "--db", db, "--allow-future")  # a plan: taken when asked for
+    valuation = parse(ok("report", "--db", db, "--json"))["balances"]
+    assert Decimal(valuation["raw_in_process"]) == Decimal("7.50")  # revalued at 2.50, as told
+
+
 def test_post_hours_and_a_conversion_cost_at_a_work_center_from_flags(tmp_path: Path) -> None:
     db = tmp_path / "book.db"
     ok("import", EXAMPLES / "widgets_prorate.yaml", "--db", db)

@@ -40,7 +40,7 @@ from backflush.book import Book
 from backflush.domain import model as m
 from backflush.domain.model import period_bounds
 from backflush.engine.flush import PostingError
-from backflush.engine.standards import StandardError
+from backflush.engine.standards import StandardError, Standards
 from backflush.formats import beancount, streams
 from backflush.formats.inputs import (
     MAX_DAYS_AHEAD,
@@ -49,7 +49,7 @@ from backflush.formats.inputs import (
     build_event,
     describe,
     fields_of,
-    too_far_ahead,
+    live_date_problem,
 )
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
 from backflush.reports import plain, tables
@@ -330,8 +330,9 @@ def import_(
         bool,
         typer.Option(
             "--allow-future",
-            help=f"Take events dated more than {MAX_DAYS_AHEAD} days ahead (a plan, a "
-            "simulation); without it they are refused as typos, as post and the API refuse them.",
+            help=f"Take events dated more than {MAX_DAYS_AHEAD} days ahead, or on a change of "
+            "standards not yet in force (a plan, a simulation); without it they are refused as "
+            "typos, as post and the API refuse them.",
         ),
     ] = False,
     piped: Annotated[
@@ -361,11 +362,15 @@ def import_(
             return
         scenario = read_scenario(file)
         if not allow_future:
-            ahead = [e for e in scenario.events if too_far_ahead(e.date) is not None]
+            standards = Standards(scenario.settings, scenario.master)
+            ahead = [e for e in scenario.events if live_date_problem(e.date, standards) is not None]
             recorded = _recorded_ids(db, ahead)
             for event in ahead:
                 if event.id not in recorded:
-                    _check_not_ahead(scenario.sources.get(event.id, str(file)), event)
+                    where = scenario.sources.get(event.id, str(file))
+                    error = _ahead(where, event, standards)
+                    if error is not None:
+                        raise error
         store = Store(db)
         try:
             applied = _import(store, scenario, batch)
@@ -421,20 +426,18 @@ class _Count(ProgressColumn):
         return Text(f"{done} events", style="progress.download")
 
 
-def _check_not_ahead(where: str, event: m.Event) -> None:
-    """An event imported without ``--allow-future``: dated at most :data:`MAX_DAYS_AHEAD`
-    ahead (a typo such as 2062 would open a period decades ahead, and standards could change
-    only after it)."""
-    error = _ahead(where, event)
-    if error is not None:
-        raise error
-
-
-def _ahead(where: str, event: m.Event) -> InputError | None:
-    problem = too_far_ahead(event.date)
+def _ahead(where: str, event: m.Event, standards: Standards) -> InputError | None:
+    """What refuses an event imported without ``--allow-future``: dated more than
+    :data:`MAX_DAYS_AHEAD` ahead (a typo such as 2062 would open a period decades ahead, and
+    standards could change only after it), or on a change of standards not yet in force."""
+    problem = live_date_problem(event.date, standards)
     if problem is None:
         return None
     return InputError([f"{where}: event {event.id}: date: {problem}; --allow-future takes it"])
+
+
+def _ahead_of(where: str, event: m.Event, book: Book) -> InputError | None:
+    return _ahead(where, event, book.standards)
 
 
 def _recorded_ids(book: Store | str, events: Sequence[m.Event]) -> set[str]:
@@ -514,7 +517,7 @@ def _import_stream(
                 partial(_stream_events, read, order),
                 batch=batch,
                 on_progress=lambda n: progress.update(task, advance=n),
-                refuse=None if allow_future else _ahead,
+                refuse=None if allow_future else _ahead_of,
                 recorded_by=cli_user(),
             )
         except PostingError as error:
@@ -612,11 +615,16 @@ def post(
             read = [(where, build_event(raw, master, settings, where=where, default_id=given_id))]
         else:
             fail("nothing to post: give --type and the event's fields, or --file", 2)
-        far = [(where, e) for where, e in read if too_far_ahead(e.date) is not None]
-        recorded = _recorded_ids(store, [e for _where, e in far])
+        standards = Standards(settings, master)
+        far = [
+            (where, e, problem)
+            for where, e in read
+            if (problem := live_date_problem(e.date, standards)) is not None
+        ]
+        recorded = _recorded_ids(store, [e for _where, e, _problem in far])
         ahead = [
-            f"{where}: event {event.id}: date: {too_far_ahead(event.date)}"
-            for where, event in far
+            f"{where}: event {event.id}: date: {problem}"
+            for where, event, problem in far
             if event.id not in recorded
         ]
         if ahead:

@@ -53,7 +53,7 @@ from backflush.formats.inputs import (
     InputError,
     build_event,
     is_reference,
-    too_far_ahead,
+    live_date_problem,
     unique_keys,
 )
 from backflush.reports.analysis import Selection, SelectionError
@@ -677,7 +677,7 @@ def _events(book: Book, token: Token, raws: list[Any], batch: bool) -> list[m.Ev
                 f"{token.role.token} may not post {event.type} events",
                 [field_error("body", "type", "not for this role", f"{base}/type")],
             )
-        ahead = too_far_ahead(event.date)
+        ahead = live_date_problem(event.date, book.standards)
         if ahead is not None and event.id not in book.recorded_ids([event]):
             errors.append(field_error("body", "date", ahead, f"{base}/date"))
             continue

@@ -41,8 +41,8 @@ from backflush.formats.inputs import (
     PERIOD_PATTERN,
     InputError,
     build_event,
+    live_date_problem,
     to_date,
-    too_far_ahead,
 )
 from backflush.reports import close as close_reports
 from backflush.reports import flags as flag_reports
@@ -323,7 +323,7 @@ def web_router(
             )
         except InputError as error:
             raise _Refused(422, "; ".join(error.problems)) from None
-        if (ahead := too_far_ahead(event.date)) is not None:
+        if (ahead := live_date_problem(event.date, book.standards)) is not None:
             raise _Refused(422, f"form: event {event.id}: date: {ahead}")
         if not session.token.may_post(event.type):
             raise _Refused(403, f"{session.token.role.token} may not post {event.type} events")

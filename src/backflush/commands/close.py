@@ -29,7 +29,7 @@ from backflush.cli import (
 )
 from backflush.domain import model as m
 from backflush.domain.money import fmt
-from backflush.formats.inputs import InputError, build_event, to_date, to_decimal, too_far_ahead
+from backflush.formats.inputs import InputError, build_event, live_date_problem, to_date, to_decimal
 from backflush.reports import close as reports
 from backflush.reports import tables
 from backflush.store.repository import Store
@@ -62,7 +62,7 @@ def _date(value: str | None, option: str) -> dt.date:
 
 def _post(store: Store, book: Book, raw: dict[str, Any], event_id: str) -> tuple[m.Event, bool]:
     event = build_event(raw, book.master, book.settings, where="command line", default_id=event_id)
-    if (ahead := too_far_ahead(event.date)) is not None:
+    if (ahead := live_date_problem(event.date, book.standards)) is not None:
         raise InputError([f"command line: event {event.id}: date: {ahead}"])
     return event, store.post([event], recorded_by=cli_user())[0]
 

@@ -311,6 +311,11 @@ class Standards:
         position = bisect.bisect_right(self._epochs, on)
         return self._epochs[position - 1] if position else dt.date.min
 
+    def first_change_after(self, start: dt.date) -> dt.date | None:
+        """The first change of standards after ``start`` (None: none planned)."""
+        position = bisect.bisect_right(self._epochs, start)
+        return self._epochs[position] if position < len(self._epochs) else None
+
     def epochs_after(self, start: dt.date, through: dt.date) -> list[dt.date]:
         """The changes of standards after ``start``, up to and including ``through``."""
         low, high = (

@@ -63,6 +63,37 @@ def too_far_ahead(date: dt.date, today: dt.date | None = None) -> str | None:
     return f"{date} is more than {MAX_DAYS_AHEAD} days ahead (a typo?)" if date > latest else None
 
 
+#: Days past today an event may be dated on a change of standards not yet in force: a plant
+#: east of the server posts its morning's events before the server's midnight.
+STANDARDS_GRACE_DAYS = 1
+
+
+def ahead_of_standards(
+    date: dt.date, standards: Standards, today: dt.date | None = None
+) -> str | None:
+    """What is wrong with an event's ``date`` posted live when it falls on or after a change
+    of standards not yet in force (a cost set or BOM version released ahead, for the new
+    year), beyond a day's grace, or None. The book would put those standards in force at once,
+    revaluing stock at them, and refuse events dated before the change from then on, the
+    event reversed or not: a typo (2027 for 2026) would stop the plant's postings."""
+    latest = (today or dt.date.today()) + dt.timedelta(days=STANDARDS_GRACE_DAYS)
+    change = standards.first_change_after(latest)
+    if change is None or date < change:
+        return None
+    return (
+        f"{date} is on or after {change}, when standards not yet in force change: posting it "
+        f"would revalue stock at them now and refuse events dated before {change} (a typo?)"
+    )
+
+
+def live_date_problem(
+    date: dt.date, standards: Standards, today: dt.date | None = None
+) -> str | None:
+    """What is wrong with an event's ``date`` posted live (:func:`too_far_ahead`,
+    :func:`ahead_of_standards`), or None."""
+    return too_far_ahead(date, today) or ahead_of_standards(date, standards, today)
+
+
 def too_early(on: dt.date, last: dt.date | None) -> str | None:
     """What is wrong with a change of standards taking effect ``on`` in a book whose last
     event is dated ``last``, or None: past postings never change."""

@@ -1865,7 +1865,7 @@ class Store:
         *,
         batch: int = 5000,
         on_progress: Callable[[int], None] | None = None,
-        refuse: Callable[[str, m.Event], Exception | None] | None = None,
+        refuse: Callable[[str, m.Event, Book], Exception | None] | None = None,
         recorded_by: str | None = None,
     ) -> Imported:
         """Stream events into a book that holds its settings and master data already, in one
@@ -1875,8 +1875,9 @@ class Store:
         the next batch does not need is dropped after each (:func:`_forget`), so
         memory does not grow with the number of events. An event the rules refuse raises
         its :class:`PostingError` with where it was read. ``refuse``: a shell's own check of
-        an event and where it was read (what it answers is raised), skipped for an event whose
-        id the book records already (sent again: a no-op, or a conflict when it differs).
+        an event, where it was read and the book (what it answers is raised), skipped for an
+        event whose id the book records already (sent again: a no-op, or a conflict when it
+        differs).
         ``recorded_by``: who imports them (the command line's user)."""
         if batch < 1:
             raise ValueError(f"batch: expected 1 or more, got {batch}")
@@ -2387,13 +2388,13 @@ def _forget(book: Book, *, importing: bool = False) -> None:
 
 
 def _refused(
-    refuse: Callable[[str, m.Event], Exception | None],
+    refuse: Callable[[str, m.Event, Book], Exception | None],
     chunk: Sequence[tuple[str, m.Event]],
     book: Book,
 ) -> None:
     """Raise what ``refuse`` answers for an event of ``chunk`` (see :meth:`Store.import_events`)
     whose id ``book`` does not record already."""
-    flagged = [(e, error) for where, e in chunk if (error := refuse(where, e)) is not None]
+    flagged = [(e, error) for where, e in chunk if (error := refuse(where, e, book)) is not None]
     if flagged:
         recorded = book.recorded_ids([event for event, _ in flagged])
         for event, error in flagged:

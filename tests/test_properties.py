@@ -1028,6 +1028,33 @@ class Checker:
         expected[Account.FINISHED_GOODS] += inventoried
         return expected, unrecorded - inventoried
 
+    def inventoried_change(self, old: dt.date, new: dt.date) -> Decimal:
+        """Under ``inventory_unsold_conversion``, what the standard conversion of the finished
+        units costed at sale held now changes by from ``old``'s standards to ``new``'s: the
+        book revalues it with their material, as a purchase+completion book does."""
+        plant, model, standards = self.plant, self.model, self.book.standards
+        change = ZERO
+        if not plant.settings.inventory_unsold_conversion:
+            return change
+        with localcontext(CONTEXT):
+            for item in plant.stocked:
+                policy = standards.policy(item)
+                if plant.master.items[item].kind is not Kind.FINISHED or policy not in (
+                    Policy.PURCHASE_SALE,
+                    Policy.SALE,
+                ):
+                    continue
+                held = model.on_hand[item] - model.open_queue(item, False)
+                if standards.sequential:
+                    held -= model.open_queue(item, True)
+                else:
+                    held += model.in_process[item]
+                for on, sign in ((old, -1), (new, 1)):
+                    for account, _, amount in standards.holding(item, on):
+                        if account is Account.CONVERSION_ALLOCATED:
+                            change += sign * held * amount
+        return change
+
     def revaluation(
         self, old: dt.date, new: dt.date, before: dict[Account, Decimal]
     ) -> dict[Account, Decimal]:
@@ -1793,6 +1820,10 @@ class Stream:
             at_new, at_old = self.check.held(new)[0], self.check.held(old)[0]
             with localcontext(CONTEXT):  # (to the book's precision, as it works it out)
                 revalued = {a: at_new[a] - at_old[a] for a in {*at_new, *at_old}}
+                finished = revalued.get(Account.FINISHED_GOODS, ZERO)
+                revalued[Account.FINISHED_GOODS] = finished + self.check.inventoried_change(
+                    old, new
+                )
         try:
             model.apply(event, book.periods())
         except Refused as refusal:

@@ -27,7 +27,7 @@ from backflush.engine.close import hours_variances, largest_remainder
 from backflush.formats.inputs import InputError
 from backflush.formats.scenario import parse_scenario, read_scenario
 from backflush.reports.accuracy import bom_accuracy
-from backflush.reports.document import document
+from backflush.reports.document import document, gross_margin
 from backflush.reports.html import period_report_html
 from backflush.reports.tables import valuation_reconciliation, valuation_table
 from backflush.run import run_scenario
@@ -599,3 +599,83 @@ def test_a_close_moves_the_pennies_of_rounding_to_the_rounding_variance() -> Non
     ]
     page = period_report_html(reopened, 4)
     assert re.search(r"<td>rounding of postings</td>(<td[^>]*></td>){4}<td[^>]*>-0.01</td>", page)
+
+
+#: purchase+sale with unsold conversion inventoried, and a cost set raising labor from 20 to
+#: 30 an hour (3.00 to 4.50 a unit) on 1 February, when 8 units are on hand.
+CONVERSION_ROLL = """
+book: {name: R, currency: USD, triggers: TRIGGERS, inventory_unsold_conversion: true,
+       disposition: DISPOSITION}
+items:
+  - {id: M, kind: material, standard_cost: "2.00"}
+  - {id: F, kind: finished}
+work_centers:
+  - {id: ASM, name: Assembly, rates: {labor: "20.00"}}
+routings:
+  - {item: F, operations: [{operation: 10, work_center: ASM, run_hours: "0.15"}]}
+boms:
+  - {item: F, lines: [{component: M, quantity: "1"}]}
+cost_sets:
+  - {name: feb, effective: 2026-02-01, rates: {ASM: {labor: "30.00"}}}
+events:
+  - {id: p1, date: 2026-01-05, type: purchase, item: M, quantity: "10", unit_cost: "2.10"}
+  - {id: c1, date: 2026-01-10, type: completion, item: F, quantity: "10"}
+  - {id: s1, date: 2026-01-20, type: sale, item: F, quantity: "2", unit_price: "9.00"}
+  - {id: l1, date: 2026-01-31, type: conversion, amount: "31.00", element: labor}
+  - {id: close1, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: s2, date: 2026-02-10, type: sale, item: F, quantity: "6", unit_price: "9.00"}
+  - {id: l2, date: 2026-02-28, type: conversion, amount: "5.00", element: labor}
+  - {id: close2, date: 2026-02-28, type: close, period: 2026-02}
+"""
+
+
+@pytest.mark.parametrize("disposition", ["keep", "cogs"])
+def test_a_cost_roll_revalues_the_conversion_a_close_inventoried(
+    tmp_path: Path, disposition: str
+) -> None:
+    """January's close inventories 8 unsold units at 3.00 of labor (24.00). February's roll
+    to 4.50 revalues them by 8 x 1.50 = 12.00 on 1 February, against the revaluation variance,
+    as purchase+completion books (which carry every unit's conversion) do; the close then
+    allocates only the rest. February's variances are those of purchase+completion: labor
+    5.00 spent against none allocated, revaluation -12.00 (it was a -7.00 conversion variance
+    and no revaluation). Kept in a store, the book reloads the same."""
+
+    def book(triggers: str) -> Book:
+        text = CONVERSION_ROLL.replace("TRIGGERS", triggers)
+        return run_scenario(parse_scenario(text.replace("DISPOSITION", disposition), "roll"))
+
+    at_sale, at_completion = book("purchase+sale"), book("purchase+completion")
+    (revaluation,) = [e for e in at_sale.journal if e.event == "revaluation-2026-02-01"]
+    assert sorted((ln.account, ln.element, ln.amount) for ln in revaluation.lines) == [
+        (Account.FINISHED_GOODS, "labor", Decimal("12.00")),
+        (Account.REVALUATION_VARIANCE, "", Decimal("-12.00")),
+    ]
+    february = dict(at_sale.closed["2026-02"].variances)
+    assert february == dict(at_completion.closed["2026-02"].variances)
+    assert february["revaluation"] == Decimal("-12.00") and february["conversion"] == Decimal(
+        "5.00"
+    )
+    assert at_sale.unsold_conversion == {(Account.FINISHED_GOODS, "labor"): Decimal("9.00")}
+    for period in ("2026-01", "2026-02"):
+        assert gross_margin(at_sale.activity[period]) == gross_margin(
+            at_completion.activity[period]
+        )
+    sale_balances, completion_balances = (
+        at_sale.account_balances(),
+        at_completion.account_balances(),
+    )
+    stock = ("finished_goods", "raw_in_process")
+    assert sum(sale_balances.get(a, Decimal(0)) for a in stock) == sum(
+        completion_balances.get(a, Decimal(0)) for a in stock
+    )
+    text = CONVERSION_ROLL.replace("TRIGGERS", "purchase+sale")
+    scenario = parse_scenario(text.replace("DISPOSITION", disposition), "roll")
+    store = Store(f"sqlite:///{tmp_path / 'book.db'}")
+    try:
+        store.import_scenario(scenario.settings, scenario.master, scenario.events[:5])
+        store.import_scenario(scenario.settings, scenario.master, scenario.events[5:])
+        kept = store.snapshot()[0]
+        assert kept.unsold_conversion == at_sale.unsold_conversion
+        assert kept.account_balances() == at_sale.account_balances()
+    finally:
+        store.close()

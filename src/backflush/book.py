@@ -973,16 +973,49 @@ class Book:
             for item in self.stocked_items():  # standards that cannot value the stock are
                 self.stock_value(item, epoch)  # refused here, as they are for other books
         by_element: dict[str, Decimal] = {}  # the change of the stock's content, by element
+        inventoried = self.settings.inventory_unsold_conversion
         for item in revalued:  # one entry per item: each change explained
             memo = f"revaluation of {item} to the standards of {epoch}"
             old, new = self.stock_value(item), self.stock_value(item, epoch)
-            self._post_revaluation(record, epoch, item, memo, old, new)
+            conversion: dict[str, Decimal] = {}
+            if inventoried and self._costed_at_sale(item):
+                conversion = self._inventoried_conversion_change(item, epoch)
+                for element, change in conversion.items():
+                    key = (Account.FINISHED_GOODS, element)
+                    new[key] = new.get(key, ZERO) + change
+            entry = self._post_revaluation(record, epoch, item, memo, old, new)
+            if conversion and entry is not None:
+                self._add_inventoried(entry, conversion)
             if self.master.items[item].kind is not Kind.PHANTOM:  # (valued at nothing)
                 self._content_change(by_element, item, *self.held(item), self.epoch, epoch)
+            for element, change in conversion.items():
+                by_element[element] = by_element.get(element, ZERO) + change
         self._add_revalued(record, epoch, by_element)
         self.epoch = epoch
         self.recorded[event.id] = record
         self.changes.events.append(record)
+
+    def _inventoried_conversion_change(self, item: str, epoch: dt.date) -> dict[str, Decimal]:
+        """The change, by element, of the standard conversion of the units of ``item`` on
+        hand, from the standards stock is valued at to those of ``epoch``: what
+        ``inventory_unsold_conversion`` books revalue beside the stock's material, as books
+        that carry the conversion of every unit (purchase+completion) revalue it. The close
+        that inventories the conversion of unsold units then allocates only the rest."""
+        units = self.held(item)[0]
+        change: dict[str, Decimal] = {}
+        for on, sign in ((self.epoch, -1), (epoch, 1)):
+            for element, amount in self._unsold_conversion(item, on):
+                change[element] = change.get(element, ZERO) + sign * units * amount
+        return {element: amount for element, amount in change.items() if amount}
+
+    def _add_inventoried(self, entry: Entry, conversion: Mapping[str, Decimal]) -> None:
+        """What a revaluation's ``entry`` posted to the conversion of finished goods (the
+        elements of ``conversion``) is part of what closes inventoried."""
+        for line in entry.lines:
+            if line.account is Account.FINISHED_GOODS and line.element in conversion:
+                key = (Account.FINISHED_GOODS, line.element)
+                self.unsold_conversion[key] = self.unsold_conversion.get(key, ZERO) + line.amount
+                self.changes.unsold_conversion.add(key)
 
     def _revalue_receipt(self, event: Purchase, since: dt.date, record: Recorded) -> None:
         """A receipt dated before the standards stock is valued at now (``since``: those of
@@ -1016,10 +1049,10 @@ class Book:
         memo: str,
         old: Mapping[Key, Decimal],
         new: Mapping[Key, Decimal],
-    ) -> None:
+    ) -> Entry | None:
         """Post the revaluation of stock of ``item`` valued ``old`` to ``new`` (by account and
         element), dated ``on``: the on-book change against the revaluation variance, and the
-        change of the price difference held off the books."""
+        change of the price difference held off the books. The entry posted (None: none)."""
         builder = EntryBuilder(on, record.event.id, memo)
         change = ZERO
         for (account, element), delta in on_book_change(old, new).items():
@@ -1031,6 +1064,7 @@ class Book:
             self._post_entry(entry, record)
         if unrecorded := unrecorded_price_change(old, new):
             self._add_statistic(period_of(on), PRICE_UNRECORDED, unrecorded, record)
+        return entry
 
     def _content_change(
         self,

@@ -85,20 +85,22 @@ def copy_book(
                     )
                 done = 0
                 sent: dict[str, int] = {}
+                read: dict[str, int] = {}  # each table's digest, of the rows as read
                 for table in tables:
-                    sent[table.name] = 0
+                    sent[table.name] = read[table.name] = 0
                     for rows in _read(reading, table):
                         _insert(
                             writing,
                             table,
                             [dict(zip(rows.keys, r, strict=True)) for r in rows.values],
                         )
+                        read[table.name] += _hashed(rows.values)
                         sent[table.name] += len(rows.values)
                         done += len(rows.values)
                         if on_progress is not None:
                             on_progress(done, total)
                 _restart_sequences(writing, tables)
-                digest = _compare(reading, writing, tables)
+                digest = _compare(read, writing, tables)
                 origin = _sqlite_path(source.url)
                 named = source.display_url if origin is None else origin.resolve()
                 copied = f"book copied from {named}: {done:,} rows, each read back"
@@ -163,30 +165,30 @@ def _restart_sequences(conn: Connection, tables: list[sa.Table]) -> None:
                 )
 
 
-def _compare(source: Connection, target: Connection, tables: list[sa.Table]) -> str:
-    """Read every table of both back and compare them as sets of rows (the two databases may
-    sort text differently); the digest of all. Raises :class:`StoreError` naming the first
-    table that differs."""
+def _compare(read: dict[str, int], target: Connection, tables: list[sa.Table]) -> str:
+    """Read every table of ``target`` back and compare it with the digest of the rows read
+    from the source (``read``, by table; see :func:`_hashed`); the digest of all. Raises
+    :class:`StoreError` naming the first table that differs."""
     whole = hashlib.blake2b(digest_size=16)
     for table in tables:
-        read, written = _digest(source, table), _digest(target, table)
-        if read != written:
+        written = sum(_hashed(rows.values) for rows in _read(target, table)) % 2**128
+        if read[table.name] % 2**128 != written:
             raise StoreError(
                 f"table {table.name}: the rows read back from the copy differ from the "
                 "source's; nothing was written"
             )
-        whole.update(f"{table.name}:{read:x};".encode())
+        whole.update(f"{table.name}:{written:x};".encode())
     return whole.hexdigest()
 
 
-def _digest(conn: Connection, table: sa.Table) -> int:
-    """The sum of the rows' hashes, modulo 2**128: the same for the same rows in any order."""
+def _hashed(rows: list[tuple[Any, ...]]) -> int:
+    """The sum of the rows' hashes: summed over a table modulo 2**128, the same for the same
+    rows in any order (the two databases may sort text differently)."""
     total = 0
-    for rows in _read(conn, table):
-        for row in rows.values:
-            text = repr(tuple(_canonical(v) for v in row)).encode()
-            total += int.from_bytes(hashlib.blake2b(text, digest_size=16).digest(), "big")
-    return total % 2**128
+    for row in rows:
+        text = repr(tuple(_canonical(v) for v in row)).encode()
+        total += int.from_bytes(hashlib.blake2b(text, digest_size=16).digest(), "big")
+    return total
 
 
 def _canonical(value: Any) -> Any:

@@ -11,6 +11,7 @@ At the end of January RIP holds 40 M (material 80), FG 8 W (material 48, labor 8
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -670,6 +671,17 @@ def test_a_cost_roll_revalues_the_conversion_a_close_inventoried(
     )
     text = CONVERSION_ROLL.replace("TRIGGERS", "purchase+sale")
     scenario = parse_scenario(text.replace("DISPOSITION", disposition), "roll")
+    # January closed late, after February's sale put the roll in force: the same books.
+    late_events = [
+        *scenario.events[:4],
+        scenario.events[5],
+        scenario.events[4],
+        *scenario.events[6:],
+    ]
+    late = run_scenario(dataclasses.replace(scenario, events=late_events))
+    assert late.closed == at_sale.closed
+    assert late.account_balances() == at_sale.account_balances()
+    assert late.unsold_conversion == at_sale.unsold_conversion
     store = Store(f"sqlite:///{tmp_path / 'book.db'}")
     try:
         store.import_scenario(scenario.settings, scenario.master, scenario.events[:5])

@@ -460,7 +460,7 @@ class Book:
         for item, units, in_wip in self._placed_through(period):
             for account, elements in self._content(item, units, in_wip, on):
                 add(account, elements, Decimal(1))
-        for (account, element), amount in self.unsold_conversion.items():
+        for (account, element), amount in self.inventoried_through(period).items():
             add(account, {element: amount}, Decimal(1))  # unsold goods' conversion inventoried
         add(Account.COGS, self.sold_at_standard(period), Decimal(1))
         return found
@@ -985,7 +985,7 @@ class Book:
                     new[key] = new.get(key, ZERO) + change
             entry = self._post_revaluation(record, epoch, item, memo, old, new)
             if conversion and entry is not None:
-                self._add_inventoried(entry, conversion)
+                self._add_inventoried(entry, conversion, record)
             if self.master.items[item].kind is not Kind.PHANTOM:  # (valued at nothing)
                 self._content_change(by_element, item, *self.held(item), self.epoch, epoch)
             for element, change in conversion.items():
@@ -1008,14 +1008,33 @@ class Book:
                 change[element] = change.get(element, ZERO) + sign * units * amount
         return {element: amount for element, amount in change.items() if amount}
 
-    def _add_inventoried(self, entry: Entry, conversion: Mapping[str, Decimal]) -> None:
+    def _add_inventoried(
+        self, entry: Entry, conversion: Mapping[str, Decimal], record: Recorded
+    ) -> None:
         """What a revaluation's ``entry`` posted to the conversion of finished goods (the
-        elements of ``conversion``) is part of what closes inventoried."""
+        elements of ``conversion``) is part of what closes inventoried, from its date on
+        (:data:`~backflush.engine.close.INVENTORIED_REVALUED`)."""
         for line in entry.lines:
             if line.account is Account.FINISHED_GOODS and line.element in conversion:
                 key = (Account.FINISHED_GOODS, line.element)
                 self.unsold_conversion[key] = self.unsold_conversion.get(key, ZERO) + line.amount
                 self.changes.unsold_conversion.add(key)
+                name = closing.INVENTORIED_REVALUED + line.element
+                self._add_statistic(period_of(entry.date), name, line.amount, record)
+
+    def inventoried_through(self, period: str) -> dict[Key, Decimal]:
+        """The conversion inventoried in unsold finished goods at the end of ``period``: what
+        closes put there and revaluations dated through ``period`` changed it by (one dated
+        later, when a close is posted late, is the later period's)."""
+        found = dict(self.unsold_conversion)
+        for later, stats in self.statistics.items():
+            if later <= period:
+                continue
+            for name, amount in stats.items():
+                if name.startswith(closing.INVENTORIED_REVALUED):
+                    key = (Account.FINISHED_GOODS, name.removeprefix(closing.INVENTORIED_REVALUED))
+                    found[key] = found.get(key, ZERO) - amount
+        return found
 
     def _revalue_receipt(self, event: Purchase, since: dt.date, record: Recorded) -> None:
         """A receipt dated before the standards stock is valued at now (``since``: those of
@@ -1313,7 +1332,7 @@ class Book:
         if self.settings.triggers.periodic:
             return
         currency, mode = self.settings.currency, self.settings.rounding
-        targets: dict[Key, Decimal] = dict(self.unsold_conversion)  # inventoried at closes
+        targets = self.inventoried_through(period)  # inventoried at closes
         for item, units, in_wip in self._placed_through(period):
             value = {
                 k: v
@@ -1381,15 +1400,16 @@ class Book:
                     key = (Account.FINISHED_GOODS, element)
                     target[key] = target.get(key, ZERO) + quantity * amount
         lines: list[Line] = []
-        for key in sorted(set(target) | set(self.unsold_conversion)):
+        held = self.inventoried_through(period)
+        for key in sorted(set(target) | set(held)):
             wanted = round_money(
                 target.get(key, ZERO), self.settings.currency, self.settings.rounding
             )
-            delta = wanted - self.unsold_conversion.get(key, ZERO)
+            delta = wanted - held.get(key, ZERO)
             if delta:
                 lines.append(Line(key[0], delta, key[1]))
                 lines.append(Line(Account.CONVERSION_ALLOCATED, -delta, key[1]))
-                self.unsold_conversion[key] = wanted
+                self.unsold_conversion[key] = self.unsold_conversion.get(key, ZERO) + delta
                 self.changes.unsold_conversion.add(key)
         if not lines:
             return None

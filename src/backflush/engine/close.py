@@ -71,8 +71,12 @@ REVALUED = "revalued:"
 #: reports and counts took to a variance with their material: stock that holds its
 #: conversion in one figure loses it whole (an increase of the variances is positive).
 LOST_CONVERSION = "lost_conversion"
+#: What revaluations posted to the conversion closes inventoried in unsold finished goods
+#: (``inventory_unsold_conversion``; + element: ``inventoried_revalued:labor``), rounded as
+#: posted: a close of an earlier period, posted late, leaves it out of what it inventoried.
+INVENTORIED_REVALUED = "inventoried_revalued:"
 #: Statistics that are no variance.
-NOT_VARIANCES = (*HOURS_STATISTICS, SOLD, REVALUED, LOST_CONVERSION)
+NOT_VARIANCES = (*HOURS_STATISTICS, SOLD, REVALUED, INVENTORIED_REVALUED, LOST_CONVERSION)
 
 
 def dated_hours(prefix: str, epoch: dt.date, rest: str) -> str:

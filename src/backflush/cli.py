@@ -426,18 +426,20 @@ class _Count(ProgressColumn):
         return Text(f"{done} events", style="progress.download")
 
 
-def _ahead(where: str, event: m.Event, standards: Standards) -> InputError | None:
+def _ahead(
+    where: str, event: m.Event, standards: Standards, in_force: dt.date = dt.date.min
+) -> InputError | None:
     """What refuses an event imported without ``--allow-future``: dated more than
     :data:`MAX_DAYS_AHEAD` ahead (a typo such as 2062 would open a period decades ahead, and
     standards could change only after it), or on a change of standards not yet in force."""
-    problem = live_date_problem(event.date, standards)
+    problem = live_date_problem(event.date, standards, in_force=in_force)
     if problem is None:
         return None
     return InputError([f"{where}: event {event.id}: date: {problem}; --allow-future takes it"])
 
 
 def _ahead_of(where: str, event: m.Event, book: Book) -> InputError | None:
-    return _ahead(where, event, book.standards)
+    return _ahead(where, event, book.standards, book.epoch)
 
 
 def _recorded_ids(book: Store | str, events: Sequence[m.Event]) -> set[str]:

@@ -677,7 +677,7 @@ def _events(book: Book, token: Token, raws: list[Any], batch: bool) -> list[m.Ev
                 f"{token.role.token} may not post {event.type} events",
                 [field_error("body", "type", "not for this role", f"{base}/type")],
             )
-        ahead = live_date_problem(event.date, book.standards)
+        ahead = live_date_problem(event.date, book.standards, in_force=book.epoch)
         if ahead is not None and event.id not in book.recorded_ids([event]):
             errors.append(field_error("body", "date", ahead, f"{base}/date"))
             continue

@@ -323,7 +323,9 @@ def web_router(
             )
         except InputError as error:
             raise _Refused(422, "; ".join(error.problems)) from None
-        if (ahead := live_date_problem(event.date, book.standards)) is not None:
+        if (
+            ahead := live_date_problem(event.date, book.standards, in_force=book.epoch)
+        ) is not None:
             raise _Refused(422, f"form: event {event.id}: date: {ahead}")
         if not session.token.may_post(event.type):
             raise _Refused(403, f"{session.token.role.token} may not post {event.type} events")

@@ -62,7 +62,7 @@ def _date(value: str | None, option: str) -> dt.date:
 
 def _post(store: Store, book: Book, raw: dict[str, Any], event_id: str) -> tuple[m.Event, bool]:
     event = build_event(raw, book.master, book.settings, where="command line", default_id=event_id)
-    if (ahead := live_date_problem(event.date, book.standards)) is not None:
+    if (ahead := live_date_problem(event.date, book.standards, in_force=book.epoch)) is not None:
         raise InputError([f"command line: event {event.id}: date: {ahead}"])
     return event, store.post([event], recorded_by=cli_user())[0]
 

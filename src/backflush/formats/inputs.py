@@ -69,15 +69,19 @@ STANDARDS_GRACE_DAYS = 1
 
 
 def ahead_of_standards(
-    date: dt.date, standards: Standards, today: dt.date | None = None
+    date: dt.date,
+    standards: Standards,
+    today: dt.date | None = None,
+    in_force: dt.date = dt.date.min,
 ) -> str | None:
     """What is wrong with an event's ``date`` posted live when it falls on or after a change
     of standards not yet in force (a cost set or BOM version released ahead, for the new
     year), beyond a day's grace, or None. The book would put those standards in force at once,
     revaluing stock at them, and refuse events dated before the change from then on, the
-    event reversed or not: a typo (2027 for 2026) would stop the plant's postings."""
+    event reversed or not: a typo (2027 for 2026) would stop the plant's postings.
+    ``in_force``: the change the book values stock at already (a plan imported ahead)."""
     latest = (today or dt.date.today()) + dt.timedelta(days=STANDARDS_GRACE_DAYS)
-    change = standards.first_change_after(latest)
+    change = standards.first_change_after(max(latest, in_force))
     if change is None or date < change:
         return None
     return (
@@ -87,11 +91,14 @@ def ahead_of_standards(
 
 
 def live_date_problem(
-    date: dt.date, standards: Standards, today: dt.date | None = None
+    date: dt.date,
+    standards: Standards,
+    today: dt.date | None = None,
+    in_force: dt.date = dt.date.min,
 ) -> str | None:
     """What is wrong with an event's ``date`` posted live (:func:`too_far_ahead`,
     :func:`ahead_of_standards`), or None."""
-    return too_far_ahead(date, today) or ahead_of_standards(date, standards, today)
+    return too_far_ahead(date, today) or ahead_of_standards(date, standards, today, in_force)
 
 
 def too_early(on: dt.date, last: dt.date | None) -> str | None:

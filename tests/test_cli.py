@@ -333,8 +333,9 @@ def test_an_event_dated_on_a_change_of_standards_not_yet_in_force_is_refused_liv
     # In force now in the book: later events dated after the change revalue nothing more.
     stream.write_text(line.replace('"typo"', '"after-the-plan"') + "\n", encoding="utf-8")
     ok("import", stream, "--db", db)
+    ok(*purchase("posted-after-the-plan", typo))
     valuation = parse(ok("report", "--db", db, "--json"))["balances"]
-    assert Decimal(valuation["raw_in_process"]) == Decimal("10.00")  # at 2.50, as told
+    assert Decimal(valuation["raw_in_process"]) == Decimal("12.50")  # at 2.50, as told
 
 
 def test_post_hours_and_a_conversion_cost_at_a_work_center_from_flags(tmp_path: Path) -> None:

@@ -618,10 +618,12 @@ def post(
         else:
             fail("nothing to post: give --type and the event's fields, or --file", 2)
         standards = Standards(settings, master)
+        last = store.last_event()  # the standards stock is valued at: those of its date
+        in_force = dt.date.min if last is None else standards.epoch(last)
         far = [
             (where, e, problem)
             for where, e in read
-            if (problem := live_date_problem(e.date, standards)) is not None
+            if (problem := live_date_problem(e.date, standards, in_force=in_force)) is not None
         ]
         recorded = _recorded_ids(store, [e for _where, e, _problem in far])
         ahead = [

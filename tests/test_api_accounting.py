@@ -150,11 +150,17 @@ def test_exceptions_paged_retried_and_resolved(service: Service) -> None:
     retried = _post(service, "/exceptions/c40/M/shortage/retry", {"date": "2026-01-17"}, **headers)
     assert retried.status_code == 201, retried.text
     assert retried.json()["type"] == "retry" and retried.json()["recorded_by"] == "accountant"
+    assert retried.json()["cleared"] == []  # recorded, and says it cleared nothing
     after = dump_tables(service.store)
     again = _post(service, "/exceptions/c40/M/shortage/retry", {"date": "2026-01-17"}, **headers)
     assert again.json() == retried.json() and dump_tables(service.store) == after
     # stock arrives and consumes what waits for M: a retry then has nothing to do
-    assert _post(service, "/events", PURCHASE).status_code == 201
+    received = _post(service, "/events", PURCHASE)
+    assert received.status_code == 201
+    assert received.json()["cleared"] == [  # oldest first
+        {"event": "c40", "item": "M", "quantity": "20"},
+        {"event": "c41", "item": "M", "quantity": "3"},  # 1 x 3 M
+    ]
     cleared = service.client.get("/exceptions?status=open", headers=viewer).json()
     assert cleared["exceptions"] == []
     after = dump_tables(service.store)

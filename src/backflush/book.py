@@ -1742,5 +1742,18 @@ class Book:
         changes, self.changes = self.changes, Changes()
         return changes
 
+    def consumption_cleared(self, causes: Iterable[str]) -> list[tuple[str, str, str, Decimal]]:
+        """Queued consumption the events ``causes`` (a receipt, a retry) cleared since the
+        changes were last taken: (cause, the event whose consumption it was, item, quantity
+        taken from stock), in the order taken."""
+        wanted = set(causes)
+        return [
+            (cause, owner, movement.item, -movement.on_hand)
+            for owner, cause, movements in self.changes.movements
+            if cause in wanted and owner != cause
+            for movement in movements
+            if movement.on_hand
+        ]
+
     def entries(self) -> Iterator[Entry]:
         return iter(self.journal)

@@ -43,6 +43,7 @@ from backflush.api.tokens import READERS, Role, SeenTokens, Token, find_token, l
 from backflush.api.writer import GroupWriter
 from backflush.book import Book, ConflictError
 from backflush.domain import model as m
+from backflush.domain.money import fmt
 from backflush.engine.flush import PostingError
 from backflush.engine.standards import StandardError
 from backflush.formats.inputs import (
@@ -705,6 +706,7 @@ async def _post(
     token is checked again, the events are read against the book's master data, and a
     replayed key answers as it first did (see :class:`Posting`)."""
     built: list[m.Event] = []
+    posted_on: list[Book] = []
 
     def events(conn: Connection, book: Book, kept: dict[str, Any]) -> list[m.Event]:
         live = kept.get("tokens")
@@ -713,6 +715,7 @@ async def _post(
         if token.id not in live:
             raise _unauthenticated("unknown or revoked token")
         built[:] = _events(book, token, raws, batch)
+        posted_on[:] = [book]
         return built
 
     def done(conn: Connection, applied: list[bool]) -> Answer:
@@ -726,9 +729,20 @@ async def _post(
         again = [e.id for e, a in pairs if not a and e.id not in earlier]
         earlier |= {i: group[i] for i in again if i in group}
         earlier |= _recorded_by(conn, [i for i in again if i not in earlier])
+        cleared: dict[str, list[dict[str, str]]] = {}
+        applied_ids = [e.id for e, a in pairs if a]
+        for cause, owner, item, quantity in posted_on[0].consumption_cleared(applied_ids):
+            taken = {"event": owner, "item": item, "quantity": fmt(quantity)}
+            cleared.setdefault(cause, []).append(taken)
         rows: list[dict[str, Any]] = [
             {"id": e.id, "type": e.type, "applied": a}
             | ({} if a else {"recorded_by": earlier.get(e.id)})
+            # the queued consumption it cleared (a retry says so when it cleared none)
+            | (
+                {"cleared": cleared.get(e.id, [])}
+                if a and (e.id in cleared or e.type == "retry")
+                else {}
+            )
             for e, a in pairs
         ]
         body: dict[str, Any] = (

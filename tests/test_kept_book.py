@@ -500,8 +500,9 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut_short(pg_db_url: str
 def test_a_write_transaction_sends_its_writes_with_its_commit(
     pg_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On PostgreSQL a posting takes two pipelined round trips of the driver: the lock (with
-    BEGIN and the revision bump), and at the end its writes held back with the COMMIT."""
+    """On PostgreSQL a posting takes two pipelined round trips of the driver and nothing
+    else: the lock (with BEGIN, the revision bump, and the read of what the book may record
+    already under the events' ids), and at the end its writes held back with the COMMIT."""
     from backflush.store import repository
 
     sent: list[list[str]] = []
@@ -513,13 +514,22 @@ def test_a_write_transaction_sends_its_writes_with_its_commit(
         with round_trip(conn, statements) as driver:
             yield driver
 
+    executed: list[str] = []
+
+    def run(_conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        executed.append(statement)
+
     store = opened(pg_db_url)
     try:
         store.post([buy(1)])
         monkeypatch.setattr(repository, "_round_trip", recorded)
+        sa.event.listen(store.engine, "before_cursor_execute", run)
         store.post([buy(2), make(3)])
+        sa.event.remove(store.engine, "before_cursor_execute", run)
+        assert executed == []  # no statement of its own
         assert len(sent) == 2
         assert "pg_advisory_xact_lock" in sent[0][0]
+        assert any("FROM events" in sql for sql in sent[0][1:])
         assert sent[1][-1] == "COMMIT"
         assert sum('INSERT INTO "events"' in sql for sql in sent[1]) == 1
         with store.transaction() as conn:  # committed: another transaction reads them

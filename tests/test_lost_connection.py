@@ -6,7 +6,7 @@ after it), and the same store goes on with a new connection and a book loaded ag
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -113,11 +113,41 @@ def test_a_read_whose_connection_is_lost_raises_that_error(store: Store, kill: K
 def test_a_write_whose_connection_is_lost_while_it_reads_raises_that_error(
     store: Store, kill: Kill
 ) -> None:
-    with killed_before(store, kill, "FROM events"), pytest.raises(sa.exc.OperationalError) as error:
-        store.post([buy(2)])
-    lost(error, "FROM events")
+    """An event sent again: the write reads what it posted (its journal lines)."""
+    with (
+        killed_before(store, kill, "FROM journal_lines"),
+        pytest.raises(sa.exc.OperationalError) as error,
+    ):
+        store.post([buy(1), buy(2)])
+    lost(error, "FROM journal_lines")
     assert store._kept is None  # the book of a failed write is not kept
     goes_on(store, reloads=True)
+    assert events(store) == ["c1", "p1"]
+
+
+def test_a_write_whose_connection_is_lost_as_it_takes_the_lock_raises_that_error(
+    store: Store, kill: Kill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock and the first reads (what the book records under the events' ids) go in
+    one round trip on the driver's connection: a lost one is invalidated there."""
+    round_trip = repository._round_trip
+    fired: list[list[str]] = []
+
+    @contextmanager
+    def killing(conn: Connection, sent: Sequence[str]) -> Iterator[Any]:
+        if "pg_advisory_xact_lock" in sent[0] and not fired:
+            fired.append(list(sent))
+            kill(conn)
+        with round_trip(conn, sent) as driver:
+            yield driver
+
+    monkeypatch.setattr(repository, "_round_trip", killing)
+    with pytest.raises(sa.exc.OperationalError) as error:
+        store.post([buy(2)])
+    assert fired and any("FROM events" in sql for sql in fired[0])
+    lost(error, "pg_advisory_xact_lock")
+    monkeypatch.setattr(repository, "_round_trip", round_trip)
+    goes_on(store, reloads=False)  # nothing posted yet: the kept book is the book
     assert events(store) == ["c1", "p1"]
 
 

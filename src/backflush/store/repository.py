@@ -453,19 +453,47 @@ _LOCK_SQL = "SELECT pg_advisory_xact_lock(%s)"
 _BUMP_SQL = f"UPDATE {t.settings.name} SET revision = revision + 1 RETURNING revision, created_at"
 
 
-def _lock(conn: Connection, *, bump: bool) -> tuple[int, dt.datetime] | None:
+def _lock(
+    conn: Connection, *, bump: bool, ahead: ReadAhead | None = None
+) -> tuple[int, dt.datetime] | None:
     """PostgreSQL: begin ``conn``'s transaction, take the book's write lock and, with
     ``bump``, bump the revision (returned, with the book's creation time), in one round trip:
     a pipeline runs each statement once the one before it is done, so the bump waits for the
-    lock. (The driver begins the transaction with the first statement, as SQLAlchemy lets it.)"""
-    with _round_trip(conn, (_LOCK_SQL, _BUMP_SQL)) as driver:
+    lock. (The driver begins the transaction with the first statement, as SQLAlchemy lets it.)
+    ``ahead``: what a group commit reads first, read in the same round trip, after the lock
+    (so it sees every commit before it), and kept in ``conn.info`` (:data:`READ_AHEAD`)."""
+    sent = (_LOCK_SQL, _BUMP_SQL) + ((_HISTORY_PG, _ANSWERS_PG_SQL) if ahead else ())
+    with _round_trip(conn, sent) as driver:
         driver.execute(_LOCK_SQL, (WRITE_LOCK,))
         bumped = driver.execute(_BUMP_SQL) if bump else None
+        if ahead is not None:
+            pairs = sorted({(k.owner, k.key) for k in ahead.keys})
+            history = driver.execute(_HISTORY_PG, (sorted(set(ahead.ids)),))
+            answers = driver.execute(
+                _ANSWERS_PG_SQL, ([o for o, _ in pairs], [k for _, k in pairs])
+            )
+    if ahead is not None:
+        conn.info[READ_AHEAD] = (history.fetchall(), _answers_from(answers.fetchall()))
     if bumped is None:
         return None
     row = bumped.fetchone()
     assert row is not None, "a book has its settings row"
     return row[0], row[1]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReadAhead:
+    """What a group commit reads before it posts (the events recorded under its ``ids``, the
+    answers kept under its ``keys``): on PostgreSQL read with the write lock, in its round
+    trip (:func:`_lock`), not in one round trip each."""
+
+    ids: Sequence[str]
+    keys: Sequence[Key]
+
+
+#: Key in ``Connection.info`` of what :func:`_lock` read ahead: (rows of the events
+#: recorded, as :data:`_HISTORY` reads them; the answers kept, as :func:`_answers` gives them).
+READ_AHEAD = "backflush_read_ahead"
 
 
 def _send_held_back(conn: Connection, *, commit: bool = False) -> None:
@@ -764,7 +792,9 @@ class Store:
             raw.execute("VACUUM INTO ?", (str(target),))
 
     @contextmanager
-    def transaction(self, *, write: bool = False) -> Iterator[Connection]:
+    def transaction(
+        self, *, write: bool = False, ahead: ReadAhead | None = None
+    ) -> Iterator[Connection]:
         """One transaction. A ``write`` one takes the book's write lock first, before it reads
         anything: one writer at a time per book, and every state it reads is what the writers
         before it committed (SQLite: BEGIN IMMEDIATE; PostgreSQL: READ COMMITTED, the advisory
@@ -777,7 +807,8 @@ class Store:
         had not yet checked the schema. On PostgreSQL a write one holds its writes back
         (:func:`_pipelined`) and sends what is left of them with its COMMIT. A read one
         never blocks a writer and sees one consistent snapshot (SQLite: BEGIN in WAL mode;
-        PostgreSQL: REPEATABLE READ)."""
+        PostgreSQL: REPEATABLE READ). ``ahead``: what a write one reads first, on PostgreSQL
+        read with the lock (:class:`ReadAhead`)."""
         with self.engine.connect() as conn:
             conn.execution_options(**{WRITE: write})
             postgres = conn.dialect.name == "postgresql"
@@ -789,7 +820,8 @@ class Store:
                 checked = self._schema_checked
                 bumped = write and checked
                 if write and postgres:
-                    revision = _lock(conn, bump=bumped)
+                    # (read ahead once the schema is known: else it is checked first)
+                    revision = _lock(conn, bump=bumped, ahead=ahead if bumped else None)
                     if bumped:
                         conn.info[BUMPED] = revision
                     conn.info[_PIPELINE] = []  # writes held back, to go with the COMMIT
@@ -813,6 +845,7 @@ class Store:
                         conn.info.pop(_CHECKED, None)
                         conn.info.pop(_PIPELINE, None)
                         conn.info.pop(RECORDED_IN_GROUP, None)
+                        conn.info.pop(READ_AHEAD, None)
 
     def _retrying(self, work: Callable[[], _T]) -> _T:
         """``work`` (one whole write transaction) run again, a bounded number of times after
@@ -1399,17 +1432,27 @@ class Store:
         book.history = None
         return book, found
 
-    def _history_of(self, conn: Connection) -> Callable[[Iterable[str]], dict[str, Recorded]]:
+    def _history_of(
+        self, conn: Connection, ahead: Sequence[str] = ()
+    ) -> Callable[[Iterable[str]], dict[str, Recorded]]:
         """:meth:`_history` for a write transaction: an id once found not recorded is not
         read again (under the write lock only the book records events, and it knows what it
-        recorded). It does not refer to the book it is given to: a book dropped without
-        :func:`_forget` (a posting refused after it changed it) is freed by its reference
-        count, even once frozen (see :mod:`backflush.api.writer`)."""
+        recorded). ``ahead``: ids whose events the transaction read with its lock (their rows
+        in ``conn.info``, :data:`READ_AHEAD`), not read again. It does not refer to the book
+        it is given to: a book dropped without :func:`_forget` (a posting refused after it
+        changed it) is freed by its reference count, even once frozen (see
+        :mod:`backflush.api.writer`)."""
         absent: set[str] = set()
+        read: dict[str, Recorded] = {}
+        if ahead and READ_AHEAD in conn.info:
+            read = self._recorded(conn, conn.info[READ_AHEAD][0])
+            absent.update(i for i in ahead if i not in read)
 
         def history(ids: Iterable[str]) -> dict[str, Recorded]:
             wanted = [i for i in ids if i not in absent]
-            found = self._history(conn, wanted) if wanted else {}
+            found = {i: read.pop(i) for i in wanted if i in read}
+            missing = [i for i in wanted if i not in found]
+            found |= self._history(conn, missing) if missing else {}
             absent.update(i for i in wanted if i not in found)
             return found
 
@@ -1420,21 +1463,26 @@ class Store:
         wanted = sorted(set(ids))
         found: dict[str, Recorded] = {}
         for chunk in _chunks(wanted, 500):
-            for row in conn.execute(_HISTORY, {"ids": chunk}):
-                event = event_from_payload(row.id, row.payload)
-                found[row.id] = Recorded(
-                    event,
-                    row.payload,
-                    statistics=list(_decimals(row.statistics).items()),
-                    reversed_by=row.reversed_by or "",
-                )
-                if row.detail is not None:  # summarised: its own entries kept with it
-                    entries, movements = summaries.read_detail(row.id, row.detail)
-                    found[row.id].entries += entries
-                    found[row.id].movements += movements
-            if not found:
-                continue
-            present = [i for i in chunk if i in found]
+            found |= self._recorded(conn, conn.execute(_HISTORY, {"ids": chunk}).all())
+        return found
+
+    @staticmethod
+    def _recorded(conn: Connection, rows: Sequence[Sequence[Any]]) -> dict[str, Recorded]:
+        """The recorded events of ``rows`` (as :data:`_HISTORY` reads them), with their
+        entries and movements."""
+        found: dict[str, Recorded] = {}
+        for event_id, payload, statistics, reversed_by, detail in rows:
+            found[event_id] = recorded = Recorded(
+                event_from_payload(event_id, payload),
+                payload,
+                statistics=list(_decimals(statistics).items()),
+                reversed_by=reversed_by or "",
+            )
+            if detail is not None:  # summarised: its own entries kept with it
+                entries, movements = summaries.read_detail(event_id, detail)
+                recorded.entries += entries
+                recorded.movements += movements
+        for present in _chunks(sorted(found), 500):
             for entry in _entries(conn, t.journal_lines.c.event.in_(present)):
                 found[entry.event].entries.append(entry)
             query = (
@@ -1677,11 +1725,13 @@ class Store:
         Without ``sums`` a posting that closes or reopens a period is answered
         :data:`_ALONE`, as that needs the stock moved per period loaded."""
         written = True
+        ids = [i for _index, posting in group for i in posting.ids]
+        keys = [p.key for _i, p in group if p.key is not None]
         try:
-            with self.transaction(write=True) as conn:
+            with self.transaction(write=True, ahead=ReadAhead(ids, keys)) as conn:
                 kept = self._posting_book(conn)
                 book = kept.book
-                book.history = self._history_of(conn)
+                book.history = self._history_of(conn, ids)
                 try:
                     outcomes = self._post_postings(conn, kept, group, sums=sums)
                 finally:  # the lookup is this transaction's only
@@ -1729,7 +1779,9 @@ class Store:
         book.recorded.update(book.history(known))  # one read for the group
         if sums:
             _load_period_sums(conn, book)
-        answers = _answers(conn, [p.key for _i, p in group if p.key is not None])
+        keys = [p.key for _i, p in group if p.key is not None]
+        ahead = conn.info.get(READ_AHEAD)
+        answers = dict(ahead[1]) if ahead is not None else _answers(conn, keys)
         kept_answers: list[tuple[Key, Answer]] = []
         posted_by: list[str | None] = []
         answered = False  # a posting's done was called: it may have written something
@@ -2276,16 +2328,30 @@ def _answers(conn: Connection, keys: Sequence[Key]) -> dict[tuple[str, str], tup
             )
         else:
             read = conn.execute(_ANSWERS, {"pairs": chunk})
-        for row in read:
-            answer = Answer(row.status, json.loads(row.response), replayed=True)
-            found[(row.token, row.key)] = (row.request_hash, answer)
+        found |= _answers_from(read.all())
     return found
+
+
+def _answers_from(
+    rows: Iterable[Sequence[Any]],
+) -> dict[tuple[str, str], tuple[str, Answer]]:
+    """:func:`_answers` of the rows read (token, key, request_hash, status, response)."""
+    return {
+        (token, key): (digest, Answer(status, json.loads(response), replayed=True))
+        for token, key, digest, status, response in rows
+    }
 
 
 #: What :func:`_answers` reads on PostgreSQL: the pairs joined as a table, looked up one by
 #: one in the primary key whatever the planner knows. (Given as a list of pairs, a table grown
 #: since its last ANALYZE, as a new book's is, was planned as a scan of every key of the
-#: owner: 2-3 ms a group commit, a third of the database's time.)
+#: owner: 2-3 ms a group commit, a third of the database's time.) ``_SQL``: as the driver
+#: runs it (:func:`_lock`).
+_ANSWERS_PG_SQL = (
+    "SELECT k.token, k.key, k.request_hash, k.status, k.response"
+    " FROM unnest(%s::TEXT[], %s::TEXT[]) AS wanted (token, key)"
+    f" JOIN {t.idempotency_keys.name} AS k ON k.token = wanted.token AND k.key = wanted.key"
+)
 _ANSWERS_PG = sa.text(
     "SELECT k.token, k.key, k.request_hash, k.status, k.response"
     " FROM unnest(CAST(:owners AS TEXT[]), CAST(:keys AS TEXT[])) AS wanted (token, key)"
@@ -2583,6 +2649,11 @@ def _add_to(
 _HISTORY = sa.select(
     *(t.events.c[c] for c in ("id", "payload", "statistics", "reversed_by", "detail"))
 ).where(t.events.c.id.in_(sa.bindparam("ids", expanding=True)))
+#: :data:`_HISTORY` as the driver runs it on PostgreSQL, of an array of ids (:func:`_lock`).
+_HISTORY_PG = (
+    f"SELECT id, payload, statistics, reversed_by, detail FROM {t.events.name}"
+    " WHERE id = ANY(%s::TEXT[])"
+)
 
 #: The queries of :func:`_add_to` on SQLite, by table and value columns.
 _ADDED_TO: dict[tuple[str, tuple[str, ...]], sa.Select[Any]] = {}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 import sqlalchemy as sa
 
@@ -64,6 +65,34 @@ def service(db_url: str) -> Iterator[Service]:
         store.close()
 
 
+def test_posting_answers_are_what_the_openapi_document_says(service: Service) -> None:
+    """Each answer of ``/events`` and ``/events/batch`` (posted, recorded already, refused)
+    matches its status's documented schema, which allows no undocumented field."""
+    operator = service.as_(Role.operator)
+    posted = conforms(
+        service, "/events", service.client.post("/events", json=COMPLETION, headers=operator)
+    )
+    assert posted == {"id": "c1", "type": "completion", "applied": True, "recorded_by": "operator"}
+    again = service.client.post("/events", json=COMPLETION, headers=operator)
+    assert conforms(service, "/events", again)["applied"] is False
+    batch = [COMPLETION, {**COMPLETION, "id": "c2"}]
+    answer = service.client.post("/events/batch", json=batch, headers=operator)
+    assert answer.status_code == 201
+    assert conforms(service, "/events/batch", answer)["already_recorded"] == 1
+    answer = service.client.post("/events/batch", json=batch, headers=operator)
+    assert answer.status_code == 200
+    assert conforms(service, "/events/batch", answer)["applied"] == 0
+    refused = service.client.post("/events", json={**COMPLETION, "id": "c3", "item": "nope"})
+    assert conforms(service, "/events", refused)["status"] == 401
+    refused = service.client.post("/events", json={**COMPLETION, "item": "nope"}, headers=operator)
+    assert conforms(service, "/events", refused)["status"] == 422
+    # a field the document does not name is refused by it: the check can fail
+    undocumented = httpx.Response(200, json={**again.json(), "posted_at": "now"})
+    undocumented.request = again.request
+    with pytest.raises(jsonschema_rs.ValidationError, match="posted_at"):
+        conforms(service, "/events", undocumented)
+
+
 def test_an_event_sent_again_names_who_recorded_it(service: Service) -> None:
     """Another token sending an event already recorded is told who recorded it, not itself;
     a batch holding an event twice names itself for the second."""
@@ -89,6 +118,22 @@ def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert found["status"] == status
     assert found["title"] and found["detail"] and found["type"].startswith("/problems/")
     return found
+
+
+def conforms(service: Service, path: str, response: httpx.Response) -> dict[str, Any]:
+    """``response`` is what the OpenAPI document says of its status for the operation at
+    ``path`` (its template), its media type and its body's schema; returns the body."""
+    document = service.client.get("/openapi.json", headers=service.as_(Role.viewer)).json()
+    method = response.request.method.lower()
+    responses = document["paths"][path][method]["responses"]
+    status = str(response.status_code)
+    documented = responses.get(status) or responses[f"{status[0]}XX"]
+    ((media, content),) = documented["content"].items()
+    assert response.headers["content-type"] == media
+    schema = {**content["schema"], "components": document["components"]}
+    body: dict[str, Any] = response.json()
+    jsonschema_rs.validator_for(schema).validate(body)
+    return body
 
 
 def _trial_balance(service: Service) -> dict[str, str]:

@@ -15,7 +15,7 @@ import httpx
 
 from backflush.api.tokens import Role, create_token
 from helpers import dump_tables
-from test_api import COMPLETION, Service, _problem, service
+from test_api import COMPLETION, Service, _problem, conforms, service
 
 __all__ = ["service"]  # the fixture, used by name
 
@@ -151,6 +151,7 @@ def test_exceptions_paged_retried_and_resolved(service: Service) -> None:
     assert retried.status_code == 201, retried.text
     assert retried.json()["type"] == "retry" and retried.json()["recorded_by"] == "accountant"
     assert retried.json()["cleared"] == []  # recorded, and says it cleared nothing
+    conforms(service, "/exceptions/{key}/retry", retried)
     after = dump_tables(service.store)
     again = _post(service, "/exceptions/c40/M/shortage/retry", {"date": "2026-01-17"}, **headers)
     assert again.json() == retried.json() and dump_tables(service.store) == after
@@ -161,6 +162,7 @@ def test_exceptions_paged_retried_and_resolved(service: Service) -> None:
         {"event": "c40", "item": "M", "quantity": "20"},
         {"event": "c41", "item": "M", "quantity": "3"},  # 1 x 3 M
     ]
+    conforms(service, "/events", received)
     cleared = service.client.get("/exceptions?status=open", headers=viewer).json()
     assert cleared["exceptions"] == []
     after = dump_tables(service.store)

@@ -1,6 +1,7 @@
 """The API's OpenAPI document fuzzed with schemathesis (issue 6): every operation with
 generated requests under an accountant's token, bounded (a few examples per operation, no
-deadline); no answer is a 500 and afterwards the book still holds its invariants: every
+deadline); no answer is a 500, each is what the document says of its status (media type
+and, where it gives one, schema), and afterwards the book still holds its invariants: every
 journal entry balances and every stored balance is the sum of its journal lines."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.openapi import from_asgi
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    response_schema_conformance,
     status_code_conformance,
 )
 
@@ -82,7 +84,12 @@ def test_no_operation_answers_500_and_the_book_stays_whole(db_url: str) -> None:
             try:
                 case.validate_response(
                     response,
-                    checks=[not_a_server_error, status_code_conformance, content_type_conformance],
+                    checks=[
+                        not_a_server_error,
+                        status_code_conformance,
+                        content_type_conformance,
+                        response_schema_conformance,
+                    ],
                 )
             except Exception as error:  # collected, reported together below
                 failures.append(f"{case.method} {case.formatted_path}: {error}"[:2000])

@@ -28,6 +28,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
+from backflush.api.answers import BatchAnswer, event_answers
 from backflush.api.documents import CSV_SHEETS, SELECTING, ReportKind, csv_report, journal_document
 from backflush.api.documents import report_document as _report_document
 from backflush.api.problems import (
@@ -193,7 +194,7 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
         tags=["events"],
         status_code=201,
         openapi_extra=_body_schema(EventModel),
-        responses={200: {"description": "Already recorded with the same content: no change"}},
+        responses=event_answers("Already recorded with the same content: no change"),
     )
     async def post_event(request: Request, token: Poster, key: IdempotencyKey = None) -> Any:
         """Post one event (the fields of a scenario file's event; ``id`` required)."""
@@ -207,7 +208,10 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
         tags=["events"],
         status_code=201,
         openapi_extra=_body_schema(list[EventModel]),
-        responses={200: {"description": "Every event already recorded: no change"}},
+        responses={
+            201: {"model": BatchAnswer, "description": "Posted, all or nothing"},
+            200: {"model": BatchAnswer, "description": "Every event already recorded: no change"},
+        },
     )
     async def post_batch(request: Request, token: Poster, key: IdempotencyKey = None) -> Any:
         """Post a list of events in one transaction (at most 10,000): all or nothing."""

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
 from backflush.api import app as base
+from backflush.api.answers import event_answers
 from backflush.api.problems import Problem, field_error, invalid
 from backflush.api.tokens import (
     LastAdminError,
@@ -383,7 +384,7 @@ def add_routes(
         tags=["close"],
         status_code=201,
         openapi_extra=base._body_schema(CloseBody | None, required=False),
-        responses={200: {"description": "Already closed: no change"}},
+        responses=event_answers("Already closed: no change"),
     )
     async def close_period(
         period: Period, request: Request, token: Accountant, key: IdempotencyKey = None
@@ -424,7 +425,7 @@ def add_routes(
         tags=["close"],
         status_code=201,
         openapi_extra=base._body_schema(ReopenBody),
-        responses={200: {"description": "Already recorded with the same content: no change"}},
+        responses=event_answers("Already recorded with the same content: no change"),
     )
     async def reopen_period(
         period: Period, request: Request, token: Accountant, key: IdempotencyKey = None
@@ -497,7 +498,7 @@ def add_routes(
         tags=["close"],
         status_code=201,
         openapi_extra=base._body_schema(RetryBody | None, required=False),
-        responses={200: {"description": "Already recorded with the same content: no change"}},
+        responses=event_answers("Already recorded with the same content: no change"),
     )
     async def retry_exception(
         key: str, request: Request, token: Accountant, idempotency: IdempotencyKey = None
@@ -523,7 +524,7 @@ def add_routes(
         tags=["close"],
         status_code=201,
         openapi_extra=base._body_schema(ResolveBody),
-        responses={200: {"description": "Already recorded with the same content: no change"}},
+        responses=event_answers("Already recorded with the same content: no change"),
     )
     async def resolve_exception(
         key: str, request: Request, token: Accountant, idempotency: IdempotencyKey = None

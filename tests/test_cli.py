@@ -327,6 +327,21 @@ def test_an_event_dated_on_a_change_of_standards_not_yet_in_force_is_refused_liv
         refused("import", stream, "--db", db).split()
     )
     assert dump_file(db) == before
+    # a scenario file's event too, where it was read (the book's standards not yet changed)
+    typo_file = tmp_path / "typo.yaml"
+    typo_file.write_text(
+        plant.read_text(encoding="utf-8").replace(
+            "events: []",
+            "events:\n"
+            f'  - {{id: typo, type: purchase, date: {typo.isoformat()}, item: M, quantity: "1",'
+            ' unit_cost: "2.00"}',
+        ),
+        encoding="utf-8",
+    )
+    assert f"event typo: date: {typo} is on or after {change}" in " ".join(
+        refused("import", typo_file, "--db", db).split()
+    )
+    assert dump_file(db) == before
     ok(*purchase("the-day-before", change - dt.timedelta(days=1)))
     ok(*purchase("tomorrow", today + dt.timedelta(days=1)))
     ok("import", stream, "--db", db, "--allow-future")  # a plan: taken when asked for
@@ -334,8 +349,17 @@ def test_an_event_dated_on_a_change_of_standards_not_yet_in_force_is_refused_liv
     stream.write_text(line.replace('"typo"', '"after-the-plan"') + "\n", encoding="utf-8")
     ok("import", stream, "--db", db)
     ok(*purchase("posted-after-the-plan", typo))
+    # so is a scenario file's event (its standards: the book's, in force since the plan)
+    more = plant.read_text(encoding="utf-8").replace(
+        "events: []",
+        "events:\n"
+        f'  - {{id: in-a-file, type: purchase, date: {typo.isoformat()}, item: M, quantity: "1",'
+        ' unit_cost: "2.00"}',
+    )
+    plant.write_text(more, encoding="utf-8")
+    ok("import", plant, "--db", db)
     valuation = parse(ok("report", "--db", db, "--json"))["balances"]
-    assert Decimal(valuation["raw_in_process"]) == Decimal("12.50")  # at 2.50, as told
+    assert Decimal(valuation["raw_in_process"]) == Decimal("15.00")  # at 2.50, as told
 
 
 def test_post_hours_and_a_conversion_cost_at_a_work_center_from_flags(tmp_path: Path) -> None:

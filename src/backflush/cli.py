@@ -363,12 +363,18 @@ def import_(
         scenario = read_scenario(file)
         if not allow_future:
             standards = Standards(scenario.settings, scenario.master)
-            ahead = [e for e in scenario.events if live_date_problem(e.date, standards) is not None]
+            last = _last_event(db)  # the standards stock is valued at: those of its date
+            in_force = dt.date.min if last is None else standards.epoch(last)
+            ahead = [
+                e
+                for e in scenario.events
+                if live_date_problem(e.date, standards, in_force=in_force) is not None
+            ]
             recorded = _recorded_ids(db, ahead)
             for event in ahead:
                 if event.id not in recorded:
                     where = scenario.sources.get(event.id, str(file))
-                    error = _ahead(where, event, standards)
+                    error = _ahead(where, event, standards, in_force)
                     if error is not None:
                         raise error
         store = Store(db)
@@ -440,6 +446,19 @@ def _ahead(
 
 def _ahead_of(where: str, event: m.Event, book: Book) -> InputError | None:
     return _ahead(where, event, book.standards, book.epoch)
+
+
+def _last_event(db: str) -> dt.date | None:
+    """The date of the latest event of the book at ``db``; None when it has none, or there
+    is no book yet (and none is made)."""
+    try:
+        store = Store(db, create=False)
+        try:
+            return store.last_event()
+        finally:
+            store.close()
+    except (StoreError, SQLAlchemyError):  # no book (yet): the import makes it
+        return None
 
 
 def _recorded_ids(book: Store | str, events: Sequence[m.Event]) -> set[str]:

@@ -2345,17 +2345,16 @@ def _answers_from(
 #: What :func:`_answers` reads on PostgreSQL: the pairs joined as a table, looked up one by
 #: one in the primary key whatever the planner knows. (Given as a list of pairs, a table grown
 #: since its last ANALYZE, as a new book's is, was planned as a scan of every key of the
-#: owner: 2-3 ms a group commit, a third of the database's time.) ``_SQL``: as the driver
-#: runs it (:func:`_lock`).
-_ANSWERS_PG_SQL = (
+#: owner: 2-3 ms a group commit, a third of the database's time.) ``_ANSWERS_PG_SQL``: the
+#: same as the driver runs it (:func:`_lock`).
+_ANSWERS_OF = (
     "SELECT k.token, k.key, k.request_hash, k.status, k.response"
-    " FROM unnest(%s::TEXT[], %s::TEXT[]) AS wanted (token, key)"
+    " FROM unnest({owners}, {keys}) AS wanted (token, key)"
     f" JOIN {t.idempotency_keys.name} AS k ON k.token = wanted.token AND k.key = wanted.key"
 )
+_ANSWERS_PG_SQL = _ANSWERS_OF.format(owners="%s::TEXT[]", keys="%s::TEXT[]")
 _ANSWERS_PG = sa.text(
-    "SELECT k.token, k.key, k.request_hash, k.status, k.response"
-    " FROM unnest(CAST(:owners AS TEXT[]), CAST(:keys AS TEXT[])) AS wanted (token, key)"
-    f" JOIN {t.idempotency_keys.name} AS k ON k.token = wanted.token AND k.key = wanted.key"
+    _ANSWERS_OF.format(owners="CAST(:owners AS TEXT[])", keys="CAST(:keys AS TEXT[])")
 )
 
 #: What :func:`_answers` reads on SQLite (built once: every keyed request's group runs it).

@@ -567,3 +567,49 @@ def test_a_reversal_across_a_standards_change_is_refused() -> None:
     )
     with pytest.raises(PostingError, match="costed at the first standards, replaced on 2026-02-01"):
         run_scenario(parse_scenario(text))
+
+
+#: KIT is costed at sale, its unsold conversion inventoried at closes; its conversion is one
+#: amount (element ""). From February its BOM also takes a PART, a finished good costed at
+#: completion whose value (material and conversion) sits in finished goods, element "", and a
+#: SUB, a subassembly whose conversion (0.25) becomes part of the KIT's, costed at sale.
+KITS = """
+book: {name: Kits, currency: USD, triggers: purchase+completion, disposition: cogs,
+       inventory_unsold_conversion: true}
+items:
+  - {id: CHIP, kind: material, standard_cost: "1.00"}
+  - {id: PART, kind: finished, standard_cost: {conversion: "0.50"}}
+  - {id: SUB, kind: subassembly, standard_cost: {conversion: "0.25"}}
+  - {id: KIT, kind: finished, triggers: sale, standard_cost: {conversion: "2.00"}}
+boms:
+  - {item: PART, lines: [{component: CHIP, quantity: 1}]}
+  - {item: SUB, lines: [{component: CHIP, quantity: 1}]}
+  - {item: KIT, lines: [{component: CHIP, quantity: 2}]}
+  - {item: KIT, effective_from: 2026-02-01, lines: [{component: CHIP, quantity: 2},
+                                                  {component: PART, quantity: 1},
+                                                  {component: SUB, quantity: 1}]}
+events:
+  - {id: buy, date: 2026-01-05, type: purchase, item: CHIP, quantity: 100, unit_cost: "1.00"}
+  - {id: make, date: 2026-01-10, type: completion, item: KIT, quantity: 10}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: feb, date: 2026-02-02, type: purchase, item: CHIP, quantity: 1, unit_cost: "1.00"}
+  - {id: close-feb, date: 2026-02-28, type: close, period: 2026-02}
+"""
+
+
+def test_a_revaluation_inventories_only_the_change_of_unsold_conversion() -> None:
+    """The 10 KITs on hand are revalued to February's BOM: 10.00 more material in RIP (the
+    SUB's CHIP), and in finished goods, on the line of element "" that their conversion
+    inventoried at January's close (10 x 2.00) shares, the PART's value (10 x 1.50) and the
+    SUB's conversion (10 x 0.25). Only that conversion is inventoried with them (it was the
+    whole line): February's close finds the KITs' conversion inventoried already."""
+    book = run_scenario(parse_scenario(KITS, "kits.yaml"))
+    (entry,) = [e for e in book.journal if e.event == "revaluation-2026-02-01"]
+    lines = {(ln.account, ln.element): ln.amount for ln in entry.lines}
+    assert lines[(Account.RAW_IN_PROCESS, "")] == Decimal("10.00")
+    assert lines[(Account.FINISHED_GOODS, "")] == Decimal("17.50")
+    inventoried = {k: v for k, v in book.unsold_conversion.items() if v}
+    assert inventoried == {(Account.FINISHED_GOODS, ""): Decimal("22.50")}  # 10 x 2.25
+    assert not [e for e in book.journal if e.event == "close-feb" and "inventoried" in e.memo]
+    # Finished goods: the PARTs in the KITs at standard and the KITs' conversion.
+    assert balance(book, Account.FINISHED_GOODS) == Decimal("37.50")

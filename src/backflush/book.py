@@ -983,9 +983,9 @@ class Book:
                 for element, change in conversion.items():
                     key = (Account.FINISHED_GOODS, element)
                     new[key] = new.get(key, ZERO) + change
-            entry = self._post_revaluation(record, epoch, item, memo, old, new)
-            if conversion and entry is not None:
-                self._add_inventoried(entry, conversion, record)
+            self._post_revaluation(record, epoch, item, memo, old, new)
+            if conversion:
+                self._add_inventoried(epoch, conversion, record)
             if self.master.items[item].kind is not Kind.PHANTOM:  # (valued at nothing)
                 self._content_change(by_element, item, *self.held(item), self.epoch, epoch)
             for element, change in conversion.items():
@@ -1009,18 +1009,23 @@ class Book:
         return {element: amount for element, amount in change.items() if amount}
 
     def _add_inventoried(
-        self, entry: Entry, conversion: Mapping[str, Decimal], record: Recorded
+        self, on: dt.date, conversion: Mapping[str, Decimal], record: Recorded
     ) -> None:
-        """What a revaluation's ``entry`` posted to the conversion of finished goods (the
-        elements of ``conversion``) is part of what closes inventoried, from its date on
-        (:data:`~backflush.engine.close.INVENTORIED_REVALUED`)."""
-        for line in entry.lines:
-            if line.account is Account.FINISHED_GOODS and line.element in conversion:
-                key = (Account.FINISHED_GOODS, line.element)
-                self.unsold_conversion[key] = self.unsold_conversion.get(key, ZERO) + line.amount
-                self.changes.unsold_conversion.add(key)
-                name = closing.INVENTORIED_REVALUED + line.element
-                self._add_statistic(period_of(entry.date), name, line.amount, record)
+        """The change of the conversion of finished goods (by element, unrounded) that a
+        revaluation dated ``on`` posted is part of what closes inventoried, from its date on
+        (:data:`~backflush.engine.close.INVENTORIED_REVALUED`): each element's change rounded
+        as its line is, on its own, since the line of a conversion element named ``""``
+        holds the change of the goods' material too."""
+        currency, mode = self.settings.currency, self.settings.rounding
+        for element, change in conversion.items():
+            amount = round_money(change, currency, mode)
+            if not amount:
+                continue
+            key = (Account.FINISHED_GOODS, element)
+            self.unsold_conversion[key] = self.unsold_conversion.get(key, ZERO) + amount
+            self.changes.unsold_conversion.add(key)
+            name = closing.INVENTORIED_REVALUED + element
+            self._add_statistic(period_of(on), name, amount, record)
 
     def inventoried_through(self, period: str) -> dict[Key, Decimal]:
         """The conversion inventoried in unsold finished goods at the end of ``period``: what
@@ -1068,10 +1073,10 @@ class Book:
         memo: str,
         old: Mapping[Key, Decimal],
         new: Mapping[Key, Decimal],
-    ) -> Entry | None:
+    ) -> None:
         """Post the revaluation of stock of ``item`` valued ``old`` to ``new`` (by account and
         element), dated ``on``: the on-book change against the revaluation variance, and the
-        change of the price difference held off the books. The entry posted (None: none)."""
+        change of the price difference held off the books."""
         builder = EntryBuilder(on, record.event.id, memo)
         change = ZERO
         for (account, element), delta in on_book_change(old, new).items():
@@ -1083,7 +1088,6 @@ class Book:
             self._post_entry(entry, record)
         if unrecorded := unrecorded_price_change(old, new):
             self._add_statistic(period_of(on), PRICE_UNRECORDED, unrecorded, record)
-        return entry
 
     def _content_change(
         self,

@@ -47,6 +47,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import os
 from collections import defaultdict
@@ -1519,16 +1520,34 @@ class Checker:
         """At a close (with nothing posted after its period), the conversion of finished goods
         costed only at sale and still on hand is inventoried in finished goods, at the
         standards in force at the period end."""
-        plant, standards = self.plant, self.book.standards
+        plant, standards, model = self.plant, self.book.standards, self.model
         target: dict[tuple[Account, str], Decimal] = defaultdict(Decimal)
+        currency, rounding = plant.settings.currency, plant.settings.rounding
+        # A close dated after a change of standards that followed its period adopts it first:
+        # the units' inventoried conversion is revalued to it, dated after the period, each
+        # item's change of each element rounded on its own.
+        steps = [end, *(on for on in plant.epochs if end < on <= model.epoch)]
+        revalued: dict[tuple[Account, str], Decimal] = defaultdict(Decimal)
         for item in plant.ids(Kind.FINISHED):
             if plant.policy(item) not in (Policy.PURCHASE_SALE, Policy.SALE):
                 continue
             for account, element, amount in standards.holding(item, end):
                 if account is Account.CONVERSION_ALLOCATED:
-                    target[(Account.FINISHED_GOODS, element)] += self.model.on_hand[item] * amount
-        currency, rounding = plant.settings.currency, plant.settings.rounding
+                    target[(Account.FINISHED_GOODS, element)] += model.on_hand[item] * amount
+            held = model.on_hand[item] - model.open_queue(item, False) + model.in_process[item]
+            for old, new in itertools.pairwise(steps):
+                change: dict[str, Decimal] = defaultdict(Decimal)
+                with localcontext(CONTEXT):  # (to the book's precision, as it works it out)
+                    for on, sign in ((old, -1), (new, 1)):
+                        for account, element, amount in standards.holding(item, on):
+                            if account is Account.CONVERSION_ALLOCATED:
+                                change[element] += sign * held * amount
+                for element, amount in change.items():
+                    key = (Account.FINISHED_GOODS, element)
+                    revalued[key] += round_money(amount, currency, rounding)
         want = {k: round_money(v, currency, rounding) for k, v in target.items()}
+        for key, amount in revalued.items():
+            want[key] = want.get(key, ZERO) + amount
         assert nonzero(self.book.unsold_conversion) == nonzero(want)
 
     def all(self) -> None:

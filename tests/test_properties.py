@@ -1519,7 +1519,8 @@ class Checker:
     def unsold_conversion(self, end: dt.date) -> None:
         """At a close (with nothing posted after its period), the conversion of finished goods
         costed only at sale and still on hand is inventoried in finished goods, at the
-        standards in force at the period end."""
+        standards in force at the period end, then revalued to those the close adopted after
+        it."""
         plant, standards, model = self.plant, self.book.standards, self.model
         target: dict[tuple[Account, str], Decimal] = defaultdict(Decimal)
         currency, rounding = plant.settings.currency, plant.settings.rounding

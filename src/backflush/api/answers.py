@@ -1,7 +1,8 @@
-"""What the API answers a posting (the bodies of ``POST /events`` and ``/events/batch``), as
-documented in its OpenAPI document. The handlers build these bodies as plain dictionaries,
-not through these models (a posting's answer costs no validation); a test checks that real
-answers match the documented schemas."""
+"""What the API answers a posting (``POST /events``, ``/events/batch``, and the close,
+reopen, retry and resolve routes, which post one event each), as documented in its OpenAPI
+document. The handlers build these bodies as plain dictionaries, not through these models (a
+posting's answer costs no validation); tests check real answers against the documented
+schemas."""
 
 from __future__ import annotations
 

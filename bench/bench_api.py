@@ -3,9 +3,10 @@
 A throwaway PostgreSQL cluster (or, with ``--sqlite``, a SQLite file) holds the plant of
 ``bench_writers.py`` (``--materials``, ``--products``) with ``--history`` past events and an
 opening purchase of every material. ``backflush serve`` runs as a subprocess on a free loopback
-port (one uvicorn process; ``--workers N`` runs uvicorn's own ``--workers`` over the same app,
-as ``backflush serve`` has no such option: each process has its own group writer and kept
-book, which the other's writes make stale, so one process is the fast setup). An operator
+port (``--writer``: its writer in a process of its own, the default on PostgreSQL, or a thread
+of the server's; ``--workers N`` runs uvicorn's own ``--workers`` over the same app, as
+``backflush serve`` has no such option: each process has its own group writer and kept book,
+which the other's writes make stale). An operator
 token is created with ``backflush.api.tokens.create_token``. Then ``--clients`` keep-alive
 connections (coroutines of one asyncio loop writing HTTP/1.1 by hand, a load generator
 costing little CPU) post, each one request at a time,
@@ -28,7 +29,8 @@ each phase and prints the functions that cost most.
 synchronous commit on); by default it runs as the tests' (off: faster, not crash-safe).
 
     .venv/bin/python bench/bench_api.py [--clients 16] [--seconds 15] [--quick] [--sqlite]
-        [--workers 2] [--profile] [--no-access-log] [--batch 100] [--durable]
+        [--workers 2] [--writer auto|process|thread] [--profile] [--no-access-log]
+        [--batch 100] [--durable]
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ def free_port() -> int:
 
 @contextmanager
 def server(
-    url: str, workers: int, log: Path, *, access_log: bool = True
+    url: str, workers: int, log: Path, *, access_log: bool = True, writer: str = "auto"
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """``backflush serve`` (or uvicorn with ``workers`` processes) on a free loopback port, in
     its own session so that it, and its workers, can be stopped whatever happens."""
@@ -148,7 +150,7 @@ def server(
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "bench")]))
     if workers <= 1:
         command = [sys.executable, "-m", "backflush", "serve", "--db", url, "--port", str(port)]
-        command += [] if access_log else ["--no-access-log"]
+        command += ["--writer", writer] + ([] if access_log else ["--no-access-log"])
     else:
         env["BACKFLUSH_DB"] = url
         command = [
@@ -386,6 +388,12 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=5_000)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument(
+        "--writer",
+        choices=("auto", "process", "thread"),
+        default="auto",
+        help="backflush serve --writer: events posted in a process of their own or a thread",
+    )
+    parser.add_argument(
         "--journal-detail",
         choices=("event", "day", "period"),
         default="event",
@@ -445,7 +453,13 @@ def main() -> None:
             if args.workers <= 1
             else f"uvicorn --workers {args.workers} (backflush serve has no --workers)"
         )
-        served = server(url, args.workers, work / "server.log", access_log=not args.no_access_log)
+        served = server(
+            url,
+            args.workers,
+            work / "server.log",
+            access_log=not args.no_access_log,
+            writer=args.writer,
+        )
         with served as (process, base):
             postmaster = None
             if cluster is not None:

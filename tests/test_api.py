@@ -45,15 +45,18 @@ class Service:
         return {"Authorization": f"Bearer {self.secrets[role]}"}
 
 
-@pytest.fixture
-def service(db_url: str) -> Iterator[Service]:
+@pytest.fixture(params=["thread", "process"])
+def service(db_url: str, request: pytest.FixtureRequest) -> Iterator[Service]:
     """The widgets book (its master data and first purchase) served on a free loopback port,
-    with a token per role (named after it)."""
+    with a token per role (named after it); events posted by a thread of the server, or by
+    a process of its own."""
     scenario = read_scenario(EXAMPLES / "widgets_prorate.yaml")
     store = Store(db_url)
     store.import_scenario(scenario.settings, scenario.master, scenario.events[:1])
     secrets = {role: create_token(store, role.value, role)[1] for role in Role}
-    app = create_app(db_url)
+    app = create_app(db_url, writer_process=request.param == "process")
+    if request.param == "process":
+        app.state.writer.start()  # (served without the lifespan that starts it)
     try:
         with (
             serving(app) as url,

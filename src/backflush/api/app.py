@@ -25,12 +25,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter
-from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
 from backflush.api.answers import BatchAnswer, event_answers
 from backflush.api.documents import CSV_SHEETS, SELECTING, ReportKind, csv_report, journal_document
 from backflush.api.documents import report_document as _report_document
+from backflush.api.posting import EventRequest, key_reused, unauthenticated
 from backflush.api.problems import (
     HANDLERS,
     KINDS,
@@ -40,22 +40,14 @@ from backflush.api.problems import (
     field_error,
     invalid,
 )
-from backflush.api.tokens import READERS, Role, SeenTokens, Token, find_token, live_tokens
-from backflush.api.writer import GroupWriter
-from backflush.book import Book, ConflictError
-from backflush.domain import model as m
-from backflush.domain.money import fmt
-from backflush.engine.flush import PostingError
-from backflush.engine.standards import StandardError
+from backflush.api.process import WriterProcess
+from backflush.api.tokens import READERS, Role, SeenTokens, Token, find_token
+from backflush.api.writer import EventWriter, GroupWriter
 from backflush.formats.inputs import (
     PERIOD_PATTERN,
     DuplicateKey,
     EventModel,
     Identifier,
-    InputError,
-    build_event,
-    is_reference,
-    live_date_problem,
     unique_keys,
 )
 from backflush.reports.analysis import Selection, SelectionError
@@ -66,13 +58,10 @@ from backflush.reports.drilldown import (
     entry_drilldown,
     summary_entry_document,
 )
-from backflush.store import schema as t
 from backflush.store.repository import (
-    RECORDED_IN_GROUP,
     Answer,
     Key,
     KeyReused,
-    Posting,
     Store,
     StoreError,
     SummaryEntry,
@@ -94,27 +83,26 @@ PathPeriod = Path(pattern=_PERIOD, description="YYYY-MM")
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # visible ASCII, as a header carries it
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `backflush token create`.")
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 #: The roles that post events.
 POSTERS = frozenset({Role.operator, Role.accountant})
 
 
-def _unauthenticated(detail: str) -> Problem:
-    return Problem(401, "unauthenticated", detail, headers=_CHALLENGE)
-
-
 def _secret(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _unauthenticated("give Authorization: Bearer <token>")
+        raise unauthenticated("give Authorization: Bearer <token>")
     return credentials.credentials
 
 
-def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
+def create_app(
+    db_url: str, *, secure_cookies: bool = False, writer_process: bool = False
+) -> FastAPI:
     """The API over the book at ``db_url`` (which must exist: ``backflush init``). With
     ``secure_cookies`` the web pages' cookies go over HTTPS only (a server behind a proxy that
-    terminates TLS without telling it so)."""
+    terminates TLS without telling it so). With ``writer_process`` events are posted in a
+    process of the server's own (:mod:`backflush.api.process`), else by a thread of this
+    one's."""
     store = Store(db_url, create=False)
-    writer = GroupWriter(store)
+    writer: EventWriter = WriterProcess(db_url) if writer_process else GroupWriter(store)
     seen = SeenTokens(store)
 
     @asynccontextmanager
@@ -142,7 +130,7 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
     ) -> Token:
         token = find_token(store, _secret(credentials))
         if token is None:
-            raise _unauthenticated("unknown or revoked token")
+            raise unauthenticated("unknown or revoked token")
         return token
 
     async def poster(
@@ -154,7 +142,7 @@ def create_app(db_url: str, *, secure_cookies: bool = False) -> FastAPI:
         secret = _secret(credentials)
         token = seen.known(secret) or await run_in_threadpool(seen.find, secret)
         if token is None:
-            raise _unauthenticated("unknown or revoked token")
+            raise unauthenticated("unknown or revoked token")
         if token.role not in POSTERS:
             raise Problem(403, "forbidden", f"{token.role.token} may not do this")
         _known_query(request)
@@ -618,15 +606,6 @@ def respond(answer: Answer) -> JSONResponse:
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
-def key_reused() -> Problem:
-    return Problem(
-        422,
-        "idempotency-key-reused",
-        "this Idempotency-Key was used with another request; use a new key",
-        [field_error("header", "Idempotency-Key", "used before with another request")],
-    )
-
-
 def request_key(token: Token, key: str | None, request: Request, raw: Any) -> Key | None:
     """The request's idempotency key (checked), with the digest of its method, path and
     body (canonical JSON: the same body written differently is the same request)."""
@@ -650,55 +629,8 @@ def stored_answer(store: Store, key: Key) -> JSONResponse | None:
     return None if found is None else respond(found)
 
 
-def _events(book: Book, token: Token, raws: list[Any], batch: bool) -> list[m.Event]:
-    """The events of the body, or a problem naming every bad field (pointer into the body).
-    An event whose id the book records already is sent again (a no-op, or a conflict when it
-    differs), whatever its date."""
-    settings, master = book.settings, book.master
-    errors: list[dict[str, str]] = []
-    found: list[m.Event] = []
-    for number, raw in enumerate(raws):
-        base = f"/{number}" if batch else ""
-        if not isinstance(raw, dict):
-            errors.append(field_error("body", base or "body", "expected a JSON object", base))
-            continue
-        where = f"event {number}" if batch else "event"
-        try:
-            event = build_event(raw, master, settings, where=where)
-        except InputError as error:
-            label = f"{where}: event {raw.get('id') or '?'}: "
-            for problem in error.problems:
-                text = problem.removeprefix(label)
-                field, _, detail = text.partition(": ")
-                if not detail:
-                    field, detail = "event", text
-                pointer = f"{base}/{field}" if field != "event" else base
-                errors.append(field_error("body", field, detail, pointer))
-            continue
-        if not token.may_post(event.type):
-            raise Problem(
-                403,
-                "forbidden",
-                f"{token.role.token} may not post {event.type} events",
-                [field_error("body", "type", "not for this role", f"{base}/type")],
-            )
-        ahead = live_date_problem(event.date, book.standards, in_force=book.epoch)
-        if ahead is not None and event.id not in book.recorded_ids([event]):
-            errors.append(field_error("body", "date", ahead, f"{base}/date"))
-            continue
-        found.append(event)
-    if errors:
-        # in a batch the detail names each event by its pointer (/3/item), not just the field
-        raise invalid(errors, _pointed(errors) if batch else "")
-    return found
-
-
-def _pointed(errors: list[dict[str, str]]) -> str:
-    return "; ".join(f"{e.get('pointer') or e['field']}: {e['detail']}" for e in errors[:5])
-
-
 async def _post(
-    writer: GroupWriter,
+    writer: EventWriter,
     token: Token,
     key: str | None,
     request: Request,
@@ -706,92 +638,7 @@ async def _post(
     raws: list[Any],
     batch: bool,
 ) -> JSONResponse:
-    """Post the body's events through the group writer. In the posting's transaction: the
-    token is checked again, the events are read against the book's master data, and a
-    replayed key answers as it first did (see :class:`Posting`)."""
-    built: list[m.Event] = []
-    posted_on: list[Book] = []
-
-    def events(conn: Connection, book: Book, kept: dict[str, Any]) -> list[m.Event]:
-        live = kept.get("tokens")
-        if live is None:  # read again whenever another writer wrote (a token revoked...)
-            live = kept["tokens"] = live_tokens(conn)
-        if token.id not in live:
-            raise _unauthenticated("unknown or revoked token")
-        built[:] = _events(book, token, raws, batch)
-        posted_on[:] = [book]
-        return built
-
-    def done(conn: Connection, applied: list[bool]) -> Answer:
-        pairs = list(zip(built, applied, strict=True))
-        # An event already recorded names who recorded it: perhaps another token, or this
-        # request itself, earlier in a batch, or another request of the group commit (their
-        # rows are written after the group).
-        # Only the events sent again are looked up: never the whole group's record per request.
-        group: dict[str, str | None] = conn.info.get(RECORDED_IN_GROUP, {})
-        earlier: dict[str, str | None] = {e.id: token.name for e, a in pairs if a}
-        again = [e.id for e, a in pairs if not a and e.id not in earlier]
-        earlier |= {i: group[i] for i in again if i in group}
-        earlier |= _recorded_by(conn, [i for i in again if i not in earlier])
-        cleared: dict[str, list[dict[str, str]]] = {}
-        applied_ids = [e.id for e, a in pairs if a]
-        for cause, owner, item, quantity in posted_on[0].consumption_cleared(applied_ids):
-            taken = {"event": owner, "item": item, "quantity": fmt(quantity)}
-            cleared.setdefault(cause, []).append(taken)
-        rows: list[dict[str, Any]] = [
-            {"id": e.id, "type": e.type, "applied": a}
-            | ({} if a else {"recorded_by": earlier.get(e.id)})
-            # the queued consumption it cleared (a retry says so when it cleared none)
-            | (
-                {"cleared": cleared.get(e.id, [])}
-                if a and (e.id in cleared or e.type == "retry")
-                else {}
-            )
-            for e, a in pairs
-        ]
-        body: dict[str, Any] = (
-            {"events": rows, "applied": sum(applied), "already_recorded": len(rows) - sum(applied)}
-            if batch
-            else rows[0]
-        )
-        body.setdefault("recorded_by", token.name)  # a batch: who sent it
-        return Answer(201 if any(applied) else 200, body)
-
-    # read ahead for the group (only what could be an id: PostgreSQL refuses NUL in text)
-    ids = [r["id"] for r in raws if isinstance(r, dict) and is_reference(r.get("id"))]
-    posting = Posting(events, done, token.name, ids, request_key(token, key, request, raw))
-    try:
-        return respond(await writer.post(posting, len(raws)))
-    except KeyReused:
-        raise key_reused() from None
-    except ConflictError as error:
-        raise Problem(
-            409, "conflict", f"{error}; nothing was written", _refused_at(error, batch, "/id")
-        ) from None
-    except (PostingError, StandardError) as error:
-        raise Problem(
-            422, "posting-refused", f"{error}; nothing was written", _refused_at(error, batch)
-        ) from None
-
-
-def _recorded_by(conn: Connection, ids: list[str]) -> dict[str, str | None]:
-    """Who recorded each of the events ``ids`` (None: recorded before books kept it)."""
-    found: dict[str, str | None] = {}
-    for start in range(0, len(ids), 500):  # within SQLite's limit of bound parameters
-        query = sa.select(t.events.c.id, t.events.c.recorded_by).where(
-            t.events.c.id.in_(ids[start : start + 500])
-        )
-        found.update({row.id: row.recorded_by for row in conn.execute(query)})
-    return found
-
-
-def _refused_at(error: Exception, batch: bool, field: str = "") -> list[dict[str, str]]:
-    """Where in the body the event the book refused is (a JSON pointer: in a batch, its
-    position; ``field``, the part of it at fault, if one)."""
-    at = getattr(error, "position", None)
-    if batch and at is None:
-        return []
-    event = getattr(error, "event_id", "")
-    pointer = f"/{at}{field}" if batch else field
-    name = f"event {event}" if event else "the event"
-    return [field_error("body", field.lstrip("/") or "event", name, pointer)]
+    """Post ``raws``, the events of the body ``raw``, through the group writer (see
+    :mod:`backflush.api.posting`)."""
+    sent = EventRequest(token, request_key(token, key, request, raw), raws, batch)
+    return respond(await writer.post_events(sent))

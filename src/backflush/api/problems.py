@@ -189,6 +189,11 @@ class Problem(Exception):
         self.title = title or TITLES.get(status, "Error")
         self.headers = headers
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled whole (a writer process sends it back to the server's)."""
+        arguments = (self.status, self.kind, self.detail, self.errors)
+        return (_problem_again, (*arguments, self.title, self.headers))
+
     def document(self) -> dict[str, Any]:
         found: dict[str, Any] = {
             "type": type_uri(self.kind),
@@ -204,6 +209,17 @@ class Problem(Exception):
         return JSONResponse(
             self.document(), status_code=self.status, media_type=PROBLEM, headers=self.headers
         )
+
+
+def _problem_again(
+    status: int,
+    kind: str,
+    detail: str,
+    errors: list[dict[str, str]],
+    title: str,
+    headers: dict[str, str] | None,
+) -> Problem:
+    return Problem(status, kind, detail, errors, title=title, headers=headers)
 
 
 def field_error(location: str, field: str, detail: str, pointer: str = "") -> dict[str, str]:
@@ -253,27 +269,26 @@ async def _validation(_request: Request, error: Exception) -> JSONResponse:
 
 
 async def _store(_request: Request, error: Exception) -> JSONResponse:
-    return Problem(503, "unavailable", str(error)).response()
+    return problem_of(error).response()
 
 
 #: Seconds a client is asked to wait before it tries again when the book is unavailable.
 RETRY_AFTER = "5"
 
 
-async def _database(request: Request, error: Exception) -> JSONResponse:
+def database_problem(error: OperationalError) -> Problem | None:
     """The database busy past its timeout (SQLite: locked by a long write such as an import)
     or unreachable (PostgreSQL stopped, the connection lost), or a transaction PostgreSQL
     could not serialise: 503, to send again. A book that cannot be written (SQLite on a
-    read-only share): 403. Any other failure is the server's (500)."""
-    assert isinstance(error, OperationalError)
+    read-only share): 403. Any other failure is the server's: None (a 500)."""
     reason = str(error.orig).lower()
     if "readonly database" in reason:
         return Problem(
             403, "read-only", "the book is read-only here (a read-only copy?); nothing was written"
-        ).response()
+        )
     sqlite = error.orig.__class__.__module__.startswith("sqlite3")
     if sqlite and not error.connection_invalidated and not ("locked" in reason or "busy" in reason):
-        return await _unexpected(request, error)
+        return None
     log.warning("the book's database is unavailable: %s", error)  # details for the log only
     return Problem(
         503,
@@ -281,13 +296,37 @@ async def _database(request: Request, error: Exception) -> JSONResponse:
         "the book's database is busy or unreachable; send the request again (under the same "
         "Idempotency-Key a write is not applied twice)",
         headers={"Retry-After": RETRY_AFTER},
-    ).response()
+    )
+
+
+def problem_of(error: Exception) -> Problem:
+    """The problem :data:`HANDLERS` answers ``error`` with, for an error raised away from a
+    request (in a writer process); one of the server's own is logged here."""
+    if isinstance(error, Problem):
+        return error
+    if isinstance(error, StoreError):
+        return Problem(503, "unavailable", str(error))
+    found = database_problem(error) if isinstance(error, OperationalError) else None
+    if found is not None:
+        return found
+    log.error("posting failed: %s", error, exc_info=error)
+    return _internal()
+
+
+def _internal() -> Problem:
+    return Problem(500, "internal", "the server failed; nothing was written")
+
+
+async def _database(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, OperationalError)
+    found = database_problem(error)
+    return await _unexpected(request, error) if found is None else found.response()
 
 
 async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
     if isinstance(error, OperationalError):  # not raised again for the server's log: log it
         log.error("the book's database failed: %s", error, exc_info=error)
-    return Problem(500, "internal", "the server failed; nothing was written").response()
+    return _internal().response()
 
 
 HANDLERS = {

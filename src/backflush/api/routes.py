@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from backflush.api import app as base
 from backflush.api.answers import event_answers
+from backflush.api.posting import key_reused, recorded_by
 from backflush.api.problems import Problem, field_error, invalid
 from backflush.api.tokens import (
     LastAdminError,
@@ -33,7 +34,7 @@ from backflush.api.tokens import (
     revoke_token,
     token_document,
 )
-from backflush.api.writer import GroupWriter
+from backflush.api.writer import EventWriter
 from backflush.book import Book, exception_key, write_off_id
 from backflush.domain import model as m
 from backflush.domain.money import fmt
@@ -304,7 +305,7 @@ def keyed(
             f"refused; nothing was written: {'; '.join(error.problems[:5])}",
         ) from None
     except KeyReused:
-        raise base.key_reused() from None
+        raise key_reused() from None
     except _Replayed as replayed:
         return base.respond(replayed.answer)
     return JSONResponse(answer["body"], status_code=answer["status"])
@@ -325,7 +326,7 @@ def _period(period: str) -> tuple[dt.date, dt.date]:
 def add_routes(
     app: FastAPI,
     store: Store,
-    writer: GroupWriter,
+    writer: EventWriter,
     reader: Callable[..., Token],
     accountant: Callable[..., Token],
     admin: Callable[..., Token],
@@ -791,8 +792,8 @@ def _already(store: Store, event_id: str, kind: str) -> JSONResponse:
     """The answer to a request whose event the book records already (200: no change), naming
     who recorded it."""
     with store.transaction() as conn:
-        recorded_by = base._recorded_by(conn, [event_id]).get(event_id)
-    answer = {"id": event_id, "type": kind, "applied": False, "recorded_by": recorded_by}
+        who = recorded_by(conn, [event_id]).get(event_id)
+    answer = {"id": event_id, "type": kind, "applied": False, "recorded_by": who}
     return JSONResponse(answer, status_code=200)
 
 

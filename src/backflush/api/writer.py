@@ -24,9 +24,10 @@ import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from backflush.store.repository import Posting, Store
+from backflush.api.posting import EventRequest, posting, refusal
+from backflush.store.repository import Answer, Posting, Store
 
 _T = TypeVar("_T")
 log = logging.getLogger("backflush.api")
@@ -42,6 +43,20 @@ class _Request:
     answer: Future[Any]
 
 
+class EventWriter(Protocol):
+    """What posts the API's events: :class:`GroupWriter` in the server's process, or
+    :class:`backflush.api.process.WriterProcess` in a process of its own."""
+
+    async def post_events(self, request: EventRequest) -> Answer:
+        """The request's answer; a refusal raises its :class:`Problem`."""
+
+    def start(self) -> None:
+        """Ready to post: for a server starting, before it takes requests."""
+
+    def stop(self) -> None:
+        """Post what is waiting, then stop."""
+
+
 class GroupWriter:
     """Posts requests' events through one thread, in groups (see the module)."""
 
@@ -52,16 +67,31 @@ class GroupWriter:
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
 
+    async def post_events(self, request: EventRequest) -> Answer:
+        try:
+            return await self.post(posting(request), len(request.raws))
+        except Exception as error:
+            refused = refusal(error, request.batch)
+            if refused is None:
+                raise
+            raise refused from None
+
     async def post(self, posting: Posting[_T], events: int) -> _T:
         """Post one request's events; what its ``done`` answered, or what refused it is
         raised."""
+        outcome = await asyncio.wrap_future(self.submit(posting, events))
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def submit(self, posting: Posting[_T], events: int) -> Future[_T | Exception]:
+        """Queue one request's events for the next group: the future of what ``done``
+        answered, or of the exception that refused the posting (raised: the database failed
+        the whole group)."""
         request = _Request(posting, events, Future())
         self._running()
         self._waiting.put(request)
-        outcome = await asyncio.wrap_future(request.answer)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome  # type: ignore[no-any-return]
+        return request.answer
 
     def start(self) -> None:
         """Load the book and freeze what is alive (see the module), then start the thread:

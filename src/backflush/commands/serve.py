@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -19,7 +20,14 @@ from backflush.cli import (
     out,
     print_json,
 )
-from backflush.store.repository import Store
+from backflush.store.repository import Store, database_url
+
+
+class Writer(StrEnum):
+    auto = "auto"
+    process = "process"
+    thread = "thread"
+
 
 tokens = typer.Typer(help="API tokens: create (the secret is shown once), list, revoke.")
 
@@ -43,6 +51,14 @@ def serve(
         bool,
         typer.Option(help="Log every request (off: a proxy in front logs them; saves CPU)."),
     ] = True,
+    writer: Annotated[
+        Writer,
+        typer.Option(
+            help="Where events are posted: a process of their own (uses a second core: more "
+            "events per second), a thread of the server's (one process), or auto: a process "
+            "on PostgreSQL, a thread on SQLite."
+        ),
+    ] = Writer.auto,
 ) -> None:
     """Serve the book over HTTP (the OpenAPI document at /openapi.json, to token holders; the
     web pages at /ui). One process: its group writer posts what concurrent requests send in
@@ -51,7 +67,14 @@ def serve(
 
     from backflush.api.app import create_app
 
-    app = guarded(lambda: create_app(db, secure_cookies=secure_cookies), writes=False, db=db)
+    apart = writer is Writer.process or (
+        writer is Writer.auto and not database_url(db).startswith("sqlite")
+    )
+    app = guarded(
+        lambda: create_app(db, secure_cookies=secure_cookies, writer_process=apart),
+        writes=False,
+        db=db,
+    )
     guarded(lambda: Store(db, create=False).settings(), writes=False, db=db)  # a book, migrated
     try:
         uvicorn.run(

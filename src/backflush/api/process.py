@@ -1,0 +1,220 @@
+"""The group writer in a process of its own (``backflush serve --writer process``).
+
+In one process the event loop (parsing and answering HTTP) and the writer thread (posting)
+take turns under the GIL, so a server posting single events spends much of each group
+commit with one core idle. Here the writer (:class:`GroupWriter`, with its own store and
+kept book) runs in a child process, spawned as a fresh interpreter: requests travel to it as
+:class:`EventRequest` over a pipe, and each comes back as its :class:`Answer` or its
+:class:`Problem`. Everything else (reads, master data, the web pages' forms) stays in the
+server's process; what it writes bumps the book's revision, which tells the child to read
+the book again, as any other writer's write would.
+
+A child that dies (killed, out of memory) fails the requests in flight with a 503 (sent
+again, an event id or an Idempotency-Key keeps them from being applied twice) and is started
+again; until it is ready, posts get a 503 too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gc
+import itertools
+import logging
+import multiprocessing
+import signal
+import threading
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from typing import Any
+
+from backflush.api.posting import EventRequest, posting, refusal
+from backflush.api.problems import RETRY_AFTER, Problem, problem_of
+from backflush.api.writer import GroupWriter
+from backflush.store.repository import Answer, Store, StoreError
+
+log = logging.getLogger("backflush.api")
+
+#: Seconds the child may take to load the book before the server gives up starting.
+START_TIMEOUT = 600.0
+
+
+def _unavailable(why: str) -> Problem:
+    return Problem(
+        503,
+        "unavailable",
+        f"{why}; send the request again (an event already recorded, or one sent under the "
+        "same Idempotency-Key, is not applied twice)",
+        headers={"Retry-After": RETRY_AFTER},
+    )
+
+
+class WriterProcess:
+    """Posts the API's events through a :class:`GroupWriter` in a child process (see the
+    module)."""
+
+    def __init__(self, db_url: str, *, start_timeout: float = START_TIMEOUT) -> None:
+        self.db_url = db_url
+        self.start_timeout = start_timeout
+        self._numbers = itertools.count()
+        #: Requests sent and not answered yet: their loop and future, by number.
+        self._waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
+        self._lock = threading.Lock()  # the pipe's sending end, _waiting and the state
+        self._pipe: Connection | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._stopping = False
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (None: not running)."""
+        process = self._process
+        return process.pid if process is not None and process.is_alive() else None
+
+    def start(self) -> None:
+        """Start the child and wait until its book is loaded; what stopped it is raised (a
+        :class:`StoreError`)."""
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=_serve, args=(theirs, self.db_url), name="backflush-writer", daemon=True
+        )
+        process.start()
+        theirs.close()
+        try:
+            ready = ours.recv() if ours.poll(self.start_timeout) else None
+        except EOFError:
+            ready = None
+        if ready != "ready":
+            ours.close()
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+            why = ready if isinstance(ready, str) else f"exit code {process.exitcode}"
+            raise StoreError(f"the writer process could not start: {why}")
+        with self._lock:
+            first = self._process is None
+            self._pipe, self._process, self._stopping = ours, process, False
+        if first:  # full collections stop walking what the server holds for good
+            gc.collect()
+            gc.freeze()
+        threading.Thread(
+            target=self._answers, args=(ours, process), name="backflush-answers", daemon=True
+        ).start()
+
+    def stop(self) -> None:
+        """Let the child post what is waiting and answer it, then end it."""
+        with self._lock:
+            self._stopping = True
+            pipe, process = self._pipe, self._process
+            if pipe is not None:
+                with contextlib.suppress(OSError):  # already gone: its reader fails what waited
+                    pipe.send(None)
+        if process is not None:
+            process.join(self.start_timeout)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+    async def post_events(self, request: EventRequest) -> Answer:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+        number = next(self._numbers)
+        with self._lock:
+            if self._pipe is None:
+                raise _unavailable("the writer process is starting")
+            self._waiting[number] = (loop, answer)
+            try:
+                self._pipe.send((number, request))
+            except OSError:
+                del self._waiting[number]
+                raise _unavailable("the writer process stopped") from None
+        outcome = await answer
+        if isinstance(outcome, Problem):
+            raise outcome
+        assert isinstance(outcome, Answer)
+        return outcome
+
+    def _answers(self, pipe: Connection, process: multiprocessing.process.BaseProcess) -> None:
+        """Hand each answer to its request, until the child closes its end."""
+        while True:
+            try:
+                number, outcome = pipe.recv()
+            except (EOFError, OSError):
+                break
+            with self._lock:
+                waiting = self._waiting.pop(number, None)
+            if waiting is not None:
+                loop, answer = waiting
+                loop.call_soon_threadsafe(_settle, answer, outcome)
+        process.join(5)
+        with self._lock:
+            self._pipe = None
+            lost, self._waiting = self._waiting, {}
+            stopping = self._stopping
+        for loop, answer in lost.values():
+            loop.call_soon_threadsafe(_settle, answer, _unavailable("the writer process stopped"))
+        pipe.close()
+        if stopping:
+            return
+        log.error("the writer process stopped (exit code %s); starting it again", process.exitcode)
+        try:
+            self.start()
+        except StoreError as error:
+            log.error("%s; events are refused (503) until the server is restarted", error)
+
+
+def _settle(answer: asyncio.Future[Any], outcome: Any) -> None:
+    if not answer.done():  # (its request gone: the client hung up)
+        answer.set_result(outcome)
+
+
+# ---------------------------------------------------------------- the child
+
+
+def _serve(pipe: Connection, db_url: str) -> None:
+    """The child: load the book, say so, then post each request received until told to
+    stop (None) or the server is gone."""
+    # Ctrl-C reaches the whole process group; the server stops the child after it has
+    # posted what waits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     [writer] %(message)s")
+    try:
+        store = Store(db_url, create=False)
+        writer = GroupWriter(store)
+        writer.start()
+    except Exception as error:
+        pipe.send(f"{type(error).__name__}: {error}")
+        return
+    pipe.send("ready")
+    sending = threading.Lock()
+    while True:
+        try:
+            message = pipe.recv()
+        except (EOFError, OSError):  # the server is gone
+            break
+        if message is None:
+            break
+        number, request = message
+        posted = writer.submit(posting(request), len(request.raws))
+        posted.add_done_callback(functools.partial(_reply, pipe, sending, number, request))
+    writer.stop()  # posts what waits (its answers are sent)
+    store.close()
+    pipe.close()
+
+
+def _reply(
+    pipe: Connection,
+    sending: threading.Lock,
+    number: int,
+    request: EventRequest,
+    posted: Future[Any],
+) -> None:
+    try:
+        outcome = posted.result()
+    except Exception as error:
+        outcome = error
+    if isinstance(outcome, Exception):
+        outcome = refusal(outcome, request.batch) or problem_of(outcome)
+    with sending, contextlib.suppress(OSError):  # (OSError: the server is gone)
+        pipe.send((number, outcome))

@@ -345,6 +345,29 @@ def test_sixteen_clients_posting_over_http_lose_nothing_and_apply_nothing_twice(
     assert max(groups) > 1  # requests waiting while a group posted went in one transaction
 
 
+@pytest.mark.postgres
+def test_sixteen_clients_posting_through_a_writer_process_lose_nothing_and_apply_nothing_twice(
+    pg_db_url: str,
+) -> None:
+    """As above, with the writer in a process of its own (``backflush serve``'s default on
+    PostgreSQL): the requests of a turn of the event loop travel to it together, and the
+    answers of a group come back together, each to its own request."""
+    sc = open_book(pg_db_url)
+    store = Store(pg_db_url)
+    secrets = [create_token(store, f"client {n}", Role.accountant)[1] for n in range(16)]
+    store.close()
+    app = create_app(pg_db_url, writer_process=True)
+    app.state.writer.start()  # (served without the lifespan that starts it)
+    try:
+        with serving(app) as base:
+            outcomes = run_clients(
+                lambda n: through_http(base, secrets[n], n), clients=16, rounds=6, close_after=2
+            )
+    finally:
+        app.state.store.close()
+    check_book(pg_db_url, sc, outcomes, clients=16)
+
+
 @pytest.fixture
 def failing_writes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Make the first ``n`` write transactions of :meth:`Store.post` fail as PostgreSQL

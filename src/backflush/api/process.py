@@ -60,7 +60,9 @@ class WriterProcess:
         self._numbers = itertools.count()
         #: Requests sent and not answered yet: their loop and future, by number.
         self._waiting: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
-        self._lock = threading.Lock()  # the pipe's sending end, _waiting and the state
+        #: Requests to send at the end of the event loop's turn, together.
+        self._outbox: list[tuple[int, EventRequest]] = []
+        self._lock = threading.Lock()  # the pipe's sending end, _waiting, _outbox, the state
         self._pipe: Connection | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
         self._stopping = False
@@ -119,34 +121,50 @@ class WriterProcess:
     async def post_events(self, request: EventRequest) -> Answer:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Any] = loop.create_future()
-        number = next(self._numbers)
         with self._lock:
             if self._pipe is None:
                 raise _unavailable("the writer process is starting")
+            number = next(self._numbers)
             self._waiting[number] = (loop, answer)
-            try:
-                self._pipe.send((number, request))
-            except OSError:
-                del self._waiting[number]
-                raise _unavailable("the writer process stopped") from None
+            self._outbox.append((number, request))
+            if len(self._outbox) == 1:
+                loop.call_soon(self._send_outbox)
         outcome = await answer
         if isinstance(outcome, Problem):
             raise outcome
         assert isinstance(outcome, Answer)
         return outcome
 
+    def _send_outbox(self) -> None:
+        """Send the requests of the event loop's turn in one message (a syscall and a wakeup
+        of the child for them all, not one each)."""
+        with self._lock:
+            sent, self._outbox = self._outbox, []
+            try:
+                if self._pipe is None:
+                    raise OSError("no writer process")
+                self._pipe.send(sent)
+                lost = []
+            except OSError:  # gone: what its reader has not failed yet is failed here
+                lost = [self._waiting.pop(n) for n, _request in sent if n in self._waiting]
+        for _loop, answer in lost:
+            _settle(answer, _unavailable("the writer process stopped"))
+
     def _answers(self, pipe: Connection, process: multiprocessing.process.BaseProcess) -> None:
-        """Hand each answer to its request, until the child closes its end."""
+        """Hand the answers of each group to their requests, until the child closes its end."""
         while True:
             try:
-                number, outcome = pipe.recv()
+                answered: list[tuple[int, Any]] = pipe.recv()
             except (EOFError, OSError):
                 break
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
             with self._lock:
-                waiting = self._waiting.pop(number, None)
-            if waiting is not None:
-                loop, answer = waiting
-                loop.call_soon_threadsafe(_settle, answer, outcome)
+                for number, outcome in answered:
+                    waiting = self._waiting.pop(number, None)
+                    if waiting is not None:
+                        by_loop.setdefault(waiting[0], []).append((waiting[1], outcome))
+            for loop, settled in by_loop.items():
+                loop.call_soon_threadsafe(_settle_all, settled)
         process.join(5)
         with self._lock:
             self._pipe = None
@@ -169,6 +187,11 @@ def _settle(answer: asyncio.Future[Any], outcome: Any) -> None:
         answer.set_result(outcome)
 
 
+def _settle_all(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for answer, outcome in settled:
+        _settle(answer, outcome)
+
+
 # ---------------------------------------------------------------- the child
 
 
@@ -179,15 +202,15 @@ def _serve(pipe: Connection, db_url: str) -> None:
     # posted what waits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     [writer] %(message)s")
+    answers = _Answers(pipe)
     try:
         store = Store(db_url, create=False)
-        writer = GroupWriter(store)
+        writer = GroupWriter(store, after_group=answers.send)
         writer.start()
-    except Exception as error:
+    except Exception as error:  # (said to the server, which names it)
         pipe.send(f"{type(error).__name__}: {error}")
         return
     pipe.send("ready")
-    sending = threading.Lock()
     while True:
         try:
             message = pipe.recv()
@@ -195,26 +218,35 @@ def _serve(pipe: Connection, db_url: str) -> None:
             break
         if message is None:
             break
-        number, request = message
-        posted = writer.submit(posting(request), len(request.raws))
-        posted.add_done_callback(functools.partial(_reply, pipe, sending, number, request))
+        for number, request in message:
+            posted = writer.submit(posting(request), len(request.raws))
+            posted.add_done_callback(functools.partial(answers.add, number, request.batch))
     writer.stop()  # posts what waits (its answers are sent)
     store.close()
     pipe.close()
 
 
-def _reply(
-    pipe: Connection,
-    sending: threading.Lock,
-    number: int,
-    request: EventRequest,
-    posted: Future[Any],
-) -> None:
-    try:
-        outcome = posted.result()
-    except Exception as error:
-        outcome = error
-    if isinstance(outcome, Exception):
-        outcome = refusal(outcome, request.batch) or problem_of(outcome)
-    with sending, contextlib.suppress(OSError):  # (OSError: the server is gone)
-        pipe.send((number, outcome))
+class _Answers:
+    """The answers of a group, sent to the server together once the group is posted."""
+
+    def __init__(self, pipe: Connection) -> None:
+        self.pipe = pipe
+        self.ready: list[tuple[int, Answer | Problem]] = []
+        self.lock = threading.Lock()
+
+    def add(self, number: int, batch: bool, posted: Future[Any]) -> None:
+        try:
+            outcome = posted.result()
+        except Exception as error:  # the database failed the group
+            outcome = error
+        if isinstance(outcome, Exception):
+            outcome = refusal(outcome, batch) or problem_of(outcome)
+        with self.lock:
+            self.ready.append((number, outcome))
+
+    def send(self) -> None:
+        with self.lock:
+            ready, self.ready = self.ready, []
+            if ready:
+                with contextlib.suppress(OSError):  # (the server is gone)
+                    self.pipe.send(ready)

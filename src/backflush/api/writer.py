@@ -22,6 +22,7 @@ import gc
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -60,9 +61,17 @@ class EventWriter(Protocol):
 class GroupWriter:
     """Posts requests' events through one thread, in groups (see the module)."""
 
-    def __init__(self, store: Store, *, group_events: int = GROUP_EVENTS) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        group_events: int = GROUP_EVENTS,
+        after_group: Callable[[], None] | None = None,
+    ) -> None:
         self.store = store
         self.group_events = group_events
+        #: Called once a group's answers are all set (a writer process sends them then).
+        self.after_group = after_group
         self._waiting: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
@@ -149,6 +158,8 @@ class GroupWriter:
             log.exception("group commit of %d requests failed", len(group))
             for request in group:
                 request.answer.set_exception(error)
-            return
-        for request, outcome in zip(group, outcomes, strict=True):
-            request.answer.set_result(outcome)
+        else:
+            for request, outcome in zip(group, outcomes, strict=True):
+                request.answer.set_result(outcome)
+        if self.after_group is not None:
+            self.after_group()

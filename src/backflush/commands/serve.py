@@ -61,8 +61,9 @@ def serve(
     ] = Writer.auto,
 ) -> None:
     """Serve the book over HTTP (the OpenAPI document at /openapi.json, to token holders; the
-    web pages at /ui). One process: its group writer posts what concurrent requests send in
-    shared transactions and keeps the book in memory between them."""
+    web pages at /ui). One group writer (in a process of its own or a thread: --writer)
+    posts what concurrent requests send in shared transactions and keeps the book in memory
+    between them."""
     import uvicorn
 
     from backflush.api.app import create_app

@@ -315,25 +315,31 @@ def through_http(base: str, secret: str, client: int) -> Iterator[Poster]:
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("writer", ["thread", "process"])
 def test_sixteen_clients_posting_over_http_lose_nothing_and_apply_nothing_twice(
-    pg_db_url: str,
+    pg_db_url: str, writer: str
 ) -> None:
-    """Through the API's group writer: concurrent requests share transactions, each still
-    all or nothing (a batch refused whole by the close), with the exact state of posting the
-    stored events one by one."""
+    """Through the API's group writer (a thread of the server, or a process of its own, as
+    ``backflush serve`` runs on PostgreSQL: a turn of the event loop's requests travel to it
+    together, a group's answers come back together): concurrent requests share
+    transactions, each still all or nothing (a batch refused whole by the close), with the
+    exact state of posting the stored events one by one."""
     sc = open_book(pg_db_url)
     store = Store(pg_db_url)
     secrets = [create_token(store, f"client {n}", Role.accountant)[1] for n in range(16)]
     store.close()
-    app = create_app(pg_db_url)
+    app = create_app(pg_db_url, writer_process=writer == "process")
     groups: list[int] = []
-    post_each = app.state.store.post_each
+    if writer == "process":
+        app.state.writer.start()  # (served without the lifespan that starts it)
+    else:
+        post_each = app.state.store.post_each
 
-    def counted(postings: Any) -> Any:
-        groups.append(len(postings))
-        return post_each(postings)
+        def counted(postings: Any) -> Any:
+            groups.append(len(postings))
+            return post_each(postings)
 
-    app.state.store.post_each = counted
+        app.state.store.post_each = counted
     try:
         with serving(app) as base:
             outcomes = run_clients(
@@ -342,30 +348,8 @@ def test_sixteen_clients_posting_over_http_lose_nothing_and_apply_nothing_twice(
     finally:
         app.state.store.close()
     check_book(pg_db_url, sc, outcomes, clients=16)
-    assert max(groups) > 1  # requests waiting while a group posted went in one transaction
-
-
-@pytest.mark.postgres
-def test_sixteen_clients_posting_through_a_writer_process_lose_nothing_and_apply_nothing_twice(
-    pg_db_url: str,
-) -> None:
-    """As above, with the writer in a process of its own (``backflush serve``'s default on
-    PostgreSQL): the requests of a turn of the event loop travel to it together, and the
-    answers of a group come back together, each to its own request."""
-    sc = open_book(pg_db_url)
-    store = Store(pg_db_url)
-    secrets = [create_token(store, f"client {n}", Role.accountant)[1] for n in range(16)]
-    store.close()
-    app = create_app(pg_db_url, writer_process=True)
-    app.state.writer.start()  # (served without the lifespan that starts it)
-    try:
-        with serving(app) as base:
-            outcomes = run_clients(
-                lambda n: through_http(base, secrets[n], n), clients=16, rounds=6, close_after=2
-            )
-    finally:
-        app.state.store.close()
-    check_book(pg_db_url, sc, outcomes, clients=16)
+    if writer == "thread":  # requests waiting while a group posted went in one transaction
+        assert max(groups) > 1
 
 
 @pytest.fixture

@@ -18,12 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backflush.api.app import create_app
 from backflush.api.problems import Problem
 from backflush.api.process import WriterProcess
 from backflush.api.tokens import Role, create_token
 from backflush.formats.scenario import read_scenario
 from backflush.store.repository import Store, StoreError
-from helpers import EXAMPLES
+from helpers import EXAMPLES, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETION = {"date": "2026-01-15", "type": "completion", "item": "W", "quantity": "2"}
@@ -87,17 +88,21 @@ def served(db_url: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], st
             server.wait()
 
 
-def test_a_writer_process_killed_is_started_again_and_nothing_is_posted_twice(
-    db_url: str, tmp_path: Path
-) -> None:
+def _book(db_url: str) -> str:
+    """The widgets book (master data, first purchase); the secret of an operator token."""
     scenario = read_scenario(EXAMPLES / "widgets_prorate.yaml")
     store = Store(db_url)
     try:
         store.import_scenario(scenario.settings, scenario.master, scenario.events[:1])
-        _, secret = create_token(store, "line-1", Role.operator)
+        return create_token(store, "line-1", Role.operator)[1]
     finally:
         store.close()
-    auth = {"Authorization": f"Bearer {secret}"}
+
+
+def test_a_writer_process_killed_is_started_again_and_nothing_is_posted_twice(
+    db_url: str, tmp_path: Path
+) -> None:
+    auth = {"Authorization": f"Bearer {_book(db_url)}"}
     log = tmp_path / "server.log"
     with served(db_url, log) as (server, base), httpx.Client(base_url=base, timeout=30) as client:
         first = client.post("/events", json={"id": "c1", **COMPLETION}, headers=auth)
@@ -144,6 +149,24 @@ def test_a_writer_process_killed_is_started_again_and_nothing_is_posted_twice(
         assert book.quantity("W") == 4  # c1 and c2, each once
     finally:
         store.close()
+
+
+def test_health_says_unavailable_while_the_writer_process_is_not_running(
+    db_url: str,
+) -> None:
+    _book(db_url)
+    app = create_app(db_url, writer_process=True)
+    try:
+        with serving(app) as base:
+            assert httpx.get(f"{base}/health").status_code == 503  # not started yet
+            app.state.writer.start()
+            assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+            app.state.writer.stop()
+            answer = httpx.get(f"{base}/health")
+            assert answer.status_code == 503
+            assert answer.json()["detail"] == "events cannot be posted: the writer is not running"
+    finally:
+        app.state.store.close()
 
 
 def test_a_writer_process_that_cannot_open_the_book_says_why(tmp_path: Path) -> None:

@@ -169,12 +169,14 @@ def create_app(
 
     @app.get("/health", tags=["service"])
     def health() -> dict[str, str]:
-        """Up and the book readable (no token needed)."""
+        """Up, the book readable and its writer ready to post (no token needed)."""
         try:
             store.settings()
         except (StoreError, sa.exc.SQLAlchemyError) as error:
             log.warning("health: the book cannot be read: %s", error)  # details for the log only
             raise Problem(503, "unavailable", "the book cannot be read") from None
+        if not writer.ready:
+            raise Problem(503, "unavailable", "events cannot be posted: the writer is not running")
         return {"status": "ok"}
 
     @app.post(

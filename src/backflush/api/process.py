@@ -11,7 +11,7 @@ the book again, as any other writer's write would.
 
 A child that dies (killed, out of memory) fails the requests in flight with a 503 (sent
 again, an event id or an Idempotency-Key keeps them from being applied twice) and is started
-again; until it is ready, posts get a 503 too.
+again; until it is ready, posts get a 503 too, and so does ``GET /health``.
 """
 
 from __future__ import annotations
@@ -72,6 +72,10 @@ class WriterProcess:
         """The child's process id (None: not running)."""
         process = self._process
         return process.pid if process is not None and process.is_alive() else None
+
+    @property
+    def ready(self) -> bool:
+        return self._pipe is not None and not self._stopping
 
     def start(self) -> None:
         """Start the child and wait until its book is loaded; what stopped it is raised (a

@@ -48,6 +48,10 @@ class EventWriter(Protocol):
     """What posts the API's events: :class:`GroupWriter` in the server's process, or
     :class:`backflush.api.process.WriterProcess` in a process of its own."""
 
+    @property
+    def ready(self) -> bool:
+        """Events can be posted now (``GET /health`` says so)."""
+
     async def post_events(self, request: EventRequest) -> Answer:
         """The request's answer; a refusal raises its :class:`Problem`."""
 
@@ -75,6 +79,10 @@ class GroupWriter:
         self._waiting: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return True  # (its thread starts when a request comes)
 
     async def post_events(self, request: EventRequest) -> Answer:
         try:

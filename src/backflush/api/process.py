@@ -205,7 +205,12 @@ def _serve(pipe: Connection, db_url: str) -> None:
     # Ctrl-C reaches the whole process group; the server stops the child after it has
     # posted what waits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     [writer] %(message)s")
+    said = logging.StreamHandler()  # (stderr, as the server's own log)
+    said.setFormatter(logging.Formatter("%(levelname)-9s [writer] %(message)s"))
+    ours = logging.getLogger("backflush")  # what the store and the writer say
+    ours.addHandler(said)
+    ours.setLevel(logging.INFO)
+    ours.propagate = False
     answers = _Answers(pipe)
     try:
         store = Store(db_url, create=False)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -82,6 +83,7 @@ def serve(
             app,
             host=host,
             port=port,
+            log_config=_log_config(),
             log_level="info",
             forwarded_allow_ips=forwarded_allow_ips,
             access_log=access_log,
@@ -90,6 +92,15 @@ def serve(
         if stopped.code not in (0, None):
             fail(f"the server could not start on {host}:{port} (see the log above)", 1)
         raise
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, with the server's own messages (``backflush.*``) in its format."""
+    import uvicorn.config
+
+    found = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    found["loggers"]["backflush"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return found
 
 
 @tokens.command("create")

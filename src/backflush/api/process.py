@@ -36,7 +36,8 @@ from backflush.store.repository import Answer, Store, StoreError
 
 log = logging.getLogger("backflush.api")
 
-#: Seconds the child may take to load the book before the server gives up starting.
+#: Seconds the child may take to load the book (else the server gives up starting it), and
+#: to post what it holds when stopped (else it is killed).
 START_TIMEOUT = 600.0
 
 
@@ -240,7 +241,7 @@ class _Answers:
 
     def __init__(self, pipe: Connection) -> None:
         self.pipe = pipe
-        self.ready: list[tuple[int, Answer | Problem]] = []
+        self.answered: list[tuple[int, Answer | Problem]] = []
         self.lock = threading.Lock()
 
     def add(self, number: int, batch: bool, posted: Future[Any]) -> None:
@@ -251,11 +252,11 @@ class _Answers:
         if isinstance(outcome, Exception):
             outcome = refusal(outcome, batch) or problem_of(outcome)
         with self.lock:
-            self.ready.append((number, outcome))
+            self.answered.append((number, outcome))
 
     def send(self) -> None:
         with self.lock:
-            ready, self.ready = self.ready, []
-            if ready:
+            answered, self.answered = self.answered, []
+            if answered:
                 with contextlib.suppress(OSError):  # (the server is gone)
-                    self.pipe.send(ready)
+                    self.pipe.send(answered)

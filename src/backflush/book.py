@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from backflush.domain.model import (
     ID_LENGTH,
@@ -236,6 +236,55 @@ class ReopenRecord:
 
 
 K = TypeVar("K")
+V = TypeVar("V")
+
+
+class NotLoaded(RuntimeError):
+    """A part of a book read that its store left out when it loaded it (a bug of the
+    caller, which must ask the store for that part)."""
+
+
+class Unloaded(dict[K, V]):
+    """A part of a book its store did not load (:meth:`Store.load` without ``period_sums``):
+    reading or changing it raises :class:`NotLoaded`, so that no report is ever figured
+    from a part that was never read as if it were empty."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def _refused(self) -> NotLoaded:
+        return NotLoaded(f"{self.what} was not loaded")
+
+    def __getitem__(self, key: K) -> V:
+        raise self._refused()
+
+    def __iter__(self) -> Iterator[K]:
+        raise self._refused()
+
+    def __len__(self) -> int:
+        raise self._refused()
+
+    def __contains__(self, key: object) -> bool:
+        raise self._refused()
+
+    def __setitem__(self, key: K, value: V) -> None:
+        raise self._refused()
+
+    def get(self, *_args: object) -> V:
+        raise self._refused()
+
+    def setdefault(self, *_args: object) -> V:
+        raise self._refused()
+
+    def keys(self) -> Any:
+        raise self._refused()
+
+    def values(self) -> Any:
+        raise self._refused()
+
+    def items(self) -> Any:
+        raise self._refused()
 
 
 def _through(

@@ -955,7 +955,8 @@ def report(
                 book, figures, count = store.summary()  # one transaction: the three agree
                 _print(tables.period_report(book, figures, count))
             else:
-                _print(_report_table(store.load(), [], 0, what, selection, by))
+                book = store.load(period_sums=what not in WITHOUT_PERIOD_SUMS)
+                _print(_report_table(book, [], 0, what, selection, by))
             return
         if what is ReportKind.journal and limit and not (html or xlsx or csv_folder or as_json):
             book, page, total = store.journal_page(period, limit)
@@ -1036,6 +1037,14 @@ def check_period(option: str, value: str) -> None:
         period_bounds(value)
     except ValueError:
         fail(f"{option}: expected a period YYYY-MM, got {value!r}", 2)
+
+
+#: Reports of the book's state now (and the trial balance, of the journal's sums): the stock
+#: moved per period, the most of a large book's load, is left unread for them (a report
+#: reading it anyway fails, see :class:`backflush.book.Unloaded`).
+WITHOUT_PERIOD_SUMS = frozenset(
+    {ReportKind.trial_balance, ReportKind.valuation, ReportKind.exceptions, ReportKind.orders}
+)
 
 
 def _report_table(

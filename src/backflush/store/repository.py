@@ -37,6 +37,7 @@ from backflush.book import (
     Changes,
     Recorded,
     ReopenRecord,
+    Unloaded,
     collector_paused,
     fingerprint,
 )
@@ -1494,12 +1495,19 @@ class Store:
                 found[row.event].movements.append(m.Movement(row.item, row.on_hand, row.in_process))
         return found
 
-    def load(self) -> Book:
+    def load(self, *, period_sums: bool = True) -> Book:
         """The book's state (without its journal; see :meth:`entries`), for reading: post
-        through :meth:`post`, which loads it again under the write lock."""
+        through :meth:`post`, which loads it again under the write lock. Without
+        ``period_sums`` the stock moved per period (by item, flow, part and day) is not read:
+        a report that reads it anyway raises :class:`NotLoaded`."""
         with self.transaction() as conn:
-            book = self._load(conn)
+            book = self._load(conn, period_sums=period_sums)
         book.history = None
+        if not period_sums:
+            book.moved = Unloaded("the stock moved per period")
+            book.flows = Unloaded("the stock moved per period and flow")
+            book.held_moved = Unloaded("the stock in process and queued moved per period")
+            book.daily = Unloaded("the stock moved per day and flow")
         return book
 
     def entries(self, period: str | None = None) -> list[m.Entry]:

@@ -1,0 +1,64 @@
+"""Reports of the book's state now are read without the stock moved per period (the most of
+a large book's load): on every example book they print exactly what they print with it, and a
+report that needs it, given a book loaded without it, fails rather than print from nothing."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from backflush.api.documents import ReportKind
+from backflush.book import NotLoaded
+from backflush.cli import WITHOUT_PERIOD_SUMS, By, _report_table
+from backflush.formats.scenario import read_scenario
+from backflush.reports.analysis import Selection
+from backflush.store.repository import Store
+from helpers import EXAMPLES
+
+BOOKS = sorted(EXAMPLES.glob("*.yaml"))
+EVERY_ITEM = Selection(None, None, frozenset(), None, None)
+
+
+def _printed(table: object) -> str:
+    console = Console(file=io.StringIO(), width=240, color_system=None)
+    console.print(table)
+    written = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(written, str)
+    return written
+
+
+@pytest.mark.parametrize("scenario", BOOKS, ids=[p.stem for p in BOOKS])
+def test_a_report_read_without_the_period_sums_prints_what_it_prints_with_them(
+    scenario: Path, tmp_path: Path
+) -> None:
+    found = read_scenario(scenario)
+    store = Store(f"sqlite:///{tmp_path / 'book.db'}")
+    try:
+        store.import_scenario(found.settings, found.master, found.events)
+        whole, lighter = store.load(), store.load(period_sums=False)
+    finally:
+        store.close()
+    assert whole.flows  # the examples move stock: a load without the sums leaves something out
+    for kind in sorted(WITHOUT_PERIOD_SUMS):
+        expected = _printed(_report_table(whole, [], 0, kind, EVERY_ITEM, By.type))
+        assert _printed(_report_table(lighter, [], 0, kind, EVERY_ITEM, By.type)) == expected
+
+
+def test_a_report_that_needs_the_period_sums_fails_on_a_book_loaded_without_them(
+    tmp_path: Path,
+) -> None:
+    found = read_scenario(EXAMPLES / "northshore.yaml")
+    store = Store(f"sqlite:///{tmp_path / 'book.db'}")
+    try:
+        store.import_scenario(found.settings, found.master, found.events)
+        lighter = store.load(period_sums=False)
+    finally:
+        store.close()
+    assert ReportKind.throughput not in WITHOUT_PERIOD_SUMS
+    with pytest.raises(NotLoaded, match="the stock moved per period.* was not loaded"):
+        _report_table(lighter, [], 0, ReportKind.throughput, EVERY_ITEM, By.type)
+    with pytest.raises(NotLoaded):
+        lighter.on_hand_through("2026-01")

@@ -70,6 +70,7 @@ from backflush.reports.throughput import throughput_table
 from backflush.reports.workbook import write_csv, write_workbook
 from backflush.run import run_scenario
 from backflush.store.repository import (
+    PERIOD_SUMS,
     SCHEMA_REVISION,
     Imported,
     Store,
@@ -955,7 +956,7 @@ def report(
                 book, figures, count = store.summary()  # one transaction: the three agree
                 _print(tables.period_report(book, figures, count))
             else:
-                book = store.load(period_sums=what not in WITHOUT_PERIOD_SUMS)
+                book = store.load(period_sums=PERIOD_SUMS_READ.get(what, PERIOD_SUMS))
                 _print(_report_table(book, [], 0, what, selection, by))
             return
         if what is ReportKind.journal and limit and not (html or xlsx or csv_folder or as_json):
@@ -1039,12 +1040,17 @@ def check_period(option: str, value: str) -> None:
         fail(f"{option}: expected a period YYYY-MM, got {value!r}", 2)
 
 
-#: Reports of the book's state now (and the trial balance, of the journal's sums): the stock
-#: moved per period, the most of a large book's load, is left unread for them (a report
-#: reading it anyway fails, see :class:`backflush.book.Unloaded`).
-WITHOUT_PERIOD_SUMS = frozenset(
-    {ReportKind.trial_balance, ReportKind.valuation, ReportKind.exceptions, ReportKind.orders}
-)
+#: Which sums of the stock moved per period (the most of a large book's load) a report on
+#: screen reads; one not named here reads them all. A report reading one it was not given
+#: fails (see :class:`backflush.book.Unloaded`): it is never figured from nothing.
+PERIOD_SUMS_READ: dict[ReportKind, tuple[str, ...]] = {
+    ReportKind.trial_balance: (),
+    ReportKind.valuation: (),
+    ReportKind.exceptions: (),
+    ReportKind.orders: (),
+    ReportKind.margin: ("flows",),
+    ReportKind.variances: ("flows",),
+}
 
 
 def _report_table(

@@ -19,7 +19,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from enum import Enum
@@ -495,6 +495,16 @@ class ReadAhead:
 #: Key in ``Connection.info`` of what :func:`_lock` read ahead: (rows of the events
 #: recorded, as :data:`_HISTORY` reads them; the answers kept, as :func:`_answers` gives them).
 READ_AHEAD = "backflush_read_ahead"
+
+
+#: The sums of the stock moved per period a book holds (its attributes of these names), each
+#: read from a table of its own, and what each is.
+PERIOD_SUMS = {
+    "moved": "the stock moved per period",
+    "flows": "the stock moved per period and flow",
+    "held_moved": "the stock in process and queued moved per period",
+    "daily": "the stock moved per day and flow",
+}
 
 
 def _send_held_back(conn: Connection, *, commit: bool = False) -> None:
@@ -1495,19 +1505,18 @@ class Store:
                 found[row.event].movements.append(m.Movement(row.item, row.on_hand, row.in_process))
         return found
 
-    def load(self, *, period_sums: bool = True) -> Book:
+    def load(self, *, period_sums: Collection[str] = PERIOD_SUMS) -> Book:
         """The book's state (without its journal; see :meth:`entries`), for reading: post
-        through :meth:`post`, which loads it again under the write lock. Without
-        ``period_sums`` the stock moved per period (by item, flow, part and day) is not read:
-        a report that reads it anyway raises :class:`NotLoaded`."""
+        through :meth:`post`, which loads it again under the write lock. ``period_sums``:
+        which sums of the stock moved per period to read (:data:`PERIOD_SUMS`, the most of a
+        large book's load); one left out raises :class:`NotLoaded` when read."""
         with self.transaction() as conn:
-            book = self._load(conn, period_sums=period_sums)
+            book = self._load(conn, period_sums=False)
+            _load_period_sums(conn, book, period_sums)
         book.history = None
-        if not period_sums:
-            book.moved = Unloaded("the stock moved per period")
-            book.flows = Unloaded("the stock moved per period and flow")
-            book.held_moved = Unloaded("the stock in process and queued moved per period")
-            book.daily = Unloaded("the stock moved per day and flow")
+        for name, what in PERIOD_SUMS.items():
+            if name not in period_sums:
+                setattr(book, name, Unloaded(what))
         return book
 
     def entries(self, period: str | None = None) -> list[m.Entry]:
@@ -2415,16 +2424,21 @@ def keep_answers(conn: Connection, answers: Sequence[tuple[Key, Answer]]) -> Non
     _insert(conn, t.idempotency_keys, rows)
 
 
-def _load_period_sums(conn: Connection, book: Book) -> None:
-    """The stock moved per period: by item, by item and flow, by day and flow."""
-    for row in conn.execute(sa.select(t.period_quantities)):
-        book.moved.setdefault(row.period, {})[row.item] = row.on_hand
-    for row in conn.execute(sa.select(t.period_flows)):
-        book.flows.setdefault(row.period, {})[(row.item, row.flow)] = row.quantity
-    for row in conn.execute(sa.select(t.period_held)):
-        book.held_moved.setdefault(row.period, {})[(row.item, row.part)] = row.quantity
-    for row in conn.execute(sa.select(t.daily_flows)):
-        book.daily.setdefault(row.period, {})[(row.date, row.flow)] = row.quantity
+def _load_period_sums(conn: Connection, book: Book, which: Collection[str] = PERIOD_SUMS) -> None:
+    """The stock moved per period (``which`` of :data:`PERIOD_SUMS`): by item, by item and
+    flow, by item and part held, by day and flow."""
+    if "moved" in which:
+        for row in conn.execute(sa.select(t.period_quantities)):
+            book.moved.setdefault(row.period, {})[row.item] = row.on_hand
+    if "flows" in which:
+        for row in conn.execute(sa.select(t.period_flows)):
+            book.flows.setdefault(row.period, {})[(row.item, row.flow)] = row.quantity
+    if "held_moved" in which:
+        for row in conn.execute(sa.select(t.period_held)):
+            book.held_moved.setdefault(row.period, {})[(row.item, row.part)] = row.quantity
+    if "daily" in which:
+        for row in conn.execute(sa.select(t.daily_flows)):
+            book.daily.setdefault(row.period, {})[(row.date, row.flow)] = row.quantity
 
 
 def _forget(book: Book, *, importing: bool = False) -> None:

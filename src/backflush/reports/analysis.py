@@ -147,8 +147,13 @@ class MarginRow:
         return (self.gross_margin * 100 / self.sales).quantize(Decimal("0.1"), context=CONTEXT)
 
 
-def _total(sums: ItemSums, account: Account, item: str) -> Decimal:
-    return sum((v for (a, _, i), v in sums.items() if a is account and i == item), ZERO)
+def _by_item(sums: ItemSums, accounts: tuple[Account, ...]) -> dict[tuple[Account, str], Decimal]:
+    """``sums`` on ``accounts``, summed by (account, item) over the elements."""
+    found: dict[tuple[Account, str], Decimal] = {}
+    for (account, _, item), value in sums.items():
+        if account in accounts:
+            found[(account, item)] = found.get((account, item), ZERO) + value
+    return found
 
 
 def margins(book: Book, selection: Selection = Selection()) -> list[MarginRow]:
@@ -159,13 +164,13 @@ def margins(book: Book, selection: Selection = Selection()) -> list[MarginRow]:
         return _periodic_margins(book, selection)
     rows: list[MarginRow] = []
     for period in selection.periods(book):
-        own = own_activity(book, period)
-        items = sorted({i for (a, _, i) in own if a in (Account.SALES, Account.COGS)})
+        totals = _by_item(own_activity(book, period), (Account.SALES, Account.COGS))
         flows = book.flows.get(period, {})
-        for item in items:
+        for item in sorted({item for _, item in totals}):
             if not selection.covers(item, book.master):
                 continue
-            sales, cogs = -_total(own, Account.SALES, item), _total(own, Account.COGS, item)
+            sales = -totals.get((Account.SALES, item), ZERO)
+            cogs = totals.get((Account.COGS, item), ZERO)
             sold = -flows.get((item, "sold"), ZERO)
             if sales or cogs or sold:
                 known = book.master.items.get(item)

@@ -124,6 +124,22 @@ def serving(app: Any) -> Iterator[str]:
         app.state.writer.stop()
 
 
+def widgets_book(db_url: str) -> str:
+    """The widgets example's book (its master data and first purchase) at ``db_url``; the
+    secret of an operator token named "line 1"."""
+    from backflush.api.tokens import Role, create_token
+    from backflush.formats.scenario import read_scenario
+    from backflush.store.repository import Store
+
+    scenario = read_scenario(EXAMPLES / "widgets_prorate.yaml")
+    store = Store(db_url)
+    try:
+        store.import_scenario(scenario.settings, scenario.master, scenario.events[:1])
+        return create_token(store, "line 1", Role.operator)[1]
+    finally:
+        store.close()
+
+
 def downgrade(store: Any, revision: str) -> None:
     """Take ``store``'s schema back to ``revision``: the book as an older version left it
     (``Store.migrate`` brings it back). Not through a Store's write, which bumps the book's

@@ -27,7 +27,7 @@ from backflush.formats.inputs import build_event
 from backflush.formats.scenario import read_scenario
 from backflush.store import schema as t
 from backflush.store.repository import Store
-from helpers import EXAMPLES, dump_tables, serving
+from helpers import EXAMPLES, dump_tables, serving, widgets_book
 
 PROBLEM = "application/problem+json"
 SOURCE = Path(__file__).resolve().parent.parent / "src" / "backflush"
@@ -775,18 +775,6 @@ def test_an_event_dated_on_standards_not_yet_in_force_is_refused(service: Servic
     assert service.client.post("/events", json=tomorrow, headers=headers).status_code == 201
 
 
-def _widgets_book(path: Path) -> str:
-    """The widgets book (master data, first purchase) in a SQLite file at ``path``; the
-    secret of an operator token."""
-    scenario = read_scenario(EXAMPLES / "widgets_prorate.yaml")
-    store = Store(f"sqlite:///{path}")
-    try:
-        store.import_scenario(scenario.settings, scenario.master, scenario.events[:1])
-        return create_token(store, "line 1", Role.operator)[1]
-    finally:
-        store.close()
-
-
 def test_a_book_locked_by_another_writer_answers_503_to_try_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -798,7 +786,7 @@ def test_a_book_locked_by_another_writer_answers_503_to_try_again(
 
     monkeypatch.setattr(repository, "BUSY_TIMEOUT", 0.2)
     path = tmp_path / "book.db"
-    secret = _widgets_book(path)
+    secret = widgets_book(f"sqlite:///{path}")
     app = create_app(f"sqlite:///{path}")
     writer = sqlite3.connect(path, isolation_level=None)
     try:
@@ -912,7 +900,7 @@ def test_a_book_on_a_read_only_mount_is_served_to_read_only(
     from backflush.store import repository
 
     path = tmp_path / "book.db"
-    secret = _widgets_book(path)
+    secret = widgets_book(f"sqlite:///{path}")
     monkeypatch.setattr(repository, "_read_only_mount", lambda _path: True)
     app = create_app(f"sqlite:///{path}")
     try:

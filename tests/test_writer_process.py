@@ -22,10 +22,8 @@ import pytest
 from backflush.api.app import create_app
 from backflush.api.problems import Problem
 from backflush.api.process import WriterProcess
-from backflush.api.tokens import Role, create_token
-from backflush.formats.scenario import read_scenario
 from backflush.store.repository import Store, StoreError
-from helpers import EXAMPLES, serving
+from helpers import serving, widgets_book
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETION = {"date": "2026-01-15", "type": "completion", "item": "W", "quantity": "2"}
@@ -89,26 +87,15 @@ def served(db_url: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], st
             server.wait()
 
 
-def _book(db_url: str) -> str:
-    """The widgets book (master data, first purchase); the secret of an operator token."""
-    scenario = read_scenario(EXAMPLES / "widgets_prorate.yaml")
-    store = Store(db_url)
-    try:
-        store.import_scenario(scenario.settings, scenario.master, scenario.events[:1])
-        return create_token(store, "line-1", Role.operator)[1]
-    finally:
-        store.close()
-
-
 def test_a_writer_process_killed_is_started_again_and_nothing_is_posted_twice(
     db_url: str, tmp_path: Path
 ) -> None:
-    auth = {"Authorization": f"Bearer {_book(db_url)}"}
+    auth = {"Authorization": f"Bearer {widgets_book(db_url)}"}
     log = tmp_path / "server.log"
     with served(db_url, log) as (server, base), httpx.Client(base_url=base, timeout=30) as client:
         first = client.post("/events", json={"id": "c1", **COMPLETION}, headers=auth)
         assert first.status_code == 201, first.text
-        assert first.json()["recorded_by"] == "line-1"
+        assert first.json()["recorded_by"] == "line 1"
         [writer] = _writers(server.pid)
 
         os.kill(writer, signal.SIGKILL)
@@ -156,7 +143,7 @@ def test_a_writer_process_killed_is_started_again_and_nothing_is_posted_twice(
 def test_health_says_unavailable_while_the_writer_process_is_not_running(
     db_url: str,
 ) -> None:
-    _book(db_url)
+    widgets_book(db_url)
     app = create_app(db_url, writer_process=True)
     try:
         with serving(app) as base:

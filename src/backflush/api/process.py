@@ -55,7 +55,12 @@ class WriterProcess:
     """Posts the API's events through a :class:`GroupWriter` in a child process (see the
     module)."""
 
-    def __init__(self, db_url: str, *, start_timeout: float = START_TIMEOUT) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        *,
+        start_timeout: float = START_TIMEOUT,  # float-ok (seconds)
+    ) -> None:
         self.db_url = db_url
         self.start_timeout = start_timeout
         self._numbers = itertools.count()

@@ -63,3 +63,12 @@ def test_a_report_that_needs_the_period_sums_fails_on_a_book_loaded_without_them
         _report_table(lighter, [], 0, ReportKind.throughput, EVERY_ITEM, By.type)
     with pytest.raises(NotLoaded):
         lighter.on_hand_through("2026-01")
+
+
+def test_sums_a_book_does_not_hold_are_refused_by_name(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'book.db'}")
+    try:
+        with pytest.raises(ValueError, match=r"no such sums of stock moved per period: flow$"):
+            store.load(period_sums=("flow",))
+    finally:
+        store.close()

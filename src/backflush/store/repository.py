@@ -1510,6 +1510,9 @@ class Store:
         through :meth:`post`, which loads it again under the write lock. ``period_sums``:
         which sums of the stock moved per period to read (:data:`PERIOD_SUMS`, the most of a
         large book's load); one left out raises :class:`NotLoaded` when read."""
+        unknown = sorted(set(period_sums) - PERIOD_SUMS.keys())
+        if unknown:
+            raise ValueError(f"no such sums of stock moved per period: {', '.join(unknown)}")
         with self.transaction() as conn:
             book = self._load(conn, period_sums=False)
             _load_period_sums(conn, book, period_sums)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from backflush.api.documents import ReportKind
+from backflush.api.documents import ReportKind, report_document
 from backflush.book import NotLoaded
-from backflush.cli import PERIOD_SUMS_READ, By, _report_table
+from backflush.cli import By, _report_table
 from backflush.formats.scenario import read_scenario
+from backflush.reports import PERIOD_SUMS_READ
 from backflush.reports.analysis import Selection
 from backflush.store.repository import Store
 from helpers import EXAMPLES
@@ -43,9 +44,13 @@ def test_a_report_read_without_the_period_sums_prints_what_it_prints_with_them(
     finally:
         store.close()
     assert whole.flows  # the examples move stock: a load without the sums leaves something out
-    for kind, book in sorted(lighter.items()):
+    periods = EVERY_ITEM.periods(whole)
+    for name, book in sorted(lighter.items()):
+        kind = ReportKind(name)  # on screen, and the API's JSON document
         expected = _printed(_report_table(whole, [], 0, kind, EVERY_ITEM, By.type))
         assert _printed(_report_table(book, [], 0, kind, EVERY_ITEM, By.type)) == expected
+        document = report_document(whole, kind, EVERY_ITEM, periods)
+        assert report_document(book, kind, EVERY_ITEM, periods) == document
 
 
 def test_a_report_that_needs_the_period_sums_fails_on_a_book_loaded_without_them(

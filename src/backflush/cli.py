@@ -52,7 +52,7 @@ from backflush.formats.inputs import (
     live_date_problem,
 )
 from backflush.formats.scenario import Scenario, parse_scenario, read_scenario
-from backflush.reports import plain, tables
+from backflush.reports import PERIOD_SUMS_READ, plain, tables
 from backflush.reports.analysis import (
     By,
     Selection,
@@ -1038,19 +1038,6 @@ def check_period(option: str, value: str) -> None:
         period_bounds(value)
     except ValueError:
         fail(f"{option}: expected a period YYYY-MM, got {value!r}", 2)
-
-
-#: Which sums of the stock moved per period (the most of a large book's load) a report on
-#: screen reads; one not named here reads them all. A report reading one it was not given
-#: fails (see :class:`backflush.book.Unloaded`): it is never figured from nothing.
-PERIOD_SUMS_READ: dict[ReportKind, tuple[str, ...]] = {
-    ReportKind.trial_balance: (),
-    ReportKind.valuation: (),
-    ReportKind.exceptions: (),
-    ReportKind.orders: (),
-    ReportKind.margin: ("flows",),
-    ReportKind.variances: ("flows",),
-}
 
 
 def _report_table(

@@ -50,6 +50,7 @@ from backflush.formats.inputs import (
     Identifier,
     unique_keys,
 )
+from backflush.reports import PERIOD_SUMS_READ
 from backflush.reports.analysis import Selection, SelectionError
 from backflush.reports.drilldown import (
     NotFound,
@@ -59,6 +60,7 @@ from backflush.reports.drilldown import (
     summary_entry_document,
 )
 from backflush.store.repository import (
+    PERIOD_SUMS,
     Answer,
     Key,
     KeyReused,
@@ -291,7 +293,7 @@ def create_app(
                 for name in wrong
             )
         selection = Selection(first, last, frozenset(item or ()), family, site)
-        book = store.load()
+        book = store.load(period_sums=PERIOD_SUMS_READ.get(which, PERIOD_SUMS))
         try:
             selection.check(book.master)
             periods = selection.periods(book)

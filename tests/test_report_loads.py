@@ -16,7 +16,7 @@ from backflush.cli import By, _report_table
 from backflush.formats.scenario import read_scenario
 from backflush.reports import PERIOD_SUMS_READ
 from backflush.reports.analysis import Selection
-from backflush.store.repository import Store
+from backflush.store.repository import PERIOD_SUMS, Store
 from helpers import EXAMPLES
 
 BOOKS = sorted(EXAMPLES.glob("*.yaml"))
@@ -53,9 +53,52 @@ def test_a_report_read_without_the_period_sums_prints_what_it_prints_with_them(
         assert report_document(book, kind, EVERY_ITEM, periods) == document
 
 
-def test_a_report_that_needs_the_period_sums_fails_on_a_book_loaded_without_them(
-    tmp_path: Path,
+@pytest.fixture(scope="module")
+def example_books(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Every example book in a SQLite file of its own (their URLs)."""
+    folder = tmp_path_factory.mktemp("examples")
+    urls = []
+    for scenario in BOOKS:
+        found = read_scenario(scenario)
+        url = f"sqlite:///{folder / scenario.stem}.db"
+        store = Store(url)
+        try:
+            store.import_scenario(found.settings, found.master, found.events)
+        finally:
+            store.close()
+        urls.append(url)
+    return urls
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"), [(k, name) for k, sums in PERIOD_SUMS_READ.items() for name in sums]
+)
+def test_each_sum_the_table_names_for_a_report_is_one_it_reads(
+    kind: str, name: str, example_books: list[str]
 ) -> None:
+    """Left out, a sum the table names fails the report (on screen or as its JSON document)
+    on some example book rather than let it print from nothing: the table names no sum a
+    report does not need."""
+    what = PERIOD_SUMS[name]
+    report = ReportKind(kind)
+    failed = 0
+    for url in example_books:
+        store = Store(url, create=False)
+        try:
+            book = store.load(period_sums=set(PERIOD_SUMS_READ[kind]) - {name})
+        finally:
+            store.close()
+        try:
+            _report_table(book, [], 0, report, EVERY_ITEM, By.type)
+        except NotLoaded as refused:
+            assert str(refused) == f"{what} was not loaded"
+            failed += 1
+            with pytest.raises(NotLoaded, match=rf"^{what} was not loaded$"):
+                report_document(book, report, EVERY_ITEM, EVERY_ITEM.periods(book))
+    assert failed, f"{kind} printed on every example book without {what}"
+
+
+def test_a_book_loaded_without_a_sum_refuses_to_read_it(tmp_path: Path) -> None:
     found = read_scenario(EXAMPLES / "northshore.yaml")
     store = Store(f"sqlite:///{tmp_path / 'book.db'}")
     try:
@@ -63,10 +106,7 @@ def test_a_report_that_needs_the_period_sums_fails_on_a_book_loaded_without_them
         lighter = store.load(period_sums=())
     finally:
         store.close()
-    assert ReportKind.throughput not in PERIOD_SUMS_READ
-    with pytest.raises(NotLoaded, match=r"the stock moved per period.* was not loaded"):
-        _report_table(lighter, [], 0, ReportKind.throughput, EVERY_ITEM, By.type)
-    with pytest.raises(NotLoaded):
+    with pytest.raises(NotLoaded, match=r"^the stock moved per period was not loaded"):
         lighter.on_hand_through("2026-01")
 
 

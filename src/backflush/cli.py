@@ -945,18 +945,20 @@ def report(
 
     def go() -> None:
         store = Store(db, create=False)
+        sums = PERIOD_SUMS_READ.get(what, PERIOD_SUMS)
         if as_json and what in (ReportKind.margin, ReportKind.variance_analysis):
-            book = store.load()  # the sums kept per item: no journal lines
+            book = store.load(period_sums=sums)  # the sums kept per item: no journal lines
             found = margin_document if what is ReportKind.margin else variance_document
             print_json(found(book, selection))
             return
         if what is not ReportKind.journal and not (html or xlsx or csv_folder or as_json):
             # No journal lines needed: the summary's figures are kept per period and kind.
             if what is ReportKind.summary:
-                book, figures, count = store.summary()  # one transaction: the three agree
+                # one transaction: the three agree
+                book, figures, count = store.summary(period_sums=sums)
                 _print(tables.period_report(book, figures, count))
             else:
-                book = store.load(period_sums=PERIOD_SUMS_READ.get(what, PERIOD_SUMS))
+                book = store.load(period_sums=sums)
                 _print(_report_table(book, [], 0, what, selection, by))
             return
         if what is ReportKind.journal and limit and not (html or xlsx or csv_folder or as_json):

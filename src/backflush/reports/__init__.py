@@ -5,10 +5,16 @@
 #: ``/reports/{kind}``); one not named here reads them all. A report that reads one it was
 #: not given fails (see :class:`backflush.book.Unloaded`): it is never figured from nothing.
 PERIOD_SUMS_READ: dict[str, tuple[str, ...]] = {
+    "summary": (),
     "trial-balance": (),
     "valuation": (),
+    "variances": (),
     "exceptions": (),
     "orders": (),
-    "margin": ("flows",),
-    "variances": ("flows",),
+    "statements": (),
+    "nrv": (),
+    "variance-analysis": (),
+    "margin": ("flows",),  # units sold
+    "flags": ("flows", "daily"),  # scrap rates, flow by day
+    "throughput": ("moved", "flows", "held_moved"),  # the standard content of stock and sales
 }

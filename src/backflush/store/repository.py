@@ -1510,12 +1510,16 @@ class Store:
         through :meth:`post`, which loads it again under the write lock. ``period_sums``:
         which sums of the stock moved per period to read (:data:`PERIOD_SUMS`, the most of a
         large book's load); one left out raises :class:`NotLoaded` when read."""
+        with self.transaction() as conn:
+            return self._load_reading(conn, period_sums)
+
+    def _load_reading(self, conn: Connection, period_sums: Collection[str]) -> Book:
+        """:meth:`load` on ``conn``."""
         unknown = sorted(set(period_sums) - PERIOD_SUMS.keys())
         if unknown:
             raise ValueError(f"no such sums of stock moved per period: {', '.join(unknown)}")
-        with self.transaction() as conn:
-            book = self._load(conn, period_sums=False)
-            _load_period_sums(conn, book, period_sums)
+        book = self._load(conn, period_sums=False)
+        _load_period_sums(conn, book, period_sums)
         book.history = None
         for name, what in PERIOD_SUMS.items():
             if name not in period_sums:
@@ -1657,15 +1661,16 @@ class Store:
                 row.recorded_by,
             )
 
-    def summary(self) -> tuple[Book, JournalSummary, int]:
+    def summary(
+        self, *, period_sums: Collection[str] = PERIOD_SUMS
+    ) -> tuple[Book, JournalSummary, int]:
         """The book's state, the figures of its journal per period and kind (entries, lines,
         debits) and its number of events, read in one transaction: what the period report
-        shows, without reading the journal itself."""
+        shows, without reading the journal itself (``period_sums`` as :meth:`load`)."""
         with self.transaction() as conn:
-            book = self._load(conn)
+            book = self._load_reading(conn, period_sums)
             figures = self._journal_summary(conn)
             count = self._event_count(conn)
-        book.history = None
         return book, figures, count
 
     @staticmethod

@@ -16,6 +16,8 @@ from tests.helpers import EXAMPLE_NAMES, EXAMPLES, downgrade
 from backflush.domain.journal import KindFigures, entry_kind, summarize
 from backflush.formats.scenario import read_scenario
 from backflush.reports import plain, tables
+from backflush.reports.analysis import variance_analysis_table
+from backflush.reports.flags import flags_table, red_flags
 from backflush.reports.statements import statements_table
 from backflush.reports.throughput import throughput_table
 from backflush.run import run_scenario
@@ -92,6 +94,8 @@ def test_tables_drawn_fast_are_what_rich_prints(name: str) -> None:
         throughput_table,
         statements_table,
         lambda b: tables.journal_table(b, b.entries()),
+        lambda b: flags_table(red_flags(b)),  # cells of two lines
+        variance_analysis_table,
     ]
     fast = 0
     for make in makers:
@@ -116,3 +120,16 @@ def test_a_large_table_is_drawn_whole_one_line_per_row() -> None:
     assert len(body) == 2 * (plain.LARGE + 1) - 1  # rows and the lines between them
     assert body[0].endswith("│     0.00 │") and body[-1].endswith("│ 1,000.00 │")
     assert text[-1].startswith("└") and len({len(line) for line in text[1:]}) == 1
+
+
+def test_a_large_table_with_cells_of_two_lines_draws_each_line() -> None:
+    table = Table(title="Red flags", title_justify="left")
+    table.add_column("subject")
+    table.add_column("figure vs threshold")
+    for n in range(plain.LARGE + 1):
+        table.add_row(f"C{n:04}", f"{n}.0%\nvs > 5%")
+    text = _drawn(table, 20).splitlines()
+    body = text[4:-1]
+    assert len(body) == 2 * (plain.LARGE + 1)  # two lines a row, nothing between rows
+    assert body[:2] == ["│ C0000   │ 0.0%                │", "│         │ vs > 5%             │"]
+    assert len({len(line) for line in text[1:]}) == 1

@@ -147,7 +147,7 @@ class MarginRow:
         return (self.gross_margin * 100 / self.sales).quantize(Decimal("0.1"), context=CONTEXT)
 
 
-def _by_item(sums: ItemSums, accounts: tuple[Account, ...]) -> dict[tuple[Account, str], Decimal]:
+def by_item(sums: ItemSums, accounts: tuple[Account, ...]) -> dict[tuple[Account, str], Decimal]:
     """``sums`` on ``accounts``, summed by (account, item) over the elements."""
     found: dict[tuple[Account, str], Decimal] = {}
     for (account, _, item), value in sums.items():
@@ -164,7 +164,7 @@ def margins(book: Book, selection: Selection = Selection()) -> list[MarginRow]:
         return _periodic_margins(book, selection)
     rows: list[MarginRow] = []
     for period in selection.periods(book):
-        totals = _by_item(own_activity(book, period), (Account.SALES, Account.COGS))
+        totals = by_item(own_activity(book, period), (Account.SALES, Account.COGS))
         flows = book.flows.get(period, {})
         for item in sorted({item for _, item in totals}):
             if not selection.covers(item, book.master):

@@ -75,7 +75,7 @@ from backflush.book import Book
 from backflush.domain.model import Account, next_period, period_bounds, period_of
 from backflush.domain.money import CONTEXT, ZERO, fmt
 from backflush.engine.standards import StandardError
-from backflush.reports.analysis import own_activity
+from backflush.reports.analysis import by_item, own_activity
 from backflush.reports.close import aging
 from backflush.reports.document import money
 from backflush.reports.statements import statements
@@ -566,7 +566,7 @@ def _material_drift(book: Book, period: str, limits: Thresholds) -> list[Flag]:
     book's figure is its own: no second flag)."""
     flags: list[Flag] = []
     currency = book.settings.currency
-    own = own_activity(book, period)
+    prices = by_item(own_activity(book, period), (Account.PURCHASE_PRICE_VARIANCE,))
     received = {
         item: quantity
         for (item, flow), quantity in book.flows.get(period, {}).items()
@@ -575,8 +575,7 @@ def _material_drift(book: Book, period: str, limits: Thresholds) -> list[Flag]:
     if len(received) < 2:
         return flags
     for item, bought in at_standard(book, period, "received").items():
-        ppv = Account.PURCHASE_PRICE_VARIANCE
-        price = sum((v for (a, _, i), v in own.items() if a is ppv and i == item), ZERO)
+        price = prices.get((Account.PURCHASE_PRICE_VARIANCE, item), ZERO)
         if item not in received or bought <= 0 or not price:
             continue
         share = ratio(price, bought)

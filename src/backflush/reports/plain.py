@@ -3,9 +3,10 @@
 Rich lays a table out cell by cell (measuring, wrapping, cropping): a valuation of thousands
 of items takes seconds, the journal of one period of a book of a million events (hundreds of
 thousands of lines) minutes. These functions draw the same box (Rich's default, heavy head)
-with columns at the width of their contents, one line per row: when the table fits the
-console that is exactly what Rich prints without a terminal; a wider table is not wrapped or
-cut to the console's width (a journal stays one line per journal line, nothing elided).
+with columns at the width of their contents, one line per row (or per line of its tallest
+cell): when the table fits the console that is exactly what Rich prints without a terminal;
+a wider table is not wrapped or cut to the console's width (a journal stays one line per
+journal line, nothing elided).
 """
 
 from __future__ import annotations
@@ -39,12 +40,22 @@ def lines(
         kept.pop()
     cells = [row for row in kept if row is not None]
     widths = [
-        max((_width(h), *(_width(c) for c in column)))
+        max((_width(h), *(_cell_width(c) for c in column)))
         for h, column in zip(
             header, zip(*cells, strict=True) if cells else [()] * len(header), strict=True
         )
     ]
     ascii_only = all(c.isascii() for row in cells for c in row)
+
+    def draw_row(row: Sequence[str]) -> Iterator[str]:
+        """A row's lines: a cell of several lines (split at newlines) makes the row as tall,
+        its other cells blank below their text."""
+        if not any("\n" in cell for cell in row):
+            yield draw(row, "│")
+            return
+        parts = [cell.split("\n") for cell in row]
+        for n in range(max(map(len, parts))):
+            yield draw([part[n] if n < len(part) else "" for part in parts], "│")
 
     def draw(row: Sequence[str], edge: str) -> str:
         if ascii_only:
@@ -70,16 +81,22 @@ def lines(
     yield rule("┡", "━", "╇", "┩")
     between = rule("├", "─", "┼", "┤")
     for row in kept:
-        yield between if row is None else draw(row, "│")
+        if row is None:
+            yield between
+        else:
+            yield from draw_row(row)
     yield rule("└", "─", "┴", "┘")
 
 
+def _cell_width(cell: str) -> int:
+    return max(map(_width, cell.split("\n"))) if "\n" in cell else _width(cell)
+
+
 def _plain(cell: object) -> str | None:
-    """A cell's text without markup; None for a cell that is not text on one line."""
+    """A cell's text without markup (lines split at newlines); None for a cell not text."""
     if not isinstance(cell, str):
         return None
-    text = cell if "[" not in cell else render(cell, emoji=False).plain
-    return None if "\n" in text else text
+    return cell if "[" not in cell else render(cell, emoji=False).plain
 
 
 def table_lines(table: Table) -> Iterator[str] | None:
@@ -100,7 +117,7 @@ def table_lines(table: Table) -> Iterator[str] | None:
         return None
     header = [_plain(c.header) for c in table.columns]
     right = [c.justify == "right" for c in table.columns]
-    if any(h is None for h in header) or any(
+    if any(h is None or "\n" in h for h in header) or any(
         c.justify not in ("left", "right", "default") or c.min_width or c.max_width or c.width
         for c in table.columns
     ):
@@ -115,7 +132,7 @@ def table_lines(table: Table) -> Iterator[str] | None:
         if row.end_section:
             rows.append(None)
     title = _plain(table.title or "")
-    if title is None:
+    if title is None or "\n" in title:
         return None
     return lines(title, header, right, rows)  # type: ignore[arg-type]
 

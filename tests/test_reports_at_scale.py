@@ -4,6 +4,7 @@ text where Rich would draw them at their natural width."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from pathlib import Path
 
@@ -16,8 +17,11 @@ from tests.helpers import EXAMPLE_NAMES, EXAMPLES, downgrade
 from backflush.domain.journal import KindFigures, entry_kind, summarize
 from backflush.formats.scenario import read_scenario
 from backflush.reports import plain, tables
+from backflush.reports.accuracy import accuracy_table, bom_accuracy
 from backflush.reports.analysis import variance_analysis_table
+from backflush.reports.close import aging, aging_table
 from backflush.reports.flags import flags_table, red_flags
+from backflush.reports.standards import rollup, rollup_table
 from backflush.reports.statements import statements_table
 from backflush.reports.throughput import throughput_table
 from backflush.run import run_scenario
@@ -81,6 +85,9 @@ def _drawn(table: Table, width: int) -> str:
     return console.file.getvalue()  # type: ignore[attr-defined,no-any-return]
 
 
+YEAR_END = dt.date(2026, 12, 31)
+
+
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_tables_drawn_fast_are_what_rich_prints(name: str) -> None:
     book = run_scenario(read_scenario(EXAMPLES / f"{name}.yaml"))
@@ -96,6 +103,9 @@ def test_tables_drawn_fast_are_what_rich_prints(name: str) -> None:
         lambda b: tables.journal_table(b, b.entries()),
         lambda b: flags_table(red_flags(b)),  # cells of two lines
         variance_analysis_table,
+        lambda b: accuracy_table(bom_accuracy(b, b.periods()[0])),
+        lambda b: aging_table(aging(b, YEAR_END, every=True), YEAR_END),
+        lambda b: rollup_table(YEAR_END, rollup(b.standards, YEAR_END), b.settings.currency, None),
     ]
     fast = 0
     for make in makers:

@@ -193,7 +193,7 @@ def run(
         if as_json:
             print_json(document(book))
         else:
-            out.print(tables.period_report(book, book.journal, len(scenario.events)))
+            print_report(tables.period_report(book, book.journal, len(scenario.events)))
 
     guarded(go, writes=False, outcome="the run stops here")
 
@@ -956,14 +956,14 @@ def report(
             if what is ReportKind.summary:
                 # one transaction: the three agree
                 book, figures, count = store.summary(period_sums=sums)
-                _print(tables.period_report(book, figures, count))
+                print_report(tables.period_report(book, figures, count))
             else:
                 book = store.load(period_sums=sums)
-                _print(_report_table(book, [], 0, what, selection, by))
+                print_report(_report_table(book, [], 0, what, selection, by))
             return
         if what is ReportKind.journal and limit and not (html or xlsx or csv_folder or as_json):
             book, page, total = store.journal_page(period, limit)
-            _print(tables.journal_table(book, [e for _, e in page], [n for n, _ in page]))
+            print_report(tables.journal_table(book, [e for _, e in page], [n for n, _ in page]))
             if total > len(page):
                 out.print(
                     f"the first {len(page):,} of {total:,} entries"
@@ -996,16 +996,16 @@ def report(
             header, right = tables.JOURNAL_HEADER, tables.JOURNAL_RIGHT
             plain.write_lines(out, plain.lines("Journal", header, right, rows))
         else:
-            _print(_report_table(book, numbered, count, what, selection, by))
+            print_report(_report_table(book, numbered, count, what, selection, by))
 
     guarded(go, writes=False, db=db)
 
 
-def _print(report: RenderableType) -> None:
+def print_report(report: RenderableType) -> None:
     """Print a report; its tables through :func:`plain.print_table` (fast for big ones)."""
     if isinstance(report, Group):
         for part in report.renderables:
-            _print(part)
+            print_report(part)
     elif isinstance(report, Table):
         plain.print_table(out, report)
     else:
@@ -1148,7 +1148,7 @@ def flags(
         if as_json:
             print_json(flags_document(found, limits))
         else:
-            out.print(flags_table(found))
+            print_report(flags_table(found))
 
     guarded(go, writes=False, db=db)
 
@@ -1236,7 +1236,7 @@ def demo(
         store = Store(db)
         _import(store, scenario)
         book, figures, count = store.summary()
-        out.print(tables.period_report(book, figures, count))
+        print_report(tables.period_report(book, figures, count))
         out.print(
             f"\nThe demo book is in [bold]{escape(store.display_url)}[/]. Try:\n"
             f"  backflush report --db {escape(db)} --what journal --period 2026-01\n"

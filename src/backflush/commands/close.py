@@ -26,6 +26,7 @@ from backflush.cli import (
     guarded,
     out,
     print_json,
+    print_report,
 )
 from backflush.domain import model as m
 from backflush.domain.money import fmt
@@ -178,7 +179,7 @@ def list_(
         if as_json:
             print_json(reports.aging_document(rows, on))
             return
-        out.print(reports.aging_table(rows, on))
+        print_report(reports.aging_table(rows, on))
         if not rows:
             out.print("No backflush exceptions." if every else "No open backflush exceptions.")
 

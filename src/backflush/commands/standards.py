@@ -29,6 +29,7 @@ from backflush.cli import (
     guarded,
     out,
     print_json,
+    print_report,
 )
 from backflush.domain import model as m
 from backflush.domain.money import decimals, fmt
@@ -197,7 +198,7 @@ def picklist(
         if as_json:
             print_json(reports.pick_list_document(found))
         else:
-            out.print(reports.pick_list_table(found, currency))
+            print_report(reports.pick_list_table(found, currency))
 
     guarded(go, writes=False, db=db)
 
@@ -232,7 +233,7 @@ def bom(
         if as_json:
             print_json({"cost_set": cost_set, **reports.indented_bom_document(found)})
         else:
-            out.print(reports.indented_bom_table(found, source.settings.currency))
+            print_report(reports.indented_bom_table(found, source.settings.currency))
 
     guarded(go, writes=False, db=db)
 
@@ -255,7 +256,7 @@ def where_used(
         elif not rows:
             out.print(f"{escape(component)} is on no BOM effective on {on.isoformat()}")
         else:
-            out.print(reports.where_used_table(component, on, rows))
+            print_report(reports.where_used_table(component, on, rows))
 
     guarded(go, writes=False, db=db)
 
@@ -300,7 +301,7 @@ def bom_accuracy(
         if as_json:
             print_json(accuracy.accuracy_document(found))
         else:
-            out.print(accuracy.accuracy_table(found))
+            print_report(accuracy.accuracy_table(found))
 
     guarded(go, writes=False, db=db)
 
@@ -354,7 +355,7 @@ def rollup(
         if as_json:
             print_json(reports.rollup_document(on, rows, cost_set))
         else:
-            out.print(reports.rollup_table(on, rows, source.settings.currency, cost_set))
+            print_report(reports.rollup_table(on, rows, source.settings.currency, cost_set))
 
     guarded(go, writes=False, db=db)
 
@@ -392,7 +393,7 @@ def compare(
         elif not found.rows:
             out.print(f"no standard differs between {escape(against)} and {escape(cost_set)}")
         else:
-            out.print(reports.comparison_table(found))
+            print_report(reports.comparison_table(found))
 
     guarded(go, writes=False, db=db)
 
@@ -458,7 +459,7 @@ def release(
             soft_wrap=True,
         )
         if found.rows:
-            out.print(reports.comparison_table(found))
+            print_report(reports.comparison_table(found))
         else:
             out.print("no standard changes")
         out.print(

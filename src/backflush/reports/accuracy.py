@@ -83,9 +83,12 @@ def bom_accuracy(book: Book, period: str, threshold: Decimal = DEFAULT_THRESHOLD
     flows = book.flows.get(period, {})
     last = period_bounds(period)[1]
     closing = book.on_hand_through(period)
+    by_item: dict[str, dict[str, Decimal]] = {}
+    for (item, flow), quantity in flows.items():
+        by_item.setdefault(item, {})[flow] = quantity
     rows: list[AccuracyRow] = []
     for component in sorted({item for item, flow in flows if flow in (*THEORETICAL, "counted")}):
-        mine = {flow: q for (item, flow), q in flows.items() if item == component}
+        mine = by_item[component]
         theoretical = -sum((mine.get(f, ZERO) for f in THEORETICAL), ZERO)
         counted = mine.get("counted", ZERO)
         received = mine.get("received", ZERO)

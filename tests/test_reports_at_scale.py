@@ -18,7 +18,7 @@ from backflush.domain.journal import KindFigures, entry_kind, summarize
 from backflush.formats.scenario import read_scenario
 from backflush.reports import plain, tables
 from backflush.reports.accuracy import accuracy_table, bom_accuracy
-from backflush.reports.analysis import variance_analysis_table
+from backflush.reports.analysis import margin_table, variance_analysis_table
 from backflush.reports.close import aging, aging_table
 from backflush.reports.flags import flags_table, red_flags
 from backflush.reports.standards import rollup, rollup_table
@@ -103,6 +103,7 @@ def test_tables_drawn_fast_are_what_rich_prints(name: str) -> None:
         lambda b: tables.journal_table(b, b.entries()),
         lambda b: flags_table(red_flags(b)),  # cells of two lines
         variance_analysis_table,
+        margin_table,  # no vertical rules, collapsed padding
         lambda b: accuracy_table(bom_accuracy(b, b.periods()[0])),
         lambda b: aging_table(aging(b, YEAR_END, every=True), YEAR_END),
         lambda b: rollup_table(YEAR_END, rollup(b.standards, YEAR_END), b.settings.currency, None),

@@ -12,8 +12,10 @@ journal line, nothing elided).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 from rich import box
+from rich.box import HEAVY_HEAD, Box
 from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import render
@@ -30,8 +32,23 @@ def _width(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
 
 
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """How a table is framed: its box (Rich's), whether its outer cells are padded, whether
+    the padding of neighbouring cells collapses into one space, each column's least width."""
+
+    box: Box = HEAVY_HEAD
+    pad_edge: bool = True
+    collapse_padding: bool = False
+    min_widths: Sequence[int] = ()
+
+
 def lines(
-    title: str, header: Sequence[str], right: Sequence[bool], rows: Iterable[Row]
+    title: str,
+    header: Sequence[str],
+    right: Sequence[bool],
+    rows: Iterable[Row],
+    frame: Frame = Frame(),
 ) -> Iterator[str]:
     """The table's lines: ``title`` above it (plain text), ``header`` and ``rows`` of plain
     text, columns flagged in ``right`` justified right."""
@@ -39,53 +56,77 @@ def lines(
     while kept and kept[-1] is None:  # no line between the last section and the bottom
         kept.pop()
     cells = [row for row in kept if row is not None]
+    least = list(frame.min_widths) or [0] * len(header)
     widths = [
-        max((_width(h), *(_cell_width(c) for c in column)))
-        for h, column in zip(
-            header, zip(*cells, strict=True) if cells else [()] * len(header), strict=True
+        max((_width(h), floor, *(_cell_width(c) for c in column)))
+        for h, floor, column in zip(
+            header,
+            least,
+            zip(*cells, strict=True) if cells else [()] * len(header),
+            strict=True,
         )
     ]
     ascii_only = all(c.isascii() for row in cells for c in row)
+    # Each column's padding (left, right) as Rich pads cells of padding (0, 1, 0, 1).
+    last = len(widths) - 1
+    pads = [
+        (
+            0 if (n == 0 and not frame.pad_edge) or (n > 0 and frame.collapse_padding) else 1,
+            0 if n == last and not frame.pad_edge else 1,
+        )
+        for n in range(len(widths))
+    ]
+    spans = [left + width + right for width, (left, right) in zip(widths, pads, strict=True)]
+    frame_box = frame.box
 
     def draw_row(row: Sequence[str]) -> Iterator[str]:
         """A row's lines: a cell of several lines (split at newlines) makes the row as tall,
         its other cells blank below their text."""
+        edges = (frame_box.mid_left, frame_box.mid_vertical, frame_box.mid_right)
         if not any("\n" in cell for cell in row):
-            yield draw(row, "│")
+            yield draw(row, edges)
             return
         parts = [cell.split("\n") for cell in row]
         for n in range(max(map(len, parts))):
-            yield draw([part[n] if n < len(part) else "" for part in parts], "│")
+            yield draw([part[n] if n < len(part) else "" for part in parts], edges)
 
-    def draw(row: Sequence[str], edge: str) -> str:
+    margins = [(" " * before, " " * after) for before, after in pads]
+
+    def draw(row: Sequence[str], edges: tuple[str, str, str]) -> str:
         if ascii_only:
             padded = [
-                cell.rjust(width) if flush_right else cell.ljust(width)
-                for cell, width, flush_right in zip(row, widths, right, strict=True)
+                before + (cell.rjust(width) if flush_right else cell.ljust(width)) + after
+                for cell, width, (before, after), flush_right in zip(
+                    row, widths, margins, right, strict=True
+                )
             ]
         else:
             padded = []
-            for cell, width, flush_right in zip(row, widths, right, strict=True):
+            for cell, width, (before, after), flush_right in zip(
+                row, widths, margins, right, strict=True
+            ):
                 pad = " " * (width - _width(cell))
-                padded.append(pad + cell if flush_right else cell + pad)
-        return f"{edge} " + f" {edge} ".join(padded) + f" {edge}"
+                padded.append(before + (pad + cell if flush_right else cell + pad) + after)
+        start, between, end = edges
+        return start + between.join(padded) + end
 
     def rule(left: str, line: str, cross: str, end: str) -> str:
-        return left + cross.join(line * (w + 2) for w in widths) + end
+        return left + cross.join(line * span for span in spans) + end
 
-    total = sum(widths) + 3 * len(widths) + 1
+    total = sum(spans) + len(spans) + 1
     if title:
         yield title + " " * (total - _width(title))
-    yield rule("┏", "━", "┳", "┓")
-    yield draw(header, "┃")
-    yield rule("┡", "━", "╇", "┩")
-    between = rule("├", "─", "┼", "┤")
+    b = frame_box
+    yield rule(b.top_left, b.top, b.top_divider, b.top_right)
+    yield draw(header, (b.head_left, b.head_vertical, b.head_right))
+    yield rule(b.head_row_left, b.head_row_horizontal, b.head_row_cross, b.head_row_right)
+    between = rule(b.row_left, b.row_horizontal, b.row_cross, b.row_right)
     for row in kept:
         if row is None:
             yield between
         else:
             yield from draw_row(row)
-    yield rule("└", "─", "┴", "┘")
+    yield rule(b.bottom_left, b.bottom, b.bottom_divider, b.bottom_right)
 
 
 def _cell_width(cell: str) -> int:
@@ -100,12 +141,17 @@ def _plain(cell: object) -> str | None:
 
 
 def table_lines(table: Table) -> Iterator[str] | None:
-    """The lines of a Rich ``table`` made as the reports make theirs (default box, header,
-    edges and padding; text cells; a plain title); None when it is made otherwise."""
+    """The lines of a Rich ``table`` made as the reports make theirs (Rich's default box or
+    the simple head, header, edges, default padding; text cells; a plain title); None when
+    it is made otherwise."""
     if (
-        table.box is not box.HEAVY_HEAD
+        table.box not in (box.HEAVY_HEAD, box.SIMPLE_HEAD)
+        or table.safe_box
         or not table.show_header
         or not table.show_edge
+        or table.show_footer
+        or table.show_lines
+        or table.leading
         or table.padding != (0, 1, 0, 1)
         or table.caption
         or table.expand
@@ -118,7 +164,7 @@ def table_lines(table: Table) -> Iterator[str] | None:
     header = [_plain(c.header) for c in table.columns]
     right = [c.justify == "right" for c in table.columns]
     if any(h is None or "\n" in h for h in header) or any(
-        c.justify not in ("left", "right", "default") or c.min_width or c.max_width or c.width
+        c.justify not in ("left", "right", "default") or c.max_width or c.width
         for c in table.columns
     ):
         return None
@@ -134,7 +180,13 @@ def table_lines(table: Table) -> Iterator[str] | None:
     title = _plain(table.title or "")
     if title is None or "\n" in title:
         return None
-    return lines(title, header, right, rows)  # type: ignore[arg-type]
+    frame = Frame(
+        table.box,
+        table.pad_edge,
+        table.collapse_padding,
+        [c.min_width or 0 for c in table.columns],
+    )
+    return lines(title, header, right, rows, frame)  # type: ignore[arg-type]
 
 
 def print_table(console: Console, table: Table) -> None:

@@ -4,6 +4,7 @@ refused), stderr."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -741,7 +742,7 @@ def test_a_book_of_a_newer_version_is_named_so_and_left_alone(tmp_path: Path) ->
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE alembic_version SET version_num = ?", (newer,))
     conn.close()
-    before = db.read_bytes()
+    before = _dump(db)
     for command in (["report"], ["init"], ["post", "-f", "-"]):
         result = cli(*command, "--db", db)
         assert result.exit_code == 2, result.output
@@ -750,7 +751,14 @@ def test_a_book_of_a_newer_version_is_named_so_and_left_alone(tmp_path: Path) ->
             f"this version knows up to {SCHEMA_REVISION}): upgrade backflush to read it"
         ) in " ".join(result.stderr.split()), command
         assert "Traceback" not in result.output
-    assert db.read_bytes() == before
+    assert _dump(db) == before
+
+
+def _dump(db: Path) -> list[str]:
+    """The book's content as SQL (not its bytes: a store's close may move what the
+    write-ahead log holds into the file, the same content)."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return list(conn.iterdump())
 
 
 def test_backup_copies_what_the_write_ahead_log_holds_and_close_checkpoints_it(

@@ -12,6 +12,7 @@ import openpyxl
 import pytest
 from typer.testing import CliRunner
 
+from backflush.book import Book
 from backflush.cli import app
 from backflush.domain.model import Account, Policy
 from backflush.domain.money import ZERO
@@ -247,6 +248,79 @@ def test_throughput_leaves_out_the_conversion_of_finished_goods_scrapped_or_lost
     jan = throughput(book, "2026-01")
     assert jan.material_variances == 4 - 4  # usage 6 less conversion 2; revaluation of 4 F
     assert jan.income - jan.net_profit == jan.inventory - jan.inventory_material
+
+
+def _absorbed_apart(book: Book) -> dict[str, Decimal]:
+    """Per period, how far net profit and income are apart beyond what inventory absorbs
+    beyond its material in the period (nothing: the two views agree)."""
+    found, absorbed = {}, ZERO
+    for period in book.periods():
+        t = throughput(book, period)
+        now = t.inventory - t.inventory_material
+        found[period] = t.income - t.net_profit - (now - absorbed)
+        absorbed = now
+    return found
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_throughput_and_income_differ_by_what_inventory_absorbs(name: str) -> None:
+    book = run_scenario(read_scenario(EXAMPLES / f"{name}.yaml"))
+    assert set(_absorbed_apart(book).values()) == {ZERO}
+
+
+def test_throughput_of_a_periodic_book_counts_what_the_close_finds_missing() -> None:
+    """The periodic count example: January buys 1000 PART at 2.10 and 300 BOARD at 4.90
+    (3,570.00; 3,500.00 at standard, 70.00 of price variance) and ends with 1,830.00 of
+    material at standard; the count finds 290 PART where 300 should be: 10 x 2.00 lost,
+    which the close leaves in COGS. The material spent is 3,570 - 1,830 = 1,740: the 150
+    GADGET sold hold 150 x 11.00 = 1,650, the rest, 90.00, is variance (70 price, 20 lost).
+    February: 20.00 of price variance on BOARD and 2 BOARD counted missing (10.00)."""
+    book = run_scenario(read_scenario(EXAMPLES / "count_periodic.yaml"))
+    jan, feb = (throughput(book, p) for p in ("2026-01", "2026-02"))
+    assert (jan.material_sold, jan.material_variances, jan.inventory_material) == (
+        1650,
+        90,
+        1830,
+    )
+    assert (jan.net_profit, feb.material_variances, feb.net_profit) == (260, 30, 2890)
+
+
+def test_throughput_leaves_out_the_conversion_a_scrapped_assembly_held_in_sequential() -> None:
+    """Sequential costing values SUB at 1.00 of A and 1.00 of labor: an F completed with one
+    scrapped takes its SUB, 2.00, to usage, of which 1.00 is SUB's conversion (an operating
+    expense when incurred): throughput counts 1.00 of material."""
+    text = """
+book: {name: S, currency: USD, triggers: sequential, disposition: cogs}
+items:
+  - {id: A, kind: material, standard_cost: "1.00"}
+  - {id: SUB, kind: subassembly, standard_cost: {conversion: {labor: "1.00"}}}
+  - {id: F, kind: finished, standard_cost: {conversion: {labor: "1.00"}}}
+boms:
+  - {item: SUB, lines: [{component: A, quantity: "1"}]}
+  - {item: F, lines: [{component: SUB, quantity: "1"}]}
+events:
+  - {id: p1, date: 2026-01-05, type: purchase, item: A, quantity: "10", unit_cost: "1.00"}
+  - {id: cs, date: 2026-01-10, type: completion, item: SUB, quantity: "5"}
+  - {id: cf, date: 2026-01-12, type: completion, item: F, quantity: "1", scrapped: "1"}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+"""
+    book = run_scenario(parse_scenario(text, "sequential.yaml"))
+    assert book.period_variances("2026-01")["material_usage"] == 2
+    assert book.lost_conversion("2026-01") == 1
+    jan = throughput(book, "2026-01")
+    assert (jan.material_variances, jan.net_profit, jan.inventory_material) == (1, -1, 9)
+    assert _absorbed_apart(book) == {"2026-01": ZERO}
+
+
+def test_throughput_values_stock_at_the_standards_the_book_holds_it_at() -> None:
+    """M's new standard (3.00 from 15 January) is adopted by the first event on or after
+    that day: until then the stock of the open period is at 2.00, in both views."""
+    text = F_OF_M.replace("2026-01-15", "2026-01-20")
+    book = run_scenario(parse_scenario(text, "pending.yaml"))
+    assert book.epoch < dt.date(2026, 1, 20)
+    jan = throughput(book, "2026-01")
+    assert (jan.inventory_material, jan.inventory) == (12, 18)  # 6 F at 2.00 (+ 1.00)
+    assert _absorbed_apart(book) == {"2026-01": ZERO}
 
 
 def test_throughput_report_through_the_command_line(tmp_path: Path) -> None:

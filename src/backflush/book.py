@@ -497,8 +497,12 @@ class Book:
     def standard_content(self, period: str) -> dict[Account, dict[str, Decimal]]:
         """Standard cost by element (``material``, ``labor``, ...) that the inventory accounts
         hold at the end of ``period`` (at the standards in force then) and that cost of goods
-        sold took in it (as the sales were costed): what a prorated variance is spread by."""
+        sold took in it (as the sales were costed): what a prorated variance is spread by.
+        Standards in force by then that no event has adopted yet do not value the stock yet:
+        it is at the book's (a close adopts them first)."""
         on = period_bounds(period)[1]
+        if self.standards.epoch(on) > self.epoch:
+            on = self.epoch
         found: dict[Account, dict[str, Decimal]] = {}
 
         def add(account: Account, elements: Mapping[str, Decimal], times: Decimal) -> None:

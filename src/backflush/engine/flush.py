@@ -572,6 +572,10 @@ def _sequential_completion(
         done.add_holding(holding, event.quantity, +1)
     if event.scrapped:
         done.add(Account.MATERIAL_USAGE_VARIANCE, event.scrapped * cost.material, item=event.item)
+        # Its "material" holds the conversion of lower levels, lost with the scrapped units.
+        lower = sum((amount for element, amount in cost.rolled if element != MATERIAL), ZERO)
+        if lower:
+            effects.memo.append((LOST_CONVERSION, event.scrapped * lower))
     done.add(
         Account.WORK_IN_PROCESS, -(event.quantity * cost.total + event.scrapped * cost.material)
     )

@@ -2,9 +2,12 @@
 
 Throughput accounting inventories only materials: throughput = sales - the material of what
 was sold (at standard, plus the material variances of the period: purchase price, usage and
-count adjustments, less the conversion of finished goods scrapped or counted missing, and the
-material share of the revaluation variance, as new standards revalue the stock); all
-conversion is an operating expense of the period it is incurred in. The absorption figures
+count adjustments, less the conversion of finished goods scrapped or counted missing, and of
+lower levels inside assemblies scrapped under sequential costing, and the material share of
+the revaluation variance, as new standards revalue the stock; under the periodic methods,
+which post no usage or count variance, what the period bought less the growth of its
+material in stock, beyond the material sold); all conversion is an operating expense of the
+period it is incurred in. The absorption figures
 differ by the conversion that inventory absorbs: net profit here and income there move apart
 when stock is built and come back together when it is sold. The rounding variance, which is
 of no element, is left out: the two may differ by its pennies.
@@ -13,14 +16,15 @@ of no element, is left out: the two may differ by its pennies.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from decimal import Decimal
 
 from rich.table import Table
 
 from backflush.book import Book
-from backflush.domain.model import INVENTORY_ACCOUNTS, Account
+from backflush.domain.model import INVENTORY_ACCOUNTS, Account, period_bounds, period_of
 from backflush.domain.money import ZERO, round_money
-from backflush.engine.close import MATERIAL
+from backflush.engine.close import MATERIAL, Content
 from backflush.reports.document import gross_margin
 from backflush.reports.tables import figures_table
 from backflush.reports.variants import INVENTORY, RESULT_ACCOUNTS
@@ -63,18 +67,36 @@ def throughput(book: Book, period: str) -> Throughput:
     def rounded(value: Decimal) -> Decimal:
         return round_money(value, currency, rounding)
 
+    def material_in_stock(content: Content) -> Decimal:
+        return rounded(
+            sum((content.get(a, {}).get(MATERIAL, ZERO) for a in INVENTORY_ACCOUNTS), ZERO)
+        )
+
     stock = book.balances_through(period)
+    material_sold = rounded(content.get(Account.COGS, {}).get(MATERIAL, ZERO))
+    inventory_material = material_in_stock(content)
+    if book.settings.triggers.periodic:
+        # Scrap, counts and usage post nothing here: what the close finds missing is in
+        # COGS. The material spent is what the period bought (at its price) less what its
+        # stock of material grew by, at standard; beyond the material of the units sold, a
+        # variance.
+        before = period_of(period_bounds(period)[0] - dt.timedelta(days=1))
+        opening = material_in_stock(book.standard_content(before))
+        spent = -moved(Account.ACCOUNTS_PAYABLE) - (inventory_material - opening)
+        material_variances = spent - material_sold
+    else:
+        material_variances = (
+            sum((variances.get(k, ZERO) for k in MATERIAL_VARIANCES), ZERO)
+            - rounded(book.lost_conversion(period))
+            - rounded(book.revalued(period).get(MATERIAL, ZERO))
+        )
     return Throughput(
         period,
         sales=-moved(Account.SALES),
-        material_sold=rounded(content.get(Account.COGS, {}).get(MATERIAL, ZERO)),
-        material_variances=sum((variances.get(k, ZERO) for k in MATERIAL_VARIANCES), ZERO)
-        - rounded(book.lost_conversion(period))
-        - rounded(book.revalued(period).get(MATERIAL, ZERO)),
+        material_sold=material_sold,
+        material_variances=material_variances,
         operating_expense=-moved(Account.ACCRUED_CONVERSION),
-        inventory_material=rounded(
-            sum((content.get(a, {}).get(MATERIAL, ZERO) for a in INVENTORY_ACCOUNTS), ZERO)
-        ),
+        inventory_material=inventory_material,
         gross_margin=gross_margin(activity),
         income=-moved(*RESULT_ACCOUNTS),
         inventory=sum((v for (a, _), v in stock.items() if a in INVENTORY), ZERO),

@@ -2,11 +2,11 @@
 
 Rich lays a table out cell by cell (measuring, wrapping, cropping): a valuation of thousands
 of items takes seconds, the journal of one period of a book of a million events (hundreds of
-thousands of lines) minutes. These functions draw the same box (Rich's default, heavy head)
-with columns at the width of their contents, one line per row (or per line of its tallest
-cell): when the table fits the console that is exactly what Rich prints without a terminal;
-a wider table is not wrapped or cut to the console's width (a journal stays one line per
-journal line, nothing elided).
+thousands of lines) minutes. These functions draw the same box (Rich's default, heavy head,
+or the simple head of tables without vertical rules) with columns at the width of their
+contents, one line per row (or per line of its tallest cell): when the table fits the console
+that is exactly what Rich prints without a terminal; a wider table is not wrapped or cut to
+the console's width (a journal stays one line per journal line, nothing elided).
 """
 
 from __future__ import annotations
@@ -77,12 +77,12 @@ def lines(
         for n in range(len(widths))
     ]
     spans = [left + width + right for width, (left, right) in zip(widths, pads, strict=True)]
-    frame_box = frame.box
+    b = frame.box
 
     def draw_row(row: Sequence[str]) -> Iterator[str]:
         """A row's lines: a cell of several lines (split at newlines) makes the row as tall,
         its other cells blank below their text."""
-        edges = (frame_box.mid_left, frame_box.mid_vertical, frame_box.mid_right)
+        edges = (b.mid_left, b.mid_vertical, b.mid_right)
         if not any("\n" in cell for cell in row):
             yield draw(row, edges)
             return
@@ -116,7 +116,6 @@ def lines(
     total = sum(spans) + len(spans) + 1
     if title:
         yield title + " " * (total - _width(title))
-    b = frame_box
     yield rule(b.top_left, b.top, b.top_divider, b.top_right)
     yield draw(header, (b.head_left, b.head_vertical, b.head_right))
     yield rule(b.head_row_left, b.head_row_horizontal, b.head_row_cross, b.head_row_right)

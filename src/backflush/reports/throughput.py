@@ -7,10 +7,10 @@ lower levels inside assemblies scrapped under sequential costing, and the materi
 the revaluation variance, as new standards revalue the stock; under the periodic methods,
 which post no usage or count variance, what the period bought less the growth of its
 material in stock, beyond the material sold); all conversion is an operating expense of the
-period it is incurred in. The absorption figures
-differ by the conversion that inventory absorbs: net profit here and income there move apart
-when stock is built and come back together when it is sold. The rounding variance, which is
-of no element, is left out: the two may differ by its pennies.
+period it is incurred in. The absorption figures differ by the conversion that inventory
+absorbs: net profit here and income there move apart when stock is built and come back
+together when it is sold. The rounding variance, which is of no element, is left out: the
+two may differ by its pennies.
 """
 
 from __future__ import annotations

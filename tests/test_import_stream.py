@@ -200,14 +200,15 @@ def test_json_numbers_are_exact_decimals(plant_url: str, tmp_path: Path) -> None
 
 
 def test_csv_layout(plant_url: str, tmp_path: Path) -> None:
-    """Columns in any order, a byte order mark, blank rows, short rows, spaces around cells."""
+    """Columns in any order, a byte order mark, blank rows, empty cells, spaces around cells
+    (RFC 4180: every row has a cell for each column; a row cut short is refused)."""
     path = tmp_path / "plant.csv"
     path.write_text(
         "\ufeffquantity, type ,item,date,id,unit_cost\n"
         "10,purchase,M,2026-01-05,p1,2.10\n"
         "\n"
         " 4 , purchase , K , 2026-01-05 , k1 , 0.50 \n"
-        "1,completion,F,2026-01-06,c1\n",
+        "1,completion,F,2026-01-06,c1,\n",
         encoding="utf-8",
     )
     store = master_book(plant_url, parse_scenario(PLANT))
@@ -264,7 +265,13 @@ def bad_rows(tmp_path: Path) -> list[tuple[Path, list[str]]]:
     lines = [json.dumps(row) for row in good]
     lines[2] = lines[2][:-3]
     malformed.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # A last line cut short (a copy stopped half way) would post what is left of it.
+    cut = write_events(tmp_path / "cut.csv", good[:3])
+    text = cut.read_text(encoding="utf-8").rstrip("\n")
+    cut.write_text(text[: text.rindex(",")] + "\n", encoding="utf-8")
+    columns = len(text.splitlines()[0].split(","))
     return [
+        (cut, [f"cut.csv row 4: {columns - 1} cells, but the header names {columns} columns"]),
         (write_events(tmp_path / "bad.jsonl", bad_field), ["bad.jsonl:3", "quantity", "three"]),
         (write_events(tmp_path / "bad.csv", bad_field), ["bad.csv row 4", "quantity", "three"]),
         (write_events(tmp_path / "bad.parquet", bad_field), ["bad.parquet row 3", "quantity"]),

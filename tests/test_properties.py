@@ -1930,7 +1930,26 @@ class Stream:
         come back as it is sold: up to the pennies of the rounding variance, of no element,
         which throughput leaves out, and half a minor unit for each of the five figures it
         rounds (material sold, lost conversion, revalued material, material in stock at the
-        start and at the end)."""
+        start and at the end).
+
+        Left out: a finished good in the BOM of stock that carries unallocated conversion (a
+        subassembly, a good costed at sale). Such stock's value on the books is read as all
+        material (Book._content), the finished good's own conversion with it: a known
+        limit of the throughput view."""
+        master, book_policy = self.plant.master, self.plant.settings.triggers
+        at_sale = (Policy.PURCHASE_SALE, Policy.SALE)
+        for parent, versions in master.boms.items():
+            item = master.items[parent]
+            holds_off_book = (
+                item.kind is not Kind.FINISHED or (item.policy or book_policy) in at_sale
+            )
+            finished = (
+                master.items[line.component].kind is Kind.FINISHED
+                for bom in versions
+                for line in bom.lines
+            )
+            if holds_off_book and any(finished):
+                return
         absorbed = ZERO
         for period in self.book.periods():
             figures = throughput(self.book, period)

@@ -427,6 +427,40 @@ ROUTER,,,,ASSY,0.2
     ]
 
 
+def test_a_csv_row_cut_short_is_refused(tmp_path: Path) -> None:
+    """Its last cells would read as empty (a scrap of 0, a cost cut to its first digits);
+    a row may end in blank columns the header does not name."""
+    write_csv(
+        tmp_path,
+        {
+            "items.csv": "id,kind,material_cost,,\nCHIP,material,2.40\nBOLT,material,0.1\n"[:-1],
+            "boms.csv": "item,line,component,quantity,scrap\nCASE,1,CHIP,2\n",
+        },
+    )
+    assert problems(tmp_path) == ["boms.csv row 2: 4 cells, but the header names 5 columns"]
+
+
+def test_a_formula_without_a_saved_value_is_not_an_empty_cell(tmp_path: Path) -> None:
+    """A workbook written by a program that does not compute formulas (openpyxl here) holds
+    no value for them: each is named, not read as empty (a scrap of 0)."""
+    book = Workbook()
+    items = book.active
+    assert items is not None
+    items.title = "items"
+    items.append(["id", "kind", "material_cost"])
+    items.append(["CHIP", "material", "=1+1.5"])
+    items.append(["CASE", "finished", None])
+    boms = book.create_sheet("boms")
+    boms.append(["item", "line", "component", "quantity", "scrap"])
+    boms.append(["CASE", 1, "CHIP", 2, "=0.02+0.03"])
+    book.save(tmp_path / "formulas.xlsx")
+    saved = "has no value saved in the workbook; open and save it in a spreadsheet program"
+    assert [p.split(" (which")[0] for p in problems(tmp_path / "formulas.xlsx")] == [
+        f"formulas.xlsx sheet items row 2, column material_cost: the formula =1+1.5 {saved}",
+        f"formulas.xlsx sheet boms row 2, column scrap: the formula =0.02+0.03 {saved}",
+    ]
+
+
 def test_csv_header_problems(tmp_path: Path) -> None:
     write_csv(
         tmp_path,

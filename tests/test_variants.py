@@ -312,6 +312,32 @@ events:
     assert _absorbed_apart(book) == {"2026-01": ZERO}
 
 
+def test_throughput_leaves_out_the_conversion_a_scrapped_good_held_in_its_component() -> None:
+    """F (one M, 1.00 of conversion) is costed at completion: it sits in finished goods at
+    2.00. G is made of one F: a G completed with one scrapped takes the F, 2.00, to usage,
+    of which F's conversion (1.00) was an operating expense when incurred."""
+    text = """
+book: {name: G, currency: USD, triggers: purchase+completion, disposition: cogs}
+items:
+  - {id: M, kind: material, standard_cost: "1.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: "1.00"}}
+  - {id: G, kind: finished}
+boms:
+  - {item: F, lines: [{component: M, quantity: "1"}]}
+  - {item: G, lines: [{component: F, quantity: "1"}]}
+events:
+  - {id: p1, date: 2026-01-05, type: purchase, item: M, quantity: "4", unit_cost: "1.00"}
+  - {id: cf, date: 2026-01-10, type: completion, item: F, quantity: "4"}
+  - {id: cg, date: 2026-01-12, type: completion, item: G, quantity: "1", scrapped: "1"}
+"""
+    book = run_scenario(parse_scenario(text, "component.yaml"))
+    assert book.period_variances("2026-01")["material_usage"] == 2
+    assert book.lost_conversion("2026-01") == 1
+    jan = throughput(book, "2026-01")
+    assert (jan.material_variances, jan.inventory_material) == (1, 3)  # 2 F and 1 G
+    assert _absorbed_apart(book) == {"2026-01": ZERO}
+
+
 def test_throughput_values_stock_at_the_standards_the_book_holds_it_at() -> None:
     """M's new standard (3.00 from 15 January) is adopted by the first event on or after
     that day: until then the stock of the open period is at 2.00, in both views."""

@@ -454,6 +454,16 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
         builder.add(Account.RAW_IN_PROCESS, -scrapped * cost.material)
         builder.add(Account.MATERIAL_USAGE_VARIANCE, scrapped * cost.material, item=event.item)
     _emit(effects, ctx, builder)
+    if scrapped:  # a component holding its conversion loses it with the scrapped units
+        lost = sum(
+            (
+                req.quantity * _conversion_held(req.component, event.date, ctx)
+                for req in requirements
+            ),
+            ZERO,
+        )
+        if lost:
+            effects.memo.append((LOST_CONVERSION, scrapped * lost))
 
 
 def _order_bom_usage(
@@ -633,18 +643,24 @@ def _lost_conversion(
     item: str, on: dt.date, quantity: Decimal, ctx: Context, effects: Effects
 ) -> None:
     """Note the conversion that ``quantity`` units of ``item`` lost (scrapped, or counted
-    missing; negative: found) took to a variance with their material, where the stock holds
-    its conversion in one figure: finished goods costed at completion, made items costed
-    sequentially (elsewhere conversion waits unallocated and is no part of the value)."""
-    if ctx.standards.master.items[item].kind is Kind.MATERIAL:
-        return
-    standards = ctx.standards
-    if standards.holding(item, on) != standards.holding(item, on, conversion=False):
-        return  # its conversion waits unallocated: left out of the value taken
-    elements = standards.unit_cost(item, on).by_element()
-    conversion = sum((v for e, v in elements.items() if e != MATERIAL), ZERO)
+    missing; negative: found) took to a variance with their material (see
+    :func:`_conversion_held`)."""
+    conversion = _conversion_held(item, on, ctx)
     if conversion:
         effects.memo.append((LOST_CONVERSION, quantity * conversion))
+
+
+def _conversion_held(item: str, on: dt.date, ctx: Context) -> Decimal:
+    """The conversion a unit of ``item`` in stock holds with its material, in one figure:
+    finished goods costed at completion, made items costed sequentially (elsewhere
+    conversion waits unallocated and is no part of the value; a material has none)."""
+    if ctx.standards.master.items[item].kind is Kind.MATERIAL:
+        return ZERO
+    standards = ctx.standards
+    if standards.holding(item, on) != standards.holding(item, on, conversion=False):
+        return ZERO  # its conversion waits unallocated: left out of the value taken
+    elements = standards.unit_cost(item, on).by_element()
+    return sum((v for e, v in elements.items() if e != MATERIAL), ZERO)
 
 
 def _count(event: Count, ctx: Context, effects: Effects) -> None:

@@ -308,7 +308,7 @@ def _csv_stream(source: str, stream: IO[bytes]) -> Iterator[Row]:
             where = f"{source} row {number}"
             if not any(cell.strip() for cell in cells):
                 continue
-            if len(cells) > len(names):
+            if len(cells) != len(names):  # fewer: a row cut short would post what is left
                 yield where, f"{len(cells)} cells, but the header names {len(names)} columns"
                 continue
             yield where, _present(names, (cell.strip() for cell in cells))

@@ -233,7 +233,8 @@ def _is_workbook(path: Path) -> bool:
 
 def _read(path: Path) -> _Reader:
     reader = _Reader()
-    if _is_workbook(path):
+    workbook = _is_workbook(path)
+    if workbook:
         sources = _workbook_sheets(path, reader.problems)
     elif path.is_dir():
         sources = _csv_files(path, reader.problems)
@@ -245,7 +246,8 @@ def _read(path: Path) -> _Reader:
         )
         sources = {}
     for name, (label, rows) in sources.items():
-        reader.assemble(name, _parse_table(TABLES[name], label, rows, reader.problems))
+        parsed = _parse_table(TABLES[name], label, rows, reader.problems, whole_rows=not workbook)
+        reader.assemble(name, parsed)
     if reader.problems:
         raise InputError(reader.problems)
     return reader
@@ -303,16 +305,27 @@ def _workbook_sheets(path: Path, problems: list[str]) -> dict[str, tuple[str, li
         return {}
     from openpyxl import load_workbook
 
-    try:
-        book = load_workbook(path, read_only=True, data_only=True)
-        sheets: dict[str, list[Sequence[Any]]] = {}
+    def read(values: bool) -> dict[str, list[Sequence[Any]]]:
+        """Each sheet's rows: the values a spreadsheet program saved, or the formulas."""
+        book = load_workbook(path, read_only=True, data_only=values)
         try:
-            for ws in book.worksheets:
-                rows: list[Sequence[Any]] = []
-                rows.extend(ws.iter_rows(values_only=True))
-                sheets[ws.title] = rows
+            return {ws.title: list(ws.iter_rows(values_only=True)) for ws in book.worksheets}
         finally:
             book.close()
+
+    try:
+        sheets = read(values=True)
+        if any(v is None for rows in sheets.values() for row in rows for v in row):
+            # An empty cell, or a formula whose value was never saved (a workbook written by
+            # a program that does not compute formulas): that is not an empty cell.
+            for title, rows in read(values=False).items():
+                sheets[title] = [
+                    [
+                        _Uncomputed(f) if v is None and isinstance(f, str) and f[:1] == "=" else v
+                        for v, f in zip(saved, formulas, strict=False)
+                    ]
+                    for saved, formulas in zip(sheets[title], rows, strict=False)
+                ]
     except Exception as error:  # openpyxl raises many kinds for a file that is not a workbook
         problems.append(f"{path.name}: not an XLSX workbook ({type(error).__name__}: {error})")
         return {}
@@ -330,16 +343,30 @@ def _workbook_sheets(path: Path, problems: list[str]) -> dict[str, tuple[str, li
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Uncomputed:
+    """A workbook's formula cell without a saved value."""
+
+    formula: str
+
+
 def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _parse_table(
-    table: Table, label: str, rows: Sequence[Sequence[Any]], problems: list[str]
+    table: Table,
+    label: str,
+    rows: Sequence[Sequence[Any]],
+    problems: list[str],
+    *,
+    whole_rows: bool = True,
 ) -> list[_Row]:
     """The data rows of one table with their cells parsed; header and cell problems added to
     ``problems``. Rows with a problem are left out (so that they cause no other), and so is
-    every row of a table with a bad header."""
+    every row of a table with a bad header. ``whole_rows``: a row has a cell for every column
+    the header names (CSV: one with fewer was cut short; a workbook's row ends at its last
+    value)."""
     if not rows or all(_empty(v) for v in rows[0]):
         if rows and any(not _empty(v) for row in rows for v in row):
             problems.append(f"{label} row 1: empty; the first row names the columns")
@@ -378,15 +405,29 @@ def _parse_table(
     if len(problems) > before:
         return []
     parsed = []
+    named = max(n for n, name in enumerate(header) if name) + 1  # (a blank column may end it)
     for number, cells in enumerate(rows[1:], 2):
         if all(_empty(v) for v in cells):
             continue
         row = _Row(number, f"{label} row {number}", {})
+        if whole_rows and len(cells) < named:  # (cut short, it would read as what is left)
+            problems.append(
+                f"{row.where}: {len(cells)} cells, but the header names {named} columns"
+            )
+            continue
         before = len(problems)
         refused: set[str] = set()
         for position, value in enumerate(cells):
             kind = types[position] if position < len(types) else None
             if _empty(value):
+                continue
+            if isinstance(value, _Uncomputed):
+                problems.append(
+                    f"{row.cell(header[position])}: the formula {value.formula} has no value "
+                    "saved in the workbook; open and save it in a spreadsheet program (which "
+                    "computes it), or enter the value"
+                )
+                refused.add(header[position])
                 continue
             if kind is None:
                 problems.append(

@@ -1016,3 +1016,24 @@ def test_the_valuation_counts_unsold_conversion_inventoried_off_the_books_once(
     ok("report", "--db", db, "--html", tmp_path / "report.html")
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert re.search(r"inventoried at close</td>(<td[^>]*></td>)*<td[^>]*>-300\.00", html)
+
+
+def test_a_stream_under_another_name_or_a_csv_posted_is_told_what_to_do(tmp_path: Path) -> None:
+    """A stream of events named .txt is read as a scenario (YAML), which it is not: the error
+    says so and names a stream's suffixes; post --file reads JSON lines, not a CSV file."""
+    db = tmp_path / "book.db"
+    ok("import", EXAMPLES / "potter.yaml", "--db", db)
+    events = tmp_path / "events.txt"
+    events.write_text('{"id": "a", "type": "close"}\n{"id": "b"}\n', encoding="utf-8")
+    message = " ".join(refused("import", events, "--db", db).split())
+    assert "malformed YAML" in message
+    assert (
+        f"{events}: read as a scenario file (YAML), as its suffix .txt is no stream's; a stream "
+        "of events is named .jsonl, .ndjson, .csv or .parquet"
+    ) in message
+    table = tmp_path / "events.csv"
+    table.write_text("id,type,date\nc,close,2026-05-31\n", encoding="utf-8")
+    assert " ".join(refused("post", "--file", table, "--db", db).split()) == (
+        f"error: {table}: post --file reads JSON lines; import a .csv file with backflush "
+        f"import {table}"
+    )

@@ -612,6 +612,13 @@ def post(
         if file is not None:
             if type_ is not None:
                 fail("give either --file or --type with its fields, not both", 2)
+            suffix = Path(file).suffix.lower()
+            if suffix in (streams.CSV, streams.PARQUET):
+                fail(
+                    f"{file}: post --file reads JSON lines; import a {suffix} file with "
+                    f"backflush import {file}",
+                    2,
+                )
             read = _events_from_lines(file, master, settings)
         elif type_ is not None:
             raw: dict[str, Any] = {

@@ -230,6 +230,10 @@ def _section(data: Mapping[str, Any], name: str, source: str, required: bool = T
     return value
 
 
+#: What a scenario file is named (JSON is YAML too).
+SCENARIO_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+
+
 def read_scenario(path: Path) -> Scenario:
     try:
         text = path.read_text(encoding="utf-8")
@@ -237,4 +241,15 @@ def read_scenario(path: Path) -> Scenario:
         raise InputError([f"{path}: cannot read: {error.strerror}"]) from None
     except UnicodeDecodeError:
         raise InputError([f"{path}: not UTF-8 text"]) from None
-    return parse_scenario(text, str(path))
+    try:
+        return parse_scenario(text, str(path))
+    except InputError as error:
+        if path.suffix.lower() in SCENARIO_SUFFIXES:
+            raise
+        # (a stream of events named otherwise is read as a scenario: say so)
+        suffix = f"suffix {path.suffix}" if path.suffix else "no suffix"
+        hint = (
+            f"{path}: read as a scenario file (YAML), as its {suffix} is no stream's; "
+            "a stream of events is named .jsonl, .ndjson, .csv or .parquet"
+        )
+        raise InputError([*error.problems, hint]) from None

@@ -136,7 +136,7 @@ YAML_CASES: dict[str, tuple[Callable[[str], str], str | None, list[str]]] = {
     "material without a standard": (
         replace('{id: K, kind: material, standard_cost: "0.50"}', "{id: K, kind: material}"),
         "id: K",
-        ["item K: missing standard: a material needs standard_cost"],
+        ["item K: standard_cost: empty; a material needs its standard cost"],
     ),
     "unknown shortage policy": (
         replace("shortage: queue", "shortage: sometimes"),

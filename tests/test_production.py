@@ -398,7 +398,7 @@ BAD_MASTER = {
     ),
     "component without standard": (
         MINIMAL.replace('standard_cost: "2.00"', "uom: KG"),
-        "item M: missing standard: a material needs standard_cost",
+        "item M: standard_cost: empty; a material needs its standard cost",
     ),
     "version gap": (
         MINIMAL.replace(

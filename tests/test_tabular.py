@@ -626,6 +626,7 @@ CHIP,material,1,-2.40,,
 BOLT,raw,1,0.10,,
 ROUTER,finished,0,,,-4.00
 KIT,finished,1,,1.1234567,
+NUT,material,1,,,
 """,
             "boms.csv": """\
 item,line,component,quantity,scrap
@@ -653,6 +654,8 @@ cost_set,effective,item,work_center,element,value
         "items.csv row 4, column lot_size: item ROUTER: expected more than zero (units per "
         "lot), got 0",
         "items.csv row 5, column conversion: item KIT: at most 6 decimals, got 1.1234567",
+        "items.csv row 6, column material_cost: item NUT: empty; a material needs its standard "
+        "cost",
         "boms.csv row 3, column quantity: BOM of ROUTER: line 1: expected more than zero, got 0",
         "routings.csv row 3, column work_center: routing of KIT: operations line 1: unknown "
         "work center 'NOWC'",

@@ -1075,7 +1075,7 @@ def _item(model: ItemModel, settings: m.Settings, where: str, problems: list[str
                 f"at most {PRICE_DECIMALS} decimals, got {value}"
             )
     if model.kind is m.Kind.MATERIAL and material is None:
-        problems.append(f"{here}: missing standard: a material needs standard_cost")
+        problems.append(f"{here}: standard_cost: empty; a material needs its standard cost")
     policy = model.triggers
     if policy is not None and (policy is m.Policy.SEQUENTIAL) != (
         settings.triggers is m.Policy.SEQUENTIAL

@@ -679,3 +679,17 @@ def test_load_problem_of_a_bom_line(tmp_path: Path) -> None:
         "boms.csv row 3, column component: BOM of ROUTER: line 1: unknown item 'NOPE'",
         "boms.csv row 3, column quantity: BOM of ROUTER: line 1: expected more than zero, got 0",
     ]
+
+
+def test_a_bad_element_name_is_named_in_the_element_column(tmp_path: Path) -> None:
+    write_csv(
+        tmp_path,
+        {
+            "items.csv": "id,kind,material_cost\nM,material,1\n",
+            "work_centers.csv": "work_center,element,rate\nW,labor,30\nW,lab:or,30\n",
+        },
+    )
+    assert load_problems(tmp_path) == [
+        "work_centers.csv row 3, column element: work center W: expected an element's name "
+        "without ':' (it separates the parts of keys), got 'lab:or'"
+    ]

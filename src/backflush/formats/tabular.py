@@ -37,7 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 from backflush.domain import model as m
 from backflush.formats import inputs
-from backflush.formats.inputs import InputError, build_master, to_date, to_decimal
+from backflush.formats.inputs import (
+    ELEMENT_PATTERN,
+    PATTERN_WORDS,
+    InputError,
+    build_master,
+    to_date,
+    to_decimal,
+)
 from backflush.formats.output import written
 
 if TYPE_CHECKING:  # openpyxl is imported where a workbook is read or written (a faster CLI)
@@ -672,6 +679,7 @@ def _work_centers(rows: list[_Row], reader: _Reader) -> None:
             at[element] = row
             rates[element] = rate
             reader.locate(head.where, f"rates.{element}", row, "rate")
+            reader.locate(head.where, f"rates.{element}{_ABOUT_ID}", row, "element")
         if named is not None:
             raw["name"] = named.values["name"]
             reader.locate(head.where, "name", named, "name")
@@ -784,8 +792,11 @@ _ASSEMBLE = {
 
 _NUMBERED = re.compile(r"(operations line|line|operation) \d+")
 #: Suffix of an index key used when a problem is about the id a field names, not its value
-#: ("materials.CHIP: unknown item" is about the item column, not the value column).
+#: ("materials.CHIP: unknown item" is about the item column, not the value column; so is
+#: "rates.lab:or: expected an element's name ..." about the element column).
 _ABOUT_ID = "#id"
+#: How a problem with an element's name begins.
+ELEMENT_NAME = PATTERN_WORDS[ELEMENT_PATTERN]
 
 
 def locate(problem: str, index: Index) -> str:
@@ -811,7 +822,7 @@ def locate(problem: str, index: Index) -> str:
         if found is None:
             continue
         text = ": ".join(segments[position + 1 :])
-        if text.startswith("unknown ") or " is a " in text:
+        if text.startswith(("unknown ", ELEMENT_NAME)) or " is a " in text:
             found = fields.get(context + segment + _ABOUT_ID, found)
         where, column = found
         rest = segments[:position] + segments[position + 1 :]

@@ -693,3 +693,36 @@ def test_a_bad_element_name_is_named_in_the_element_column(tmp_path: Path) -> No
         "work_centers.csv row 3, column element: work center W: expected an element's name "
         "without ':' (it separates the parts of keys), got 'lab:or'"
     ]
+
+
+def test_what_conflicts_with_the_book_is_named_by_its_row(tmp_path: Path) -> None:
+    """The book's NUT costs 0.05 and its ROUTER's BOM from the start takes 10 CHIP: tables
+    giving NUT at 0.06, or that BOM version with 12 CHIP, are refused at their rows (the store
+    refuses them too, knowing no rows)."""
+    book = load_master_tables(
+        write_csv(
+            tmp_path / "book",
+            {
+                "items.csv": "id,kind,material_cost,conversion\n"
+                "CHIP,material,2.40,\nNUT,material,0.05,\nROUTER,finished,,1.00\n",
+                "boms.csv": "item,component,quantity\nROUTER,CHIP,10\n",
+            },
+        ),
+        SETTINGS,
+    )
+    write_csv(
+        tmp_path / "again",
+        {
+            "items.csv": "id,kind,material_cost\nBOLT,material,0.10\nNUT,material,0.06\n",
+            "boms.csv": "item,component,quantity\nROUTER,CHIP,12\n",
+        },
+    )
+    with pytest.raises(InputError) as caught:
+        load_master_tables(tmp_path / "again", SETTINGS, known=book)
+    assert caught.value.problems == [
+        "items.csv row 3: item NUT: already in the book with a different definition "
+        "(standards change through a new BOM version or a cost set, not a re-import)",
+        "boms.csv row 2, column effective_from: BOM of ROUTER: a version effective from the "
+        "start is in the book already, with other content; add a new version with a later "
+        "effective_from",
+    ]

@@ -732,6 +732,12 @@ def build_master(
             problems.append(f"{where}: item {model.id}: duplicate item id")
             continue
         item = _item(model, settings, where, problems)
+        if item is not None and book.items.get(model.id, item) != item:
+            problems.append(  # (the store refuses it too; here, where it was read is known)
+                f"{where}: item {model.id}: already in the book with a different definition "
+                "(standards change through a new BOM version or a cost set, not a re-import)"
+            )
+            item = None
         if item is None:
             refused.add(model.id)
         else:
@@ -809,7 +815,15 @@ def _check_change(
     new item has no postings to change; a version the book holds already changes nothing)."""
     if version.item not in book.items:
         return
-    if any(v.effective_from == version.effective_from for v in stored.get(version.item, ())):
+    same = [v for v in stored.get(version.item, ()) if v.effective_from == version.effective_from]
+    if same:
+        if same[0] != version:  # (the store refuses it too; here, where it was read is known)
+            problems.append(
+                f"{here}: effective_from: a version effective "
+                + ("from the start" if version.effective_from == dt.date.min else "then")
+                + " is in the book already, with other content; add a new version with a later "
+                "effective_from"
+            )
         return
     early = too_early(version.effective_from, last_event)
     if early is not None:

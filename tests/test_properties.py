@@ -1932,7 +1932,7 @@ class Stream:
         rounds (material sold, lost conversion, revalued material, material in stock at the
         start and at the end).
 
-        Left out: a finished good in the BOM of stock that carries unallocated conversion (a
+        Not checked: a finished good in the BOM of stock that carries unallocated conversion (a
         subassembly, a good costed at sale). Such stock's value on the books is read as all
         material (Book._content), the finished good's own conversion with it: a known
         limit of the throughput view."""
@@ -1950,8 +1950,16 @@ class Stream:
             )
             if holds_off_book and any(finished):
                 return
-        absorbed = ZERO
-        for period in self.book.periods():
+        periods = self.book.periods()
+        if not periods:
+            return
+        # Every month from the one before the first: a periodic book's stock may move in a
+        # month it posted nothing in (backdated), which book.periods() leaves out.
+        month = period_of(period_bounds(periods[0])[0] - dt.timedelta(days=1))
+        before = throughput(self.book, month)
+        absorbed = before.inventory - before.inventory_material
+        while month < periods[-1]:
+            period = month = next_period(month)
             figures = throughput(self.book, period)
             now = figures.inventory - figures.inventory_material
             gap = figures.income - figures.net_profit - (now - absorbed)

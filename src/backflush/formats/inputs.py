@@ -818,11 +818,11 @@ def _check_change(
     same = [v for v in stored.get(version.item, ()) if v.effective_from == version.effective_from]
     if same:
         if same[0] != version:  # (the store refuses it too; here, where it was read is known)
+            start = version.effective_from
+            when = "the start" if start == dt.date.min else start.isoformat()
             problems.append(
-                f"{here}: effective_from: a version effective "
-                + ("from the start" if version.effective_from == dt.date.min else "then")
-                + " is in the book already, with other content; add a new version with a later "
-                "effective_from"
+                f"{here}: effective_from: a version effective from {when} is in the book "
+                "already, with other content; add a new version with a later effective_from"
             )
         return
     early = too_early(version.effective_from, last_event)

@@ -428,6 +428,13 @@ def _parse_table(
             kind = types[position] if position < len(types) else None
             if _empty(value):
                 continue
+            if kind is None:
+                shown = value.formula if isinstance(value, _Uncomputed) else value
+                problems.append(
+                    f"{row.where}: a value in column {position + 1}, which has no header, "
+                    f"got {shown!r}"
+                )
+                continue
             if isinstance(value, _Uncomputed):
                 problems.append(
                     f"{row.cell(header[position])}: the formula {value.formula} has no value "
@@ -435,12 +442,6 @@ def _parse_table(
                     "computes it), or enter the value"
                 )
                 refused.add(header[position])
-                continue
-            if kind is None:
-                problems.append(
-                    f"{row.where}: a value in column {position + 1}, which has no header, "
-                    f"got {value!r}"
-                )
                 continue
             try:
                 row.values[header[position]] = _PARSERS[kind](value)

@@ -733,10 +733,8 @@ def build_master(
             continue
         item = _item(model, settings, where, problems)
         if item is not None and book.items.get(model.id, item) != item:
-            problems.append(  # (the store refuses it too; here, where it was read is known)
-                f"{where}: item {model.id}: already in the book with a different definition "
-                "(standards change through a new BOM version or a cost set, not a re-import)"
-            )
+            # (the store refuses it too; here, where it was read is known)
+            problems.append(f"{where}: {redefined_item(model.id)}")
             item = None
         if item is None:
             refused.add(model.id)
@@ -803,6 +801,23 @@ def build_master(
     return master
 
 
+def redefined_item(item_id: str) -> str:
+    """The problem of an item given again with another definition than the book's."""
+    return (
+        f"item {item_id}: already in the book with a different definition (standards change "
+        "through a new BOM version or a cost set, not a re-import)"
+    )
+
+
+def redefined_version(effective_from: dt.date) -> str:
+    """The problem of a BOM or routing version given again with other content."""
+    when = "the start" if effective_from == dt.date.min else effective_from.isoformat()
+    return (
+        f"a version effective from {when} is in the book already, with other content; add a "
+        "new version with a later effective_from"
+    )
+
+
 def _check_change(
     version: m.Bom | m.Routing,
     stored: Mapping[str, Sequence[m.Bom | m.Routing]],
@@ -818,12 +833,7 @@ def _check_change(
     same = [v for v in stored.get(version.item, ()) if v.effective_from == version.effective_from]
     if same:
         if same[0] != version:  # (the store refuses it too; here, where it was read is known)
-            start = version.effective_from
-            when = "the start" if start == dt.date.min else start.isoformat()
-            problems.append(
-                f"{here}: effective_from: a version effective from {when} is in the book "
-                "already, with other content; add a new version with a later effective_from"
-            )
+            problems.append(f"{here}: effective_from: {redefined_version(version.effective_from)}")
         return
     early = too_early(version.effective_from, last_event)
     if early is not None:

@@ -52,6 +52,8 @@ from backflush.formats.inputs import (
     check_standards,
     check_versions,
     is_reference,
+    redefined_item,
+    redefined_version,
     too_early,
 )
 from backflush.store import schema as t
@@ -1112,10 +1114,7 @@ class Store:
             if old is None:
                 add(t.items, [_item_row(item)])
             elif old != item:
-                problems.append(
-                    f"item {item.id}: already in the book with a different definition "
-                    "(standards change through a new BOM version or a cost set, not a re-import)"
-                )
+                problems.append(redefined_item(item.id))
         for center in master.work_centers.values():
             old_center = stored.work_centers.get(center.id)
             if old_center is None:
@@ -1151,8 +1150,7 @@ class Store:
                     changes.append((label, version.effective_from))
             elif old_version != version:
                 problems.append(
-                    f"{label}: already in the book with different content "
-                    "(add a new version with a later effective_from)"
+                    f"{what} of {version.item}: {redefined_version(version.effective_from)}"
                 )
         for cost_set in master.cost_sets.values():
             old_set = stored.cost_sets.get(cost_set.name)

@@ -338,6 +338,28 @@ events:
     assert _absorbed_apart(book) == {"2026-01": ZERO}
 
 
+def test_throughput_takes_back_the_conversion_a_written_off_shortage_holds() -> None:
+    """Costing sequentially, an F completed without its SUB (1.00 of A, 1.00 of labor) queues
+    the SUB; written off ("found on the shelf"), the SUB comes back to stock at 2.00 against
+    usage, its labor with it, as a count gain: throughput takes back only its material."""
+    text = """
+book: {name: W, currency: USD, triggers: sequential, disposition: cogs, shortage: queue}
+items:
+  - {id: A, kind: material, standard_cost: "1.00"}
+  - {id: SUB, kind: subassembly, standard_cost: {conversion: {labor: "1.00"}}}
+  - {id: F, kind: finished, standard_cost: {conversion: {labor: "1.00"}}}
+boms:
+  - {item: SUB, lines: [{component: A, quantity: "1"}]}
+  - {item: F, lines: [{component: SUB, quantity: "1"}]}
+events:
+  - {id: cf, date: 2026-01-12, type: completion, item: F, quantity: "1"}
+  - {id: wo, date: 2026-01-20, type: write_off, event: cf, item: SUB, reason: on the shelf}
+"""
+    book = run_scenario(parse_scenario(text, "written-off.yaml"))
+    assert book.lost_conversion("2026-01") == -1
+    assert _absorbed_apart(book) == {"2026-01": ZERO}
+
+
 def test_throughput_values_stock_at_the_standards_the_book_holds_it_at() -> None:
     """M's new standard (3.00 from 15 January) is adopted by the first event on or after
     that day: until then the stock of the open period is at 2.00, in both views."""

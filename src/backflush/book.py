@@ -1638,6 +1638,10 @@ class Book:
         # A periodic book values stock at its close, from quantities: nothing to post now.
         if built is not None and not self.settings.triggers.periodic:
             self._post_entry(built, record)
+            # Found, like a count gain: the conversion it holds comes back from the variance.
+            found = entry.open * self.standards.conversion_held(event.item, event.date)
+            if found:
+                self._add_statistic(period_of(event.date), closing.LOST_CONVERSION, -found, record)
         dropped = dataclasses.replace(entry, open=ZERO)
         self._set_shortage(key, dropped, period_of(event.date))
         self.changes.shortages[key] = dropped

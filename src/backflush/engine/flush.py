@@ -456,10 +456,7 @@ def _completion(event: Completion, ctx: Context, effects: Effects) -> None:
     _emit(effects, ctx, builder)
     if scrapped:  # a component holding its conversion loses it with the scrapped units
         lost = sum(
-            (
-                req.quantity * _conversion_held(req.component, event.date, ctx)
-                for req in requirements
-            ),
+            (req.quantity * std.conversion_held(req.component, event.date) for req in requirements),
             ZERO,
         )
         if lost:
@@ -644,23 +641,10 @@ def _lost_conversion(
 ) -> None:
     """Note the conversion that ``quantity`` units of ``item`` lost (scrapped, or counted
     missing; negative: found) took to a variance with their material (see
-    :func:`_conversion_held`)."""
-    conversion = _conversion_held(item, on, ctx)
+    :meth:`Standards.conversion_held`)."""
+    conversion = ctx.standards.conversion_held(item, on)
     if conversion:
         effects.memo.append((LOST_CONVERSION, quantity * conversion))
-
-
-def _conversion_held(item: str, on: dt.date, ctx: Context) -> Decimal:
-    """The conversion a unit of ``item`` in stock holds with its material, in one figure:
-    finished goods costed at completion, made items costed sequentially (elsewhere
-    conversion waits unallocated and is no part of the value; a material has none)."""
-    if ctx.standards.master.items[item].kind is Kind.MATERIAL:
-        return ZERO
-    standards = ctx.standards
-    if standards.holding(item, on) != standards.holding(item, on, conversion=False):
-        return ZERO  # its conversion waits unallocated: left out of the value taken
-    elements = standards.unit_cost(item, on).by_element()
-    return sum((v for e, v in elements.items() if e != MATERIAL), ZERO)
 
 
 def _count(event: Count, ctx: Context, effects: Effects) -> None:

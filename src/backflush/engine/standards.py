@@ -589,6 +589,18 @@ class Standards:
         structure.requirements = (tuple(phantoms), requirements)
         return requirements
 
+    def conversion_held(self, item_id: str, on: dt.date) -> Decimal:
+        """The conversion a unit of ``item_id`` in stock holds with its material, in one
+        figure: finished goods costed at completion, made items costed sequentially
+        (elsewhere conversion waits unallocated and is no part of the value; a material has
+        none). What scrap, a count or a write-off takes to a variance with the material."""
+        if self.master.items[item_id].kind is Kind.MATERIAL:
+            return ZERO
+        if self.holding(item_id, on) != self.holding(item_id, on, conversion=False):
+            return ZERO  # its conversion waits unallocated: left out of the value taken
+        elements = self.unit_cost(item_id, on).by_element()
+        return sum((v for e, v in elements.items() if e != MATERIAL), ZERO)
+
     def holding(self, item_id: str, on: dt.date, *, conversion: bool = True) -> Holding:
         """Where a unit of ``item_id`` sits; without ``conversion``: less its unallocated
         conversion (:func:`without_conversion`, cached with it)."""

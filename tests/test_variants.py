@@ -285,11 +285,8 @@ def test_throughput_of_a_periodic_book_counts_what_the_close_finds_missing() -> 
     assert (jan.net_profit, feb.material_variances, feb.net_profit) == (260, 30, 2890)
 
 
-def test_throughput_leaves_out_the_conversion_a_scrapped_assembly_held_in_sequential() -> None:
-    """Sequential costing values SUB at 1.00 of A and 1.00 of labor: an F completed with one
-    scrapped takes its SUB, 2.00, to usage, of which 1.00 is SUB's conversion (an operating
-    expense when incurred): throughput counts 1.00 of material."""
-    text = """
+#: Costing sequentially: SUB is one A (1.00) and 1.00 of labor, F one SUB and 1.00 of labor.
+SUB_IN_F = """
 book: {name: S, currency: USD, triggers: sequential, disposition: cogs}
 items:
   - {id: A, kind: material, standard_cost: "1.00"}
@@ -299,11 +296,22 @@ boms:
   - {item: SUB, lines: [{component: A, quantity: "1"}]}
   - {item: F, lines: [{component: SUB, quantity: "1"}]}
 events:
+"""
+
+
+def test_throughput_leaves_out_the_conversion_a_scrapped_assembly_held_in_sequential() -> None:
+    """Sequential costing values SUB at 1.00 of A and 1.00 of labor: an F completed with one
+    scrapped takes its SUB, 2.00, to usage, of which 1.00 is SUB's conversion (an operating
+    expense when incurred): throughput counts 1.00 of material."""
+    text = (
+        SUB_IN_F
+        + """\
   - {id: p1, date: 2026-01-05, type: purchase, item: A, quantity: "10", unit_cost: "1.00"}
   - {id: cs, date: 2026-01-10, type: completion, item: SUB, quantity: "5"}
   - {id: cf, date: 2026-01-12, type: completion, item: F, quantity: "1", scrapped: "1"}
   - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
 """
+    )
     book = run_scenario(parse_scenario(text, "sequential.yaml"))
     assert book.period_variances("2026-01")["material_usage"] == 2
     assert book.lost_conversion("2026-01") == 1
@@ -342,19 +350,13 @@ def test_throughput_takes_back_the_conversion_a_written_off_shortage_holds() -> 
     """Costing sequentially, an F completed without its SUB (1.00 of A, 1.00 of labor) queues
     the SUB; written off ("found on the shelf"), the SUB comes back to stock at 2.00 against
     usage, its labor with it, as a count gain: throughput takes back only its material."""
-    text = """
-book: {name: W, currency: USD, triggers: sequential, disposition: cogs, shortage: queue}
-items:
-  - {id: A, kind: material, standard_cost: "1.00"}
-  - {id: SUB, kind: subassembly, standard_cost: {conversion: {labor: "1.00"}}}
-  - {id: F, kind: finished, standard_cost: {conversion: {labor: "1.00"}}}
-boms:
-  - {item: SUB, lines: [{component: A, quantity: "1"}]}
-  - {item: F, lines: [{component: SUB, quantity: "1"}]}
-events:
+    text = (
+        SUB_IN_F.replace("cogs}", "cogs, shortage: queue}")
+        + """\
   - {id: cf, date: 2026-01-12, type: completion, item: F, quantity: "1"}
   - {id: wo, date: 2026-01-20, type: write_off, event: cf, item: SUB, reason: on the shelf}
 """
+    )
     book = run_scenario(parse_scenario(text, "written-off.yaml"))
     assert book.lost_conversion("2026-01") == -1
     assert _absorbed_apart(book) == {"2026-01": ZERO}

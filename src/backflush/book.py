@@ -571,8 +571,8 @@ class Book:
 
     def lost_conversion(self, period: str) -> Decimal:
         """The conversion that scrap (reported, or at a sequential completion) and counts of
-        ``period`` took to a variance with their material
-        (:data:`~backflush.engine.close.LOST_CONVERSION`)."""
+        ``period`` took to a variance with their material, less what count gains and
+        written-off shortages brought back (:data:`~backflush.engine.close.LOST_CONVERSION`)."""
         return self.statistics.get(period, {}).get(closing.LOST_CONVERSION, ZERO)
 
     def account_balances(self) -> dict[str, Decimal]:

@@ -71,6 +71,7 @@ REVALUED = "revalued:"
 #: reports and counts took to a variance with their material: stock that holds its
 #: conversion in one figure loses it whole (an increase of the variances is positive); and,
 #: costing sequentially, the conversion of lower levels held by units scrapped at completion.
+#: A count gain or a written-off shortage brings it back (negative).
 LOST_CONVERSION = "lost_conversion"
 #: What revaluations posted to the conversion closes inventoried in unsold finished goods
 #: (``inventory_unsold_conversion``; + element: ``inventoried_revalued:labor``), rounded as

@@ -726,3 +726,19 @@ def test_what_conflicts_with_the_book_is_named_by_its_row(tmp_path: Path) -> Non
         "start is in the book already, with other content; add a new version with a later "
         "effective_from",
     ]
+
+
+def test_a_gap_between_versions_is_named_at_the_later_version(tmp_path: Path) -> None:
+    write_csv(
+        tmp_path,
+        {
+            "items.csv": "id,kind,material_cost,conversion\nCHIP,material,2.40,\n"
+            "ROUTER,finished,,1.00\n",
+            "boms.csv": "item,effective_from,effective_to,component,quantity\n"
+            "ROUTER,,2026-01-31,CHIP,10\nROUTER,2026-03-01,,CHIP,12\n",
+        },
+    )
+    assert load_problems(tmp_path) == [
+        "boms.csv row 3: BOM of ROUTER: gap between versions: nothing is effective from "
+        "2026-02-01 to 2026-02-28"
+    ]

@@ -717,6 +717,7 @@ def build_master(
     parsed_items: dict[str, m.Item] = {}
     refused: set[str] = set()  # items already reported: BOMs naming them are not reported again
     sources: dict[str, str] = {}  # where each item's BOMs were read
+    version_at: dict[tuple[str, str, dt.date], str] = {}  # where each version was read
     items_at: dict[str, str] = {}  # where each item was read
     for where, raw in items:
         try:
@@ -759,6 +760,7 @@ def build_master(
             _check_change(bom, book.boms, book, last_event, here, problems)
             versions.setdefault(bom.item, []).append(bom)
             sources.setdefault(bom.item, where)
+            version_at[("BOM", bom.item, bom.effective_from)] = where
     routing_versions: dict[str, list[m.Routing]] = {}
     for where, raw in routings:
         line_wheres, raw = _line_wheres(raw, "operations")
@@ -782,6 +784,7 @@ def build_master(
         if routing is not None:
             _check_change(routing, book.routings, book, last_event, here, problems)
             routing_versions.setdefault(routing.item, []).append(routing)
+            version_at[("routing", routing.item, routing.effective_from)] = where
     sets = _cost_sets(
         cost_sets,
         ChainMap(parsed_items, book.items),
@@ -794,7 +797,7 @@ def build_master(
     }
     master = m.MasterData(parsed_items, ordered, centers, ordered_routings, sets)
     whole = book.merged(master)
-    problems += check_versions(whole)
+    problems += check_versions(whole, version_at)
     if problems:
         raise InputError(problems)
     check_standards(whole, settings, sources, items_at)
@@ -873,45 +876,57 @@ def _located(problems: list[str], here: str, line_wheres: list[str | None]) -> l
     return found
 
 
-def check_versions(master: m.MasterData) -> list[str]:
-    """The versions of each BOM and routing follow each other without a gap or an overlap."""
+def check_versions(
+    master: m.MasterData, at: Mapping[tuple[str, str, dt.date], str] | None = None
+) -> list[str]:
+    """The versions of each BOM and routing follow each other without a gap or an overlap.
+    ``at``: where versions were read, by ("BOM" or "routing", item, effective_from): a
+    problem is told where the version it is about (the later of two) was read."""
     problems = []
-    for parent, boms in master.boms.items():
-        problems += _check_versions(f"BOM of {parent}", boms)
-    for parent, routings in master.routings.items():
-        problems += _check_versions(f"routing of {parent}", routings)
+    for kind, by_parent in (("BOM", master.boms), ("routing", master.routings)):
+        for parent, versions in by_parent.items():
+
+            def where(version: m.Bom | m.Routing, parent: str = parent, kind: str = kind) -> str:
+                found = (at or {}).get((kind, parent, version.effective_from))
+                return f"{found}: " if found else ""
+
+            problems += _check_versions(f"{kind} of {parent}", versions, where)
     return problems
 
 
-def _check_versions(what: str, versions: Sequence[m.Bom | m.Routing]) -> list[str]:
+def _check_versions(
+    what: str,
+    versions: Sequence[m.Bom | m.Routing],
+    where: Callable[[m.Bom | m.Routing], str],
+) -> list[str]:
     """Versions of one BOM or routing follow each other without a gap or an overlap."""
     problems = []
     for earlier, later in itertools.pairwise(versions):
-        start = later.effective_from
+        start, here = later.effective_from, f"{where(later)}{what}"
         if earlier.effective_from == start:
-            problems.append(f"{what}: two versions effective from {start}")
+            problems.append(f"{here}: two versions effective from {start}")
         elif earlier.effective_to is not None:
             end = earlier.effective_to
             if end >= start:
                 problems.append(
-                    f"{what}: versions overlap: the version from {earlier.effective_from} runs "
+                    f"{here}: versions overlap: the version from {earlier.effective_from} runs "
                     f"to {end}, the next starts {start}"
                 )
             elif end + dt.timedelta(days=1) < start:
                 problems.append(
-                    f"{what}: gap between versions: nothing is effective from "
+                    f"{here}: gap between versions: nothing is effective from "
                     f"{end + dt.timedelta(days=1)} to {start - dt.timedelta(days=1)}"
                 )
     for version in versions:
         if version.effective_to is not None and version.effective_to < version.effective_from:
             problems.append(
-                f"{what}: the version from {version.effective_from} ends before it starts "
-                f"(effective_to {version.effective_to})"
+                f"{where(version)}{what}: the version from {version.effective_from} ends before "
+                f"it starts (effective_to {version.effective_to})"
             )
     last = versions[-1] if versions else None
     if last is not None and last.effective_to is not None:
         problems.append(
-            f"{what}: gap after the last version: nothing is effective after "
+            f"{where(last)}{what}: gap after the last version: nothing is effective after "
             f"{last.effective_to}; leave effective_to empty on the last version"
         )
     return problems

@@ -321,17 +321,18 @@ def _workbook_sheets(path: Path, problems: list[str]) -> dict[str, tuple[str, li
             book.close()
 
     try:
-        sheets = read(values=True)
-        if any(v is None for rows in sheets.values() for row in rows for v in row):
-            # An empty cell, or a formula whose value was never saved (a workbook written by
-            # a program that does not compute formulas): that is not an empty cell.
-            for title, rows in read(values=False).items():
+        sheets = read(values=False)  # constants as they are, formulas as their text
+        cells = (cell for rows in sheets.values() for row in rows for cell in row)
+        if any(isinstance(cell, str) and cell[:1] == "=" for cell in cells):
+            # The values saved for the formulas; none (a workbook written by a program that
+            # does not compute formulas) is not an empty cell.
+            for title, rows in read(values=True).items():
                 sheets[title] = [
                     [
                         _Uncomputed(f) if v is None and isinstance(f, str) and f[:1] == "=" else v
                         for v, f in zip(saved, formulas, strict=False)
                     ]
-                    for saved, formulas in zip(sheets[title], rows, strict=False)
+                    for saved, formulas in zip(rows, sheets[title], strict=False)
                 ]
     except Exception as error:  # openpyxl raises many kinds for a file that is not a workbook
         problems.append(f"{path.name}: not an XLSX workbook ({type(error).__name__}: {error})")

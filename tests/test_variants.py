@@ -8,10 +8,13 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import openpyxl
 import pytest
 from typer.testing import CliRunner
 
+from backflush.api.app import create_app
+from backflush.api.tokens import Role, create_token
 from backflush.book import Book
 from backflush.cli import app
 from backflush.domain.model import Account, Policy
@@ -19,11 +22,11 @@ from backflush.domain.money import ZERO
 from backflush.formats.scenario import parse_scenario, read_scenario
 from backflush.reports.flags import standard_cogs
 from backflush.reports.statements import statements
-from backflush.reports.throughput import throughput
+from backflush.reports.throughput import throughput, throughput_periods
 from backflush.reports.variants import compare_variants, explain
 from backflush.run import run_scenario
 from backflush.store.repository import Store
-from helpers import EXAMPLE_NAMES, EXAMPLES, SOLD_AFTER_THE_CLOSE
+from helpers import EXAMPLE_NAMES, EXAMPLES, SOLD_AFTER_THE_CLOSE, serving
 
 D = Decimal
 
@@ -283,6 +286,65 @@ def test_throughput_of_a_periodic_book_counts_what_the_close_finds_missing() -> 
         1830,
     )
     assert (jan.net_profit, feb.material_variances, feb.net_profit) == (260, 30, 2890)
+
+
+#: A count book: 10 A bought in January, 1.00 of labor in March, and a completion of 4 F
+#: with one scrapped (5 A) backdated into February, a month that posts nothing.
+BACKDATED_INTO_A_QUIET_MONTH = """
+book: {name: P, currency: USD, triggers: count, disposition: cogs, shortage: allow}
+items:
+  - {id: A, kind: material, standard_cost: "1.00"}
+  - {id: F, kind: finished, standard_cost: {conversion: {labor: "1.00"}}}
+boms:
+  - {item: F, lines: [{component: A, quantity: "1"}]}
+events:
+  - {id: p1, date: 2026-01-05, type: purchase, item: A, quantity: "10", unit_cost: "1.00"}
+  - {id: labor, date: 2026-03-05, type: conversion, amount: "1.00", element: labor}
+  - {id: c1, date: 2026-02-10, type: completion, item: F, quantity: "4", scrapped: "1"}
+"""
+
+
+def test_throughput_shows_the_month_a_backdated_completion_lost_material_in(
+    tmp_path: Path,
+) -> None:
+    """February posts no line (the count method moves quantities only), yet the scrapped F
+    lost 1.00 of A there: throughput lists February with that material variance, in the
+    library, on the command line, through the API and in the workbook."""
+    scenario = parse_scenario(BACKDATED_INTO_A_QUIET_MONTH, "quiet.yaml")
+    book = run_scenario(scenario)
+    assert book.periods() == ["2026-01", "2026-03"]
+    assert throughput_periods(book) == ["2026-01", "2026-02", "2026-03"]
+    feb = throughput(book, "2026-02")
+    assert (feb.material_variances, feb.net_profit, feb.inventory_material) == (1, -1, 9)
+    path = tmp_path / "quiet.yaml"
+    path.write_text(BACKDATED_INTO_A_QUIET_MONTH)
+    db = tmp_path / "q.db"
+    runner = CliRunner()
+    assert runner.invoke(app, ["import", str(path), "--db", str(db)]).exit_code == 0
+    report = ["report", "--db", str(db), "--what", "throughput"]
+    table = runner.invoke(app, report, env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "2026-02" in table.output, table.output
+    picked = runner.invoke(app, [*report, "--from", "2026-02", "--to", "2026-02"])
+    assert "2026-02" in picked.output and "2026-01" not in picked.output, picked.output
+    store = Store(f"sqlite:///{db}", create=False)
+    secret = create_token(store, "viewer", Role.viewer)[1]
+    store.close()
+    served = create_app(f"sqlite:///{db}")
+    try:
+        with serving(served) as url:
+            headers = {"Authorization": f"Bearer {secret}"}
+            answer = httpx.get(f"{url}/reports/throughput", headers=headers, timeout=30)
+    finally:
+        served.state.store.close()
+    assert answer.status_code == 200, answer.text
+    months = {p["period"]: p for p in answer.json()["periods"]}
+    assert list(months) == ["2026-01", "2026-02", "2026-03"]
+    assert months["2026-02"]["material_variances"] == "1.00"
+    assert sum(Decimal(p["net_profit"]) for p in months.values()) == -2
+    out = tmp_path / "q.xlsx"
+    assert runner.invoke(app, ["report", "--db", str(db), "--xlsx", str(out)]).exit_code == 0
+    sheet = openpyxl.load_workbook(out)["Throughput"]
+    assert [c.value for c in sheet[1]] == ["figure", "2026-01", "2026-02", "2026-03"]
 
 
 #: Costing sequentially: SUB is one A (1.00) and 1.00 of labor, F one SUB and 1.00 of labor.

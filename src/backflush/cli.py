@@ -66,7 +66,7 @@ from backflush.reports.charts import Chart, chart_bytes, suffix_format
 from backflush.reports.document import document, money
 from backflush.reports.flags import flags_document, flags_table, parse_thresholds, red_flags
 from backflush.reports.statements import statements_table
-from backflush.reports.throughput import throughput_table
+from backflush.reports.throughput import throughput_periods, throughput_table
 from backflush.reports.workbook import write_csv, write_workbook
 from backflush.run import run_scenario
 from backflush.store.repository import (
@@ -1060,7 +1060,9 @@ def _report_table(
     entries = [entry for _, entry in numbered]
     selection.check(book.master)
     selected = None if selection.every_item else partial(selection.covers, master=book.master)
-    periods = selection.periods(book)
+    periods = selection.periods(
+        book, throughput_periods(book) if what is ReportKind.throughput else None
+    )
     renderers: dict[ReportKind, Callable[[], Any]] = {
         ReportKind.summary: lambda: tables.period_report(book, entries, count),
         ReportKind.trial_balance: lambda: tables.trial_balance(book, selection.last),

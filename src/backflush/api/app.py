@@ -59,6 +59,7 @@ from backflush.reports.drilldown import (
     entry_drilldown,
     summary_entry_document,
 )
+from backflush.reports.throughput import throughput_periods
 from backflush.store.repository import (
     PERIOD_SUMS,
     Answer,
@@ -296,7 +297,8 @@ def create_app(
         book = store.load(period_sums=PERIOD_SUMS_READ.get(which, PERIOD_SUMS))
         try:
             selection.check(book.master)
-            periods = selection.periods(book)
+            every = throughput_periods(book) if which is ReportKind.throughput else None
+            periods = selection.periods(book, every)
         except SelectionError as error:
             text = str(error)
             named = [n for n in given if text.startswith(f"--{n}:")]

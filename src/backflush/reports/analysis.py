@@ -75,10 +75,11 @@ class Selection:
     def every_item(self) -> bool:
         return not self.items and self.family is None and self.site is None
 
-    def periods(self, book: Book) -> list[str]:
+    def periods(self, book: Book, every: list[str] | None = None) -> list[str]:
+        """The periods selected of ``every`` (by default the book's)."""
         if self.first and self.last and self.first > self.last:
             raise SelectionError(f"--from {self.first} is after --to {self.last}")
-        every = book.periods()
+        every = book.periods() if every is None else every
         found = [
             p
             for p in every

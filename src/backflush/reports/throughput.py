@@ -118,9 +118,16 @@ ROWS = (
 )
 
 
+def throughput_periods(book: Book) -> list[str]:
+    """The book's periods and every month its stock moved in: a periodic book's completion
+    backdated into a month it posted nothing in (no lines: it moves quantities only) may
+    lose material there, which throughput shows in that month."""
+    return sorted(set(book.periods()) | set(book.moved) | set(book.held_moved))
+
+
 def throughput_table(book: Book, periods: list[str] | None = None) -> Table:
-    """Every period side by side, or those of ``periods``."""
-    periods = book.periods() if periods is None else periods
+    """Every period side by side (:func:`throughput_periods`), or those of ``periods``."""
+    periods = throughput_periods(book) if periods is None else periods
     found: list[object] = [throughput(book, p) for p in periods]
     title = "Throughput accounting beside absorption"
     return figures_table(title, periods, found, ROWS, book.settings.currency)

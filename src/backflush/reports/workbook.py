@@ -24,7 +24,7 @@ from backflush.reports.tables import (
     valuation_reconciliation,
 )
 from backflush.reports.throughput import ROWS as THROUGHPUT_ROWS
-from backflush.reports.throughput import throughput
+from backflush.reports.throughput import throughput, throughput_periods
 
 Cell = str | int | Decimal | dt.date | None
 
@@ -51,7 +51,8 @@ def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
     periods = book.periods()
     found = {p: book.period_variances(p) for p in periods}
     keys = list(dict.fromkeys(k for p in periods for k in found[p]))
-    figures = [throughput(book, p) for p in periods]
+    months = throughput_periods(book)
+    figures = [throughput(book, p) for p in months]
     names = [name for _, name in THROUGHPUT_ROWS]
     every_period = tuple(range(1, len(periods) + 1))
     margin = margins(book)
@@ -85,9 +86,9 @@ def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
         ),
         Sheet(
             "Throughput",
-            ("figure", *periods),
+            ("figure", *months),
             [(n, *(getattr(t, n) for t in figures)) for n in names],
-            every_period,
+            tuple(range(1, len(months) + 1)),
         ),
         Sheet(
             "Margin by product",

@@ -735,6 +735,25 @@ def test_cli_master_import_of_a_new_product_built_from_the_books_parts(
     assert "items.csv row 2: item 'BOX' has no standard: expected a BOM or a material" in text
     assert dump_file(Path(book)) == before
 
+    # a cost set written by hand, its materials in no order, sent again is the same set; one
+    # released on the last event's day is refused at its row
+    (new / "items.csv").write_text("id,kind\nKIT,finished\n", encoding="utf-8")
+    hand = "cost_set,item,value\nhand,M2,0.11\nhand,M1,0.50\n"
+    (new / "cost_sets.csv").write_text(hand, encoding="utf-8")
+    assert (
+        "new in the book: 0 items, 0 BOM versions, 0 work centers, 0 routing versions, 1 cost set"
+        in ok("master", "import", new, "--db", book)
+    )
+    assert "0 routing versions, 0 cost sets" in ok("master", "import", new, "--db", book)
+    late = "cost_set,effective,item,value\nlate,2026-01-20,M1,0.50\n"
+    (new / "cost_sets.csv").write_text(late, encoding="utf-8")
+    before = dump_file(Path(book))
+    assert (
+        "cost_sets.csv row 2, column effective: cost set late: takes effect on 2026-01-20, on "
+        "or before the last event recorded (2026-01-20)"
+    ) in refused("master", "import", new, "--db", book)
+    assert dump_file(Path(book)) == before
+
 
 def test_command_modules_import_in_any_order() -> None:
     code = (

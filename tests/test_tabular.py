@@ -145,8 +145,8 @@ ROUTER,2026-07-01,,20,SMT,0,0.02,1
 cost_set,effective,item,work_center,element,value
 2027,2027-01-01,CHIP,,,2.50
 2027,2027-01-01,,ASSY,labor,32.00
-what-if,,RESIN,,,0.13
 what-if,,CHIP,,,2.2
+what-if,,RESIN,,,0.13
 """,
 }
 
@@ -214,7 +214,7 @@ def test_csv_records(tmp_path: Path) -> None:
                                  "materials": {"CHIP": D("2.50")},
                                  "rates": {"ASSY": {"labor": D("32.00")}}}),
         ("cost_sets.csv row 4", {"name": "what-if",
-                                 "materials": {"RESIN": D("0.13"), "CHIP": D("2.2")}}),
+                                 "materials": {"CHIP": D("2.2"), "RESIN": D("0.13")}}),
     ]  # fmt: skip
 
 
@@ -726,6 +726,44 @@ def test_what_conflicts_with_the_book_is_named_by_its_row(tmp_path: Path) -> Non
         "start is in the book already, with other content; add a new version with a later "
         "effective_from",
     ]
+
+
+def test_a_cost_set_released_too_early_or_changed_is_named_by_its_row(tmp_path: Path) -> None:
+    """The book's last event is dated 2026-01-15 and it holds the cost set 2027 at 2.50 for
+    CHIP: a set released effective 2026-01-15 is refused at its row (past postings never
+    change), as is 2027 with CHIP at 2.60; one effective the day after is taken."""
+    book = load_master_tables(
+        write_csv(
+            tmp_path / "book",
+            {
+                "items.csv": "id,kind,material_cost\nCHIP,material,2.40\n",
+                "cost_sets.csv": "cost_set,effective,item,value\n2027,2027-01-01,CHIP,2.50\n",
+            },
+        ),
+        SETTINGS,
+    )
+    folder = write_csv(
+        tmp_path / "again",
+        {
+            "items.csv": "id,kind,material_cost\nCHIP,material,2.40\n",
+            "cost_sets.csv": "cost_set,effective,item,value\n"
+            "2027,2027-01-01,CHIP,2.60\nearly,2026-01-15,CHIP,2.45\n"
+            "later,2026-01-16,CHIP,2.45\n",
+        },
+    )
+    with pytest.raises(InputError) as caught:
+        load_master_tables(folder, SETTINGS, known=book, last_event=dt.date(2026, 1, 15))
+    assert caught.value.problems == [
+        "cost_sets.csv row 2: cost set 2027: already in the book with different content",
+        "cost_sets.csv row 3, column effective: cost set early: takes effect on 2026-01-15, on "
+        "or before the last event recorded (2026-01-15); standards may change from 2026-01-16 "
+        "on",
+    ]
+    (folder / "cost_sets.csv").write_text(
+        "cost_set,effective,item,value\n2027,2027-01-01,CHIP,2.50\nlater,2026-01-16,CHIP,2.45\n"
+    )
+    found = load_master_tables(folder, SETTINGS, known=book, last_event=dt.date(2026, 1, 15))
+    assert sorted(found.cost_sets) == ["2027", "later"]
 
 
 def test_a_gap_between_versions_is_named_at_the_later_version(tmp_path: Path) -> None:

@@ -309,6 +309,12 @@ class CostSet:
     rates: tuple[tuple[str, str, Decimal], ...] = ()
     effective: dt.date | None = None
 
+    def __post_init__(self) -> None:
+        # In one order (by item; by work center and element), as a store reads them back: a
+        # set written in another order is the same set.
+        object.__setattr__(self, "materials", tuple(sorted(self.materials)))
+        object.__setattr__(self, "rates", tuple(sorted(self.rates)))
+
 
 V = TypeVar("V", Bom, Routing)
 

@@ -790,6 +790,8 @@ def build_master(
         ChainMap(parsed_items, book.items),
         ChainMap(centers, book.work_centers),
         problems,
+        known=book.cost_sets,
+        last_event=last_event,
     )
     ordered = {k: tuple(sorted(v, key=lambda b: b.effective_from)) for k, v in versions.items()}
     ordered_routings = {
@@ -1028,7 +1030,12 @@ def _cost_sets(
     items: Mapping[str, m.Item],
     centers: Mapping[str, m.WorkCenter],
     problems: list[str],
+    *,
+    known: Mapping[str, m.CostSet],
+    last_event: dt.date | None,
 ) -> dict[str, m.CostSet]:
+    """Cost sets from raw mappings. One the book holds (``known``) must be the same; one new
+    and released must take effect after the book's last event (``last_event``)."""
     sets: dict[str, m.CostSet] = {}
     for where, raw in raws:
         here = f"{where}: cost set {raw.get('name', '?')}"
@@ -1059,10 +1066,19 @@ def _cost_sets(
                 rates.append((center, element, rate))
         if not model.materials and not rates:
             problems.append(f"{here}: sets nothing: expected materials or rates")
-        if len(problems) == before:
-            sets[model.name] = m.CostSet(
-                model.name, tuple(model.materials.items()), tuple(rates), model.effective
-            )
+        if len(problems) > before:
+            continue
+        materials = tuple(model.materials.items())
+        cost_set = m.CostSet(model.name, materials, tuple(rates), model.effective)
+        held = known.get(model.name)
+        early = None if model.effective is None else too_early(model.effective, last_event)
+        if held is not None and held != cost_set:
+            # (the store refuses both too; here, where it was read is known)
+            problems.append(f"{here}: already in the book with different content")
+        elif held is None and early is not None:
+            problems.append(f"{here}: effective: {early}")
+        else:
+            sets[model.name] = cost_set
     released: dict[dt.date, str] = {}
     for cost_set in sets.values():
         if cost_set.effective is None:

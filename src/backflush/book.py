@@ -213,8 +213,8 @@ class Changes:
 
     def move_stock_into(self, other: Changes) -> None:
         """Move what these changes note of stock on hand and moved per period (``quantities``,
-        ``moved``, ``flows``, ``held``, ``daily``) into ``other``, to be written later with its
-        own."""
+        ``moved``, ``flows``, ``held``, ``daily``) and the journal's sums per item added
+        (``item_activity``) into ``other``, to be written later with its own."""
         other.quantities |= self.quantities
         other.moved |= self.moved
         other.flows |= self.flows
@@ -222,6 +222,10 @@ class Changes:
         other.daily |= self.daily
         self.quantities, self.moved, self.flows = set(), set(), set()
         self.held, self.daily = set(), set()
+        summed = other.item_activity
+        for key, amount in self.item_activity.items():
+            summed[key] = summed.get(key, ZERO) + amount
+        self.item_activity = {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1991,10 +1991,11 @@ class Store:
         self, conn: Connection, book: Book, stock: Changes, recorded_by: str | None = None
     ) -> None:
         """Write what a batch of an import changed, but the stock on hand and moved per
-        period, which ``stock`` collects to be written once, at the end: the book holds them
-        whole, nothing reads them back before, and PostgreSQL would keep every version of a
-        row updated batch after batch in one transaction (each update slower than the one
-        before). Then drop what the next batch does not need (:func:`_forget`)."""
+        period and the journal's sums per item, which ``stock`` collects to be written once,
+        at the end: nothing reads them back before (the book holds the stock whole, and adds
+        to the sums per item without reading them), and PostgreSQL would keep every version
+        of a row updated batch after batch in one transaction (each update slower than the
+        one before). Then drop what the next batch does not need (:func:`_forget`)."""
         changes = book.take_changes()
         changes.move_stock_into(stock)
         self._write(conn, book, changes, [recorded_by] * len(changes.events))

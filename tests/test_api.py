@@ -579,6 +579,10 @@ def test_token_commands(tmp_path: Any) -> None:
     assert result.exit_code == 2
     result = runner.invoke(app, ["token", "create", "--db", db, "--name", "x", "--role", "boss"])
     assert result.exit_code == 2
+    made = ["token", "create", "--db", db, "--name", "cli:cfo", "--role", "accountant"]
+    result = runner.invoke(app, made)
+    assert result.exit_code == 2 and "may not be 'cli' nor start with 'cli:'" in result.output
+    assert len(list_tokens(store)) == 1
     store.close()
 
 
@@ -704,6 +708,13 @@ def test_an_admin_manages_tokens_over_the_api(service: Service) -> None:
     assert _problem(again, 409)["errors"][0]["field"] == "name"
     for bad in ({"name": " x", "role": "viewer"}, {"name": "x", "role": "boss"}, {"name": ""}):
         _problem(service.client.post("/tokens", json=bad, headers=admin), 422)
+    # a name the command line's writes are recorded under: no token passes for them
+    for reserved in ("cli", "cli:root"):
+        body = {"name": reserved, "role": "accountant"}
+        (error,) = _problem(service.client.post("/tokens", json=body, headers=admin), 422)["errors"]
+        assert (
+            error["field"] == "name" and "may not be 'cli' nor start with 'cli:'" in error["detail"]
+        ), error
     # revoked: refused from now on, and who revoked it is kept
     revoked = service.client.post(f"/tokens/{created['id']}/revoke", headers=admin)
     assert revoked.status_code == 200 and revoked.json()["revoked_by"] == "admin"

@@ -4,18 +4,23 @@ list | retry | resolve, and the exceptions policy of ``backflush close``."""
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
+import os
+import pwd
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner, Result
 
 from backflush.cli import app
 from backflush.store.repository import Store
 from helpers import EXAMPLES
+
+#: Who the command line's writes are recorded as: the login name of the account it runs as.
+ME = f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
 
 
 def cli(*args: Any) -> Result:
@@ -210,9 +215,15 @@ def test_close_prints_the_period_closed_as_json(tmp_path: Path) -> None:
     assert "still wait for stock" in result.stderr
 
 
-def test_the_command_line_records_who_wrote_each_event(tmp_path: Path) -> None:
+def test_the_command_line_records_who_wrote_each_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Imports, posts, closes, reopens and write-offs from the command line are recorded as
-    ``cli:<login name>`` (an auditor asks who reopened a month): they recorded nobody."""
+    ``cli:<login name>`` (an auditor asks who reopened a month): they recorded nobody. The
+    name is the account's the process runs as: LOGNAME and USER, which anyone sets, do not
+    change it."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.setenv(name, "cfo")
     db = tmp_path / "book.db"
     ok("import", EXAMPLES / "potter.yaml", "--db", db)
     ok("post", "--db", db, "--type", "purchase", "--id", "p-9", "--date", "2026-06-02",
@@ -221,7 +232,7 @@ def test_the_command_line_records_who_wrote_each_event(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         found = dict(conn.execute("SELECT id, recorded_by FROM events").fetchall())
     conn.close()
-    assert set(found.values()) == {f"cli:{getpass.getuser()}"}, found
+    assert set(found.values()) == {ME}, found
     assert {"p-9", "reopen-2026-05-1"} <= set(found)
 
 
@@ -243,7 +254,7 @@ events:
     ok("import", scenario, "--db", db)
     ok("standards", "release", "apr", "--effective", "2026-04-01", "--db", db)
     log = json.loads(ok("master", "log", "--json", "--db", db))["master_changes"]
-    me = f"cli:{getpass.getuser()}"
+    me = ME
     assert [(row["recorded_by"], row["change"]) for row in log] == [
         (me, "master data added (cost_sets 1, items 1, cost_set_materials 1); items: M"),
         (me, "cost set apr released, effective 2026-04-01"),

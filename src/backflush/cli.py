@@ -155,11 +155,17 @@ def guarded(
 
 
 def cli_user() -> str:
-    """Who writes from the command line, as the book records it: ``cli:<login name>``."""
+    """Who writes from the command line, as the book records it: ``cli:<login name>``, the
+    name of the account the process runs as (not what LOGNAME or USER say: anyone can set
+    those)."""
     try:
+        import pwd  # (POSIX)
+    except ImportError:  # pragma: no cover - elsewhere, the name the system gives
         return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # no name for this user id
-        return "cli"
+    try:
+        return f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
+    except KeyError:  # no name for this user id
+        return f"cli:uid {os.getuid()}"
 
 
 def database_reason(error: SQLAlchemyError) -> str:

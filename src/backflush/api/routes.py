@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +31,7 @@ from backflush.api.tokens import (
     Token,
     create_token,
     list_tokens,
+    reserved_name,
     revoke_token,
     token_document,
 )
@@ -78,6 +79,14 @@ class _Body(BaseModel):
 class TokenBody(_Body):
     name: Identifier
     role: Role
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        reserved = reserved_name(name)
+        if reserved is not None:
+            raise ValueError(reserved)
+        return name
 
 
 class CloseBody(_Body):

@@ -39,6 +39,10 @@ class Role(StrEnum):
 #: exceptions, close and reopen are the accountant's.
 OPERATOR_EVENTS = frozenset({"completion", "scrap", "release", "issue", "order_close", "hours"})
 
+#: What the book records the command line's writes under (``cli:<login name>``, see
+#: ``backflush.cli.cli_user``): no token is named so.
+CLI = "cli"
+
 #: Every role reads.
 READERS = frozenset(Role)
 
@@ -88,6 +92,17 @@ def token_document(token: Token) -> dict[str, object]:
     }
 
 
+def reserved_name(name: str) -> str | None:
+    """Why a token may not be named ``name`` (None: it may): the book records the command
+    line's writes as ``cli:<login name>``, which no token's writes may pass for."""
+    if name == CLI or name.startswith(f"{CLI}:"):
+        return (
+            f"a token's name may not be {CLI!r} nor start with '{CLI}:': the book records the "
+            "command line's writes under those (cli:<login name>)"
+        )
+    return None
+
+
 def create_token(
     store: Store, name: str, role: Role, *, by: str | None = None
 ) -> tuple[Token, str]:
@@ -98,6 +113,9 @@ def create_token(
             "a token's name is 1 to 200 characters, no white space at either end, no control "
             "characters"
         )
+    reserved = reserved_name(name)
+    if reserved is not None:
+        raise ValueError(reserved)
     store.settings()  # a book at this schema
     secret = secrets.token_urlsafe(32)
     now = dt.datetime.now(dt.UTC)

@@ -222,6 +222,14 @@ def test_a_resolve_sent_again_is_answered_under_the_write_off_made(service: Serv
         service, "/exceptions/c40/M/shortage/resolve", {"reason": "other", "date": "2026-01-20"}
     )
     assert "already recorded with different content" in _problem(other, 409)["detail"]
+    # without a date (the write-off's, whatever day it is sent again): another reason is
+    # refused too, not answered as recorded
+    undated = _post(service, "/exceptions/c40/M/shortage/resolve", {"reason": "other"})
+    problem = _problem(undated, 409)
+    assert problem["errors"][0]["field"] == "reason"
+    assert "written off already, by wo-7, for another reason ('found')" in problem["detail"]
+    same = _post(service, "/exceptions/c40/M/shortage/resolve", {"reason": "found"})
+    assert (same.status_code, same.json()["id"]) == (200, "wo-7")
 
 
 def test_one_key_names_one_exception_whatever_the_ids_hold(service: Service) -> None:

@@ -551,10 +551,19 @@ def add_routes(
             book = store.load()
             # written off: the same request again is answered as recorded, under the id of
             # the write-off made (one made before ids were write_off_id's, or given its own);
-            # without a date, whatever day it is sent again (the date is the write-off's)
-            event_id, item, _kind = exception(book, key, "written off")
+            # without a date, whatever day it is sent again (the date is the write-off's);
+            # with another reason, refused (as the write-off with other content would be)
+            open_key = exception(book, key, "written off")
+            event_id, item, _kind = open_key
             made = book.write_off_of(event_id, item)
             if made is not None and body.date is None and body.id in (None, made):
+                if book.written_off[open_key] != body.reason:
+                    detail = (
+                        f"backflush exception {key!r} is written off already, by {made}, for "
+                        f"another reason ({book.written_off[open_key]!r}): a write-off stands"
+                    )
+                    error = field_error("body", "reason", detail, "/reason")
+                    raise Problem(409, "conflict", detail, [error])
                 return _already(store, made, "write_off")
             return {
                 "id": body.id or made or write_off_id(event_id, item),

@@ -803,6 +803,14 @@ events:
         ("id", "po3\ufe0f", "invisible characters"),  # a variation selector
         ("id", "po\U000e00413", "invisible characters"),  # a tag
         ("id", "po\u31643", "invisible characters"),  # a Hangul filler
+        # decomposed: an e and a combining acute accent show as the é of another id
+        (
+            "id",
+            "po-cafe\u0301",
+            r"composed form (NFC): a letter and a combining accent look "
+            r"like the accented letter, another id; got 'po-cafe\u0301', "
+            r"composed 'po-caf\xe9'",
+        ),
     ],
 )
 def test_look_alike_numbers_dates_and_ids_are_refused(

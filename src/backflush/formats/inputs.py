@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
+import unicodedata
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -231,9 +232,23 @@ def _id_pattern(refused: str) -> str:
     return rf"^[^\s{refused}]([^{refused}]*[^\s{refused}])?$"
 
 
-#: The id of what is made now: an item, a work center, a cost set, an event, an order. (The
-#: OpenAPI document gives clients the pattern without the characters past U+FFFF, in escapes
-#: every ECMA-262 regex reads: the server still refuses those.)
+def _composed(value: str) -> str:
+    """``value`` if it is in Unicode's composed form (NFC): written decomposed, ``café`` (an
+    e and a combining accent) shows as ``café`` and would be another id."""
+    if not unicodedata.is_normalized("NFC", value):
+        composed = unicodedata.normalize("NFC", value)
+        raise ValueError(
+            "expected an id in Unicode's composed form (NFC): a letter and a combining accent "
+            "look like the accented letter, another id; got "
+            f"{clipped(ascii(value))}, composed {clipped(ascii(composed))}"
+        )
+    return value
+
+
+#: The id of what is made now: an item, a work center, a cost set, an event, an order, in
+#: Unicode's composed form. (The OpenAPI document gives clients the pattern without the
+#: characters past U+FFFF, in escapes every ECMA-262 regex reads: the server still refuses
+#: those.)
 Identifier = Annotated[
     str,
     Field(
@@ -242,6 +257,7 @@ Identifier = Annotated[
         pattern=_id_pattern(_UNPRINTABLE),
         json_schema_extra={"pattern": _id_pattern(_CONTROL + _INVISIBLE)},
     ),
+    AfterValidator(_composed),
 ]
 #: An id naming what the book holds (an event's item, the event a reversal takes back): as an
 #: :data:`Identifier`, except that what a book took before invisible characters were refused

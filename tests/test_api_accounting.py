@@ -414,7 +414,11 @@ def test_master_data_items_and_a_cost_set_release(service: Service) -> None:
     assert log[-3:] == [
         ("accountant", log[-3][1]),
         ("accountant", "cost set next released, effective 2026-03-01"),
-        ("accountant", "master data added (items 1, bom_lines 2, routing_operations 1); items: H"),
+        (
+            "accountant",
+            "master data added (items 1, bom_lines 2, routing_operations 1); items: H; "
+            "BOM versions: H from 2026-02-01; routing versions: H from 2026-02-01",
+        ),
     ]
 
 

@@ -253,11 +253,35 @@ events:
     )
     ok("import", scenario, "--db", db)
     ok("standards", "release", "apr", "--effective", "2026-04-01", "--db", db)
+    # a product with its first versions, a new work center and a what-if set: named in the log
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    for name, text in {
+        "items.csv": "id,kind,material_cost\nM,material,2.00\nKIT,finished,\n",
+        "boms.csv": "item,component,quantity\nKIT,M,2\n",
+        "work_centers.csv": "work_center,element,rate\nCELL,labor,10\n",
+        "routings.csv": "item,effective_from,operation,work_center,run_hours\n"
+        "KIT,2026-05-01,10,CELL,0.5\n",
+        "cost_sets.csv": "cost_set,item,value\nwhat-if,M,2.20\n",
+    }.items():
+        (tables / name).write_text(text, encoding="utf-8")
+    ok("master", "import", tables, "--db", db)
     log = json.loads(ok("master", "log", "--json", "--db", db))["master_changes"]
     me = ME
     assert [(row["recorded_by"], row["change"]) for row in log] == [
-        (me, "master data added (cost_sets 1, items 1, cost_set_materials 1); items: M"),
+        (
+            me,
+            "master data added (cost_sets 1, items 1, cost_set_materials 1); items: M; cost "
+            "sets: apr",
+        ),
         (me, "cost set apr released, effective 2026-04-01"),
+        (
+            me,
+            "master data added (cost_sets 1, items 1, work_centers 1, bom_lines 1, "
+            "cost_set_materials 1, routing_operations 1, work_center_rates 1); items: KIT; BOM "
+            "versions: KIT from the start; routing versions: KIT from 2026-05-01; work centers: "
+            "CELL; cost sets: what-if",
+        ),
     ]
     assert all(dt.datetime.fromisoformat(row["recorded_at"]).tzinfo for row in log)
     assert "cost set apr released" in ok("master", "log", "--db", db)

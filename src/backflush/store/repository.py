@@ -1129,6 +1129,7 @@ class Store:
                     "(rates change through a cost set released with an effective date)"
                 )
         changes: list[tuple[str, dt.date]] = []
+        new_versions: dict[str, list[str]] = {"BOM": [], "routing": []}  # for the log
         versions: list[m.Bom | m.Routing] = [v for vs in master.boms.values() for v in vs]
         versions += [v for vs in master.routings.values() for v in vs]
         for version in versions:
@@ -1146,6 +1147,10 @@ class Store:
             label = f"{what} of {version.item} effective {version.effective_from}"
             if old_version is None:
                 add(*_version_rows(version))
+                when = version.effective_from
+                new_versions[what].append(
+                    f"{version.item} from {'the start' if when == dt.date.min else when}"
+                )
                 if version.item in stored.items:  # a new item has no postings to change
                     changes.append((label, version.effective_from))
             elif old_version != version:
@@ -1205,17 +1210,23 @@ class Store:
                 for table in t.metadata.sorted_tables
                 if rows.get(table)
             )
-            named = sorted(r["id"] for r in rows.get(t.items, []))
-            released = sorted(
-                f"{r['name']} effective {r['effective']}"
-                for r in rows.get(t.cost_sets, [])
-                if r.get("effective") is not None
+            # what was added, by name: what an auditor asks of a change of standards
+            sets = rows.get(t.cost_sets, [])
+            named = {
+                "items": sorted(r["id"] for r in rows.get(t.items, [])),
+                "BOM versions": sorted(new_versions["BOM"]),
+                "routing versions": sorted(new_versions["routing"]),
+                "work centers": sorted(r["id"] for r in rows.get(t.work_centers, [])),
+                "cost sets": sorted(r["name"] for r in sets if r["effective"] is None),
+                "cost sets released": sorted(
+                    f"{r['name']} effective {r['effective']}"
+                    for r in sets
+                    if r["effective"] is not None
+                ),
+            }
+            change = f"master data added ({added})" + "".join(
+                f"; {what}: {_listed(names)}" for what, names in named.items() if names
             )
-            change = f"master data added ({added})"
-            if named:
-                change += f"; items: {_listed(named)}"
-            if released:
-                change += f"; cost sets released: {_listed(released)}"
             _log_master_change(conn, change, recorded_by)
 
     @staticmethod

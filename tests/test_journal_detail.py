@@ -4,6 +4,7 @@ event's own entries and movements (drill-down, reversal), and finds a summary's 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openpyxl
 import pytest
 import sqlalchemy as sa
 from hypothesis import given
@@ -246,6 +248,25 @@ def test_explain_shows_a_summarised_event_and_drills_down_from_a_summary(tmp_pat
         "N": "-6",
         "F": "3",
     }
+    # every export names each line's entry: a summary's lines (no event of their own) lead
+    # to `explain --entry N`, and two summaries of one memo are told apart
+    folder = tmp_path / "csv"
+    assert runner.invoke(app, ["report", "--db", str(db), "--csv", str(folder)]).exit_code == 0
+    with (folder / "journal.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    completions = [
+        (r["entry"], r["date"], r["event"]) for r in rows if r["memo"].startswith("comp")
+    ]
+    assert sorted(set(completions)) == [("2", "2026-01-10", ""), ("3", "2026-01-12", "")]
+    out = tmp_path / "book.xlsx"
+    assert runner.invoke(app, ["report", "--db", str(db), "--xlsx", str(out)]).exit_code == 0
+    sheet = openpyxl.load_workbook(out)["Journal"]
+    assert {r[0] for r in sheet.iter_rows(min_row=2, values_only=True)} == {1, 2, 3}
+    shown = runner.invoke(app, ["report", "--db", str(db), "--json"])
+    numbered = [(e["entry_no"], e["memo"]) for e in json.loads(shown.output)["entries"]]
+    assert numbered[1] == (2, "completion events of 2026-01-10, summarised by day")
+    ledger = runner.invoke(app, ["ledger", "--db", str(db)]).output
+    assert '* "completion events of 2026-01-10, summarised by day"\n  entry: 2\n' in ledger
 
 
 @given(data=st.data())

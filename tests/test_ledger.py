@@ -24,7 +24,7 @@ from helpers import EXAMPLE_NAMES, EXAMPLES
 def test_every_example_loads_in_beancount_with_the_books_balances(name: str) -> None:
     scenario = read_scenario(EXAMPLES / f"{name}.yaml")
     book = run_scenario(scenario)
-    entries, errors, _ = loader.load_string(ledger(scenario.settings, book.entries()))
+    entries, errors, _ = loader.load_string(ledger(scenario.settings, enumerate(book.entries(), 1)))
     assert errors == []
     totals: dict[str, Decimal] = {}
     for entry in entries:

@@ -484,8 +484,8 @@ def test_reports_workbook_has_numeric_cells_that_reconcile(tmp_path: Path) -> No
     analysis = list(book["Variance analysis"].iter_rows(min_row=2, values_only=True))
     assert analysis and all(isinstance(r[5], (int, float)) for r in analysis)
     journal = list(book["Journal"].iter_rows(min_row=2, values_only=True))
-    assert sum(r[6] or 0 for r in journal) == pytest.approx(sum(r[7] or 0 for r in journal))
-    assert journal[0][0].date() == dt.date(2026, 1, 2)
+    assert sum(r[7] or 0 for r in journal) == pytest.approx(sum(r[8] or 0 for r in journal))
+    assert (journal[0][0], journal[0][1].date()) == (1, dt.date(2026, 1, 2))  # entry 1's line
 
 
 def test_statements_of_the_widget_plant_by_hand() -> None:
@@ -560,7 +560,11 @@ def test_reports_as_csv_files_with_exact_decimals(tmp_path: Path) -> None:
     }
     with (folder / "journal.csv").open(newline="") as handle:
         journal = list(csv.DictReader(handle))
-    assert journal[0]["date"] == "2026-01-02" and journal[0]["event"] == "p1"
+    assert (journal[0]["entry"], journal[0]["date"], journal[0]["event"]) == (
+        "1",
+        "2026-01-02",
+        "p1",
+    )
     # the valuation's total taken to the inventory accounts of the trial balance, as on screen
     with (folder / "valuation.csv").open(newline="") as handle:
         valued = {r["item"]: r for r in csv.DictReader(handle)}

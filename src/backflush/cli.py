@@ -841,16 +841,17 @@ def ledger(
     ] = None,
 ) -> None:
     """The journal as a beancount ledger (bean-check, fava): accounts by type, elements as
-    sub-accounts, the event id and item as metadata."""
+    sub-accounts, the entry number, event id and item as metadata."""
 
     def go() -> None:
         if file is not None:
             scenario = read_scenario(file)
-            settings, entries = scenario.settings, list(run_scenario(scenario).entries())
+            book = run_scenario(scenario)
+            settings, entries = scenario.settings, list(enumerate(book.entries(), 1))
         else:
             store = Store(db, create=False)
             try:
-                settings, entries = store.settings(), store.entries()
+                settings, entries = store.settings(), store.numbered_entries()
             finally:
                 store.close()
         text = beancount.ledger(settings, entries)
@@ -995,15 +996,15 @@ def report(
         book, numbered, count = store.numbered_snapshot(period)
         entries = [entry for _, entry in numbered]
         if xlsx is not None:
-            write_workbook(book, entries, xlsx)
+            write_workbook(book, numbered, xlsx)
             out.print(f"reports written to {escape(str(xlsx))}")
             return
         if csv_folder is not None:
-            written = write_csv(book, entries, csv_folder)
+            written = write_csv(book, numbered, csv_folder)
             out.print(f"{len(written)} CSV files written to {escape(str(csv_folder))}")
             return
         if as_json:
-            print_json(document(book, entries))
+            print_json(document(book, numbered))
         elif sum(len(e.lines) for e in entries) > plain.LARGE:  # the journal: not by Rich
             rows = tables.journal_rows(book, entries, [n for n, _ in numbered])
             header, right = tables.JOURNAL_HEADER, tables.JOURNAL_RIGHT

@@ -3,8 +3,9 @@
 Each backflush account key maps to a beancount account of the right type (inventories are
 assets, payables liabilities, sales income, cost of sales and variances expenses); a
 conversion element or a prorated variance becomes a sub-account. Each journal entry becomes a
-transaction dated as the entry, with the event id and the item of each line as metadata, so
-a figure in fava leads back to the event that made it.
+transaction dated as the entry, with its number, the event id and the item of each line as
+metadata, so a figure in fava leads back to the entry (``explain --entry N``) and the event
+that made it.
 """
 
 from __future__ import annotations
@@ -58,12 +59,13 @@ def _quoted(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def ledger(settings: Settings, entries: Iterable[Entry]) -> str:
-    """The whole journal as a beancount file: options, one ``open`` per account (on the date
-    of its first line), one transaction per entry."""
-    entries = list(entries)
+def ledger(settings: Settings, numbered: Iterable[tuple[int, Entry]]) -> str:
+    """The whole journal, its entries ``numbered`` (number, entry), as a beancount file:
+    options, one ``open`` per account (on the date of its first line), one transaction per
+    entry."""
+    numbered = list(numbered)
     opened: dict[str, str] = {}  # account -> the date of its first line (entries are in
-    for entry in entries:  # posting order, which is not always date order)
+    for _, entry in numbered:  # posting order, which is not always date order)
         day = entry.date.isoformat()
         for line in entry.lines:
             name = account_name(line.account, line.element)
@@ -75,8 +77,9 @@ def ledger(settings: Settings, entries: Iterable[Entry]) -> str:
         "",
     ]
     out += [f"{day} open {name} {currency}" for name, day in sorted(opened.items())]
-    for entry in entries:
+    for number, entry in numbered:
         out += ["", f"{entry.date.isoformat()} * {_quoted(entry.memo)}"]
+        out.append(f"  entry: {number}")
         out.append(f"  event: {_quoted(entry.event)}")
         for line in entry.lines:
             amount = money(line.amount, currency)

@@ -120,8 +120,10 @@ def order_document(order: ProductionOrder) -> dict[str, Any]:
     }
 
 
-def document(book: Book, entries: Iterable[Entry] | None = None) -> dict[str, Any]:
-    """The whole book as one JSON-ready document (decimal strings, signed balances)."""
+def document(book: Book, numbered: Iterable[tuple[int, Entry]] | None = None) -> dict[str, Any]:
+    """The whole book as one JSON-ready document (decimal strings, signed balances). Its
+    entries are ``numbered`` (number, entry), by default the book's journal numbered in
+    order; each carries its number (``entry_no``), which ``explain --entry`` reads."""
     currency = book.settings.currency
     balances = book.account_balances()
     return {
@@ -145,7 +147,8 @@ def document(book: Book, entries: Iterable[Entry] | None = None) -> dict[str, An
         },
         "balances": {k: money(v, currency) for k, v in sorted(balances.items()) if v},
         "entries": [
-            entry_document(e, currency) for e in (book.entries() if entries is None else entries)
+            {"entry_no": number, **entry_document(e, currency)}
+            for number, e in (enumerate(book.entries(), 1) if numbered is None else numbered)
         ],
         "periods": periods_document(book),
         "quantities": {k: fmt(v) for k, v in sorted(book.on_hand.items())},

@@ -44,7 +44,7 @@ class Sheet:
     money: tuple[int, ...]
 
 
-def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
+def report_sheets(book: Book, numbered: Iterable[tuple[int, Entry]]) -> list[Sheet]:
     """Trial balance, valuation, variances by period, throughput, red flags (at the default
     thresholds) and the journal."""
     balances = sorted(book.account_balances().items())
@@ -124,9 +124,10 @@ def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
         ),
         Sheet(
             "Journal",
-            ("date", "event", "memo", "account", "element", "item", "debit", "credit"),
+            ("entry", "date", "event", "memo", "account", "element", "item", "debit", "credit"),
             [
                 (
+                    number,
                     e.date,
                     e.event,
                     e.memo,
@@ -136,15 +137,15 @@ def report_sheets(book: Book, entries: Iterable[Entry]) -> list[Sheet]:
                     ln.debit or None,
                     ln.credit or None,
                 )
-                for e in entries
+                for number, e in numbered
                 for ln in e.lines
             ],
-            (6, 7),
+            (7, 8),
         ),
     ]
 
 
-def write_workbook(book: Book, entries: Iterable[Entry], path: Path) -> None:
+def write_workbook(book: Book, numbered: Iterable[tuple[int, Entry]], path: Path) -> None:
     """The reports as one XLSX workbook, a sheet each, amounts as numeric cells. Written row
     by row (openpyxl's write-only mode): a journal of millions of lines in bounded memory.
     openpyxl is imported here, not with the module: the CLI starts faster."""
@@ -156,7 +157,7 @@ def write_workbook(book: Book, entries: Iterable[Entry], path: Path) -> None:
     number_format = _money_format(book.settings.currency)
     with written(path) as out:  # nothing half-written: no sheet made before it opens
         workbook = Workbook(write_only=True)
-        for found in report_sheets(book, entries):
+        for found in report_sheets(book, numbered):
             sheet = workbook.create_sheet(found.title)
             sheet.freeze_panes = "A2"
             for column, name in enumerate(found.header, start=1):
@@ -214,12 +215,12 @@ def _valuation_rows(book: Book) -> list[tuple[Cell, ...]]:
     return rows
 
 
-def write_csv(book: Book, entries: Iterable[Entry], folder: Path) -> list[Path]:
+def write_csv(book: Book, numbered: Iterable[tuple[int, Entry]], folder: Path) -> list[Path]:
     """The reports as CSV files in ``folder``, one per report (``trial_balance.csv``, ...):
     :func:`csv_rows`."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for found in report_sheets(book, entries):
+    for found in report_sheets(book, numbered):
         path = folder / (found.title.lower().replace(" ", "_") + ".csv")
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)

@@ -1541,6 +1541,13 @@ class Store:
             self._check_schema(conn)
             return self._entries(conn, period)
 
+    def numbered_entries(self, period: str | None = None) -> list[tuple[int, m.Entry]]:
+        """The journal (of one period), each entry with its number."""
+        with self.transaction() as conn:
+            self._check_schema(conn)
+            where = t.journal_lines.c.period == period if period else sa.true()
+            return list(_numbered_entries(conn, where))
+
     @staticmethod
     def _entries(conn: Connection, period: str | None) -> list[m.Entry]:
         where = t.journal_lines.c.period == period if period else sa.true()

@@ -212,7 +212,7 @@ def test_workbook_text_is_never_a_formula(tmp_path: Path) -> None:
     from backflush.reports.workbook import write_workbook
 
     book = run_scenario(parse_scenario(FORMULA_FAMILY, "s.yaml"))
-    write_workbook(book, list(book.entries()), tmp_path / "r.xlsx")
+    write_workbook(book, list(enumerate(book.entries(), 1)), tmp_path / "r.xlsx")
     sheet = openpyxl.load_workbook(tmp_path / "r.xlsx")["Margin by product"]
     family = [row[2] for row in sheet.iter_rows(min_row=2) if row[1].value == "F"]
     assert family and all(c.data_type == "s" and c.value.startswith("=HYPERLINK") for c in family)

@@ -47,7 +47,7 @@ def in_memory(sc: Scenario) -> dict[str, Any]:
 
 
 def stored(store: Store) -> dict[str, Any]:
-    return document(store.load(), store.entries())
+    return document(store.load(), store.numbered_entries())
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5])

@@ -191,7 +191,7 @@ def check_book(url: str, sc: Scenario, outcomes: list[Outcome], clients: int) ->
             movements = list(conn.execute(sa.select(t.movements)))
             summary = list(conn.execute(sa.select(t.journal_summary)))
         loaded = store.load()
-        got = document(loaded, store.entries())
+        got = document(loaded, store.numbered_entries())
         entries = store.entries()
     finally:
         store.close()

@@ -151,7 +151,7 @@ def in_memory(sc: Scenario, events: Sequence[m.Event] | None = None) -> dict[str
 
 
 def stored(store: Store) -> dict[str, Any]:
-    return document(store.load(), store.entries())
+    return document(store.load(), store.numbered_entries())
 
 
 def assert_same_document(got: dict[str, Any], want: dict[str, Any]) -> None:
@@ -495,9 +495,9 @@ def test_reads_do_not_wait_for_a_writer(store: Store, db_url: str) -> None:
             assert reader.master() == sc.master
             assert reader.event_count() == 3
             assert reader.initialized()
-            assert document(reader.load(), reader.entries()) == expected
-            book, entries, count = reader.snapshot()
-            assert (document(book, entries), count) == (expected, 3)
+            assert document(reader.load(), reader.numbered_entries()) == expected
+            book, numbered, count = reader.numbered_snapshot()
+            assert (document(book, numbered), count) == (expected, 3)
             # while a write waits for the lock, and gives up here
             with pytest.raises(sa.exc.OperationalError):
                 reader.post(events_of(sc, "l1"))
@@ -535,8 +535,8 @@ def test_on_sqlite_only_writes_take_the_write_lock_at_begin(tmp_path: Path) -> N
 def test_snapshot_reads_book_journal_and_count_together(store: Store) -> None:
     sc = scenario("northshore")
     open_book(store, sc)
-    book, entries, count = store.snapshot()
-    assert document(book, entries) == stored(store)
+    book, numbered, count = store.numbered_snapshot()
+    assert document(book, numbered) == stored(store)
     assert count == store.event_count() == len(sc.events)
     assert book.history is None
     _, february, _ = store.snapshot("2026-02")

@@ -569,6 +569,37 @@ def test_a_reversal_across_a_standards_change_is_refused() -> None:
         run_scenario(parse_scenario(text))
 
 
+def test_actual_conversion_is_reversed_across_a_standards_change() -> None:
+    """An accrual of 500.00 of labor posted twice in January, taken back in February after M's
+    standard rose from 1.00 to 1.30: conversion holds no standard, so the reversal takes back
+    its lines as they were (Dr accrued conversion 500.00, Cr conversion control 500.00), a
+    500.00 favourable conversion variance in February. A purchase, whose stock is valued at
+    the newer standard now, is still refused."""
+    text = """
+book: {name: R, currency: USD}
+items:
+  - {id: M, kind: material, standard_cost: "1.00"}
+cost_sets: [{name: feb, effective: 2026-02-01, materials: {M: "1.30"}}]
+events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: "10", unit_cost: "1.10"}
+  - {id: l1, date: 2026-01-31, type: conversion, amount: "500.00", element: labor}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: p2, date: 2026-02-02, type: purchase, item: M, quantity: "1", unit_cost: "1.30"}
+  - {id: rl1, date: 2026-02-05, type: reversal, reverses: l1, reason: posted twice}
+"""
+    book = run_scenario(parse_scenario(text))
+    (entry,) = [e for e in book.entries() if e.event == "rl1"]
+    assert {(ln.account, ln.amount) for ln in entry.lines} == {
+        (Account.ACCRUED_CONVERSION, Decimal("500.00")),
+        (Account.CONVERSION_CONTROL, Decimal("-500.00")),
+    }
+    assert book.period_variances("2026-02")["conversion"] == Decimal("-500.00")
+    assert balance(book, Account.ACCRUED_CONVERSION) == 0
+    returned = text + "  - {id: rp1, date: 2026-02-06, type: reversal, reverses: p1}\n"
+    with pytest.raises(PostingError, match="event p1 was costed at the first standards"):
+        run_scenario(parse_scenario(returned))
+
+
 #: KIT is costed at sale, its unsold conversion inventoried at closes; its conversion is one
 #: amount (element ""). From February its BOM also takes a PART, a finished good costed at
 #: completion whose value (material and conversion) sits in finished goods, element "", and a

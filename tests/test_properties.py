@@ -791,7 +791,8 @@ class Model:
             raise Refused("already reversed")
         if event.date < original.date:
             raise Refused("dated before the event it reverses")
-        if self.plant.epoch(original.date) != self.plant.epoch(event.date):
+        actual_only = isinstance(original, (Conversion, Hours))  # no standard in them
+        if self.plant.epoch(original.date) != self.plant.epoch(event.date) and not actual_only:
             raise Refused("costed at standards since replaced")
         net: dict[str, list[Decimal]] = {}
         for item, on_hand, in_process in self.moved.get(event.reverses, []):

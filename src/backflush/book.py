@@ -372,6 +372,11 @@ def flow_of(event_type: str, quantity: Decimal) -> str:
     return into if quantity > 0 else out
 
 
+#: Events that post actual figures only, no standard: their reversal takes back what they
+#: posted, whatever standards have come in force since.
+ACTUAL_ONLY = (Conversion, Hours)
+
+
 class Book:
     def __init__(
         self, settings: Settings, master: MasterData, standards: Standards | None = None
@@ -1208,7 +1213,7 @@ class Book:
         effects = Effects()
         self._reverse_order(event, original.event, effects)
         then, now = self.standards.epoch(original.event.date), self.standards.epoch(event.date)
-        if then != now:
+        if then != now and not isinstance(original.event, ACTUAL_ONLY):
             # Its entries are at the standards of ``then``; stock is (or will be) valued at
             # newer ones: negating them would leave value without units.
             since = "the first standards" if then == dt.date.min else f"the standards of {then}"

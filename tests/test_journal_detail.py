@@ -28,6 +28,7 @@ from backflush.cli import app
 from backflush.domain import model as m
 from backflush.engine.flush import PostingError
 from backflush.formats.scenario import parse_scenario, read_scenario
+from backflush.run import run_scenario
 from backflush.store import schema as t
 from backflush.store import summaries
 from backflush.store.repository import Store
@@ -370,3 +371,52 @@ def test_a_late_receipt_revalued_on_a_later_day_keeps_its_entries(tmp_path: Path
         entries, _ = own(store, "late")
         store.close()
         assert [e.date for e in entries] == [dt.date(2026, 1, 28), dt.date(2026, 2, 1)]
+
+
+#: M rises from 1.00 to 1.30 on 1 February; W is one M and 1.00 of labor. Two W sold in
+#: January come back in February, and a January purchase goes back to its vendor.
+RETURNED_AFTER_A_COST_ROLL = """
+book: {name: R, currency: USD}
+items:
+  - {id: M, kind: material, standard_cost: "1.00"}
+  - {id: W, kind: finished, standard_cost: {conversion: {labor: "1.00"}}}
+boms:
+  - {item: W, lines: [{component: M, quantity: "1"}]}
+cost_sets: [{name: feb, effective: 2026-02-01, materials: {M: "1.30"}}]
+events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: "10", unit_cost: "1.00"}
+  - {id: p0, date: 2026-01-03, type: purchase, item: M, quantity: "3", unit_cost: "0.90"}
+  - {id: c1, date: 2026-01-10, type: completion, item: W, quantity: "4"}
+  - {id: s1, date: 2026-01-20, type: sale, item: W, quantity: "2", unit_price: "5.00"}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: p2, date: 2026-02-02, type: purchase, item: M, quantity: "1", unit_cost: "1.30"}
+  - {id: rs1, date: 2026-02-05, type: reversal, reverses: s1, reason: customer return}
+  - {id: rp0, date: 2026-02-06, type: reversal, reverses: p0, reason: vendor return}
+"""
+
+
+@pytest.mark.parametrize("detail", DETAILS)
+def test_reversals_across_a_cost_roll_read_from_the_store_revalue_as_in_memory(
+    detail: m.JournalDetail, tmp_path: Path
+) -> None:
+    """Each event posted in a transaction of its own: the reversals read their originals
+    back from the store (their own lines, kept with them when summarised) and revalue what
+    they take back as the book in memory does."""
+    scenario = parse_scenario(RETURNED_AFTER_A_COST_ROLL, "returned.yaml")
+    memory = run_scenario(scenario)
+    store = Store(f"sqlite:///{tmp_path / 'book.db'}")
+    try:
+        settings = dataclasses.replace(scenario.settings, journal_detail=detail)
+        store.import_scenario(settings, scenario.master, [])
+        for event in scenario.events:
+            assert store.post([event]) == [True]
+        book = store.load()
+        assert book.account_balances() == memory.account_balances()
+        assert book.on_hand == memory.on_hand == {"M": Decimal(7), "W": Decimal(4)}
+        for reversal in ("rs1", "rp0"):
+            assert own(store, reversal)[0] == memory.recorded[reversal].entries
+    finally:
+        store.close()
+    # 4 W at 2.30, and 7 M at 1.30 (13 bought in January, 4 in the W, 1 bought at 1.30, 3 sent back)
+    assert memory.account_balances()["finished_goods"] == Decimal("9.20")
+    assert memory.account_balances()["raw_in_process"] == Decimal("9.10")

@@ -560,21 +560,82 @@ def test_the_valuation_report_reconciles_with_the_inventory_accounts(policy: str
     assert off_books == sum(book.off_book().values(), Decimal(0))
 
 
-def test_a_reversal_across_a_standards_change_is_refused() -> None:
+def test_a_completion_reversed_across_a_standards_change_is_revalued() -> None:
+    """10 FG made in January at 6.00 (one CHIP at 1.00, 5.00 of conversion); from February
+    FG takes two CHIP: 7.00. Undone on 10 February, after the new BOM revalued them to 70.00:
+    the reversal takes back what the completion posted (Dr raw in process 10.00, Dr conversion
+    allocated 50.00, Cr finished goods 60.00), then the 10 FG it takes out of stock from 6.00
+    to 7.00 (Cr finished goods 10.00, Dr revaluation 10.00): no finished goods left, the 10
+    CHIP back in stock, the revaluation variance back to nothing."""
     text = REVALUED.format(policy="purchase+completion").replace(
         "  - {id: sell, date: 2026-02-10, type: sale, item: FG, quantity: 10}\n",
         "  - {id: undo, date: 2026-02-10, type: reversal, reverses: make}\n",
     )
-    with pytest.raises(PostingError, match="costed at the first standards, replaced on 2026-02-01"):
-        run_scenario(parse_scenario(text))
+    book = run_scenario(parse_scenario(text))
+    taken = [e for e in book.entries() if e.event == "undo"]
+    assert [{(ln.account, ln.amount) for ln in e.lines} for e in taken] == [
+        {
+            (Account.RAW_IN_PROCESS, Decimal("10.00")),
+            (Account.CONVERSION_ALLOCATED, Decimal("50.00")),
+            (Account.FINISHED_GOODS, Decimal("-60.00")),
+        },
+        {
+            (Account.FINISHED_GOODS, Decimal("-10.00")),
+            (Account.REVALUATION_VARIANCE, Decimal("10.00")),
+        },
+    ]
+    assert taken[1].date == dt.date(2026, 2, 10)
+    assert (balance(book, Account.FINISHED_GOODS), balance(book, Account.RAW_IN_PROCESS)) == (
+        0,
+        100,
+    )
+    assert balance(book, Account.REVALUATION_VARIANCE) == 0
+    assert book.on_hand == {"CHIP": 100, "FG": 0}
+
+
+def test_a_sale_returned_after_a_cost_roll_comes_back_at_the_new_standard() -> None:
+    """M rises from 1.00 to 1.30 on 1 February; W is one M and 1.00 of labor (2.00, then
+    2.30). Two W sold in January at 5.00 come back on 5 February: Dr finished goods 4.00 and
+    Cr COGS 4.00, Dr sales 10.00 and Cr receivables 10.00, then the two units revalued to the
+    new standard (Dr finished goods 0.60, Cr revaluation 0.60): finished goods 4 x 2.30."""
+    text = """
+book: {name: R, currency: USD}
+items:
+  - {id: M, kind: material, standard_cost: "1.00"}
+  - {id: W, kind: finished, standard_cost: {conversion: {labor: "1.00"}}}
+boms:
+  - {item: W, lines: [{component: M, quantity: "1"}]}
+cost_sets: [{name: feb, effective: 2026-02-01, materials: {M: "1.30"}}]
+events:
+  - {id: p1, date: 2026-01-02, type: purchase, item: M, quantity: "10", unit_cost: "1.00"}
+  - {id: c1, date: 2026-01-10, type: completion, item: W, quantity: "4"}
+  - {id: s1, date: 2026-01-20, type: sale, item: W, quantity: "2", unit_price: "5.00"}
+  - {id: close-jan, date: 2026-01-31, type: close, period: 2026-01}
+  - {id: p2, date: 2026-02-02, type: purchase, item: M, quantity: "1", unit_cost: "1.30"}
+  - {id: rs1, date: 2026-02-05, type: reversal, reverses: s1, reason: customer return}
+"""
+    book = run_scenario(parse_scenario(text))
+    taken = [
+        {(ln.account, ln.amount) for ln in e.lines} for e in book.entries() if e.event == "rs1"
+    ]
+    assert taken == [
+        {(Account.FINISHED_GOODS, Decimal("4.00")), (Account.COGS, Decimal("-4.00"))},
+        {(Account.ACCOUNTS_RECEIVABLE, Decimal("-10.00")), (Account.SALES, Decimal("10.00"))},
+        {
+            (Account.FINISHED_GOODS, Decimal("0.60")),
+            (Account.REVALUATION_VARIANCE, Decimal("-0.60")),
+        },
+    ]
+    assert balance(book, Account.FINISHED_GOODS) == Decimal("9.20")
+    assert book.period_variances("2026-02")["revaluation"] == Decimal("-3.00")  # 1.80 + 0.60 + 0.60
 
 
 def test_actual_conversion_is_reversed_across_a_standards_change() -> None:
     """An accrual of 500.00 of labor posted twice in January, taken back in February after M's
     standard rose from 1.00 to 1.30: conversion holds no standard, so the reversal takes back
     its lines as they were (Dr accrued conversion 500.00, Cr conversion control 500.00), a
-    500.00 favourable conversion variance in February. A purchase, whose stock is valued at
-    the newer standard now, is still refused."""
+    500.00 favourable conversion variance in February. A purchase returned then takes its
+    units out at the newer standard (they were revalued with the stock)."""
     text = """
 book: {name: R, currency: USD}
 items:
@@ -596,8 +657,8 @@ events:
     assert book.period_variances("2026-02")["conversion"] == Decimal("-500.00")
     assert balance(book, Account.ACCRUED_CONVERSION) == 0
     returned = text + "  - {id: rp1, date: 2026-02-06, type: reversal, reverses: p1}\n"
-    with pytest.raises(PostingError, match="event p1 was costed at the first standards"):
-        run_scenario(parse_scenario(returned))
+    book = run_scenario(parse_scenario(returned))  # 11 M less the 10 returned: 1 at 1.30
+    assert balance(book, Account.RAW_IN_PROCESS) == Decimal("1.30")
 
 
 #: KIT is costed at sale, its unsold conversion inventoried at closes; its conversion is one

@@ -793,7 +793,17 @@ class Model:
             raise Refused("dated before the event it reverses")
         actual_only = isinstance(original, (Conversion, Hours))  # no standard in them
         if self.plant.epoch(original.date) != self.plant.epoch(event.date) and not actual_only:
-            raise Refused("costed at standards since replaced")
+            # what it takes back is revalued to today's standards, unless it cannot be
+            if any(q.open > 0 for (owner, _), q in self.queue.items() if owner == event.reverses):
+                raise Refused("costed at standards since replaced; its consumption waits")
+            settings, items = self.plant.settings, self.plant.master.items
+            at_sale = (Policy.PURCHASE_SALE, Policy.SALE)
+            if settings.inventory_unsold_conversion and any(
+                items[item].kind is Kind.FINISHED
+                and (items[item].policy or settings.triggers) in at_sale
+                for item, _, _ in self.moved.get(event.reverses, [])
+            ):
+                raise Refused("costed at standards since replaced; goods costed at sale")
         net: dict[str, list[Decimal]] = {}
         for item, on_hand, in_process in self.moved.get(event.reverses, []):
             back = net.setdefault(item, [ZERO, ZERO])

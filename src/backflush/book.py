@@ -1213,14 +1213,11 @@ class Book:
         effects = Effects()
         self._reverse_order(event, original.event, effects)
         then, now = self.standards.epoch(original.event.date), self.standards.epoch(event.date)
-        if then != now and not isinstance(original.event, ACTUAL_ONLY):
-            # Its entries are at the standards of ``then``; stock is (or will be) valued at
-            # newer ones: negating them would leave value without units.
-            since = "the first standards" if then == dt.date.min else f"the standards of {then}"
-            raise PostingError(
-                f"event {event.id}: event {event.reverses} was costed at {since}, replaced on "
-                f"{now.isoformat()}; post a correcting event instead of a reversal"
-            )
+        # Its entries are at the standards of ``then``, stock at newer ones: what it moves back
+        # is revalued from the one to the other (_revalue_taken_back).
+        crosses = then != now and not isinstance(original.event, ACTUAL_ONLY)
+        if crosses:
+            self._check_revaluable(event, original, then, now)
         net: dict[str, list[Decimal]] = {}
         for m in original.movements:
             on_hand, in_process = net.setdefault(m.item, [ZERO, ZERO])
@@ -1257,6 +1254,55 @@ class Book:
         original.reversed_by = event.id
         self.changes.reversed.append((event.reverses, event.id))
         self._apply(record, effects)
+        if crosses:
+            self._revalue_taken_back(record, original, effects.movements)
+
+    def _check_revaluable(
+        self, event: Reversal, original: Recorded, then: dt.date, now: dt.date
+    ) -> None:
+        """Refuse a reversal across a change of standards where what it takes back cannot be
+        revalued as a receipt's units are: consumption it queued still waits for stock (the
+        queue is valued apart), or it moved goods costed at sale whose unsold conversion the
+        book inventories (revalued with the stock it sits in, not unit by unit)."""
+        why = ""
+        if any(entry.event == original.event.id for items in self.queue.values()
+               for entry in items.values()):  # fmt: skip
+            why = "consumption it queued still waits for stock"
+        elif self.settings.inventory_unsold_conversion and any(
+            self._costed_at_sale(m.item) for m in original.movements
+        ):
+            why = "it moved goods costed at sale whose unsold conversion the book inventories"
+        if why:
+            since = "the first standards" if then == dt.date.min else f"the standards of {then}"
+            raise PostingError(
+                f"event {event.id}: event {event.reverses} was costed at {since}, replaced on "
+                f"{now.isoformat()}, and {why}; post a correcting event instead of a reversal"
+            )
+
+    def _revalue_taken_back(
+        self, record: Recorded, original: Recorded, movements: Sequence[Movement]
+    ) -> None:
+        """A reversal across a change of standards took back ``original``'s entries, valued
+        at the standards it was posted at (those of its date; a late receipt's entries carry
+        its units on to the standards of their revaluations): what it moved back
+        (``movements``) is revalued from there to the standards stock is valued at now,
+        against the revaluation variance, on the reversal's date (the changes' own dates may
+        lie in closed periods). A periodic book revalues nothing between closes."""
+        if self.settings.triggers.periodic:
+            return
+        dates = [e.date for e in original.entries] or [original.event.date]
+        old, new = max(map(self.standards.epoch, dates)), self.epoch
+        on, by_element = record.event.date, dict[str, Decimal]()
+        for movement in movements:
+            item, units, in_wip = movement.item, movement.on_hand, movement.in_process
+            memo = f"revaluation of {fmt(units)} {item} taken back to the standards of {new}"
+            before, after = (
+                self._valued(item, units, in_wip, old),
+                self._valued(item, units, in_wip, new),
+            )
+            self._post_revaluation(record, on, item, memo, before, after)
+            self._content_change(by_element, item, units, in_wip, old, new)
+        self._add_revalued(record, on, by_element)
 
     def _check_order_picked(self, event: OrderClose) -> None:
         """An order closes once what its release forward-flushed has been picked: consumption

@@ -62,6 +62,7 @@ def test_close_check_reopen_and_exceptions_through_the_command_line(tmp_path: Pa
     assert checked["status"] == "warn"
     assert {c["check"]: c["status"] for c in checked["checks"]} == {
         "periods close in order": "ok",
+        "the period has ended": "ok",
         "backflush exceptions": "warn",
         "production orders": "ok",
         "counts and receipts": "warn",

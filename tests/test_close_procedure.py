@@ -369,17 +369,40 @@ events:
 """
 
 
+def test_the_checklist_warns_of_a_period_not_ended() -> None:
+    """Read on 28 February, February has not ended: closing it would refuse postings of its
+    last day; read on 1 March, it has."""
+    book = book_of(CHECKED)
+    for today, status in ((dt.date(2026, 2, 28), "warn"), (dt.date(2026, 3, 1), "ok")):
+        (ended,) = [
+            c for c in reports.checklist(book, "2026-02", today=today) if "ended" in c.check
+        ]
+        assert ended.status == status
+    assert ended.details == ("2026-02 ended on 2026-02-28",)
+    (early,) = [
+        c
+        for c in reports.checklist(book, "2026-02", today=dt.date(2026, 2, 3))
+        if "ended" in c.check
+    ]
+    assert early.details == (
+        "2026-02 ends on 2026-02-28; today is 2026-02-03: once it is closed, postings dated in "
+        "its remaining days are refused",
+    )
+
+
 def test_checklist_rows() -> None:
     book = book_of(CHECKED)
     checks = {c.check: c for c in reports.checklist(book, "2026-02")}
     assert list(checks) == [
         "periods close in order",
+        "the period has ended",
         "backflush exceptions",
         "production orders",
         "counts and receipts",
         "standards drift",
     ]
     assert checks["periods close in order"].status == "ok"
+    assert checks["the period has ended"].details == ("2026-02 ended on 2026-02-28",)
     assert checks["backflush exceptions"].status == "ok"  # allow: flags, no queue
     assert checks["production orders"].status == "warn"
     assert checks["production orders"].details == (

@@ -144,8 +144,9 @@ def test_every_page_in_chromium_as_a_viewer(northshore: Site, browser: Any) -> N
     # the close checklist of a period, from the dashboard
     page.click("#period-2026-01 >> text=checklist")
     assert page.url.endswith("/ui/close/2026-01")
-    assert page.locator("#checks tbody tr").count() == 5
-    assert "periods close in order" in page.locator("#checks").inner_text()
+    assert page.locator("#checks tbody tr").count() == 6
+    checks = page.locator("#checks").inner_text()
+    assert "periods close in order" in checks and "2026-01 ended on 2026-01-31" in checks
 
     # the journal, a page at a time, and the drill-down of an entry's event
     page.goto(f"{site.base}/ui/journal")

@@ -99,15 +99,18 @@ def checklist(
     events: Iterable[Event] | None = None,
     *,
     drift: Decimal = DEFAULT_DRIFT,
+    today: dt.date | None = None,
 ) -> list[Check]:
     """The checks before closing ``period`` (YYYY-MM). ``events``: the period's purchases and
-    counts (default: those the book has recorded, as an in-memory book has them all)."""
+    counts (default: those the book has recorded, as an in-memory book has them all).
+    ``today``: the day the checklist is read (default: today's date)."""
     first, last = period_bounds(period)
     if events is None:
         events = (r.event for r in book.recorded.values() if not r.reversed_by)
     in_period = [e for e in events if first <= e.date <= last]
     return [
         _order(book, period),
+        _ended(period, last, dt.date.today() if today is None else today),
         _exceptions(book, period, first, last),
         _orders(book, last),
         _counts(book, period, last, [e for e in in_period if isinstance(e, Count)]),
@@ -130,6 +133,22 @@ def _order(book: Book, period: str) -> Check:
         return Check(name, FAIL, tuple(f"{p} is still open" for p in earlier))
     reopens = [f"reopened by {r.event}: {r.reason}" for r in book.reopened(period)]
     return Check(name, OK, (f"latest closed period: {latest or 'none'}", *reopens))
+
+
+def _ended(period: str, last: dt.date, today: dt.date) -> Check:
+    """A period closed before it ends locks its remaining days: the shop floor's postings of
+    them are refused (the close may be dated its last day; it is not refused)."""
+    name = "the period has ended"
+    if last < today:
+        return Check(name, OK, (f"{period} ended on {last.isoformat()}",))
+    return Check(
+        name,
+        WARN,
+        (
+            f"{period} ends on {last.isoformat()}; today is {today.isoformat()}: once it is "
+            "closed, postings dated in its remaining days are refused",
+        ),
+    )
 
 
 #: Open exceptions a checklist names one by one; past them it counts the rest (a queue of

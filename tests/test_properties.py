@@ -1155,6 +1155,33 @@ class Checker:
                 change[account] -= event.quantity * amount
         self.revalued_by(entries, change, len(changes))
 
+    def taken_back(self, event: Reversal, valued_at: dt.date) -> None:
+        """A reversal across a change of standards took back what its event posted, valued at
+        the standards of ``valued_at``: what it moved back is revalued from them to the
+        standards stock is valued at now, on its own date, under its own id; nothing under
+        ``count`` and ``cogs-first``, whose closes value the stock."""
+        entries = [
+            e
+            for e in self.book.journal
+            if e.event == event.id and e.memo.startswith("revaluation of")
+        ]
+        if self.plant.settings.triggers.periodic:
+            assert entries == [], entries
+            return
+        assert {e.date for e in entries} <= {event.date}, entries
+        standards, now = self.book.standards, self.model.epoch
+        moves = self.model.moved.get(event.id, [])
+        change: dict[Account, Decimal] = defaultdict(Decimal)
+        with localcontext(CONTEXT):  # (to the book's precision, as it works it out)
+            for on, sign in ((now, 1), (valued_at, -1)):
+                for item, on_hand, in_process in moves:
+                    for account, _, amount in standards.holding(item, on) if on_hand else ():
+                        change[account] += sign * on_hand * amount
+                    if in_process:
+                        total = standards.unit_cost(item, on).total
+                        change[Account.WORK_IN_PROCESS] += sign * in_process * total
+        self.revalued_by(entries, change, len(moves))
+
     def values(self) -> None:
         """Invariant 5: valuation, off-book stock, conservation."""
         book, plant, model = self.book, self.plant, self.model
@@ -1885,6 +1912,16 @@ class Stream:
         if isinstance(event, Purchase) and self.plant.epoch(event.date) < old:
             self.check.late_receipt(event)
             hypothesis_event("receipt dated before the standards stock is valued at")
+        if isinstance(event, Reversal):
+            original = model.accepted[event.reverses]
+            crosses = self.plant.epoch(original.date) != self.plant.epoch(event.date)
+            if crosses and not isinstance(original, (Conversion, Hours)):
+                # its entries are valued at its day's standards (a late receipt's carried on
+                # by its revaluations, dated at the changes)
+                dates = [e.date for e in book.journal if e.event == original.id]
+                valued_at = max(map(self.plant.epoch, dates or [original.date]))
+                self.check.taken_back(event, valued_at)
+                hypothesis_event("reversal across a change of standards")
         hypothesis_event(f"{event.type} accepted")
         if isinstance(event, Close):
             self.check.close(event, balances_before)

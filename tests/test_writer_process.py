@@ -140,6 +140,47 @@ def test_a_writer_process_killed_is_started_again_and_nothing_is_posted_twice(
         store.close()
 
 
+def test_a_writer_that_cannot_start_again_keeps_trying_and_a_group_sigterm_drains(
+    tmp_path: Path,
+) -> None:
+    """The writer killed while its book cannot be opened (the database away) is tried again
+    and again, requests answered 503 meanwhile, until the book is back; a SIGTERM to the
+    whole process group (a service manager stopping the server) stops the writer through the
+    server, after what it was given, not as a crash to recover from."""
+    db = tmp_path / "book.db"
+    auth = {"Authorization": f"Bearer {widgets_book(f'sqlite:///{db}')}"}
+    log = tmp_path / "server.log"
+    with (
+        served(f"sqlite:///{db}", log) as (server, base),
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        [writer] = _writers(server.pid)
+        away = tmp_path / "away.db"
+        db.rename(away)
+        os.kill(writer, signal.SIGKILL)
+        _until("tried again", lambda: log.read_text().count("trying again in") >= 2, 30)
+        down = client.post("/events", json={"id": "c1", **COMPLETION}, headers=auth)
+        assert down.status_code == 503 and down.headers["Retry-After"], down.text
+        assert client.get("/health").status_code == 503
+        away.rename(db)
+        _until("started again", lambda: client.get("/health").status_code == 200, 60)
+        posted = client.post("/events", json={"id": "c1", **COMPLETION}, headers=auth)
+        assert posted.status_code == 201, posted.text
+        [again] = _writers(server.pid)
+        os.killpg(server.pid, signal.SIGTERM)
+        assert server.wait(60) in (0, -signal.SIGTERM), log.read_text()
+        said = log.read_text()
+        assert "Application shutdown complete" in said
+        assert said.count("the writer process stopped") == 1  # the kill above, not the SIGTERM
+        assert "Traceback" not in said, said
+        _until("the writer gone", lambda: not Path(f"/proc/{again}").exists(), 10)
+    store = Store(f"sqlite:///{db}", create=False)
+    try:
+        assert store.load().quantity("W") == 2
+    finally:
+        store.close()
+
+
 def test_health_says_unavailable_while_the_writer_process_is_not_running(
     db_url: str,
 ) -> None:

@@ -25,6 +25,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
@@ -39,6 +40,9 @@ log = logging.getLogger("backflush.api")
 #: Seconds the child may take to load the book (else the server gives up starting it), and
 #: to post what it holds when stopped (else it is killed).
 START_TIMEOUT = 600.0
+#: Seconds between tries to start a child again that could not start (the database down):
+#: the first, doubled after each failure up to the last.
+RESTART_DELAYS = (1.0, 30.0)
 
 
 def _unavailable(why: str) -> Problem:
@@ -186,10 +190,18 @@ class WriterProcess:
         if stopping:
             return
         log.error("the writer process stopped (exit code %s); starting it again", process.exitcode)
-        try:
-            self.start()
-        except StoreError as error:
-            log.error("%s; events are refused (503) until the server is restarted", error)
+        delay, longest = RESTART_DELAYS
+        while True:  # until it starts, or the server stops
+            try:
+                self.start()
+                return
+            except StoreError as error:
+                log.error("%s; events are refused (503); trying again in %g s", error, delay)
+            time.sleep(delay)
+            with self._lock:
+                if self._stopping:
+                    return
+            delay = min(delay * 2, longest)
 
 
 def _settle(answer: asyncio.Future[Any], outcome: Any) -> None:
@@ -208,9 +220,10 @@ def _settle_all(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
 def _serve(pipe: Connection, db_url: str) -> None:
     """The child: load the book, say so, then post each request received until told to
     stop (None) or the server is gone."""
-    # Ctrl-C reaches the whole process group; the server stops the child after it has
-    # posted what waits.
+    # Ctrl-C reaches the whole process group, as a service manager's SIGTERM does (systemd's
+    # KillMode=control-group): the server stops the child after it has posted what waits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     said = logging.StreamHandler()  # (stderr, as the server's own log)
     said.setFormatter(logging.Formatter("%(levelname)-9s [writer] %(message)s"))
     ours = logging.getLogger("backflush")  # what the store and the writer say

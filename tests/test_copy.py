@@ -242,3 +242,25 @@ def test_the_command_copies_and_says_so(tmp_path: Path) -> None:
     report = runner.invoke(cli, ["report", "--db", str(tmp_path / "copy.db"), "--json"])
     source = runner.invoke(cli, ["report", "--db", str(tmp_path / "book.db"), "--json"])
     assert report.exit_code == 0 and report.output == source.output
+
+
+def test_a_backup_or_copy_keeps_the_books_permissions(tmp_path: Path) -> None:
+    """A book kept from other users' eyes (0600) is backed up and copied to files just as
+    closed, whatever the umask: they hold the whole ledger and the token hashes."""
+    source = _book(tmp_path / "book.db", "widgets_prorate")
+    (tmp_path / "book.db").chmod(0o600)
+    try:
+        source.backup(tmp_path / "backup.db")
+        copy_book(source, f"sqlite:///{tmp_path / 'copy.db'}")
+    finally:
+        source.close()
+    for name in ("backup.db", "copy.db"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+    books = [
+        Store(f"sqlite:///{tmp_path / name}", create=False) for name in ("backup.db", "copy.db")
+    ]
+    try:
+        assert books[0].load().on_hand == books[1].load().on_hand
+    finally:
+        for book in books:
+            book.close()

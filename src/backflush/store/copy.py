@@ -29,6 +29,7 @@ from backflush.store.repository import (
     _log_master_change,
     _sqlite_path,
     database_url,
+    new_file_like,
 )
 
 #: Rows read and written at a time.
@@ -66,7 +67,14 @@ def copy_book(
     if into is not None and into.exists() and not _empty(into):
         raise StoreError(f"{into}: exists already; a book is copied into a new file")
     made = into is not None and not into.exists()
-    target = Store(target_url)
+    if made and into is not None:
+        new_file_like(into, source.url)  # (a SQLite source's permissions)
+    try:
+        target = Store(target_url)
+    except BaseException:
+        if made and into is not None:
+            into.unlink(missing_ok=True)
+        raise
     try:
         if target.url == source.url:
             raise StoreError(f"{source.display_url}: a book is copied into another database")

@@ -238,6 +238,22 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(rest) if rest != url and rest and rest != ":memory:" else None
 
 
+def new_file_like(path: Path, source_url: str) -> None:
+    """Create ``path``, empty (SQLite takes an empty file for a new database), with the
+    permissions of the SQLite book at ``source_url``: a backup or copy of a book kept from
+    other users' eyes is kept so too (its write-ahead log takes them from it). Another
+    source: nothing is made. Refused (FileExistsError) if ``path`` exists."""
+    origin = _sqlite_path(source_url)
+    if origin is None:
+        return
+    mode = origin.stat().st_mode & 0o777
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(handle, mode)  # (the umask may have taken bits away)
+    finally:
+        os.close(handle)
+
+
 def _json(values: Mapping[str, Decimal]) -> str:
     """Decimal strings as JSON, in the mapping's own (deterministic) order."""
     return json.dumps({k: fmt(v) for k, v in values.items()})
@@ -802,7 +818,12 @@ class Store:
                 raise StoreError(f"{self.display_url}: no book here")
             conn.rollback()
             raw: Any = conn.connection.driver_connection  # VACUUM runs outside a transaction
-            raw.execute("VACUUM INTO ?", (str(target),))
+            new_file_like(target, self.url)
+            try:
+                raw.execute("VACUUM INTO ?", (str(target),))
+            except BaseException:
+                target.unlink(missing_ok=True)
+                raise
 
     @contextmanager
     def transaction(

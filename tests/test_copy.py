@@ -242,6 +242,13 @@ def test_the_command_copies_and_says_so(tmp_path: Path) -> None:
     report = runner.invoke(cli, ["report", "--db", str(tmp_path / "copy.db"), "--json"])
     source = runner.invoke(cli, ["report", "--db", str(tmp_path / "book.db"), "--json"])
     assert report.exit_code == 0 and report.output == source.output
+    # a target that cannot be reached is named, not the source (nothing listens on port 9)
+    unreachable = "postgresql://plant:secret@127.0.0.1:9/plant"
+    failed = runner.invoke(cli, ["copy", unreachable, "--db", str(tmp_path / "book.db")])
+    assert failed.exit_code == 2, failed.output
+    said = " ".join(failed.output.split())
+    assert "plant:***@127.0.0.1:9/plant: cannot connect: connection failed" in said, said
+    assert "book.db" not in said and "secret" not in said
 
 
 def test_a_backup_or_copy_keeps_the_books_permissions(tmp_path: Path) -> None:

@@ -71,6 +71,13 @@ def copy_book(
         new_file_like(into, source.url)  # (a SQLite source's permissions)
     try:
         target = Store(target_url)
+        try:  # (a connection that fails here is the target's: said so, not the source's)
+            with target.engine.connect():
+                pass
+        except sa.exc.DBAPIError as error:
+            target.close()
+            lines = str(error.orig or error).strip().splitlines() or [type(error).__name__]
+            raise StoreError(f"{target.display_url}: cannot connect: {lines[0]}") from error
     except BaseException:
         if made and into is not None:
             into.unlink(missing_ok=True)

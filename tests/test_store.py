@@ -484,6 +484,25 @@ def impatient(db_url: str) -> Store:
     return Store(f"{db_url}?options=-c%20lock_timeout%3D300")
 
 
+@pytest.mark.postgres
+def test_a_postgresql_write_waits_for_the_write_lock_as_long_as_on_sqlite(
+    pg_db_url: str,
+) -> None:
+    """A write behind a long one (an import) gives up after BUSY_TIMEOUT, nothing written
+    (the API answers 503, to send again), as on SQLite, instead of waiting for ever; a URL
+    that sets its own lock_timeout keeps it."""
+    for url, expected in (
+        (pg_db_url, "30s"),
+        (f"{pg_db_url}?options=-c%20lock_timeout%3D300", "300ms"),
+    ):
+        store = Store(url)
+        try:
+            with store.engine.connect() as conn:
+                assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == expected
+        finally:
+            store.close()
+
+
 def test_reads_do_not_wait_for_a_writer(store: Store, db_url: str) -> None:
     sc = scenario("shortage_plant")
     open_book(store, sc, upto="c1")

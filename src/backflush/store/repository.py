@@ -128,7 +128,10 @@ def _empty(path: Path) -> bool:
         return False
 
 
-#: Seconds a SQLite connection waits for another writer's lock before it gives up.
+#: Seconds a write waits for another writer's lock before it gives up, nothing written (the
+#: API answers 503, to send again): a SQLite connection's busy timeout; on PostgreSQL the
+#: lock_timeout of each session (unless its URL sets one: ``?options=-c lock_timeout=...``),
+#: which bounds the wait for the book's write lock.
 BUSY_TIMEOUT = 30.0
 
 
@@ -182,6 +185,17 @@ def _make_engine(url: str) -> Engine:
         from psycopg.types.array import ListBinaryDumper
 
         dbapi.adapters.register_dumper(list, ListBinaryDumper)
+
+    @sa.event.listens_for(engine, "connect")
+    def _lock_timeout(dbapi: Any, _record: Any) -> None:
+        """A write waits for the book's write lock (a long import holding it) no longer than
+        :data:`BUSY_TIMEOUT`, as on SQLite, unless the session says otherwise."""
+        with dbapi.cursor() as cursor:
+            cursor.execute("SHOW lock_timeout")
+            (found,) = cursor.fetchone()
+            if found == "0":  # (PostgreSQL's default: for ever)
+                cursor.execute(f"SET lock_timeout = '{int(BUSY_TIMEOUT * 1000)}ms'")
+        dbapi.commit()  # (a SET in a transaction rolled back would be undone)
 
     @sa.event.listens_for(engine, "before_cursor_execute")
     def _held_back_first(conn: Connection, *_args: Any) -> None:

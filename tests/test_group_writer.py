@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import logging
 import threading
 import weakref
 from collections.abc import Iterator
@@ -175,3 +176,32 @@ def test_a_database_error_after_the_group_was_committed_fails_only_what_it_faile
     assert event_ids(store) == ["c1", "p1"]  # the completion was committed
     monkeypatch.setattr(repository, "_load_period_sums", load_sums)
     assert store.post_each([given_events([close])]) == [[True]]
+
+
+def test_a_database_unavailable_is_said_in_one_line_and_other_failures_with_their_trace(
+    store: Store, writer: GroupWriter, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """A database down for seconds under load fails many groups: each is said in one line
+    (the driver's reason), not with its traceback and statement, which filled megabytes of
+    log; a failure of the server's own keeps its traceback."""
+    caplog.set_level(logging.WARNING, logger="backflush")
+    lost = sa.exc.OperationalError("SELECT ...", {}, Exception("connection lost\nDETAIL: x"))
+    failures: list[Exception] = [lost, RuntimeError("a bug")]
+
+    def failing(_postings: Any) -> Any:
+        raise failures.pop(0)
+
+    monkeypatch.setattr(store, "post_each", failing)
+
+    async def scenario() -> None:
+        with pytest.raises(sa.exc.OperationalError):
+            await asyncio.wait_for(writer.post(given_events([make(1)]), 1), 60)
+        with pytest.raises(RuntimeError):
+            await asyncio.wait_for(writer.post(given_events([make(2)]), 1), 60)
+
+    asyncio.run(scenario())
+    said = [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert said == [
+        ("WARNING", "group commit of 1 requests failed: connection lost", False),
+        ("ERROR", "group commit of 1 requests failed", True),
+    ]

@@ -75,6 +75,7 @@ from backflush.store.repository import (
     Imported,
     Store,
     StoreError,
+    database_reason,
     database_url,
     display_url,
 )
@@ -166,14 +167,6 @@ def cli_user() -> str:
         return f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
     except KeyError:  # no name for this user id
         return f"cli:uid {os.getuid()}"
-
-
-def database_reason(error: SQLAlchemyError) -> str:
-    """The database's own reason, on one line (without SQLAlchemy's statement and links)."""
-    cause = getattr(error, "orig", None)
-    text = str(cause) if cause is not None else str(error)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(cause or error).__name__
 
 
 def print_json(value: Any) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backflush.formats.inputs import PATTERN_WORDS, clipped
-from backflush.store.repository import StoreError
+from backflush.store.repository import StoreError, database_reason
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("backflush.api")
@@ -276,7 +276,14 @@ async def _store(_request: Request, error: Exception) -> JSONResponse:
 RETRY_AFTER = "5"
 
 
-def database_problem(error: OperationalError) -> Problem | None:
+def unavailable(error: OperationalError) -> bool:
+    """Whether ``error`` is the database busy or unreachable (:func:`database_problem`'s 503),
+    which a server rides out: said in one line, not with its traceback."""
+    found = database_problem(error, said=False)
+    return found is not None and found.status == 503
+
+
+def database_problem(error: OperationalError, *, said: bool = True) -> Problem | None:
     """The database busy past its timeout (SQLite: locked by a long write such as an import)
     or unreachable (PostgreSQL stopped, the connection lost), or a transaction PostgreSQL
     could not serialise: 503, to send again. A book that cannot be written (SQLite on a
@@ -289,7 +296,9 @@ def database_problem(error: OperationalError) -> Problem | None:
     sqlite = error.orig.__class__.__module__.startswith("sqlite3")
     if sqlite and not error.connection_invalidated and not ("locked" in reason or "busy" in reason):
         return None
-    log.warning("the book's database is unavailable: %s", error)  # details for the log only
+    if said:
+        # one line: a database down for seconds under load would fill the log otherwise
+        log.warning("the book's database is unavailable: %s", database_reason(error))
     return Problem(
         503,
         "unavailable",

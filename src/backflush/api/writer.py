@@ -27,8 +27,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy.exc import OperationalError
+
 from backflush.api.posting import EventRequest, posting, refusal
-from backflush.store.repository import Answer, Posting, Store
+from backflush.api.problems import unavailable
+from backflush.store.repository import Answer, Posting, Store, database_reason
 
 _T = TypeVar("_T")
 log = logging.getLogger("backflush.api")
@@ -163,7 +166,12 @@ class GroupWriter:
         try:
             outcomes = self.store.post_each([r.posting for r in group])
         except Exception as error:  # the database failed them all
-            log.exception("group commit of %d requests failed", len(group))
+            if isinstance(error, OperationalError) and unavailable(error):
+                # (its requests are answered 503, each said once)
+                said = database_reason(error)
+                log.warning("group commit of %d requests failed: %s", len(group), said)
+            else:
+                log.exception("group commit of %d requests failed", len(group))
             for request in group:
                 request.answer.set_exception(error)
         else:

@@ -252,6 +252,14 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(rest) if rest != url and rest and rest != ":memory:" else None
 
 
+def database_reason(error: sa.exc.SQLAlchemyError) -> str:
+    """The database's own reason, on one line (without SQLAlchemy's statement and links)."""
+    cause = getattr(error, "orig", None)
+    text = str(cause) if cause is not None else str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(cause or error).__name__
+
+
 def new_file_like(path: Path, source_url: str) -> None:
     """Create ``path``, empty (SQLite takes an empty file for a new database), with the
     permissions of the SQLite book at ``source_url``: a backup or copy of a book kept from

@@ -25,7 +25,7 @@ from backflush.domain import model as m
 from backflush.engine.flush import PostingError
 from backflush.formats.scenario import parse_scenario
 from backflush.store import schema as t
-from backflush.store.repository import Answer, Key, KeyReused, Posting, Store
+from backflush.store.repository import Answer, Key, KeyReused, Posting, Store, StoreError
 from helpers import dump_tables
 from test_properties import Stream, budget, plants
 
@@ -229,6 +229,30 @@ def test_a_write_of_other_data_makes_the_kept_book_stale(db_url: str, counted: l
         other.add_master(sc.master)
         store.post([m.Purchase("p2", DAY, "N", Decimal(1), Decimal(1))])  # N is known now
         assert len(counted) == 2
+    finally:
+        store.close()
+        other.close()
+
+
+def test_a_schema_migrated_by_another_process_is_checked_before_the_next_write(
+    db_url: str,
+) -> None:
+    """A server keeps its book and checked the schema once; another process migrates the book
+    to a schema a newer version of backflush wrote (its revision bumped, as a migration's
+    is): the server's next write reads the book again and refuses, naming the newer schema,
+    writing nothing (it went on writing with what it knew, its log of master data
+    changes with it)."""
+    store = opened(db_url)
+    other = Store(db_url)
+    try:
+        store.post([buy(1)])
+        with other.transaction(write=True) as conn:  # what a migration's commit leaves
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+            conn.execute(t.settings.update().values(revision=t.settings.c.revision + 1))
+        with pytest.raises(StoreError, match=r"newer version of backflush \(schema revision 9999"):
+            store.post([buy(2)])
+        with store.transaction() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(t.events)).scalar() == 1
     finally:
         store.close()
         other.close()

@@ -1959,6 +1959,10 @@ class Store:
         with self._kept_lock:
             kept, self._kept = self._kept, None
         if kept is None or row is None or (kept.revision, kept.created_at) != row:
+            # Another process wrote: it may have migrated the schema (a migration bumps the
+            # revision), which this version may not know; checked again before reading.
+            self._schema_checked = False
+            self._check_schema(conn)
             self.loads += 1
             book = self._load(conn, history=False, period_sums=False)
             assert row is not None  # the load found the settings
